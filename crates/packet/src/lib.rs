@@ -1,0 +1,18 @@
+//! Zero-copy views over Ethernet frames and small builders for the frames tests and tools craft.
+//!
+//! Views validate length once (`parse`), so no accessor can index out of bounds afterwards.
+//! Nothing here allocates or does I/O: the switch calls this on every frame.
+
+mod builder;
+mod error;
+mod ethernet;
+mod mac;
+mod vlan;
+
+pub use builder::{arp_request, ethernet_frame, ipv4_udp, FrameSpec};
+pub use error::PacketError;
+pub use ethernet::{
+    EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN,
+};
+pub use mac::MacAddr;
+pub use vlan::{VlanTag, VLAN_TAG_LEN};

@@ -1,0 +1,218 @@
+//! One bridge's pipeline: ingress VLAN check → learn → lookup → egress VLAN.
+
+use std::sync::Arc;
+
+use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
+
+use crate::{DropReason, FdbEntry, MacTable, Millis, PortCounters, PortVlan};
+
+/// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeSettings {
+    pub mac_aging_ms: Millis,
+    pub mac_table_size: usize,
+    pub forward_bpdu: bool,
+}
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        BridgeSettings { mac_aging_ms: 300_000, mac_table_size: 8192, forward_bpdu: false }
+    }
+}
+
+/// A port as the pipeline sees it. Its index in the bridge's port list is its *slot*.
+#[derive(Clone, Debug)]
+pub struct PortSpec {
+    pub name: String,
+    pub vlan: PortVlan,
+    pub counters: Arc<PortCounters>,
+}
+
+/// How a frame leaves a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encap {
+    Untagged,
+    /// With an 802.1Q tag carrying this TCI.
+    Tagged(u16),
+}
+
+/// One copy of the frame to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub slot: usize,
+    pub encap: Encap,
+}
+
+/// What the caller must do with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Drop it; the reason is already counted on the ingress port.
+    Drop(DropReason),
+    /// Send the copies listed in `out` (possibly none: nobody else on that VLAN).
+    Forward {
+        vlan: u16,
+        /// Whether the frame arrived with an 802.1Q tag (the caller needs it to rebuild headers).
+        ingress_tagged: bool,
+        /// Flooded (broadcast, multicast or unknown unicast) rather than sent to a learned port.
+        flooded: bool,
+    },
+}
+
+/// The pipeline state of one bridge: its ports and its MAC table.
+#[derive(Debug)]
+pub struct Bridge {
+    settings: BridgeSettings,
+    ports: Vec<PortSpec>,
+    macs: MacTable,
+}
+
+impl Bridge {
+    pub fn new(settings: BridgeSettings, ports: Vec<PortSpec>) -> Bridge {
+        let macs = MacTable::new(settings.mac_table_size, settings.mac_aging_ms);
+        Bridge { settings, ports, macs }
+    }
+
+    pub fn ports(&self) -> &[PortSpec] {
+        &self.ports
+    }
+
+    pub fn settings(&self) -> &BridgeSettings {
+        &self.settings
+    }
+
+    /// Applies a new port list. Addresses learned on ports that still exist with the same VLAN
+    /// settings survive (renumbered to their new slots); the rest are forgotten, as OvS does when
+    /// a port is removed or its VLAN configuration changes.
+    pub fn reconfigure(&mut self, settings: BridgeSettings, ports: Vec<PortSpec>) {
+        let map: Vec<Option<usize>> = self
+            .ports
+            .iter()
+            .map(|old| ports.iter().position(|new| new.name == old.name && new.vlan == old.vlan))
+            .collect();
+        self.macs.retain_ports(|slot| map.get(slot as usize).copied().flatten().is_some());
+        self.macs.remap_ports(|slot| map[slot as usize].unwrap_or(usize::MAX) as u32);
+        self.macs.set_limits(settings.mac_table_size, settings.mac_aging_ms);
+        self.settings = settings;
+        self.ports = ports;
+    }
+
+    /// Forgets addresses learned on `slot` (its device went away).
+    pub fn flush_port(&mut self, slot: usize) {
+        self.macs.flush_port(slot as u32);
+    }
+
+    /// Ages out stale addresses; call now and then (not per frame).
+    pub fn expire(&mut self, now: Millis) -> usize {
+        self.macs.expire(now)
+    }
+
+    pub fn mac_count(&self) -> usize {
+        self.macs.len()
+    }
+
+    /// The learned addresses, oldest first.
+    pub fn fdb(&self, now: Millis) -> Vec<FdbEntry> {
+        self.macs
+            .entries(now)
+            .into_iter()
+            .map(|(vlan, mac, slot, age_ms)| FdbEntry {
+                port: self.ports.get(slot as usize).map(|p| p.name.clone()).unwrap_or_default(),
+                vlan,
+                mac: mac.to_string(),
+                age: age_ms / 1000,
+            })
+            .collect()
+    }
+
+    /// Decides one frame that arrived on port `in_slot`. Outputs are appended to `out` (cleared
+    /// first), so a caller reusing one Vec allocates nothing per frame. Counts rx and drops on the
+    /// ingress port.
+    pub fn process(&mut self, in_slot: usize, frame: &[u8], now: Millis, out: &mut Vec<Output>) -> Verdict {
+        out.clear();
+        let Some(in_port) = self.ports.get(in_slot) else {
+            return Verdict::Drop(DropReason::VlanNotAllowed);
+        };
+        in_port.counters.count_rx(frame.len());
+        let drop = |reason| {
+            in_port.counters.count_drop(reason, 1);
+            Verdict::Drop(reason)
+        };
+        let Ok(eth) = EthernetHeader::parse(frame) else {
+            return drop(DropReason::Runt);
+        };
+        if eth.src.is_multicast() {
+            return drop(DropReason::MulticastSource);
+        }
+        let Some(vlan) = in_port.vlan.ingress_vlan(eth.vlan.map(|t| t.vid)) else {
+            return drop(DropReason::VlanNotAllowed);
+        };
+        if eth.dst.is_reserved_link_local() && !self.settings.forward_bpdu {
+            return drop(DropReason::ReservedMulticast);
+        }
+        self.macs.learn(vlan, eth.src, in_slot as u32, now);
+        let pcp = eth.vlan.map(|t| t.pcp).unwrap_or(0);
+        let ingress_tagged = eth.vlan.is_some();
+
+        let known = if eth.dst.is_multicast() { None } else { self.macs.lookup(vlan, eth.dst, now) };
+        match known {
+            Some(slot) if slot as usize == in_slot => drop(DropReason::DestinationOnIngress),
+            Some(slot) => {
+                let slot = slot as usize;
+                if let Some(encap) = self.ports.get(slot).and_then(|p| egress(p, vlan, pcp)) {
+                    out.push(Output { slot, encap });
+                }
+                Verdict::Forward { vlan, ingress_tagged, flooded: false }
+            }
+            None => {
+                for (slot, port) in self.ports.iter().enumerate() {
+                    if slot == in_slot {
+                        continue;
+                    }
+                    if let Some(encap) = egress(port, vlan, pcp) {
+                        out.push(Output { slot, encap });
+                    }
+                }
+                Verdict::Forward { vlan, ingress_tagged, flooded: true }
+            }
+        }
+    }
+
+    /// The port a MAC was learned on, for `trace`.
+    pub fn lookup(&self, vlan: u16, mac: MacAddr, now: Millis) -> Option<&PortSpec> {
+        self.macs.lookup(vlan, mac, now).and_then(|s| self.ports.get(s as usize))
+    }
+}
+
+fn egress(port: &PortSpec, vlan: u16, pcp: u8) -> Option<Encap> {
+    port.vlan.egress_vid(vlan).map(|vid| {
+        if vid == 0 {
+            Encap::Untagged
+        } else {
+            Encap::Tagged(VlanTag { pcp, dei: false, vid }.tci())
+        }
+    })
+}
+
+/// The pieces of the frame as it must leave: up to three slices (MACs, tag, rest) pointing into
+/// the ingress buffer and `tag_buf`, so pushing or popping a tag copies nothing.
+/// Returns the slices and how many of them are used.
+pub fn egress_parts<'a>(
+    frame: &'a [u8],
+    ingress_tagged: bool,
+    encap: Encap,
+    tag_buf: &'a mut [u8; VLAN_TAG_LEN],
+) -> ([&'a [u8]; 3], usize) {
+    const MACS: usize = 12;
+    let rest_at = if ingress_tagged { MACS + VLAN_TAG_LEN } else { MACS };
+    if frame.len() < rest_at {
+        return ([frame, &[], &[]], 1);
+    }
+    match encap {
+        Encap::Untagged if !ingress_tagged => ([frame, &[], &[]], 1),
+        Encap::Untagged => ([&frame[..MACS], &frame[rest_at..], &[]], 2),
+        Encap::Tagged(tci) => {
+            *tag_buf = VlanTag::from_tci(tci).to_bytes();
+            ([&frame[..MACS], &tag_buf[..], &frame[rest_at..]], 3)
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The forwarding pipeline of one bridge, as a deterministic state machine.
+//!
+//! Like boringtun's `Tunn`, [`Bridge::process`] takes bytes and the time and *tells the caller what
+//! to do* (which ports, tagged or not, or why to drop); it makes no syscalls and reads no clock.
+//! Isolation by construction: a frame is bound to one VLAN of one bridge at ingress and its
+//! outputs are chosen only among ports of that bridge that carry that VLAN.
+
+mod bridge;
+mod counters;
+mod mac_table;
+mod vlan;
+
+pub use bridge::{egress_parts, Bridge, BridgeSettings, Encap, Output, PortSpec, Verdict};
+pub use counters::{CounterSnapshot, DropReason, PortCounters};
+pub use mac_table::{FdbEntry, MacTable};
+pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet};
+
+/// Milliseconds on a monotonic clock; the caller supplies it so tests can inject time.
+pub type Millis = u64;

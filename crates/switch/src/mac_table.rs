@@ -1,0 +1,317 @@
+//! The MAC learning table of one bridge: (VLAN, MAC) → port, with aging and a size limit.
+//!
+//! Entries live in a slab threaded on an intrusive LRU list, so learning (touch), lookup, aging
+//! (pop from the old end) and eviction of the oldest are all O(1) and allocation-free once the
+//! slab reached its size.
+
+use std::collections::HashMap;
+
+use packet::MacAddr;
+use serde::{Deserialize, Serialize};
+
+use crate::Millis;
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+struct Slot {
+    vlan: u16,
+    mac: MacAddr,
+    port: u32,
+    last_seen: Millis,
+    prev: u32,
+    next: u32,
+}
+
+/// One learned address, as `rvsctl fdb show` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdbEntry {
+    pub port: String,
+    pub vlan: u16,
+    pub mac: String,
+    /// Seconds since the address was last seen.
+    pub age: u64,
+}
+
+/// MAC table. `port` values are opaque to the table (the bridge uses port slots).
+#[derive(Debug)]
+pub struct MacTable {
+    index: HashMap<(u16, MacAddr), u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Least recently seen.
+    head: u32,
+    /// Most recently seen.
+    tail: u32,
+    limit: usize,
+    aging_ms: Millis,
+    evictions: u64,
+}
+
+impl MacTable {
+    pub fn new(limit: usize, aging_ms: Millis) -> MacTable {
+        MacTable {
+            index: HashMap::with_capacity(limit.min(1 << 16)),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            limit: limit.max(1),
+            aging_ms,
+            evictions: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Changes the limit and aging time; shrinking evicts the oldest entries at once.
+    pub fn set_limits(&mut self, limit: usize, aging_ms: Millis) {
+        self.limit = limit.max(1);
+        self.aging_ms = aging_ms;
+        while self.index.len() > self.limit {
+            self.evict_oldest();
+        }
+    }
+
+    /// Records that `mac` on `vlan` was seen on `port` at `now`.
+    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: u32, now: Millis) {
+        if let Some(&i) = self.index.get(&(vlan, mac)) {
+            let s = &mut self.slots[i as usize];
+            s.port = port;
+            s.last_seen = now;
+            if self.tail != i {
+                self.unlink(i);
+                self.push_tail(i);
+            }
+            return;
+        }
+        if self.index.len() >= self.limit {
+            self.evict_oldest();
+        }
+        let slot = Slot { vlan, mac, port, last_seen: now, prev: NIL, next: NIL };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert((vlan, mac), i);
+        self.push_tail(i);
+    }
+
+    /// The port `mac` was learned on in `vlan`, unless unknown or expired at `now`.
+    pub fn lookup(&self, vlan: u16, mac: MacAddr, now: Millis) -> Option<u32> {
+        let i = *self.index.get(&(vlan, mac))?;
+        let s = &self.slots[i as usize];
+        (now.saturating_sub(s.last_seen) < self.aging_ms).then_some(s.port)
+    }
+
+    /// Drops entries not seen for the aging time. Returns how many expired.
+    pub fn expire(&mut self, now: Millis) -> usize {
+        let mut n = 0;
+        while self.head != NIL {
+            let s = &self.slots[self.head as usize];
+            if now.saturating_sub(s.last_seen) < self.aging_ms {
+                break;
+            }
+            self.remove_slot(self.head);
+            n += 1;
+        }
+        n
+    }
+
+    /// Forgets every address learned on `port` (port removed or reconfigured).
+    pub fn flush_port(&mut self, port: u32) {
+        self.retain_ports(|p| p != port);
+    }
+
+    /// Keeps only entries whose port satisfies `keep`.
+    pub fn retain_ports(&mut self, mut keep: impl FnMut(u32) -> bool) {
+        let doomed: Vec<u32> =
+            self.index.values().copied().filter(|i| !keep(self.slots[*i as usize].port)).collect();
+        for i in doomed {
+            self.remove_slot(i);
+        }
+    }
+
+    /// Rewrites port numbers (used when the bridge renumbers its port slots).
+    pub fn remap_ports(&mut self, mut map: impl FnMut(u32) -> u32) {
+        for i in self.index.values() {
+            let s = &mut self.slots[*i as usize];
+            s.port = map(s.port);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.head = NIL;
+        self.tail = NIL;
+    }
+
+    /// Live entries, oldest first.
+    pub fn entries(&self, now: Millis) -> Vec<(u16, MacAddr, u32, Millis)> {
+        let mut out = Vec::with_capacity(self.index.len());
+        let mut i = self.head;
+        while i != NIL {
+            let s = &self.slots[i as usize];
+            let age = now.saturating_sub(s.last_seen);
+            if age < self.aging_ms {
+                out.push((s.vlan, s.mac, s.port, age));
+            }
+            i = s.next;
+        }
+        out
+    }
+
+    fn evict_oldest(&mut self) {
+        if self.head != NIL {
+            self.remove_slot(self.head);
+            self.evictions += 1;
+        }
+    }
+
+    fn remove_slot(&mut self, i: u32) {
+        self.unlink(i);
+        let s = &self.slots[i as usize];
+        self.index.remove(&(s.vlan, s.mac));
+        self.free.push(i);
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next)
+        };
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+        let s = &mut self.slots[i as usize];
+        s.prev = NIL;
+        s.next = NIL;
+    }
+
+    fn push_tail(&mut self, i: u32) {
+        let old_tail = self.tail;
+        {
+            let s = &mut self.slots[i as usize];
+            s.prev = old_tail;
+            s.next = NIL;
+        }
+        if old_tail == NIL {
+            self.head = i;
+        } else {
+            self.slots[old_tail as usize].next = i;
+        }
+        self.tail = i;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(n: u32) -> MacAddr {
+        let b = n.to_be_bytes();
+        MacAddr([0x52, 0x54, b[0], b[1], b[2], b[3]])
+    }
+
+    #[test]
+    fn learn_lookup_move() {
+        let mut t = MacTable::new(10, 300_000);
+        t.learn(10, mac(1), 1, 0);
+        assert_eq!(t.lookup(10, mac(1), 5), Some(1));
+        assert_eq!(t.lookup(20, mac(1), 5), None, "keyed by VLAN too");
+        t.learn(10, mac(1), 2, 10);
+        assert_eq!(t.lookup(10, mac(1), 11), Some(2), "station moved");
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn aging_with_injected_time() {
+        let mut t = MacTable::new(10, 300_000);
+        t.learn(1, mac(1), 1, 0);
+        t.learn(1, mac(2), 1, 100_000);
+        assert_eq!(t.lookup(1, mac(1), 299_999), Some(1));
+        assert_eq!(t.lookup(1, mac(1), 300_000), None, "expired exactly at the aging time");
+        assert_eq!(t.expire(300_000), 1);
+        assert_eq!(t.len(), 1);
+        t.learn(1, mac(2), 1, 350_000); // refresh
+        assert_eq!(t.expire(450_000), 0);
+        assert_eq!(t.expire(650_000), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn limit_evicts_least_recently_seen() {
+        let mut t = MacTable::new(3, 1_000_000);
+        for n in 1..=3 {
+            t.learn(1, mac(n), n, u64::from(n));
+        }
+        t.learn(1, mac(1), 1, 10); // mac 1 now newest, mac 2 oldest
+        t.learn(1, mac(4), 4, 11);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.lookup(1, mac(2), 12), None);
+        assert_eq!(t.lookup(1, mac(1), 12), Some(1));
+        assert_eq!(t.lookup(1, mac(4), 12), Some(4));
+        assert_eq!(t.evictions(), 1);
+        t.set_limits(1, 1_000_000);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.lookup(1, mac(4), 12), Some(4));
+    }
+
+    #[test]
+    fn flush_and_remap() {
+        let mut t = MacTable::new(10, 1000);
+        t.learn(1, mac(1), 1, 0);
+        t.learn(1, mac(2), 2, 0);
+        t.flush_port(1);
+        assert_eq!(t.lookup(1, mac(1), 1), None);
+        t.remap_ports(|p| p + 10);
+        assert_eq!(t.lookup(1, mac(2), 1), Some(12));
+        let e = t.entries(1);
+        assert_eq!(e.len(), 1);
+    }
+
+    proptest::proptest! {
+        /// The table never exceeds its limit, and the LRU list and the index always agree.
+        #[test]
+        fn bounded_and_consistent(ops in proptest::collection::vec((0u32..50, 0u16..3, 0u32..4, 0u64..5000), 1..300)) {
+            let mut t = MacTable::new(16, 1000);
+            let mut now = 0;
+            for (m, vlan, port, dt) in ops {
+                now += dt / 10;
+                if m % 7 == 0 { t.expire(now); }
+                t.learn(vlan, mac(m), port, now);
+                proptest::prop_assert!(t.len() <= 16);
+                proptest::prop_assert_eq!(t.lookup(vlan, mac(m), now), Some(port));
+                let mut walked = 0;
+                let mut i = t.head;
+                while i != NIL { walked += 1; i = t.slots[i as usize].next; }
+                proptest::prop_assert_eq!(walked, t.len());
+            }
+        }
+    }
+}
