@@ -193,14 +193,24 @@ fn egress(port: &PortSpec, vlan: u16, pcp: u8) -> Option<Encap> {
     })
 }
 
+impl Encap {
+    /// The 802.1Q bytes this encapsulation pushes (all zero for `Untagged`, which pushes none).
+    pub fn tag_bytes(&self) -> [u8; VLAN_TAG_LEN] {
+        match self {
+            Encap::Untagged => [0; VLAN_TAG_LEN],
+            Encap::Tagged(tci) => VlanTag::from_tci(*tci).to_bytes(),
+        }
+    }
+}
+
 /// The pieces of the frame as it must leave: up to three slices (MACs, tag, rest) pointing into
-/// the ingress buffer and `tag_buf`, so pushing or popping a tag copies nothing.
-/// Returns the slices and how many of them are used.
+/// the ingress buffer and `tag` (from [`Encap::tag_bytes`]), so pushing or popping a tag copies
+/// nothing. Returns the slices and how many of them are used.
 pub fn egress_parts<'a>(
     frame: &'a [u8],
     ingress_tagged: bool,
     encap: Encap,
-    tag_buf: &'a mut [u8; VLAN_TAG_LEN],
+    tag: &'a [u8; VLAN_TAG_LEN],
 ) -> ([&'a [u8]; 3], usize) {
     const MACS: usize = 12;
     let rest_at = if ingress_tagged { MACS + VLAN_TAG_LEN } else { MACS };
@@ -210,9 +220,6 @@ pub fn egress_parts<'a>(
     match encap {
         Encap::Untagged if !ingress_tagged => ([frame, &[], &[]], 1),
         Encap::Untagged => ([&frame[..MACS], &frame[rest_at..], &[]], 2),
-        Encap::Tagged(tci) => {
-            *tag_buf = VlanTag::from_tci(tci).to_bytes();
-            ([&frame[..MACS], &tag_buf[..], &frame[rest_at..]], 3)
-        }
+        Encap::Tagged(_) => ([&frame[..MACS], &tag[..], &frame[rest_at..]], 3),
     }
 }

@@ -175,18 +175,14 @@ fn aging_and_limit_through_the_bridge() {
 fn egress_parts_push_and_pop() {
     let untagged = frame(mac(2), mac(1), None);
     let tagged = frame(mac(2), mac(1), Some(10));
-    let mut tag = [0u8; 4];
     let join = |(p, n): ([&[u8]; 3], usize)| p[..n].concat();
-    assert_eq!(join(egress_parts(&untagged, false, Encap::Untagged, &mut tag)), untagged);
-    assert_eq!(join(egress_parts(&tagged, true, Encap::Untagged, &mut tag)), untagged);
-    let pushed = join(egress_parts(
-        &untagged,
-        false,
-        Encap::Tagged(VlanTag { pcp: 5, dei: false, vid: 10 }.tci()),
-        &mut tag,
-    ));
-    assert_eq!(pushed, tagged);
-    let retagged = join(egress_parts(&tagged, true, Encap::Tagged(20), &mut tag));
+    let none = Encap::Untagged.tag_bytes();
+    assert_eq!(join(egress_parts(&untagged, false, Encap::Untagged, &none)), untagged);
+    assert_eq!(join(egress_parts(&tagged, true, Encap::Untagged, &none)), untagged);
+    let encap = Encap::Tagged(VlanTag { pcp: 5, dei: false, vid: 10 }.tci());
+    assert_eq!(join(egress_parts(&untagged, false, encap, &encap.tag_bytes())), tagged);
+    let encap = Encap::Tagged(20);
+    let retagged = join(egress_parts(&tagged, true, encap, &encap.tag_bytes()));
     assert_eq!(&retagged[12..16], &[0x81, 0, 0, 20]);
     assert_eq!(retagged.len(), tagged.len());
 }

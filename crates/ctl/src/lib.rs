@@ -1,0 +1,10 @@
+//! The control channel between `rvsctl` and `rvswitchd` (like OvS's unixctl): one JSON request
+//! per line on a unix socket, one JSON response per line back. The types live here so both ends
+//! agree on them; rvsctl reaches the daemon only through this socket.
+
+pub mod client;
+pub mod protocol;
+pub mod render;
+
+/// Where rvswitchd listens unless told otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/rvswitch/rvswitchd.ctl";

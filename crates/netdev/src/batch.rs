@@ -1,0 +1,224 @@
+//! Receive buffers for a batch of frames, allocated once per batch and reused for every receive so
+//! the hot path never allocates.
+
+/// Bytes kept free before each received frame, so a VLAN tag the kernel stripped can be put back
+/// in place by moving only the 12 MAC-address bytes, never the payload.
+pub const HEADROOM: usize = 4;
+
+/// Largest frame a slot holds. AF_PACKET on veth delivers GSO super-frames of up to 64 KiB, plus
+/// room for link-layer headers.
+pub const MAX_FRAME: usize = 65536 + 64;
+
+/// Size of one slot: headroom plus the largest frame.
+pub(crate) const SLOT: usize = HEADROOM + MAX_FRAME;
+
+/// Length of the two MAC addresses that precede the EtherType / VLAN tag.
+const MACS_LEN: usize = 12;
+
+/// `capacity` preallocated frame slots filled by [`crate::Netdev::recv_batch`].
+///
+/// A received frame lives at offset [`HEADROOM`] of its slot (or at 0 once a VLAN tag was
+/// re-inserted). Frames are numbered `0..len()` in arrival order; a frame the backend skipped
+/// (truncated, our own echo) leaves no gap in that numbering.
+pub struct RxBatch {
+    /// `capacity * SLOT` bytes. Zero-initialised: `calloc` maps pages lazily, so an unused
+    /// 64 KiB slot costs no physical memory until a super-frame arrives.
+    buf: Vec<u8>,
+    /// `(offset into buf, length)` of each held frame; `capacity` entries, first `len` valid.
+    /// Invariant: `offset + length <= buf.len()`, and each frame lies within one slot.
+    frames: Vec<(usize, usize)>,
+    len: usize,
+}
+
+impl RxBatch {
+    /// Allocates `capacity` slots of `HEADROOM + MAX_FRAME` bytes each (~64 KiB per slot).
+    pub fn new(capacity: usize) -> Self {
+        RxBatch { buf: vec![0; capacity.saturating_mul(SLOT)], frames: vec![(0, 0); capacity], len: 0 }
+    }
+
+    /// Number of slots, i.e. the most frames one receive call can return.
+    pub fn capacity(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Frames held since the last receive.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no frames are held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Frame `i` as received (VLAN tag re-inserted if the kernel had stripped it).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`: that is a bug in the caller, not bad input.
+    pub fn frame(&self, i: usize) -> &[u8] {
+        assert!(i < self.len, "frame {i} out of range (len {})", self.len);
+        let (off, len) = self.frames[i];
+        &self.buf[off..off + len]
+    }
+
+    /// Mutable frame `i`, e.g. to rewrite a VLAN tag in place before forwarding.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn frame_mut(&mut self, i: usize) -> &mut [u8] {
+        assert!(i < self.len, "frame {i} out of range (len {})", self.len);
+        let (off, len) = self.frames[i];
+        &mut self.buf[off..off + len]
+    }
+
+    /// Forgets all held frames (the slots stay allocated).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Pointers to each slot's receive area (at `HEADROOM`, `MAX_FRAME` bytes long), for iovecs
+    /// that point into all slots at once. They are derived from one borrow of the buffer, so they
+    /// stay valid together until the batch is next touched through `&mut self`.
+    pub(crate) fn rx_area_ptrs(&mut self) -> impl Iterator<Item = *mut u8> + '_ {
+        let base = self.buf.as_mut_ptr();
+        // wrapping_add never leaves the allocation here: slot < capacity, so
+        // slot * SLOT + HEADROOM < buf.len().
+        (0..self.frames.len()).map(move |slot| base.wrapping_add(slot * SLOT + HEADROOM))
+    }
+
+    /// The `MAX_FRAME`-byte receive area of slot `slot` (after the headroom).
+    pub(crate) fn rx_area(&mut self, slot: usize) -> Option<&mut [u8]> {
+        let start = slot.checked_mul(SLOT)?.checked_add(HEADROOM)?;
+        self.buf.get_mut(start..start + MAX_FRAME)
+    }
+
+    /// Records that output frame `out` is the `len` bytes received into slot `slot`, re-inserting
+    /// a stripped VLAN tag `(tpid, tci)` in place when given. `out <= slot` lets the backend
+    /// skip frames without copying. Returns false (and records nothing) on out-of-range input.
+    pub(crate) fn set_frame(
+        &mut self,
+        out: usize,
+        slot: usize,
+        len: usize,
+        vlan: Option<(u16, u16)>,
+    ) -> bool {
+        if out >= self.capacity() || slot >= self.capacity() || len > MAX_FRAME {
+            return false;
+        }
+        let base = slot * SLOT;
+        let mut off = base + HEADROOM;
+        let mut len = len;
+        if let Some((tpid, tci)) = vlan {
+            // A frame shorter than two MACs cannot have carried a tag; leave it as is.
+            if len >= MACS_LEN {
+                self.buf.copy_within(off..off + MACS_LEN, base);
+                let tag = &mut self.buf[base + MACS_LEN..base + MACS_LEN + HEADROOM];
+                tag[..2].copy_from_slice(&tpid.to_be_bytes());
+                tag[2..].copy_from_slice(&tci.to_be_bytes());
+                off = base;
+                len += HEADROOM;
+            }
+        }
+        self.frames[out] = (off, len);
+        true
+    }
+
+    /// Sets how many frames are held; clamped to the capacity.
+    pub(crate) fn set_len(&mut self, len: usize) {
+        self.len = len.min(self.capacity());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(b: &mut RxBatch, slot: usize, data: &[u8]) {
+        b.rx_area(slot).unwrap()[..data.len()].copy_from_slice(data);
+    }
+
+    #[test]
+    fn new_batch_is_empty_with_capacity() {
+        let b = RxBatch::new(4);
+        assert_eq!(b.capacity(), 4);
+        assert_eq!(b.len(), 0);
+        assert!(b.is_empty());
+        let z = RxBatch::new(0);
+        assert_eq!(z.capacity(), 0);
+    }
+
+    #[test]
+    fn untagged_frame_round_trips() {
+        let mut b = RxBatch::new(2);
+        let f: Vec<u8> = (0..60u8).collect();
+        fill(&mut b, 1, &f);
+        assert!(b.set_frame(0, 1, f.len(), None));
+        b.set_len(1);
+        assert_eq!(b.frame(0), &f[..]);
+        b.frame_mut(0)[0] = 0xff;
+        assert_eq!(b.frame(0)[0], 0xff);
+        b.clear();
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn vlan_tag_is_reinserted_after_macs() {
+        let mut b = RxBatch::new(1);
+        let mut f = vec![0xaa; 6];
+        f.extend([0xbb; 6]);
+        f.extend([0x08, 0x00, 1, 2, 3]);
+        fill(&mut b, 0, &f);
+        assert!(b.set_frame(0, 0, f.len(), Some((0x8100, (3 << 13) | 10))));
+        b.set_len(1);
+        let got = b.frame(0);
+        assert_eq!(got.len(), f.len() + 4);
+        assert_eq!(&got[..12], &f[..12]);
+        assert_eq!(&got[12..16], &[0x81, 0x00, 0x60, 0x0a]);
+        assert_eq!(&got[16..], &f[12..]);
+    }
+
+    #[test]
+    fn priority_tag_with_zero_tci_is_reinserted() {
+        let mut b = RxBatch::new(1);
+        fill(&mut b, 0, &[1; 14]);
+        assert!(b.set_frame(0, 0, 14, Some((0x88a8, 0))));
+        b.set_len(1);
+        assert_eq!(&b.frame(0)[12..16], &[0x88, 0xa8, 0, 0]);
+    }
+
+    #[test]
+    fn runt_frames_are_kept_and_never_tagged() {
+        let mut b = RxBatch::new(1);
+        fill(&mut b, 0, &[7; 5]);
+        assert!(b.set_frame(0, 0, 5, Some((0x8100, 1))));
+        b.set_len(1);
+        assert_eq!(b.frame(0), &[7; 5]);
+    }
+
+    #[test]
+    fn max_frame_with_tag_fits_in_slot() {
+        let mut b = RxBatch::new(2);
+        assert!(b.set_frame(1, 1, MAX_FRAME, Some((0x8100, 5))));
+        b.set_len(2);
+        assert_eq!(b.frame(1).len(), MAX_FRAME + HEADROOM);
+    }
+
+    #[test]
+    fn out_of_range_helpers_refuse() {
+        let mut b = RxBatch::new(1);
+        assert!(!b.set_frame(1, 0, 10, None));
+        assert!(!b.set_frame(0, 1, 10, None));
+        assert!(!b.set_frame(0, 0, MAX_FRAME + 1, None));
+        assert!(b.rx_area(1).is_none());
+        assert_eq!(b.rx_area_ptrs().count(), 1);
+        b.set_len(5);
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn frame_past_len_panics() {
+        let b = RxBatch::new(1);
+        let _ = b.frame(0);
+    }
+}

@@ -1,0 +1,133 @@
+//! Thin libc wrappers shared by the backends: Linux ABI constants that the `libc` crate does not
+//! export on every target, an `ifreq` ioctl helper and a socket-option setter. Keeping the
+//! `unsafe` here lets the backend modules read as plain I/O logic.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::name::IfName;
+
+// <linux/if_packet.h>. Defined here because `libc` only exports them on some targets; they are
+// fixed kernel ABI.
+pub(crate) const SOL_PACKET: libc::c_int = 263;
+pub(crate) const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+pub(crate) const PACKET_AUXDATA: libc::c_int = 8;
+pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+pub(crate) const PACKET_MR_PROMISC: libc::c_ushort = 1;
+pub(crate) const PACKET_OUTGOING: u8 = 4;
+pub(crate) const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+pub(crate) const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+// <asm-generic/socket.h> (x86, arm, aarch64, riscv, powerpc share these values).
+pub(crate) const SO_SNDBUFFORCE: libc::c_int = 32;
+pub(crate) const SO_RCVBUFFORCE: libc::c_int = 33;
+
+/// `struct packet_mreq` from <linux/if_packet.h>.
+#[repr(C)]
+pub(crate) struct PacketMreq {
+    pub mr_ifindex: libc::c_int,
+    pub mr_type: libc::c_ushort,
+    pub mr_alen: libc::c_ushort,
+    pub mr_address: [u8; 8],
+}
+
+/// `struct tpacket_auxdata` from <linux/if_packet.h>: the metadata (notably the VLAN tag the
+/// kernel stripped) that comes with each frame as a `PACKET_AUXDATA` control message.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct TpacketAuxdata {
+    pub tp_status: u32,
+    pub tp_len: u32,
+    pub tp_snaplen: u32,
+    pub tp_mac: u16,
+    pub tp_net: u16,
+    pub tp_vlan_tci: u16,
+    pub tp_vlan_tpid: u16,
+}
+
+/// Converts a `-1` return into the thread's errno.
+pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Opens a socket with CLOEXEC so it never leaks into children the daemon spawns.
+pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; on success we own the returned descriptor.
+    let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) })?;
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A throwaway datagram socket for interface ioctls. AF_INET needs no privilege; AF_UNIX is the
+/// fallback for kernels built without IPv4 (interface ioctls work on any socket family).
+pub(crate) fn ioctl_socket() -> io::Result<OwnedFd> {
+    socket(libc::AF_INET, libc::SOCK_DGRAM, 0).or_else(|_| socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0))
+}
+
+/// An `ifreq` with the name filled in and the union zeroed.
+pub(crate) fn ifreq(name: &IfName) -> libc::ifreq {
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    req
+}
+
+/// Runs one interface ioctl (`SIOCGIF*`, `SIOCSIF*`, `TUNSETIFF`) on `fd`.
+pub(crate) fn ioctl_ifreq(fd: RawFd, request: libc::c_ulong, req: &mut libc::ifreq) -> io::Result<()> {
+    // SAFETY: every request we pass reads/writes at most one `ifreq`, which `req` points to.
+    // The request parameter type differs between libc flavours, hence the inferred cast.
+    cvt(unsafe { libc::ioctl(fd, request as _, req as *mut libc::ifreq) }).map(drop)
+}
+
+/// Whether `ifindex` still names a device in the network namespace of socket `fd`. Used to tell a
+/// vanished device from one that is merely down: both report ENETDOWN on an AF_PACKET socket.
+pub(crate) fn ifindex_exists(fd: &OwnedFd, ifindex: u32) -> bool {
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_ifru.ifru_ifindex = ifindex as libc::c_int;
+    match ioctl_ifreq(fd.as_raw_fd(), libc::SIOCGIFNAME, &mut req) {
+        Ok(()) => true,
+        // Only a definite "no such device" counts as gone; any other failure keeps the port.
+        Err(e) => e.raw_os_error() != Some(libc::ENODEV),
+    }
+}
+
+/// Sets an integer socket option.
+pub(crate) fn setsockopt_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    setsockopt(fd, level, name, &value)
+}
+
+/// Sets a socket option whose value is the plain struct `value`.
+pub(crate) fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is valid for `size_of::<T>()` bytes for the duration of the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Errno of an `io::Error`, 0 when it carries none.
+pub(crate) fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}

@@ -1,0 +1,160 @@
+//! `system` ports: an AF_PACKET socket bound to an existing device (veth end, NIC, a tap that
+//! qemu owns). This is how Open vSwitch's userspace datapath drives "system" interfaces.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::batch::RxBatch;
+use crate::error::NetdevError;
+use crate::info::{ifindex_on, set_admin_up_on};
+use crate::name::IfName;
+use crate::sys::{self, PacketMreq};
+use crate::system_rx::RxScratch;
+use crate::system_tx::TxScratch;
+use crate::Netdev;
+
+/// Socket buffer size asked for: deep enough to absorb a burst of 64 KiB super-frames while the
+/// forwarding thread is busy with another port.
+const SOCKET_BUFFER: libc::c_int = 4 << 20;
+
+/// A port on an existing network device, through AF_PACKET.
+pub struct SystemPort {
+    fd: OwnedFd,
+    name: String,
+    ifindex: u32,
+    /// Set once the device is known to be unregistered: the kernel reports that only once (as a
+    /// pending socket error), so later calls must remember it.
+    gone: bool,
+    rx: RxScratch,
+    tx: TxScratch,
+}
+
+impl SystemPort {
+    /// Opens `name` in the calling thread's network namespace (the socket stays bound to that
+    /// namespace afterwards, whichever thread uses it) and brings the device admin-up.
+    pub fn open(name: &str) -> Result<SystemPort, NetdevError> {
+        let ifname = IfName::new(name)?;
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, libc::c_int::from(proto))
+            .map_err(|e| NetdevError::io("socket(AF_PACKET)", name, e))?;
+        let ifindex = ifindex_on(fd.as_raw_fd(), &ifname, name)?;
+        let io = |op| move |e| NetdevError::io(op, name, e);
+
+        // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as libc::c_int;
+        // SAFETY: `sll` is a valid sockaddr_ll for the advertised length.
+        let bound = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        sys::cvt(bound).map_err(|e| match sys::errno(&e) {
+            // The device vanished between the ifindex lookup and bind.
+            libc::ENODEV | libc::ENXIO => NetdevError::NoSuchDevice(name.to_owned()),
+            _ => NetdevError::io("bind", name, e),
+        })?;
+
+        let mreq = PacketMreq {
+            mr_ifindex: ifindex as libc::c_int,
+            mr_type: sys::PACKET_MR_PROMISC,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_ADD_MEMBERSHIP, &mreq)
+            .map_err(io("PACKET_ADD_MEMBERSHIP"))?;
+        // Without this every frame we send would come back to us as PACKET_OUTGOING. Kernels
+        // before 4.20 lack it; recv also filters PACKET_OUTGOING, so failure is not fatal.
+        let _ = sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, 1);
+        sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_AUXDATA, 1).map_err(io("PACKET_AUXDATA"))?;
+        raise_buffers(&fd);
+        set_admin_up_on(fd.as_raw_fd(), &ifname, name)?;
+
+        Ok(SystemPort {
+            fd,
+            name: name.to_owned(),
+            ifindex,
+            gone: false,
+            rx: RxScratch::new(),
+            tx: TxScratch::new(),
+        })
+    }
+
+    /// Kernel interface index of the device (in the namespace the port was opened in).
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Decides whether an error that may mean "device unregistered" really does: ENETDOWN is
+    /// also what a device merely set down reports.
+    fn vanished(&mut self, errno: i32) -> bool {
+        let gone = match errno {
+            libc::ENODEV | libc::ENXIO => true,
+            libc::ENETDOWN => !sys::ifindex_exists(&self.fd, self.ifindex),
+            _ => false,
+        };
+        self.gone |= gone;
+        gone
+    }
+}
+
+/// Raises both socket buffers; the FORCE variants (root only) ignore the sysctl caps. Smaller
+/// buffers only cost drops under load, so failures are ignored.
+fn raise_buffers(fd: &OwnedFd) {
+    for (force, plain) in [(sys::SO_RCVBUFFORCE, libc::SO_RCVBUF), (sys::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+        if sys::setsockopt_int(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER).is_err() {
+            let _ = sys::setsockopt_int(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER);
+        }
+    }
+}
+
+impl Netdev for SystemPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Errors: a device set down reports ENETDOWN once; that is `Ok(0)` here (link state is read
+    /// through [`crate::interface_info`]). An unregistered device gives [`NetdevError::DeviceGone`]
+    /// on this and every later call.
+    fn recv_batch(&mut self, batch: &mut RxBatch) -> Result<usize, NetdevError> {
+        batch.clear();
+        if self.gone {
+            return Err(NetdevError::DeviceGone(self.name.clone()));
+        }
+        match self.rx.recv(self.fd.as_raw_fd(), batch) {
+            Ok(n) => Ok(n),
+            Err(e) => match sys::errno(&e) {
+                libc::EAGAIN | libc::EINTR | libc::ENOBUFS => Ok(0),
+                errno if self.vanished(errno) => Err(NetdevError::DeviceGone(self.name.clone())),
+                libc::ENETDOWN => Ok(0),
+                _ => Err(NetdevError::io("recvmmsg", &self.name, e)),
+            },
+        }
+    }
+
+    /// Errors: a full queue (EAGAIN/ENOBUFS) or a device that is down (ENETDOWN) ends the batch
+    /// with the count so far; an unregistered device gives [`NetdevError::DeviceGone`].
+    fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError> {
+        if self.gone {
+            return Err(NetdevError::DeviceGone(self.name.clone()));
+        }
+        let res = self.tx.send(self.fd.as_raw_fd(), frames);
+        let Some(e) = res.stopped_by else {
+            return Ok(res.sent);
+        };
+        match sys::errno(&e) {
+            libc::EAGAIN | libc::ENOBUFS | libc::EINTR => Ok(res.sent),
+            errno if self.vanished(errno) => Err(NetdevError::DeviceGone(self.name.clone())),
+            libc::ENETDOWN => Ok(res.sent),
+            _ => Err(NetdevError::io("sendmmsg", &self.name, e)),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Tap ports that rvswitchd creates itself through /dev/net/tun. The device exists exactly as long
+//! as the descriptor (not persistent), so a crashed daemon leaves no stale devices behind.
+
+use std::ffi::CStr;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::batch::RxBatch;
+use crate::error::NetdevError;
+use crate::info::{ifindex_on, set_admin_up_on};
+use crate::name::IfName;
+use crate::sys;
+use crate::Netdev;
+
+/// A tap device owned by this process; frames written to it enter the host as if received on the
+/// device, frames the host sends out of it are read here.
+pub struct TapPort {
+    fd: OwnedFd,
+    name: String,
+    ifindex: u32,
+}
+
+impl TapPort {
+    /// Creates tap `name` in the calling thread's network namespace and brings it admin-up.
+    pub fn create(name: &str) -> Result<TapPort, NetdevError> {
+        let ifname = IfName::new(name)?;
+        let path = c"/dev/net/tun";
+        // SAFETY: `path` is NUL-terminated; on success we own the descriptor.
+        let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        let raw = sys::cvt(raw).map_err(|e| NetdevError::io("open /dev/net/tun", name, e))?;
+        // SAFETY: fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let mut req = sys::ifreq(&ifname);
+        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        sys::ioctl_ifreq(fd.as_raw_fd(), libc::TUNSETIFF as libc::c_ulong, &mut req)
+            .map_err(|e| NetdevError::io("TUNSETIFF", name, e))?;
+        // The kernel may have expanded a pattern such as "tap%d"; use the name it chose.
+        // SAFETY: the kernel NUL-terminates ifr_name within IFNAMSIZ.
+        let actual = unsafe { CStr::from_ptr(req.ifr_name.as_ptr()) }.to_string_lossy().into_owned();
+        let actual_name = IfName::new(&actual)?;
+
+        let sock = sys::ioctl_socket().map_err(|e| NetdevError::io("socket", name, e))?;
+        let ifindex = ifindex_on(sock.as_raw_fd(), &actual_name, &actual)?;
+        set_admin_up_on(sock.as_raw_fd(), &actual_name, &actual)?;
+        Ok(TapPort { fd, name: actual, ifindex })
+    }
+
+    /// Creates the bridge's internal port: the host stack's leg into the bridge. Same mechanics as
+    /// [`TapPort::create`]; a separate constructor so the daemon's intent reads clearly.
+    pub fn create_internal(name: &str) -> Result<TapPort, NetdevError> {
+        TapPort::create(name)
+    }
+
+    /// Kernel interface index of the tap device.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    fn gone_or_io(&self, op: &'static str, e: io::Error) -> NetdevError {
+        match sys::errno(&e) {
+            // The tun driver answers EBADFD once the device was deleted under the descriptor.
+            libc::EBADFD | libc::ENODEV | libc::ENXIO => NetdevError::DeviceGone(self.name.clone()),
+            _ => NetdevError::io(op, &self.name, e),
+        }
+    }
+}
+
+impl Netdev for TapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn recv_batch(&mut self, batch: &mut RxBatch) -> Result<usize, NetdevError> {
+        batch.clear();
+        let mut n = 0;
+        // Bounded by the batch capacity; one read returns one frame.
+        while n < batch.capacity() {
+            let Some(area) = batch.rx_area(n) else { break };
+            // SAFETY: `area` is a writable buffer of `area.len()` bytes.
+            let r = unsafe { libc::read(self.fd.as_raw_fd(), area.as_mut_ptr().cast(), area.len()) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                match sys::errno(&e) {
+                    libc::EAGAIN | libc::EINTR => break,
+                    _ if n > 0 => break, // report the frames we have; the error recurs next call
+                    _ => return Err(self.gone_or_io("read", e)),
+                }
+            }
+            if batch.set_frame(n, n, r as usize, None) {
+                n += 1;
+            }
+        }
+        batch.set_len(n);
+        Ok(n)
+    }
+
+    fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError> {
+        let mut sent = 0;
+        for frame in frames {
+            let iovcnt = libc::c_int::try_from(frame.len()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: IoSlice is ABI-compatible with iovec; `frame` outlives the call.
+            let r = unsafe { libc::writev(self.fd.as_raw_fd(), frame.as_ptr().cast(), iovcnt) };
+            if r >= 0 {
+                sent += 1;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match sys::errno(&e) {
+                libc::EAGAIN => break,
+                // EIO: device down / no carrier; EINVAL: runt or too many slices;
+                // EMSGSIZE: oversized. Only this frame is lost.
+                libc::EIO | libc::EINVAL | libc::EMSGSIZE | libc::EINTR => {}
+                _ => return Err(self.gone_or_io("writev", e)),
+            }
+        }
+        Ok(sent)
+    }
+}

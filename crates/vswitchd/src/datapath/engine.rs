@@ -1,0 +1,280 @@
+//! The forwarding loop: wait for readable ports, receive a batch, decide it with the bridge's
+//! pipeline, send the copies batched per egress port. Commands from the control plane are
+//! applied between batches.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use netdev::{Netdev, RxBatch};
+use switch::{Bridge, Output, Verdict};
+use tracing::{debug, info, warn};
+
+use super::sys::{Epoll, EventFd};
+use super::tx::{TxItem, TxScratch};
+use super::{Command, PortLink, Topology};
+
+/// Frames received per batch.
+const BATCH: usize = 64;
+/// Batches taken from one port before others get a turn.
+const BATCHES_PER_WAKEUP: usize = 4;
+/// Housekeeping (MAC aging) interval; also the longest idle sleep. Idle cost: one wakeup a second.
+const TICK_MS: u64 = 1000;
+const WAKER_TOKEN: u64 = u64::MAX;
+
+struct BridgeRt {
+    name: String,
+    bridge: Bridge,
+    devs: Vec<Option<Box<dyn Netdev>>>,
+    links: Vec<Arc<PortLink>>,
+}
+
+pub struct Engine {
+    commands: Receiver<Command>,
+    waker: Arc<EventFd>,
+    epoll: Epoll,
+    epoll_dirty: bool,
+    bridges: Vec<BridgeRt>,
+    by_name: HashMap<String, (usize, usize)>,
+    rx: RxBatch,
+    outs: Vec<Output>,
+    tx: TxScratch,
+    start: Instant,
+    last_tick: u64,
+    stop: bool,
+}
+
+fn token(bridge: usize, slot: usize) -> u64 {
+    ((bridge as u64) << 32) | slot as u64
+}
+
+impl Engine {
+    pub fn new(commands: Receiver<Command>, waker: Arc<EventFd>) -> std::io::Result<Engine> {
+        Ok(Engine {
+            commands,
+            waker,
+            epoll: Epoll::new()?,
+            epoll_dirty: true,
+            bridges: Vec::new(),
+            by_name: HashMap::new(),
+            rx: RxBatch::new(BATCH),
+            outs: Vec::with_capacity(64),
+            tx: TxScratch::default(),
+            start: Instant::now(),
+            last_tick: 0,
+            stop: false,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    pub fn run(&mut self) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        while !self.stop {
+            if self.epoll_dirty {
+                self.rebuild_epoll();
+            }
+            let n = self.epoll.wait(&mut events, TICK_MS as i32);
+            for ev in &events[..n] {
+                let tok = ev.u64;
+                if tok == WAKER_TOKEN {
+                    self.waker.drain();
+                    self.drain_commands();
+                } else {
+                    self.service_port((tok >> 32) as usize, (tok & 0xffff_ffff) as usize);
+                }
+            }
+            let now = self.now_ms();
+            if now.saturating_sub(self.last_tick) >= TICK_MS {
+                self.last_tick = now;
+                for b in &mut self.bridges {
+                    b.bridge.expire(now);
+                }
+            }
+        }
+        info!("forwarding thread stopped");
+    }
+
+    /// Recreates the epoll set from the current devices; runs only after a control change.
+    fn rebuild_epoll(&mut self) {
+        let epoll = match Epoll::new() {
+            Ok(e) => e,
+            Err(e) => {
+                warn!("cannot create epoll instance: {e}; retrying");
+                return;
+            }
+        };
+        if let Err(e) = epoll.add(self.waker.raw(), WAKER_TOKEN) {
+            warn!("cannot watch the control waker: {e}");
+        }
+        for (b, br) in self.bridges.iter().enumerate() {
+            for (s, dev) in br.devs.iter().enumerate() {
+                if let Some(dev) = dev {
+                    if let Err(e) = epoll.add(dev.raw_fd(), token(b, s)) {
+                        warn!(port = dev.name(), "cannot poll port: {e}");
+                    }
+                }
+            }
+        }
+        self.epoll = epoll;
+        self.epoll_dirty = false;
+    }
+
+    fn drain_commands(&mut self) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.apply(cmd),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.stop = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Topology(t) => self.set_topology(&t),
+            Command::Attach { port, dev } => match self.by_name.get(&port) {
+                Some(&(b, s)) => {
+                    self.bridges[b].devs[s] = Some(dev);
+                    self.bridges[b].links[s].set_attached(true);
+                    self.epoll_dirty = true;
+                    debug!(port, "device attached");
+                }
+                None => debug!(port, "device for unknown port dropped"),
+            },
+            Command::Detach { port } => {
+                if let Some(&(b, s)) = self.by_name.get(&port) {
+                    self.detach(b, s);
+                }
+            }
+            Command::Fdb { bridge, reply } => {
+                let now = self.now_ms();
+                let entries = self.bridges.iter().find(|b| b.name == bridge).map(|b| b.bridge.fdb(now));
+                let _ = reply.send(entries);
+            }
+            Command::Stop => self.stop = true,
+        }
+    }
+
+    /// Replaces the port layout. Devices and learned MACs of ports that survive are kept, so
+    /// traffic on them is not disturbed; devices of ports that are gone are closed.
+    fn set_topology(&mut self, t: &Topology) {
+        let mut devs: HashMap<String, Box<dyn Netdev>> = HashMap::new();
+        let mut old: HashMap<String, Bridge> = HashMap::new();
+        for br in self.bridges.drain(..) {
+            for (spec, dev) in br.bridge.ports().iter().zip(br.devs) {
+                if let Some(dev) = dev {
+                    devs.insert(spec.name.clone(), dev);
+                }
+            }
+            old.insert(br.name, br.bridge);
+        }
+        self.by_name.clear();
+        for (b, tb) in t.bridges.iter().enumerate() {
+            let specs: Vec<_> = tb.ports.iter().map(|p| p.spec.clone()).collect();
+            let bridge = match old.remove(&tb.name) {
+                Some(mut br) => {
+                    br.reconfigure(tb.settings.clone(), specs);
+                    br
+                }
+                None => Bridge::new(tb.settings.clone(), specs),
+            };
+            let mut rt = BridgeRt { name: tb.name.clone(), bridge, devs: Vec::new(), links: Vec::new() };
+            for (s, p) in tb.ports.iter().enumerate() {
+                let dev = devs.remove(&p.spec.name);
+                if dev.is_none() {
+                    // A device that survived keeps its attached flag; a new port starts detached
+                    // until the reconciler hands over a device.
+                    p.link.set_attached(false);
+                }
+                rt.devs.push(dev);
+                rt.links.push(p.link.clone());
+                self.by_name.insert(p.spec.name.clone(), (b, s));
+            }
+            self.bridges.push(rt);
+        }
+        // Whatever is left belongs to removed ports: dropping closes them.
+        drop(devs);
+        self.epoll_dirty = true;
+    }
+
+    fn detach(&mut self, b: usize, s: usize) {
+        let br = &mut self.bridges[b];
+        if br.devs[s].take().is_some() {
+            info!(port = br.bridge.ports()[s].name, "port device detached");
+        }
+        br.links[s].set_attached(false);
+        br.bridge.flush_port(s);
+        self.epoll_dirty = true;
+    }
+
+    fn service_port(&mut self, b: usize, slot: usize) {
+        for _ in 0..BATCHES_PER_WAKEUP {
+            let Some(br) = self.bridges.get_mut(b) else { return };
+            let Some(dev) = br.devs.get_mut(slot).and_then(|d| d.as_mut()) else { return };
+            let n = match dev.recv_batch(&mut self.rx) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.is_gone() => {
+                    warn!(port = dev.name(), "{e}");
+                    self.detach(b, slot);
+                    return;
+                }
+                Err(e) => {
+                    debug!(port = dev.name(), "receive error: {e}");
+                    return;
+                }
+            };
+            let now = self.start.elapsed().as_millis() as u64;
+            let gone = forward_batch(br, slot, &self.rx, n, now, &mut self.outs, &mut self.tx);
+            for s in gone {
+                self.detach(b, s);
+            }
+            if n < self.rx.capacity() {
+                return;
+            }
+        }
+    }
+}
+
+/// Decides `n` frames from `in_slot` and sends the copies. Returns the slots whose device failed
+/// as gone (at most a few; allocation only on that rare path).
+fn forward_batch(
+    br: &mut BridgeRt,
+    in_slot: usize,
+    rx: &RxBatch,
+    n: usize,
+    now: u64,
+    outs: &mut Vec<Output>,
+    tx: &mut TxScratch,
+) -> Vec<usize> {
+    let slots = br.devs.len();
+    tx.reset(slots);
+    for i in 0..n {
+        if let Verdict::Forward { ingress_tagged, .. } = br.bridge.process(in_slot, rx.frame(i), now, outs) {
+            for o in outs.iter() {
+                tx.queues[o.slot].push(TxItem { frame: i as u16, ingress_tagged, encap: o.encap });
+            }
+        }
+    }
+    let mut gone = Vec::new();
+    for s in 0..slots {
+        let Some(dev) = br.devs[s].as_mut() else { continue };
+        let counters = &br.bridge.ports()[s].counters;
+        if let Err(e) = tx.flush(s, rx, dev.as_mut(), counters) {
+            if e.is_gone() {
+                warn!(port = dev.name(), "{e}");
+                gone.push(s);
+            } else {
+                debug!(port = dev.name(), "send error: {e}");
+            }
+        }
+    }
+    gone
+}

@@ -1,0 +1,119 @@
+//! The forwarding thread and its handle. The thread owns every bridge's pipeline state and every
+//! port device; the control plane reaches it only through commands on a channel plus an eventfd
+//! wake-up, so forwarding never waits on a lock held by control work.
+
+mod engine;
+mod sys;
+mod tx;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use netdev::Netdev;
+use switch::{BridgeSettings, FdbEntry, PortSpec};
+
+/// Whether a port currently has a working device in the datapath. The datapath clears it when a
+/// device fails (vanished); the reconciler sets it when it hands a device over.
+#[derive(Debug, Default)]
+pub struct PortLink {
+    attached: AtomicBool,
+}
+
+impl PortLink {
+    pub fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::Acquire)
+    }
+
+    pub fn set_attached(&self, v: bool) {
+        self.attached.store(v, Ordering::Release)
+    }
+}
+
+/// The whole forwarding configuration, as one immutable snapshot.
+#[derive(Debug, Default)]
+pub struct Topology {
+    pub bridges: Vec<TopologyBridge>,
+}
+
+#[derive(Debug)]
+pub struct TopologyBridge {
+    pub name: String,
+    pub settings: BridgeSettings,
+    pub ports: Vec<TopologyPort>,
+}
+
+#[derive(Debug)]
+pub struct TopologyPort {
+    pub spec: PortSpec,
+    pub link: Arc<PortLink>,
+}
+
+pub(crate) enum Command {
+    Topology(Arc<Topology>),
+    Attach { port: String, dev: Box<dyn Netdev> },
+    Detach { port: String },
+    Fdb { bridge: String, reply: mpsc::Sender<Option<Vec<FdbEntry>>> },
+    Stop,
+}
+
+/// Handle to the forwarding thread.
+pub struct Datapath {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<sys::EventFd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Datapath {
+    pub fn spawn() -> std::io::Result<Datapath> {
+        let (commands, rx) = mpsc::channel();
+        let waker = Arc::new(sys::EventFd::new()?);
+        let mut engine = engine::Engine::new(rx, waker.clone())?;
+        let thread = std::thread::Builder::new().name("forwarding".into()).spawn(move || engine.run())?;
+        Ok(Datapath { commands, waker, thread: Some(thread) })
+    }
+
+    fn send(&self, cmd: Command) {
+        // The receiver only goes away when the thread ended; nothing is left to tell then.
+        if self.commands.send(cmd).is_ok() {
+            self.waker.wake();
+        }
+    }
+
+    pub fn set_topology(&self, topology: Arc<Topology>) {
+        self.send(Command::Topology(topology));
+    }
+
+    pub fn attach(&self, port: &str, dev: Box<dyn Netdev>) {
+        self.send(Command::Attach { port: port.to_string(), dev });
+    }
+
+    pub fn detach(&self, port: &str) {
+        self.send(Command::Detach { port: port.to_string() });
+    }
+
+    /// The MAC table of `bridge` (`None`: no such bridge); `Err` if the thread did not answer.
+    pub fn fdb(&self, bridge: &str, timeout: Duration) -> Result<Option<Vec<FdbEntry>>, String> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Fdb { bridge: bridge.to_string(), reply });
+        answer.recv_timeout(timeout).map_err(|_| "the forwarding thread did not answer".to_string())
+    }
+}
+
+impl Datapath {
+    /// Stops the forwarding thread and waits for it; its devices are closed. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.send(Command::Stop);
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

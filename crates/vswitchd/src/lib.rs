@@ -1,0 +1,8 @@
+//! rvswitchd, the daemon: config → desired state → reconcile → forwarding thread, plus the
+//! control socket `rvsctl` talks to.
+
+pub mod config;
+pub mod control;
+pub mod datapath;
+pub mod reconcile;
+pub mod state;

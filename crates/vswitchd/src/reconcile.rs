@@ -1,0 +1,268 @@
+//! The reconciler: turns desired state into the running datapath and keeps it there. It opens
+//! and creates port devices (syscalls that may block — never on the forwarding thread), hands
+//! them over, and every second re-checks devices so a VM's tap that vanished is marked down and
+//! picked up again when it comes back.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctl::protocol::{BridgeStatus, FdbReply, PortStatus, ShowReply};
+use netdev::{interface_info, Netdev, NetdevError, SystemPort, TapPort};
+use switch::{PortCounters, PortSpec};
+use tracing::{info, warn};
+
+use crate::config;
+use crate::datapath::{Datapath, PortLink, Topology, TopologyBridge, TopologyPort};
+use crate::state::{DesiredPort, DesiredState, PortKind};
+
+/// What the reconciler remembers about a port between passes.
+struct PortRuntime {
+    kind: PortKind,
+    counters: Arc<PortCounters>,
+    link: Arc<PortLink>,
+    /// ifindex of the device handed to the datapath (to notice a vanished-and-recreated one).
+    ifindex: Option<u32>,
+    /// Why the port has no device, as OvS writes it to Interface `error`.
+    error: Option<String>,
+}
+
+pub struct Reconciler {
+    config_path: Option<PathBuf>,
+    desired: DesiredState,
+    ports: HashMap<String, PortRuntime>,
+    datapath: Datapath,
+}
+
+impl Reconciler {
+    pub fn new(config_path: Option<PathBuf>, datapath: Datapath) -> Reconciler {
+        Reconciler { config_path, desired: DesiredState::default(), ports: HashMap::new(), datapath }
+    }
+
+    /// Re-reads the config file and applies it. On any error the running config stays in force.
+    pub fn reload(&mut self) -> Result<Vec<String>, String> {
+        let Some(path) = self.config_path.clone() else {
+            return Err("rvswitchd was started without --config: nothing to reload".into());
+        };
+        let desired = config::load(&path).map_err(|e| e.to_string())?;
+        Ok(self.apply(desired))
+    }
+
+    /// Makes the datapath match `new`; returns a line per change.
+    pub fn apply(&mut self, new: DesiredState) -> Vec<String> {
+        let mut changes = Vec::new();
+        let old_ports: HashMap<&str, (&str, &DesiredPort)> =
+            self.desired.ports().map(|(b, p)| (p.name.as_str(), (b.name.as_str(), p))).collect();
+        let new_ports: HashMap<&str, &DesiredPort> = new.ports().map(|(_, p)| (p.name.as_str(), p)).collect();
+        for b in &self.desired.bridges {
+            if !new.bridges.iter().any(|n| n.name == b.name) {
+                changes.push(format!("removed bridge {}", b.name));
+            }
+        }
+        for b in &new.bridges {
+            match self.desired.bridges.iter().find(|o| o.name == b.name) {
+                None => changes.push(format!("added bridge {}", b.name)),
+                Some(o) if o.settings != b.settings => {
+                    changes.push(format!("changed settings of bridge {}", b.name))
+                }
+                Some(_) => {}
+            }
+        }
+        // Ports that are gone, or whose type changed, lose their runtime (and device).
+        let mut reopen = Vec::new();
+        for (bridge, port) in new.ports() {
+            let (name, bridge) = (port.name.as_str(), bridge.name.as_str());
+            match old_ports.get(name) {
+                None => {
+                    changes.push(format!("added port {name} to {bridge}"));
+                    reopen.push(name.to_string());
+                }
+                Some((old_bridge, old)) if old.kind != port.kind || *old_bridge != bridge => {
+                    changes.push(format!(
+                        "replaced port {name} ({} on {old_bridge} → {} on {bridge})",
+                        old.kind.as_str(),
+                        port.kind.as_str()
+                    ));
+                    self.ports.remove(name);
+                    reopen.push(name.to_string());
+                }
+                Some((_, old)) if old.vlan != port.vlan => {
+                    changes.push(format!("changed VLAN settings of port {name}"))
+                }
+                Some(_) => {}
+            }
+        }
+        for (bridge, port) in self.desired.ports() {
+            if !new_ports.contains_key(port.name.as_str()) {
+                changes.push(format!("removed port {} from {}", port.name, bridge.name));
+                self.ports.remove(&port.name);
+            }
+        }
+
+        let topology = Topology {
+            bridges: new
+                .bridges
+                .iter()
+                .map(|b| TopologyBridge {
+                    name: b.name.clone(),
+                    settings: b.settings.clone(),
+                    ports: b
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let rt = self.ports.entry(p.name.clone()).or_insert_with(|| PortRuntime {
+                                kind: p.kind,
+                                counters: Arc::default(),
+                                link: Arc::default(),
+                                ifindex: None,
+                                error: None,
+                            });
+                            TopologyPort {
+                                spec: PortSpec {
+                                    name: p.name.clone(),
+                                    vlan: p.vlan.clone(),
+                                    counters: rt.counters.clone(),
+                                },
+                                link: rt.link.clone(),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        // Port layout first, then devices for the new ports: the datapath drops a device for a
+        // port it does not know.
+        self.datapath.set_topology(Arc::new(topology));
+        self.desired = new;
+        for name in reopen {
+            self.open_port(&name);
+        }
+        for c in &changes {
+            info!("{c}");
+        }
+        changes
+    }
+
+    /// Opens (or creates) the device of `name` and hands it to the datapath.
+    fn open_port(&mut self, name: &str) {
+        let Some(rt) = self.ports.get_mut(name) else { return };
+        let opened: Result<(Box<dyn Netdev>, u32), NetdevError> = match rt.kind {
+            PortKind::System => SystemPort::open(name).map(|p| {
+                let i = p.ifindex();
+                (Box::new(p) as Box<dyn Netdev>, i)
+            }),
+            PortKind::Tap => TapPort::create(name).map(|p| {
+                let i = p.ifindex();
+                (Box::new(p) as Box<dyn Netdev>, i)
+            }),
+            PortKind::Internal => TapPort::create_internal(name).map(|p| {
+                let i = p.ifindex();
+                (Box::new(p) as Box<dyn Netdev>, i)
+            }),
+        };
+        match opened {
+            Ok((dev, ifindex)) => {
+                if rt.error.take().is_some() || rt.ifindex.is_some() {
+                    info!(port = name, ifindex, "port device is back");
+                }
+                rt.ifindex = Some(ifindex);
+                rt.link.set_attached(true);
+                self.datapath.attach(name, dev);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if rt.error.as_deref() != Some(msg.as_str()) {
+                    warn!(port = name, "{msg}");
+                }
+                rt.ifindex = None;
+                rt.error = Some(msg);
+            }
+        }
+    }
+
+    /// One monitoring pass: detach system ports whose device vanished, reopen devices that
+    /// (re)appeared or failed in the datapath.
+    pub fn monitor(&mut self) {
+        let names: Vec<String> = self.ports.keys().cloned().collect();
+        for name in names {
+            let Some(rt) = self.ports.get_mut(&name) else { continue };
+            match rt.kind {
+                PortKind::System => {
+                    let now = interface_info(&name).ok().flatten().map(|i| i.ifindex);
+                    match (now, rt.ifindex) {
+                        (None, Some(_)) => {
+                            warn!(port = name, "device vanished; port down until it comes back");
+                            rt.ifindex = None;
+                            rt.error = Some(NetdevError::NoSuchDevice(name.clone()).to_string());
+                            rt.link.set_attached(false);
+                            self.datapath.detach(&name);
+                        }
+                        (Some(now), Some(was)) if now == was && rt.link.is_attached() => {}
+                        (Some(_), _) => self.open_port(&name),
+                        (None, None) => {}
+                    }
+                }
+                // Our own taps: only the datapath can tell they failed (they may also have been
+                // moved into another namespace on purpose, where we cannot see them by name).
+                PortKind::Tap | PortKind::Internal => {
+                    if !rt.link.is_attached() {
+                        self.open_port(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn show(&self) -> ShowReply {
+        let bridges = self
+            .desired
+            .bridges
+            .iter()
+            .map(|b| BridgeStatus {
+                name: b.name.clone(),
+                mac_aging_time: b.settings.mac_aging_ms / 1000,
+                mac_table_size: b.settings.mac_table_size,
+                ports: b.ports.iter().map(|p| self.port_status(p)).collect(),
+            })
+            .collect();
+        ShowReply { config_file: self.config_path.as_ref().map(|p| p.display().to_string()), bridges }
+    }
+
+    fn port_status(&self, p: &DesiredPort) -> PortStatus {
+        let rt = self.ports.get(&p.name);
+        let attached = rt.is_some_and(|r| r.link.is_attached());
+        // A device we hold is up when its link is; our taps may live in another namespace.
+        let carrier = match p.kind {
+            PortKind::System => interface_info(&p.name).ok().flatten().is_some_and(|i| i.carrier),
+            PortKind::Tap | PortKind::Internal => true,
+        };
+        PortStatus {
+            name: p.name.clone(),
+            kind: p.kind.as_str().to_string(),
+            vlan_mode: p.vlan.mode().as_str().to_string(),
+            tag: p.vlan.tag(),
+            trunks: if p.vlan.trunks().iter().count() >= 4095 {
+                Vec::new()
+            } else {
+                p.vlan.trunks().iter().collect()
+            },
+            link_state: if attached && carrier { "up" } else { "down" }.to_string(),
+            ifindex: rt.and_then(|r| r.ifindex),
+            error: rt.and_then(|r| r.error.clone()),
+            statistics: rt.map(|r| r.counters.snapshot()).unwrap_or_default(),
+        }
+    }
+
+    /// Stops forwarding and closes every device (our taps disappear with their fds).
+    pub fn shutdown(&mut self) {
+        self.datapath.stop();
+    }
+
+    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, String> {
+        match self.datapath.fdb(bridge, Duration::from_secs(2))? {
+            Some(entries) => Ok(FdbReply { bridge: bridge.to_string(), entries }),
+            None => Err(format!("no bridge named {bridge}")),
+        }
+    }
+}
