@@ -1,0 +1,191 @@
+//! Shared pieces of the daemon's integration tests: a running rvswitchd behind a guard, and
+//! namespace "VMs" on veth ports.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ctl::client;
+use ctl::protocol::{FdbReply, PortStatus, ReloadReply, Request, ShowReply};
+use packet::MacAddr;
+use testbed::{unique, wait_until, ChildGuard, Netns, Veth};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// rvswitchd started on a config file of its own in a private directory. Drop stops it (SIGTERM,
+/// then SIGKILL by the guard) and removes the directory.
+pub struct Daemon {
+    child: Option<ChildGuard>,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(unique("rvsd"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let socket = dir.join("ctl.sock");
+        let config_path = dir.join("rvswitch.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.join("rvswitchd.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--control-socket")
+            .arg(&socket)
+            .arg("--log")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("start rvswitchd");
+        let mut d = Daemon { child: Some(ChildGuard::new(child)), dir, socket, config: config_path };
+        let up = wait_until(Duration::from_secs(10), || {
+            client::call_raw(&d.socket, &Request::Show, CALL_TIMEOUT).is_ok()
+        });
+        if !up {
+            let status = d.child.as_mut().and_then(|c| c.child_mut().try_wait().ok().flatten());
+            panic!("rvswitchd did not come up (exit: {status:?}); log:\n{}", d.log());
+        }
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("rvswitchd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.pid()).unwrap_or(0)
+    }
+
+    pub fn show(&self) -> ShowReply {
+        client::call(&self.socket, &Request::Show, CALL_TIMEOUT).expect("show")
+    }
+
+    pub fn port(&self, name: &str) -> PortStatus {
+        self.show()
+            .bridges
+            .into_iter()
+            .flat_map(|b| b.ports)
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no port {name} in show"))
+    }
+
+    pub fn fdb(&self, bridge: &str) -> FdbReply {
+        client::call(&self.socket, &Request::FdbShow { bridge: bridge.into() }, CALL_TIMEOUT).expect("fdb")
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("rewrite config");
+    }
+
+    pub fn reload(&self) -> anyhow::Result<ReloadReply> {
+        client::call(&self.socket, &Request::Reload, CALL_TIMEOUT)
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        send_signal(self.pid(), sig);
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited with status 0.
+    pub fn stop(mut self) -> bool {
+        let mut guard = self.child.take().expect("running");
+        send_signal(guard.pid(), libc::SIGTERM);
+        let mut status = None;
+        wait_until(Duration::from_secs(10), || {
+            status = guard.child_mut().try_wait().ok().flatten();
+            status.is_some()
+        });
+        status.is_some_and(|s| s.success())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            send_signal(c.pid(), libc::SIGTERM);
+            wait_until(Duration::from_secs(5), || c.child_mut().try_wait().ok().flatten().is_some());
+            if std::thread::panicking() {
+                eprintln!("--- rvswitchd log ---\n{}", self.log());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// kill(2) for a PID this test started; never for 0 or negative values (process groups).
+fn send_signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        if pid > 0 {
+            // SAFETY: plain kill(2) on a positive PID of a child we started.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
+/// A "VM": a namespace with one NIC `eth0`, whose peer `port` in the root namespace is the
+/// switch port.
+pub struct Vm {
+    pub port: String,
+    pub ip: String,
+    pub mac: MacAddr,
+    pub veth: Veth,
+    pub ns: Netns,
+}
+
+impl Vm {
+    /// `n` picks the address 198.18.0.n/24 and MAC 02:00:00:00:00:n.
+    pub fn new(n: u8) -> Vm {
+        let ns = Netns::new("vm").expect("netns");
+        let port = unique("p");
+        let ip = format!("198.18.0.{n}");
+        let mac = MacAddr([0x02, 0, 0, 0, 0, n]);
+        let veth =
+            Veth::to_ns(&port, &ns, "eth0", Some(&format!("{ip}/24")), Some(&mac.to_string())).expect("veth");
+        Vm { port, ip, mac, veth, ns }
+    }
+
+    pub fn ping(&self, other: &Vm, count: u32) -> bool {
+        self.ns.ping(&other.ip, count)
+    }
+
+    /// An AF_PACKET socket on the VM's NIC, to inject and capture raw frames.
+    pub fn raw(&self) -> netdev::SystemPort {
+        self.ns.open_port("eth0").expect("raw socket in VM")
+    }
+
+    /// Re-creates the veth (after a test deleted it) with the same names, MAC and address.
+    pub fn recreate_link(&mut self) {
+        self.veth = Veth::to_ns(
+            &self.port,
+            &self.ns,
+            "eth0",
+            Some(&format!("{}/24", self.ip)),
+            Some(&self.mac.to_string()),
+        )
+        .expect("veth again");
+    }
+}
+
+/// A config with one bridge and the given `(port, extra TOML)` ports.
+pub fn bridge_config(bridge: &str, ports: &[(&str, &str)]) -> String {
+    let mut s = format!("[[bridge]]\nname = \"{bridge}\"\n");
+    for (name, extra) in ports {
+        s.push_str(&format!("[[bridge.port]]\nname = \"{name}\"\n{extra}\n"));
+    }
+    s
+}
+
+/// Waits until every listed port reports link up (the daemon attaches ports asynchronously).
+pub fn wait_ports_up(d: &Daemon, ports: &[&str]) {
+    let ok = wait_until(Duration::from_secs(10), || {
+        let show = d.show();
+        ports
+            .iter()
+            .all(|p| show.bridges.iter().flat_map(|b| &b.ports).any(|s| s.name == *p && s.link_state == "up"))
+    });
+    assert!(ok, "ports {ports:?} not up: {:#?}", d.show());
+}

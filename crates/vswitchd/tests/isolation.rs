@@ -1,0 +1,135 @@
+//! Real traffic between namespace "VMs": one bridge, VLAN isolation on one bridge, and isolation
+//! between bridges. Isolation is asserted on captured frames, not only on ping failing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bridge_config, wait_ports_up, Daemon, Vm};
+use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr, VlanTag};
+use testbed::{frame_capture, require_root, send_frame};
+
+/// Builds a frame from `src` carrying `marker` so captures can tell test frames apart.
+fn marked(dst: MacAddr, src: MacAddr, vid: Option<u16>, marker: u32) -> Vec<u8> {
+    let mut buf = vec![0u8; 128];
+    let mut payload = [0u8; 46];
+    payload[..4].copy_from_slice(&marker.to_be_bytes());
+    let spec = FrameSpec { dst, src, vlan: vid.map(|v| VlanTag::vid(v).unwrap()), ethertype: 0x88b5 };
+    let n = ethernet_frame(&mut buf, &spec, &payload).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Every frame that (a) has one of `macs` as source, or (b) carries a test marker.
+fn foreign(frames: &[Vec<u8>], macs: &[MacAddr]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| EthernetHeader::parse(f).ok().map(|h| (h, f)))
+        .filter(|(h, f)| macs.contains(&h.src) || (h.ethertype == 0x88b5 && f.len() >= h.payload_offset + 4))
+        .map(|(h, _)| format!("{} → {} vlan {:?} type {:#06x}", h.src, h.dst, h.vlan, h.ethertype))
+        .collect()
+}
+
+/// The burst a misbehaving switch would leak: broadcast, multicast, unknown unicast, unicast to
+/// a station of the other segment, and a tagged frame for the other segment's VLAN.
+fn leak_burst(from: &Vm, other_segment: &Vm) {
+    let mut raw = from.raw();
+    let frames = [
+        marked(MacAddr::BROADCAST, from.mac, None, 1),
+        marked(MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]), from.mac, None, 2),
+        marked(MacAddr([0x02, 0, 0, 0, 0, 0x99]), from.mac, None, 3),
+        marked(other_segment.mac, from.mac, None, 4),
+        marked(MacAddr::BROADCAST, from.mac, Some(20), 5),
+        marked(MacAddr::BROADCAST, from.mac, Some(10), 6),
+    ];
+    for f in &frames {
+        send_frame(&mut raw, f).expect("inject");
+    }
+    // Plus real IP traffic across the boundary (ARP broadcasts for the other side's address).
+    assert!(!from.ping(other_segment, 2), "ping crossed the boundary");
+}
+
+#[test]
+fn two_vms_on_one_bridge_ping() {
+    if !require_root("two_vms_on_one_bridge_ping") {
+        return;
+    }
+    let (a, b) = (Vm::new(1), Vm::new(2));
+    let d = Daemon::start(&bridge_config("br-t1", &[(&a.port, ""), (&b.port, "")]));
+    wait_ports_up(&d, &[&a.port, &b.port]);
+    assert!(a.ping(&b, 3), "a cannot reach b; log:\n{}", d.log());
+    assert!(b.ping(&a, 3));
+    let fdb = d.fdb("br-t1");
+    for vm in [&a, &b] {
+        let e = fdb.entries.iter().find(|e| e.mac == vm.mac.to_string()).expect("learned");
+        assert_eq!(e.port, vm.port);
+    }
+    let pa = d.port(&a.port);
+    assert!(pa.statistics.rx_packets >= 3 && pa.statistics.tx_packets >= 3, "{pa:?}");
+    assert!(d.stop(), "rvswitchd did not exit cleanly on SIGTERM");
+}
+
+#[test]
+fn access_vlans_on_one_bridge_are_isolated() {
+    if !require_root("access_vlans_on_one_bridge_are_isolated") {
+        return;
+    }
+    let (a, b, c, e) = (Vm::new(1), Vm::new(2), Vm::new(3), Vm::new(4));
+    let d = Daemon::start(&bridge_config(
+        "br-t2",
+        &[(&a.port, "tag = 10"), (&b.port, "tag = 10"), (&c.port, "tag = 20"), (&e.port, "tag = 20")],
+    ));
+    wait_ports_up(&d, &[&a.port, &b.port, &c.port, &e.port]);
+    assert!(a.ping(&b, 2), "same VLAN must work");
+    assert!(c.ping(&e, 2), "same VLAN must work");
+
+    let (mut cap_b, mut cap_c, mut cap_e) = (b.raw(), c.raw(), e.raw());
+    let before_c = d.port(&c.port).statistics.tx_packets;
+    leak_burst(&a, &c);
+    let at_b = frame_capture(&mut cap_b, Duration::from_millis(500), 1000);
+    let at_c = frame_capture(&mut cap_c, Duration::from_millis(500), 1000);
+    let at_e = frame_capture(&mut cap_e, Duration::from_millis(500), 1000);
+    let vlan10 = [a.mac, b.mac];
+    assert!(foreign(&at_c, &vlan10).is_empty(), "leaked into VLAN 20 (c): {:?}", foreign(&at_c, &vlan10));
+    assert!(foreign(&at_e, &vlan10).is_empty(), "leaked into VLAN 20 (e): {:?}", foreign(&at_e, &vlan10));
+    // Positive control: the same capture does see VLAN 10's flood at b (untagged ones only; the
+    // tagged ones are dropped at a's access port and counted).
+    let seen_b = foreign(&at_b, &[a.mac]);
+    assert!(seen_b.len() >= 3, "b should see a's broadcast/multicast/unknown unicast: {seen_b:?}");
+    assert!(d.port(&a.port).statistics.drops.get("vlan-not-allowed").copied().unwrap_or(0) >= 2);
+    // Switch counters agree: nothing was sent to c beyond what c's capture saw from VLAN 20.
+    let sent_c = d.port(&c.port).statistics.tx_packets - before_c;
+    assert_eq!(sent_c as usize, at_c.len(), "tx to c {sent_c} vs captured {}", at_c.len());
+}
+
+#[test]
+fn separate_bridges_are_isolated() {
+    if !require_root("separate_bridges_are_isolated") {
+        return;
+    }
+    let (a, b, c, e) = (Vm::new(1), Vm::new(2), Vm::new(3), Vm::new(4));
+    let config = bridge_config("br-t3a", &[(&a.port, ""), (&b.port, "")])
+        + &bridge_config("br-t3b", &[(&c.port, ""), (&e.port, "")]);
+    let d = Daemon::start(&config);
+    wait_ports_up(&d, &[&a.port, &b.port, &c.port, &e.port]);
+    assert!(a.ping(&b, 2));
+    assert!(c.ping(&e, 2));
+    let (mut cap_b, mut cap_c, mut cap_e) = (b.raw(), c.raw(), e.raw());
+    let before_c = d.port(&c.port).statistics.tx_packets;
+    leak_burst(&a, &c);
+    let at_b = frame_capture(&mut cap_b, Duration::from_millis(500), 1000);
+    let at_c = frame_capture(&mut cap_c, Duration::from_millis(500), 1000);
+    let at_e = frame_capture(&mut cap_e, Duration::from_millis(500), 1000);
+    let br1 = [a.mac, b.mac];
+    assert!(foreign(&at_c, &br1).is_empty(), "leaked across bridges: {:?}", foreign(&at_c, &br1));
+    assert!(foreign(&at_e, &br1).is_empty(), "leaked across bridges: {:?}", foreign(&at_e, &br1));
+    // On a trunk-all bridge even the tagged frames flood to b, tags intact.
+    let seen_b = foreign(&at_b, &[a.mac]);
+    assert!(seen_b.len() >= 5, "b should see a's flood incl. tagged frames: {seen_b:?}");
+    let sent_c = d.port(&c.port).statistics.tx_packets - before_c;
+    assert_eq!(sent_c as usize, at_c.len());
+    assert!(
+        d.fdb("br-t3b").entries.iter().all(|e| e.mac != a.mac.to_string()),
+        "a learned on the other bridge"
+    );
+}
