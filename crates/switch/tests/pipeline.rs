@@ -186,3 +186,31 @@ fn egress_parts_push_and_pop() {
     assert_eq!(&retagged[12..16], &[0x81, 0, 0, 20]);
     assert_eq!(retagged.len(), tagged.len());
 }
+
+proptest::proptest! {
+    /// Any bytes from any port: no panic; a forwarded frame never goes back out its ingress port
+    /// and only reaches ports that carry its VLAN; every frame is either forwarded or counted as
+    /// a drop on the ingress port.
+    #[test]
+    fn arbitrary_frames_respect_isolation(
+        frames in proptest::collection::vec((0usize..6, proptest::collection::vec(proptest::num::u8::ANY, 0..40)), 1..60)
+    ) {
+        let mut br = mixed_bridge();
+        let mut out = Vec::new();
+        for (now, (in_slot, bytes)) in frames.iter().enumerate() {
+            let before = br.ports()[*in_slot].counters.snapshot().total_drops();
+            match br.process(*in_slot, bytes, now as u64, &mut out) {
+                Verdict::Drop(_) => {
+                    proptest::prop_assert!(out.is_empty());
+                    proptest::prop_assert_eq!(br.ports()[*in_slot].counters.snapshot().total_drops(), before + 1);
+                }
+                Verdict::Forward { vlan, .. } => {
+                    for o in &out {
+                        proptest::prop_assert_ne!(o.slot, *in_slot);
+                        proptest::prop_assert!(br.ports()[o.slot].vlan.egress_vid(vlan).is_some());
+                    }
+                }
+            }
+        }
+    }
+}

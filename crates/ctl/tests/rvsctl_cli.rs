@@ -1,0 +1,136 @@
+//! rvsctl against a stand-in daemon on a unix socket: text and JSON rendering, errors, exit codes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+use ctl::protocol::{
+    BridgeStatus, CounterSnapshot, FdbEntry, FdbReply, PortStatus, Reply, Request, ShowReply,
+};
+
+fn sample_show() -> ShowReply {
+    ShowReply {
+        config_file: Some("/etc/rvswitch/rvswitch.toml".into()),
+        bridges: vec![BridgeStatus {
+            name: "br-intranet".into(),
+            mac_aging_time: 300,
+            mac_table_size: 8192,
+            ports: vec![PortStatus {
+                name: "vnet0".into(),
+                kind: "system".into(),
+                vlan_mode: "access".into(),
+                tag: Some(10),
+                trunks: vec![],
+                link_state: "down".into(),
+                ifindex: None,
+                error: Some("could not open network device vnet0 (No such device)".into()),
+                statistics: CounterSnapshot {
+                    rx_packets: 7,
+                    rx_bytes: 700,
+                    tx_packets: 3,
+                    tx_bytes: 300,
+                    drops: BTreeMap::from([("runt".to_string(), 2)]),
+                },
+            }],
+        }],
+    }
+}
+
+/// Serves `n` requests with canned answers on a fresh socket; returns its path.
+fn fake_daemon(n: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rvsctl-test-{}-{n}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ctl.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let mut stream = stream.unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            let reply = match serde_json::from_str::<Request>(&line) {
+                Ok(Request::Show) => Reply::success(&sample_show()),
+                Ok(Request::FdbShow { bridge }) if bridge == "br-intranet" => Reply::success(&FdbReply {
+                    bridge,
+                    entries: vec![FdbEntry {
+                        port: "vnet0".into(),
+                        vlan: 10,
+                        mac: "52:54:00:12:34:56".into(),
+                        age: 4,
+                    }],
+                }),
+                Ok(Request::FdbShow { bridge }) => Reply::failure(format!("no bridge named {bridge}")),
+                Ok(Request::Reload) => Reply::failure("t.toml:3:7: tag 5000 out of range"),
+                Err(e) => Reply::failure(e.to_string()),
+            };
+            let mut out = serde_json::to_vec(&reply).unwrap();
+            out.push(b'\n');
+            stream.write_all(&out).unwrap();
+        }
+    });
+    path
+}
+
+fn rvsctl(socket: &PathBuf, args: &[&str]) -> (i32, String, String) {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_rvsctl")).arg("--socket").arg(socket).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn show_text_and_json() {
+    let sock = fake_daemon(2);
+    let (code, text, _) = rvsctl(&sock, &["show"]);
+    assert_eq!(code, 0);
+    for want in [
+        "Bridge br-intranet",
+        "Port vnet0",
+        "vlan_mode: access  tag: 10",
+        "link: down",
+        "No such device",
+        "drop reasons: runt=2",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let (code, json, _) = rvsctl(&sock, &["--json", "show"]);
+    assert_eq!(code, 0);
+    let parsed: ShowReply = serde_json::from_str(&json).expect("--json prints the reply type");
+    assert_eq!(parsed, sample_show());
+}
+
+#[test]
+fn fdb_and_errors() {
+    let sock = fake_daemon(3);
+    let (code, text, _) = rvsctl(&sock, &["fdb", "show", "br-intranet"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("vnet0") && text.contains("52:54:00:12:34:56") && text.contains("  10  "),
+        "{text}"
+    );
+    let (code, _, err) = rvsctl(&sock, &["fdb", "show", "br-nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no bridge named br-nope"), "{err}");
+    let (code, _, err) = rvsctl(&sock, &["reload"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("t.toml:3:7"), "the daemon's file:line reaches the user: {err}");
+}
+
+#[test]
+fn no_daemon_and_bad_arguments() {
+    let missing = PathBuf::from("/nonexistent/rvswitch/ctl.sock");
+    let (code, _, err) = rvsctl(&missing, &["show"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot connect to rvswitchd"), "{err}");
+    let (code, _, err) = rvsctl(&missing, &["frobnicate"]);
+    assert_eq!(code, 2, "usage errors exit 2: {err}");
+}
