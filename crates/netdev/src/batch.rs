@@ -1,6 +1,8 @@
 //! Receive buffers for a batch of frames, allocated once per batch and reused for every receive so
 //! the hot path never allocates.
 
+use crate::vnet::{VnetHdr, VNET_HDR_LEN};
+
 /// Bytes kept free before each received frame, so a VLAN tag the kernel stripped can be put back
 /// in place by moving only the 12 MAC-address bytes, never the payload.
 pub const HEADROOM: usize = 4;
@@ -9,8 +11,15 @@ pub const HEADROOM: usize = 4;
 /// room for link-layer headers.
 pub const MAX_FRAME: usize = 65536 + 64;
 
-/// Size of one slot: headroom plus the largest frame.
-pub(crate) const SLOT: usize = HEADROOM + MAX_FRAME;
+/// Where a frame starts in its slot: the virtio-net header is received into the first
+/// `VNET_HDR_LEN` bytes, then `HEADROOM` bytes stay free for a re-inserted tag.
+pub(crate) const FRAME_AT: usize = VNET_HDR_LEN + HEADROOM;
+
+/// What the kernel writes per received frame: virtio-net header, then the frame.
+pub(crate) const RX_AREA: usize = VNET_HDR_LEN + MAX_FRAME;
+
+/// Size of one slot: header, headroom and the largest frame.
+pub(crate) const SLOT: usize = FRAME_AT + MAX_FRAME;
 
 /// Length of the two MAC addresses that precede the EtherType / VLAN tag.
 const MACS_LEN: usize = 12;
@@ -27,13 +36,20 @@ pub struct RxBatch {
     /// `(offset into buf, length)` of each held frame; `capacity` entries, first `len` valid.
     /// Invariant: `offset + length <= buf.len()`, and each frame lies within one slot.
     frames: Vec<(usize, usize)>,
+    /// Offload metadata of each held frame (checksum/GSO state from the kernel).
+    vnet: Vec<VnetHdr>,
     len: usize,
 }
 
 impl RxBatch {
     /// Allocates `capacity` slots of `HEADROOM + MAX_FRAME` bytes each (~64 KiB per slot).
     pub fn new(capacity: usize) -> Self {
-        RxBatch { buf: vec![0; capacity.saturating_mul(SLOT)], frames: vec![(0, 0); capacity], len: 0 }
+        RxBatch {
+            buf: vec![0; capacity.saturating_mul(SLOT)],
+            frames: vec![(0, 0); capacity],
+            vnet: vec![VnetHdr::default(); capacity],
+            len: 0,
+        }
     }
 
     /// Number of slots, i.e. the most frames one receive call can return.
@@ -61,6 +77,16 @@ impl RxBatch {
         &self.buf[off..off + len]
     }
 
+    /// Offload metadata of frame `i` (all zero for a plain, complete frame); offsets already
+    /// account for a re-inserted VLAN tag.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn vnet(&self, i: usize) -> VnetHdr {
+        assert!(i < self.len, "frame {i} out of range (len {})", self.len);
+        self.vnet[i]
+    }
+
     /// Mutable frame `i`, e.g. to rewrite a VLAN tag in place before forwarding.
     ///
     /// # Panics
@@ -76,9 +102,9 @@ impl RxBatch {
         self.len = 0;
     }
 
-    /// Pointers to each slot's receive area (at `HEADROOM`, `MAX_FRAME` bytes long), for iovecs
-    /// that point into all slots at once. They are derived from one borrow of the buffer, so they
-    /// stay valid together until the batch is next touched through `&mut self`.
+    /// Pointers to each slot's receive area (`RX_AREA` bytes: virtio-net header then frame), for
+    /// iovecs that point into all slots at once. They are derived from one borrow of the buffer,
+    /// so they stay valid together until the batch is next touched through `&mut self`.
     pub(crate) fn rx_area_ptrs(&mut self) -> impl Iterator<Item = *mut u8> + '_ {
         let base = self.buf.as_mut_ptr();
         // wrapping_add never leaves the allocation here: slot < capacity, so
@@ -86,15 +112,17 @@ impl RxBatch {
         (0..self.frames.len()).map(move |slot| base.wrapping_add(slot * SLOT + HEADROOM))
     }
 
-    /// The `MAX_FRAME`-byte receive area of slot `slot` (after the headroom).
+    /// The `RX_AREA`-byte receive area of slot `slot`: the kernel writes the virtio-net header
+    /// and right after it the frame.
     pub(crate) fn rx_area(&mut self, slot: usize) -> Option<&mut [u8]> {
         let start = slot.checked_mul(SLOT)?.checked_add(HEADROOM)?;
-        self.buf.get_mut(start..start + MAX_FRAME)
+        self.buf.get_mut(start..start + RX_AREA)
     }
 
-    /// Records that output frame `out` is the `len` bytes received into slot `slot`, re-inserting
-    /// a stripped VLAN tag `(tpid, tci)` in place when given. `out <= slot` lets the backend
-    /// skip frames without copying. Returns false (and records nothing) on out-of-range input.
+    /// Records that output frame `out` is what was received into slot `slot` (`len` bytes:
+    /// virtio-net header plus frame), re-inserting a stripped VLAN tag `(tpid, tci)` in place when
+    /// given. `out <= slot` lets the backend skip frames without copying. Returns false (and
+    /// records nothing) on out-of-range input or a message too short for its header.
     pub(crate) fn set_frame(
         &mut self,
         out: usize,
@@ -102,24 +130,31 @@ impl RxBatch {
         len: usize,
         vlan: Option<(u16, u16)>,
     ) -> bool {
-        if out >= self.capacity() || slot >= self.capacity() || len > MAX_FRAME {
+        if out >= self.capacity() || slot >= self.capacity() || !(VNET_HDR_LEN..=RX_AREA).contains(&len) {
             return false;
         }
         let base = slot * SLOT;
-        let mut off = base + HEADROOM;
-        let mut len = len;
+        // The header sits just before the frame; copy it out so its bytes can take a tag.
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        hdr.copy_from_slice(&self.buf[base + HEADROOM..base + FRAME_AT]);
+        let mut vnet = VnetHdr::from_bytes(&hdr);
+        let mut off = base + FRAME_AT;
+        let mut len = len - VNET_HDR_LEN;
         if let Some((tpid, tci)) = vlan {
             // A frame shorter than two MACs cannot have carried a tag; leave it as is.
             if len >= MACS_LEN {
-                self.buf.copy_within(off..off + MACS_LEN, base);
-                let tag = &mut self.buf[base + MACS_LEN..base + MACS_LEN + HEADROOM];
+                let new_off = off - HEADROOM;
+                self.buf.copy_within(off..off + MACS_LEN, new_off);
+                let tag = &mut self.buf[new_off + MACS_LEN..new_off + MACS_LEN + HEADROOM];
                 tag[..2].copy_from_slice(&tpid.to_be_bytes());
                 tag[2..].copy_from_slice(&tci.to_be_bytes());
-                off = base;
+                off = new_off;
                 len += HEADROOM;
+                vnet = vnet.shifted(HEADROOM as i32);
             }
         }
         self.frames[out] = (off, len);
+        self.vnet[out] = vnet;
         true
     }
 
@@ -133,8 +168,13 @@ impl RxBatch {
 mod tests {
     use super::*;
 
-    fn fill(b: &mut RxBatch, slot: usize, data: &[u8]) {
-        b.rx_area(slot).unwrap()[..data.len()].copy_from_slice(data);
+    /// Writes what the kernel would: a plain virtio-net header, then `data`. Returns the length
+    /// the kernel would report.
+    fn fill(b: &mut RxBatch, slot: usize, data: &[u8]) -> usize {
+        let area = b.rx_area(slot).unwrap();
+        area[..VNET_HDR_LEN].fill(0);
+        area[VNET_HDR_LEN..VNET_HDR_LEN + data.len()].copy_from_slice(data);
+        VNET_HDR_LEN + data.len()
     }
 
     #[test]
@@ -151,8 +191,8 @@ mod tests {
     fn untagged_frame_round_trips() {
         let mut b = RxBatch::new(2);
         let f: Vec<u8> = (0..60u8).collect();
-        fill(&mut b, 1, &f);
-        assert!(b.set_frame(0, 1, f.len(), None));
+        let n = fill(&mut b, 1, &f);
+        assert!(b.set_frame(0, 1, n, None));
         b.set_len(1);
         assert_eq!(b.frame(0), &f[..]);
         b.frame_mut(0)[0] = 0xff;
@@ -167,8 +207,8 @@ mod tests {
         let mut f = vec![0xaa; 6];
         f.extend([0xbb; 6]);
         f.extend([0x08, 0x00, 1, 2, 3]);
-        fill(&mut b, 0, &f);
-        assert!(b.set_frame(0, 0, f.len(), Some((0x8100, (3 << 13) | 10))));
+        let n = fill(&mut b, 0, &f);
+        assert!(b.set_frame(0, 0, n, Some((0x8100, (3 << 13) | 10))));
         b.set_len(1);
         let got = b.frame(0);
         assert_eq!(got.len(), f.len() + 4);
@@ -180,8 +220,8 @@ mod tests {
     #[test]
     fn priority_tag_with_zero_tci_is_reinserted() {
         let mut b = RxBatch::new(1);
-        fill(&mut b, 0, &[1; 14]);
-        assert!(b.set_frame(0, 0, 14, Some((0x88a8, 0))));
+        let n = fill(&mut b, 0, &[1; 14]);
+        assert!(b.set_frame(0, 0, n, Some((0x88a8, 0))));
         b.set_len(1);
         assert_eq!(&b.frame(0)[12..16], &[0x88, 0xa8, 0, 0]);
     }
@@ -189,8 +229,8 @@ mod tests {
     #[test]
     fn runt_frames_are_kept_and_never_tagged() {
         let mut b = RxBatch::new(1);
-        fill(&mut b, 0, &[7; 5]);
-        assert!(b.set_frame(0, 0, 5, Some((0x8100, 1))));
+        let n = fill(&mut b, 0, &[7; 5]);
+        assert!(b.set_frame(0, 0, n, Some((0x8100, 1))));
         b.set_len(1);
         assert_eq!(b.frame(0), &[7; 5]);
     }
@@ -198,7 +238,7 @@ mod tests {
     #[test]
     fn max_frame_with_tag_fits_in_slot() {
         let mut b = RxBatch::new(2);
-        assert!(b.set_frame(1, 1, MAX_FRAME, Some((0x8100, 5))));
+        assert!(b.set_frame(1, 1, RX_AREA, Some((0x8100, 5))));
         b.set_len(2);
         assert_eq!(b.frame(1).len(), MAX_FRAME + HEADROOM);
     }
@@ -208,11 +248,27 @@ mod tests {
         let mut b = RxBatch::new(1);
         assert!(!b.set_frame(1, 0, 10, None));
         assert!(!b.set_frame(0, 1, 10, None));
-        assert!(!b.set_frame(0, 0, MAX_FRAME + 1, None));
+        assert!(!b.set_frame(0, 0, RX_AREA + 1, None));
+        assert!(!b.set_frame(0, 0, VNET_HDR_LEN - 1, None), "shorter than its header");
         assert!(b.rx_area(1).is_none());
         assert_eq!(b.rx_area_ptrs().count(), 1);
         b.set_len(5);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn offload_offsets_follow_a_reinserted_tag() {
+        let mut b = RxBatch::new(1);
+        let hdr =
+            VnetHdr { flags: 1, gso_type: 1, hdr_len: 66, gso_size: 1448, csum_start: 34, csum_offset: 16 };
+        let area = b.rx_area(0).unwrap();
+        area[..VNET_HDR_LEN].copy_from_slice(&hdr.to_bytes());
+        area[VNET_HDR_LEN..VNET_HDR_LEN + 60].fill(9);
+        assert!(b.set_frame(0, 0, VNET_HDR_LEN + 60, Some((0x8100, 10))));
+        b.set_len(1);
+        assert_eq!(b.vnet(0), hdr.shifted(4));
+        assert_eq!(b.frame(0).len(), 64);
+        assert_eq!(&b.frame(0)[..12], &[9; 12]);
     }
 
     #[test]

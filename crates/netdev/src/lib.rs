@@ -14,17 +14,28 @@ mod system;
 mod system_rx;
 mod system_tx;
 mod tap;
+mod vnet;
 
 pub use batch::{RxBatch, HEADROOM, MAX_FRAME};
 pub use error::NetdevError;
 pub use info::{interface_info, set_admin_up, InterfaceInfo};
 pub use system::SystemPort;
 pub use tap::TapPort;
+pub use vnet::{VnetHdr, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN};
 
 use std::io::IoSlice;
 use std::os::fd::RawFd;
 
+/// One frame to send: its pieces (a gather list forming one Ethernet frame) and its offload
+/// metadata (all zero for a plain, complete frame).
+#[derive(Clone, Copy, Debug)]
+pub struct TxFrame<'a> {
+    pub vnet: VnetHdr,
+    pub parts: &'a [IoSlice<'a>],
+}
+
 /// What the datapath needs from a port: a pollable fd, batched receive, batched gather-send.
+/// Every backend carries virtio-net headers, so offloaded super-frames cross the switch whole.
 pub trait Netdev: Send {
     /// Device name (e.g. `vnet0`).
     fn name(&self) -> &str;
@@ -34,8 +45,15 @@ pub trait Netdev: Send {
     /// (0 when none are waiting). Frames are complete Ethernet frames; a VLAN tag that the kernel
     /// stripped into metadata is put back in place.
     fn recv_batch(&mut self, batch: &mut RxBatch) -> Result<usize, NetdevError>;
-    /// Send frames without blocking; each frame is a gather list of slices that together form one
-    /// Ethernet frame. Returns how many frames were accepted by the kernel (the rest are dropped;
-    /// the caller counts them).
-    fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError>;
+    /// Sends frames (with their offload metadata) without blocking. Returns how many frames the
+    /// kernel accepted (the rest are dropped; the caller counts them).
+    fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError>;
+
+    /// Convenience for tools and tests: sends plain frames (no offloads), each a gather list.
+    /// Allocates; the datapath uses [`Netdev::transmit`].
+    fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError> {
+        let tx: Vec<TxFrame<'_>> =
+            frames.iter().map(|parts| TxFrame { vnet: VnetHdr::default(), parts }).collect();
+        self.transmit(&tx)
+    }
 }

@@ -13,6 +13,14 @@ pub(crate) const SOL_PACKET: libc::c_int = 263;
 pub(crate) const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 pub(crate) const PACKET_AUXDATA: libc::c_int = 8;
 pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+pub(crate) const PACKET_VNET_HDR: libc::c_int = 15;
+// <linux/if_tun.h>
+pub(crate) const IFF_VNET_HDR: libc::c_int = 0x4000;
+pub(crate) const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+pub(crate) const TUN_F_CSUM: libc::c_uint = 0x01;
+pub(crate) const TUN_F_TSO4: libc::c_uint = 0x02;
+pub(crate) const TUN_F_TSO6: libc::c_uint = 0x04;
+pub(crate) const TUN_F_TSO_ECN: libc::c_uint = 0x08;
 pub(crate) const PACKET_MR_PROMISC: libc::c_ushort = 1;
 pub(crate) const PACKET_OUTGOING: u8 = 4;
 pub(crate) const TP_STATUS_VLAN_VALID: u32 = 1 << 4;

@@ -1,7 +1,6 @@
 //! `system` ports: an AF_PACKET socket bound to an existing device (veth end, NIC, a tap that
 //! qemu owns). This is how Open vSwitch's userspace datapath drives "system" interfaces.
 
-use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::batch::RxBatch;
@@ -11,7 +10,7 @@ use crate::name::IfName;
 use crate::sys::{self, PacketMreq};
 use crate::system_rx::RxScratch;
 use crate::system_tx::TxScratch;
-use crate::Netdev;
+use crate::{Netdev, TxFrame};
 
 /// Socket buffer size asked for: deep enough to absorb a burst of 64 KiB super-frames while the
 /// forwarding thread is busy with another port.
@@ -39,6 +38,9 @@ impl SystemPort {
             .map_err(|e| NetdevError::io("socket(AF_PACKET)", name, e))?;
         let ifindex = ifindex_on(fd.as_raw_fd(), &ifname, name)?;
         let io = |op| move |e| NetdevError::io(op, name, e);
+        // Every frame carries a virtio-net header both ways, so GSO super-frames and partial
+        // checksums pass through whole (set before bind so no frame arrives without one).
+        sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_VNET_HDR, 1).map_err(io("PACKET_VNET_HDR"))?;
 
         // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -142,7 +144,7 @@ impl Netdev for SystemPort {
 
     /// Errors: a full queue (EAGAIN/ENOBUFS) or a device that is down (ENETDOWN) ends the batch
     /// with the count so far; an unregistered device gives [`NetdevError::DeviceGone`].
-    fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError> {
+    fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError> {
         if self.gone {
             return Err(NetdevError::DeviceGone(self.name.clone()));
         }

@@ -5,7 +5,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::batch::{RxBatch, MAX_FRAME};
+use crate::batch::{RxBatch, RX_AREA};
 use crate::sys::{self, TpacketAuxdata};
 
 /// Most messages one `recvmmsg` call accepts (`UIO_MAXIOV`).
@@ -60,7 +60,7 @@ impl RxScratch {
         self.ensure(n);
         for (iov, base) in self.iovs.iter_mut().zip(batch.rx_area_ptrs()).take(n) {
             iov.iov_base = base.cast();
-            iov.iov_len = MAX_FRAME;
+            iov.iov_len = RX_AREA;
         }
         let iovs = self.iovs.as_mut_ptr();
         let addrs = self.addrs.as_mut_ptr();
@@ -77,7 +77,7 @@ impl RxScratch {
             m.msg_hdr.msg_flags = 0;
         }
         // SAFETY: the first `n` headers point at live buffers: iovecs into `batch` slots of
-        // MAX_FRAME bytes, address and control buffers of the advertised sizes.
+        // RX_AREA bytes, address and control buffers of the advertised sizes.
         let got = unsafe {
             libc::recvmmsg(
                 fd,

@@ -2,7 +2,7 @@
 //! as the descriptor (not persistent), so a crashed daemon leaves no stale devices behind.
 
 use std::ffi::CStr;
-use std::io::{self, IoSlice};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::batch::RxBatch;
@@ -10,7 +10,11 @@ use crate::error::NetdevError;
 use crate::info::{ifindex_on, set_admin_up_on};
 use crate::name::IfName;
 use crate::sys;
-use crate::Netdev;
+use crate::vnet::VNET_HDR_LEN;
+use crate::{Netdev, TxFrame};
+
+/// Most slices one frame may have (header included) on a tap write; the datapath uses ≤ 3.
+const MAX_PARTS: usize = 8;
 
 /// A tap device owned by this process; frames written to it enter the host as if received on the
 /// device, frames the host sends out of it are read here.
@@ -32,9 +36,16 @@ impl TapPort {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
         let mut req = sys::ifreq(&ifname);
-        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // IFF_VNET_HDR: frames carry a virtio-net header both ways, so super-frames pass whole.
+        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | sys::IFF_VNET_HDR) as libc::c_short;
         sys::ioctl_ifreq(fd.as_raw_fd(), libc::TUNSETIFF as libc::c_ulong, &mut req)
             .map_err(|e| NetdevError::io("TUNSETIFF", name, e))?;
+        // Tell the kernel we take partial checksums and TCP super-frames, so it need not
+        // segment or checksum what the host sends into this tap.
+        let offloads = sys::TUN_F_CSUM | sys::TUN_F_TSO4 | sys::TUN_F_TSO6 | sys::TUN_F_TSO_ECN;
+        // SAFETY: TUNSETOFFLOAD takes its argument by value.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), sys::TUNSETOFFLOAD as _, offloads as libc::c_ulong) };
+        sys::cvt(rc).map_err(|e| NetdevError::io("TUNSETOFFLOAD", name, e))?;
         // The kernel may have expanded a pattern such as "tap%d"; use the name it chose.
         // SAFETY: the kernel NUL-terminates ifr_name within IFNAMSIZ.
         let actual = unsafe { CStr::from_ptr(req.ifr_name.as_ptr()) }.to_string_lossy().into_owned();
@@ -99,12 +110,22 @@ impl Netdev for TapPort {
         Ok(n)
     }
 
-    fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError> {
+    fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError> {
         let mut sent = 0;
         for frame in frames {
-            let iovcnt = libc::c_int::try_from(frame.len()).unwrap_or(libc::c_int::MAX);
-            // SAFETY: IoSlice is ABI-compatible with iovec; `frame` outlives the call.
-            let r = unsafe { libc::writev(self.fd.as_raw_fd(), frame.as_ptr().cast(), iovcnt) };
+            if frame.parts.len() + 1 > MAX_PARTS {
+                continue; // never built by the datapath; dropped like a malformed frame
+            }
+            let hdr = frame.vnet.to_bytes();
+            let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_PARTS];
+            iov[0] = libc::iovec { iov_base: hdr.as_ptr().cast_mut().cast(), iov_len: VNET_HDR_LEN };
+            for (slot, p) in iov[1..].iter_mut().zip(frame.parts) {
+                *slot = libc::iovec { iov_base: p.as_ptr().cast_mut().cast(), iov_len: p.len() };
+            }
+            let iovcnt = (frame.parts.len() + 1) as libc::c_int;
+            // SAFETY: the first `iovcnt` iovecs describe live buffers (our header copy and the
+            // caller's slices); the kernel only reads them.
+            let r = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), iovcnt) };
             if r >= 0 {
                 sent += 1;
                 continue;

@@ -1,10 +1,12 @@
 //! Per-egress-port queues for one receive batch, flushed with one `send_batch` per port, so
 //! sending is batched like receiving. Frames are never copied: each queued copy is described by
-//! its index in the receive batch and its encapsulation, and the tag bytes live here.
+//! its index in the receive batch and its encapsulation, and the tag bytes live here. The
+//! frame's offload header (partial checksum, GSO) travels with it, its offsets moved by a push
+//! or pop.
 
 use std::io::IoSlice;
 
-use netdev::{Netdev, NetdevError, RxBatch};
+use netdev::{Netdev, NetdevError, RxBatch, TxFrame};
 use switch::{egress_parts, DropReason, Encap, PortCounters};
 
 #[derive(Clone, Copy, Debug)]
@@ -22,20 +24,30 @@ pub struct TxScratch {
     lens: Vec<usize>,
     iov: Vec<IoSlice<'static>>,
     ranges: Vec<(usize, usize)>,
-    frames: Vec<&'static [IoSlice<'static>]>,
+    frames: Vec<TxFrame<'static>>,
 }
 
 /// Empties a Vec and hands back its allocation for elements of another lifetime. The standard
 /// library collects a `map` over `into_iter` in place when the layouts match, so no new
 /// allocation happens; the closure never runs because the Vec is empty.
-fn recycle<'a, 'b, 'c, 'd>(mut v: Vec<&'a [IoSlice<'b>]>) -> Vec<&'c [IoSlice<'d>]> {
+fn recycle<'a, 'b>(mut v: Vec<TxFrame<'a>>) -> Vec<TxFrame<'b>> {
     v.clear();
-    v.into_iter().map(|_| -> &'c [IoSlice<'d>] { unreachable!("vector was cleared") }).collect()
+    v.into_iter().map(|_| -> TxFrame<'b> { unreachable!("vector was cleared") }).collect()
 }
 
 fn recycle_iov<'a, 'b>(mut v: Vec<IoSlice<'a>>) -> Vec<IoSlice<'b>> {
     v.clear();
     v.into_iter().map(|_| -> IoSlice<'b> { unreachable!("vector was cleared") }).collect()
+}
+
+/// Bytes the egress encapsulation adds (+4, tag pushed) or removes (−4, popped) after the MACs,
+/// so the offload header's offsets can follow.
+fn tag_delta(ingress_tagged: bool, encap: Encap) -> i32 {
+    match (ingress_tagged, encap) {
+        (false, Encap::Tagged(_)) => 4,
+        (true, Encap::Untagged) => -4,
+        _ => 0,
+    }
 }
 
 impl TxScratch {
@@ -78,9 +90,12 @@ impl TxScratch {
             self.lens.push(len);
             self.ranges.push((start, iov.len()));
         }
-        let mut frames: Vec<&[IoSlice<'_>]> = recycle(std::mem::take(&mut self.frames));
-        frames.extend(self.ranges.iter().map(|&(a, b)| &iov[a..b]));
-        let result = dev.send_batch(&frames);
+        let mut frames: Vec<TxFrame<'_>> = recycle(std::mem::take(&mut self.frames));
+        frames.extend(self.ranges.iter().zip(items.iter()).map(|(&(a, b), it)| TxFrame {
+            vnet: rx.vnet(usize::from(it.frame)).shifted(tag_delta(it.ingress_tagged, it.encap)),
+            parts: &iov[a..b],
+        }));
+        let result = dev.transmit(&frames);
         let sent = *result.as_ref().unwrap_or(&0);
         let bytes: usize = self.lens[..sent.min(self.lens.len())].iter().sum();
         counters.count_tx(sent as u64, bytes as u64);
