@@ -161,3 +161,44 @@ fn tap_and_internal_ports_are_created_by_the_daemon() {
     let gone = wait_until(Duration::from_secs(5), || host_ns.exec(&["ip", "link", "show", &bridge]).is_err());
     assert!(gone, "internal port outlived the daemon");
 }
+
+#[test]
+fn control_socket_is_private_and_survives_bad_clients() {
+    if !require_root("control_socket_is_private_and_survives_bad_clients") {
+        return;
+    }
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    let d = Daemon::start(&bridge_config("br-l6", &[]));
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "control socket mode {mode:o}");
+
+    let ask = |line: &[u8]| -> String {
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(line);
+        let mut reply = String::new();
+        let _ = BufReader::new(&s).read_line(&mut reply);
+        reply
+    };
+    for bad in
+        [&b"not json\n"[..], b"{\"cmd\":\"format-disk\"}\n", b"{\"cmd\":\"fdb-show\"}\n", b"\xff\xfe\n"]
+    {
+        let reply = ask(bad);
+        assert!(reply.contains("\"ok\":false") && reply.contains("bad request"), "{bad:?} → {reply}");
+    }
+    let reply = ask(b"{\"cmd\":\"fdb-show\",\"bridge\":\"nope\"}\n");
+    assert!(reply.contains("no bridge named nope"), "{reply}");
+    // A 2 MiB line is refused (error or disconnect), not buffered without bound.
+    let mut huge = vec![b'x'; 2 << 20];
+    huge.push(b'\n');
+    let reply = ask(&huge);
+    assert!(reply.is_empty() || reply.contains("longer than"), "{reply}");
+    // Clients that connect and say nothing do not block others.
+    let idle: Vec<UnixStream> = (0..8).map(|_| UnixStream::connect(&d.socket).unwrap()).collect();
+    assert_eq!(d.show().bridges.len(), 1, "daemon stopped serving");
+    drop(idle);
+    assert!(d.stop());
+}
