@@ -1,0 +1,71 @@
+//! ns/frame of the pure pipeline (ingress VLAN → learn → lookup → egress VLAN) with 1, 1k and
+//! 100k learned MACs: the cost the forwarding thread pays per frame before any I/O.
+//! Run: `cargo bench -p switch`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use packet::{ethernet_frame, FrameSpec, MacAddr, VlanTag};
+use switch::{Bridge, BridgeSettings, PortSpec, PortVlan, VlanMode};
+
+fn mac(n: u32) -> MacAddr {
+    let b = n.to_be_bytes();
+    MacAddr([0x02, 0x01, b[0], b[1], b[2], b[3]])
+}
+
+fn frame(dst: MacAddr, src: MacAddr, vid: Option<u16>) -> Vec<u8> {
+    let mut buf = vec![0u8; 64];
+    let spec = FrameSpec { dst, src, vlan: vid.map(|v| VlanTag::vid(v).unwrap()), ethertype: 0x0800 };
+    let n = ethernet_frame(&mut buf, &spec, &[0u8; 46]).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn port(name: &str, vlan: PortVlan) -> PortSpec {
+    PortSpec { name: name.into(), vlan, counters: Arc::default() }
+}
+
+/// Stations `0..macs` live behind port 0 (access 10); frames come tagged from the trunk (port 2)
+/// from stations `macs..2*macs` to them, so every frame learns (refreshes) its source, finds its
+/// destination, pops the tag.
+fn bench_macs(c: &mut Criterion, macs: u32) {
+    let settings = BridgeSettings { mac_table_size: 2 * macs as usize + 16, ..BridgeSettings::default() };
+    let mut br = Bridge::new(
+        settings,
+        vec![
+            port("vm0", PortVlan::access(10)),
+            port("vm1", PortVlan::access(10)),
+            port("uplink", PortVlan::new(Some(VlanMode::Trunk), None, &[10, 20]).unwrap()),
+            port("vm2", PortVlan::access(20)),
+        ],
+    );
+    let mut out = Vec::with_capacity(8);
+    for n in 0..macs {
+        br.process(0, &frame(MacAddr::BROADCAST, mac(n), None), 0, &mut out);
+    }
+    const FRAMES: u32 = 1024;
+    let frames: Vec<Vec<u8>> =
+        (0..FRAMES).map(|i| frame(mac(i % macs), mac(macs + i % macs), Some(10))).collect();
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(u64::from(FRAMES)));
+    group.bench_function(format!("unicast learn+lookup+vlan, {macs} MACs"), |b| {
+        let mut now = 1;
+        b.iter(|| {
+            now += 1;
+            for f in &frames {
+                black_box(br.process(2, black_box(f), now, &mut out));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn pipeline(c: &mut Criterion) {
+    for macs in [1, 1_000, 100_000] {
+        bench_macs(c, macs);
+    }
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);
