@@ -539,6 +539,12 @@ impl Session {
         &self.rx
     }
 
+    /// Moves the notification channel out, so one thread can wait for updates while another
+    /// owns the session and transacts. Later calls return a receiver that never yields.
+    pub fn take_notifications(&mut self) -> Receiver<Value> {
+        std::mem::replace(&mut self.rx, channel().1)
+    }
+
     /// The database this session talks to.
     pub fn database(&self) -> &Arc<Database> {
         &self.db

@@ -15,15 +15,15 @@ use anyhow::{bail, Context, Result};
 use ctl::protocol::{ReloadReply, Reply, Request, MAX_LINE};
 use tracing::{debug, warn};
 
-use crate::reconcile::Reconciler;
+use crate::daemon::Daemon;
 
 const MAX_CLIENTS: usize = 32;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub type Shared = Arc<Mutex<Reconciler>>;
+pub type Shared = Arc<Mutex<Daemon>>;
 
-/// Locks the reconciler; a panic elsewhere must not take the control plane down with it.
-pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Reconciler> {
+/// Locks the daemon state; a panic elsewhere must not take the control plane down with it.
+pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Daemon> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 

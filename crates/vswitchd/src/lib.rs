@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod datapath;
+pub mod db;
 pub mod reconcile;
 pub mod state;

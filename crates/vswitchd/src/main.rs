@@ -1,32 +1,60 @@
-//! rvswitchd: the rvswitch daemon.
+//! rvswitchd: the rvswitch daemon — switch, OVSDB server and control socket in one process.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Parser;
+use ovsdb::server::{SchemaSource, Server, ServerConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
+use vswitchd::daemon::Daemon;
 use vswitchd::datapath::Datapath;
+use vswitchd::db::DbSync;
 use vswitchd::reconcile::Reconciler;
-use vswitchd::{config, state::DesiredState};
+
+/// How often devices are re-checked and status written back.
+const TICK: Duration = Duration::from_millis(500);
 
 #[derive(Parser)]
 #[command(name = "rvswitchd", version, about = "rvswitch: a memory-safe userspace virtual switch")]
 struct Args {
-    /// Bridges and ports (TOML). Re-read on SIGHUP or `rvsctl reload`.
+    /// Bridges and ports (TOML), written into the database at start and on SIGHUP / `rvsctl reload`.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Where rvsctl reaches the daemon.
     #[arg(long, default_value = ctl::DEFAULT_CONTROL_SOCKET)]
     control_socket: PathBuf,
+    /// The OVSDB unix socket for ovs-vsctl, ovsdb-client and libvirt (`--db=unix:PATH`). libvirt
+    /// runs ovs-vsctl without --db, so for it use /var/run/openvswitch/db.sock.
+    #[arg(long, default_value = "/run/rvswitch/db.sock")]
+    db_socket: PathBuf,
+    /// Permissions of the OVSDB socket (octal).
+    #[arg(long, default_value = "660", value_parser = parse_mode)]
+    db_socket_mode: u32,
+    /// The database file (Open vSwitch's standalone format; `ovsdb-tool` reads it).
+    #[arg(long, default_value = "/var/lib/rvswitch/conf.db")]
+    db_file: PathBuf,
+    /// Also serve OVSDB on TCP (e.g. 127.0.0.1:6640). Off by default.
+    #[arg(long)]
+    db_tcp: Option<SocketAddr>,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log: String,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode"))
 }
 
 fn main() -> ExitCode {
@@ -45,25 +73,55 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    // A bad file at start-up is fatal: there is no running config to fall back on.
-    let desired = match &args.config {
-        Some(path) => config::load(path)?,
-        None => DesiredState::default(),
-    };
+    // A bad file at start-up is fatal: there is no running config to fall back on. Check it
+    // before anything is started.
+    if let Some(path) = &args.config {
+        vswitchd::config::load(path)?;
+    }
+    if let Some(tcp) = args.db_tcp.filter(|a| !a.ip().is_loopback()) {
+        warn!("OVSDB on {tcp} is reachable from other hosts and has no authentication");
+    }
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT])?;
-    let datapath = Datapath::spawn()?;
-    let shared = Arc::new(Mutex::new(Reconciler::new(args.config.clone(), datapath)));
-    lock(&shared).apply(desired);
+    for dir in [args.db_file.parent(), args.db_socket.parent()].into_iter().flatten() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let server = Server::start(ServerConfig {
+        schema: SchemaSource::Vswitch,
+        db_file: args.db_file.clone(),
+        unix_socket: args.db_socket.clone(),
+        socket_mode: args.db_socket_mode,
+        tcp: args.db_tcp,
+        limits: Default::default(),
+    })
+    .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
+    let (db, notes) = DbSync::new(server.database()).map_err(anyhow::Error::msg)?;
+    let rec = Reconciler::new(Datapath::spawn()?);
+    let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
+    lock(&shared).reload().map_err(anyhow::Error::msg)?;
     let socket = control::serve(&args.control_socket, shared.clone())?;
-    info!(socket = %socket.display(), "rvswitchd running");
+    info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");
 
+    // The control loop: apply database changes as they are announced; every TICK re-check
+    // devices and write status back.
     let stopping = Arc::new(AtomicBool::new(false));
-    let monitor = {
+    let control_loop = {
         let (shared, stopping) = (shared.clone(), stopping.clone());
-        std::thread::Builder::new().name("monitor".into()).spawn(move || {
+        std::thread::Builder::new().name("db-sync".into()).spawn(move || {
+            let mut last_tick = Instant::now();
             while !stopping.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(500));
-                lock(&shared).monitor();
+                let wait = TICK.saturating_sub(last_tick.elapsed());
+                match notes.recv_timeout(wait) {
+                    Ok(_) => {
+                        while notes.try_recv().is_ok() {}
+                        lock(&shared).sync();
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if last_tick.elapsed() >= TICK {
+                    last_tick = Instant::now();
+                    lock(&shared).tick();
+                }
             }
         })?
     };
@@ -82,10 +140,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     stopping.store(true, Ordering::Relaxed);
-    let _ = monitor.join();
+    let _ = control_loop.join();
     let _ = std::fs::remove_file(&socket);
     // Stops the forwarding thread and closes (and so removes) the taps we created.
     lock(&shared).shutdown();
+    server.shutdown();
     info!("rvswitchd stopped");
     Ok(())
 }

@@ -4,16 +4,14 @@
 //! picked up again when it comes back.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctl::protocol::{BridgeStatus, FdbReply, PortStatus, ShowReply};
+use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply};
 use netdev::{interface_info, Netdev, NetdevError, SystemPort, TapPort};
 use switch::{PortCounters, PortSpec};
 use tracing::{info, warn};
 
-use crate::config;
 use crate::datapath::{Datapath, PortLink, Topology, TopologyBridge, TopologyPort};
 use crate::state::{DesiredPort, DesiredState, PortKind};
 
@@ -28,25 +26,27 @@ struct PortRuntime {
     error: Option<String>,
 }
 
+/// A port's device as the database shows it (Interface status columns).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfaceStatus {
+    pub ifindex: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: Option<u32>,
+    pub admin_up: bool,
+    pub link_up: bool,
+    pub error: Option<String>,
+    pub counters: CounterSnapshot,
+}
+
 pub struct Reconciler {
-    config_path: Option<PathBuf>,
     desired: DesiredState,
     ports: HashMap<String, PortRuntime>,
     datapath: Datapath,
 }
 
 impl Reconciler {
-    pub fn new(config_path: Option<PathBuf>, datapath: Datapath) -> Reconciler {
-        Reconciler { config_path, desired: DesiredState::default(), ports: HashMap::new(), datapath }
-    }
-
-    /// Re-reads the config file and applies it. On any error the running config stays in force.
-    pub fn reload(&mut self) -> Result<Vec<String>, String> {
-        let Some(path) = self.config_path.clone() else {
-            return Err("rvswitchd was started without --config: nothing to reload".into());
-        };
-        let desired = config::load(&path).map_err(|e| e.to_string())?;
-        Ok(self.apply(desired))
+    pub fn new(datapath: Datapath) -> Reconciler {
+        Reconciler { desired: DesiredState::default(), ports: HashMap::new(), datapath }
     }
 
     /// Makes the datapath match `new`; returns a line per change.
@@ -214,7 +214,27 @@ impl Reconciler {
         }
     }
 
-    pub fn show(&self) -> ShowReply {
+    /// Status of the device behind port `name`, for the database.
+    pub fn iface_status(&self, name: &str) -> Option<IfaceStatus> {
+        let (_, port) = self.desired.ports().find(|(_, p)| p.name == name)?;
+        let rt = self.ports.get(name)?;
+        let attached = rt.link.is_attached();
+        // Our taps may have been moved into another namespace (a VM's); by name we then see
+        // nothing, which is not an error.
+        let info = interface_info(name).ok().flatten().filter(|i| Some(i.ifindex) == rt.ifindex);
+        let owned = port.kind != PortKind::System;
+        Some(IfaceStatus {
+            ifindex: rt.ifindex,
+            mac: info.as_ref().map(|i| i.mac),
+            mtu: info.as_ref().map(|i| i.mtu),
+            admin_up: attached && (owned || info.as_ref().is_some_and(|i| i.admin_up)),
+            link_up: attached && (owned || info.as_ref().is_some_and(|i| i.carrier)),
+            error: rt.error.clone(),
+            counters: rt.counters.snapshot(),
+        })
+    }
+
+    pub fn show(&self, config_file: Option<String>) -> ShowReply {
         let bridges = self
             .desired
             .bridges
@@ -226,7 +246,7 @@ impl Reconciler {
                 ports: b.ports.iter().map(|p| self.port_status(p)).collect(),
             })
             .collect();
-        ShowReply { config_file: self.config_path.as_ref().map(|p| p.display().to_string()), bridges }
+        ShowReply { config_file, bridges }
     }
 
     fn port_status(&self, p: &DesiredPort) -> PortStatus {

@@ -23,18 +23,58 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The OVSDB socket, for `ovs-vsctl --db=unix:...`.
+    pub fn db_socket(&self) -> PathBuf {
+        self.dir.join("db.sock")
+    }
+
+    pub fn db_file(&self) -> PathBuf {
+        self.dir.join("conf.db")
+    }
+}
+
+impl Daemon {
     pub fn start(config: &str) -> Daemon {
         let dir = std::env::temp_dir().join(unique("rvsd"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let socket = dir.join("ctl.sock");
         let config_path = dir.join("rvswitch.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.join("rvswitchd.log")).expect("log file");
+        let mut d = Daemon { child: None, dir, socket, config: config_path };
+        d.spawn();
+        d
+    }
+
+    /// Kills the daemon with SIGKILL (no cleanup on its side) and waits for it to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            send_signal(c.pid(), libc::SIGKILL);
+            let _ = c.child_mut().wait();
+        }
+    }
+
+    /// Starts the daemon again on the same config, database and sockets.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let (dir, socket, config_path) = (self.dir.clone(), self.socket.clone(), self.config.clone());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("rvswitchd.log"))
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
             .arg("--config")
             .arg(&config_path)
             .arg("--control-socket")
             .arg(&socket)
+            .arg("--db-socket")
+            .arg(dir.join("db.sock"))
+            .arg("--db-file")
+            .arg(dir.join("conf.db"))
             .arg("--log")
             .arg("debug")
             .stdin(Stdio::null())
@@ -42,15 +82,14 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("start rvswitchd");
-        let mut d = Daemon { child: Some(ChildGuard::new(child)), dir, socket, config: config_path };
+        self.child = Some(ChildGuard::new(child));
         let up = wait_until(Duration::from_secs(10), || {
-            client::call_raw(&d.socket, &Request::Show, CALL_TIMEOUT).is_ok()
+            client::call_raw(&socket, &Request::Show, CALL_TIMEOUT).is_ok()
         });
         if !up {
-            let status = d.child.as_mut().and_then(|c| c.child_mut().try_wait().ok().flatten());
-            panic!("rvswitchd did not come up (exit: {status:?}); log:\n{}", d.log());
+            let status = self.child.as_mut().and_then(|c| c.child_mut().try_wait().ok().flatten());
+            panic!("rvswitchd did not come up (exit: {status:?}); log:\n{}", self.log());
         }
-        d
     }
 
     pub fn log(&self) -> String {

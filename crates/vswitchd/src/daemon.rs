@@ -1,0 +1,64 @@
+//! The control plane in one place: the reconciler (datapath side), the database client, and the
+//! optional config file that seeds the database. Everything that changes the switch goes through
+//! here under one lock; the forwarding thread is reached only through the reconciler's commands.
+
+use std::path::PathBuf;
+
+use ctl::protocol::{FdbReply, ShowReply};
+use tracing::{info, warn};
+
+use crate::config;
+use crate::db::DbSync;
+use crate::reconcile::Reconciler;
+
+pub struct Daemon {
+    rec: Reconciler,
+    db: DbSync,
+    config_path: Option<PathBuf>,
+}
+
+impl Daemon {
+    pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>) -> Daemon {
+        Daemon { rec, db, config_path }
+    }
+
+    /// Reads the config file (if any) into the database, then applies the database. A bad file
+    /// changes nothing: it is rejected before the database is touched.
+    pub fn reload(&mut self) -> Result<Vec<String>, String> {
+        if let Some(path) = &self.config_path {
+            let desired = config::load(path).map_err(|e| e.to_string())?;
+            self.db.seed(&desired, &path.display().to_string())?;
+        }
+        self.db.sync(&mut self.rec)
+    }
+
+    /// Applies the database's current configuration (after a change notification).
+    pub fn sync(&mut self) {
+        match self.db.sync(&mut self.rec) {
+            Ok(changes) if !changes.is_empty() => {
+                info!("applied {} change(s) from the database", changes.len())
+            }
+            Ok(_) => {}
+            Err(e) => warn!("cannot apply the database: {e}"),
+        }
+    }
+
+    /// Periodic work: re-check devices (vanished, reappeared) and write status back.
+    pub fn tick(&mut self) {
+        self.rec.monitor();
+        self.db.write_status(&self.rec);
+    }
+
+    pub fn show(&self) -> ShowReply {
+        self.rec.show(self.config_path.as_ref().map(|p| p.display().to_string()))
+    }
+
+    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, String> {
+        self.rec.fdb(bridge)
+    }
+
+    /// Stops forwarding and closes every device.
+    pub fn shutdown(&mut self) {
+        self.rec.shutdown();
+    }
+}

@@ -1,0 +1,179 @@
+//! rvswitchd as a client of its own database, the way ovs-vswitchd is of ovsdb-server: it holds
+//! the `ovs_vswitchd` lock, turns the Open_vSwitch/Bridge/Port/Interface rows into desired state,
+//! reconciles, and writes status back (ofport, link_state, error, statistics, cur_cfg...).
+
+mod datum;
+mod plan;
+mod seed;
+mod snapshot;
+mod writeback;
+
+use std::collections::HashMap;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ovsdb::{Database, MonitorVersion, Session};
+use serde_json::{json, Value};
+use tracing::{debug, warn};
+
+pub use plan::{plan, Plan, Rejected};
+pub use seed::{seed_ops, SOURCE_KEY};
+pub use snapshot::Snapshot;
+
+use crate::reconcile::Reconciler;
+use crate::state::DesiredState;
+use writeback::{datapath_id, iface_row, statistics, update, OfportAllocator};
+
+/// The lock ovs-vswitchd takes; holding it tells other daemons (and our own asserts) who writes.
+pub const LOCK: &str = "ovs_vswitchd";
+/// How often Interface `statistics` are written (ovs-vswitchd: every 5 s).
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Config columns whose change needs a new sync. Status columns we write ourselves are not
+/// monitored, so our own write-back does not wake us up again.
+fn monitor_request() -> Value {
+    json!({
+        "Open_vSwitch": {"columns": ["bridges", "next_cfg"]},
+        "Bridge": {"columns": ["name", "ports", "other_config"]},
+        "Port": {"columns": ["name", "interfaces", "tag", "trunks", "vlan_mode"]},
+        "Interface": {"columns": ["name", "type", "ofport_request"]}
+    })
+}
+
+/// Errors inside a transaction's result array, as text.
+fn txn_errors(reply: &Value) -> Option<String> {
+    let errors: Vec<String> = reply
+        .as_array()
+        .map(|a| a.iter().filter(|r| r.get("error").is_some()).map(|r| r.to_string()).collect())
+        .unwrap_or_else(|| vec![reply.to_string()]);
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+pub struct DbSync {
+    session: Session,
+    ofports: OfportAllocator,
+    snapshot: Snapshot,
+    plan: Plan,
+    assigned: HashMap<String, i64>,
+    /// Status rows last written, by Interface UUID (write only what changed).
+    written: HashMap<String, Value>,
+    last_stats: Option<Instant>,
+}
+
+impl DbSync {
+    /// Connects to `db`, takes the `ovs_vswitchd` lock and starts monitoring. Returns the channel
+    /// on which database changes are announced.
+    pub fn new(db: &Arc<Database>) -> Result<(DbSync, Receiver<Value>), String> {
+        let mut session = db.session();
+        match session.lock(LOCK) {
+            Ok(true) => {}
+            Ok(false) => return Err(format!("lock {LOCK} is held by another client")),
+            Err(e) => return Err(format!("cannot request lock {LOCK}: {e:?}")),
+        }
+        session
+            .monitor(MonitorVersion::V1, json!("rvswitchd"), &monitor_request())
+            .map_err(|e| format!("cannot monitor the database: {e:?}"))?;
+        let notes = session.take_notifications();
+        let sync = DbSync {
+            session,
+            ofports: OfportAllocator::default(),
+            snapshot: Snapshot::default(),
+            plan: Plan::default(),
+            assigned: HashMap::new(),
+            written: HashMap::new(),
+            last_stats: None,
+        };
+        Ok((sync, notes))
+    }
+
+    /// Writes `desired` (from a config file) into the database as one transaction.
+    pub fn seed(&mut self, desired: &DesiredState, source: &str) -> Result<(), String> {
+        let snap = Snapshot::read(&self.session)?;
+        let reply = self.session.transact(seed_ops(&snap, desired, source));
+        match txn_errors(&reply) {
+            Some(e) => Err(format!("the database refused the config: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the configuration, makes the datapath match it and writes status back.
+    pub fn sync(&mut self, rec: &mut Reconciler) -> Result<Vec<String>, String> {
+        self.snapshot = Snapshot::read(&self.session)?;
+        self.plan = plan(&self.snapshot);
+        for r in &self.plan.rejected {
+            debug!(iface = r.iface_uuid, "not configurable: {}", r.error);
+        }
+        self.assigned = self.ofports.assign(&self.snapshot, &self.plan);
+        let changes = rec.apply(self.plan.desired.clone());
+        self.write_status(rec);
+        Ok(changes)
+    }
+
+    /// Writes the status columns that changed (statistics when due) and, once the configuration
+    /// read last is live, `cur_cfg`.
+    pub fn write_status(&mut self, rec: &Reconciler) {
+        let mut ops = vec![json!("Open_vSwitch"), json!({"op": "assert", "lock": LOCK})];
+        let stats_due = self.last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL);
+        let rejected: HashMap<&str, &str> =
+            self.plan.rejected.iter().map(|r| (r.iface_uuid.as_str(), r.error.as_str())).collect();
+        let mut new_written = Vec::new();
+        for b in &self.plan.desired.bridges {
+            for p in &b.ports {
+                let Some(iface) = self.snapshot.iface_by_name(&p.name) else { continue };
+                let st = rec.iface_status(&p.name);
+                let ofport = self.assigned.get(&iface.uuid).copied().unwrap_or(writeback::OFPORT_FAILED);
+                let row = iface_row(ofport, st.as_ref(), None);
+                if self.written.get(&iface.uuid) != Some(&row) {
+                    ops.push(update("Interface", &iface.uuid, row.clone()));
+                    new_written.push((iface.uuid.clone(), row));
+                }
+                if let (true, Some(st)) = (stats_due, st.as_ref()) {
+                    ops.push(update("Interface", &iface.uuid, json!({"statistics": statistics(st)})));
+                }
+                if p.name == b.name {
+                    let dpid = st.and_then(|s| s.mac).map(datapath_id);
+                    let row = self.snapshot.bridge_by_name(&b.name);
+                    if let (Some(dpid), Some(row)) = (dpid, row) {
+                        if row.datapath_id.as_deref() != Some(dpid.as_str()) {
+                            ops.push(update("Bridge", &row.uuid, json!({"datapath_id": dpid})));
+                        }
+                    }
+                }
+            }
+        }
+        for (uuid, error) in &rejected {
+            let row = iface_row(writeback::OFPORT_FAILED, None, Some(error));
+            if self.written.get(*uuid) != Some(&row) {
+                ops.push(update("Interface", uuid, row.clone()));
+                new_written.push((uuid.to_string(), row));
+            }
+        }
+        let mut cfg_applied = None;
+        if let Some(ovs) = &self.snapshot.ovs {
+            if ovs.cur_cfg != ovs.next_cfg {
+                ops.push(update("Open_vSwitch", &ovs.uuid, json!({"cur_cfg": ovs.next_cfg})));
+                cfg_applied = Some(ovs.next_cfg);
+            }
+        }
+        if ops.len() == 2 {
+            return;
+        }
+        let reply = self.session.transact(Value::Array(ops));
+        match txn_errors(&reply) {
+            None => {
+                self.written.extend(new_written);
+                if stats_due {
+                    self.last_stats = Some(Instant::now());
+                }
+                if let (Some(cfg), Some(ovs)) = (cfg_applied, self.snapshot.ovs.as_mut()) {
+                    ovs.cur_cfg = cfg;
+                }
+                // Remember only rows that still exist, so the cache cannot grow without bound.
+                let live = &self.snapshot.ifaces;
+                self.written.retain(|u, _| live.contains_key(u));
+            }
+            Some(e) => warn!("status write-back failed: {e}"),
+        }
+    }
+}

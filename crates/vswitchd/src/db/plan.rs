@@ -1,0 +1,150 @@
+//! From the Open_vSwitch tables to the switch's desired state, with Open vSwitch's meaning of each
+//! column. Rows that ask for something rvswitch cannot do are not silently dropped: they come
+//! back as `rejected`, and the reason lands in the Interface's `error` column.
+
+use std::collections::HashSet;
+
+use switch::{BridgeSettings, PortVlan, VlanMode};
+
+use super::snapshot::{BridgeRow, Snapshot};
+use crate::config::check_ifname;
+use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
+
+/// An interface the database configures but the switch cannot run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    pub iface_uuid: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub desired: DesiredState,
+    pub rejected: Vec<Rejected>,
+}
+
+/// Interface `type` → port kind; OvS's "" means a system device.
+fn kind_of(t: &str) -> Result<PortKind, String> {
+    match t {
+        "" | "system" => Ok(PortKind::System),
+        "internal" => Ok(PortKind::Internal),
+        "tap" => Ok(PortKind::Tap),
+        other => Err(format!("interface type \"{other}\" is not supported by rvswitch")),
+    }
+}
+
+fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortVlan, String> {
+    let mode = match mode {
+        None => None,
+        Some("access") => Some(VlanMode::Access),
+        Some("trunk") => Some(VlanMode::Trunk),
+        Some("native-tagged") => Some(VlanMode::NativeTagged),
+        Some("native-untagged") => Some(VlanMode::NativeUntagged),
+        Some(other) => return Err(format!("vlan_mode {other} is not supported by rvswitch")),
+    };
+    // The schema bounds these to 0..=4095 already.
+    let tag = tag.and_then(|t| u16::try_from(t).ok());
+    let trunks: Vec<u16> = trunks.iter().filter_map(|t| u16::try_from(*t).ok()).collect();
+    let access = mode == Some(VlanMode::Access) || (mode.is_none() && tag.is_some());
+    // Like ovs-vswitchd, an access port ignores `trunks` rather than refusing the port.
+    let trunks: &[u16] = if access { &[] } else { &trunks };
+    PortVlan::new(mode, tag, trunks).map_err(|e| e.to_string())
+}
+
+fn settings_of(b: &BridgeRow) -> BridgeSettings {
+    let mut s = BridgeSettings::default();
+    for (k, v) in &b.other_config {
+        match k.as_str() {
+            "mac-aging-time" => {
+                if let Ok(secs) = v.parse::<u64>() {
+                    s.mac_aging_ms = secs.clamp(1, 86_400) * 1000;
+                }
+            }
+            "mac-table-size" => {
+                if let Ok(n) = v.parse::<usize>() {
+                    s.mac_table_size = n.clamp(1, 1_000_000);
+                }
+            }
+            "forward-bpdu" => s.forward_bpdu = v == "true",
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Builds the desired state from a snapshot.
+pub fn plan(s: &Snapshot) -> Plan {
+    let mut plan = Plan::default();
+    let mut used_ports = HashSet::new();
+    let mut reject = |iface_uuid: &str, error: String| {
+        plan.rejected.push(Rejected { iface_uuid: iface_uuid.to_string(), error });
+    };
+    let mut bridges = Vec::new();
+    for b in s.active_bridges() {
+        if check_ifname(&b.name).is_err() {
+            for p in b.ports.iter().filter_map(|u| s.ports.get(u)) {
+                for i in &p.interfaces {
+                    reject(i, format!("bridge name {:?} is not a valid device name", b.name));
+                }
+            }
+            continue;
+        }
+        let mut rows: Vec<_> = b.ports.iter().filter_map(|u| s.ports.get(u)).collect();
+        // The bridge's own (local) port first, then by name: stable slots across restarts.
+        rows.sort_by(|x, y| (x.name != b.name, &x.name).cmp(&(y.name != b.name, &y.name)));
+        let mut ports = Vec::new();
+        for p in rows {
+            if !used_ports.insert(p.uuid.clone()) {
+                continue; // a port listed by two bridges belongs to the first
+            }
+            let [iface_uuid] = p.interfaces.as_slice() else {
+                for i in &p.interfaces {
+                    reject(i, "bonds (ports with several interfaces) are not supported by rvswitch".into());
+                }
+                continue;
+            };
+            let Some(iface) = s.ifaces.get(iface_uuid) else { continue };
+            if let Err(e) = check_ifname(&iface.name) {
+                reject(iface_uuid, format!("{:?}: {e}", iface.name));
+                continue;
+            }
+            let kind = match kind_of(&iface.kind) {
+                Ok(k) => k,
+                Err(e) => {
+                    reject(iface_uuid, e);
+                    continue;
+                }
+            };
+            match vlan_of(p.tag, &p.trunks, p.vlan_mode.as_deref()) {
+                Ok(vlan) => ports.push(DesiredPort { name: iface.name.clone(), kind, vlan }),
+                Err(e) => reject(iface_uuid, format!("port {}: {e}", p.name)),
+            }
+        }
+        bridges.push(DesiredBridge { name: b.name.clone(), settings: settings_of(b), ports });
+    }
+    plan.desired = DesiredState { bridges };
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_columns_follow_ovs() {
+        assert_eq!(vlan_of(Some(10), &[], None).unwrap().mode(), VlanMode::Access);
+        assert_eq!(vlan_of(Some(10), &[20], None).unwrap().tag(), Some(10), "access ignores trunks");
+        assert_eq!(vlan_of(None, &[10, 20], None).unwrap().mode(), VlanMode::Trunk);
+        let n = vlan_of(Some(42), &[42, 43], Some("native-untagged")).unwrap();
+        assert_eq!((n.mode(), n.tag()), (VlanMode::NativeUntagged, Some(42)));
+        assert!(vlan_of(None, &[], Some("dot1q-tunnel")).is_err());
+        assert!(vlan_of(None, &[], Some("native-tagged")).is_err(), "native mode needs a tag");
+    }
+
+    #[test]
+    fn interface_types() {
+        assert_eq!(kind_of(""), Ok(PortKind::System));
+        assert_eq!(kind_of("internal"), Ok(PortKind::Internal));
+        assert!(kind_of("vxlan").is_err());
+    }
+}
