@@ -211,7 +211,7 @@ impl Database {
     /// (a leading database-name string is accepted and skipped). Blocks while a
     /// `wait` with a timeout is unsatisfied. Returns the `result` array.
     pub fn transact(&self, ops: Value) -> Value {
-        self.transact_as(None, ops, None)
+        self.transact_as(None, ops, None, Durability::Synced)
     }
 
     pub(crate) fn transact_as(
@@ -219,6 +219,7 @@ impl Database {
         session: Option<SessionId>,
         ops: Value,
         cancel: Option<&AtomicBool>,
+        durability: Durability,
     ) -> Value {
         let ops = match ops {
             Value::Array(mut a) => {
@@ -231,7 +232,7 @@ impl Database {
         };
         let started = Instant::now();
         loop {
-            match self.attempt(session, &ops, started) {
+            match self.attempt_with(session, &ops, started, durability) {
                 Attempt::Reply(v) => return v,
                 Attempt::Blocked { deadline, generation } => {
                     if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -257,8 +258,18 @@ impl Database {
         let _ = self.changed.wait_timeout(g, dur);
     }
 
-    /// One attempt at a transaction.
+    /// One attempt at a transaction, fsync'ed before it is acknowledged.
     pub(crate) fn attempt(&self, session: Option<SessionId>, ops: &[Value], started: Instant) -> Attempt {
+        self.attempt_with(session, ops, started, Durability::Synced)
+    }
+
+    fn attempt_with(
+        &self,
+        session: Option<SessionId>,
+        ops: &[Value],
+        started: Instant,
+        durability: Durability,
+    ) -> Attempt {
         let mut g = self.lock();
         let out = {
             let locks = &g.locks;
@@ -272,7 +283,7 @@ impl Database {
             Outcome::Done { mut reply, commit: Some(c) } => {
                 if let Some(st) = g.storage.as_mut() {
                     if let Some(rec) = replay::txn_record(&self.schema, &c.changes, &c.comments) {
-                        if let Err(e) = st.append(&rec) {
+                        if let Err(e) = st.append(&rec, durability == Durability::Synced) {
                             tracing::error!(error = %e, "database log write failed");
                             if let Value::Array(a) = &mut reply {
                                 a.push(OvsdbError::new("I/O error", e.to_string()).to_json());
@@ -491,6 +502,15 @@ fn notification(spec: &MonitorSpec, updates: Value, txn_id: Uuid) -> Value {
     json!({"id": null, "method": spec.version.method(), "params": params})
 }
 
+/// Whether a committed transaction must be on disk before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// fsync before the reply (every client transaction).
+    Synced,
+    /// written, not flushed (recomputable status).
+    Volatile,
+}
+
 /// An in-process client session (what ovs-vswitchd is to ovsdb-server).
 /// Dropping it cancels its monitors and releases its locks.
 pub struct Session {
@@ -502,7 +522,15 @@ pub struct Session {
 impl Session {
     /// Runs a transaction; `assert` ops succeed for locks this session owns.
     pub fn transact(&self, ops: Value) -> Value {
-        self.db.transact_as(Some(self.id), ops, None)
+        self.db.transact_as(Some(self.id), ops, None, Durability::Synced)
+    }
+
+    /// Like [`Session::transact`], but the log record is written without fsync: for state the
+    /// writer can recompute after a crash (ovs-vswitchd-style status write-back), so it does
+    /// not pay a disk flush per change. It still survives the process being killed, and the
+    /// next synced transaction flushes it too.
+    pub fn transact_volatile(&self, ops: Value) -> Value {
+        self.db.transact_as(Some(self.id), ops, None, Durability::Volatile)
     }
 
     /// Starts a monitor. `requests` is `<monitor-requests>` (table → request),

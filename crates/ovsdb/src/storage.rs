@@ -131,10 +131,12 @@ impl Storage {
         Ok(Some((st, Loaded { schema, records: recs, discarded })))
     }
 
-    /// Appends a record and fsyncs it.
-    pub fn append(&mut self, rec: &Value) -> std::io::Result<()> {
+    /// Appends a record and, when `sync`, fsyncs it (and every record before it). A record
+    /// written without sync still survives the process being killed (it is in the page cache);
+    /// only a power loss before the next synced append can lose it.
+    pub fn append(&mut self, rec: &Value, sync: bool) -> std::io::Result<()> {
         let bytes = encode(rec);
-        let r = self.file.write_all(&bytes).and_then(|_| self.file.sync_data());
+        let r = self.file.write_all(&bytes).and_then(|_| if sync { self.file.sync_data() } else { Ok(()) });
         if r.is_err() {
             // Cut off a partial write so the next append starts on a boundary.
             let _ = self.file.set_len(self.size);

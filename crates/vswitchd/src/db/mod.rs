@@ -159,7 +159,7 @@ impl DbSync {
         if ops.len() == 2 {
             return;
         }
-        let reply = self.session.transact(Value::Array(ops));
+        let reply = self.session.transact_volatile(Value::Array(ops));
         match txn_errors(&reply) {
             None => {
                 self.written.extend(new_written);
