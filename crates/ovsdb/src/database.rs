@@ -358,7 +358,15 @@ impl Database {
     }
 
     /// Adds a monitor and returns its initial contents (monitor / monitor_cond).
-    pub(crate) fn add_monitor(&self, session: SessionId, spec: MonitorSpec) -> OResult<Value> {
+    /// Registers a monitor and returns its initial contents. `deliver`, when given, is called
+    /// with them while the database is still locked: a connection queues its reply there, so no
+    /// update from a later commit can reach the client before the rows it modifies.
+    pub(crate) fn add_monitor(
+        &self,
+        session: SessionId,
+        spec: MonitorSpec,
+        deliver: Option<&dyn Fn(&Value)>,
+    ) -> OResult<Value> {
         let mut g = self.lock();
         if g.monitors.iter().any(|m| m.session == session && m.spec.id == spec.id) {
             return Err(OvsdbError::new(
@@ -368,15 +376,20 @@ impl Database {
         }
         let init = monitor::initial(&self.schema, &spec, &g.state);
         g.monitors.push(MonitorReg { session, spec });
+        if let Some(deliver) = deliver {
+            deliver(&init);
+        }
         Ok(init)
     }
 
     /// monitor_cond_since: `[found, last-txn-id, updates]`.
+    /// Like [`Database::add_monitor`], with `deliver` under the same lock.
     pub(crate) fn add_monitor_since(
         &self,
         session: SessionId,
         spec: MonitorSpec,
         last: Option<Uuid>,
+        deliver: Option<&dyn Fn(&Value)>,
     ) -> OResult<Value> {
         let mut g = self.lock();
         if g.monitors.iter().any(|m| m.session == session && m.spec.id == spec.id) {
@@ -402,6 +415,9 @@ impl Database {
             None => json!([false, g.last_txn.to_string(), monitor::initial(&self.schema, &spec, &g.state)]),
         };
         g.monitors.push(MonitorReg { session, spec });
+        if let Some(deliver) = deliver {
+            deliver(&result);
+        }
         Ok(result)
     }
 
@@ -538,7 +554,7 @@ impl Session {
     /// initial table-updates.
     pub fn monitor(&self, version: MonitorVersion, id: Value, requests: &Value) -> Result<Value, OvsdbError> {
         let tables = monitor::parse_requests(self.db.schema(), requests, version)?;
-        self.db.add_monitor(self.id, MonitorSpec { version, id, tables })
+        self.db.add_monitor(self.id, MonitorSpec { version, id, tables }, None)
     }
 
     /// Cancels a monitor; false if unknown.

@@ -175,9 +175,9 @@ impl Conn {
                 }
                 Ok(None)
             }
-            "monitor" => self.monitor(params, MonitorVersion::V1),
-            "monitor_cond" => self.monitor(params, MonitorVersion::V2),
-            "monitor_cond_since" => self.monitor(params, MonitorVersion::V3),
+            "monitor" => self.monitor(params, MonitorVersion::V1, id),
+            "monitor_cond" => self.monitor(params, MonitorVersion::V2, id),
+            "monitor_cond_since" => self.monitor(params, MonitorVersion::V3, id),
             "monitor_cond_change" => {
                 let (Some(old), Some(new), Some(req)) = (params.first(), params.get(1), params.get(2)) else {
                     return Err(OvsdbError::syntax("monitor_cond_change needs [old-id, new-id, requests]"));
@@ -279,17 +279,28 @@ impl Conn {
         }
     }
 
-    fn monitor(&self, params: &[Value], version: MonitorVersion) -> Result<Option<Value>, OvsdbError> {
+    /// Replies from inside the database lock (see [`Database::add_monitor`]), hence `Ok(None)`.
+    fn monitor(
+        &self,
+        params: &[Value],
+        version: MonitorVersion,
+        id: &Value,
+    ) -> Result<Option<Value>, OvsdbError> {
         let db = self.db(param_str(params, 0, "a database name")?)?;
         let mid = params.get(1).cloned().ok_or_else(|| OvsdbError::syntax("monitor needs an id"))?;
         let req = params.get(2).ok_or_else(|| OvsdbError::syntax("monitor needs requests"))?;
         let tables = monitor::parse_requests(db.schema(), req, version)?;
         let spec = MonitorSpec { version, id: mid, tables };
+        let deliver = |result: &Value| {
+            if !id.is_null() {
+                self.out.send(&reply(id, result.clone()));
+            }
+        };
         if version == MonitorVersion::V3 {
             let last = params.get(3).and_then(Value::as_str).and_then(|s| crate::atom::parse_uuid(s).ok());
-            db.add_monitor_since(self.session, spec, last).map(Some)
+            db.add_monitor_since(self.session, spec, last, Some(&deliver)).map(|_| None)
         } else {
-            db.add_monitor(self.session, spec).map(Some)
+            db.add_monitor(self.session, spec, Some(&deliver)).map(|_| None)
         }
     }
 }
