@@ -216,13 +216,12 @@ impl Reconciler {
 
     /// Status of the device behind port `name`, for the database.
     pub fn iface_status(&self, name: &str) -> Option<IfaceStatus> {
-        let (_, port) = self.desired.ports().find(|(_, p)| p.name == name)?;
         let rt = self.ports.get(name)?;
         let attached = rt.link.is_attached();
         // Our taps may have been moved into another namespace (a VM's); by name we then see
         // nothing, which is not an error.
         let info = interface_info(name).ok().flatten().filter(|i| Some(i.ifindex) == rt.ifindex);
-        let owned = port.kind != PortKind::System;
+        let owned = rt.kind != PortKind::System;
         Some(IfaceStatus {
             ifindex: rt.ifindex,
             mac: info.as_ref().map(|i| i.mac),

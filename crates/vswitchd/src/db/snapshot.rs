@@ -45,13 +45,17 @@ pub struct IfaceRow {
     pub ofport_request: Option<i64>,
 }
 
-/// The configuration tables at one moment.
+/// The configuration tables at one moment, by UUID, plus name indexes (names are unique per
+/// table in this schema) so lookups stay O(1) with thousands of ports.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub ovs: Option<OvsRow>,
     pub bridges: HashMap<String, BridgeRow>,
     pub ports: HashMap<String, PortRow>,
     pub ifaces: HashMap<String, IfaceRow>,
+    bridge_names: HashMap<String, String>,
+    port_names: HashMap<String, String>,
+    iface_names: HashMap<String, String>,
 }
 
 impl Snapshot {
@@ -122,7 +126,19 @@ impl Snapshot {
             })
             .map(|i| (i.uuid.clone(), i))
             .collect();
-        Ok(Snapshot { ovs, bridges, ports, ifaces })
+        Ok(Snapshot::new(ovs, bridges, ports, ifaces))
+    }
+
+    pub fn new(
+        ovs: Option<OvsRow>,
+        bridges: HashMap<String, BridgeRow>,
+        ports: HashMap<String, PortRow>,
+        ifaces: HashMap<String, IfaceRow>,
+    ) -> Snapshot {
+        let bridge_names = bridges.values().map(|b| (b.name.clone(), b.uuid.clone())).collect();
+        let port_names = ports.values().map(|p| (p.name.clone(), p.uuid.clone())).collect();
+        let iface_names = ifaces.values().map(|i| (i.name.clone(), i.uuid.clone())).collect();
+        Snapshot { ovs, bridges, ports, ifaces, bridge_names, port_names, iface_names }
     }
 
     /// Bridges in use (referenced from the root row), sorted by name for stable output.
@@ -134,14 +150,14 @@ impl Snapshot {
     }
 
     pub fn bridge_by_name(&self, name: &str) -> Option<&BridgeRow> {
-        self.bridges.values().find(|b| b.name == name)
+        self.bridge_names.get(name).and_then(|u| self.bridges.get(u))
     }
 
     pub fn port_by_name(&self, name: &str) -> Option<&PortRow> {
-        self.ports.values().find(|p| p.name == name)
+        self.port_names.get(name).and_then(|u| self.ports.get(u))
     }
 
     pub fn iface_by_name(&self, name: &str) -> Option<&IfaceRow> {
-        self.ifaces.values().find(|i| i.name == name)
+        self.iface_names.get(name).and_then(|u| self.ifaces.get(u))
     }
 }

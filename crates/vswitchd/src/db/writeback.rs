@@ -117,45 +117,38 @@ mod tests {
     use switch::{BridgeSettings, PortVlan};
 
     fn snap(ifaces: &[(&str, &str, Option<i64>, Option<i64>)]) -> Snapshot {
-        let mut s = Snapshot {
-            ovs: Some(OvsRow { uuid: "o".into(), bridges: vec!["b".into()], ..Default::default() }),
-            ..Default::default()
+        let ovs = Some(OvsRow { uuid: "o".into(), bridges: vec!["b".into()], ..Default::default() });
+        let bridge = BridgeRow {
+            uuid: "b".into(),
+            name: "br0".into(),
+            ports: vec![],
+            other_config: vec![],
+            external_ids: vec![],
+            datapath_id: None,
         };
-        s.bridges.insert(
-            "b".into(),
-            BridgeRow {
-                uuid: "b".into(),
-                name: "br0".into(),
-                ports: vec![],
-                other_config: vec![],
-                external_ids: vec![],
-                datapath_id: None,
-            },
-        );
+        let bridges = HashMap::from([("b".to_string(), bridge)]);
+        let (mut ports, mut rows) = (HashMap::new(), HashMap::new());
         for (uuid, name, ofport, req) in ifaces {
-            s.ifaces.insert(
-                uuid.to_string(),
-                IfaceRow {
-                    uuid: uuid.to_string(),
-                    name: name.to_string(),
-                    kind: String::new(),
-                    ofport: *ofport,
-                    ofport_request: *req,
-                },
-            );
-            s.ports.insert(
-                format!("p{uuid}"),
-                PortRow {
-                    uuid: format!("p{uuid}"),
-                    name: name.to_string(),
-                    interfaces: vec![uuid.to_string()],
-                    tag: None,
-                    trunks: vec![],
-                    vlan_mode: None,
-                },
-            );
+            let (uuid, name) = (uuid.to_string(), name.to_string());
+            let row = IfaceRow {
+                uuid: uuid.clone(),
+                name: name.clone(),
+                kind: String::new(),
+                ofport: *ofport,
+                ofport_request: *req,
+            };
+            rows.insert(uuid.clone(), row);
+            let port = PortRow {
+                uuid: format!("p{uuid}"),
+                name,
+                interfaces: vec![uuid],
+                tag: None,
+                trunks: vec![],
+                vlan_mode: None,
+            };
+            ports.insert(port.uuid.clone(), port);
         }
-        s
+        Snapshot::new(ovs, bridges, ports, rows)
     }
 
     fn plan_for(names: &[&str]) -> Plan {
