@@ -237,3 +237,44 @@ fn acknowledged_transactions_survive_kill_9() {
         &lost[..lost.len().min(5)]
     );
 }
+
+#[test]
+fn ovsdb_client_sees_the_daemon_write_ofport() {
+    if !require_root("ovsdb_client_sees_the_daemon_write_ofport") || !have_ovs_vsctl() {
+        return;
+    }
+    use std::io::Read;
+    let a = Vm::new(1);
+    let d = Daemon::start("");
+    vsctl(&d, &["add-br", "br-mon"]).unwrap();
+    let db = format!("unix:{}", d.db_socket().display());
+    let child = Command::new("ovsdb-client")
+        .args(["monitor", &db, "Open_vSwitch", "Interface", "name", "ofport"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = testbed::ChildGuard::new(child);
+    let mut out = guard.child_mut().stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        // Reads until the monitor is killed (EOF), bounded by the 1 MiB buffer.
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0;
+        while n < buf.len() {
+            match out.read(&mut buf[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    vsctl(&d, &["add-port", "br-mon", &a.port]).unwrap();
+    let ofport = vsctl(&d, &["get", "Interface", &a.port, "ofport"]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(guard); // kills the monitor by PID; the reader sees EOF
+    let text = reader.join().unwrap();
+    let line =
+        text.lines().find(|l| l.contains(&a.port) && l.contains(&format!(" {ofport}"))).map(str::to_string);
+    assert!(line.is_some(), "monitor never showed {} with ofport {ofport}:\n{text}", a.port);
+}
