@@ -58,6 +58,8 @@ pub struct DbSync {
     assigned: HashMap<String, i64>,
     /// Status rows last written, by Interface UUID (write only what changed).
     written: HashMap<String, Value>,
+    /// Whether the root row carries our version and capabilities yet.
+    announced: bool,
     last_stats: Option<Instant>,
 }
 
@@ -82,6 +84,7 @@ impl DbSync {
             plan: Plan::default(),
             assigned: HashMap::new(),
             written: HashMap::new(),
+            announced: false,
             last_stats: None,
         };
         Ok((sync, notes))
@@ -150,6 +153,24 @@ impl DbSync {
             }
         }
         let mut cfg_applied = None;
+        let announce = !self.announced && self.snapshot.ovs.is_some();
+        if let (true, Some(ovs)) = (announce, &self.snapshot.ovs) {
+            // What ovs-vswitchd fills in at start: `ovs-vsctl show` prints the version.
+            let db_version = serde_json::from_str::<Value>(ovsdb::VSWITCH_SCHEMA)
+                .ok()
+                .and_then(|s| s["version"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            ops.push(update(
+                "Open_vSwitch",
+                &ovs.uuid,
+                json!({
+                    "ovs_version": format!("rvswitch-{}", env!("CARGO_PKG_VERSION")),
+                    "db_version": db_version,
+                    "datapath_types": datum::set([json!("netdev")]),
+                    "iface_types": datum::set(["internal", "system", "tap"].map(Value::from)),
+                }),
+            ));
+        }
         if let Some(ovs) = &self.snapshot.ovs {
             if ovs.cur_cfg != ovs.next_cfg {
                 ops.push(update("Open_vSwitch", &ovs.uuid, json!({"cur_cfg": ovs.next_cfg})));
@@ -166,6 +187,7 @@ impl DbSync {
                 if stats_due {
                     self.last_stats = Some(Instant::now());
                 }
+                self.announced |= announce;
                 if let (Some(cfg), Some(ovs)) = (cfg_applied, self.snapshot.ovs.as_mut()) {
                     ovs.cur_cfg = cfg;
                 }
