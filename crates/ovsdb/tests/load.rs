@@ -33,7 +33,8 @@ fn hundred_clients_no_lost_updates() {
         }
     });
     let total = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // The ten seconds the OVSDB issue asks for; each client stops by itself at the deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut threads = Vec::new();
     for i in 0..100u64 {
         let (sock, ovs, total) = (s.sock(), ovs.clone(), total.clone());
@@ -78,12 +79,12 @@ fn hundred_clients_no_lost_updates() {
         assert_eq!(ids[&format!("client{i}")], n.to_string());
     }
     // The monitor received one update per transaction.
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = Instant::now() + Duration::from_secs(15);
     while seen.load(Ordering::Relaxed) < total && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(seen.load(Ordering::Relaxed), total);
     drop(s);
     let _ = reader.join();
-    eprintln!("load: {total} transactions by 100 clients in 3 s");
+    eprintln!("load: {total} transactions by 100 clients in 10 s");
 }
