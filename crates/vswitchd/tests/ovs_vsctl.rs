@@ -156,6 +156,32 @@ fn libvirt_attach_and_detach_lines() {
     vsctl(&d, &["--", "--if-exists", "del-port", p]).unwrap();
     assert!(!vm.ping(&peer, 1));
     vsctl(&d, &["--", "--if-exists", "del-port", p]).unwrap();
+    // The older form (del-port then add-port in one transaction), as in the OVSDB issue.
+    let replace = [
+        "--",
+        "--if-exists",
+        "del-port",
+        p,
+        "--",
+        "add-port",
+        "br-intranet",
+        p,
+        "tag=10",
+        "--",
+        "set",
+        "Interface",
+        p,
+        "external-ids:attached-mac=\"52:54:00:12:34:56\"",
+        "--",
+        "set",
+        "Interface",
+        p,
+        "external-ids:iface-status=active",
+    ];
+    vsctl(&d, &replace).unwrap();
+    vsctl(&d, &replace).unwrap();
+    assert!(vm.ping(&peer, 1), "not switched after del-port + add-port");
+    vsctl(&d, &["--", "--if-exists", "del-port", p]).unwrap();
     // The config-file bridge and its port are untouched by all this.
     assert!(d.show().bridges[0].ports.iter().any(|x| x.name == peer.port));
 }
