@@ -367,19 +367,9 @@ impl Database {
         spec: MonitorSpec,
         deliver: Option<&dyn Fn(&Value)>,
     ) -> OResult<Value> {
-        let mut g = self.lock();
-        if g.monitors.iter().any(|m| m.session == session && m.spec.id == spec.id) {
-            return Err(OvsdbError::new(
-                "duplicate monitor ID",
-                format!("monitor {} already exists", spec.id),
-            ));
-        }
-        let init = monitor::initial(&self.schema, &spec, &g.state);
-        g.monitors.push(MonitorReg { session, spec });
-        if let Some(deliver) = deliver {
-            deliver(&init);
-        }
-        Ok(init)
+        self.register_monitor(session, spec, deliver, |g, spec| {
+            monitor::initial(&self.schema, spec, &g.state)
+        })
     }
 
     /// monitor_cond_since: `[found, last-txn-id, updates]`.
@@ -391,6 +381,38 @@ impl Database {
         last: Option<Uuid>,
         deliver: Option<&dyn Fn(&Value)>,
     ) -> OResult<Value> {
+        self.register_monitor(session, spec, deliver, |g, spec| {
+            let pos = last.filter(|u| !u.is_nil()).and_then(|u| {
+                if u == g.last_txn {
+                    Some(g.history.len())
+                } else {
+                    g.history.iter().position(|(id, _)| *id == u).map(|p| p + 1)
+                }
+            });
+            match pos {
+                Some(p) => {
+                    let sets: Vec<&[RowChange]> =
+                        g.history.iter().skip(p).map(|(_, c)| c.as_slice()).collect();
+                    let composed = monitor::compose(&sets);
+                    let upd = monitor::updates(&self.schema, spec, &composed).unwrap_or_else(|| json!({}));
+                    json!([true, g.last_txn.to_string(), upd])
+                }
+                None => {
+                    json!([false, g.last_txn.to_string(), monitor::initial(&self.schema, spec, &g.state)])
+                }
+            }
+        })
+    }
+
+    /// The common part of both monitor requests: refuse a duplicate id, compute the first reply
+    /// with `first`, register, deliver — all under one lock.
+    fn register_monitor(
+        &self,
+        session: SessionId,
+        spec: MonitorSpec,
+        deliver: Option<&dyn Fn(&Value)>,
+        first: impl FnOnce(&Inner, &MonitorSpec) -> Value,
+    ) -> OResult<Value> {
         let mut g = self.lock();
         if g.monitors.iter().any(|m| m.session == session && m.spec.id == spec.id) {
             return Err(OvsdbError::new(
@@ -398,22 +420,7 @@ impl Database {
                 format!("monitor {} already exists", spec.id),
             ));
         }
-        let pos = last.filter(|u| !u.is_nil()).and_then(|u| {
-            if u == g.last_txn {
-                Some(g.history.len())
-            } else {
-                g.history.iter().position(|(id, _)| *id == u).map(|p| p + 1)
-            }
-        });
-        let result = match pos {
-            Some(p) => {
-                let sets: Vec<&[RowChange]> = g.history.iter().skip(p).map(|(_, c)| c.as_slice()).collect();
-                let composed = monitor::compose(&sets);
-                let upd = monitor::updates(&self.schema, &spec, &composed).unwrap_or_else(|| json!({}));
-                json!([true, g.last_txn.to_string(), upd])
-            }
-            None => json!([false, g.last_txn.to_string(), monitor::initial(&self.schema, &spec, &g.state)]),
-        };
+        let result = first(&g, &spec);
         g.monitors.push(MonitorReg { session, spec });
         if let Some(deliver) = deliver {
             deliver(&result);
