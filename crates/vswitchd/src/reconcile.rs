@@ -51,6 +51,11 @@ impl Reconciler {
 
     /// Makes the datapath match `new`; returns a line per change.
     pub fn apply(&mut self, new: DesiredState) -> Vec<String> {
+        if new == self.desired {
+            // Nothing to do (e.g. only external_ids changed in the database): the forwarding
+            // thread is not disturbed at all.
+            return Vec::new();
+        }
         let mut changes = Vec::new();
         let old_ports: HashMap<&str, (&str, &DesiredPort)> =
             self.desired.ports().map(|(b, p)| (p.name.as_str(), (b.name.as_str(), p))).collect();
