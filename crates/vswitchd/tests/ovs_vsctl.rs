@@ -304,3 +304,46 @@ fn ovsdb_client_sees_the_daemon_write_ofport() {
         text.lines().find(|l| l.contains(&a.port) && l.contains(&format!(" {ofport}"))).map(str::to_string);
     assert!(line.is_some(), "monitor never showed {} with ofport {ofport}:\n{text}", a.port);
 }
+
+#[test]
+fn config_file_and_ovs_vsctl_share_one_database() {
+    if !require_root("config_file_and_ovs_vsctl_share_one_database") || !have_ovs_vsctl() {
+        return;
+    }
+    let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));
+    let file_cfg = common::bridge_config("br-file", &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
+    let d = Daemon::start(&file_cfg);
+    common::wait_ports_up(&d, &[&a.port, &b.port]);
+    // The file's bridge is in the database, as ovs-vsctl sees it.
+    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), "br-file");
+    assert_eq!(vsctl(&d, &["get", "Port", &a.port, "tag"]).unwrap(), "10");
+    let mut ports: Vec<String> =
+        vsctl(&d, &["list-ports", "br-file"]).unwrap().lines().map(str::to_string).collect();
+    ports.sort();
+    let mut want = vec![a.port.clone(), b.port.clone()];
+    want.sort();
+    assert_eq!(ports, want);
+
+    // A bridge made with ovs-vsctl lives beside it.
+    vsctl(&d, &["add-br", "br-cli"]).unwrap();
+    vsctl(&d, &["add-port", "br-cli", &c.port]).unwrap();
+    // Someone changes a file port by hand; a reload puts the file's view back.
+    vsctl(&d, &["set", "Port", &b.port, "tag=20"]).unwrap();
+    assert!(!a.ping(&b, 1));
+    d.reload().expect("reload");
+    assert_eq!(vsctl(&d, &["get", "Port", &b.port, "tag"]).unwrap(), "10");
+    assert!(a.ping(&b, 1), "reload did not restore the file's VLAN");
+
+    // Dropping a port and then the whole bridge from the file removes them; br-cli stays.
+    d.write_config(&common::bridge_config("br-file", &[(&a.port, "tag = 10")]));
+    d.reload().expect("reload without b");
+    assert_eq!(vsctl(&d, &["list-ports", "br-file"]).unwrap(), a.port);
+    assert!(vsctl(&d, &["get", "Interface", &b.port, "name"]).is_err(), "b's rows were not collected");
+    d.write_config("");
+    d.reload().expect("reload empty");
+    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), "br-cli");
+    assert_eq!(vsctl(&d, &["list-ports", "br-cli"]).unwrap(), c.port);
+    let show = d.show();
+    assert_eq!(show.bridges.len(), 1);
+    assert_eq!(show.bridges[0].name, "br-cli");
+}
