@@ -430,12 +430,16 @@ impl Database {
 
     /// monitor_cond_change: replaces conditions (and the id); returns the
     /// insert/delete updates that the new conditions imply.
+    ///
+    /// `deliver`, when given, receives the reply-then-update sequence while the database is
+    /// still locked, so a later commit's update cannot overtake the condition change.
     pub(crate) fn change_monitor(
         &self,
         session: SessionId,
         old_id: &Value,
         new_id: Value,
         requests: &Value,
+        deliver: Option<&dyn Fn(Option<&Value>)>,
     ) -> OResult<Option<Value>> {
         let mut g = self.lock();
         let Some(idx) = g.monitors.iter().position(|m| m.session == session && m.spec.id == *old_id) else {
@@ -464,6 +468,9 @@ impl Database {
         let upd = monitor::cond_change(&self.schema, &old, &new, &g.state);
         let msg = upd.map(|u| notification(&new, u, g.last_txn));
         g.monitors[idx].spec = new;
+        if let Some(deliver) = deliver {
+            deliver(msg.as_ref());
+        }
         Ok(msg)
     }
 

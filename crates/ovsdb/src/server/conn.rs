@@ -182,17 +182,17 @@ impl Conn {
                 let (Some(old), Some(new), Some(req)) = (params.first(), params.get(1), params.get(2)) else {
                     return Err(OvsdbError::syntax("monitor_cond_change needs [old-id, new-id, requests]"));
                 };
+                let deliver = |note: Option<&Value>| {
+                    if !id.is_null() {
+                        self.out.send(&reply(id, json!({})));
+                    }
+                    if let Some(n) = note {
+                        self.out.send(n);
+                    }
+                };
                 for db in [&self.ctx.main, &self.ctx.server_db] {
-                    match db.change_monitor(self.session, old, new.clone(), req) {
-                        Ok(note) => {
-                            if !id.is_null() {
-                                self.out.send(&reply(id, json!({})));
-                            }
-                            if let Some(n) = note {
-                                self.out.send(&n);
-                            }
-                            return Ok(None);
-                        }
+                    match db.change_monitor(self.session, old, new.clone(), req, Some(&deliver)) {
+                        Ok(_) => return Ok(None),
                         Err(e) if e.error == "unknown monitor" => continue,
                         Err(e) => return Err(e),
                     }
