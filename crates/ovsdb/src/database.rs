@@ -439,7 +439,7 @@ impl Database {
         old_id: &Value,
         new_id: Value,
         requests: &Value,
-        deliver: Option<&dyn Fn(Option<&Value>)>,
+        deliver: Option<DeliverChange<'_>>,
     ) -> OResult<Option<Value>> {
         let mut g = self.lock();
         let Some(idx) = g.monitors.iter().position(|m| m.session == session && m.spec.id == *old_id) else {
@@ -531,6 +531,9 @@ fn notification(spec: &MonitorSpec, updates: Value, txn_id: Uuid) -> Value {
     };
     json!({"id": null, "method": spec.version.method(), "params": params})
 }
+
+/// Receives a condition change's update (if any) under the database lock.
+pub(crate) type DeliverChange<'a> = &'a dyn Fn(Option<&Value>);
 
 /// Whether a committed transaction must be on disk before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
