@@ -199,3 +199,70 @@ impl DbSync {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ovsdb::DatabaseSchema;
+
+    fn sorted(mut s: DesiredState) -> DesiredState {
+        s.bridges.sort_by(|a, b| a.name.cmp(&b.name));
+        for b in &mut s.bridges {
+            let local = b.name.clone();
+            b.ports.sort_by(|x, y| (x.name != local, &x.name).cmp(&(y.name != local, &y.name)));
+        }
+        s
+    }
+
+    /// Config file → one transaction → tables → desired state gives back what the file said.
+    #[test]
+    fn seeding_round_trips_through_the_tables() {
+        let db = Database::in_memory(DatabaseSchema::parse_str(ovsdb::VSWITCH_SCHEMA).unwrap());
+        let session = db.session();
+        let file =
+            crate::config::parse(include_str!("../../../../examples/rvswitch.toml"), "example").unwrap();
+        for round in 0..2 {
+            // The second round seeds over existing rows (updates instead of inserts).
+            let snap = Snapshot::read(&session).unwrap();
+            let reply = session.transact(seed_ops(&snap, &file, "example"));
+            assert_eq!(txn_errors(&reply), None, "round {round}: {reply}");
+            let snap = Snapshot::read(&session).unwrap();
+            let planned = plan(&snap);
+            assert!(planned.rejected.is_empty(), "{:?}", planned.rejected);
+            assert_eq!(sorted(planned.desired), sorted(file.clone()), "round {round}");
+        }
+        // A file without br-internet removes that bridge (and only it).
+        let mut smaller = file.clone();
+        smaller.bridges.retain(|b| b.name != "br-internet");
+        let snap = Snapshot::read(&session).unwrap();
+        assert_eq!(txn_errors(&session.transact(seed_ops(&snap, &smaller, "example"))), None);
+        let names: Vec<String> =
+            plan(&Snapshot::read(&session).unwrap()).desired.bridges.into_iter().map(|b| b.name).collect();
+        assert_eq!(names, vec!["br-intranet".to_string()]);
+    }
+
+    #[test]
+    fn unsupported_rows_are_rejected_with_a_reason() {
+        let db = Database::in_memory(DatabaseSchema::parse_str(ovsdb::VSWITCH_SCHEMA).unwrap());
+        let s = db.session();
+        let reply = s.transact(json!(["Open_vSwitch",
+            {"op": "insert", "table": "Interface", "uuid-name": "i1", "row": {"name": "vx0", "type": "vxlan"}},
+            {"op": "insert", "table": "Port", "uuid-name": "p1", "row": {"name": "vx0", "interfaces": ["named-uuid", "i1"]}},
+            {"op": "insert", "table": "Interface", "uuid-name": "i2", "row": {"name": "q0"}},
+            {"op": "insert", "table": "Port", "uuid-name": "p2", "row": {"name": "q0", "interfaces": ["named-uuid", "i2"], "vlan_mode": "dot1q-tunnel", "tag": 5}},
+            {"op": "insert", "table": "Interface", "uuid-name": "i3", "row": {"name": "ok0"}},
+            {"op": "insert", "table": "Port", "uuid-name": "p3", "row": {"name": "ok0", "interfaces": ["named-uuid", "i3"], "tag": 7}},
+            {"op": "insert", "table": "Bridge", "uuid-name": "b", "row": {"name": "br0",
+                "ports": ["set", [["named-uuid", "p1"], ["named-uuid", "p2"], ["named-uuid", "p3"]]]}},
+            {"op": "insert", "table": "Open_vSwitch", "row": {"bridges": ["named-uuid", "b"]}}
+        ]));
+        assert_eq!(txn_errors(&reply), None, "{reply}");
+        let p = plan(&Snapshot::read(&s).unwrap());
+        let errors: Vec<&str> = p.rejected.iter().map(|r| r.error.as_str()).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("vxlan")));
+        assert!(errors.iter().any(|e| e.contains("dot1q-tunnel")));
+        let ports: Vec<&str> = p.desired.bridges[0].ports.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(ports, vec!["ok0"]);
+    }
+}
