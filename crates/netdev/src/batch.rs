@@ -1,6 +1,9 @@
 //! Receive buffers for a batch of frames, allocated once per batch and reused for every receive so
 //! the hot path never allocates.
 
+use std::sync::Arc;
+
+use crate::ring::RingMem;
 use crate::vnet::{VnetHdr, VNET_HDR_LEN};
 
 /// Bytes kept free before each received frame, so a VLAN tag the kernel stripped can be put back
@@ -24,21 +27,43 @@ pub(crate) const SLOT: usize = FRAME_AT + MAX_FRAME;
 /// Length of the two MAC addresses that precede the EtherType / VLAN tag.
 const MACS_LEN: usize = 12;
 
+/// Where a held frame lives.
+#[derive(Clone, Copy, Debug)]
+struct Loc {
+    /// Offset into `buf`, or into the ring mapping when `ring` is set.
+    off: usize,
+    len: usize,
+    ring: bool,
+}
+
 /// `capacity` preallocated frame slots filled by [`crate::Netdev::recv_batch`].
 ///
-/// A received frame lives at offset [`HEADROOM`] of its slot (or at 0 once a VLAN tag was
-/// re-inserted). Frames are numbered `0..len()` in arrival order; a frame the backend skipped
+/// A received frame lives in one of the batch's own slots, or — for ports with a receive ring —
+/// in place in the ring shared with the kernel, held until the batch is cleared or refilled
+/// (so frames must be forwarded before the next receive, which is how the datapath works
+/// anyway). Frames are numbered `0..len()` in arrival order; a frame the backend skipped
 /// (truncated, our own echo) leaves no gap in that numbering.
 pub struct RxBatch {
     /// `capacity * SLOT` bytes. Zero-initialised: `calloc` maps pages lazily, so an unused
     /// 64 KiB slot costs no physical memory until a super-frame arrives.
     buf: Vec<u8>,
-    /// `(offset into buf, length)` of each held frame; `capacity` entries, first `len` valid.
-    /// Invariant: `offset + length <= buf.len()`, and each frame lies within one slot.
-    frames: Vec<(usize, usize)>,
+    /// Location of each held frame; `capacity` entries, first `len` valid. Invariant: an own
+    /// frame lies within one slot of `buf`; a ring frame lies within one ring slot listed in
+    /// `held`, of the mapping in `ring`.
+    frames: Vec<Loc>,
     /// Offload metadata of each held frame (checksum/GSO state from the kernel).
     vnet: Vec<VnetHdr>,
     len: usize,
+    /// The ring that `held` slots belong to (kept mapped while we hold any).
+    ring: Option<Arc<RingMem>>,
+    /// Header offsets of the ring slots we hold; handed back to the kernel on clear/drop.
+    held: Vec<usize>,
+}
+
+impl Drop for RxBatch {
+    fn drop(&mut self) {
+        self.release_ring();
+    }
 }
 
 impl RxBatch {
@@ -46,9 +71,11 @@ impl RxBatch {
     pub fn new(capacity: usize) -> Self {
         RxBatch {
             buf: vec![0; capacity.saturating_mul(SLOT)],
-            frames: vec![(0, 0); capacity],
+            frames: vec![Loc { off: 0, len: 0, ring: false }; capacity],
             vnet: vec![VnetHdr::default(); capacity],
             len: 0,
+            ring: None,
+            held: Vec::with_capacity(capacity),
         }
     }
 
@@ -73,8 +100,13 @@ impl RxBatch {
     /// If `i >= self.len()`: that is a bug in the caller, not bad input.
     pub fn frame(&self, i: usize) -> &[u8] {
         assert!(i < self.len, "frame {i} out of range (len {})", self.len);
-        let (off, len) = self.frames[i];
-        &self.buf[off..off + len]
+        let Loc { off, len, ring } = self.frames[i];
+        if !ring {
+            return &self.buf[off..off + len];
+        }
+        // SAFETY: ring frames lie in slots listed in `held`, which the kernel leaves alone until
+        // we release them (only on `&mut self`); `&self` here rules out a live `frame_mut`.
+        self.ring.as_ref().and_then(|r| unsafe { r.bytes(off, len) }).unwrap_or(&[])
     }
 
     /// Offload metadata of frame `i` (all zero for a plain, complete frame); offsets already
@@ -93,13 +125,62 @@ impl RxBatch {
     /// If `i >= self.len()`.
     pub fn frame_mut(&mut self, i: usize) -> &mut [u8] {
         assert!(i < self.len, "frame {i} out of range (len {})", self.len);
-        let (off, len) = self.frames[i];
-        &mut self.buf[off..off + len]
+        let Loc { off, len, ring } = self.frames[i];
+        if !ring {
+            return &mut self.buf[off..off + len];
+        }
+        // SAFETY: as in `frame`; `&mut self` makes this the only reference into the batch's
+        // frames, and distinct frames never share bytes.
+        self.ring.as_ref().and_then(|r| unsafe { r.bytes_mut(off, len) }).unwrap_or(&mut [])
     }
 
-    /// Forgets all held frames (the slots stay allocated).
+    /// Forgets all held frames (the slots stay allocated; ring slots go back to the kernel).
     pub fn clear(&mut self) {
+        self.release_ring();
         self.len = 0;
+    }
+
+    fn release_ring(&mut self) {
+        if let Some(r) = &self.ring {
+            for &off in &self.held {
+                r.release(off);
+            }
+        }
+        self.held.clear();
+    }
+
+    /// Prepares to take frames from `ring`: releases what is held and remembers the mapping.
+    pub(crate) fn begin_ring(&mut self, ring: &Arc<RingMem>) {
+        self.clear();
+        if !self.ring.as_ref().is_some_and(|r| Arc::ptr_eq(r, ring)) {
+            self.ring = Some(ring.clone());
+        }
+    }
+
+    /// Records the ring slot with header at `slot_off` as frame `out`: `area_off`/`len` locate
+    /// its virtio-net header plus frame in the mapping. A stripped VLAN tag is re-inserted in
+    /// place (in the slot). Requires a prior [`RxBatch::begin_ring`] with the same `ring`; on
+    /// false nothing is recorded and the caller still owns the slot.
+    pub(crate) fn set_ring_frame(
+        &mut self,
+        out: usize,
+        ring: &Arc<RingMem>,
+        slot_off: usize,
+        area_off: usize,
+        len: usize,
+        vlan: Option<(u16, u16)>,
+    ) -> bool {
+        if out >= self.capacity() || !self.ring.as_ref().is_some_and(|r| Arc::ptr_eq(r, ring)) {
+            return false;
+        }
+        // SAFETY: the slot is ours (status "user", taken by the caller, not yet released) and
+        // no reference into it exists yet.
+        let Some(area) = (unsafe { ring.bytes_mut(area_off, len) }) else { return false };
+        let Some((at, flen, vnet)) = place(area, vlan) else { return false };
+        self.held.push(slot_off);
+        self.frames[out] = Loc { off: area_off + at, len: flen, ring: true };
+        self.vnet[out] = vnet;
+        true
     }
 
     /// Pointers to each slot's receive area (`RX_AREA` bytes: virtio-net header then frame), for
@@ -133,27 +214,9 @@ impl RxBatch {
         if out >= self.capacity() || slot >= self.capacity() || !(VNET_HDR_LEN..=RX_AREA).contains(&len) {
             return false;
         }
-        let base = slot * SLOT;
-        // The header sits just before the frame; copy it out so its bytes can take a tag.
-        let mut hdr = [0u8; VNET_HDR_LEN];
-        hdr.copy_from_slice(&self.buf[base + HEADROOM..base + FRAME_AT]);
-        let mut vnet = VnetHdr::from_bytes(&hdr);
-        let mut off = base + FRAME_AT;
-        let mut len = len - VNET_HDR_LEN;
-        if let Some((tpid, tci)) = vlan {
-            // A frame shorter than two MACs cannot have carried a tag; leave it as is.
-            if len >= MACS_LEN {
-                let new_off = off - HEADROOM;
-                self.buf.copy_within(off..off + MACS_LEN, new_off);
-                let tag = &mut self.buf[new_off + MACS_LEN..new_off + MACS_LEN + HEADROOM];
-                tag[..2].copy_from_slice(&tpid.to_be_bytes());
-                tag[2..].copy_from_slice(&tci.to_be_bytes());
-                off = new_off;
-                len += HEADROOM;
-                vnet = vnet.shifted(HEADROOM as i32);
-            }
-        }
-        self.frames[out] = (off, len);
+        let start = slot * SLOT + HEADROOM;
+        let Some((at, flen, vnet)) = place(&mut self.buf[start..start + len], vlan) else { return false };
+        self.frames[out] = Loc { off: start + at, len: flen, ring: false };
         self.vnet[out] = vnet;
         true
     }
@@ -162,6 +225,31 @@ impl RxBatch {
     pub(crate) fn set_len(&mut self, len: usize) {
         self.len = len.min(self.capacity());
     }
+}
+
+/// `area` is what the kernel wrote: a virtio-net header, then the frame. Re-inserts a stripped
+/// VLAN tag `(tpid, tci)` in place by moving the 12 MAC bytes 4 bytes back (over the tail of the
+/// header, already parsed). Returns where the frame starts in `area`, its length and its offload
+/// header (offsets moved past an inserted tag); None if `area` is shorter than a header.
+fn place(area: &mut [u8], vlan: Option<(u16, u16)>) -> Option<(usize, usize, VnetHdr)> {
+    let hdr: &[u8; VNET_HDR_LEN] = area.get(..VNET_HDR_LEN)?.try_into().ok()?;
+    let mut vnet = VnetHdr::from_bytes(hdr);
+    let mut off = VNET_HDR_LEN;
+    let mut len = area.len() - VNET_HDR_LEN;
+    if let Some((tpid, tci)) = vlan {
+        // A frame shorter than two MACs cannot have carried a tag; leave it as is.
+        if len >= MACS_LEN {
+            let new_off = off - HEADROOM;
+            area.copy_within(off..off + MACS_LEN, new_off);
+            let tag = &mut area[new_off + MACS_LEN..new_off + MACS_LEN + HEADROOM];
+            tag[..2].copy_from_slice(&tpid.to_be_bytes());
+            tag[2..].copy_from_slice(&tci.to_be_bytes());
+            off = new_off;
+            len += HEADROOM;
+            vnet = vnet.shifted(HEADROOM as i32);
+        }
+    }
+    Some((off, len, vnet))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod batch;
 mod error;
 mod info;
 mod name;
+mod ring;
 mod sys;
 mod system;
 mod system_rx;

@@ -14,6 +14,13 @@ pub(crate) const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 pub(crate) const PACKET_AUXDATA: libc::c_int = 8;
 pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 pub(crate) const PACKET_VNET_HDR: libc::c_int = 15;
+pub(crate) const PACKET_RX_RING: libc::c_int = 5;
+pub(crate) const PACKET_COPY_THRESH: libc::c_int = 7;
+pub(crate) const PACKET_VERSION: libc::c_int = 10;
+pub(crate) const TPACKET_V2: libc::c_int = 1;
+pub(crate) const TP_STATUS_KERNEL: u32 = 0;
+pub(crate) const TP_STATUS_USER: u32 = 1;
+pub(crate) const TP_STATUS_COPY: u32 = 1 << 1;
 // <linux/if_tun.h>
 pub(crate) const IFF_VNET_HDR: libc::c_int = 0x4000;
 pub(crate) const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
@@ -50,6 +57,16 @@ pub(crate) struct TpacketAuxdata {
     pub tp_net: u16,
     pub tp_vlan_tci: u16,
     pub tp_vlan_tpid: u16,
+}
+
+/// `struct tpacket_req` from <linux/if_packet.h>: the geometry of an mmap'd packet ring.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TpacketReq {
+    pub tp_block_size: u32,
+    pub tp_block_nr: u32,
+    pub tp_frame_size: u32,
+    pub tp_frame_nr: u32,
 }
 
 /// Converts a `-1` return into the thread's errno.
@@ -133,6 +150,26 @@ pub(crate) fn setsockopt<T>(
         )
     })
     .map(drop)
+}
+
+/// Reads and clears a pending socket error (`SO_ERROR`); None if there is none.
+pub(crate) fn take_socket_error(fd: &OwnedFd) -> Option<io::Error> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v`/`len` are valid for the call and describe an int-sized buffer.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Some(io::Error::last_os_error());
+    }
+    (v != 0).then(|| io::Error::from_raw_os_error(v))
 }
 
 /// Errno of an `io::Error`, 0 when it carries none.

@@ -7,6 +7,7 @@ use crate::batch::RxBatch;
 use crate::error::NetdevError;
 use crate::info::{ifindex_on, set_admin_up_on};
 use crate::name::IfName;
+use crate::ring::{RxRing, Slot};
 use crate::sys::{self, PacketMreq};
 use crate::system_rx::RxScratch;
 use crate::system_tx::TxScratch;
@@ -18,29 +19,56 @@ const SOCKET_BUFFER: libc::c_int = 4 << 20;
 
 /// A port on an existing network device, through AF_PACKET.
 pub struct SystemPort {
+    /// Receive socket (bound with ETH_P_ALL, polled by the datapath).
     fd: OwnedFd,
+    /// Transmit socket: bound to the device with protocol 0, so it receives nothing and is never
+    /// polled. Kept apart from `fd` because a socket someone polls pays a wakeup call for every
+    /// transmitted frame the peer frees (`sock_wfree` → write-space wakeup).
+    txfd: OwnedFd,
     name: String,
     ifindex: u32,
     /// Set once the device is known to be unregistered: the kernel reports that only once (as a
     /// pending socket error), so later calls must remember it.
     gone: bool,
+    /// Receive ring (frames read in place); `None`: `recvmmsg` into the batch's own slots.
+    ring: Option<RxRing>,
     rx: RxScratch,
     tx: TxScratch,
 }
 
 impl SystemPort {
     /// Opens `name` in the calling thread's network namespace (the socket stays bound to that
-    /// namespace afterwards, whichever thread uses it) and brings the device admin-up.
+    /// namespace afterwards, whichever thread uses it) and brings the device admin-up. Frames are
+    /// received through an mmap'd ring when the kernel allows one, else with `recvmmsg`.
     pub fn open(name: &str) -> Result<SystemPort, NetdevError> {
+        SystemPort::open_with(name, true)
+    }
+
+    /// Like [`SystemPort::open`] but always receives with `recvmmsg` (copies into the batch).
+    pub fn open_copying(name: &str) -> Result<SystemPort, NetdevError> {
+        SystemPort::open_with(name, false)
+    }
+
+    /// True if frames are received through the mmap'd ring.
+    pub fn has_rx_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    fn open_with(name: &str, want_ring: bool) -> Result<SystemPort, NetdevError> {
         let ifname = IfName::new(name)?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, libc::c_int::from(proto))
+        // Protocol 0: the socket receives nothing until `bind` below names ETH_P_ALL, so setting
+        // up the ring does not have to detach a running socket (an RCU grace period each).
+        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)
             .map_err(|e| NetdevError::io("socket(AF_PACKET)", name, e))?;
         let ifindex = ifindex_on(fd.as_raw_fd(), &ifname, name)?;
         let io = |op| move |e| NetdevError::io(op, name, e);
         // Every frame carries a virtio-net header both ways, so GSO super-frames and partial
         // checksums pass through whole (set before bind so no frame arrives without one).
         sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_VNET_HDR, 1).map_err(io("PACKET_VNET_HDR"))?;
+        // The ring needs the header option set first. Without a ring (old kernel, no memory)
+        // the port still works through recvmmsg.
+        let ring = if want_ring { RxRing::setup(&fd).ok() } else { None };
 
         // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -74,13 +102,19 @@ impl SystemPort {
         let _ = sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, 1);
         sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_AUXDATA, 1).map_err(io("PACKET_AUXDATA"))?;
         raise_buffers(&fd);
+        let txfd = open_tx_socket(ifindex).map_err(|e| match sys::errno(&e) {
+            libc::ENODEV | libc::ENXIO => NetdevError::NoSuchDevice(name.to_owned()),
+            _ => NetdevError::io("tx socket", name, e),
+        })?;
         set_admin_up_on(fd.as_raw_fd(), &ifname, name)?;
 
         Ok(SystemPort {
             fd,
+            txfd,
             name: name.to_owned(),
             ifindex,
             gone: false,
+            ring,
             rx: RxScratch::new(),
             tx: TxScratch::new(),
         })
@@ -102,6 +136,78 @@ impl SystemPort {
         self.gone |= gone;
         gone
     }
+
+    /// Maps a receive error to the trait's contract (see [`Netdev::recv_batch`] below).
+    fn rx_error(&mut self, e: std::io::Error) -> Result<usize, NetdevError> {
+        match sys::errno(&e) {
+            libc::EAGAIN | libc::EINTR | libc::ENOBUFS => Ok(0),
+            errno if self.vanished(errno) => Err(NetdevError::DeviceGone(self.name.clone())),
+            libc::ENETDOWN => Ok(0),
+            _ => Err(NetdevError::io("recv", &self.name, e)),
+        }
+    }
+
+    /// Takes up to a batch of frames from the ring (the batch was cleared by the caller).
+    fn recv_ring(&mut self, batch: &mut RxBatch) -> Result<usize, NetdevError> {
+        let Some(ring) = self.ring.as_mut() else { return Ok(0) };
+        ring.begin(batch);
+        let fd = self.fd.as_raw_fd();
+        let mut out = 0;
+        let mut err = None;
+        // Bounded by the ring size: each round consumes one slot.
+        for _ in 0..ring.frame_nr() {
+            if out >= batch.capacity() {
+                break;
+            }
+            match ring.next(batch, out) {
+                None => break,
+                Some(Slot::Frame) => out += 1,
+                Some(Slot::Skipped) => {}
+                Some(Slot::Copy) => match self.rx.recv_one(fd, batch, out) {
+                    Ok(true) => out += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                },
+            }
+        }
+        batch.set_len(out);
+        if out > 0 {
+            return Ok(out);
+        }
+        // Nothing in the ring: a wakeup without frames may carry a socket error (device down
+        // or unregistered), which only a syscall reports. Reading it also clears it, so a
+        // level-triggered poller does not spin on it.
+        let e = err.or_else(|| sys::take_socket_error(&self.fd));
+        match e {
+            Some(e) => self.rx_error(e),
+            None => Ok(0),
+        }
+    }
+}
+
+/// The send-only socket of a port: virtio-net headers on, bound to `ifindex` with protocol 0
+/// (receives nothing; the kernel takes each frame's protocol from its Ethernet header).
+fn open_tx_socket(ifindex: u32) -> std::io::Result<OwnedFd> {
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)?;
+    sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_VNET_HDR, 1)?;
+    // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = 0;
+    sll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `sll` is a valid sockaddr_ll for the advertised length.
+    sys::cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })?;
+    raise_buffers(&fd);
+    Ok(fd)
 }
 
 /// Raises both socket buffers; the FORCE variants (root only) ignore the sysctl caps. Smaller
@@ -131,14 +237,12 @@ impl Netdev for SystemPort {
         if self.gone {
             return Err(NetdevError::DeviceGone(self.name.clone()));
         }
+        if self.ring.is_some() {
+            return self.recv_ring(batch);
+        }
         match self.rx.recv(self.fd.as_raw_fd(), batch) {
             Ok(n) => Ok(n),
-            Err(e) => match sys::errno(&e) {
-                libc::EAGAIN | libc::EINTR | libc::ENOBUFS => Ok(0),
-                errno if self.vanished(errno) => Err(NetdevError::DeviceGone(self.name.clone())),
-                libc::ENETDOWN => Ok(0),
-                _ => Err(NetdevError::io("recvmmsg", &self.name, e)),
-            },
+            Err(e) => self.rx_error(e),
         }
     }
 
@@ -148,7 +252,7 @@ impl Netdev for SystemPort {
         if self.gone {
             return Err(NetdevError::DeviceGone(self.name.clone()));
         }
-        let res = self.tx.send(self.fd.as_raw_fd(), frames);
+        let res = self.tx.send(self.txfd.as_raw_fd(), frames);
         let Some(e) = res.stopped_by else {
             return Ok(res.sent);
         };

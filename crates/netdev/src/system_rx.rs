@@ -109,6 +109,36 @@ impl RxScratch {
     }
 }
 
+impl RxScratch {
+    /// Receives one frame from the socket queue into slot `out` of `batch` (for ring slots
+    /// marked `TP_STATUS_COPY`). Ok(false): nothing usable (truncated, our echo). Does not
+    /// change the batch length.
+    pub(crate) fn recv_one(&mut self, fd: RawFd, batch: &mut RxBatch, out: usize) -> io::Result<bool> {
+        self.ensure(1);
+        let Some(area) = batch.rx_area(out) else { return Ok(false) };
+        self.iovs[0] = libc::iovec { iov_base: area.as_mut_ptr().cast(), iov_len: area.len() };
+        let m = &mut self.msgs[0].msg_hdr;
+        m.msg_name = (&mut self.addrs[0] as *mut libc::sockaddr_ll).cast();
+        m.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        m.msg_iov = self.iovs.as_mut_ptr();
+        m.msg_iovlen = 1;
+        m.msg_control = self.cmsgs.as_mut_ptr().cast();
+        m.msg_controllen = std::mem::size_of::<CmsgBuf>() as _;
+        m.msg_flags = 0;
+        // SAFETY: the header points at live buffers of the advertised sizes: one iovec into
+        // slot `out` of the batch, our address and control buffers.
+        let r = unsafe { libc::recvmsg(fd, m, libc::MSG_DONTWAIT) };
+        let len = sys::cvt(r as libc::c_int)? as usize;
+        let m = &self.msgs[0].msg_hdr;
+        if m.msg_flags & libc::MSG_TRUNC != 0 || self.addrs[0].sll_pkttype == sys::PACKET_OUTGOING {
+            return Ok(false);
+        }
+        // SAFETY: the control pointer/length describe `cmsgs[0]`, as filled in by the kernel.
+        let vlan = unsafe { find_auxdata(m) }.as_ref().and_then(stripped_vlan);
+        Ok(batch.set_frame(out, out, len, vlan))
+    }
+}
+
 /// Finds the `PACKET_AUXDATA` control message of a received message.
 ///
 /// # Safety

@@ -16,7 +16,7 @@ use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
-use vswitchd::datapath::Datapath;
+use vswitchd::datapath::{Datapath, DatapathOptions};
 use vswitchd::db::DbSync;
 use vswitchd::reconcile::Reconciler;
 
@@ -48,6 +48,10 @@ struct Args {
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log: String,
+    /// After forwarding traffic, keep polling the ports this many microseconds before sleeping
+    /// (lower latency for request/response traffic; 0 = purely event-driven; max 10000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    busy_poll_us: u64,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -95,7 +99,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
     let (db, notes) = DbSync::new(server.database()).map_err(anyhow::Error::msg)?;
-    let rec = Reconciler::new(Datapath::spawn()?);
+    let datapath =
+        Datapath::spawn_with(DatapathOptions { busy_poll: Duration::from_micros(args.busy_poll_us) })?;
+    let rec = Reconciler::new(datapath);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
     lock(&shared).reload().map_err(anyhow::Error::msg)?;
     let socket = control::serve(&args.control_socket, shared.clone())?;

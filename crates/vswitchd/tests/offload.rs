@@ -58,7 +58,7 @@ fn tcp_super_frames_cross_vlan_push_and_pop() {
         + &bridge_config("br-oy", &[(&b.port, "tag = 10"), (&ty, trunk)]);
     let d = Daemon::start(&config);
     wait_ports_up(&d, &[&a.port, &b.port, &tx, &ty]);
-    assert!(a.ping(&b, 1));
+    assert!(a.ping(&b, 3));
 
     let bytes = iperf_tcp(&a.ns, &b.ns, &b.ip)
         .unwrap_or_else(|e| panic!("TCP through the switch failed: {e}\n{}", d.log()));
@@ -83,7 +83,7 @@ fn tcp_between_a_tap_and_a_veth() {
     let vm = Netns::new("tv").unwrap();
     run("ip", &["link", "set", &tap, "netns", vm.name()]).unwrap();
     vm.addr_up(&tap, "198.18.0.9/24").unwrap();
-    assert!(a.ns.ping("198.18.0.9", 1));
+    assert!(a.ns.ping("198.18.0.9", 3));
     for (client, server, ip) in [(&a.ns, &vm, "198.18.0.9"), (&vm, &a.ns, a.ip.as_str())] {
         let bytes = iperf_tcp(client, server, ip)
             .unwrap_or_else(|e| panic!("TCP tap<->veth failed: {e}\n{}", d.log()));

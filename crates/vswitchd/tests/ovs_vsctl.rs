@@ -73,7 +73,7 @@ fn ovs_vsctl_builds_and_changes_the_switch() {
     assert!(!a.ping(&b, 1), "VLAN 10 reached VLAN 20");
     assert_eq!(d.port(&b.port).tag, Some(20));
     vsctl(&d, &["set", "Port", &b.port, "tag=10"]).unwrap();
-    assert!(a.ping(&b, 1));
+    assert!(a.ping(&b, 3));
 
     // A device that does not exist: ovs-vsctl succeeds but warns with the error ovs-vswitchd
     // writes (exactly as with OvS), and ofport is -1.
@@ -180,7 +180,7 @@ fn libvirt_attach_and_detach_lines() {
     ];
     vsctl(&d, &replace).unwrap();
     vsctl(&d, &replace).unwrap();
-    assert!(vm.ping(&peer, 1), "not switched after del-port + add-port");
+    assert!(vm.ping(&peer, 3), "not switched after del-port + add-port");
     vsctl(&d, &["--", "--if-exists", "del-port", p]).unwrap();
     // The config-file bridge and its port are untouched by all this.
     assert!(d.show().bridges[0].ports.iter().any(|x| x.name == peer.port));
@@ -209,7 +209,7 @@ fn acknowledged_transactions_survive_kill_9() {
     let (a, b) = (Vm::new(1), Vm::new(2));
     let mut d = Daemon::start(&common::bridge_config("br-k9", &[(&a.port, "tag = 7"), (&b.port, "tag = 7")]));
     common::wait_ports_up(&d, &[&a.port, &b.port]);
-    assert!(a.ping(&b, 1));
+    assert!(a.ping(&b, 3));
     let db = d.db_socket();
 
     // 4 clients × up to 250 transactions; the daemon is killed part-way through.
@@ -332,7 +332,7 @@ fn config_file_and_ovs_vsctl_share_one_database() {
     assert!(!a.ping(&b, 1));
     d.reload().expect("reload");
     assert_eq!(vsctl(&d, &["get", "Port", &b.port, "tag"]).unwrap(), "10");
-    assert!(a.ping(&b, 1), "reload did not restore the file's VLAN");
+    assert!(a.ping(&b, 3), "reload did not restore the file's VLAN");
 
     // Dropping a port and then the whole bridge from the file removes them; br-cli stays.
     d.write_config(&common::bridge_config("br-file", &[(&a.port, "tag = 10")]));

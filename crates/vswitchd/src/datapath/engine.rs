@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use netdev::{Netdev, RxBatch};
 use switch::{Bridge, Output, Verdict};
@@ -43,6 +43,9 @@ pub struct Engine {
     start: Instant,
     last_tick: u64,
     stop: bool,
+    /// After a wakeup that moved frames, keep polling (non-blocking epoll) this long before
+    /// blocking again; zero = purely event-driven.
+    busy_poll: Duration,
 }
 
 fn token(bridge: usize, slot: usize) -> u64 {
@@ -50,7 +53,11 @@ fn token(bridge: usize, slot: usize) -> u64 {
 }
 
 impl Engine {
-    pub fn new(commands: Receiver<Command>, waker: Arc<EventFd>) -> std::io::Result<Engine> {
+    pub fn new(
+        commands: Receiver<Command>,
+        waker: Arc<EventFd>,
+        busy_poll: Duration,
+    ) -> std::io::Result<Engine> {
         Ok(Engine {
             commands,
             waker,
@@ -64,6 +71,7 @@ impl Engine {
             start: Instant::now(),
             last_tick: 0,
             stop: false,
+            busy_poll,
         })
     }
 
@@ -73,19 +81,32 @@ impl Engine {
 
     pub fn run(&mut self) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        // While `Some`, poll without blocking until then (adaptive busy-poll after traffic).
+        let mut spin_until: Option<Instant> = None;
         while !self.stop {
             if self.epoll_dirty {
                 self.rebuild_epoll();
             }
-            let n = self.epoll.wait(&mut events, TICK_MS as i32);
+            let timeout = match spin_until {
+                Some(t) if Instant::now() < t => 0,
+                _ => {
+                    spin_until = None;
+                    TICK_MS as i32
+                }
+            };
+            let n = self.epoll.wait(&mut events, timeout);
+            let mut moved = 0;
             for ev in &events[..n] {
                 let tok = ev.u64;
                 if tok == WAKER_TOKEN {
                     self.waker.drain();
                     self.drain_commands();
                 } else {
-                    self.service_port((tok >> 32) as usize, (tok & 0xffff_ffff) as usize);
+                    moved += self.service_port((tok >> 32) as usize, (tok & 0xffff_ffff) as usize);
                 }
+            }
+            if moved > 0 && !self.busy_poll.is_zero() {
+                spin_until = Some(Instant::now() + self.busy_poll);
             }
             let now = self.now_ms();
             if now.saturating_sub(self.last_tick) >= TICK_MS {
@@ -95,6 +116,9 @@ impl Engine {
                 }
             }
         }
+        let devs: Vec<Box<dyn Netdev>> =
+            self.bridges.drain(..).flat_map(|b| b.devs.into_iter().flatten()).collect();
+        close_all(devs);
         info!("forwarding thread stopped");
     }
 
@@ -200,7 +224,7 @@ impl Engine {
             self.bridges.push(rt);
         }
         // Whatever is left belongs to removed ports: dropping closes them.
-        drop(devs);
+        close_all(devs.into_values().collect());
         self.epoll_dirty = true;
     }
 
@@ -214,33 +238,66 @@ impl Engine {
         self.epoll_dirty = true;
     }
 
-    fn service_port(&mut self, b: usize, slot: usize) {
+    /// Receives and forwards up to a few batches from one port; returns the frames received.
+    fn service_port(&mut self, b: usize, slot: usize) -> usize {
+        let mut total = 0;
         for _ in 0..BATCHES_PER_WAKEUP {
-            let Some(br) = self.bridges.get_mut(b) else { return };
-            let Some(dev) = br.devs.get_mut(slot).and_then(|d| d.as_mut()) else { return };
+            let Some(br) = self.bridges.get_mut(b) else { break };
+            let Some(dev) = br.devs.get_mut(slot).and_then(|d| d.as_mut()) else { break };
             let n = match dev.recv_batch(&mut self.rx) {
-                Ok(0) => return,
+                Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.is_gone() => {
                     warn!(port = dev.name(), "{e}");
                     self.detach(b, slot);
-                    return;
+                    break;
                 }
                 Err(e) => {
                     debug!(port = dev.name(), "receive error: {e}");
-                    return;
+                    break;
                 }
             };
+            total += n;
             let now = self.start.elapsed().as_millis() as u64;
             let gone = forward_batch(br, slot, &self.rx, n, now, &mut self.outs, &mut self.tx);
             for s in gone {
                 self.detach(b, s);
             }
             if n < self.rx.capacity() {
-                return;
+                break;
             }
         }
+        // Frames must not stay borrowed from a port's ring between wakeups.
+        self.rx.clear();
+        total
     }
+}
+
+/// Most threads `close_all` uses.
+const CLOSERS: usize = 32;
+
+/// Closes (drops) port devices. Closing an AF_PACKET socket waits for an RCU grace period (tens
+/// of ms on a small VM, two or three per port with rings), so many devices are closed from
+/// several threads at once, whose waits overlap: 1000 ports close in about a second, not a
+/// minute. A few are closed inline.
+fn close_all(devs: Vec<Box<dyn Netdev>>) {
+    if devs.len() <= 2 {
+        drop(devs);
+        return;
+    }
+    let per = devs.len().div_ceil(CLOSERS);
+    let mut devs = devs;
+    std::thread::scope(|s| {
+        while !devs.is_empty() {
+            let chunk: Vec<Box<dyn Netdev>> = devs.drain(..per.min(devs.len())).collect();
+            // If a thread cannot be spawned, the chunk is dropped here instead.
+            if let Err(e) =
+                std::thread::Builder::new().name("port-close".into()).spawn_scoped(s, move || drop(chunk))
+            {
+                debug!("closing ports inline: {e}");
+            }
+        }
+    });
 }
 
 /// Decides `n` frames from `in_slot` and sends the copies. Returns the slots whose device failed
@@ -259,13 +316,15 @@ fn forward_batch(
     for i in 0..n {
         if let Verdict::Forward { ingress_tagged, .. } = br.bridge.process(in_slot, rx.frame(i), now, outs) {
             for o in outs.iter() {
-                tx.queues[o.slot].push(TxItem { frame: i as u16, ingress_tagged, encap: o.encap });
+                tx.push(o.slot, TxItem { frame: i as u16, ingress_tagged, encap: o.encap });
             }
         }
     }
     let mut gone = Vec::new();
-    for s in 0..slots {
-        let Some(dev) = br.devs[s].as_mut() else { continue };
+    // Only egress ports this batch used: O(ports touched), not O(ports on the bridge).
+    for t in 0..tx.touched_len() {
+        let s = tx.touched_slot(t);
+        let Some(dev) = br.devs.get_mut(s).and_then(|d| d.as_mut()) else { continue };
         let counters = &br.bridge.ports()[s].counters;
         if let Err(e) = tx.flush(s, rx, dev.as_mut(), counters) {
             if e.is_gone() {

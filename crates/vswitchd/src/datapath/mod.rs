@@ -66,11 +66,24 @@ pub struct Datapath {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Tuning of the forwarding thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DatapathOptions {
+    /// After a wakeup that moved frames, keep polling the ports without blocking for this long
+    /// before sleeping again. Cuts wakeup latency for request/response traffic at the price of
+    /// that much CPU after each burst; zero (the default) is purely event-driven.
+    pub busy_poll: Duration,
+}
+
 impl Datapath {
     pub fn spawn() -> std::io::Result<Datapath> {
+        Datapath::spawn_with(DatapathOptions::default())
+    }
+
+    pub fn spawn_with(opts: DatapathOptions) -> std::io::Result<Datapath> {
         let (commands, rx) = mpsc::channel();
         let waker = Arc::new(sys::EventFd::new()?);
-        let mut engine = engine::Engine::new(rx, waker.clone())?;
+        let mut engine = engine::Engine::new(rx, waker.clone(), opts.busy_poll)?;
         let thread = std::thread::Builder::new().name("forwarding".into()).spawn(move || engine.run())?;
         Ok(Datapath { commands, waker, thread: Some(thread) })
     }

@@ -19,7 +19,10 @@ pub struct TxItem {
 /// Reusable scratch space; after warm-up a flush allocates nothing.
 #[derive(Default)]
 pub struct TxScratch {
-    pub queues: Vec<Vec<TxItem>>,
+    queues: Vec<Vec<TxItem>>,
+    /// Slots whose queue is non-empty, in first-queued order: reset and flush visit only these,
+    /// so per-batch work does not grow with the number of ports.
+    touched: Vec<usize>,
     tags: Vec<[u8; 4]>,
     lens: Vec<usize>,
     iov: Vec<IoSlice<'static>>,
@@ -51,14 +54,38 @@ fn tag_delta(ingress_tagged: bool, encap: Encap) -> i32 {
 }
 
 impl TxScratch {
-    /// Makes sure there is one (empty) queue per port slot.
+    /// Makes sure there is one (empty) queue per port slot. Only queues used by the previous
+    /// batch need emptying; growing happens once per topology size.
     pub fn reset(&mut self, slots: usize) {
+        for &s in &self.touched {
+            if let Some(q) = self.queues.get_mut(s) {
+                q.clear();
+            }
+        }
+        self.touched.clear();
         if self.queues.len() < slots {
             self.queues.resize_with(slots, Vec::new);
         }
-        for q in &mut self.queues[..slots] {
-            q.clear();
+    }
+
+    /// Queues one copy for `slot` (ignored if `slot` has no queue: never sized by `reset`).
+    #[inline]
+    pub fn push(&mut self, slot: usize, item: TxItem) {
+        let Some(q) = self.queues.get_mut(slot) else { return };
+        if q.is_empty() {
+            self.touched.push(slot);
         }
+        q.push(item);
+    }
+
+    /// Number of slots with queued copies.
+    pub fn touched_len(&self) -> usize {
+        self.touched.len()
+    }
+
+    /// The `i`-th slot with queued copies (`i < touched_len()`).
+    pub fn touched_slot(&self, i: usize) -> usize {
+        self.touched[i]
     }
 
     /// Sends what is queued for `slot` on `dev`. Counts tx and tx-failed drops on `counters`.
@@ -69,7 +96,7 @@ impl TxScratch {
         dev: &mut dyn Netdev,
         counters: &PortCounters,
     ) -> Result<(), NetdevError> {
-        let items = &self.queues[slot];
+        let Some(items) = self.queues.get(slot) else { return Ok(()) };
         if items.is_empty() {
             return Ok(());
         }
@@ -106,5 +133,30 @@ impl TxScratch {
         self.frames = recycle(frames);
         self.iov = recycle_iov(iov);
         result.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(frame: u16) -> TxItem {
+        TxItem { frame, ingress_tagged: false, encap: Encap::Untagged }
+    }
+
+    #[test]
+    fn only_touched_slots_are_visited_and_reset() {
+        let mut tx = TxScratch::default();
+        tx.reset(1000);
+        tx.push(7, item(0));
+        tx.push(3, item(1));
+        tx.push(7, item(2));
+        tx.push(5000, item(3)); // no queue for it: ignored, no panic
+        let touched: Vec<usize> = (0..tx.touched_len()).map(|i| tx.touched_slot(i)).collect();
+        assert_eq!(touched, vec![7, 3], "first-queued order, each slot once");
+        assert_eq!(tx.queues[7].len(), 2);
+        tx.reset(1000);
+        assert_eq!(tx.touched_len(), 0);
+        assert!(tx.queues.iter().all(|q| q.is_empty()));
     }
 }
