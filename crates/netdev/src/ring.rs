@@ -28,8 +28,10 @@ use crate::vnet::VNET_HDR_LEN;
 pub(crate) const FRAME_SIZE: usize = 2048;
 /// Bytes per ring block (slots never straddle blocks: BLOCK_SIZE is a multiple of FRAME_SIZE).
 const BLOCK_SIZE: usize = 64 * 1024;
-/// Blocks per ring: 16 × 64 KiB = 1 MiB, 512 slots per port (≈1.7 ms of 300 kpps).
-const BLOCK_NR: usize = 16;
+/// Blocks per ring: 4 × 64 KiB = 256 KiB, 128 slots per port (≈0.3 ms at 450 kpps). This is
+/// pinned kernel memory per port (256 MiB at 1000 ports); 16 blocks measured no faster
+/// (UDP 464 vs 453 kpps, TCP 13.8 vs 13.7 Gb/s, same run, within noise).
+const BLOCK_NR: usize = 4;
 /// Length of `struct tpacket2_hdr`.
 const TP2_HDR_LEN: usize = 32;
 /// `TPACKET2_HDRLEN`: header plus the `sockaddr_ll` that follows it.
