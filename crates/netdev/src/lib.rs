@@ -50,6 +50,12 @@ pub trait Netdev: Send {
     /// kernel accepted (the rest are dropped; the caller counts them).
     fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError>;
 
+    /// Frames the kernel dropped before we could read them (receive ring or socket queue full)
+    /// since the last call. Backends that cannot tell return 0.
+    fn take_kernel_drops(&mut self) -> u64 {
+        0
+    }
+
     /// Convenience for tools and tests: sends plain frames (no offloads), each a gather list.
     /// Allocates; the datapath uses [`Netdev::transmit`].
     fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError> {

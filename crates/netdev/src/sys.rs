@@ -122,6 +122,34 @@ pub(crate) fn ifindex_exists(fd: &OwnedFd, ifindex: u32) -> bool {
     }
 }
 
+/// `PACKET_STATISTICS` (<linux/if_packet.h>): reading it returns and resets the counters.
+pub(crate) const PACKET_STATISTICS: libc::c_int = 6;
+
+/// `struct tpacket_stats`.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct TpacketStats {
+    pub tp_packets: u32,
+    pub tp_drops: u32,
+}
+
+/// Frames the socket dropped since the last call (the kernel resets the counter on read).
+pub(crate) fn packet_drops(fd: &OwnedFd) -> io::Result<u64> {
+    let mut st = TpacketStats::default();
+    let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
+    // SAFETY: `st` is valid for `len` bytes; the kernel writes at most that much.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            SOL_PACKET,
+            PACKET_STATISTICS,
+            (&mut st as *mut TpacketStats).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(u64::from(st.tp_drops))
+}
+
 /// Sets an integer socket option.
 pub(crate) fn setsockopt_int(
     fd: &OwnedFd,

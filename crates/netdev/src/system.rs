@@ -248,6 +248,11 @@ impl Netdev for SystemPort {
 
     /// Errors: a full queue (EAGAIN/ENOBUFS) or a device that is down (ENETDOWN) ends the batch
     /// with the count so far; an unregistered device gives [`NetdevError::DeviceGone`].
+    /// Reads (and resets) PACKET_STATISTICS: frames lost because the ring or queue was full.
+    fn take_kernel_drops(&mut self) -> u64 {
+        sys::packet_drops(&self.fd).unwrap_or(0)
+    }
+
     fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError> {
         if self.gone {
             return Err(NetdevError::DeviceGone(self.name.clone()));

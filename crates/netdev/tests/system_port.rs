@@ -302,3 +302,36 @@ fn ring_wraps_around_without_losing_or_reordering() {
     }
     assert_eq!(next, total, "only {next} of {total} frames arrived");
 }
+
+#[test]
+fn frames_the_kernel_dropped_are_reported() {
+    if !require_root("frames_the_kernel_dropped_are_reported") {
+        return;
+    }
+    let p = pair("ndd");
+    let (mut pa, mut pb) = p.ports;
+    assert_eq!(pb.take_kernel_drops(), 0);
+    // 600 frames at a receiver that reads nothing: more than its ring holds.
+    let frames: Vec<Vec<u8>> = (0..600u32).map(|i| untagged(&i.to_be_bytes())).collect();
+    let slices: Vec<[IoSlice<'_>; 1]> = frames.iter().map(|f| [IoSlice::new(f)]).collect();
+    let refs: Vec<&[IoSlice<'_>]> = slices.iter().map(|s| &s[..]).collect();
+    let mut sent = 0;
+    for chunk in refs.chunks(50) {
+        sent += pa.send_batch(chunk).unwrap();
+    }
+    assert_eq!(sent, 600);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut batch = RxBatch::new(64);
+    let mut received = 0;
+    for _ in 0..100 {
+        let n = pb.recv_batch(&mut batch).unwrap();
+        if n == 0 {
+            break;
+        }
+        received += n;
+    }
+    let dropped = pb.take_kernel_drops();
+    assert!(dropped > 0, "no drops reported, {received} received");
+    assert_eq!(received as u64 + dropped, 600, "received {received} + dropped {dropped}");
+    assert_eq!(pb.take_kernel_drops(), 0, "reading resets the counter");
+}

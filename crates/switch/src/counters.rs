@@ -21,16 +21,19 @@ pub enum DropReason {
     DestinationOnIngress,
     /// The egress device could not take the frame (queue full, too big, device gone).
     TxFailed,
+    /// The kernel dropped the frame before the switch could read it (receive ring full).
+    RxQueueFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Runt,
         DropReason::MulticastSource,
         DropReason::VlanNotAllowed,
         DropReason::ReservedMulticast,
         DropReason::DestinationOnIngress,
         DropReason::TxFailed,
+        DropReason::RxQueueFull,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -41,6 +44,7 @@ impl DropReason {
             DropReason::ReservedMulticast => "reserved-multicast",
             DropReason::DestinationOnIngress => "destination-on-ingress",
             DropReason::TxFailed => "tx-failed",
+            DropReason::RxQueueFull => "rx-queue-full",
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netdev::{Netdev, RxBatch};
-use switch::{Bridge, Output, Verdict};
+use switch::{Bridge, DropReason, Output, Verdict};
 use tracing::{debug, info, warn};
 
 use super::sys::{Epoll, EventFd};
@@ -113,6 +113,14 @@ impl Engine {
                 self.last_tick = now;
                 for b in &mut self.bridges {
                     b.bridge.expire(now);
+                    // Kernel-side receive drops become a counted drop reason, so an overloaded
+                    // port shows up in `rvsctl show` instead of losing frames silently.
+                    for (slot, dev) in b.devs.iter_mut().enumerate() {
+                        let lost = dev.as_mut().map_or(0, |d| d.take_kernel_drops());
+                        if lost > 0 {
+                            b.bridge.ports()[slot].counters.count_drop(DropReason::RxQueueFull, lost);
+                        }
+                    }
                 }
             }
         }
