@@ -20,8 +20,8 @@ use vswitchd::datapath::{Datapath, DatapathOptions};
 use vswitchd::db::DbSync;
 use vswitchd::reconcile::Reconciler;
 
-/// How often devices are re-checked and status written back.
-const TICK: Duration = Duration::from_millis(500);
+/// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
+const TICK: Duration = Duration::from_secs(1);
 
 #[derive(Parser)]
 #[command(name = "rvswitchd", version, about = "rvswitch: a memory-safe userspace virtual switch")]

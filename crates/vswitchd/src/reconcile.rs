@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply};
-use netdev::{interface_info, Netdev, NetdevError, SystemPort, TapPort};
+use netdev::{interface_info, InterfaceInfo, Netdev, NetdevError, SystemPort, TapPort};
 use switch::{PortCounters, PortSpec};
 use tracing::{info, warn};
 
@@ -24,6 +24,9 @@ struct PortRuntime {
     ifindex: Option<u32>,
     /// Why the port has no device, as OvS writes it to Interface `error`.
     error: Option<String>,
+    /// The device as last seen (at open, and on every monitoring pass for system ports), so
+    /// status write-back costs no syscalls per port.
+    info: Option<InterfaceInfo>,
 }
 
 /// A port's device as the database shows it (Interface status columns).
@@ -122,6 +125,7 @@ impl Reconciler {
                                 link: Arc::default(),
                                 ifindex: None,
                                 error: None,
+                                info: None,
                             });
                             TopologyPort {
                                 spec: PortSpec {
@@ -172,6 +176,7 @@ impl Reconciler {
                     info!(port = name, ifindex, "port device is back");
                 }
                 rt.ifindex = Some(ifindex);
+                rt.info = interface_info(name).ok().flatten();
                 rt.link.set_attached(true);
                 self.datapath.attach(name, dev);
             }
@@ -194,7 +199,8 @@ impl Reconciler {
             let Some(rt) = self.ports.get_mut(&name) else { continue };
             match rt.kind {
                 PortKind::System => {
-                    let now = interface_info(&name).ok().flatten().map(|i| i.ifindex);
+                    rt.info = interface_info(&name).ok().flatten();
+                    let now = rt.info.as_ref().map(|i| i.ifindex);
                     match (now, rt.ifindex) {
                         (None, Some(_)) => {
                             warn!(port = name, "device vanished; port down until it comes back");
@@ -225,14 +231,14 @@ impl Reconciler {
         let attached = rt.link.is_attached();
         // Our taps may have been moved into another namespace (a VM's); by name we then see
         // nothing, which is not an error.
-        let info = interface_info(name).ok().flatten().filter(|i| Some(i.ifindex) == rt.ifindex);
+        let info = rt.info.as_ref().filter(|i| Some(i.ifindex) == rt.ifindex);
         let owned = rt.kind != PortKind::System;
         Some(IfaceStatus {
             ifindex: rt.ifindex,
-            mac: info.as_ref().map(|i| i.mac),
-            mtu: info.as_ref().map(|i| i.mtu),
-            admin_up: attached && (owned || info.as_ref().is_some_and(|i| i.admin_up)),
-            link_up: attached && (owned || info.as_ref().is_some_and(|i| i.carrier)),
+            mac: info.map(|i| i.mac),
+            mtu: info.map(|i| i.mtu),
+            admin_up: attached && (owned || info.is_some_and(|i| i.admin_up)),
+            link_up: attached && (owned || info.is_some_and(|i| i.carrier)),
             error: rt.error.clone(),
             counters: rt.counters.snapshot(),
         })

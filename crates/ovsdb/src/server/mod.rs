@@ -118,6 +118,17 @@ impl Server {
         let server_db = crate::server_db::build(&[&db])?;
         if let Ok(md) = std::fs::symlink_metadata(unix_socket) {
             if md.file_type().is_socket() {
+                // A live server keeps its socket: taking it over would also leave that server
+                // unable to wake its own accept loop on shutdown.
+                if UnixStream::connect(unix_socket).is_ok() {
+                    return Err(Error::io(
+                        unix_socket,
+                        std::io::Error::new(
+                            std::io::ErrorKind::AddrInUse,
+                            "another server is listening there",
+                        ),
+                    ));
+                }
                 let _ = std::fs::remove_file(unix_socket);
             }
         }
