@@ -75,6 +75,22 @@ fn leak_burst(from: &Vm, other_segment: &Vm) {
     assert!(!from.ping(other_segment, 2), "ping crossed the boundary");
 }
 
+/// Frames one capture received.
+type Frames = Vec<Vec<u8>>;
+
+/// Sends [`leak_burst`] from `a` (aimed at `c` on the other segment) and returns what `b` (same
+/// segment as `a`), `c` and `e` (other segment) received; `c`'s capture is checked against the
+/// switch's tx counter of its port.
+fn burst_and_capture(d: &Daemon, a: &Vm, b: &Vm, c: &Vm, e: &Vm) -> (Frames, Frames, Frames) {
+    let (mut cap_b, mut cap_c, mut cap_e) = (b.raw(), c.raw(), e.raw());
+    let before_c = d.port(&c.port).statistics.tx_packets;
+    leak_burst(a, c);
+    let at_b = frame_capture(&mut cap_b, Duration::from_millis(500), 1000);
+    let at_c = capture_matching_counter(d, &c.port, &mut cap_c, before_c);
+    let at_e = frame_capture(&mut cap_e, Duration::from_millis(500), 1000);
+    (at_b, at_c, at_e)
+}
+
 #[test]
 fn two_vms_on_one_bridge_ping() {
     if !require_root("two_vms_on_one_bridge_ping") {
@@ -109,12 +125,7 @@ fn access_vlans_on_one_bridge_are_isolated() {
     assert!(a.ping(&b, 2), "same VLAN must work");
     assert!(c.ping(&e, 2), "same VLAN must work");
 
-    let (mut cap_b, mut cap_c, mut cap_e) = (b.raw(), c.raw(), e.raw());
-    let before_c = d.port(&c.port).statistics.tx_packets;
-    leak_burst(&a, &c);
-    let at_b = frame_capture(&mut cap_b, Duration::from_millis(500), 1000);
-    let at_c = capture_matching_counter(&d, &c.port, &mut cap_c, before_c);
-    let at_e = frame_capture(&mut cap_e, Duration::from_millis(500), 1000);
+    let (at_b, at_c, at_e) = burst_and_capture(&d, &a, &b, &c, &e);
     let vlan10 = [a.mac, b.mac];
     assert!(foreign(&at_c, &vlan10).is_empty(), "leaked into VLAN 20 (c): {:?}", foreign(&at_c, &vlan10));
     assert!(foreign(&at_e, &vlan10).is_empty(), "leaked into VLAN 20 (e): {:?}", foreign(&at_e, &vlan10));
@@ -137,12 +148,7 @@ fn separate_bridges_are_isolated() {
     wait_ports_up(&d, &[&a.port, &b.port, &c.port, &e.port]);
     assert!(a.ping(&b, 2));
     assert!(c.ping(&e, 2));
-    let (mut cap_b, mut cap_c, mut cap_e) = (b.raw(), c.raw(), e.raw());
-    let before_c = d.port(&c.port).statistics.tx_packets;
-    leak_burst(&a, &c);
-    let at_b = frame_capture(&mut cap_b, Duration::from_millis(500), 1000);
-    let at_c = capture_matching_counter(&d, &c.port, &mut cap_c, before_c);
-    let at_e = frame_capture(&mut cap_e, Duration::from_millis(500), 1000);
+    let (at_b, at_c, at_e) = burst_and_capture(&d, &a, &b, &c, &e);
     let br1 = [a.mac, b.mac];
     assert!(foreign(&at_c, &br1).is_empty(), "leaked across bridges: {:?}", foreign(&at_c, &br1));
     assert!(foreign(&at_e, &br1).is_empty(), "leaked across bridges: {:?}", foreign(&at_e, &br1));
