@@ -46,6 +46,21 @@ pub trait Netdev: Send {
     /// (0 when none are waiting). Frames are complete Ethernet frames; a VLAN tag that the kernel
     /// stripped into metadata is put back in place.
     fn recv_batch(&mut self, batch: &mut RxBatch) -> Result<usize, NetdevError>;
+    /// Receive queues: more than one when the port spreads arrivals over queues by the CPU
+    /// that handled them (queue `k` of `n`: CPUs `c` with `c % n == k`). Queue 0 is `raw_fd`.
+    fn rx_queues(&self) -> usize {
+        1
+    }
+    /// The pollable fd of receive queue `q` (`q < rx_queues()`).
+    fn queue_fd(&self, q: usize) -> RawFd {
+        let _ = q;
+        self.raw_fd()
+    }
+    /// Like [`Netdev::recv_batch`] for receive queue `q`.
+    fn recv_queue(&mut self, q: usize, batch: &mut RxBatch) -> Result<usize, NetdevError> {
+        let _ = q;
+        self.recv_batch(batch)
+    }
     /// Sends frames (with their offload metadata) without blocking. Returns how many frames the
     /// kernel accepted (the rest are dropped; the caller counts them).
     fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError>;

@@ -17,6 +17,10 @@ pub(crate) const PACKET_VNET_HDR: libc::c_int = 15;
 pub(crate) const PACKET_RX_RING: libc::c_int = 5;
 pub(crate) const PACKET_COPY_THRESH: libc::c_int = 7;
 pub(crate) const PACKET_VERSION: libc::c_int = 10;
+pub(crate) const PACKET_FANOUT: libc::c_int = 18;
+pub(crate) const PACKET_FANOUT_CPU: libc::c_int = 2;
+pub(crate) const PACKET_FANOUT_FLAG_UNIQUEID: libc::c_int = 0x2000;
+pub(crate) const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: libc::c_int = 0x4000;
 pub(crate) const TPACKET_V2: libc::c_int = 1;
 pub(crate) const TP_STATUS_KERNEL: u32 = 0;
 pub(crate) const TP_STATUS_USER: u32 = 1;
@@ -178,6 +182,17 @@ pub(crate) fn setsockopt<T>(
         )
     })
     .map(drop)
+}
+
+/// Reads an integer socket option.
+pub(crate) fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v`/`len` are valid for the call and describe an int-sized buffer.
+    cvt(unsafe {
+        libc::getsockopt(fd.as_raw_fd(), level, name, (&mut v as *mut libc::c_int).cast(), &mut len)
+    })?;
+    Ok(v)
 }
 
 /// Reads and clears a pending socket error (`SO_ERROR`); None if there is none.

@@ -7,7 +7,7 @@ use crate::batch::RxBatch;
 use crate::error::NetdevError;
 use crate::info::{ifindex_on, set_admin_up_on};
 use crate::name::IfName;
-use crate::ring::{RxRing, Slot};
+use crate::ring::{self, RxRing, Slot};
 use crate::sys::{self, PacketMreq};
 use crate::system_rx::RxScratch;
 use crate::system_tx::TxScratch;
@@ -17,21 +17,29 @@ use crate::{Netdev, TxFrame};
 /// forwarding thread is busy with another port.
 const SOCKET_BUFFER: libc::c_int = 4 << 20;
 
+/// One receive socket of a port and its ring. A port has one, or several joined in a
+/// `PACKET_FANOUT_CPU` group (see [`SystemPort::open_per_cpu`]).
+struct RxQueue {
+    /// Bound with ETH_P_ALL, polled by the datapath.
+    fd: OwnedFd,
+    /// Receive ring (frames read in place); `None`: `recvmmsg` into the batch's own slots.
+    ring: Option<RxRing>,
+}
+
 /// A port on an existing network device, through AF_PACKET.
 pub struct SystemPort {
-    /// Receive socket (bound with ETH_P_ALL, polled by the datapath).
-    fd: OwnedFd,
+    /// Receive sockets; queue `k` of `n` gets the frames the kernel handled on CPUs `c` with
+    /// `c % n == k` (one queue: all of them).
+    queues: Vec<RxQueue>,
     /// Transmit socket: bound to the device with protocol 0, so it receives nothing and is never
-    /// polled. Kept apart from `fd` because a socket someone polls pays a wakeup call for every
-    /// transmitted frame the peer frees (`sock_wfree` → write-space wakeup).
+    /// polled. Kept apart from the receive sockets because a socket someone polls pays a wakeup
+    /// call for every transmitted frame the peer frees (`sock_wfree` → write-space wakeup).
     txfd: OwnedFd,
     name: String,
     ifindex: u32,
     /// Set once the device is known to be unregistered: the kernel reports that only once (as a
     /// pending socket error), so later calls must remember it.
     gone: bool,
-    /// Receive ring (frames read in place); `None`: `recvmmsg` into the batch's own slots.
-    ring: Option<RxRing>,
     rx: RxScratch,
     tx: TxScratch,
 }
@@ -41,80 +49,55 @@ impl SystemPort {
     /// namespace afterwards, whichever thread uses it) and brings the device admin-up. Frames are
     /// received through an mmap'd ring when the kernel allows one, else with `recvmmsg`.
     pub fn open(name: &str) -> Result<SystemPort, NetdevError> {
-        SystemPort::open_with(name, true)
+        SystemPort::open_with(name, true, 1)
     }
 
     /// Like [`SystemPort::open`] but always receives with `recvmmsg` (copies into the batch).
     pub fn open_copying(name: &str) -> Result<SystemPort, NetdevError> {
-        SystemPort::open_with(name, false)
+        SystemPort::open_with(name, false, 1)
+    }
+
+    /// Like [`SystemPort::open`] with `queues` receive queues in one `PACKET_FANOUT_CPU` group:
+    /// which queue a frame lands in tells on which CPU the kernel handled it — for a frame a
+    /// local sender (a VM's vCPU or vhost thread, a namespace's process) transmits, the CPU that
+    /// sender ran on. The datapath uses that to run next to the sender. Each queue has its own
+    /// ring, smaller than a single-queue port's. If the kernel refuses the group the port falls
+    /// back to one queue.
+    pub fn open_per_cpu(name: &str, queues: usize) -> Result<SystemPort, NetdevError> {
+        SystemPort::open_with(name, true, queues.max(1))
     }
 
     /// True if frames are received through the mmap'd ring.
     pub fn has_rx_ring(&self) -> bool {
-        self.ring.is_some()
+        self.queues[0].ring.is_some()
     }
 
-    fn open_with(name: &str, want_ring: bool) -> Result<SystemPort, NetdevError> {
+    fn open_with(name: &str, want_ring: bool, queues: usize) -> Result<SystemPort, NetdevError> {
         let ifname = IfName::new(name)?;
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // Protocol 0: the socket receives nothing until `bind` below names ETH_P_ALL, so setting
-        // up the ring does not have to detach a running socket (an RCU grace period each).
-        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)
-            .map_err(|e| NetdevError::io("socket(AF_PACKET)", name, e))?;
-        let ifindex = ifindex_on(fd.as_raw_fd(), &ifname, name)?;
-        let io = |op| move |e| NetdevError::io(op, name, e);
-        // Every frame carries a virtio-net header both ways, so GSO super-frames and partial
-        // checksums pass through whole (set before bind so no frame arrives without one).
-        sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_VNET_HDR, 1).map_err(io("PACKET_VNET_HDR"))?;
-        // The ring needs the header option set first. Without a ring (old kernel, no memory)
-        // the port still works through recvmmsg.
-        let ring = if want_ring { RxRing::setup(&fd).ok() } else { None };
-
-        // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as libc::c_int;
-        // SAFETY: `sll` is a valid sockaddr_ll for the advertised length.
-        let bound = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        sys::cvt(bound).map_err(|e| match sys::errno(&e) {
-            // The device vanished between the ifindex lookup and bind.
-            libc::ENODEV | libc::ENXIO => NetdevError::NoSuchDevice(name.to_owned()),
-            _ => NetdevError::io("bind", name, e),
-        })?;
-
-        let mreq = PacketMreq {
-            mr_ifindex: ifindex as libc::c_int,
-            mr_type: sys::PACKET_MR_PROMISC,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_ADD_MEMBERSHIP, &mreq)
-            .map_err(io("PACKET_ADD_MEMBERSHIP"))?;
-        // Without this every frame we send would come back to us as PACKET_OUTGOING. Kernels
-        // before 4.20 lack it; recv also filters PACKET_OUTGOING, so failure is not fatal.
-        let _ = sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, 1);
-        sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_AUXDATA, 1).map_err(io("PACKET_AUXDATA"))?;
-        raise_buffers(&fd);
+        // Per-queue ring: the single-queue size split between the queues, at least two blocks.
+        let blocks = (ring::BLOCK_NR / queues).max(2);
+        let first = open_rx_queue(name, &ifname, want_ring, blocks)?;
+        let ifindex = ifindex_on(first.fd.as_raw_fd(), &ifname, name)?;
+        let mut all = vec![first];
+        if queues > 1 {
+            // On failure the port keeps its first queue (callers see `rx_queues() == 1`), alone
+            // in its group if it got that far — a one-member group delivers everything to it.
+            if let Ok(more) = join_per_cpu_group(name, &ifname, want_ring, blocks, queues, &all[0]) {
+                all.extend(more);
+            }
+        }
         let txfd = open_tx_socket(ifindex).map_err(|e| match sys::errno(&e) {
             libc::ENODEV | libc::ENXIO => NetdevError::NoSuchDevice(name.to_owned()),
             _ => NetdevError::io("tx socket", name, e),
         })?;
-        set_admin_up_on(fd.as_raw_fd(), &ifname, name)?;
+        set_admin_up_on(all[0].fd.as_raw_fd(), &ifname, name)?;
 
         Ok(SystemPort {
-            fd,
+            queues: all,
             txfd,
             name: name.to_owned(),
             ifindex,
             gone: false,
-            ring,
             rx: RxScratch::new(),
             tx: TxScratch::new(),
         })
@@ -130,7 +113,7 @@ impl SystemPort {
     fn vanished(&mut self, errno: i32) -> bool {
         let gone = match errno {
             libc::ENODEV | libc::ENXIO => true,
-            libc::ENETDOWN => !sys::ifindex_exists(&self.fd, self.ifindex),
+            libc::ENETDOWN => !sys::ifindex_exists(&self.queues[0].fd, self.ifindex),
             _ => false,
         };
         self.gone |= gone;
@@ -147,11 +130,13 @@ impl SystemPort {
         }
     }
 
-    /// Takes up to a batch of frames from the ring (the batch was cleared by the caller).
-    fn recv_ring(&mut self, batch: &mut RxBatch) -> Result<usize, NetdevError> {
-        let Some(ring) = self.ring.as_mut() else { return Ok(0) };
+    /// Takes up to a batch of frames from queue `q`'s ring (the batch was cleared by the
+    /// caller).
+    fn recv_ring(&mut self, q: usize, batch: &mut RxBatch) -> Result<usize, NetdevError> {
+        let queue = &mut self.queues[q];
+        let Some(ring) = queue.ring.as_mut() else { return Ok(0) };
         ring.begin(batch);
-        let fd = self.fd.as_raw_fd();
+        let fd = queue.fd.as_raw_fd();
         let mut out = 0;
         let mut err = None;
         // Bounded by the ring size: each round consumes one slot.
@@ -180,12 +165,101 @@ impl SystemPort {
         // Nothing in the ring: a wakeup without frames may carry a socket error (device down
         // or unregistered), which only a syscall reports. Reading it also clears it, so a
         // level-triggered poller does not spin on it.
-        let e = err.or_else(|| sys::take_socket_error(&self.fd));
+        let e = err.or_else(|| sys::take_socket_error(&self.queues[q].fd));
         match e {
             Some(e) => self.rx_error(e),
             None => Ok(0),
         }
     }
+}
+
+/// Opens one receive socket on `name`: virtio-net headers, optional ring of `blocks` blocks,
+/// bound to the device with ETH_P_ALL, promiscuous, outgoing frames ignored, tag metadata on.
+fn open_rx_queue(
+    name: &str,
+    ifname: &IfName,
+    want_ring: bool,
+    blocks: usize,
+) -> Result<RxQueue, NetdevError> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // Protocol 0: the socket receives nothing until `bind` below names ETH_P_ALL, so setting
+    // up the ring does not have to detach a running socket (an RCU grace period each).
+    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)
+        .map_err(|e| NetdevError::io("socket(AF_PACKET)", name, e))?;
+    let ifindex = ifindex_on(fd.as_raw_fd(), ifname, name)?;
+    let io = |op| move |e| NetdevError::io(op, name, e);
+    // Every frame carries a virtio-net header both ways, so GSO super-frames and partial
+    // checksums pass through whole (set before bind so no frame arrives without one).
+    sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_VNET_HDR, 1).map_err(io("PACKET_VNET_HDR"))?;
+    // The ring needs the header option set first. Without a ring (old kernel, no memory)
+    // the port still works through recvmmsg.
+    let ring = if want_ring { RxRing::setup(&fd, blocks).ok() } else { None };
+
+    // SAFETY: `sockaddr_ll` is plain old data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: `sll` is a valid sockaddr_ll for the advertised length.
+    let bound = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    sys::cvt(bound).map_err(|e| match sys::errno(&e) {
+        // The device vanished between the ifindex lookup and bind.
+        libc::ENODEV | libc::ENXIO => NetdevError::NoSuchDevice(name.to_owned()),
+        _ => NetdevError::io("bind", name, e),
+    })?;
+
+    let mreq = PacketMreq {
+        mr_ifindex: ifindex as libc::c_int,
+        mr_type: sys::PACKET_MR_PROMISC,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    sys::setsockopt(&fd, sys::SOL_PACKET, sys::PACKET_ADD_MEMBERSHIP, &mreq)
+        .map_err(io("PACKET_ADD_MEMBERSHIP"))?;
+    // Without this every frame we send would come back to us as PACKET_OUTGOING. Kernels
+    // before 4.20 lack it; recv also filters PACKET_OUTGOING, so failure is not fatal.
+    let _ = sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_IGNORE_OUTGOING, 1);
+    sys::setsockopt_int(&fd, sys::SOL_PACKET, sys::PACKET_AUXDATA, 1).map_err(io("PACKET_AUXDATA"))?;
+    raise_buffers(&fd);
+    Ok(RxQueue { fd, ring })
+}
+
+/// Puts `first` into a new `PACKET_FANOUT_CPU` group (the kernel picks a free group id) and
+/// opens `queues - 1` more receive sockets joined to it, in order: the kernel hands a frame
+/// handled on CPU `c` to member `c % queues`, members numbered by join order.
+fn join_per_cpu_group(
+    name: &str,
+    ifname: &IfName,
+    want_ring: bool,
+    blocks: usize,
+    queues: usize,
+    first: &RxQueue,
+) -> Result<Vec<RxQueue>, NetdevError> {
+    let io = |op| move |e| NetdevError::io(op, name, e);
+    // The group has one packet hook for all members, and a member's own PACKET_IGNORE_OUTGOING
+    // does not apply to it: without the group flag every frame we send on the device would be
+    // copied back into our queues (a 64 KiB super-frame each time).
+    let mode = sys::PACKET_FANOUT_CPU | sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+    let unique = (mode | sys::PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+    sys::setsockopt_int(&first.fd, sys::SOL_PACKET, sys::PACKET_FANOUT, unique)
+        .map_err(io("PACKET_FANOUT"))?;
+    let id = sys::getsockopt_int(&first.fd, sys::SOL_PACKET, sys::PACKET_FANOUT)
+        .map_err(io("PACKET_FANOUT"))?
+        & 0xffff;
+    let mut more = Vec::with_capacity(queues - 1);
+    for _ in 1..queues {
+        let q = open_rx_queue(name, ifname, want_ring, blocks)?;
+        sys::setsockopt_int(&q.fd, sys::SOL_PACKET, sys::PACKET_FANOUT, id | (mode << 16))
+            .map_err(io("PACKET_FANOUT join"))?;
+        more.push(q);
+    }
+    Ok(more)
 }
 
 /// The send-only socket of a port: virtio-net headers on, bound to `ifindex` with protocol 0
@@ -226,21 +300,34 @@ impl Netdev for SystemPort {
     }
 
     fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.queues[0].fd.as_raw_fd()
+    }
+
+    fn rx_queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    fn queue_fd(&self, q: usize) -> RawFd {
+        self.queues.get(q).map_or(-1, |x| x.fd.as_raw_fd())
     }
 
     /// Errors: a device set down reports ENETDOWN once; that is `Ok(0)` here (link state is read
     /// through [`crate::interface_info`]). An unregistered device gives [`NetdevError::DeviceGone`]
     /// on this and every later call.
     fn recv_batch(&mut self, batch: &mut RxBatch) -> Result<usize, NetdevError> {
+        self.recv_queue(0, batch)
+    }
+
+    fn recv_queue(&mut self, q: usize, batch: &mut RxBatch) -> Result<usize, NetdevError> {
         batch.clear();
         if self.gone {
             return Err(NetdevError::DeviceGone(self.name.clone()));
         }
-        if self.ring.is_some() {
-            return self.recv_ring(batch);
+        let Some(queue) = self.queues.get(q) else { return Ok(0) };
+        if queue.ring.is_some() {
+            return self.recv_ring(q, batch);
         }
-        match self.rx.recv(self.fd.as_raw_fd(), batch) {
+        match self.rx.recv(queue.fd.as_raw_fd(), batch) {
             Ok(n) => Ok(n),
             Err(e) => self.rx_error(e),
         }
@@ -250,7 +337,7 @@ impl Netdev for SystemPort {
     /// with the count so far; an unregistered device gives [`NetdevError::DeviceGone`].
     /// Reads (and resets) PACKET_STATISTICS: frames lost because the ring or queue was full.
     fn take_kernel_drops(&mut self) -> u64 {
-        sys::packet_drops(&self.fd).unwrap_or(0)
+        self.queues.iter().map(|q| sys::packet_drops(&q.fd).unwrap_or(0)).sum()
     }
 
     fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError> {

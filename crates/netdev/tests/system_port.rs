@@ -335,3 +335,71 @@ fn frames_the_kernel_dropped_are_reported() {
     assert_eq!(received as u64 + dropped, 600, "received {received} + dropped {dropped}");
     assert_eq!(pb.take_kernel_drops(), 0, "reading resets the counter");
 }
+
+/// Pins the calling thread to `cpu`; false if this process may not run there.
+fn pin_to(cpu: usize) -> bool {
+    // SAFETY: `cpu_set_t` is plain data; the libc macros only touch the set we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+#[test]
+fn per_cpu_queues_tell_which_cpu_sent() {
+    if !require_root("per_cpu_queues_tell_which_cpu_sent") {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if cpus < 2 {
+        eprintln!("SKIP per_cpu_queues_tell_which_cpu_sent: needs 2 CPUs, this process may use {cpus}");
+        return;
+    }
+    let ns = Netns::new("ndq").unwrap();
+    let (a, b) = (unique("a"), unique("b"));
+    let _veth = Veth::between(&ns, &a, &ns, &b).unwrap();
+    let mut rx = ns.run_in(|| SystemPort::open_per_cpu(&b, cpus)).unwrap().unwrap();
+    assert_eq!(rx.rx_queues(), cpus, "every queue joined the fanout group");
+    let mut tx = ns.open_port(&a).unwrap();
+    let mut batch = RxBatch::new(64);
+    for cpu in 0..cpus {
+        // Sending from a thread pinned to `cpu`: veth hands the frame over in that CPU's
+        // context, so it must land in queue `cpu` and in no other.
+        let marker = format!("cpu-{cpu}");
+        let frame = untagged(marker.as_bytes());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(pin_to(cpu), "cannot pin to CPU {cpu}");
+                send_frame(&mut tx, &frame).unwrap();
+            });
+        });
+        let mut seen = vec![0usize; cpus];
+        for _ in 0..50 {
+            for (q, count) in seen.iter_mut().enumerate() {
+                let n = rx.recv_queue(q, &mut batch).unwrap();
+                *count += (0..n)
+                    .filter(|&i| batch.frame(i).windows(marker.len()).any(|w| w == marker.as_bytes()))
+                    .count();
+            }
+            if seen.iter().sum::<usize>() > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut want = vec![0usize; cpus];
+        want[cpu] = 1;
+        assert_eq!(seen, want, "frame sent on CPU {cpu}: count per queue");
+    }
+    // What the port itself sends must not come back into any of its queues (the fanout group
+    // has its own ignore-outgoing flag; without it every sent frame is copied back).
+    let echo = untagged(b"own-send");
+    send_frame(&mut rx, &echo).unwrap();
+    assert!(expect_one(&mut tx, b"own-send") == echo, "the sent frame reached the peer");
+    std::thread::sleep(Duration::from_millis(100));
+    for q in 0..cpus {
+        let n = rx.recv_queue(q, &mut batch).unwrap();
+        let echoed = (0..n).filter(|&i| batch.frame(i).windows(8).any(|w| w == b"own-send")).count();
+        assert_eq!(echoed, 0, "queue {q} received the port's own frame");
+    }
+}

@@ -52,6 +52,11 @@ struct Args {
     /// (lower latency for request/response traffic; 0 = purely event-driven; max 10000).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     busy_poll_us: u64,
+    /// Sender affinity: system ports get a receive queue per CPU, and while lightly loaded the
+    /// forwarding thread runs on the CPU of the senders it serves (saves a cross-CPU wakeup per
+    /// hop; see the README's Performance section). `off`: one queue, the scheduler places it.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    sender_affinity: String,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -99,8 +104,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
     let (db, notes) = DbSync::new(server.database()).map_err(anyhow::Error::msg)?;
-    let datapath =
-        Datapath::spawn_with(DatapathOptions { busy_poll: Duration::from_micros(args.busy_poll_us) })?;
+    let datapath = Datapath::spawn_with(DatapathOptions {
+        busy_poll: Duration::from_micros(args.busy_poll_us),
+        sender_affinity: args.sender_affinity == "on",
+    })?;
     let rec = Reconciler::new(datapath);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
     lock(&shared).reload().map_err(anyhow::Error::msg)?;

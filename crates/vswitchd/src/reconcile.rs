@@ -156,8 +156,12 @@ impl Reconciler {
     /// Opens (or creates) the device of `name` and hands it to the datapath.
     fn open_port(&mut self, name: &str) {
         let Some(rt) = self.ports.get_mut(name) else { return };
+        let queues = self.datapath.rx_queues();
         let opened: Result<(Box<dyn Netdev>, u32), NetdevError> = match rt.kind {
-            PortKind::System => SystemPort::open(name).map(|p| {
+            PortKind::System => SystemPort::open_per_cpu(name, queues).map(|p| {
+                if p.rx_queues() < queues {
+                    info!(port = name, "per-CPU receive queues refused by the kernel; one queue");
+                }
                 let i = p.ifindex();
                 (Box::new(p) as Box<dyn Netdev>, i)
             }),

@@ -11,6 +11,7 @@ use netdev::{Netdev, RxBatch};
 use switch::{Bridge, DropReason, Output, Verdict};
 use tracing::{debug, info, warn};
 
+use super::affinity::SenderAffinity;
 use super::sys::{Epoll, EventFd};
 use super::tx::{TxItem, TxScratch};
 use super::{Command, PortLink, Topology};
@@ -46,10 +47,45 @@ pub struct Engine {
     /// After a wakeup that moved frames, keep polling (non-blocking epoll) this long before
     /// blocking again; zero = purely event-driven.
     busy_poll: Duration,
+    /// Per-CPU receive queues system ports are opened with (1: no sender affinity).
+    rx_queues: usize,
 }
 
-fn token(bridge: usize, slot: usize) -> u64 {
-    ((bridge as u64) << 32) | slot as u64
+/// Epoll token of receive queue `queue` of port `slot` on bridge `bridge`.
+fn token(bridge: usize, slot: usize, queue: usize) -> u64 {
+    ((bridge as u64) << 40) | ((queue as u64 & 0xff) << 32) | (slot as u64 & 0xffff_ffff)
+}
+
+fn untoken(tok: u64) -> (usize, usize, usize) {
+    ((tok >> 40) as usize, ((tok >> 32) & 0xff) as usize, (tok & 0xffff_ffff) as usize)
+}
+
+/// Where the frames of one wakeup came from, for [`SenderAffinity`].
+#[derive(Clone, Copy, Default)]
+enum Source {
+    #[default]
+    Nothing,
+    /// All from this per-CPU queue.
+    Queue(usize),
+    /// From several queues, or from a port without per-CPU queues.
+    Mixed,
+}
+
+impl Source {
+    fn add(self, queue: Option<usize>) -> Source {
+        match (self, queue) {
+            (Source::Nothing, Some(q)) => Source::Queue(q),
+            (Source::Queue(a), Some(q)) if a == q => self,
+            _ => Source::Mixed,
+        }
+    }
+
+    fn queue(self) -> Option<usize> {
+        match self {
+            Source::Queue(q) => Some(q),
+            _ => None,
+        }
+    }
 }
 
 impl Engine {
@@ -57,6 +93,7 @@ impl Engine {
         commands: Receiver<Command>,
         waker: Arc<EventFd>,
         busy_poll: Duration,
+        rx_queues: usize,
     ) -> std::io::Result<Engine> {
         Ok(Engine {
             commands,
@@ -72,6 +109,7 @@ impl Engine {
             last_tick: 0,
             stop: false,
             busy_poll,
+            rx_queues,
         })
     }
 
@@ -83,6 +121,9 @@ impl Engine {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
         // While `Some`, poll without blocking until then (adaptive busy-poll after traffic).
         let mut spin_until: Option<Instant> = None;
+        let mut affinity = SenderAffinity::new(self.rx_queues);
+        // Whether the previous round moved frames (see the wait below).
+        let mut continuing = false;
         while !self.stop {
             if self.epoll_dirty {
                 self.rebuild_epoll();
@@ -94,20 +135,45 @@ impl Engine {
                     TICK_MS as i32
                 }
             };
-            let n = self.epoll.wait(&mut events, timeout);
+            // After a round that moved frames, first look without sleeping: what is ready now
+            // is mostly the consequence of our own sends (a continuation); only a wait that
+            // really sleeps ends in a sender's wakeup.
+            let mut n = if continuing { self.epoll.wait(&mut events, 0) } else { 0 };
+            if n == 0 {
+                continuing = false;
+                n = self.epoll.wait(&mut events, timeout);
+            }
+            let woke = Instant::now();
             let mut moved = 0;
+            let mut source = Source::Nothing;
             for ev in &events[..n] {
                 let tok = ev.u64;
                 if tok == WAKER_TOKEN {
                     self.waker.drain();
                     self.drain_commands();
                 } else {
-                    moved += self.service_port((tok >> 32) as usize, (tok & 0xffff_ffff) as usize);
+                    let (b, q, s) = untoken(tok);
+                    let (got, per_cpu) = self.service_port(b, s, q);
+                    if got > 0 {
+                        moved += got;
+                        source = source.add(per_cpu.then_some(q));
+                    }
                 }
             }
-            if moved > 0 && !self.busy_poll.is_zero() {
-                spin_until = Some(Instant::now() + self.busy_poll);
+            if moved > 0 {
+                let done = Instant::now();
+                if let Some(a) = affinity.as_mut() {
+                    if continuing {
+                        a.after_continuation(done, done - woke, moved);
+                    } else {
+                        a.after_wakeup(done, done - woke, moved, source.queue());
+                    }
+                }
+                if !self.busy_poll.is_zero() {
+                    spin_until = Some(done + self.busy_poll);
+                }
             }
+            continuing = moved > 0;
             let now = self.now_ms();
             if now.saturating_sub(self.last_tick) >= TICK_MS {
                 self.last_tick = now;
@@ -145,8 +211,10 @@ impl Engine {
         for (b, br) in self.bridges.iter().enumerate() {
             for (s, dev) in br.devs.iter().enumerate() {
                 if let Some(dev) = dev {
-                    if let Err(e) = epoll.add(dev.raw_fd(), token(b, s)) {
-                        warn!(port = dev.name(), "cannot poll port: {e}");
+                    for q in 0..dev.rx_queues() {
+                        if let Err(e) = epoll.add(dev.queue_fd(q), token(b, s, q)) {
+                            warn!(port = dev.name(), "cannot poll port: {e}");
+                        }
                     }
                 }
             }
@@ -246,13 +314,16 @@ impl Engine {
         self.epoll_dirty = true;
     }
 
-    /// Receives and forwards up to a few batches from one port; returns the frames received.
-    fn service_port(&mut self, b: usize, slot: usize) -> usize {
+    /// Receives and forwards up to a few batches from receive queue `q` of one port; returns
+    /// the frames received and whether the port's queues are per-CPU (more than one).
+    fn service_port(&mut self, b: usize, slot: usize, q: usize) -> (usize, bool) {
         let mut total = 0;
+        let mut per_cpu = false;
         for _ in 0..BATCHES_PER_WAKEUP {
             let Some(br) = self.bridges.get_mut(b) else { break };
             let Some(dev) = br.devs.get_mut(slot).and_then(|d| d.as_mut()) else { break };
-            let n = match dev.recv_batch(&mut self.rx) {
+            per_cpu = dev.rx_queues() > 1;
+            let n = match dev.recv_queue(q, &mut self.rx) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.is_gone() => {
@@ -277,7 +348,7 @@ impl Engine {
         }
         // Frames must not stay borrowed from a port's ring between wakeups.
         self.rx.clear();
-        total
+        (total, per_cpu)
     }
 }
 
