@@ -81,7 +81,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Raises the open-file limit to its hard maximum: every system port holds one socket per
+/// receive queue plus one for sending, so the common soft limit of 1024 would cap a 2-CPU host
+/// at ~340 ports. Failure only means the old limit stays.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                warn!("cannot raise the open-file limit: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
+    raise_fd_limit();
     // A bad file at start-up is fatal: there is no running config to fall back on. Check it
     // before anything is started.
     if let Some(path) = &args.config {

@@ -202,3 +202,26 @@ fn control_socket_is_private_and_survives_bad_clients() {
     drop(idle);
     assert!(d.stop());
 }
+
+/// The soft open-file limit of process `pid` (from /proc/PID/limits).
+fn soft_nofile(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("open files line");
+    line.split_whitespace().nth(3).and_then(|v| v.parse().ok()).expect("soft limit")
+}
+
+#[test]
+fn open_file_limit_is_raised_to_the_hard_limit() {
+    if !require_root("open_file_limit_is_raised_to_the_hard_limit") {
+        return;
+    }
+    // Every system port takes one socket per receive queue plus one to send: the usual soft
+    // limit of 1024 would cap a switch at a few hundred ports. Start it with a low soft limit.
+    let hard = "8192";
+    let a = Vm::new(1);
+    let limit = format!("--nofile=256:{hard}");
+    let d =
+        Daemon::start_under(&["prlimit", &limit, "--"], &bridge_config("br-fd", &[(&a.port, "tag = 10")]));
+    wait_ports_up(&d, &[&a.port]);
+    assert_eq!(soft_nofile(d.pid()).to_string(), hard, "rvswitchd kept the soft limit it was started with");
+}

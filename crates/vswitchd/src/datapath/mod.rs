@@ -86,9 +86,10 @@ impl Default for DatapathOptions {
     }
 }
 
-/// Most per-CPU receive queues per port: each has its own ring (pinned kernel memory), and
-/// beyond this a queue simply stands for several CPUs.
-const MAX_RX_QUEUES: usize = 8;
+/// Most per-CPU receive queues per port: each is a socket with its own ring (128 KiB of pinned
+/// kernel memory at two or more queues), so 4 queues cost 512 KiB and 4 fds per port; beyond
+/// this a queue simply stands for several CPUs (the thread then follows to that group).
+const MAX_RX_QUEUES: usize = 4;
 
 impl DatapathOptions {
     /// Receive queues per system port these options call for.

@@ -17,6 +17,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// then SIGKILL by the guard) and removes the directory.
 pub struct Daemon {
     child: Option<ChildGuard>,
+    /// Program (and its arguments) that runs rvswitchd, e.g. `prlimit ... --`; empty: none.
+    wrapper: Vec<String>,
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
@@ -35,12 +37,19 @@ impl Daemon {
 
 impl Daemon {
     pub fn start(config: &str) -> Daemon {
+        Daemon::start_under(&[], config)
+    }
+
+    /// Like [`Daemon::start`], with rvswitchd run by `wrapper` (a program that execs the rest of
+    /// its command line, such as `prlimit --nofile=256 --`).
+    pub fn start_under(wrapper: &[&str], config: &str) -> Daemon {
         let dir = std::env::temp_dir().join(unique("rvsd"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let socket = dir.join("ctl.sock");
         let config_path = dir.join("rvswitch.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut d = Daemon { child: None, dir, socket, config: config_path };
+        let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        let mut d = Daemon { child: None, wrapper, dir, socket, config: config_path };
         d.spawn();
         d
     }
@@ -66,7 +75,16 @@ impl Daemon {
             .append(true)
             .open(dir.join("rvswitchd.log"))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+        let daemon = env!("CARGO_BIN_EXE_rvswitchd");
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(daemon);
+                c
+            }
+            None => Command::new(daemon),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&config_path)
             .arg("--control-socket")
