@@ -197,22 +197,11 @@ pub(crate) fn getsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int
 
 /// Reads and clears a pending socket error (`SO_ERROR`); None if there is none.
 pub(crate) fn take_socket_error(fd: &OwnedFd) -> Option<io::Error> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `v`/`len` are valid for the call and describe an int-sized buffer.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r < 0 {
-        return Some(io::Error::last_os_error());
+    match getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
+        Err(e) => Some(e),
+        Ok(0) => None,
+        Ok(v) => Some(io::Error::from_raw_os_error(v)),
     }
-    (v != 0).then(|| io::Error::from_raw_os_error(v))
 }
 
 /// Errno of an `io::Error`, 0 when it carries none.

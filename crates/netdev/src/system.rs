@@ -76,13 +76,14 @@ impl SystemPort {
         let ifname = IfName::new(name)?;
         // Per-queue ring: the single-queue size split between the queues, at least two blocks.
         let blocks = (ring::BLOCK_NR / queues).max(2);
-        let first = open_rx_queue(name, &ifname, want_ring, blocks)?;
-        let ifindex = ifindex_on(first.fd.as_raw_fd(), &ifname, name)?;
+        let fd = packet_socket(name)?;
+        let ifindex = ifindex_on(fd.as_raw_fd(), &ifname, name)?;
+        let first = open_rx_queue(name, fd, ifindex, want_ring, blocks)?;
         let mut all = vec![first];
         if queues > 1 {
             // On failure the port keeps its first queue (callers see `rx_queues() == 1`), alone
             // in its group if it got that far — a one-member group delivers everything to it.
-            if let Ok(more) = join_per_cpu_group(name, &ifname, want_ring, blocks, queues, &all[0]) {
+            if let Ok(more) = join_per_cpu_group(name, ifindex, want_ring, blocks, queues, &all[0]) {
                 all.extend(more);
             }
         }
@@ -173,20 +174,25 @@ impl SystemPort {
     }
 }
 
-/// Opens one receive socket on `name`: virtio-net headers, optional ring of `blocks` blocks,
-/// bound to the device with ETH_P_ALL, promiscuous, outgoing frames ignored, tag metadata on.
+/// A new AF_PACKET socket for `name`'s port. Protocol 0: it receives nothing until `bind`
+/// names ETH_P_ALL, so setting up its ring does not have to detach a running socket (an RCU
+/// grace period each).
+fn packet_socket(name: &str) -> Result<OwnedFd, NetdevError> {
+    sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)
+        .map_err(|e| NetdevError::io("socket(AF_PACKET)", name, e))
+}
+
+/// Makes `fd` (from [`packet_socket`]) a receive queue on device `ifindex`: virtio-net headers,
+/// optional ring of `blocks` blocks, bound with ETH_P_ALL, promiscuous, outgoing frames ignored,
+/// tag metadata on.
 fn open_rx_queue(
     name: &str,
-    ifname: &IfName,
+    fd: OwnedFd,
+    ifindex: u32,
     want_ring: bool,
     blocks: usize,
 ) -> Result<RxQueue, NetdevError> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
-    // Protocol 0: the socket receives nothing until `bind` below names ETH_P_ALL, so setting
-    // up the ring does not have to detach a running socket (an RCU grace period each).
-    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)
-        .map_err(|e| NetdevError::io("socket(AF_PACKET)", name, e))?;
-    let ifindex = ifindex_on(fd.as_raw_fd(), ifname, name)?;
     let io = |op| move |e| NetdevError::io(op, name, e);
     // Every frame carries a virtio-net header both ways, so GSO super-frames and partial
     // checksums pass through whole (set before bind so no frame arrives without one).
@@ -235,7 +241,7 @@ fn open_rx_queue(
 /// handled on CPU `c` to member `c % queues`, members numbered by join order.
 fn join_per_cpu_group(
     name: &str,
-    ifname: &IfName,
+    ifindex: u32,
     want_ring: bool,
     blocks: usize,
     queues: usize,
@@ -254,7 +260,7 @@ fn join_per_cpu_group(
         & 0xffff;
     let mut more = Vec::with_capacity(queues - 1);
     for _ in 1..queues {
-        let q = open_rx_queue(name, ifname, want_ring, blocks)?;
+        let q = open_rx_queue(name, packet_socket(name)?, ifindex, want_ring, blocks)?;
         sys::setsockopt_int(&q.fd, sys::SOL_PACKET, sys::PACKET_FANOUT, id | (mode << 16))
             .map_err(io("PACKET_FANOUT join"))?;
         more.push(q);

@@ -268,29 +268,37 @@ mod tests {
         (0..libc::CPU_SETSIZE as usize).filter(|&c| set.contains(c)).collect()
     }
 
-    #[test]
-    fn a_sender_that_flees_is_not_chased() {
+    /// The CPUs this process may use, or `None` (with a printed reason) if there are too few
+    /// to move between.
+    fn cpus_to_move_between(test: &str) -> Option<Vec<usize>> {
         let all = current_cpus();
         if all.len() < 2 {
-            eprintln!("SKIP: this process may run on {} CPU(s)", all.len());
-            return;
+            eprintln!("SKIP {test}: this process may run on {} CPU(s)", all.len());
+            return None;
         }
+        Some(all)
+    }
+
+    /// The CPUs of `all` that queue `q` of `queues` stands for.
+    fn near(all: &[usize], q: usize, queues: usize) -> Vec<usize> {
+        all.iter().copied().filter(|c| c % queues == q).collect()
+    }
+
+    /// `FOLLOW_AFTER` short wakeups from queue `q`, 1 ms apart from `t` on.
+    fn streak(a: &mut SenderAffinity, t: Instant, q: usize) {
+        for i in 0..FOLLOW_AFTER {
+            a.after_wakeup(t + Duration::from_millis(u64::from(i)), Duration::from_micros(10), 1, Some(q));
+        }
+    }
+
+    #[test]
+    fn a_sender_that_flees_is_not_chased() {
+        let Some(all) = cpus_to_move_between("a_sender_that_flees_is_not_chased") else { return };
         on_thread(|| {
             let mut a = SenderAffinity::new(2).unwrap();
             let t0 = Instant::now();
-            let streak = |a: &mut SenderAffinity, t: Instant, q: usize| {
-                for i in 0..FOLLOW_AFTER {
-                    a.after_wakeup(
-                        t + Duration::from_millis(u64::from(i)),
-                        Duration::from_micros(10),
-                        1,
-                        Some(q),
-                    );
-                }
-            };
             streak(&mut a, t0, 0);
-            let near0: Vec<usize> = all.iter().copied().filter(|c| c % 2 == 0).collect();
-            assert_eq!(current_cpus(), near0);
+            assert_eq!(current_cpus(), near(&all, 0, 2));
             // The sender shows up on the other CPU right after: the thread lets go instead.
             let t1 = t0 + MIN_MOVE_INTERVAL * 2;
             streak(&mut a, t1, 1);
@@ -300,8 +308,7 @@ mod tests {
             assert_eq!(current_cpus(), all);
             // After the hold-off it tries again.
             streak(&mut a, t1 + MIN_HOLD_OFF + WINDOW, 1);
-            let near1: Vec<usize> = all.iter().copied().filter(|c| c % 2 == 1).collect();
-            assert_eq!(current_cpus(), near1);
+            assert_eq!(current_cpus(), near(&all, 1, 2));
         });
     }
 
@@ -312,18 +319,17 @@ mod tests {
 
     #[test]
     fn follows_the_source_queue_when_light_and_lets_go_when_loaded() {
-        let all = current_cpus();
-        if all.len() < 2 {
-            eprintln!("SKIP: this process may run on {} CPU(s)", all.len());
+        let Some(all) = cpus_to_move_between("follows_the_source_queue_when_light_and_lets_go_when_loaded")
+        else {
             return;
-        }
+        };
         on_thread(|| {
             let queues = 2;
             let mut a = SenderAffinity::new(queues).unwrap();
             let t0 = Instant::now();
             // Light: a few short wakeups in a row from queue 1 move the thread to queue 1's CPUs;
             // the rounds in between (a peer's answers to our sends) do not break the streak.
-            let want1: Vec<usize> = all.iter().copied().filter(|c| c % queues == 1).collect();
+            let want1 = near(&all, 1, queues);
             for i in 0..FOLLOW_AFTER {
                 assert_eq!(current_cpus(), all, "moved after {i} wakeups");
                 let t = t0 + Duration::from_millis(u64::from(i));
@@ -352,16 +358,9 @@ mod tests {
             assert_eq!(current_cpus(), all);
             // Quiet: light again; a streak from queue 0 moves the thread there.
             let t4 = t3 + WINDOW * 3;
-            for i in 0..FOLLOW_AFTER {
-                a.after_wakeup(
-                    t4 + Duration::from_millis(u64::from(i)),
-                    Duration::from_micros(10),
-                    1,
-                    Some(0),
-                );
-            }
+            streak(&mut a, t4, 0);
             assert!(!a.is_loaded());
-            let want0: Vec<usize> = all.iter().copied().filter(|c| c % queues == 0).collect();
+            let want0 = near(&all, 0, queues);
             assert_eq!(current_cpus(), want0);
             // Many wakeups in a window (a steady stream) count as loaded even if each is short.
             let t5 = t4 + WINDOW * 2;
@@ -373,14 +372,7 @@ mod tests {
             // Quiet again, pinned to queue 0; then few wakeups carrying many frames (a flood
             // whose thread is starved on the sender's CPU) count as loaded too.
             let t6 = t5 + WINDOW * 10;
-            for i in 0..FOLLOW_AFTER {
-                a.after_wakeup(
-                    t6 + Duration::from_millis(u64::from(i)),
-                    Duration::from_micros(10),
-                    1,
-                    Some(0),
-                );
-            }
+            streak(&mut a, t6, 0);
             assert!(!a.is_loaded());
             assert_eq!(current_cpus(), want0);
             let t7 = t6 + WINDOW * 2;

@@ -143,7 +143,8 @@ impl Engine {
                 continuing = false;
                 n = self.epoll.wait(&mut events, timeout);
             }
-            let woke = Instant::now();
+            // Only sender affinity needs to know how long a round took.
+            let woke = affinity.is_some().then(Instant::now);
             let mut moved = 0;
             let mut source = Source::Nothing;
             for ev in &events[..n] {
@@ -161,8 +162,8 @@ impl Engine {
                 }
             }
             if moved > 0 {
-                let done = Instant::now();
-                if let Some(a) = affinity.as_mut() {
+                if let (Some(a), Some(woke)) = (affinity.as_mut(), woke) {
+                    let done = Instant::now();
                     if continuing {
                         a.after_continuation(done, done - woke, moved);
                     } else {
@@ -170,10 +171,11 @@ impl Engine {
                     }
                 }
                 if !self.busy_poll.is_zero() {
-                    spin_until = Some(done + self.busy_poll);
+                    spin_until = Some(Instant::now() + self.busy_poll);
                 }
             }
-            continuing = moved > 0;
+            // Without sender affinity nothing tells continuations apart: one blocking wait.
+            continuing = moved > 0 && affinity.is_some();
             let now = self.now_ms();
             if now.saturating_sub(self.last_tick) >= TICK_MS {
                 self.last_tick = now;
