@@ -353,7 +353,10 @@ fn per_cpu_queues_tell_which_cpu_sent() {
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if cpus < 2 {
-        eprintln!("SKIP per_cpu_queues_tell_which_cpu_sent: needs 2 CPUs, this process may use {cpus}");
+        testbed::skip(
+            "per_cpu_queues_tell_which_cpu_sent",
+            &format!("needs 2 CPUs, this process may use {cpus}"),
+        );
         return;
     }
     let ns = Netns::new("ndq").unwrap();

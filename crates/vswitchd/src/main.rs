@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use ovsdb::server::{SchemaSource, Server, ServerConfig};
+use ovsdb::server::{SchemaSource, Server};
+use ovsdb::Database;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::datapath::{Datapath, DatapathOptions};
-use vswitchd::db::DbSync;
+use vswitchd::db::{ensure_root_row, DbSync};
 use vswitchd::reconcile::Reconciler;
 
 /// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
@@ -111,14 +112,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     for dir in [args.db_file.parent(), args.db_socket.parent()].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let server = Server::start(ServerConfig {
-        schema: SchemaSource::Vswitch,
-        db_file: args.db_file.clone(),
-        unix_socket: args.db_socket.clone(),
-        socket_mode: args.db_socket_mode,
-        tcp: args.db_tcp,
-        limits: Default::default(),
-    })
+    let schema = SchemaSource::Vswitch.load().map_err(|e| anyhow::anyhow!("loading the schema: {e}"))?;
+    let database = Database::open(schema, &args.db_file)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.db_file.display()))?;
+    // Clients may connect the instant the socket exists; the root row must be there by then.
+    ensure_root_row(&database).map_err(anyhow::Error::msg)?;
+    let server = Server::start_with_database(
+        database,
+        &args.db_socket,
+        args.db_socket_mode,
+        args.db_tcp,
+        Default::default(),
+    )
     .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
     let (db, notes) = DbSync::new(server.database()).map_err(anyhow::Error::msg)?;
     let datapath = Datapath::spawn_with(DatapathOptions {

@@ -15,6 +15,10 @@ use tracing::{info, warn};
 use crate::datapath::{Datapath, PortLink, Topology, TopologyBridge, TopologyPort};
 use crate::state::{DesiredPort, DesiredState, PortKind};
 
+/// How long a configuration change may wait for the forwarding thread to carry it out. Closing
+/// a thousand AF_PACKET ports takes about a second (see `close_all`).
+const BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the reconciler remembers about a port between passes.
 struct PortRuntime {
     kind: PortKind,
@@ -79,6 +83,7 @@ impl Reconciler {
         }
         // Ports that are gone, or whose type changed, lose their runtime (and device).
         let mut reopen = Vec::new();
+        let mut closing = false;
         for (bridge, port) in new.ports() {
             let (name, bridge) = (port.name.as_str(), bridge.name.as_str());
             match old_ports.get(name) {
@@ -94,6 +99,7 @@ impl Reconciler {
                     ));
                     self.ports.remove(name);
                     reopen.push(name.to_string());
+                    closing = true;
                 }
                 Some((_, old)) if old.vlan != port.vlan => {
                     changes.push(format!("changed VLAN settings of port {name}"))
@@ -105,6 +111,7 @@ impl Reconciler {
             if !new_ports.contains_key(port.name.as_str()) {
                 changes.push(format!("removed port {} from {}", port.name, bridge.name));
                 self.ports.remove(&port.name);
+                closing = true;
             }
         }
 
@@ -144,13 +151,27 @@ impl Reconciler {
         // port it does not know.
         self.datapath.set_topology(Arc::new(topology));
         self.desired = new;
+        if closing {
+            // A replaced tap's name is free only once the forwarding thread closed the old one
+            // (else TUNSETIFF fails with EBUSY).
+            self.wait_for_datapath();
+        }
         for name in reopen {
             self.open_port(&name);
         }
+        // Status (and with it cur_cfg) is written after this returns: by then removed devices
+        // are closed and new ones are in use, so "acknowledged" means "applied".
+        self.wait_for_datapath();
         for c in &changes {
             info!("{c}");
         }
         changes
+    }
+
+    fn wait_for_datapath(&self) {
+        if !self.datapath.barrier(BARRIER_TIMEOUT) {
+            warn!("the forwarding thread did not confirm the new configuration in time");
+        }
     }
 
     /// Opens (or creates) the device of `name` and hands it to the datapath.

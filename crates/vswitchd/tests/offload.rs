@@ -35,12 +35,7 @@ fn iperf_tcp(client: &Netns, server: &Netns, server_ip: &str) -> Result<u64, Str
 }
 
 fn have_iperf3() -> bool {
-    if run("iperf3", &["--version"]).is_ok() {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "iperf3 is missing (.ci/run installs it)");
-    eprintln!("skipping: iperf3 not installed");
-    false
+    testbed::require_program("iperf3 tests", "iperf3", "--version", "iperf3")
 }
 
 #[test]

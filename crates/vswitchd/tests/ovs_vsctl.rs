@@ -15,31 +15,12 @@ use serde_json::{json, Value};
 use testbed::{require_root, wait_until};
 
 fn have_ovs_vsctl() -> bool {
-    if Command::new("ovs-vsctl").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "ovs-vsctl missing (.ci/run installs openvswitch-switch)"
-    );
-    eprintln!("skipping: ovs-vsctl not installed");
-    false
+    testbed::require_program("ovs-vsctl tests", "ovs-vsctl", "--version", "openvswitch-switch")
 }
 
 /// Runs ovs-vsctl against the daemon's database; waits for cur_cfg like a user's call does.
 fn vsctl(d: &Daemon, args: &[&str]) -> Result<String, String> {
-    let db = format!("--db=unix:{}", d.db_socket().display());
-    let out = Command::new("ovs-vsctl")
-        .arg(&db)
-        .arg("--timeout=10")
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!("ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
+    d.vsctl(args)
 }
 
 #[test]

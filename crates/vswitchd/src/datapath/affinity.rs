@@ -273,7 +273,7 @@ mod tests {
     fn cpus_to_move_between(test: &str) -> Option<Vec<usize>> {
         let all = current_cpus();
         if all.len() < 2 {
-            eprintln!("SKIP {test}: this process may run on {} CPU(s)", all.len());
+            testbed::skip(test, &format!("this process may run on {} CPU(s)", all.len()));
             return None;
         }
         Some(all)

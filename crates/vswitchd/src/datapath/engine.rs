@@ -260,6 +260,9 @@ impl Engine {
                 let entries = self.bridges.iter().find(|b| b.name == bridge).map(|b| b.bridge.fdb(now));
                 let _ = reply.send(entries);
             }
+            Command::Barrier(reply) => {
+                let _ = reply.send(());
+            }
             Command::Stop => self.stop = true,
         }
     }

@@ -54,9 +54,19 @@ pub struct TopologyPort {
 
 pub(crate) enum Command {
     Topology(Arc<Topology>),
-    Attach { port: String, dev: Box<dyn Netdev> },
-    Detach { port: String },
-    Fdb { bridge: String, reply: mpsc::Sender<Option<Vec<FdbEntry>>> },
+    Attach {
+        port: String,
+        dev: Box<dyn Netdev>,
+    },
+    Detach {
+        port: String,
+    },
+    Fdb {
+        bridge: String,
+        reply: mpsc::Sender<Option<Vec<FdbEntry>>>,
+    },
+    /// Answered once every command sent before it has taken effect (devices closed, attached).
+    Barrier(mpsc::Sender<()>),
     Stop,
 }
 
@@ -137,6 +147,16 @@ impl Datapath {
 
     pub fn detach(&self, port: &str) {
         self.send(Command::Detach { port: port.to_string() });
+    }
+
+    /// Waits until the forwarding thread has carried out every command sent so far: devices of
+    /// removed ports are closed (so their names are free again) and handed-over devices are in
+    /// use. The database must not say a configuration is live (`cur_cfg`) before this; false if
+    /// the thread did not answer in time.
+    pub fn barrier(&self, timeout: Duration) -> bool {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Barrier(reply));
+        answer.recv_timeout(timeout).is_ok()
     }
 
     /// The MAC table of `bridge` (`None`: no such bridge); `Err` if the thread did not answer.

@@ -4,11 +4,12 @@
 
 mod datum;
 mod plan;
+mod root;
 mod seed;
 mod snapshot;
 mod writeback;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 use tracing::{debug, warn};
 
 pub use plan::{plan, Plan, Rejected};
+pub use root::{ensure_root_row, SYSTEM_ID_KEY};
 pub use seed::{seed_ops, SOURCE_KEY};
 pub use snapshot::Snapshot;
 
@@ -58,8 +60,12 @@ pub struct DbSync {
     assigned: HashMap<String, i64>,
     /// Status rows last written, by Interface UUID (write only what changed).
     written: HashMap<String, Value>,
-    /// Whether the root row carries our version and capabilities yet.
-    announced: bool,
+    /// Interfaces whose `statistics` have been written at least once: a new one gets them in the
+    /// first status write (libvirt's `virsh domifstat` reads them right after attaching), the
+    /// others every STATS_INTERVAL.
+    has_stats: HashSet<String>,
+    /// The root row (UUID) that carries our version and capabilities.
+    announced: Option<String>,
     last_stats: Option<Instant>,
 }
 
@@ -84,7 +90,8 @@ impl DbSync {
             plan: Plan::default(),
             assigned: HashMap::new(),
             written: HashMap::new(),
-            announced: false,
+            has_stats: HashSet::new(),
+            announced: None,
             last_stats: None,
         };
         Ok((sync, notes))
@@ -121,6 +128,7 @@ impl DbSync {
         let rejected: HashMap<&str, &str> =
             self.plan.rejected.iter().map(|r| (r.iface_uuid.as_str(), r.error.as_str())).collect();
         let mut new_written = Vec::new();
+        let mut new_stats = Vec::new();
         for b in &self.plan.desired.bridges {
             for p in &b.ports {
                 let Some(iface) = self.snapshot.iface_by_name(&p.name) else { continue };
@@ -131,8 +139,10 @@ impl DbSync {
                     ops.push(update("Interface", &iface.uuid, row.clone()));
                     new_written.push((iface.uuid.clone(), row));
                 }
-                if let (true, Some(st)) = (stats_due, st.as_ref()) {
+                let first_stats = !self.has_stats.contains(&iface.uuid);
+                if let (true, Some(st)) = (stats_due || first_stats, st.as_ref()) {
                     ops.push(update("Interface", &iface.uuid, json!({"statistics": statistics(st)})));
+                    new_stats.push(iface.uuid.clone());
                 }
                 if p.name == b.name {
                     let dpid = st.and_then(|s| s.mac).map(datapath_id);
@@ -153,23 +163,12 @@ impl DbSync {
             }
         }
         let mut cfg_applied = None;
-        let announce = !self.announced && self.snapshot.ovs.is_some();
-        if let (true, Some(ovs)) = (announce, &self.snapshot.ovs) {
-            // What ovs-vswitchd fills in at start: `ovs-vsctl show` prints the version.
-            let db_version = serde_json::from_str::<Value>(ovsdb::VSWITCH_SCHEMA)
-                .ok()
-                .and_then(|s| s["version"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            ops.push(update(
-                "Open_vSwitch",
-                &ovs.uuid,
-                json!({
-                    "ovs_version": format!("rvswitch-{}", env!("CARGO_PKG_VERSION")),
-                    "db_version": db_version,
-                    "datapath_types": datum::set([json!("netdev")]),
-                    "iface_types": datum::set(["internal", "system", "tap"].map(Value::from)),
-                }),
-            ));
+        let announce =
+            self.snapshot.ovs.as_ref().map(|o| o.uuid.clone()).filter(|u| self.announced.as_ref() != Some(u));
+        if let (Some(_), Some(ovs)) = (&announce, &self.snapshot.ovs) {
+            // The root row is made ready before the socket opens (root.rs); this covers one
+            // that a client deleted and recreated since.
+            ops.push(update("Open_vSwitch", &ovs.uuid, root::announce_columns()));
         }
         if let Some(ovs) = &self.snapshot.ovs {
             if ovs.cur_cfg != ovs.next_cfg {
@@ -184,16 +183,20 @@ impl DbSync {
         match txn_errors(&reply) {
             None => {
                 self.written.extend(new_written);
+                self.has_stats.extend(new_stats);
                 if stats_due {
                     self.last_stats = Some(Instant::now());
                 }
-                self.announced |= announce;
+                if announce.is_some() {
+                    self.announced = announce;
+                }
                 if let (Some(cfg), Some(ovs)) = (cfg_applied, self.snapshot.ovs.as_mut()) {
                     ovs.cur_cfg = cfg;
                 }
                 // Remember only rows that still exist, so the cache cannot grow without bound.
                 let live = &self.snapshot.ifaces;
                 self.written.retain(|u, _| live.contains_key(u));
+                self.has_stats.retain(|u| live.contains_key(u));
             }
             Some(e) => warn!("status write-back failed: {e}"),
         }

@@ -22,6 +22,8 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
+    /// Whether rvswitchd is started with `--config` (else on the database alone).
+    with_config: bool,
 }
 
 impl Daemon {
@@ -32,6 +34,30 @@ impl Daemon {
 
     pub fn db_file(&self) -> PathBuf {
         self.dir.join("conf.db")
+    }
+
+    /// Runs Debian's ovs-vsctl against this daemon's database, waiting for cur_cfg like a
+    /// user's call does. Ok: stdout and stderr (ovs-vsctl reports a port's setup error as a
+    /// warning on stderr and still exits 0).
+    pub fn vsctl_output(&self, args: &[&str]) -> Result<(String, String), String> {
+        let db = format!("--db=unix:{}", self.db_socket().display());
+        let out = Command::new("ovs-vsctl")
+            .arg(&db)
+            .arg("--timeout=10")
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+        if out.status.success() {
+            Ok((text(&out.stdout), text(&out.stderr)))
+        } else {
+            Err(format!("ovs-vsctl {args:?}: {}", text(&out.stderr)))
+        }
+    }
+
+    /// [`Daemon::vsctl_output`]'s stdout.
+    pub fn vsctl(&self, args: &[&str]) -> Result<String, String> {
+        self.vsctl_output(args).map(|(out, _)| out)
     }
 }
 
@@ -49,8 +75,19 @@ impl Daemon {
         let config_path = dir.join("rvswitch.toml");
         std::fs::write(&config_path, config).expect("write config");
         let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
-        let mut d = Daemon { child: None, wrapper, dir, socket, config: config_path };
+        let mut d = Daemon { child: None, wrapper, dir, socket, config: config_path, with_config: true };
         d.spawn();
+        d
+    }
+
+    /// rvswitchd without `--config` on a fresh database, returned as soon as the process runs
+    /// (not waiting for it to come up): for tests of what clients see at the very start.
+    pub fn start_fresh() -> Daemon {
+        let dir = std::env::temp_dir().join(unique("rvsd"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (socket, config) = (dir.join("ctl.sock"), dir.join("rvswitch.toml"));
+        let mut d = Daemon { child: None, wrapper: Vec::new(), dir, socket, config, with_config: false };
+        d.launch();
         d
     }
 
@@ -69,6 +106,19 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        let socket = self.socket.clone();
+        let up = wait_until(Duration::from_secs(10), || {
+            client::call_raw(&socket, &Request::Show, CALL_TIMEOUT).is_ok()
+        });
+        if !up {
+            let status = self.child.as_mut().and_then(|c| c.child_mut().try_wait().ok().flatten());
+            panic!("rvswitchd did not come up (exit: {status:?}); log:\n{}", self.log());
+        }
+    }
+
+    /// Starts the process and returns at once.
+    fn launch(&mut self) {
         let (dir, socket, config_path) = (self.dir.clone(), self.socket.clone(), self.config.clone());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -84,9 +134,10 @@ impl Daemon {
             }
             None => Command::new(daemon),
         };
+        if self.with_config {
+            cmd.arg("--config").arg(&config_path);
+        }
         let child = cmd
-            .arg("--config")
-            .arg(&config_path)
             .arg("--control-socket")
             .arg(&socket)
             .arg("--db-socket")
@@ -101,13 +152,6 @@ impl Daemon {
             .spawn()
             .expect("start rvswitchd");
         self.child = Some(ChildGuard::new(child));
-        let up = wait_until(Duration::from_secs(10), || {
-            client::call_raw(&socket, &Request::Show, CALL_TIMEOUT).is_ok()
-        });
-        if !up {
-            let status = self.child.as_mut().and_then(|c| c.child_mut().try_wait().ok().flatten());
-            panic!("rvswitchd did not come up (exit: {status:?}); log:\n{}", self.log());
-        }
     }
 
     pub fn log(&self) -> String {
@@ -149,14 +193,22 @@ impl Daemon {
 
     /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited with status 0.
     pub fn stop(mut self) -> bool {
-        let mut guard = self.child.take().expect("running");
+        self.terminate(Duration::from_secs(10)).is_some_and(|s| s.success())
+    }
+
+    /// SIGTERM, then waits up to `limit` for the process to end; its exit status if it did.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let guard = self.child.as_mut()?;
         send_signal(guard.pid(), libc::SIGTERM);
         let mut status = None;
-        wait_until(Duration::from_secs(10), || {
+        wait_until(limit, || {
             status = guard.child_mut().try_wait().ok().flatten();
             status.is_some()
         });
-        status.is_some_and(|s| s.success())
+        if status.is_some() {
+            self.child = None;
+        }
+        status
     }
 }
 
