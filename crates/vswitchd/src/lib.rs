@@ -6,5 +6,7 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod db;
+pub mod device;
+pub mod fdstore;
 pub mod reconcile;
 pub mod state;

@@ -12,17 +12,20 @@ use anyhow::Context;
 use clap::Parser;
 use ovsdb::server::{SchemaSource, Server};
 use ovsdb::Database;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::datapath::{Datapath, DatapathOptions};
 use vswitchd::db::{ensure_root_row, DbSync};
+use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::reconcile::Reconciler;
 
 /// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
 const TICK: Duration = Duration::from_secs(1);
+/// Longest the control loop takes to notice a stop.
+const STOP_LATENCY: Duration = Duration::from_millis(50);
 
 #[derive(Parser)]
 #[command(name = "rvswitchd", version, about = "rvswitch: a memory-safe userspace virtual switch")]
@@ -58,6 +61,14 @@ struct Args {
     /// hop; see the README's Performance section). `off`: one queue, the scheduler places it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     sender_affinity: String,
+    /// Where a small keeper process holds copies of the device descriptors, so that a crashed or
+    /// upgraded daemon's successor adopts the open devices instead of reopening them (taps
+    /// rvswitchd created survive). Default: beside the control socket; `off`: not kept.
+    #[arg(long)]
+    fd_store: Option<PathBuf>,
+    /// Internal: run as the descriptor keeper on this socket (started by rvswitchd itself).
+    #[arg(long = "fd-store-keeper", hide = true)]
+    fd_store_keeper: Option<PathBuf>,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -69,6 +80,12 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.fd_store_keeper {
+        return match vswitchd::fdstore::keeper::run(path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -108,7 +125,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(tcp) = args.db_tcp.filter(|a| !a.ip().is_loopback()) {
         warn!("OVSDB on {tcp} is reachable from other hosts and has no authentication");
     }
-    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR2])?;
     for dir in [args.db_file.parent(), args.db_socket.parent()].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -130,9 +147,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
     })?;
-    let rec = Reconciler::new(datapath);
+    let (store, kept) = open_fd_store(&args);
+    let rec = Reconciler::with_store(datapath, store, kept);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
     lock(&shared).reload().map_err(anyhow::Error::msg)?;
+    lock(&shared).drop_unclaimed_kept();
     let socket = control::serve(&args.control_socket, shared.clone())?;
     info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");
 
@@ -144,7 +163,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         std::thread::Builder::new().name("db-sync".into()).spawn(move || {
             let mut last_tick = Instant::now();
             while !stopping.load(Ordering::Relaxed) {
-                let wait = TICK.saturating_sub(last_tick.elapsed());
+                // In slices, so a stop (or an upgrade) is seen within STOP_LATENCY, not a TICK.
+                let wait = TICK.saturating_sub(last_tick.elapsed()).min(STOP_LATENCY);
                 match notes.recv_timeout(wait) {
                     Ok(_) => {
                         while notes.try_recv().is_ok() {}
@@ -162,12 +182,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let mut signals = signals;
+    let mut upgrade = false;
     for sig in signals.forever() {
         match sig {
             SIGHUP => match lock(&shared).reload() {
                 Ok(changes) => info!("reloaded ({} changes)", changes.len()),
                 Err(e) => warn!("reload refused, running config kept: {e}"),
             },
+            SIGUSR2 => {
+                info!("signal {sig}: handing over to the binary on disk (devices stay open)");
+                upgrade = true;
+                break;
+            }
             _ => {
                 info!("signal {sig}: shutting down");
                 break;
@@ -177,9 +203,44 @@ fn run(args: Args) -> anyhow::Result<()> {
     stopping.store(true, Ordering::Relaxed);
     let _ = control_loop.join();
     let _ = std::fs::remove_file(&socket);
-    // Stops the forwarding thread and closes (and so removes) the taps we created.
-    lock(&shared).shutdown();
+    // Stops the forwarding thread; a plain stop also closes (and so removes) the taps we
+    // created, an upgrade leaves every device with the keeper.
+    lock(&shared).shutdown(upgrade);
     server.shutdown();
+    if upgrade {
+        return Err(reexec());
+    }
     info!("rvswitchd stopped");
     Ok(())
+}
+
+/// Connects to (or starts) the descriptor keeper; without one the daemon still runs, it only
+/// loses the fast restart.
+fn open_fd_store(args: &Args) -> (Option<FdStore>, Kept) {
+    let path = args.fd_store.clone().unwrap_or_else(|| fdstore::default_path(&args.control_socket));
+    if path.as_os_str() == "off" {
+        return (None, Kept::new());
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    match FdStore::open(&path, &exe) {
+        Ok((store, kept)) => (Some(store), kept),
+        Err(e) => {
+            warn!(path = %path.display(), "no descriptor keeper ({e}); restarts will reopen devices");
+            (None, Kept::new())
+        }
+    }
+}
+
+/// Replaces this process with the rvswitchd binary now on disk, same arguments and PID (a
+/// supervisor sees no restart). Returns only if exec failed.
+fn reexec() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    // After `mv new-binary rvswitchd` the old file is gone and the kernel names it "… (deleted)";
+    // the path is what we want to run.
+    let exe = std::env::current_exe().map_or_else(
+        |_| PathBuf::from("/proc/self/exe"),
+        |p| PathBuf::from(p.to_string_lossy().trim_end_matches(" (deleted)").to_string()),
+    );
+    let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    anyhow::anyhow!("cannot exec {} for the upgrade: {err}", exe.display())
 }
