@@ -203,10 +203,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     stopping.store(true, Ordering::Relaxed);
     let _ = control_loop.join();
     let _ = std::fs::remove_file(&socket);
+    // The database first: forwarding goes on until the last moment (an upgrade's outage is
+    // only the time from here to the new process's first forwarded frame).
+    server.shutdown();
     // Stops the forwarding thread; a plain stop also closes (and so removes) the taps we
     // created, an upgrade leaves every device with the keeper.
     lock(&shared).shutdown(upgrade);
-    server.shutdown();
     if upgrade {
         return Err(reexec());
     }
