@@ -7,4 +7,5 @@ pub mod daemon;
 pub mod datapath;
 pub mod db;
 pub mod reconcile;
+pub mod service;
 pub mod state;
