@@ -10,21 +10,9 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Vm};
+use common::{have_ovs_vsctl, Daemon, Vm};
 use serde_json::{json, Value};
 use testbed::{require_root, wait_until};
-
-fn have_ovs_vsctl() -> bool {
-    if Command::new("ovs-vsctl").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "ovs-vsctl missing (.ci/run installs openvswitch-switch)"
-    );
-    eprintln!("skipping: ovs-vsctl not installed");
-    false
-}
 
 /// Runs ovs-vsctl against the daemon's database; waits for cur_cfg like a user's call does.
 fn vsctl(d: &Daemon, args: &[&str]) -> Result<String, String> {

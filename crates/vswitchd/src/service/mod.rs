@@ -107,6 +107,9 @@ impl Service {
                 gid = account.gid,
                 "running without root (CAP_NET_ADMIN, CAP_NET_RAW kept)"
             );
+            if let Err(e) = user::check_tun_access() {
+                warn!("tap and internal ports will fail: {e}");
+            }
         }
         Ok(Service { notifier, watchdog: None, _pid_files: pid_files })
     }

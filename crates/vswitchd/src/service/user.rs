@@ -182,6 +182,17 @@ fn set_capabilities(caps: u32) -> Result<(), UserError> {
     check("capset", if rc == 0 { 0 } else { -1 })
 }
 
+/// Whether the (new) user may open /dev/net/tun, which every tap and internal port needs:
+/// stock Debian makes it 0666, but a hardened or containerised host may not.
+pub fn check_tun_access() -> Result<(), String> {
+    const TUN: &CStr = c"/dev/net/tun";
+    // SAFETY: access(2) on a NUL-terminated constant path.
+    if unsafe { libc::access(TUN.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
+        return Ok(());
+    }
+    Err(format!("/dev/net/tun: {}", io::Error::last_os_error()))
+}
+
 /// The user name of `uid`, for log lines (the number if it has none).
 pub fn user_name(uid: u32) -> String {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];

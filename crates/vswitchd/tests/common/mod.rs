@@ -19,6 +19,7 @@ pub struct Daemon {
     child: Option<ChildGuard>,
     /// Program (and its arguments) that runs rvswitchd, e.g. `prlimit ... --`; empty: none.
     wrapper: Vec<String>,
+    launch: Launch,
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
@@ -35,21 +36,42 @@ impl Daemon {
     }
 }
 
+/// Extra ways to start rvswitchd (service integration tests).
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// More command-line arguments.
+    pub args: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
+    /// `--ovs-compat` with the test's directory as OVS_RUNDIR (instead of `--db-socket`): the
+    /// database socket is then at the same [`Daemon::db_socket`] path.
+    pub ovs_compat: bool,
+}
+
 impl Daemon {
     pub fn start(config: &str) -> Daemon {
         Daemon::start_under(&[], config)
     }
 
+    /// Like [`Daemon::start`], with the extra arguments and environment of `launch`.
+    pub fn start_with(launch: Launch, config: &str) -> Daemon {
+        Daemon::start_full(&[], launch, config)
+    }
+
     /// Like [`Daemon::start`], with rvswitchd run by `wrapper` (a program that execs the rest of
     /// its command line, such as `prlimit --nofile=256 --`).
     pub fn start_under(wrapper: &[&str], config: &str) -> Daemon {
+        Daemon::start_full(wrapper, Launch::default(), config)
+    }
+
+    fn start_full(wrapper: &[&str], launch: Launch, config: &str) -> Daemon {
         let dir = std::env::temp_dir().join(unique("rvsd"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let socket = dir.join("ctl.sock");
         let config_path = dir.join("rvswitch.toml");
         std::fs::write(&config_path, config).expect("write config");
         let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
-        let mut d = Daemon { child: None, wrapper, dir, socket, config: config_path };
+        let mut d = Daemon { child: None, wrapper, launch, dir, socket, config: config_path };
         d.spawn();
         d
     }
@@ -84,13 +106,17 @@ impl Daemon {
             }
             None => Command::new(daemon),
         };
+        if self.launch.ovs_compat {
+            cmd.arg("--ovs-compat").arg("--ovs-rundir").arg(&dir);
+        } else {
+            cmd.arg("--db-socket").arg(dir.join("db.sock"));
+        }
+        cmd.args(&self.launch.args).envs(self.launch.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .arg("--config")
             .arg(&config_path)
             .arg("--control-socket")
             .arg(&socket)
-            .arg("--db-socket")
-            .arg(dir.join("db.sock"))
             .arg("--db-file")
             .arg(dir.join("conf.db"))
             .arg("--log")
@@ -245,4 +271,17 @@ pub fn wait_ports_up(d: &Daemon, ports: &[&str]) {
             .all(|p| show.bridges.iter().flat_map(|b| &b.ports).any(|s| s.name == *p && s.link_state == "up"))
     });
     assert!(ok, "ports {ports:?} not up: {:#?}", d.show());
+}
+
+/// Whether Debian's ovs-vsctl is there (under CI it must be: .ci/run installs it).
+pub fn have_ovs_vsctl() -> bool {
+    if Command::new("ovs-vsctl").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "ovs-vsctl missing (.ci/run installs openvswitch-switch)"
+    );
+    eprintln!("skipping: ovs-vsctl not installed");
+    false
 }

@@ -1,0 +1,263 @@
+//! rvswitchd as a system service: systemd's readiness and watchdog protocol (a socket this test
+//! listens on stands in for systemd), the unit file as systemd-analyze sees it, Open vSwitch's
+//! file locations for ovs-vsctl without --db, running as an unprivileged user, and logs without
+//! colour codes.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bridge_config, have_ovs_vsctl, wait_ports_up, Daemon, Launch, Vm};
+use testbed::{require_root, wait_until};
+
+/// The service manager's end of sd_notify: a datagram socket in a directory of its own.
+struct Manager {
+    socket: UnixDatagram,
+    dir: tempfile::TempDir,
+}
+
+impl Manager {
+    fn new() -> Manager {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = UnixDatagram::bind(dir.path().join("notify.sock")).expect("bind notify socket");
+        socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        Manager { socket, dir }
+    }
+
+    fn path(&self) -> String {
+        self.dir.path().join("notify.sock").display().to_string()
+    }
+
+    /// Messages received until one contains `line` (as a whole line) or `timeout` passed.
+    fn wait_for(&self, line: &str, timeout: Duration) -> (bool, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Each receive waits at most 200 ms, so this bounds the loop by count as well.
+        for _ in 0..timeout.as_millis() / 200 + 2 {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = msg.lines().any(|l| l == line);
+                seen.push(msg);
+                if hit {
+                    return (true, seen);
+                }
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        (false, seen)
+    }
+}
+
+#[test]
+fn systemd_hears_ready_then_watchdog_keep_alives_then_stopping() {
+    let manager = Manager::new();
+    let launch = Launch {
+        env: vec![("NOTIFY_SOCKET".into(), manager.path()), ("WATCHDOG_USEC".into(), "3000000".into())],
+        ..Launch::default()
+    };
+    let d = Daemon::start_with(launch, &bridge_config("br-sd", &[]));
+    let (ready, seen) = manager.wait_for("READY=1", Duration::from_secs(10));
+    assert!(ready, "no READY=1, got {seen:?}\n{}", d.log());
+    let ready_msg = seen.last().unwrap();
+    assert!(ready_msg.lines().any(|l| l.starts_with("STATUS=serving ")), "{ready_msg:?}");
+    // Ready means ready: the database takes clients and the config file's bridge is applied.
+    assert!(UnixStream::connect(d.db_socket()).is_ok(), "READY=1 before the database socket");
+    assert!(d.show().bridges.iter().any(|b| b.name == "br-sd"), "READY=1 before the first apply");
+
+    // Keep-alives keep coming while both the forwarding and the db-sync thread beat.
+    for n in 1..=3 {
+        let (alive, seen) = manager.wait_for("WATCHDOG=1", Duration::from_secs(10));
+        assert!(alive, "keep-alive {n} missing, got {seen:?}\n{}", d.log());
+    }
+
+    let pid = d.pid();
+    assert!(d.stop(), "rvswitchd {pid} did not exit cleanly on SIGTERM");
+    let (stopping, seen) = manager.wait_for("STOPPING=1", Duration::from_secs(2));
+    assert!(stopping, "no STOPPING=1 after SIGTERM, got {seen:?}");
+}
+
+#[test]
+fn a_bad_notify_socket_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+        .env("NOTIFY_SOCKET", "relative/notify.sock")
+        .args(["--db-file", "/nonexistent-rvs/conf.db"])
+        .output()
+        .expect("run rvswitchd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NOTIFY_SOCKET") && err.contains("relative/notify.sock"), "{err}");
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    // stderr is a file here (common::Daemon sends it to rvswitchd.log).
+    let d = Daemon::start(&bridge_config("br-log", &[]));
+    let stderr_log = d.log();
+    assert!(stderr_log.contains("rvswitchd running"), "{stderr_log}");
+    assert!(!stderr_log.contains("\x1b["), "ANSI escapes in a log file:\n{stderr_log:?}");
+    drop(d);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("rvswitchd.log");
+    let launch = Launch { args: vec!["--log-file".into(), file.display().to_string()], ..Launch::default() };
+    let d = Daemon::start_with(launch, &bridge_config("br-log2", &[]));
+    assert!(d.stop());
+    let text = std::fs::read_to_string(&file).expect("--log-file written");
+    assert!(text.contains("rvswitchd running") && text.contains("rvswitchd stopped"), "{text}");
+    assert!(!text.contains("\x1b["), "ANSI escapes in --log-file:\n{text:?}");
+}
+
+/// The unit as shipped, with ExecStart pointing at the binary under test (verify insists that
+/// the program exists).
+#[test]
+fn the_unit_file_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "systemd-analyze missing under CI");
+        eprintln!("skipping: systemd-analyze not installed (Debian package systemd)");
+        return;
+    }
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/rvswitchd.service");
+    let text = std::fs::read_to_string(&unit).expect("packaging/rvswitchd.service");
+    for needed in
+        ["Type=notify", "WatchdogSec=", "Restart=on-failure", "--ovs-compat", "ProtectSystem=strict"]
+    {
+        assert!(text.contains(needed), "unit lacks {needed}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("rvswitchd.service");
+    std::fs::write(&copy, text.replace("/usr/sbin/rvswitchd", env!("CARGO_BIN_EXE_rvswitchd"))).unwrap();
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+
+    // The check is real: a typo in the same file is reported.
+    std::fs::write(&copy, text.replace("Type=notify", "Type=notfy")).unwrap();
+    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notfy"), "typo not reported");
+}
+
+#[test]
+fn ovs_compat_lets_ovs_vsctl_work_without_db() {
+    if !have_ovs_vsctl() {
+        return;
+    }
+    let d = Daemon::start_with(Launch { ovs_compat: true, ..Launch::default() }, "");
+    let pid = d.pid().to_string();
+    for daemon in ["ovs-vswitchd", "ovsdb-server"] {
+        let text = std::fs::read_to_string(d.dir.join(format!("{daemon}.pid"))).expect("pid file");
+        assert_eq!(text.trim(), pid, "{daemon}.pid");
+    }
+    // Plain ovs-vsctl, as libvirt runs it: no --db, only OVS_RUNDIR (the default would be
+    // /var/run/openvswitch, which this test must not take over).
+    let vsctl = |args: &[&str]| {
+        let out = Command::new("ovs-vsctl")
+            .env("OVS_RUNDIR", &d.dir)
+            .arg("--timeout=10")
+            .args(args)
+            .output()
+            .expect("run ovs-vsctl");
+        assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    vsctl(&["add-br", "br-compat"]);
+    assert_eq!(vsctl(&["list-br"]), "br-compat");
+    assert!(d.show().bridges.iter().any(|b| b.name == "br-compat"));
+
+    // A second daemon on the same run directory is refused (the pid files are locked).
+    let second = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+        .arg("--ovs-compat")
+        .arg("--ovs-rundir")
+        .arg(&d.dir)
+        .arg("--db-file")
+        .arg(d.dir.join("other.db"))
+        .arg("--control-socket")
+        .arg(d.dir.join("other.ctl"))
+        .output()
+        .expect("run a second rvswitchd");
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("ovs-vswitchd.pid is locked") && err.contains(&pid), "{err}");
+
+    let dir = d.dir.clone();
+    assert!(d.stop());
+    for daemon in ["ovs-vswitchd", "ovsdb-server"] {
+        assert!(!dir.join(format!("{daemon}.pid")).exists(), "{daemon}.pid left after exit");
+    }
+}
+
+/// Makes /dev/net/tun usable by any user, as stock Debian's udev rules do (0666), for as long
+/// as it lives; containers often ship it 0600.
+struct TunOpenToAll {
+    old_mode: Option<u32>,
+}
+
+impl TunOpenToAll {
+    fn new() -> TunOpenToAll {
+        let path = "/dev/net/tun";
+        let mode = std::fs::metadata(path).expect("/dev/net/tun").permissions().mode() & 0o777;
+        if mode & 0o006 == 0o006 {
+            return TunOpenToAll { old_mode: None };
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o666)).expect("chmod tun");
+        TunOpenToAll { old_mode: Some(mode) }
+    }
+}
+
+impl Drop for TunOpenToAll {
+    fn drop(&mut self) {
+        if let Some(mode) = self.old_mode {
+            let _ = std::fs::set_permissions("/dev/net/tun", std::fs::Permissions::from_mode(mode));
+        }
+    }
+}
+
+/// `Uid:` (real, effective, saved, fs) and `CapEff:` of a process, from /proc.
+fn ids_and_caps(pid: u32) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    (field("Uid:").unwrap_or_default(), field("CapEff:").unwrap_or_default())
+}
+
+#[test]
+fn as_nobody_ports_added_later_still_attach_and_forward() {
+    if !require_root("as_nobody_ports_added_later_still_attach_and_forward") {
+        return;
+    }
+    let _tun = TunOpenToAll::new();
+    let launch = Launch { args: vec!["--user".into(), "nobody".into()], ..Launch::default() };
+    let d = Daemon::start_with(launch, &bridge_config("br-nobody", &[]));
+    let (uids, caps) = ids_and_caps(d.pid());
+    assert_eq!(uids, "65534 65534 65534 65534", "not running as nobody");
+    // CAP_NET_ADMIN (12) and CAP_NET_RAW (13), nothing else.
+    assert_eq!(caps, "0000000000003000", "effective capabilities");
+
+    // Everything attached now is opened by the unprivileged process: AF_PACKET sockets on the
+    // VMs' veths and a tap it creates itself.
+    let (a, b) = (Vm::new(1), Vm::new(2));
+    let tap = testbed::unique("tp");
+    let ports =
+        [(a.port.as_str(), "tag = 10"), (b.port.as_str(), "tag = 10"), (tap.as_str(), "type = \"tap\"")];
+    d.write_config(&bridge_config("br-nobody", &ports));
+    d.reload().expect("reload as nobody");
+    wait_ports_up(&d, &[&a.port, &b.port]);
+    let tap_attached = wait_until(Duration::from_secs(10), || {
+        let p = d.port(&tap);
+        p.error.is_none() && p.ifindex.is_some()
+    });
+    assert!(tap_attached, "tap not created as nobody: {:#?}\n{}", d.port(&tap), d.log());
+    assert!(Path::new(&format!("/sys/class/net/{tap}")).exists(), "no tap device {tap}");
+    assert!(a.ping(&b, 3), "no forwarding after the switch to nobody\n{}", d.log());
+    assert!(d.stop(), "unclean exit as nobody");
+}
