@@ -230,6 +230,16 @@ fn ids_and_caps(pid: u32) -> (String, String) {
     (field("Uid:").unwrap_or_default(), field("CapEff:").unwrap_or_default())
 }
 
+/// Waits until the daemon reports the tap it creates as attached, and the device exists.
+fn assert_tap_attached(d: &Daemon, tap: &str) {
+    let attached = wait_until(Duration::from_secs(10), || {
+        let p = d.port(tap);
+        p.error.is_none() && p.ifindex.is_some()
+    });
+    assert!(attached, "tap {tap} not created: {:#?}\n{}", d.port(tap), d.log());
+    assert!(Path::new(&format!("/sys/class/net/{tap}")).exists(), "no tap device {tap}");
+}
+
 #[test]
 fn as_nobody_ports_added_later_still_attach_and_forward() {
     if !require_root("as_nobody_ports_added_later_still_attach_and_forward") {
@@ -252,12 +262,141 @@ fn as_nobody_ports_added_later_still_attach_and_forward() {
     d.write_config(&bridge_config("br-nobody", &ports));
     d.reload().expect("reload as nobody");
     wait_ports_up(&d, &[&a.port, &b.port]);
-    let tap_attached = wait_until(Duration::from_secs(10), || {
-        let p = d.port(&tap);
-        p.error.is_none() && p.ifindex.is_some()
-    });
-    assert!(tap_attached, "tap not created as nobody: {:#?}\n{}", d.port(&tap), d.log());
-    assert!(Path::new(&format!("/sys/class/net/{tap}")).exists(), "no tap device {tap}");
+    assert_tap_attached(&d, &tap);
     assert!(a.ping(&b, 3), "no forwarding after the switch to nobody\n{}", d.log());
     assert!(d.stop(), "unclean exit as nobody");
+}
+
+/// `CAP_NET_ADMIN CAP_NET_RAW ...` from the unit's CapabilityBoundingSet=, as setpriv's
+/// `-all,+net_admin,+net_raw,...`.
+fn units_bounding_set() -> String {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/rvswitchd.service");
+    let text = std::fs::read_to_string(unit).expect("packaging/rvswitchd.service");
+    let caps =
+        text.lines().find_map(|l| l.strip_prefix("CapabilityBoundingSet=")).expect("bounding set in unit");
+    let mut spec = "-all".to_string();
+    for cap in caps.split_whitespace() {
+        spec.push_str(",+");
+        spec.push_str(&cap.trim_start_matches("CAP_").to_ascii_lowercase());
+    }
+    spec
+}
+
+/// What systemd gives the service (root, but only the unit's capability bounding set), imitated
+/// with setpriv: every kind of port still attaches and forwards.
+#[test]
+fn with_only_the_units_capabilities_ports_attach_and_forward() {
+    if !require_root("with_only_the_units_capabilities_ports_attach_and_forward") {
+        return;
+    }
+    let bounding = units_bounding_set();
+    assert!(bounding.contains("+net_admin") && bounding.contains("+net_raw"), "{bounding}");
+    let (a, b) = (Vm::new(1), Vm::new(2));
+    let tap = testbed::unique("tp");
+    let ports = [(a.port.as_str(), ""), (b.port.as_str(), ""), (tap.as_str(), "type = \"tap\"")];
+    let d = Daemon::start_under(&["setpriv", "--bounding-set", &bounding], &bridge_config("br-caps", &ports));
+    let (_, caps) = ids_and_caps(d.pid());
+    let caps = u64::from_str_radix(&caps, 16).expect("CapEff");
+    assert_eq!(caps & (1 << 1), 0, "CAP_DAC_OVERRIDE kept: {caps:x}");
+    assert_eq!(caps & (3 << 12), 3 << 12, "CAP_NET_ADMIN/CAP_NET_RAW missing: {caps:x}");
+    wait_ports_up(&d, &[&a.port, &b.port]);
+    assert_tap_attached(&d, &tap);
+    assert!(a.ping(&b, 3), "no forwarding under the unit's capabilities\n{}", d.log());
+    assert!(d.stop());
+}
+
+/// The syscalls systemd's filter expression `spec` (`@group name ...`) stands for, expanded with
+/// systemd-analyze's own tables.
+fn syscall_set(spec: &str) -> std::collections::BTreeSet<String> {
+    let mut set = std::collections::BTreeSet::new();
+    let mut todo: Vec<String> = spec.split_whitespace().map(str::to_string).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    // Bounded: systemd has a few dozen groups.
+    for _ in 0..1000 {
+        let Some(item) = todo.pop() else { break };
+        if !item.starts_with('@') {
+            set.insert(item);
+            continue;
+        }
+        if !seen.insert(item.clone()) {
+            continue;
+        }
+        let out = Command::new("systemd-analyze")
+            .args(["syscall-filter", &item])
+            .output()
+            .expect("systemd-analyze");
+        assert!(out.status.success(), "unknown syscall group {item}");
+        for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+            let entry = line.trim();
+            if !entry.is_empty() && !entry.starts_with('#') {
+                todo.push(entry.to_string());
+            }
+        }
+    }
+    set
+}
+
+/// The syscall names in an `strace -f` log.
+fn traced_syscalls(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| {
+            let call = l.split_once(' ').map_or(l, |(_, rest)| rest).trim_start();
+            let name: String = call.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            (!name.is_empty() && call[name.len()..].starts_with('(')).then_some(name)
+        })
+        .collect()
+}
+
+/// Every syscall rvswitchd makes while it starts, attaches ports (veths, a tap), forwards,
+/// reloads and stops passes the unit's SystemCallFilter= (seen with strace; systemd would kill
+/// the service with EPERM errors otherwise).
+#[test]
+fn the_daemons_syscalls_pass_the_units_filter() {
+    if !require_root("the_daemons_syscalls_pass_the_units_filter") {
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "strace missing under CI (.ci/run installs it)"
+        );
+        eprintln!("skipping: strace not installed");
+        return;
+    }
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/rvswitchd.service"),
+    )
+    .expect("unit");
+    let filters: Vec<&str> = unit.lines().filter_map(|l| l.strip_prefix("SystemCallFilter=")).collect();
+    let allowed =
+        syscall_set(&filters.iter().filter(|f| !f.starts_with('~')).copied().collect::<Vec<_>>().join(" "));
+    let denied =
+        syscall_set(&filters.iter().filter_map(|f| f.strip_prefix('~')).collect::<Vec<_>>().join(" "));
+    assert!(allowed.contains("epoll_wait") && denied.contains("mount"), "filter not read from the unit");
+
+    let trace = tempfile::tempdir().expect("temp dir");
+    let log = trace.path().join("strace.log");
+    let log_arg = log.display().to_string();
+    let (a, b) = (Vm::new(1), Vm::new(2));
+    let tap = testbed::unique("tp");
+    let ports = [(a.port.as_str(), ""), (b.port.as_str(), ""), (tap.as_str(), "type = \"tap\"")];
+    let d = Daemon::start_under(&["strace", "-f", "-qq", "-o", &log_arg], &bridge_config("br-sc", &ports));
+    wait_ports_up(&d, &[&a.port, &b.port]);
+    assert_tap_attached(&d, &tap);
+    assert!(a.ping(&b, 2), "no forwarding under strace\n{}", d.log());
+    d.reload().expect("reload");
+    // SIGTERM to rvswitchd itself (strace's child), so its shutdown is traced too.
+    let strace_pid = d.pid();
+    let children = std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    let daemon: i32 = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("rvswitchd pid");
+    // SAFETY: kill(2) on the PID of the rvswitchd this test started (a positive PID).
+    unsafe { libc::kill(daemon, libc::SIGTERM) };
+    assert!(d.stop(), "strace/rvswitchd did not exit cleanly");
+
+    let used = traced_syscalls(&std::fs::read_to_string(&log).expect("strace log"));
+    assert!(used.contains("epoll_wait") || used.contains("epoll_pwait"), "trace looks empty: {used:?}");
+    // execve is strace starting rvswitchd; systemd's filter applies after it.
+    let refused: Vec<&String> =
+        used.iter().filter(|s| *s != "execve" && (!allowed.contains(*s) || denied.contains(*s))).collect();
+    assert!(refused.is_empty(), "syscalls the unit's filter refuses: {refused:?}");
 }
