@@ -38,6 +38,7 @@ version="$(dpkg-query -W -f='${Version}' rvswitch)"
 /usr/bin/rvsctl --version
 man -w rvswitchd
 man -w rvsctl
+man -w rvsctl-show
 man -P cat rvswitchd 2>/dev/null | grep -q -- '--ovs-compat'
 dpkg-query -W -f='${Conffiles}\n' rvswitch | grep -q '/etc/rvswitch/rvswitch.toml'
 unit=/lib/systemd/system/rvswitchd.service

@@ -85,9 +85,15 @@ fn systemd_hears_ready_then_watchdog_keep_alives_then_stopping() {
 
 #[test]
 fn a_bad_notify_socket_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
         .env("NOTIFY_SOCKET", "relative/notify.sock")
-        .args(["--db-file", "/nonexistent-rvs/conf.db"])
+        .arg("--db-file")
+        .arg(dir.path().join("conf.db"))
+        .arg("--db-socket")
+        .arg(dir.path().join("db.sock"))
+        .arg("--control-socket")
+        .arg(dir.path().join("ctl.sock"))
         .output()
         .expect("run rvswitchd");
     assert!(!out.status.success());

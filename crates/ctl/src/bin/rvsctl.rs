@@ -81,7 +81,9 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 render::fdb(&r)
             }
         }
-        Command::GenerateMan { dir } => format!("{}\n", manpage::write(Cli::command(), dir)?.display()),
+        Command::GenerateMan { dir } => {
+            manpage::write(Cli::command(), dir)?.iter().map(|p| format!("{}\n", p.display())).collect()
+        }
         Command::Reload => {
             let r: ReloadReply = call(&cli.socket, &Request::Reload, timeout)?;
             if cli.json {
