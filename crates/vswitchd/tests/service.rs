@@ -105,8 +105,10 @@ fn a_bad_notify_socket_is_a_clear_error() {
 fn logs_carry_no_colour_codes_off_a_terminal() {
     // stderr is a file here (common::Daemon sends it to rvswitchd.log).
     let d = Daemon::start(&bridge_config("br-log", &[]));
+    // The control socket answers just before the "running" line is written.
+    let running = wait_until(Duration::from_secs(5), || d.log().contains("rvswitchd running"));
     let stderr_log = d.log();
-    assert!(stderr_log.contains("rvswitchd running"), "{stderr_log}");
+    assert!(running, "{stderr_log}");
     assert!(!stderr_log.contains("\x1b["), "ANSI escapes in a log file:\n{stderr_log:?}");
     drop(d);
 
@@ -154,7 +156,7 @@ fn ovs_compat_lets_ovs_vsctl_work_without_db() {
     if !have_ovs_vsctl() {
         return;
     }
-    let d = Daemon::start_with(Launch { ovs_compat: true, ..Launch::default() }, "");
+    let mut d = Daemon::start_with(Launch { ovs_compat: true, ..Launch::default() }, "");
     let pid = d.pid().to_string();
     for daemon in ["ovs-vswitchd", "ovsdb-server"] {
         let text = std::fs::read_to_string(d.dir.join(format!("{daemon}.pid"))).expect("pid file");
@@ -191,10 +193,10 @@ fn ovs_compat_lets_ovs_vsctl_work_without_db() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("ovs-vswitchd.pid is locked") && err.contains(&pid), "{err}");
 
-    let dir = d.dir.clone();
-    assert!(d.stop());
+    assert!(d.terminate());
+    assert!(d.dir.join("conf.db").exists(), "the directory must still be there");
     for daemon in ["ovs-vswitchd", "ovsdb-server"] {
-        assert!(!dir.join(format!("{daemon}.pid")).exists(), "{daemon}.pid left after exit");
+        assert!(!d.dir.join(format!("{daemon}.pid")).exists(), "{daemon}.pid left after exit");
     }
 }
 
@@ -252,8 +254,13 @@ fn as_nobody_ports_added_later_still_attach_and_forward() {
         return;
     }
     let _tun = TunOpenToAll::new();
-    let launch = Launch { args: vec!["--user".into(), "nobody".into()], ..Launch::default() };
-    let d = Daemon::start_with(launch, &bridge_config("br-nobody", &[]));
+    // With --ovs-compat too: its pid files are written as root and must still be removed by
+    // nobody at exit.
+    let launch =
+        Launch { args: vec!["--user".into(), "nobody".into()], ovs_compat: true, ..Launch::default() };
+    let mut d = Daemon::start_with(launch, &bridge_config("br-nobody", &[]));
+    let pid_file = d.dir.join("ovs-vswitchd.pid");
+    assert_eq!(std::fs::read_to_string(&pid_file).expect("pid file").trim(), d.pid().to_string());
     let (uids, caps) = ids_and_caps(d.pid());
     assert_eq!(uids, "65534 65534 65534 65534", "not running as nobody");
     // CAP_NET_ADMIN (12) and CAP_NET_RAW (13), nothing else.
@@ -270,7 +277,8 @@ fn as_nobody_ports_added_later_still_attach_and_forward() {
     wait_ports_up(&d, &[&a.port, &b.port]);
     assert_tap_attached(&d, &tap);
     assert!(a.ping(&b, 3), "no forwarding after the switch to nobody\n{}", d.log());
-    assert!(d.stop(), "unclean exit as nobody");
+    assert!(d.terminate(), "unclean exit as nobody");
+    assert!(d.dir.exists() && !pid_file.exists(), "nobody could not remove its pid file");
 }
 
 /// `CAP_NET_ADMIN CAP_NET_RAW ...` from the unit's CapabilityBoundingSet=, as setpriv's

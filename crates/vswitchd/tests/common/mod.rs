@@ -175,6 +175,11 @@ impl Daemon {
 
     /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited with status 0.
     pub fn stop(mut self) -> bool {
+        self.terminate()
+    }
+
+    /// Like [`Daemon::stop`], keeping the directory (and what the daemon left in it) until drop.
+    pub fn terminate(&mut self) -> bool {
         let mut guard = self.child.take().expect("running");
         send_signal(guard.pid(), libc::SIGTERM);
         let mut status = None;
