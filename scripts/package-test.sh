@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 target="${CARGO_TARGET_DIR:-target}"
 
 if dpkg-query -W -f='${Status}' rvswitch 2>/dev/null | grep -q ' installed'; then
-  echo "package-test: rvswitch is installed on this machine already; not replacing it" >&2
+  echo "package-test: rvswitch is installed on this machine already; not replacing it (a test run that was killed may have left it: apt-get purge rvswitch)" >&2
   exit 1
 fi
 if ! cargo deb --version >/dev/null 2>&1; then
