@@ -122,6 +122,42 @@ fn logs_carry_no_colour_codes_off_a_terminal() {
     assert!(!text.contains("\x1b["), "ANSI escapes in --log-file:\n{text:?}");
 }
 
+/// Under systemd, stderr is the journal stream named by $JOURNAL_STREAM: no colour, and no
+/// timestamp of our own (the journal stamps each line).
+#[test]
+fn into_the_journal_lines_carry_no_timestamp() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("journal");
+    let stream = std::fs::File::create(&log).expect("stand-in journal stream");
+    let meta = stream.metadata().expect("stat");
+    let child = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env_remove("RUST_LOG")
+        .arg("--db-file")
+        .arg(dir.path().join("conf.db"))
+        .arg("--db-socket")
+        .arg(dir.path().join("db.sock"))
+        .arg("--control-socket")
+        .arg(dir.path().join("ctl.sock"))
+        .stdin(std::process::Stdio::null())
+        .stderr(stream)
+        .spawn()
+        .expect("start rvswitchd");
+    let mut child = testbed::ChildGuard::new(child);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let running = wait_until(Duration::from_secs(10), || read().contains("rvswitchd running"));
+    // SAFETY: kill(2) on the PID of the child this test started.
+    unsafe { libc::kill(child.pid() as libc::pid_t, libc::SIGTERM) };
+    let exited =
+        wait_until(Duration::from_secs(10), || child.child_mut().try_wait().ok().flatten().is_some());
+    let text = read();
+    assert!(running && exited, "{text}");
+    assert!(!text.contains("\x1b["), "ANSI escapes into the journal: {text:?}");
+    let stamped: Vec<&str> = text.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert!(stamped.is_empty(), "timestamps into the journal: {stamped:?}");
+}
+
 /// The unit as shipped, with ExecStart pointing at the binary under test (verify insists that
 /// the program exists).
 #[test]
