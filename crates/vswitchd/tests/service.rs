@@ -83,19 +83,20 @@ fn systemd_hears_ready_then_watchdog_keep_alives_then_stopping() {
     assert!(stopping, "no STOPPING=1 after SIGTERM, got {seen:?}");
 }
 
+/// rvswitchd (not started yet) with its database and sockets in `dir`.
+fn daemon_in(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rvswitchd"));
+    cmd.arg("--db-file").arg(dir.join("conf.db"));
+    cmd.arg("--db-socket").arg(dir.join("db.sock"));
+    cmd.arg("--control-socket").arg(dir.join("ctl.sock"));
+    cmd
+}
+
 #[test]
 fn a_bad_notify_socket_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
-        .env("NOTIFY_SOCKET", "relative/notify.sock")
-        .arg("--db-file")
-        .arg(dir.path().join("conf.db"))
-        .arg("--db-socket")
-        .arg(dir.path().join("db.sock"))
-        .arg("--control-socket")
-        .arg(dir.path().join("ctl.sock"))
-        .output()
-        .expect("run rvswitchd");
+    let out =
+        daemon_in(dir.path()).env("NOTIFY_SOCKET", "relative/notify.sock").output().expect("run rvswitchd");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("NOTIFY_SOCKET") && err.contains("relative/notify.sock"), "{err}");
@@ -131,15 +132,9 @@ fn into_the_journal_lines_carry_no_timestamp() {
     let log = dir.path().join("journal");
     let stream = std::fs::File::create(&log).expect("stand-in journal stream");
     let meta = stream.metadata().expect("stat");
-    let child = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+    let child = daemon_in(dir.path())
         .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
         .env_remove("RUST_LOG")
-        .arg("--db-file")
-        .arg(dir.path().join("conf.db"))
-        .arg("--db-socket")
-        .arg(dir.path().join("db.sock"))
-        .arg("--control-socket")
-        .arg(dir.path().join("ctl.sock"))
         .stdin(std::process::Stdio::null())
         .stderr(stream)
         .spawn()
