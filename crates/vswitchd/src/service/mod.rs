@@ -74,6 +74,36 @@ pub enum ServiceError {
     Watchdog(std::io::Error),
 }
 
+/// Hands the daemon's files to `spec` and switches to it (see [`user`]).
+fn become_user(
+    spec: &UserSpec,
+    args: &ServiceArgs,
+    paths: &Paths<'_>,
+    pid_files: Option<&PidFiles>,
+) -> Result<(), ServiceError> {
+    let account = user::lookup(spec)?;
+    // A bare file name has the empty path as parent: the working directory, not ours to give.
+    let mut dirs: Vec<&Path> = [paths.db_file, paths.db_socket, paths.control_socket]
+        .iter()
+        .filter_map(|p| p.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+        .collect();
+    if args.ovs_compat {
+        dirs.push(&args.ovs_rundir);
+    }
+    let mut files = vec![paths.db_file];
+    files.extend(pid_files.into_iter().flat_map(|p| p.paths()));
+    files.extend(args.log_file.as_deref());
+    user::hand_over(account, &dirs, &files)?;
+    user::drop_to(account)?;
+    let name = user::user_name(account.uid);
+    info!(user = name, gid = account.gid, "running without root (CAP_NET_ADMIN, CAP_NET_RAW kept)");
+    if let Err(e) = user::check_tun_access() {
+        warn!("tap and internal ports will fail: {e}");
+    }
+    Ok(())
+}
+
 /// What the service manager and OvS's tools see of the daemon, for its whole life. Dropping it
 /// stops the watchdog and removes the pid files.
 pub struct Service {
@@ -89,27 +119,7 @@ impl Service {
         let notifier = Notifier::from_env()?;
         let pid_files = args.ovs_compat.then(|| PidFiles::create(&args.ovs_rundir)).transpose()?;
         if let Some(spec) = &args.user {
-            let account = user::lookup(spec)?;
-            let mut dirs: Vec<&Path> = [paths.db_file, paths.db_socket, paths.control_socket]
-                .iter()
-                .filter_map(|p| p.parent())
-                .collect();
-            if args.ovs_compat {
-                dirs.push(&args.ovs_rundir);
-            }
-            let mut files = vec![paths.db_file];
-            files.extend(pid_files.iter().flat_map(|p| p.paths()));
-            files.extend(args.log_file.as_deref());
-            user::hand_over(account, &dirs, &files)?;
-            user::drop_to(account)?;
-            info!(
-                user = user::user_name(account.uid),
-                gid = account.gid,
-                "running without root (CAP_NET_ADMIN, CAP_NET_RAW kept)"
-            );
-            if let Err(e) = user::check_tun_access() {
-                warn!("tap and internal ports will fail: {e}");
-            }
+            become_user(spec, args, &paths, pid_files.as_ref())?;
         }
         Ok(Service { notifier, watchdog: None, _pid_files: pid_files })
     }
