@@ -9,4 +9,5 @@ pub mod db;
 pub mod device;
 pub mod fdstore;
 pub mod reconcile;
+pub mod service;
 pub mod state;

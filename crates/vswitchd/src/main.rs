@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use ovsdb::server::{SchemaSource, Server};
 use ovsdb::Database;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
@@ -21,6 +21,8 @@ use vswitchd::datapath::{Datapath, DatapathOptions};
 use vswitchd::db::{ensure_root_row, DbSync};
 use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::reconcile::Reconciler;
+use vswitchd::service::watchdog::Heartbeat;
+use vswitchd::service::{self, Service, ServiceArgs};
 
 /// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
 const TICK: Duration = Duration::from_secs(1);
@@ -37,7 +39,7 @@ struct Args {
     #[arg(long, default_value = ctl::DEFAULT_CONTROL_SOCKET)]
     control_socket: PathBuf,
     /// The OVSDB unix socket for ovs-vsctl, ovsdb-client and libvirt (`--db=unix:PATH`). libvirt
-    /// runs ovs-vsctl without --db, so for it use /var/run/openvswitch/db.sock.
+    /// runs ovs-vsctl without --db: for it use --ovs-compat (or /var/run/openvswitch/db.sock).
     #[arg(long, default_value = "/run/rvswitch/db.sock")]
     db_socket: PathBuf,
     /// Permissions of the OVSDB socket (octal).
@@ -69,6 +71,8 @@ struct Args {
     /// Internal: run as the descriptor keeper on this socket (started by rvswitchd itself).
     #[arg(long = "fd-store-keeper", hide = true)]
     fd_store_keeper: Option<PathBuf>,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -79,17 +83,27 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
     if let Some(path) = &args.fd_store_keeper {
         return match vswitchd::fdstore::keeper::run(path) {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
         };
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if let Some(dir) = &args.service.generate_man {
+        return match ctl::manpage::write(Args::command(), dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rvswitchd: writing the man page into {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Err(e) = service::logging::init(&args.log, args.service.log_file.as_deref()) {
+        eprintln!("rvswitchd: cannot open the log file: {e}");
+        return ExitCode::FAILURE;
+    }
+    args.db_socket = args.service.db_socket(&args.db_socket);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -117,6 +131,15 @@ fn raise_fd_limit() {
 
 fn run(args: Args) -> anyhow::Result<()> {
     raise_fd_limit();
+    // Pid files and the switch to --user happen while the process still has a single thread.
+    let mut service = Service::setup(
+        &args.service,
+        service::Paths {
+            db_file: &args.db_file,
+            db_socket: &args.db_socket,
+            control_socket: &args.control_socket,
+        },
+    )?;
     // A bad file at start-up is fatal: there is no running config to fall back on. Check it
     // before anything is started.
     if let Some(path) = &args.config {
@@ -147,6 +170,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
     })?;
+    let forwarding_beat = datapath.heartbeat();
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
@@ -154,12 +178,17 @@ fn run(args: Args) -> anyhow::Result<()> {
     lock(&shared).drop_unclaimed_kept();
     let socket = control::serve(&args.control_socket, shared.clone())?;
     info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");
+    let control_beat = Heartbeat::new();
+    service.ready(
+        &format!("serving {}", args.db_socket.display()),
+        vec![forwarding_beat, control_beat.clone()],
+    )?;
 
     // The control loop: apply database changes as they are announced; every TICK re-check
     // devices and write status back.
     let stopping = Arc::new(AtomicBool::new(false));
     let control_loop = {
-        let (shared, stopping) = (shared.clone(), stopping.clone());
+        let (shared, stopping, beat) = (shared.clone(), stopping.clone(), control_beat);
         std::thread::Builder::new().name("db-sync".into()).spawn(move || {
             let mut last_tick = Instant::now();
             while !stopping.load(Ordering::Relaxed) {
@@ -176,6 +205,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 if last_tick.elapsed() >= TICK {
                     last_tick = Instant::now();
                     lock(&shared).tick();
+                    beat.beat();
                 }
             }
         })?
@@ -186,7 +216,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     for sig in signals.forever() {
         match sig {
             SIGHUP => match lock(&shared).reload() {
-                Ok(changes) => info!("reloaded ({} changes)", changes.len()),
+                Ok(changes) => {
+                    info!("reloaded ({} changes)", changes.len());
+                    service.status(&format!(
+                        "serving {}; reloaded ({} changes)",
+                        args.db_socket.display(),
+                        changes.len()
+                    ));
+                }
                 Err(e) => warn!("reload refused, running config kept: {e}"),
             },
             SIGUSR2 => {
@@ -196,6 +233,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             _ => {
                 info!("signal {sig}: shutting down");
+                service.stopping();
                 break;
             }
         }
