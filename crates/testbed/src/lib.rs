@@ -5,17 +5,23 @@
 mod capture;
 mod child;
 mod cmd;
+mod guest;
+mod libvirt;
 mod names;
 mod netns;
 mod root;
+mod unix;
 mod veth;
 mod wait;
 
-pub use capture::{frame_capture, send_frame};
+pub use capture::{frame_capture, frame_capture_until, send_frame};
 pub use child::ChildGuard;
 pub use cmd::{run, run_quiet_ok};
+pub use guest::{build_initramfs, guest_init, vm_assets, VIRTIO_NET_MODULES};
+pub use libvirt::Libvirt;
 pub use names::unique;
 pub use netns::Netns;
 pub use root::{is_root, require_root};
+pub use unix::{signal_pid, socket_answers};
 pub use veth::Veth;
 pub use wait::wait_until;

@@ -22,12 +22,13 @@ pub struct Daemon {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
+    db_sock: PathBuf,
 }
 
 impl Daemon {
     /// The OVSDB socket, for `ovs-vsctl --db=unix:...`.
     pub fn db_socket(&self) -> PathBuf {
-        self.dir.join("db.sock")
+        self.db_sock.clone()
     }
 
     pub fn db_file(&self) -> PathBuf {
@@ -43,13 +44,24 @@ impl Daemon {
     /// Like [`Daemon::start`], with rvswitchd run by `wrapper` (a program that execs the rest of
     /// its command line, such as `prlimit --nofile=256 --`).
     pub fn start_under(wrapper: &[&str], config: &str) -> Daemon {
+        Daemon::start_in(wrapper, config, None)
+    }
+
+    /// Like [`Daemon::start`], serving OVSDB at `db_socket` instead of in its own directory:
+    /// libvirt runs ovs-vsctl without --db, i.e. on /var/run/openvswitch/db.sock.
+    pub fn start_with_db_socket(config: &str, db_socket: &std::path::Path) -> Daemon {
+        Daemon::start_in(&[], config, Some(db_socket.to_path_buf()))
+    }
+
+    fn start_in(wrapper: &[&str], config: &str, db_socket: Option<PathBuf>) -> Daemon {
         let dir = std::env::temp_dir().join(unique("rvsd"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let socket = dir.join("ctl.sock");
         let config_path = dir.join("rvswitch.toml");
         std::fs::write(&config_path, config).expect("write config");
         let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
-        let mut d = Daemon { child: None, wrapper, dir, socket, config: config_path };
+        let db_sock = db_socket.unwrap_or_else(|| dir.join("db.sock"));
+        let mut d = Daemon { child: None, wrapper, dir, socket, config: config_path, db_sock };
         d.spawn();
         d
     }
@@ -90,7 +102,7 @@ impl Daemon {
             .arg("--control-socket")
             .arg(&socket)
             .arg("--db-socket")
-            .arg(dir.join("db.sock"))
+            .arg(&self.db_sock)
             .arg("--db-file")
             .arg(dir.join("conf.db"))
             .arg("--log")
