@@ -12,12 +12,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod desired;
 pub mod diag;
 pub mod host;
 pub mod libvirt;
+pub mod live;
 pub mod model;
+pub mod plan;
 mod raw;
+mod txn;
 pub mod validate;
+pub mod verify;
 
 pub use diag::{Diagnostic, Pos};
 pub use model::{Mac, Model, Portgroup, Uplink, Vm, Zone};

@@ -94,27 +94,8 @@ pub fn files(model: &Model, zone: Option<&str>) -> Result<Vec<XmlFile>, LibvirtE
 mod tests {
     use super::*;
 
-    const FILE: &str = r#"
-[[zone]]
-name = "intranet"
-  [[zone.portgroup]]
-  name = "vlan-10"
-  vlan = 10
-  default = true
-  [[zone.portgroup]]
-  name = "guest"
-  vlan = 20
-[[zone]]
-name = "internet"
-[[vm]]
-name = "desk"
-zone = "intranet"
-mac = "52:54:00:10:00:01"
-[[vm]]
-name = "web"
-zone = "internet"
-mac = "52:54:00:20:00:01"
-"#;
+    /// The seed's host: intranet (vlan-10 default, guest), internet, one VM in each.
+    const FILE: &str = include_str!("../../../examples/zones.toml");
 
     #[test]
     fn network_has_bridge_virtualport_and_portgroups() {
@@ -144,10 +125,15 @@ mac = "52:54:00:20:00:01"
         let all: Vec<String> = files(&m, None).unwrap().into_iter().map(|f| f.name).collect();
         assert_eq!(
             all,
-            ["intranet.network.xml", "internet.network.xml", "desk.interface.xml", "web.interface.xml"]
+            [
+                "intranet.network.xml",
+                "internet.network.xml",
+                "office-desktop.interface.xml",
+                "web-browser.interface.xml"
+            ]
         );
         let one: Vec<String> = files(&m, Some("internet")).unwrap().into_iter().map(|f| f.name).collect();
-        assert_eq!(one, ["internet.network.xml", "web.interface.xml"]);
+        assert_eq!(one, ["internet.network.xml", "web-browser.interface.xml"]);
         assert_eq!(files(&m, Some("nope")), Err(LibvirtError::NoSuchZone("nope".into())));
     }
 }
