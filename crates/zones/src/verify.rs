@@ -311,6 +311,7 @@ fn matrix(names: &[String], joined: impl Fn(&str, &str) -> bool) -> String {
     for n in names {
         s.push_str(&format!("  {n:w$}"));
     }
+    s.truncate(s.trim_end().len());
     s.push('\n');
     for a in names {
         s.push_str(&format!("  {a:w$}"));
@@ -324,6 +325,7 @@ fn matrix(names: &[String], joined: impl Fn(&str, &str) -> bool) -> String {
             };
             s.push_str(&format!("  {cell:w$}"));
         }
+        s.truncate(s.trim_end().len());
         s.push('\n');
     }
     s
