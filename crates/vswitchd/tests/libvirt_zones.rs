@@ -1,6 +1,8 @@
-//! The seed's scenario end to end, with the real programs: Debian's libvirtd 9.0 (started by
-//! the test, stopped by PID), libvirt networks for two zones on rvswitchd bridges, two qemu
-//! (TCG) guests booted through libvirt on the networks' `<interface>`s, and proof by capture:
+//! The seed's scenario end to end, with the real programs: a zones file applied by `rvsctl
+//! zones apply`, Debian's libvirtd 9.0 (started by the test, stopped by PID), libvirt networks
+//! defined from `rvsctl zones libvirt-xml` (each file accepted by virt-xml-validate), two qemu
+//! (TCG) guests booted through libvirt on the generated `<interface>`s, `zones show` listing
+//! both while they run and neither after, `zones verify` clean, and proof by capture:
 //! the intranet VM (portgroup vlan-10) reaches the VLAN-10 host and nothing in the guest VLAN
 //! (20) or the internet zone; the internet VM reaches only its zone. libvirt attaches each VM
 //! with ovs-vsctl (no --db, so rvswitchd serves /var/run/openvswitch/db.sock) and removes the
@@ -13,7 +15,7 @@
 mod common;
 mod libvirt;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Vm};
@@ -27,7 +29,9 @@ const OVS_DB: &str = "/var/run/openvswitch/db.sock";
 
 const OFFICE: Guest = Guest {
     name: "office-desktop",
+    zone: "intranet",
     bridge: "br-intranet",
+    portgroup: Some("vlan-10"),
     mac: "52:54:00:10:00:01",
     ip: "198.18.0.50",
     tag: Some(10),
@@ -37,7 +41,9 @@ const OFFICE: Guest = Guest {
 
 const WEB: Guest = Guest {
     name: "web-browser",
+    zone: "internet",
     bridge: "br-internet",
+    portgroup: None,
     mac: "52:54:00:20:00:01",
     ip: "198.18.0.60",
     tag: None,
@@ -84,6 +90,9 @@ fn tools_present() -> bool {
             missing.push(t);
         }
     }
+    if !rvsctl_path().exists() {
+        missing.push("rvsctl beside rvswitchd (cargo build -p ctl; cargo test --workspace builds it)");
+    }
     let assets = vm_assets().is_some();
     if missing.is_empty() && assets {
         return true;
@@ -105,51 +114,104 @@ fn vsctl(args: &[&str]) -> String {
     run("ovs-vsctl", &full).unwrap_or_else(|e| panic!("{e}")).trim().to_owned()
 }
 
-/// Stage 1 of the scenario (before `rvsctl zones apply`): the zones' bridges and the NIC
-/// uplink trunk by hand.
-fn make_zones(h: &Hosts) {
-    vsctl(&["add-br", "br-intranet"]);
-    vsctl(&["add-br", "br-internet"]);
-    vsctl(&["add-port", "br-intranet", &h.lan.port, "trunks=10,20"]);
+/// rvsctl, built beside rvswitchd by the same workspace build (`cargo test --workspace` or
+/// `cargo build -p ctl`); a test binary cannot name another package's binary otherwise.
+fn rvsctl_path() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_rvswitchd")).with_file_name("rvsctl")
 }
 
-/// Hosts that are no part of the zones file: added by hand, as a user would.
+/// `rvsctl --db unix:/var/run/openvswitch/db.sock ARGS`: (exit code, stdout); stderr on failure
+/// goes into the panic message of the caller's assertion via `out`.
+fn rvsctl(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(rvsctl_path())
+        .args(["--db", &format!("unix:{OVS_DB}"), "--timeout", "15"])
+        .args(args)
+        .output()
+        .expect("run rvsctl");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The seed's host as a zones file: intranet (vlan-10 default, guest vlan-20, the NIC uplink
+/// trunking both) and internet, and the two VMs.
+fn zones_file(h: &Hosts) -> String {
+    let vm = |g: &Guest| {
+        let pg = g.portgroup.map(|p| format!("portgroup = \"{p}\"\n")).unwrap_or_default();
+        format!("[[vm]]\nname = \"{}\"\nzone = \"{}\"\n{pg}mac = \"{}\"\n\n", g.name, g.zone, g.mac)
+    };
+    format!(
+        "[naming]\nbridge = \"br-{{zone}}\"\n\n\
+         [[zone]]\nname = \"intranet\"\ndescription = \"Company LAN (reached over VPN)\"\nuplink = {{ nic = \"{nic}\" }}\n\
+         [[zone.portgroup]]\nname = \"vlan-10\"\nvlan = 10\ndefault = true\n\
+         [[zone.portgroup]]\nname = \"guest\"\nvlan = 20\n\n\
+         [[zone]]\nname = \"internet\"\ndescription = \"Public network\"\n\n{office}{web}",
+        nic = h.lan.port,
+        office = vm(&OFFICE),
+        web = vm(&WEB),
+    )
+}
+
+/// `zones apply` builds the bridges and the uplink in one transaction; a second `zones plan`
+/// finds nothing to do. Returns the file's path.
+fn apply_zones(h: &Hosts, work: &Path) -> PathBuf {
+    std::fs::create_dir_all(work).unwrap();
+    let file = work.join("zones.toml");
+    std::fs::write(&file, zones_file(h)).unwrap();
+    let f = file.to_str().unwrap();
+    let (code, out) = rvsctl(&["zones", "apply", f]);
+    assert_eq!(code, 0, "zones apply failed:\n{out}");
+    let (code, out) = rvsctl(&["zones", "plan", f]);
+    assert_eq!(code, 0, "zones plan after apply is not empty:\n{out}");
+    file
+}
+
+/// `zones libvirt-xml --out DIR`: every generated network file passes virt-xml-validate (the
+/// `<interface>` snippets are validated inside their domains when the guests boot).
+fn libvirt_xml(zones: &Path, dir: &Path) {
+    let (code, out) =
+        rvsctl(&["zones", "libvirt-xml", zones.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "zones libvirt-xml failed:\n{out}");
+    for zone in ["intranet", "internet"] {
+        validate(&dir.join(format!("{zone}.network.xml")), "network");
+    }
+}
+
+/// Hosts that are no part of the zones file: added by hand on the zones' bridges, as a user
+/// would (zones apply leaves ports it did not create alone).
 fn attach_hosts(h: &Hosts) {
     vsctl(&["add-port", "br-intranet", &h.vlan10.port, "tag=10"]);
     vsctl(&["add-port", "br-intranet", &h.vlan20.port, "tag=20"]);
     vsctl(&["add-port", "br-internet", &h.internet.port]);
 }
 
-/// The libvirt XML for the zones: `{zone}.network.xml` and `{vm}.interface.xml` in `dir`, the
-/// files `rvsctl zones libvirt-xml --out DIR` writes. Hand-written here, as the issue gives it.
-fn write_libvirt_xml(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let iface = |net: &str, pg: &str, mac: &str| {
-        format!(
-            "<interface type='network'>\n  <source network='{net}'{pg}/>\n  <mac address='{mac}'/>\n  \
-             <model type='virtio'/>\n</interface>\n"
-        )
-    };
-    let files = [
-        (
-            "intranet.network.xml",
-            "<network><name>intranet</name><forward mode='bridge'/><bridge name='br-intranet'/>\
-             <virtualport type='openvswitch'/><portgroup name='vlan-10' default='yes'><vlan><tag id='10'/></vlan>\
-             </portgroup><portgroup name='guest'><vlan><tag id='20'/></vlan></portgroup></network>\n"
-                .to_owned(),
-        ),
-        (
-            "internet.network.xml",
-            "<network><name>internet</name><forward mode='bridge'/><bridge name='br-internet'/>\
-             <virtualport type='openvswitch'/></network>\n"
-                .to_owned(),
-        ),
-        ("office-desktop.interface.xml", iface("intranet", " portgroup='vlan-10'", OFFICE.mac)),
-        ("web-browser.interface.xml", iface("internet", "", WEB.mac)),
-    ];
-    for (name, text) in files {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
+/// `zones show --json`: the VMs attached to each zone right now, as (zone, view) pairs.
+fn shown_vms() -> Vec<(String, serde_json::Value)> {
+    let (code, out) = rvsctl(&["--json", "zones", "show"]);
+    assert_eq!(code, 0, "zones show failed:\n{out}");
+    let zones: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    zones
+        .iter()
+        .flat_map(|z| {
+            let name = z["zone"].as_str().unwrap_or_default().to_owned();
+            z["vms"].as_array().cloned().unwrap_or_default().into_iter().map(move |v| (name.clone(), v))
+        })
+        .collect()
+}
+
+/// `zones show` lists the guest in its zone: its MAC, libvirt's domain UUID as vm-id, its
+/// portgroup, link up. Returns its port (vnetN).
+fn assert_shown(lv: &Libvirt, g: &Guest, shown: &[(String, serde_json::Value)]) -> String {
+    let uuid = lv.virsh(&["domuuid", g.name]).unwrap().trim().to_owned();
+    let (zone, v) = shown
+        .iter()
+        .find(|(_, v)| v["mac"] == g.mac)
+        .unwrap_or_else(|| panic!("zones show does not list {} ({}): {shown:#?}", g.name, g.mac));
+    assert_eq!(zone, g.zone, "{}: shown in the wrong zone", g.name);
+    assert_eq!(v["vm_id"], uuid.as_str(), "{}: vm-id is not the domain's UUID", g.name);
+    assert_eq!(v["link_state"], "up", "{}: {v}", g.name);
+    let want_pg = g.portgroup.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null);
+    assert_eq!(v["portgroup"], want_pg, "{}: portgroup", g.name);
+    v["port"].as_str().expect("port name").to_owned()
 }
 
 /// The VM's port, found the way libvirt marks it (Interface external_ids:attached-mac), on the
@@ -208,13 +270,10 @@ fn libvirt_vms_in_two_zones_reach_only_their_own() {
     // VMs it destroys still reaches the database.
     let d = Daemon::start_with_db_socket("", Path::new(OVS_DB));
     let work = d.dir.join("e2e");
-    make_zones(&hosts);
+    let zones = apply_zones(&hosts, &work);
     attach_hosts(&hosts);
     let xml_dir = work.join("xml");
-    write_libvirt_xml(&xml_dir);
-    for zone in ["intranet", "internet"] {
-        validate(&xml_dir.join(format!("{zone}.network.xml")), "network");
-    }
+    libvirt_xml(&zones, &xml_dir);
 
     let mut lv = Libvirt::start(&work.join("libvirt")).expect("libvirt");
     eprintln!("libvirtd up {:.1} s into the test", t0.elapsed().as_secs_f64());
@@ -235,8 +294,15 @@ fn libvirt_vms_in_two_zones_reach_only_their_own() {
     let web = boot(&mut lv, &WEB, &interface(&xml_dir, &WEB), &assets, &work);
     wait_done(&[(&OFFICE, &office), (&WEB, &web)]);
 
-    let office_port = attached_port(&OFFICE);
-    let web_port = attached_port(&WEB);
+    eprintln!("zones show:\n{}", rvsctl(&["zones", "show"]).1);
+    let shown = shown_vms();
+    let office_port = assert_shown(&lv, &OFFICE, &shown);
+    let web_port = assert_shown(&lv, &WEB, &shown);
+    assert_eq!(attached_port(&OFFICE), office_port);
+    assert_eq!(attached_port(&WEB), web_port);
+    let (code, matrix) = rvsctl(&["zones", "verify"]);
+    eprintln!("zones verify (exit {code}):\n{matrix}");
+    assert_eq!(code, 0, "zones verify finds a join with both VMs attached");
     // Sent now, so they have arrived long before the captures stop (after the shutdowns).
     send_probe("br-intranet", PROBE10, Some(10));
     send_probe("br-intranet", PROBE20, Some(20));
@@ -249,6 +315,8 @@ fn libvirt_vms_in_two_zones_reach_only_their_own() {
     wait_shut_off(&lv, &WEB);
     assert_port_gone(&OFFICE, &office_port);
     assert_port_gone(&WEB, &web_port);
+    let left = shown_vms();
+    assert!(left.is_empty(), "zones show still lists VMs after shutdown: {left:#?}");
 
     assert_captures(&captures.finish(), &expectations());
     assert_reach(&OFFICE, &office);
