@@ -100,14 +100,19 @@ impl Libvirt {
         Ok(self.virsh(&["domstate", name])?.trim().to_owned())
     }
 
-    /// libvirtd's and virtlogd's logs (warnings and errors), for a failing test's message.
+    /// libvirtd's and virtlogd's logs (warnings and errors) and each domain's qemu log, for a
+    /// failing test's message.
     pub fn logs(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!(
-            "--- libvirtd.log ---\n{}--- virtlogd.log ---\n{}",
-            read("libvirtd.log"),
-            read("virtlogd.log")
-        )
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let mut s = String::new();
+        for f in ["libvirtd.log", "virtlogd.log"] {
+            s += &format!("--- {f} ---\n{}", read(&self.dir.join(f)));
+        }
+        for d in &self.domains {
+            let log = qemu_log(d);
+            s += &format!("--- {} ---\n{}", log.display(), read(&log));
+        }
+        s
     }
 
     fn write_configs(&self) -> anyhow::Result<()> {
@@ -184,20 +189,25 @@ impl Libvirt {
         if let Some(pid) = pid.filter(|&p| is_qemu_of(p, name)) {
             signal_pid(pid, libc::SIGKILL);
         }
+        let _ = std::fs::remove_file(qemu_log(name));
     }
 }
 
 impl Drop for Libvirt {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
         for d in std::mem::take(&mut self.domains) {
             self.destroy_domain(&d);
         }
         for n in std::mem::take(&mut self.networks) {
             run_quiet_ok("virsh", &["-c", URI, "net-destroy", &n]);
             run_quiet_ok("virsh", &["-c", URI, "net-undefine", &n]);
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.logs());
+            // libvirt leaves the network's (by now empty) port-state directories behind.
+            let state = Path::new("/run/libvirt/network").join(&n);
+            let _ = std::fs::remove_dir(state.join("ports"));
+            let _ = std::fs::remove_dir(state);
         }
         // SIGTERM lets each daemon remove its sockets; the guard's SIGKILL follows if it hangs.
         for mut c in [self.libvirtd.take(), self.virtlogd.take()].into_iter().flatten() {
@@ -215,6 +225,11 @@ fn is_qemu_of(pid: u32, name: &str) -> bool {
     let guest = format!("guest={name},");
     args.first().is_some_and(|a| a.ends_with(b"qemu-system-x86_64"))
         && args.iter().any(|a| a.starts_with(guest.as_bytes()))
+}
+
+/// Where libvirt (through virtlogd) writes a domain's qemu log.
+fn qemu_log(domain: &str) -> PathBuf {
+    Path::new("/var/log/libvirt/qemu").join(format!("{domain}.log"))
 }
 
 fn on_path(tool: &str) -> bool {
