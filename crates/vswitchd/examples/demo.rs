@@ -62,9 +62,91 @@ const VMS: [(&str, &str, u16); 5] = [
     ("inet-2", "internet", 0),
 ];
 
+/// Runs rvsctl against the demo's daemon (control socket and OVSDB).
+struct Ctl {
+    rvsctl: PathBuf,
+    socket: PathBuf,
+    db: String,
+}
+
+impl Ctl {
+    /// stdout and exit code; exit 1 is an error except for `verify` (1 = joined).
+    fn run(&self, args: &[&str]) -> anyhow::Result<(String, i32)> {
+        let out = Command::new(&self.rvsctl)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--db")
+            .arg(&self.db)
+            .args(args)
+            .output()?;
+        let code = out.status.code().unwrap_or(-1);
+        let tolerated = code != 1 || args.contains(&"verify");
+        anyhow::ensure!(tolerated, "rvsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), code))
+    }
+}
+
 fn demo() -> anyhow::Result<bool> {
     let rvswitchd = sibling_binary("rvswitchd")?;
-    let rvsctl = sibling_binary("rvsctl")?;
+    let vms = make_vms()?;
+    // A veth end stands in for the intranet's NIC uplink: the demo never touches a real NIC.
+    let (nic, nic_peer) = (unique("nic"), unique("wire"));
+    let _nic_cable = Veth::pair(&nic, &nic_peer)?;
+
+    let dir = std::env::temp_dir().join(unique("rvdemo"));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup_dir = DirGuard(dir.clone());
+    let ctl = Ctl {
+        rvsctl: sibling_binary("rvsctl")?,
+        socket: dir.join("ctl.sock"),
+        db: format!("unix:{}", dir.join("db.sock").display()),
+    };
+    let daemon = start_daemon(&rvswitchd, &dir)?;
+    anyhow::ensure!(
+        wait_until(Duration::from_secs(10), || ctl.run(&["show"]).is_ok()),
+        "rvswitchd did not come up"
+    );
+
+    let zones_file = dir.join("zones.toml");
+    let example = include_str!("../../../examples/zones.toml");
+    std::fs::write(&zones_file, example.replace("nic = \"eth1\"", &format!("nic = \"{nic}\"")))?;
+    println!("\n== rvsctl zones apply examples/zones.toml (uplink eth1 played by veth {nic})");
+    print!("{}", ctl.run(&["zones", "apply", &zones_file.display().to_string()])?.0);
+    attach_vms(&ctl.db, &vms)?;
+    let up = wait_until(Duration::from_secs(10), || {
+        ctl.run(&["show", "--json"])
+            .is_ok_and(|(s, _)| s.matches("\"link_state\": \"up\"").count() >= vms.len() + 3)
+    });
+    anyhow::ensure!(up, "rvswitchd did not bring the ports up");
+    let ok = report(&ctl, &vms)?;
+    // Stop the daemon before the guards remove links under it.
+    // SAFETY: kill(2) on the PID of the daemon this demo started.
+    unsafe { libc::kill(daemon.pid() as libc::pid_t, libc::SIGTERM) };
+    drop(daemon);
+    Ok(ok)
+}
+
+/// The measured matrix beside verify's, then show/fdb; true if both say "isolated as configured".
+fn report(ctl: &Ctl, vms: &[Vm]) -> anyhow::Result<bool> {
+    let (matrix, as_expected) = ping_matrix(vms);
+    let (verify, verify_code) = ctl.run(&["zones", "verify"])?;
+    println!("\n== measured (one ping each, in parallel)  |  rvsctl zones verify (from the database)");
+    let stop = |l: &&str| ["Trunks", "JOINED", "verdict"].iter().any(|w| l.starts_with(w));
+    print_beside(&matrix, verify.lines().skip(1).take_while(|l| !stop(l)).collect());
+    println!("\n== rvsctl zones verify\n{verify}");
+    println!("== rvsctl zones show\n{}", ctl.run(&["zones", "show"])?.0);
+    println!("== rvsctl show\n{}", ctl.run(&["show"])?.0);
+    println!("== rvsctl fdb show br-intranet\n{}", ctl.run(&["fdb", "show", "br-intranet"])?.0);
+    let ok = as_expected && verify_code == 0;
+    if ok {
+        println!("result: zones and VLANs isolate exactly as configured, and verify agrees. Cleaning up.");
+    } else {
+        println!("result: UNEXPECTED reachability (marked with (!)) or verify found a join. Cleaning up.");
+    }
+    Ok(ok)
+}
+
+fn make_vms() -> anyhow::Result<Vec<Vm>> {
     println!("== creating 5 VMs (network namespaces with one NIC each)");
     let mut vms = Vec::new();
     for (i, (name, zone, _)) in VMS.iter().enumerate() {
@@ -76,64 +158,7 @@ fn demo() -> anyhow::Result<bool> {
         println!("   {name:<12} zone {zone:<9} {ip:<12} switch port {port}");
         vms.push(Vm { name, zone, ip, port, _veth: veth, ns });
     }
-    // A veth end stands in for the intranet's NIC uplink: the demo never touches a real NIC.
-    let (nic, nic_peer) = (unique("nic"), unique("wire"));
-    let _nic_cable = Veth::pair(&nic, &nic_peer)?;
-
-    let dir = std::env::temp_dir().join(unique("rvdemo"));
-    std::fs::create_dir_all(&dir)?;
-    let _cleanup_dir = DirGuard(dir.clone());
-    let socket = dir.join("ctl.sock");
-    let db = format!("unix:{}", dir.join("db.sock").display());
-    let daemon = start_daemon(&rvswitchd, &dir)?;
-    let ctl = |args: &[&str]| -> anyhow::Result<(String, i32)> {
-        let out =
-            Command::new(&rvsctl).arg("--socket").arg(&socket).arg("--db").arg(&db).args(args).output()?;
-        let code = out.status.code().unwrap_or(-1);
-        anyhow::ensure!(
-            code != 1 || args.contains(&"verify"),
-            "rvsctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok((String::from_utf8_lossy(&out.stdout).into_owned(), code))
-    };
-    anyhow::ensure!(
-        wait_until(Duration::from_secs(10), || ctl(&["show"]).is_ok()),
-        "rvswitchd did not come up"
-    );
-
-    let zones_file = dir.join("zones.toml");
-    let example = include_str!("../../../examples/zones.toml");
-    std::fs::write(&zones_file, example.replace("nic = \"eth1\"", &format!("nic = \"{nic}\"")))?;
-    println!("\n== rvsctl zones apply examples/zones.toml (uplink eth1 played by veth {nic})");
-    print!("{}", ctl(&["zones", "apply", &zones_file.display().to_string()])?.0);
-    attach_vms(&db, &vms)?;
-    let up = wait_until(Duration::from_secs(10), || {
-        ctl(&["show", "--json"])
-            .is_ok_and(|(s, _)| s.matches("\"link_state\": \"up\"").count() >= vms.len() + 3)
-    });
-    anyhow::ensure!(up, "rvswitchd did not bring the ports up");
-
-    let (matrix, as_expected) = ping_matrix(&vms);
-    let (verify, verify_code) = ctl(&["zones", "verify"])?;
-    println!("\n== measured (one ping each, in parallel)  |  rvsctl zones verify (from the database)");
-    let stop = |l: &&str| ["Trunks", "JOINED", "verdict"].iter().any(|w| l.starts_with(w));
-    print_beside(&matrix, verify.lines().skip(1).take_while(|l| !stop(l)).collect());
-    println!("\n== rvsctl zones verify\n{verify}");
-    println!("== rvsctl zones show\n{}", ctl(&["zones", "show"])?.0);
-    println!("== rvsctl show\n{}", ctl(&["show"])?.0);
-    println!("== rvsctl fdb show br-intranet\n{}", ctl(&["fdb", "show", "br-intranet"])?.0);
-    // Stop the daemon before the guards remove links under it.
-    // SAFETY: kill(2) on the PID of the daemon this demo started.
-    unsafe { libc::kill(daemon.pid() as libc::pid_t, libc::SIGTERM) };
-    drop(daemon);
-    let ok = as_expected && verify_code == 0;
-    if ok {
-        println!("result: zones and VLANs isolate exactly as configured, and verify agrees. Cleaning up.");
-    } else {
-        println!("result: UNEXPECTED reachability (marked with (!)) or verify found a join. Cleaning up.");
-    }
-    Ok(ok)
+    Ok(vms)
 }
 
 fn start_daemon(rvswitchd: &Path, dir: &Path) -> anyhow::Result<ChildGuard> {
