@@ -254,6 +254,45 @@ fn interface(xml_dir: &Path, g: &Guest) -> String {
     std::fs::read_to_string(xml_dir.join(format!("{}.interface.xml", g.name))).unwrap()
 }
 
+/// libvirtd up, and the zones' networks defined and started from the generated files.
+fn start_libvirt(work: &Path, xml_dir: &Path, t0: Instant) -> Libvirt {
+    let mut lv = Libvirt::start(&work.join("libvirt")).expect("libvirt");
+    eprintln!("libvirtd up {:.1} s into the test", t0.elapsed().as_secs_f64());
+    for zone in ["intranet", "internet"] {
+        let file = xml_dir.join(format!("{zone}.network.xml"));
+        lv.define_network(zone, &file).unwrap_or_else(|e| panic!("{e}\n{}", lv.logs()));
+    }
+    lv
+}
+
+/// With both VMs running: `zones show` lists them (and agrees with ovs-vsctl), `zones verify`
+/// finds no join. Returns their ports (office, web).
+fn check_attached(lv: &Libvirt) -> (String, String) {
+    eprintln!("zones show:\n{}", rvsctl(&["zones", "show"]).1);
+    let shown = shown_vms();
+    let office_port = assert_shown(lv, &OFFICE, &shown);
+    let web_port = assert_shown(lv, &WEB, &shown);
+    assert_eq!(attached_port(&OFFICE), office_port);
+    assert_eq!(attached_port(&WEB), web_port);
+    let (code, matrix) = rvsctl(&["zones", "verify"]);
+    eprintln!("zones verify (exit {code}):\n{matrix}");
+    assert_eq!(code, 0, "zones verify finds a join with both VMs attached");
+    (office_port, web_port)
+}
+
+/// The office VM ends itself (guest poweroff through ACPI), the web VM by `virsh destroy`;
+/// either way libvirt removes its port, and `zones show` lists no VM any more.
+fn shut_down(lv: &Libvirt, work: &Path, (office_port, web_port): (String, String)) {
+    std::fs::write(work.join("www-office/poweroff"), "now\n").unwrap();
+    wait_shut_off(lv, &OFFICE);
+    lv.virsh(&["destroy", WEB.name]).unwrap();
+    wait_shut_off(lv, &WEB);
+    assert_port_gone(&OFFICE, &office_port);
+    assert_port_gone(&WEB, &web_port);
+    let left = shown_vms();
+    assert!(left.is_empty(), "zones show still lists VMs after shutdown: {left:#?}");
+}
+
 #[test]
 fn libvirt_vms_in_two_zones_reach_only_their_own() {
     if !require_root("libvirt_vms_in_two_zones_reach_only_their_own") || !tools_present() {
@@ -274,13 +313,7 @@ fn libvirt_vms_in_two_zones_reach_only_their_own() {
     attach_hosts(&hosts);
     let xml_dir = work.join("xml");
     libvirt_xml(&zones, &xml_dir);
-
-    let mut lv = Libvirt::start(&work.join("libvirt")).expect("libvirt");
-    eprintln!("libvirtd up {:.1} s into the test", t0.elapsed().as_secs_f64());
-    for zone in ["intranet", "internet"] {
-        let file = xml_dir.join(format!("{zone}.network.xml"));
-        lv.define_network(zone, &file).unwrap_or_else(|e| panic!("{e}\n{}", lv.logs()));
-    }
+    let mut lv = start_libvirt(&work, &xml_dir, t0);
     let _www10 = http_server(&hosts.vlan10, &work.join("www-office"));
     let _www_inet = http_server(&hosts.internet, &work.join("www-web"));
     let h = &hosts;
@@ -293,30 +326,12 @@ fn libvirt_vms_in_two_zones_reach_only_their_own() {
     let office = boot(&mut lv, &OFFICE, &interface(&xml_dir, &OFFICE), &assets, &work);
     let web = boot(&mut lv, &WEB, &interface(&xml_dir, &WEB), &assets, &work);
     wait_done(&[(&OFFICE, &office), (&WEB, &web)]);
-
-    eprintln!("zones show:\n{}", rvsctl(&["zones", "show"]).1);
-    let shown = shown_vms();
-    let office_port = assert_shown(&lv, &OFFICE, &shown);
-    let web_port = assert_shown(&lv, &WEB, &shown);
-    assert_eq!(attached_port(&OFFICE), office_port);
-    assert_eq!(attached_port(&WEB), web_port);
-    let (code, matrix) = rvsctl(&["zones", "verify"]);
-    eprintln!("zones verify (exit {code}):\n{matrix}");
-    assert_eq!(code, 0, "zones verify finds a join with both VMs attached");
+    let ports = check_attached(&lv);
     // Sent now, so they have arrived long before the captures stop (after the shutdowns).
     send_probe("br-intranet", PROBE10, Some(10));
     send_probe("br-intranet", PROBE20, Some(20));
     send_probe("br-internet", PROBE_INET, None);
-
-    // The office VM ends itself (guest poweroff through ACPI), the web VM by `virsh destroy`.
-    std::fs::write(work.join("www-office/poweroff"), "now\n").unwrap();
-    wait_shut_off(&lv, &OFFICE);
-    lv.virsh(&["destroy", WEB.name]).unwrap();
-    wait_shut_off(&lv, &WEB);
-    assert_port_gone(&OFFICE, &office_port);
-    assert_port_gone(&WEB, &web_port);
-    let left = shown_vms();
-    assert!(left.is_empty(), "zones show still lists VMs after shutdown: {left:#?}");
+    shut_down(&lv, &work, ports);
 
     assert_captures(&captures.finish(), &expectations());
     assert_reach(&OFFICE, &office);
