@@ -10,6 +10,18 @@ use netdev::{Netdev, RxBatch};
 /// Receives frames on `port` for up to `duration` or until `max` frames arrived. Stops early if
 /// the port fails (e.g. its device vanished).
 pub fn frame_capture<P: Netdev + ?Sized>(port: &mut P, duration: Duration, max: usize) -> Vec<Vec<u8>> {
+    frame_capture_until(port, duration, max, || false)
+}
+
+/// Like [`frame_capture`], and also stops as soon as `stop()` returns true (checked at least
+/// every 20 ms): for a capture that runs while another thread drives a scenario of unknown
+/// length (a VM booting), bounded by `duration` all the same.
+pub fn frame_capture_until<P: Netdev + ?Sized>(
+    port: &mut P,
+    duration: Duration,
+    max: usize,
+    stop: impl Fn() -> bool,
+) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     let mut batch = RxBatch::new(max.clamp(1, 32));
     let deadline = Instant::now() + duration;
@@ -29,7 +41,7 @@ pub fn frame_capture<P: Netdev + ?Sized>(port: &mut P, duration: Duration, max: 
             Err(_) => break,
         }
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || stop() {
             break;
         }
         if !batch.is_empty() {

@@ -5,19 +5,25 @@
 mod capture;
 mod child;
 mod cmd;
+mod guest;
+mod libvirt;
 mod names;
 mod netns;
 mod ping;
 mod root;
+mod unix;
 mod veth;
 mod wait;
 
-pub use capture::{frame_capture, send_frame};
+pub use capture::{frame_capture, frame_capture_until, send_frame};
 pub use child::ChildGuard;
 pub use cmd::{run, run_quiet_ok};
+pub use guest::{build_initramfs, guest_init, vm_assets, VIRTIO_NET_MODULES};
+pub use libvirt::Libvirt;
 pub use names::unique;
 pub use netns::Netns;
 pub use ping::{BackgroundPing, PingReport};
 pub use root::{is_root, require_program, require_root, skip, under_ci};
+pub use unix::{signal_pid, socket_answers};
 pub use veth::Veth;
 pub use wait::wait_until;

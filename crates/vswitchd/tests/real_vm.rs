@@ -8,67 +8,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bridge_config, Daemon, Vm};
-use testbed::{require_root, unique, wait_until, ChildGuard};
+use testbed::{build_initramfs, guest_init, require_root, unique, vm_assets, wait_until, ChildGuard};
 
-/// In dependency order (modinfo -F depends).
-const MODULES: [&str; 8] = [
-    "virtio_ring",
-    "virtio",
-    "virtio_pci_modern_dev",
-    "virtio_pci_legacy_dev",
-    "virtio_pci",
-    "failover",
-    "net_failover",
-    "virtio_net",
-];
-
-/// The guest's /init: load virtio-net, configure, ping, download, report on the console, power off.
+/// The guest's /init: configure, ping, download, report on the console, power off.
 fn init_script(peer_ip: &str) -> String {
-    let insmods: String = MODULES.iter().map(|m| format!("insmod /lib/{m}.ko\n")).collect();
-    format!(
-        "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n\
-         mount -t devtmpfs dev /dev\n{insmods}ip link set lo up\nip link set eth0 up\n\
-         ip addr add 198.18.0.50/24 dev eth0\n\
+    guest_init(&format!(
+        "ip link set eth0 up\nip addr add 198.18.0.50/24 dev eth0\n\
          if ping -c 3 -W 3 {peer_ip}; then echo RVS-PING-OK; else echo RVS-PING-FAIL; fi\n\
          n=$(wget -q -O - http://{peer_ip}:8000/blob | wc -c)\necho RVS-TCP-BYTES=$n\npoweroff -f\n"
-    )
-}
-
-fn assets() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("RVSWITCH_VM_ASSETS")?);
-    let ok = dir.join("vmlinuz").exists()
-        && Path::new("/bin/busybox").exists()
-        && Command::new("qemu-system-x86_64").arg("--version").output().is_ok();
-    ok.then_some(dir)
-}
-
-/// Packs busybox, the modules and /init into a newc cpio archive (busybox's own cpio).
-fn build_initramfs(assets: &Path, work: &Path, peer_ip: &str) -> PathBuf {
-    let root = work.join("root");
-    for d in ["bin", "lib", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    for m in MODULES {
-        std::fs::copy(assets.join("modules").join(format!("{m}.ko")), root.join(format!("lib/{m}.ko")))
-            .unwrap();
-    }
-    let init = root.join("init");
-    std::fs::write(&init, init_script(peer_ip)).unwrap();
-    Command::new("chmod").args(["755", init.to_str().unwrap()]).status().unwrap();
-    let out = work.join("initrd.cpio");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("cd {} && find . | busybox cpio -o -H newc > {}", root.display(), out.display()))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cpio failed");
-    out
+    ))
 }
 
 #[test]
@@ -76,7 +28,7 @@ fn qemu_guest_on_its_own_tap_is_switched() {
     if !require_root("qemu_guest_on_its_own_tap_is_switched") {
         return;
     }
-    let Some(assets) = assets() else {
+    let Some(assets) = vm_assets() else {
         testbed::skip(
             "qemu_guest_on_its_own_tap_is_switched",
             "set RVSWITCH_VM_ASSETS (scripts/vm-assets.sh) and install qemu-system-x86, busybox-static",
@@ -89,7 +41,7 @@ fn qemu_guest_on_its_own_tap_is_switched() {
     let d = Daemon::start(&bridge_config("br-vm", &[(&peer.port, "tag = 10"), (&tap, "tag = 10")]));
     let work = d.dir.join("vm");
     std::fs::create_dir_all(&work).unwrap();
-    let initrd = build_initramfs(&assets, &work, &peer.ip);
+    let initrd = build_initramfs(&assets, &work, &init_script(&peer.ip)).expect("initramfs");
 
     // The peer serves 8 MiB over HTTP from inside its namespace.
     std::fs::write(work.join("blob"), vec![0x5a; 8 << 20]).unwrap();

@@ -30,7 +30,7 @@ pub struct Daemon {
 impl Daemon {
     /// The OVSDB socket, for `ovs-vsctl --db=unix:...`.
     pub fn db_socket(&self) -> PathBuf {
-        self.dir.join("db.sock")
+        self.launch.db_socket.clone().unwrap_or_else(|| self.dir.join("db.sock"))
     }
 
     pub fn db_file(&self) -> PathBuf {
@@ -72,6 +72,8 @@ pub struct Launch {
     /// `--ovs-compat` with the test's directory as OVS_RUNDIR (instead of `--db-socket`): the
     /// database socket is then at the same [`Daemon::db_socket`] path.
     pub ovs_compat: bool,
+    /// Serve OVSDB here instead of in the test's directory.
+    pub db_socket: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -88,6 +90,13 @@ impl Daemon {
     /// its command line, such as `prlimit --nofile=256 --`).
     pub fn start_under(wrapper: &[&str], config: &str) -> Daemon {
         Daemon::start_full(wrapper, Launch::default(), config)
+    }
+
+    /// Like [`Daemon::start`], serving OVSDB at `db_socket` instead of in its own directory:
+    /// libvirt runs ovs-vsctl without --db, i.e. on /var/run/openvswitch/db.sock.
+    pub fn start_with_db_socket(config: &str, db_socket: &std::path::Path) -> Daemon {
+        let launch = Launch { db_socket: Some(db_socket.to_path_buf()), ..Launch::default() };
+        Daemon::start_full(&[], launch, config)
     }
 
     fn start_full(wrapper: &[&str], launch: Launch, config: &str) -> Daemon {
@@ -171,7 +180,7 @@ impl Daemon {
         if self.launch.ovs_compat {
             cmd.arg("--ovs-compat").arg("--ovs-rundir").arg(&dir);
         } else {
-            cmd.arg("--db-socket").arg(dir.join("db.sock"));
+            cmd.arg("--db-socket").arg(self.db_socket());
         }
         cmd.args(&self.launch.args).envs(self.launch.env.iter().map(|(k, v)| (k, v)));
         let child = cmd

@@ -1,0 +1,73 @@
+//! Real guests for VM tests: Debian's cloud kernel (fetched by scripts/vm-assets.sh into
+//! `$RVSWITCH_VM_ASSETS`) and a busybox initramfs whose `/init` is the test's own script, so a
+//! guest boots in a few seconds of TCG time, runs its checks, reports on the serial console and
+//! powers off. qemu may run them directly or libvirt may (`<kernel>`/`<initrd>` in the domain).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// The modules virtio-net needs, in dependency order (modinfo -F depends).
+pub const VIRTIO_NET_MODULES: [&str; 8] = [
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+];
+
+/// The assets directory from `RVSWITCH_VM_ASSETS` if it holds a kernel and busybox and qemu are
+/// installed; `None` otherwise (the caller decides whether that is a skip or a CI failure).
+pub fn vm_assets() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("RVSWITCH_VM_ASSETS")?);
+    let ok = dir.join("vmlinuz").exists()
+        && Path::new("/bin/busybox").exists()
+        && Command::new("qemu-system-x86_64").arg("--version").output().is_ok();
+    ok.then_some(dir)
+}
+
+/// A complete `/init`: mounts, busybox applets, virtio-net loaded, `lo` up; then `body`.
+/// `body` should end the guest (`poweroff -f`), or the kernel panics when /init exits.
+pub fn guest_init(body: &str) -> String {
+    let insmods: String = VIRTIO_NET_MODULES.iter().map(|m| format!("insmod /lib/{m}.ko\n")).collect();
+    format!(
+        "#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n\
+         mount -t devtmpfs dev /dev\n{insmods}ip link set lo up\n{body}"
+    )
+}
+
+/// Packs busybox, the virtio-net modules from `assets` and `init` (see [`guest_init`]) into a
+/// newc cpio archive `work/initrd.cpio` (made by busybox's own cpio); returns its path.
+pub fn build_initramfs(assets: &Path, work: &Path, init: &str) -> anyhow::Result<PathBuf> {
+    let root = work.join("initramfs-root");
+    for d in ["bin", "lib", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.join(d)).with_context(|| format!("creating {}", root.display()))?;
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("copying /bin/busybox")?;
+    for m in VIRTIO_NET_MODULES {
+        let src = assets.join("modules").join(format!("{m}.ko"));
+        std::fs::copy(&src, root.join(format!("lib/{m}.ko")))
+            .with_context(|| format!("copying {}", src.display()))?;
+    }
+    let init_path = root.join("init");
+    std::fs::write(&init_path, init).context("writing /init")?;
+    std::fs::set_permissions(&init_path, std::fs::Permissions::from_mode(0o755)).context("chmod /init")?;
+    let out = work.join("initrd.cpio");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$1\" && find . | busybox cpio -o -H newc > \"$2\" 2>/dev/null")
+        .arg("sh")
+        .arg(&root)
+        .arg(&out)
+        .status()
+        .context("running busybox cpio")?;
+    if !status.success() {
+        bail!("busybox cpio failed ({status})");
+    }
+    Ok(out)
+}
