@@ -16,6 +16,6 @@ pub use child::ChildGuard;
 pub use cmd::{run, run_quiet_ok};
 pub use names::unique;
 pub use netns::Netns;
-pub use root::{is_root, require_program, require_root, skip, under_ci};
+pub use root::{is_root, require_file, require_program, require_root, skip, under_ci};
 pub use veth::Veth;
 pub use wait::wait_until;

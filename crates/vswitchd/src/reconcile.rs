@@ -98,6 +98,10 @@ impl Reconciler {
                         port.kind.as_str()
                     ));
                     self.ports.remove(name);
+                    // Close the old device now: the datapath carries devices over by name, so
+                    // it would otherwise keep e.g. the internal tap of a port that became a
+                    // system port (and the new device could not take the name).
+                    self.datapath.detach(name);
                     reopen.push(name.to_string());
                     closing = true;
                 }
