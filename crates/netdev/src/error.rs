@@ -37,6 +37,16 @@ pub enum NetdevError {
     /// the backend checks whether the ifindex still exists before returning this.
     #[error("network device {0} is gone")]
     DeviceGone(String),
+    /// Descriptors handed over from a previous process do not (or no longer) belong to the
+    /// device of that name (it was recreated meanwhile, or the set is incomplete): the caller
+    /// opens the device afresh.
+    #[error("descriptors kept for network device {dev} cannot be reused: {reason}")]
+    StaleDescriptors {
+        /// Device name.
+        dev: String,
+        /// What did not match.
+        reason: String,
+    },
 }
 
 impl NetdevError {

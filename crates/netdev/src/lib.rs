@@ -5,6 +5,7 @@
 //! * [`TapPort`]: a tap device rvswitchd creates itself through /dev/net/tun.
 //! * internal ports are tap devices too (see [`TapPort::create_internal`]): the host stack's leg.
 
+mod adopt;
 mod batch;
 mod error;
 mod info;
@@ -17,6 +18,7 @@ mod system_tx;
 mod tap;
 mod vnet;
 
+pub use adopt::Labelled;
 pub use batch::{RxBatch, HEADROOM, MAX_FRAME};
 pub use error::NetdevError;
 pub use info::{interface_info, set_admin_up, InterfaceInfo};

@@ -175,7 +175,14 @@ pub(crate) struct RxRing {
     mem: Arc<RingMem>,
     frame_nr: usize,
     head: usize,
+    /// Set on a ring adopted from a previous process while the kernel's write position is not
+    /// known yet (every slot was ours to read and empty): the next read looks for it.
+    resync: bool,
 }
+
+/// Offsets of `tp_sec` / `tp_nsec` in `tpacket2_hdr`: when the kernel wrote the slot.
+const TP_SEC_AT: usize = 16;
+const TP_NSEC_AT: usize = 20;
 
 impl RxRing {
     /// Switches `fd` to TPACKET_V2 with a receive ring and maps it. Must run after
@@ -194,9 +201,54 @@ impl RxRing {
             tp_frame_nr: frame_nr as u32,
         };
         sys::setsockopt(fd, sys::SOL_PACKET, sys::PACKET_RX_RING, &req)?;
-        let len = BLOCK_SIZE * blocks;
-        // SAFETY: maps the ring the kernel just allocated for this socket; no Rust object
-        // aliases the new mapping.
+        let mem = RingMem::map(fd, BLOCK_SIZE * blocks)?;
+        Ok(RxRing { mem: Arc::new(mem), frame_nr, head: 0, resync: false })
+    }
+
+    /// Maps the ring of `blocks` blocks that a previous rvswitchd process set up on `fd` (handed
+    /// over for a restart). Frames the kernel stored while no process read them are still in
+    /// the ring; reading starts at the oldest of them, so they are forwarded, not lost.
+    pub(crate) fn adopt(fd: &OwnedFd, blocks: usize) -> io::Result<RxRing> {
+        let blocks = blocks.clamp(1, BLOCK_NR);
+        let mem = RingMem::map(fd, BLOCK_SIZE * blocks)?;
+        let frame_nr = BLOCK_SIZE / FRAME_SIZE * blocks;
+        let mut ring = RxRing { mem: Arc::new(mem), frame_nr, head: 0, resync: true };
+        ring.find_oldest();
+        Ok(ring)
+    }
+
+    /// Moves the read position to the oldest slot the kernel filled for us (by its timestamp);
+    /// clears `resync` if there is one. The kernel fills slots in order, so from there on the
+    /// read position follows its write position again.
+    fn find_oldest(&mut self) {
+        let mut oldest: Option<((u32, u32), usize)> = None;
+        for slot in 0..self.frame_nr {
+            let off = slot * FRAME_SIZE;
+            let user =
+                self.mem.status(off).is_some_and(|s| s.load(Ordering::Acquire) & sys::TP_STATUS_USER != 0);
+            if !user {
+                continue;
+            }
+            // SAFETY: the slot's status is "user": the kernel does not write it until released.
+            let Some(b) = (unsafe { self.mem.bytes(off, TP2_HDRLEN) }) else { continue };
+            let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+            let when = (u32_at(TP_SEC_AT), u32_at(TP_NSEC_AT));
+            if oldest.is_none_or(|(t, _)| when < t) {
+                oldest = Some((when, slot));
+            }
+        }
+        if let Some((_, slot)) = oldest {
+            self.head = slot;
+            self.resync = false;
+        }
+    }
+}
+
+impl RingMem {
+    /// Maps `len` bytes of `fd`'s receive ring.
+    fn map(fd: &OwnedFd, len: usize) -> io::Result<RingMem> {
+        // SAFETY: maps the socket's receive ring (the kernel refuses a length other than the
+        // ring's); no Rust object aliases the new mapping.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -211,11 +263,16 @@ impl RxRing {
             return Err(io::Error::last_os_error());
         }
         let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        Ok(RxRing { mem: Arc::new(RingMem { base, len }), frame_nr, head: 0 })
+        Ok(RingMem { base, len })
     }
+}
 
+impl RxRing {
     /// True if the slot at the read position holds a frame for us.
-    fn ready(&self) -> Option<(usize, u32)> {
+    fn ready(&mut self) -> Option<(usize, u32)> {
+        if self.resync {
+            self.find_oldest();
+        }
         let off = self.head * FRAME_SIZE;
         // Acquire: pairs with the kernel's store of the status after it wrote the slot.
         let status = self.mem.status(off)?.load(Ordering::Acquire);
@@ -259,6 +316,11 @@ impl RxRing {
     /// Releases what `batch` holds and points it at this ring.
     pub(crate) fn begin(&self, batch: &mut RxBatch) {
         batch.begin_ring(&self.mem);
+    }
+
+    /// Blocks the ring was set up with (what [`RxRing::adopt`] needs to map it again).
+    pub(crate) fn blocks(&self) -> usize {
+        self.frame_nr * FRAME_SIZE / BLOCK_SIZE
     }
 
     /// Slots in the ring: an upper bound on frames one pass can find.

@@ -28,6 +28,8 @@ pub(crate) const TP_STATUS_COPY: u32 = 1 << 1;
 // <linux/if_tun.h>
 pub(crate) const IFF_VNET_HDR: libc::c_int = 0x4000;
 pub(crate) const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+/// `_IOR('T', 210, unsigned int)`: the name (and flags) of the device a tun fd is attached to.
+pub(crate) const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
 pub(crate) const TUN_F_CSUM: libc::c_uint = 0x01;
 pub(crate) const TUN_F_TSO4: libc::c_uint = 0x02;
 pub(crate) const TUN_F_TSO6: libc::c_uint = 0x04;

@@ -3,6 +3,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+use crate::adopt;
 use crate::batch::RxBatch;
 use crate::error::NetdevError;
 use crate::info::{ifindex_on, set_admin_up_on};
@@ -107,6 +108,44 @@ impl SystemPort {
     /// Kernel interface index of the device (in the namespace the port was opened in).
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// The port's descriptors, labelled, for a descriptor store that keeps them open across a
+    /// restart (see [`SystemPort::adopt`]).
+    pub fn descriptors(&self) -> Vec<adopt::Labelled<'_>> {
+        let mut out = vec![adopt::labelled(adopt::TX, &self.txfd)];
+        for (q, queue) in self.queues.iter().enumerate() {
+            let blocks = queue.ring.as_ref().map_or(0, RxRing::blocks);
+            out.push(adopt::labelled(adopt::rx_label(q, blocks), &queue.fd));
+        }
+        out
+    }
+
+    /// Rebuilds port `name` from the descriptors a previous process opened
+    /// ([`SystemPort::descriptors`]): no socket is opened, no ring set up, and frames the kernel
+    /// queued meanwhile are read first. Fails with [`NetdevError::StaleDescriptors`] if they do
+    /// not belong to the device of that name any more.
+    pub fn adopt(name: &str, fds: Vec<(String, OwnedFd)>) -> Result<SystemPort, NetdevError> {
+        let fds = adopt::sort_system(name, fds)?;
+        let ifindex = adopt::bound_ifindex(&fds.tx, name)?;
+        adopt::check_same_device(name, ifindex)?;
+        let mut queues = Vec::with_capacity(fds.rx.len());
+        for (fd, blocks) in fds.rx {
+            let ring = match blocks {
+                0 => None,
+                b => Some(RxRing::adopt(&fd, b).map_err(|e| NetdevError::io("mmap ring", name, e))?),
+            };
+            queues.push(RxQueue { fd, ring });
+        }
+        Ok(SystemPort {
+            queues,
+            txfd: fds.tx,
+            name: name.to_owned(),
+            ifindex,
+            gone: false,
+            rx: RxScratch::new(),
+            tx: TxScratch::new(),
+        })
     }
 
     /// Decides whether an error that may mean "device unregistered" really does: ENETDOWN is

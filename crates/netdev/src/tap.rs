@@ -5,6 +5,7 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::adopt;
 use crate::batch::RxBatch;
 use crate::error::NetdevError;
 use crate::info::{ifindex_on, set_admin_up_on};
@@ -66,6 +67,29 @@ impl TapPort {
     /// Kernel interface index of the tap device.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// The tap's descriptor, labelled, for a descriptor store: while a copy is held the device
+    /// exists, so it survives a restart of rvswitchd (see [`TapPort::adopt`]).
+    pub fn descriptors(&self) -> Vec<adopt::Labelled<'_>> {
+        vec![adopt::labelled(adopt::TAP, &self.fd)]
+    }
+
+    /// Rebuilds tap port `name` from the descriptor a previous process created it with; its
+    /// settings (virtio-net header, offloads) live on with the descriptor.
+    pub fn adopt(name: &str, fds: Vec<(String, OwnedFd)>) -> Result<TapPort, NetdevError> {
+        let fd = adopt::sort_tap(name, fds)?;
+        let attached = adopt::tap_name(&fd, name)?;
+        if attached != name {
+            return Err(NetdevError::StaleDescriptors {
+                dev: name.to_owned(),
+                reason: format!("the descriptor belongs to tap {attached}"),
+            });
+        }
+        let ifname = IfName::new(name)?;
+        let sock = sys::ioctl_socket().map_err(|e| NetdevError::io("socket", name, e))?;
+        let ifindex = ifindex_on(sock.as_raw_fd(), &ifname, name)?;
+        Ok(TapPort { fd, name: name.to_owned(), ifindex })
     }
 
     fn gone_or_io(&self, op: &'static str, e: io::Error) -> NetdevError {

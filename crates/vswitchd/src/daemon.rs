@@ -57,8 +57,14 @@ impl Daemon {
         self.rec.fdb(bridge)
     }
 
-    /// Stops forwarding and closes every device.
-    pub fn shutdown(&mut self) {
-        self.rec.shutdown();
+    /// After the first reload: kept devices the configuration no longer has are closed.
+    pub fn drop_unclaimed_kept(&mut self) {
+        self.rec.drop_unclaimed_kept();
+    }
+
+    /// Stops forwarding and closes every device — or, with `keep_devices` (an upgrade), leaves
+    /// them with the descriptor keeper for the next process.
+    pub fn shutdown(&mut self, keep_devices: bool) {
+        self.rec.shutdown(keep_devices);
     }
 }

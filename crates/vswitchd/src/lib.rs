@@ -6,5 +6,8 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod db;
+pub mod device;
+pub mod fdstore;
 pub mod reconcile;
+pub mod service;
 pub mod state;

@@ -9,20 +9,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use ovsdb::server::{SchemaSource, Server};
 use ovsdb::Database;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::datapath::{Datapath, DatapathOptions};
 use vswitchd::db::{ensure_root_row, DbSync};
+use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::reconcile::Reconciler;
+use vswitchd::service::watchdog::Heartbeat;
+use vswitchd::service::{self, Service, ServiceArgs};
 
 /// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
 const TICK: Duration = Duration::from_secs(1);
+/// Longest the control loop takes to notice a stop.
+const STOP_LATENCY: Duration = Duration::from_millis(50);
 
 #[derive(Parser)]
 #[command(name = "rvswitchd", version, about = "rvswitch: a memory-safe userspace virtual switch")]
@@ -34,7 +39,7 @@ struct Args {
     #[arg(long, default_value = ctl::DEFAULT_CONTROL_SOCKET)]
     control_socket: PathBuf,
     /// The OVSDB unix socket for ovs-vsctl, ovsdb-client and libvirt (`--db=unix:PATH`). libvirt
-    /// runs ovs-vsctl without --db, so for it use /var/run/openvswitch/db.sock.
+    /// runs ovs-vsctl without --db: for it use --ovs-compat (or /var/run/openvswitch/db.sock).
     #[arg(long, default_value = "/run/rvswitch/db.sock")]
     db_socket: PathBuf,
     /// Permissions of the OVSDB socket (octal).
@@ -58,6 +63,16 @@ struct Args {
     /// hop; see the README's Performance section). `off`: one queue, the scheduler places it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     sender_affinity: String,
+    /// Where a small keeper process holds copies of the device descriptors, so that a crashed or
+    /// upgraded daemon's successor adopts the open devices instead of reopening them (taps
+    /// rvswitchd created survive). Default: beside the control socket; `off`: not kept.
+    #[arg(long)]
+    fd_store: Option<PathBuf>,
+    /// Internal: run as the descriptor keeper on this socket (started by rvswitchd itself).
+    #[arg(long = "fd-store-keeper", hide = true)]
+    fd_store_keeper: Option<PathBuf>,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -68,11 +83,27 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let mut args = Args::parse();
+    if let Some(path) = &args.fd_store_keeper {
+        return match vswitchd::fdstore::keeper::run(path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    if let Some(dir) = &args.service.generate_man {
+        return match ctl::manpage::write(Args::command(), dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rvswitchd: writing the man page into {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Err(e) = service::logging::init(&args.log, args.service.log_file.as_deref()) {
+        eprintln!("rvswitchd: cannot open the log file: {e}");
+        return ExitCode::FAILURE;
+    }
+    args.db_socket = args.service.db_socket(&args.db_socket);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -100,6 +131,15 @@ fn raise_fd_limit() {
 
 fn run(args: Args) -> anyhow::Result<()> {
     raise_fd_limit();
+    // Pid files and the switch to --user happen while the process still has a single thread.
+    let mut service = Service::setup(
+        &args.service,
+        service::Paths {
+            db_file: &args.db_file,
+            db_socket: &args.db_socket,
+            control_socket: &args.control_socket,
+        },
+    )?;
     // A bad file at start-up is fatal: there is no running config to fall back on. Check it
     // before anything is started.
     if let Some(path) = &args.config {
@@ -108,7 +148,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(tcp) = args.db_tcp.filter(|a| !a.ip().is_loopback()) {
         warn!("OVSDB on {tcp} is reachable from other hosts and has no authentication");
     }
-    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR2])?;
     for dir in [args.db_file.parent(), args.db_socket.parent()].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -130,21 +170,30 @@ fn run(args: Args) -> anyhow::Result<()> {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
     })?;
-    let rec = Reconciler::new(datapath);
+    let forwarding_beat = datapath.heartbeat();
+    let (store, kept) = open_fd_store(&args);
+    let rec = Reconciler::with_store(datapath, store, kept);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
     lock(&shared).reload().map_err(anyhow::Error::msg)?;
+    lock(&shared).drop_unclaimed_kept();
     let socket = control::serve(&args.control_socket, shared.clone())?;
     info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");
+    let control_beat = Heartbeat::new();
+    service.ready(
+        &format!("serving {}", args.db_socket.display()),
+        vec![forwarding_beat, control_beat.clone()],
+    )?;
 
     // The control loop: apply database changes as they are announced; every TICK re-check
     // devices and write status back.
     let stopping = Arc::new(AtomicBool::new(false));
     let control_loop = {
-        let (shared, stopping) = (shared.clone(), stopping.clone());
+        let (shared, stopping, beat) = (shared.clone(), stopping.clone(), control_beat);
         std::thread::Builder::new().name("db-sync".into()).spawn(move || {
             let mut last_tick = Instant::now();
             while !stopping.load(Ordering::Relaxed) {
-                let wait = TICK.saturating_sub(last_tick.elapsed());
+                // In slices, so a stop (or an upgrade) is seen within STOP_LATENCY, not a TICK.
+                let wait = TICK.saturating_sub(last_tick.elapsed()).min(STOP_LATENCY);
                 match notes.recv_timeout(wait) {
                     Ok(_) => {
                         while notes.try_recv().is_ok() {}
@@ -156,20 +205,35 @@ fn run(args: Args) -> anyhow::Result<()> {
                 if last_tick.elapsed() >= TICK {
                     last_tick = Instant::now();
                     lock(&shared).tick();
+                    beat.beat();
                 }
             }
         })?
     };
 
     let mut signals = signals;
+    let mut upgrade = false;
     for sig in signals.forever() {
         match sig {
             SIGHUP => match lock(&shared).reload() {
-                Ok(changes) => info!("reloaded ({} changes)", changes.len()),
+                Ok(changes) => {
+                    info!("reloaded ({} changes)", changes.len());
+                    service.status(&format!(
+                        "serving {}; reloaded ({} changes)",
+                        args.db_socket.display(),
+                        changes.len()
+                    ));
+                }
                 Err(e) => warn!("reload refused, running config kept: {e}"),
             },
+            SIGUSR2 => {
+                info!("signal {sig}: handing over to the binary on disk (devices stay open)");
+                upgrade = true;
+                break;
+            }
             _ => {
                 info!("signal {sig}: shutting down");
+                service.stopping();
                 break;
             }
         }
@@ -177,9 +241,46 @@ fn run(args: Args) -> anyhow::Result<()> {
     stopping.store(true, Ordering::Relaxed);
     let _ = control_loop.join();
     let _ = std::fs::remove_file(&socket);
-    // Stops the forwarding thread and closes (and so removes) the taps we created.
-    lock(&shared).shutdown();
+    // The database first: forwarding goes on until the last moment (an upgrade's outage is
+    // only the time from here to the new process's first forwarded frame).
     server.shutdown();
+    // Stops the forwarding thread; a plain stop also closes (and so removes) the taps we
+    // created, an upgrade leaves every device with the keeper.
+    lock(&shared).shutdown(upgrade);
+    if upgrade {
+        return Err(reexec());
+    }
     info!("rvswitchd stopped");
     Ok(())
+}
+
+/// Connects to (or starts) the descriptor keeper; without one the daemon still runs, it only
+/// loses the fast restart.
+fn open_fd_store(args: &Args) -> (Option<FdStore>, Kept) {
+    let path = args.fd_store.clone().unwrap_or_else(|| fdstore::default_path(&args.control_socket));
+    if path.as_os_str() == "off" {
+        return (None, Kept::new());
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    match FdStore::open(&path, &exe) {
+        Ok((store, kept)) => (Some(store), kept),
+        Err(e) => {
+            warn!(path = %path.display(), "no descriptor keeper ({e}); restarts will reopen devices");
+            (None, Kept::new())
+        }
+    }
+}
+
+/// Replaces this process with the rvswitchd binary now on disk, same arguments and PID (a
+/// supervisor sees no restart). Returns only if exec failed.
+fn reexec() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    // After `mv new-binary rvswitchd` the old file is gone and the kernel names it "… (deleted)";
+    // the path is what we want to run.
+    let exe = std::env::current_exe().map_or_else(
+        |_| PathBuf::from("/proc/self/exe"),
+        |p| PathBuf::from(p.to_string_lossy().trim_end_matches(" (deleted)").to_string()),
+    );
+    let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    anyhow::anyhow!("cannot exec {} for the upgrade: {err}", exe.display())
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply};
-use netdev::{interface_info, InterfaceInfo, Netdev, NetdevError, SystemPort, TapPort};
+use netdev::{interface_info, InterfaceInfo, NetdevError};
 use switch::{PortCounters, PortSpec};
 use tracing::{info, warn};
 
 use crate::datapath::{Datapath, PortLink, Topology, TopologyBridge, TopologyPort};
+use crate::device::Device;
+use crate::fdstore::{FdStore, Kept};
 use crate::state::{DesiredPort, DesiredState, PortKind};
 
 /// How long a configuration change may wait for the forwarding thread to carry it out. Closing
@@ -49,11 +51,20 @@ pub struct Reconciler {
     desired: DesiredState,
     ports: HashMap<String, PortRuntime>,
     datapath: Datapath,
+    /// Where device descriptors are kept across restarts (None: not kept).
+    store: Option<FdStore>,
+    /// Descriptors the previous process kept, not yet adopted.
+    kept: Kept,
 }
 
 impl Reconciler {
     pub fn new(datapath: Datapath) -> Reconciler {
-        Reconciler { desired: DesiredState::default(), ports: HashMap::new(), datapath }
+        Reconciler::with_store(datapath, None, Kept::new())
+    }
+
+    /// A reconciler that keeps device descriptors in `store` and adopts `kept` ones.
+    pub fn with_store(datapath: Datapath, store: Option<FdStore>, kept: Kept) -> Reconciler {
+        Reconciler { desired: DesiredState::default(), ports: HashMap::new(), datapath, store, kept }
     }
 
     /// Makes the datapath match `new`; returns a line per change.
@@ -98,6 +109,7 @@ impl Reconciler {
                         port.kind.as_str()
                     ));
                     self.ports.remove(name);
+                    self.forget(name);
                     // Close the old device now: the datapath carries devices over by name, so
                     // it would otherwise keep e.g. the internal tap of a port that became a
                     // system port (and the new device could not take the name).
@@ -115,6 +127,7 @@ impl Reconciler {
             if !new_ports.contains_key(port.name.as_str()) {
                 changes.push(format!("removed port {} from {}", port.name, bridge.name));
                 self.ports.remove(&port.name);
+                self.forget(&port.name);
                 closing = true;
             }
         }
@@ -178,36 +191,36 @@ impl Reconciler {
         }
     }
 
-    /// Opens (or creates) the device of `name` and hands it to the datapath.
+    /// Opens (or creates) the device of `name` and hands it to the datapath. Descriptors a
+    /// previous process kept for it are adopted instead when they still fit; a fresh device's
+    /// descriptors go to the keeper.
     fn open_port(&mut self, name: &str) {
         let Some(rt) = self.ports.get_mut(name) else { return };
-        let queues = self.datapath.rx_queues();
-        let opened: Result<(Box<dyn Netdev>, u32), NetdevError> = match rt.kind {
-            PortKind::System => SystemPort::open_per_cpu(name, queues).map(|p| {
-                if p.rx_queues() < queues {
-                    info!(port = name, "per-CPU receive queues refused by the kernel; one queue");
+        let kind = rt.kind;
+        let opened = match self.kept.remove(name) {
+            Some(fds) => match Device::adopt(name, kind, fds) {
+                Ok(dev) => {
+                    info!(port = name, "adopted the device the previous rvswitchd kept open");
+                    Ok(dev)
                 }
-                let i = p.ifindex();
-                (Box::new(p) as Box<dyn Netdev>, i)
-            }),
-            PortKind::Tap => TapPort::create(name).map(|p| {
-                let i = p.ifindex();
-                (Box::new(p) as Box<dyn Netdev>, i)
-            }),
-            PortKind::Internal => TapPort::create_internal(name).map(|p| {
-                let i = p.ifindex();
-                (Box::new(p) as Box<dyn Netdev>, i)
-            }),
+                Err(e) => {
+                    info!(port = name, "{e}; opening it afresh");
+                    Device::open(name, kind, self.datapath.rx_queues()).inspect(|d| self.keep(name, d))
+                }
+            },
+            None => Device::open(name, kind, self.datapath.rx_queues()).inspect(|d| self.keep(name, d)),
         };
+        let Some(rt) = self.ports.get_mut(name) else { return };
         match opened {
-            Ok((dev, ifindex)) => {
+            Ok(dev) => {
+                let ifindex = dev.ifindex();
                 if rt.error.take().is_some() || rt.ifindex.is_some() {
                     info!(port = name, ifindex, "port device is back");
                 }
                 rt.ifindex = Some(ifindex);
                 rt.info = interface_info(name).ok().flatten();
                 rt.link.set_attached(true);
-                self.datapath.attach(name, dev);
+                self.datapath.attach(name, dev.into_netdev());
             }
             Err(e) => {
                 let msg = e.to_string();
@@ -217,6 +230,29 @@ impl Reconciler {
                 rt.ifindex = None;
                 rt.error = Some(msg);
             }
+        }
+    }
+
+    /// Hands `dev`'s descriptors to the keeper (if there is one).
+    fn keep(&self, name: &str, dev: &Device) {
+        if let Some(store) = &self.store {
+            store.put(name, &dev.descriptors());
+        }
+    }
+
+    /// The keeper no longer holds `name`'s device (removed, replaced, vanished).
+    fn forget(&self, name: &str) {
+        if let Some(store) = &self.store {
+            store.forget(name);
+        }
+    }
+
+    /// After the first reconcile: descriptors kept for ports the configuration no longer has
+    /// are closed (here and in the keeper).
+    pub fn drop_unclaimed_kept(&mut self) {
+        for (name, _) in std::mem::take(&mut self.kept) {
+            info!(port = name, "closing a kept device the configuration no longer has");
+            self.forget(&name);
         }
     }
 
@@ -237,6 +273,7 @@ impl Reconciler {
                             rt.error = Some(NetdevError::NoSuchDevice(name.clone()).to_string());
                             rt.link.set_attached(false);
                             self.datapath.detach(&name);
+                            self.forget(&name);
                         }
                         (Some(now), Some(was)) if now == was && rt.link.is_attached() => {}
                         (Some(_), _) => self.open_port(&name),
@@ -313,9 +350,15 @@ impl Reconciler {
         }
     }
 
-    /// Stops forwarding and closes every device (our taps disappear with their fds).
-    pub fn shutdown(&mut self) {
+    /// Stops forwarding and closes every device (our taps disappear with their fds). With
+    /// `keep_devices` (an upgrade) the keeper goes on holding them for the next process.
+    pub fn shutdown(&mut self, keep_devices: bool) {
         self.datapath.stop();
+        if let Some(store) = self.store.take() {
+            if !keep_devices {
+                store.close_all();
+            }
+        }
     }
 
     pub fn fdb(&self, bridge: &str) -> Result<FdbReply, String> {

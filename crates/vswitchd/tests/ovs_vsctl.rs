@@ -11,13 +11,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Vm};
+use common::{have_ovs_vsctl, Daemon, Vm};
 use serde_json::{json, Value};
 use testbed::{require_root, wait_until};
-
-fn have_ovs_vsctl() -> bool {
-    testbed::require_program("ovs-vsctl tests", "ovs-vsctl", "--version", "openvswitch-switch")
-}
 
 /// Runs ovs-vsctl against the daemon's database; waits for cur_cfg like a user's call does.
 fn vsctl(d: &Daemon, args: &[&str]) -> Result<String, String> {

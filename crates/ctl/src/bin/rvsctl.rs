@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
 use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply};
-use ctl::{render, DEFAULT_CONTROL_SOCKET};
+use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
 
 #[derive(Parser)]
 #[command(name = "rvsctl", version, about = "Control a running rvswitchd")]
@@ -36,6 +36,9 @@ enum Command {
     },
     /// Re-read the config file and apply the changes (same as SIGHUP).
     Reload,
+    /// Write the man page to DIR (used when packaging).
+    #[command(hide = true)]
+    GenerateMan { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +80,9 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
             } else {
                 render::fdb(&r)
             }
+        }
+        Command::GenerateMan { dir } => {
+            manpage::write(Cli::command(), dir)?.iter().map(|p| format!("{}\n", p.display())).collect()
         }
         Command::Reload => {
             let r: ReloadReply = call(&cli.socket, &Request::Reload, timeout)?;

@@ -15,6 +15,7 @@ use super::affinity::SenderAffinity;
 use super::sys::{Epoll, EventFd};
 use super::tx::{TxItem, TxScratch};
 use super::{Command, PortLink, Topology};
+use crate::service::watchdog::Heartbeat;
 
 /// Frames received per batch.
 const BATCH: usize = 64;
@@ -49,6 +50,8 @@ pub struct Engine {
     busy_poll: Duration,
     /// Per-CPU receive queues system ports are opened with (1: no sender affinity).
     rx_queues: usize,
+    /// Bumped once per housekeeping tick: proves to the watchdog that this loop still turns.
+    heartbeat: Arc<Heartbeat>,
 }
 
 /// Epoll token of receive queue `queue` of port `slot` on bridge `bridge`.
@@ -94,6 +97,7 @@ impl Engine {
         waker: Arc<EventFd>,
         busy_poll: Duration,
         rx_queues: usize,
+        heartbeat: Arc<Heartbeat>,
     ) -> std::io::Result<Engine> {
         Ok(Engine {
             commands,
@@ -110,6 +114,7 @@ impl Engine {
             stop: false,
             busy_poll,
             rx_queues,
+            heartbeat,
         })
     }
 
@@ -179,6 +184,7 @@ impl Engine {
             let now = self.now_ms();
             if now.saturating_sub(self.last_tick) >= TICK_MS {
                 self.last_tick = now;
+                self.heartbeat.beat();
                 for b in &mut self.bridges {
                     b.bridge.expire(now);
                     // Kernel-side receive drops become a counted drop reason, so an overloaded

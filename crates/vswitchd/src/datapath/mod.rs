@@ -16,6 +16,8 @@ use std::time::Duration;
 use netdev::Netdev;
 use switch::{BridgeSettings, FdbEntry, PortSpec};
 
+use crate::service::watchdog::Heartbeat;
+
 /// Whether a port currently has a working device in the datapath. The datapath clears it when a
 /// device fails (vanished); the reconciler sets it when it hands a device over.
 #[derive(Debug, Default)]
@@ -75,6 +77,7 @@ pub struct Datapath {
     rx_queues: usize,
     commands: mpsc::Sender<Command>,
     waker: Arc<sys::EventFd>,
+    heartbeat: Arc<Heartbeat>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -120,9 +123,16 @@ impl Datapath {
         let (commands, rx) = mpsc::channel();
         let waker = Arc::new(sys::EventFd::new()?);
         let rx_queues = opts.rx_queues();
-        let mut engine = engine::Engine::new(rx, waker.clone(), opts.busy_poll, rx_queues)?;
+        let heartbeat = Heartbeat::new();
+        let mut engine =
+            engine::Engine::new(rx, waker.clone(), opts.busy_poll, rx_queues, heartbeat.clone())?;
         let thread = std::thread::Builder::new().name("forwarding".into()).spawn(move || engine.run())?;
-        Ok(Datapath { rx_queues, commands, waker, thread: Some(thread) })
+        Ok(Datapath { rx_queues, commands, waker, heartbeat, thread: Some(thread) })
+    }
+
+    /// Bumped by the forwarding loop about once a second, busy or idle; for the watchdog.
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
     }
 
     /// Receive queues to open system ports with (one per CPU under sender affinity).

@@ -19,6 +19,7 @@ pub struct Daemon {
     child: Option<ChildGuard>,
     /// Program (and its arguments) that runs rvswitchd, e.g. `prlimit ... --`; empty: none.
     wrapper: Vec<String>,
+    launch: Launch,
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
@@ -61,21 +62,43 @@ impl Daemon {
     }
 }
 
+/// Extra ways to start rvswitchd (service integration tests).
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// More command-line arguments.
+    pub args: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
+    /// `--ovs-compat` with the test's directory as OVS_RUNDIR (instead of `--db-socket`): the
+    /// database socket is then at the same [`Daemon::db_socket`] path.
+    pub ovs_compat: bool,
+}
+
 impl Daemon {
     pub fn start(config: &str) -> Daemon {
         Daemon::start_under(&[], config)
     }
 
+    /// Like [`Daemon::start`], with the extra arguments and environment of `launch`.
+    pub fn start_with(launch: Launch, config: &str) -> Daemon {
+        Daemon::start_full(&[], launch, config)
+    }
+
     /// Like [`Daemon::start`], with rvswitchd run by `wrapper` (a program that execs the rest of
     /// its command line, such as `prlimit --nofile=256 --`).
     pub fn start_under(wrapper: &[&str], config: &str) -> Daemon {
+        Daemon::start_full(wrapper, Launch::default(), config)
+    }
+
+    fn start_full(wrapper: &[&str], launch: Launch, config: &str) -> Daemon {
         let dir = std::env::temp_dir().join(unique("rvsd"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let socket = dir.join("ctl.sock");
         let config_path = dir.join("rvswitch.toml");
         std::fs::write(&config_path, config).expect("write config");
         let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
-        let mut d = Daemon { child: None, wrapper, dir, socket, config: config_path, with_config: true };
+        let mut d =
+            Daemon { child: None, wrapper, launch, dir, socket, config: config_path, with_config: true };
         d.spawn();
         d
     }
@@ -86,8 +109,16 @@ impl Daemon {
         let dir = std::env::temp_dir().join(unique("rvsd"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (socket, config) = (dir.join("ctl.sock"), dir.join("rvswitch.toml"));
-        let mut d = Daemon { child: None, wrapper: Vec::new(), dir, socket, config, with_config: false };
-        d.launch();
+        let mut d = Daemon {
+            child: None,
+            wrapper: Vec::new(),
+            launch: Launch::default(),
+            dir,
+            socket,
+            config,
+            with_config: false,
+        };
+        d.spawn_process();
         d
     }
 
@@ -106,7 +137,7 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        self.launch();
+        self.spawn_process();
         let socket = self.socket.clone();
         let up = wait_until(Duration::from_secs(10), || {
             client::call_raw(&socket, &Request::Show, CALL_TIMEOUT).is_ok()
@@ -118,7 +149,7 @@ impl Daemon {
     }
 
     /// Starts the process and returns at once.
-    fn launch(&mut self) {
+    fn spawn_process(&mut self) {
         let (dir, socket, config_path) = (self.dir.clone(), self.socket.clone(), self.config.clone());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -137,11 +168,15 @@ impl Daemon {
         if self.with_config {
             cmd.arg("--config").arg(&config_path);
         }
+        if self.launch.ovs_compat {
+            cmd.arg("--ovs-compat").arg("--ovs-rundir").arg(&dir);
+        } else {
+            cmd.arg("--db-socket").arg(dir.join("db.sock"));
+        }
+        cmd.args(&self.launch.args).envs(self.launch.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .arg("--control-socket")
             .arg(&socket)
-            .arg("--db-socket")
-            .arg(dir.join("db.sock"))
             .arg("--db-file")
             .arg(dir.join("conf.db"))
             .arg("--log")
@@ -196,7 +231,8 @@ impl Daemon {
         self.terminate(Duration::from_secs(10)).is_some_and(|s| s.success())
     }
 
-    /// SIGTERM, then waits up to `limit` for the process to end; its exit status if it did.
+    /// SIGTERM, then waits up to `limit` for the process to end; its exit status if it did. The
+    /// directory (and what the daemon left in it) stays until drop.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let guard = self.child.as_mut()?;
         send_signal(guard.pid(), libc::SIGTERM);
@@ -297,4 +333,9 @@ pub fn wait_ports_up(d: &Daemon, ports: &[&str]) {
             .all(|p| show.bridges.iter().flat_map(|b| &b.ports).any(|s| s.name == *p && s.link_state == "up"))
     });
     assert!(ok, "ports {ports:?} not up: {:#?}", d.show());
+}
+
+/// Whether Debian's ovs-vsctl is there (under CI it must be: .ci/run installs it).
+pub fn have_ovs_vsctl() -> bool {
+    testbed::require_program("ovs-vsctl tests", "ovs-vsctl", "--version", "openvswitch-switch")
 }

@@ -1,0 +1,61 @@
+//! A port's device, opened afresh or adopted from the descriptors a previous rvswitchd kept
+//! (see `fdstore`), behind one type so the reconciler treats both alike.
+
+use std::os::fd::OwnedFd;
+
+use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort};
+use tracing::info;
+
+use crate::state::PortKind;
+
+/// An open device of either backend.
+pub enum Device {
+    System(SystemPort),
+    Tap(TapPort),
+}
+
+impl Device {
+    /// Opens (system) or creates (tap, internal) the device of port `name`.
+    pub fn open(name: &str, kind: PortKind, rx_queues: usize) -> Result<Device, NetdevError> {
+        match kind {
+            PortKind::System => SystemPort::open_per_cpu(name, rx_queues).map(|p| {
+                if p.rx_queues() < rx_queues {
+                    info!(port = name, "per-CPU receive queues refused by the kernel; one queue");
+                }
+                Device::System(p)
+            }),
+            PortKind::Tap => TapPort::create(name).map(Device::Tap),
+            PortKind::Internal => TapPort::create_internal(name).map(Device::Tap),
+        }
+    }
+
+    /// Rebuilds the device of port `name` from kept descriptors.
+    pub fn adopt(name: &str, kind: PortKind, fds: Vec<(String, OwnedFd)>) -> Result<Device, NetdevError> {
+        match kind {
+            PortKind::System => SystemPort::adopt(name, fds).map(Device::System),
+            PortKind::Tap | PortKind::Internal => TapPort::adopt(name, fds).map(Device::Tap),
+        }
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        match self {
+            Device::System(p) => p.ifindex(),
+            Device::Tap(p) => p.ifindex(),
+        }
+    }
+
+    /// The descriptors to keep for a restart.
+    pub fn descriptors(&self) -> Vec<Labelled<'_>> {
+        match self {
+            Device::System(p) => p.descriptors(),
+            Device::Tap(p) => p.descriptors(),
+        }
+    }
+
+    pub fn into_netdev(self) -> Box<dyn Netdev> {
+        match self {
+            Device::System(p) => Box::new(p),
+            Device::Tap(p) => Box::new(p),
+        }
+    }
+}

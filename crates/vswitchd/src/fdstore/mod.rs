@@ -1,0 +1,208 @@
+//! Keeping device descriptors open across daemon restarts (issue: restart without an outage).
+//! The daemon stores a copy of every port's descriptors in the keeper ([`keeper`], a process of
+//! its own) as it opens them; a restarted daemon takes them back and adopts the devices instead
+//! of opening them again. A clean stop (`SIGTERM`) tells the keeper to close everything, so taps
+//! disappear as before; an upgrade (`--upgrade`) leaves them for the next process.
+
+pub mod keeper;
+mod unix;
+mod wire;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netdev::Labelled;
+use tracing::{debug, info, warn};
+
+/// Descriptors a previous process kept, by port name: `(label, fd)` as the port listed them.
+pub type Kept = HashMap<String, Vec<(String, OwnedFd)>>;
+
+/// The hidden flag that makes `rvswitchd` run as the keeper.
+pub const KEEPER_FLAG: &str = "--fd-store-keeper";
+/// Longest wait for the keeper's answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for a keeper just started to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn key(port: &str, label: &str) -> String {
+    format!("port/{port}/{label}")
+}
+
+/// A connection to the keeper.
+pub struct FdStore {
+    sock: OwnedFd,
+}
+
+impl FdStore {
+    /// Connects to the keeper at `path` and takes what it holds; starts a keeper (`exe
+    /// --fd-store-keeper PATH`, in a session of its own so a terminal's signals do not reach it)
+    /// if none answers.
+    pub fn open(path: &Path, exe: &Path) -> io::Result<(FdStore, Kept)> {
+        let sock = match unix::connect(path) {
+            Ok(s) => s,
+            Err(_) => spawn_keeper(path, exe)?,
+        };
+        set_recv_timeout(&sock, REPLY_TIMEOUT)?;
+        let store = FdStore { sock };
+        let kept = store.take_all()?;
+        if !kept.is_empty() {
+            info!(ports = kept.len(), "descriptors kept by the previous rvswitchd found");
+        }
+        Ok((store, kept))
+    }
+
+    fn take_all(&self) -> io::Result<Kept> {
+        wire::send(self.sock.as_fd(), b"GET", None)?;
+        let mut kept: Kept = HashMap::new();
+        let mut buf = [0u8; wire::MAX_MESSAGE];
+        // Bounded by what the keeper holds (it bounds that itself) plus the END message.
+        loop {
+            let (n, fd) = wire::recv(self.sock.as_fd(), &mut buf, false)?;
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the keeper closed the connection"));
+            }
+            if text == "END" {
+                return Ok(kept);
+            }
+            let parsed = text.strip_prefix("FD port/").and_then(|k| k.split_once('/'));
+            if let (Some((port, label)), Some(fd)) = (parsed, fd) {
+                kept.entry(port.to_string()).or_default().push((label.to_string(), fd));
+            }
+        }
+    }
+
+    /// Stores (replacing what was there) the descriptors of `port`.
+    pub fn put(&self, port: &str, fds: &[Labelled<'_>]) {
+        self.forget(port);
+        for (label, fd) in fds {
+            if let Err(e) =
+                wire::send(self.sock.as_fd(), format!("PUT {}", key(port, label)).as_bytes(), Some(*fd))
+            {
+                warn!(port, "cannot hand a descriptor to the keeper: {e}");
+            }
+        }
+    }
+
+    /// Drops what the keeper holds for `port` (removed, or replaced by a new device) and waits
+    /// (bounded by the socket's receive timeout) until it has closed them, so a device of the
+    /// same name can be created right after.
+    pub fn forget(&self, port: &str) {
+        if let Err(e) = wire::send(self.sock.as_fd(), format!("DEL {}", key(port, "")).as_bytes(), None) {
+            warn!(port, "cannot tell the keeper to close a device: {e}");
+            return;
+        }
+        let mut buf = [0u8; wire::MAX_MESSAGE];
+        match wire::recv(self.sock.as_fd(), &mut buf, false) {
+            Ok((2, None)) if &buf[..2] == b"OK" => {}
+            other => warn!(port, "the keeper did not confirm closing a device: {other:?}"),
+        }
+    }
+
+    /// A clean stop: the keeper closes every descriptor and ends.
+    pub fn close_all(self) {
+        let _ = wire::send(self.sock.as_fd(), b"EXIT", None);
+    }
+}
+
+fn spawn_keeper(path: &Path, exe: &Path) -> io::Result<OwnedFd> {
+    let mut cmd = Command::new(exe);
+    cmd.arg(KEEPER_FLAG).arg(path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    debug!(pid = child.id(), path = %path.display(), "started the descriptor keeper");
+    let started = Instant::now();
+    // Bounded: START_TIMEOUT in 5 ms steps.
+    loop {
+        match unix::connect(path) {
+            Ok(s) => return Ok(s),
+            Err(e) if started.elapsed() >= START_TIMEOUT => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn set_recv_timeout(sock: &OwnedFd, t: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: SO_RCVTIMEO reads a `timeval` of the given size from our stack.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Where the keeper listens by default: beside the control socket.
+pub fn default_path(control_socket: &Path) -> PathBuf {
+    control_socket.with_extension("fdstore")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn devnull() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    #[test]
+    fn the_keeper_keeps_replaces_forgets_and_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.fdstore");
+        let keeper = {
+            let path = path.clone();
+            std::thread::spawn(move || keeper::run(&path))
+        };
+        assert!((0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            path.exists()
+        }));
+        let no_exe = Path::new("/nonexistent");
+        let (store, kept) = FdStore::open(&path, no_exe).unwrap();
+        assert!(kept.is_empty());
+        let (a, b, c) = (devnull(), devnull(), devnull());
+        store.put("vnet0", &[("tap".into(), a.as_fd())]);
+        store.put("eth1", &[("tx".into(), b.as_fd()), ("rx0:2".into(), c.as_fd())]);
+        // Replacing a port drops its old labels.
+        store.put("eth1", &[("tx".into(), b.as_fd()), ("rx0:4".into(), c.as_fd())]);
+        drop(store);
+
+        let (store, kept) = FdStore::open(&path, no_exe).unwrap();
+        let mut labels: Vec<String> = kept["eth1"].iter().map(|(l, _)| l.clone()).collect();
+        labels.sort();
+        assert_eq!(labels, vec!["rx0:4", "tx"]);
+        assert_eq!(kept["vnet0"].len(), 1);
+        store.forget("vnet0");
+        drop(store);
+
+        let (store, kept) = FdStore::open(&path, no_exe).unwrap();
+        assert_eq!(kept.keys().collect::<Vec<_>>(), vec!["eth1"]);
+        store.close_all();
+        keeper.join().unwrap().unwrap();
+        assert!(!path.exists(), "the keeper removes its socket when it ends");
+    }
+}
