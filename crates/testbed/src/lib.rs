@@ -23,7 +23,7 @@ pub use libvirt::Libvirt;
 pub use names::unique;
 pub use netns::Netns;
 pub use ping::{BackgroundPing, PingReport};
-pub use root::{is_root, require_program, require_root, skip, under_ci};
+pub use root::{is_root, require_file, require_program, require_root, skip, under_ci};
 pub use unix::{signal_pid, socket_answers};
 pub use veth::Veth;
 pub use wait::wait_until;

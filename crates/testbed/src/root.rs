@@ -32,7 +32,8 @@ pub fn skip(test: &str, reason: &str) -> bool {
     if let Ok(path) = std::env::var("RVSWITCH_SKIP_LOG") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(f, "{test}: {reason}");
+            // One write of the whole line (O_APPEND): lines from parallel tests never interleave.
+            let _ = f.write_all(format!("{test}: {reason}\n").as_bytes());
         }
     }
     false
@@ -55,6 +56,13 @@ pub fn require_program(test: &str, program: &str, arg: &str, package: &str) -> b
         .status()
         .is_ok_and(|s| s.success());
     ok || skip(test, &format!("{program} is not installed (Debian package {package}; .ci/run installs it)"))
+}
+
+/// True if the file `path` exists (e.g. data a Debian package installs); else a [`skip`] naming
+/// the package.
+pub fn require_file(test: &str, path: &str, package: &str) -> bool {
+    std::path::Path::new(path).is_file()
+        || skip(test, &format!("{path} is missing (Debian package {package}; .ci/run installs it)"))
 }
 
 #[cfg(test)]

@@ -110,6 +110,10 @@ impl Reconciler {
                     ));
                     self.ports.remove(name);
                     self.forget(name);
+                    // Close the old device now: the datapath carries devices over by name, so
+                    // it would otherwise keep e.g. the internal tap of a port that became a
+                    // system port (and the new device could not take the name).
+                    self.datapath.detach(name);
                     reopen.push(name.to_string());
                     closing = true;
                 }

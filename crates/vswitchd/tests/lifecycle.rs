@@ -51,6 +51,13 @@ fn bad_config_is_rejected_and_running_config_stays() {
     let d = Daemon::start(&good);
     wait_ports_up(&d, &[&a.port, &b.port]);
     let before = d.show();
+    let names = |s: &ctl::protocol::ShowReply| -> Vec<(String, String, Option<u16>)> {
+        s.bridges
+            .iter()
+            .flat_map(|b| &b.ports)
+            .map(|p| (p.name.clone(), p.vlan_mode.clone(), p.tag))
+            .collect()
+    };
 
     // Line 6 is `tag = 4096`.
     let bad = format!(
@@ -64,24 +71,29 @@ fn bad_config_is_rejected_and_running_config_stays() {
         err.contains(&where_) && err.contains("4096"),
         "error should name file:line and the value: {err}"
     );
-    // SIGHUP with the same bad file: also refused, daemon stays up.
+    // SIGHUP with the same bad file: also refused (a second refusal line appears: the first
+    // came from `rvsctl reload` above), and the daemon stays up on the old config.
+    let refusals = |d: &Daemon| d.log().matches("reload refused").count();
+    let before_hup = refusals(&d);
+    assert_eq!(before_hup, 1, "reload's refusal not logged once:\n{}", d.log());
     d.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
+    let refused = wait_until(Duration::from_secs(5), || refusals(&d) > before_hup);
+    assert!(refused, "SIGHUP with a bad file was not refused:\n{}", d.log());
+    let hup_line = d.log().lines().rfind(|l| l.contains("reload refused")).unwrap_or("").to_string();
+    eprintln!("SIGHUP refusal: {hup_line}");
+    assert!(
+        hup_line.contains(&where_) && hup_line.contains("4096"),
+        "SIGHUP refusal lacks file:line: {hup_line}"
+    );
+    assert_eq!(names(&before), names(&d.show()), "running config changed by SIGHUP with a bad file");
     for garbage in ["[[bridge]\nname=", "[[bridge]]\nname = \"br-l2\"\nbogus = 1\n", "\u{0}\u{1}binary"] {
         d.write_config(garbage);
         assert!(d.reload().is_err(), "accepted {garbage:?}");
     }
     let after = d.show();
-    let names = |s: &ctl::protocol::ShowReply| -> Vec<(String, String, Option<u16>)> {
-        s.bridges
-            .iter()
-            .flat_map(|b| &b.ports)
-            .map(|p| (p.name.clone(), p.vlan_mode.clone(), p.tag))
-            .collect()
-    };
     assert_eq!(names(&before), names(&after), "running config changed");
     assert!(a.ping(&b, 2), "forwarding broke after rejected reloads");
-    assert!(d.log().contains("reload refused"), "refusal not logged");
+    assert_eq!(refusals(&d), before_hup + 1 + 3, "each refused reload is logged once");
 }
 
 #[test]

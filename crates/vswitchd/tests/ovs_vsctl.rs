@@ -8,6 +8,7 @@ mod common;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{have_ovs_vsctl, Daemon, Vm};
@@ -178,6 +179,44 @@ fn rpc(stream: &mut UnixStream, id: u64, method: &str, params: Value) -> Option<
     None
 }
 
+/// Acknowledgements counted across clients before the kill.
+const ACKS_BEFORE_KILL: usize = 200;
+/// Most transactions one client sends: far more than the kill lets through, so every client is
+/// still sending when the daemon dies (and the loop is bounded however the kill goes).
+const MAX_TXNS_PER_CLIENT: u64 = 20_000;
+
+/// What one client saw: the keys whose transaction was acknowledged, and the key of the
+/// transaction in flight when the connection broke (sent, never answered).
+#[derive(Default)]
+struct ClientLog {
+    acked: Vec<String>,
+    in_flight: Option<String>,
+}
+
+/// Inserts `k{client}-{i}` into the root row's external_ids, one transaction each, until the
+/// connection breaks; bumps `acks` after each acknowledgement.
+fn transact_until_killed(db: &std::path::Path, client: usize, acks: &AtomicUsize) -> ClientLog {
+    let mut log = ClientLog::default();
+    let Ok(mut stream) = UnixStream::connect(db) else { return log };
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..MAX_TXNS_PER_CLIENT {
+        let key = format!("k{client}-{i}");
+        let ops = json!(["Open_vSwitch", {"op": "mutate", "table": "Open_vSwitch", "where": [],
+            "mutations": [["external_ids", "insert", ["map", [[key, "1"]]]]]}]);
+        match rpc(&mut stream, i, "transact", ops) {
+            Some(r) if r[0].get("error").is_none() => {
+                log.acked.push(key);
+                acks.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                log.in_flight = Some(key);
+                break;
+            }
+        }
+    }
+    log
+}
+
 #[test]
 fn acknowledged_transactions_survive_kill_9() {
     if !require_root("acknowledged_transactions_survive_kill_9") {
@@ -189,50 +228,37 @@ fn acknowledged_transactions_survive_kill_9() {
     assert!(a.ping(&b, 3));
     let db = d.db_socket();
 
-    // 4 clients × up to 250 transactions; the daemon is killed part-way through.
-    let acked: Vec<Vec<String>> = std::thread::scope(|s| {
-        let clients: Vec<_> = (0..4)
-            .map(|c| {
-                let db = db.clone();
-                s.spawn(move || {
-                    let mut done = Vec::new();
-                    let Ok(mut stream) = UnixStream::connect(&db) else { return done };
-                    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    for i in 0..250u64 {
-                        let key = format!("k{c}-{i}");
-                        let ops = json!(["Open_vSwitch", {"op": "mutate", "table": "Open_vSwitch", "where": [],
-                            "mutations": [["external_ids", "insert", ["map", [[key, "1"]]]]]}]);
-                        match rpc(&mut stream, i, "transact", ops) {
-                            Some(r) if r[0].get("error").is_none() => done.push(key),
-                            _ => break,
-                        }
-                    }
-                    done
-                })
-            })
-            .collect();
-        // Let some commit, then kill -9 in the middle.
-        wait_until(Duration::from_secs(10), || {
-            Command::new("ovsdb-client")
-                .args(["transact", &format!("unix:{}", db.display()), r#"["Open_vSwitch",{"op":"select","table":"Open_vSwitch","where":[],"columns":["external_ids"]}]"#])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).matches("\"k").count() > 100)
-                || d.pid() == 0
-        });
+    // 4 clients transact until the daemon dies; it is killed once the clients have counted
+    // ACKS_BEFORE_KILL acknowledgements, so the kill always lands while they are sending.
+    let acks = AtomicUsize::new(0);
+    let logs: Vec<ClientLog> = std::thread::scope(|s| {
+        let (db, acks) = (&db, &acks);
+        let clients: Vec<_> = (0..4).map(|c| s.spawn(move || transact_until_killed(db, c, acks))).collect();
+        let enough = wait_until(Duration::from_secs(60), || acks.load(Ordering::Relaxed) >= ACKS_BEFORE_KILL);
         d.kill9();
+        assert!(enough, "only {} acknowledgements in 60 s", acks.load(Ordering::Relaxed));
         clients.into_iter().map(|h| h.join().unwrap_or_default()).collect()
     });
-    let total: usize = acked.iter().map(Vec::len).sum();
-    assert!(total > 0 && total < 1000, "kill did not land mid-load ({total} acknowledged)");
+    let total: usize = logs.iter().map(|l| l.acked.len()).sum();
+    let in_flight: Vec<&String> = logs.iter().filter_map(|l| l.in_flight.as_ref()).collect();
+    assert_eq!(in_flight.len(), logs.len(), "a client stopped before the kill (all must still be sending)");
 
     d.restart();
     common::wait_ports_up(&d, &[&a.port, &b.port]);
     assert!(a.ping(&b, 2), "datapath not restored after kill -9");
     let mut stream = UnixStream::connect(d.db_socket()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let r = rpc(&mut stream, 1, "transact", json!(["Open_vSwitch", {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["external_ids"]}])).unwrap();
+    let select = json!(["Open_vSwitch", {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["external_ids"]}]);
+    let r = rpc(&mut stream, 1, "transact", select).unwrap();
     let ids = r[0]["rows"][0]["external_ids"].to_string();
-    let lost: Vec<&String> = acked.iter().flatten().filter(|k| !ids.contains(&format!("\"{k}\""))).collect();
+    let present = |k: &String| ids.contains(&format!("\"{k}\""));
+    let lost: Vec<&String> = logs.iter().flat_map(|l| &l.acked).filter(|k| !present(k)).collect();
+    let unacked_kept = in_flight.iter().filter(|k| present(k)).count();
+    eprintln!(
+        "kill -9 after {ACKS_BEFORE_KILL}+ acks: {total} acknowledged, {} lost; of {} in flight, {unacked_kept} committed",
+        lost.len(),
+        in_flight.len()
+    );
     assert!(
         lost.is_empty(),
         "{} of {total} acknowledged transactions lost, e.g. {:?}",
@@ -241,45 +267,71 @@ fn acknowledged_transactions_survive_kill_9() {
     );
 }
 
+/// One `(action, name, ofport)` per row of an `ovsdb-client --format=json monitor` line (columns
+/// `name ofport`): action is "initial", "insert", "delete", "old" or "new".
+fn monitor_rows(line: &str) -> Vec<(String, Value, Value)> {
+    let Ok(v) = serde_json::from_str::<Value>(line) else { return Vec::new() };
+    let rows = v["data"].as_array().cloned().unwrap_or_default();
+    rows.iter().map(|r| (r[1].as_str().unwrap_or("").to_string(), r[2].clone(), r[3].clone())).collect()
+}
+
 #[test]
 fn ovsdb_client_sees_the_daemon_write_ofport() {
     if !require_root("ovsdb_client_sees_the_daemon_write_ofport") || !have_ovs_vsctl() {
         return;
     }
-    use std::io::Read;
+    use std::io::BufRead;
     let a = Vm::new(1);
     let d = Daemon::start("");
     vsctl(&d, &["add-br", "br-mon"]).unwrap();
     let db = format!("unix:{}", d.db_socket().display());
     let child = Command::new("ovsdb-client")
-        .args(["monitor", &db, "Open_vSwitch", "Interface", "name", "ofport"])
+        .args(["--format=json", "monitor", &db, "Open_vSwitch", "Interface", "name", "ofport"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut guard = testbed::ChildGuard::new(child);
-    let mut out = guard.child_mut().stdout.take().unwrap();
+    let out = guard.child_mut().stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    // Forwards the monitor's lines until it is killed (EOF); ovsdb-client flushes each update.
     let reader = std::thread::spawn(move || {
-        // Reads until the monitor is killed (EOF), bounded by the 1 MiB buffer.
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0;
-        while n < buf.len() {
-            match out.read(&mut buf[n..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => n += k,
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
             }
         }
-        String::from_utf8_lossy(&buf[..n]).into_owned()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The initial dump (the bridge's own interface) first, so everything after it is an update.
+    let initial = lines.recv_timeout(Duration::from_secs(10)).expect("monitor printed no initial dump");
+    let rows = monitor_rows(&initial);
+    assert!(
+        !rows.is_empty() && rows.iter().all(|(action, ..)| action == "initial"),
+        "first monitor output is not the initial dump: {initial}"
+    );
+    assert!(rows.iter().all(|(_, name, _)| name != &json!(a.port)), "port already there: {initial}");
+
     vsctl(&d, &["add-port", "br-mon", &a.port]).unwrap();
-    let ofport = vsctl(&d, &["get", "Interface", &a.port, "ofport"]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let ofport: i64 = vsctl(&d, &["get", "Interface", &a.port, "ofport"]).unwrap().parse().unwrap();
+    assert!(ofport > 0, "ofport {ofport}");
+    // The update that carries it: an insert with ofport already set, or a modify whose new row
+    // has it. Bounded by count and by the per-line wait.
+    let mut updates = Vec::new();
+    let mut seen = false;
+    for _ in 0..20 {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) else { break };
+        seen = monitor_rows(&line).iter().any(|(action, name, port)| {
+            (action == "insert" || action == "new") && name == &json!(a.port) && port == &json!(ofport)
+        });
+        updates.push(line);
+        if seen {
+            break;
+        }
+    }
+    eprintln!("{} monitor update(s) until ofport {ofport} of {} was seen", updates.len(), a.port);
     drop(guard); // kills the monitor by PID; the reader sees EOF
-    let text = reader.join().unwrap();
-    let line =
-        text.lines().find(|l| l.contains(&a.port) && l.contains(&format!(" {ofport}"))).map(str::to_string);
-    assert!(line.is_some(), "monitor never showed {} with ofport {ofport}:\n{text}", a.port);
+    reader.join().unwrap();
+    assert!(seen, "no monitor update showed {} with ofport {ofport}:\n{}", a.port, updates.join("\n"));
 }
 
 #[test]
