@@ -54,13 +54,29 @@ pub struct Engine {
     heartbeat: Arc<Heartbeat>,
 }
 
-/// Epoll token of receive queue `queue` of port `slot` on bridge `bridge`.
-fn token(bridge: usize, slot: usize, queue: usize) -> u64 {
-    ((bridge as u64) << 40) | ((queue as u64 & 0xff) << 32) | (slot as u64 & 0xffff_ffff)
+/// Which receive queue an epoll event is for: queue `queue` of the port in slot `slot` of bridge
+/// `bridge`. Packed into the event's 64-bit user data (bridge above bit 40, queue in bits
+/// 32..40, slot in the low 32 bits); named fields so packing and unpacking cannot disagree on
+/// the order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Token {
+    bridge: usize,
+    slot: usize,
+    queue: usize,
 }
 
-fn untoken(tok: u64) -> (usize, usize, usize) {
-    ((tok >> 40) as usize, ((tok >> 32) & 0xff) as usize, (tok & 0xffff_ffff) as usize)
+impl Token {
+    fn pack(self) -> u64 {
+        ((self.bridge as u64) << 40) | ((self.queue as u64 & 0xff) << 32) | (self.slot as u64 & 0xffff_ffff)
+    }
+
+    fn unpack(tok: u64) -> Token {
+        Token {
+            bridge: (tok >> 40) as usize,
+            queue: ((tok >> 32) & 0xff) as usize,
+            slot: (tok & 0xffff_ffff) as usize,
+        }
+    }
 }
 
 /// Where the frames of one wakeup came from, for [`SenderAffinity`].
@@ -158,11 +174,11 @@ impl Engine {
                     self.waker.drain();
                     self.drain_commands();
                 } else {
-                    let (b, q, s) = untoken(tok);
-                    let (got, per_cpu) = self.service_port(b, s, q);
+                    let t = Token::unpack(tok);
+                    let (got, per_cpu) = self.service_port(t.bridge, t.slot, t.queue);
                     if got > 0 {
                         moved += got;
-                        source = source.add(per_cpu.then_some(q));
+                        source = source.add(per_cpu.then_some(t.queue));
                     }
                 }
             }
@@ -220,7 +236,9 @@ impl Engine {
             for (s, dev) in br.devs.iter().enumerate() {
                 if let Some(dev) = dev {
                     for q in 0..dev.rx_queues() {
-                        if let Err(e) = epoll.add(dev.queue_fd(q), token(b, s, q)) {
+                        if let Err(e) =
+                            epoll.add(dev.queue_fd(q), Token { bridge: b, slot: s, queue: q }.pack())
+                        {
                             warn!(port = dev.name(), "cannot poll port: {e}");
                         }
                     }
@@ -426,4 +444,23 @@ fn forward_batch(
         }
     }
     gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        for t in [
+            Token { bridge: 0, slot: 0, queue: 0 },
+            Token { bridge: 3, slot: 7, queue: 1 },
+            Token { bridge: 1, slot: 0xffff_ffff, queue: 0xff },
+            Token { bridge: 0xff_ffff, slot: 12, queue: 3 },
+        ] {
+            assert_eq!(Token::unpack(t.pack()), t);
+        }
+        // The layout is the one documented: fields do not bleed into each other.
+        assert_eq!(Token { bridge: 1, slot: 2, queue: 3 }.pack(), (1 << 40) | (3 << 32) | 2);
+    }
 }
