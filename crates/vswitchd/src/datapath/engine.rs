@@ -166,22 +166,7 @@ impl Engine {
             }
             // Only sender affinity needs to know how long a round took.
             let woke = affinity.is_some().then(Instant::now);
-            let mut moved = 0;
-            let mut source = Source::Nothing;
-            for ev in &events[..n] {
-                let tok = ev.u64;
-                if tok == WAKER_TOKEN {
-                    self.waker.drain();
-                    self.drain_commands();
-                } else {
-                    let t = Token::unpack(tok);
-                    let (got, per_cpu) = self.service_port(t.bridge, t.slot, t.queue);
-                    if got > 0 {
-                        moved += got;
-                        source = source.add(per_cpu.then_some(t.queue));
-                    }
-                }
-            }
+            let (moved, source) = self.dispatch(&events[..n]);
             if moved > 0 {
                 if let (Some(a), Some(woke)) = (affinity.as_mut(), woke) {
                     let done = Instant::now();
@@ -218,6 +203,28 @@ impl Engine {
             self.bridges.drain(..).flat_map(|b| b.devs.into_iter().flatten()).collect();
         close_all(devs);
         info!("forwarding thread stopped");
+    }
+
+    /// Handles the ready events of one wait: control commands, then frames from the ports.
+    /// Returns the frames received and where they came from.
+    fn dispatch(&mut self, events: &[libc::epoll_event]) -> (usize, Source) {
+        let mut moved = 0;
+        let mut source = Source::Nothing;
+        for ev in events {
+            let tok = ev.u64;
+            if tok == WAKER_TOKEN {
+                self.waker.drain();
+                self.drain_commands();
+            } else {
+                let t = Token::unpack(tok);
+                let (got, per_cpu) = self.service_port(t.bridge, t.slot, t.queue);
+                if got > 0 {
+                    moved += got;
+                    source = source.add(per_cpu.then_some(t.queue));
+                }
+            }
+        }
+        (moved, source)
     }
 
     /// Recreates the epoll set from the current devices; runs only after a control change.
@@ -447,20 +454,4 @@ fn forward_batch(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_round_trip() {
-        for t in [
-            Token { bridge: 0, slot: 0, queue: 0 },
-            Token { bridge: 3, slot: 7, queue: 1 },
-            Token { bridge: 1, slot: 0xffff_ffff, queue: 0xff },
-            Token { bridge: 0xff_ffff, slot: 12, queue: 3 },
-        ] {
-            assert_eq!(Token::unpack(t.pack()), t);
-        }
-        // The layout is the one documented: fields do not bleed into each other.
-        assert_eq!(Token { bridge: 1, slot: 2, queue: 3 }.pack(), (1 << 40) | (3 << 32) | 2);
-    }
-}
+mod tests;
