@@ -14,7 +14,7 @@ use netdev::{interface_info, InterfaceInfo, NetdevError};
 use switch::{PortCounters, PortSpec};
 use tracing::{info, warn};
 
-use crate::datapath::{Datapath, PortLink, Topology, TopologyBridge, TopologyPort};
+use crate::datapath::{Datapath, NoAnswer, PortLink, Topology, TopologyBridge, TopologyPort};
 use crate::device::Device;
 use crate::fdstore::{FdStore, Kept};
 use crate::state::{DesiredPort, DesiredState, PortKind};
@@ -312,10 +312,19 @@ impl Reconciler {
         }
     }
 
-    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, String> {
+    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, FdbError> {
         match self.datapath.fdb(bridge, Duration::from_secs(2))? {
             Some(entries) => Ok(FdbReply { bridge: bridge.to_string(), entries }),
-            None => Err(format!("no bridge named {bridge}")),
+            None => Err(FdbError::NoBridge(bridge.to_string())),
         }
     }
+}
+
+/// Why a bridge's MAC table cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum FdbError {
+    #[error("no bridge named {0}")]
+    NoBridge(String),
+    #[error(transparent)]
+    Datapath(#[from] NoAnswer),
 }

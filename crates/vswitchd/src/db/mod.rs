@@ -3,6 +3,7 @@
 //! reconciles, and writes status back (ofport, link_state, error, statistics, cur_cfg...).
 
 mod datum;
+mod error;
 #[cfg(test)]
 mod fixtures;
 mod plan;
@@ -21,7 +22,8 @@ use ovsdb::{Database, MonitorVersion, Session};
 use serde_json::{json, Value};
 use tracing::{debug, warn};
 
-pub use plan::{plan, Plan, Rejected};
+pub use error::DbError;
+pub use plan::{plan, Plan, Rejected, Unsupported};
 pub use root::{ensure_root_row, SYSTEM_ID_KEY};
 pub use seed::{seed_ops, SOURCE_KEY};
 pub use snapshot::Snapshot;
@@ -70,16 +72,16 @@ pub struct DbSync {
 impl DbSync {
     /// Connects to `db`, takes the `ovs_vswitchd` lock and starts monitoring. Returns the channel
     /// on which database changes are announced.
-    pub fn new(db: &Arc<Database>) -> Result<(DbSync, Receiver<Value>), String> {
+    pub fn new(db: &Arc<Database>) -> Result<(DbSync, Receiver<Value>), DbError> {
         let mut session = db.session();
         match session.lock(LOCK) {
             Ok(true) => {}
-            Ok(false) => return Err(format!("lock {LOCK} is held by another client")),
-            Err(e) => return Err(format!("cannot request lock {LOCK}: {e:?}")),
+            Ok(false) => return Err(DbError::LockHeld),
+            Err(e) => return Err(DbError::LockRequest(e)),
         }
         session
             .monitor(MonitorVersion::V1, json!("rvswitchd"), &monitor_request())
-            .map_err(|e| format!("cannot monitor the database: {e:?}"))?;
+            .map_err(DbError::Monitor)?;
         let notes = session.take_notifications();
         let sync = DbSync {
             session,
@@ -94,17 +96,17 @@ impl DbSync {
     }
 
     /// Writes `desired` (from a config file) into the database as one transaction.
-    pub fn seed(&mut self, desired: &DesiredState, source: &str) -> Result<(), String> {
+    pub fn seed(&mut self, desired: &DesiredState, source: &str) -> Result<(), DbError> {
         let snap = Snapshot::read(&self.session)?;
         let reply = self.session.transact(seed_ops(&snap, desired, source));
         match txn_errors(&reply) {
-            Some(e) => Err(format!("the database refused the config: {e}")),
+            Some(e) => Err(DbError::ConfigRefused(e)),
             None => Ok(()),
         }
     }
 
     /// Reads the configuration, makes the datapath match it and writes status back.
-    pub fn sync(&mut self, rec: &mut Reconciler) -> Result<Vec<String>, String> {
+    pub fn sync(&mut self, rec: &mut Reconciler) -> Result<Vec<String>, DbError> {
         self.snapshot = Snapshot::read(&self.session)?;
         self.plan = plan(&self.snapshot);
         for r in &self.plan.rejected {
@@ -187,6 +189,15 @@ mod tests {
         let names: Vec<String> =
             plan(&Snapshot::read(&session).unwrap()).desired.bridges.into_iter().map(|b| b.name).collect();
         assert_eq!(names, vec!["br-intranet".to_string()]);
+    }
+
+    #[test]
+    fn a_second_client_cannot_take_the_lock() {
+        let db = Database::in_memory(DatabaseSchema::parse_str(ovsdb::VSWITCH_SCHEMA).unwrap());
+        let _first = DbSync::new(&db).unwrap();
+        let e = DbSync::new(&db).err().expect("the lock is taken");
+        assert!(matches!(e, DbError::LockHeld), "{e:?}");
+        assert_eq!(e.to_string(), "lock ovs_vswitchd is held by another client");
     }
 
     #[test]
