@@ -147,6 +147,12 @@ fn learned_macs_and_devices_survive_a_topology_change() {
     assert!(!a.is_closed() && !b.is_closed());
     assert!(rig.attached("a") && rig.attached("b"));
     assert!(c.is_closed(), "the removed port's device is closed");
+    let (reply, answer) = mpsc::channel();
+    rig.command(Command::Fdb { bridge: "br0".into(), reply });
+    let fdb = answer.try_recv().expect("answered in the same turn").expect("br0 exists");
+    assert_eq!(fdb.len(), 1, "{fdb:?}");
+    let want = MacAddr(mac(1)).to_string();
+    assert_eq!((fdb[0].mac.as_str(), fdb[0].port.as_str(), fdb[0].vlan), (want.as_str(), "a", 10));
     let reply = frame(mac(2), mac(1));
     b.inject(&reply);
     rig.turn();
