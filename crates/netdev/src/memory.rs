@@ -22,6 +22,7 @@ struct State {
     sent: Vec<Vec<u8>>,
     gone: bool,
     closed: bool,
+    kernel_drops: u64,
 }
 
 #[derive(Debug)]
@@ -125,6 +126,11 @@ impl MemoryHandle {
         self.shared.signal();
     }
 
+    /// Counts `n` frames as lost before they could be read, as a full receive ring does.
+    pub fn drop_in_kernel(&self, n: u64) {
+        self.shared.lock().kernel_drops += n;
+    }
+
     /// True once the [`MemoryPort`] was dropped (the device closed).
     pub fn is_closed(&self) -> bool {
         self.shared.lock().closed
@@ -164,6 +170,10 @@ impl Netdev for MemoryPort {
         }
         batch.set_len(n);
         Ok(n)
+    }
+
+    fn take_kernel_drops(&mut self) -> u64 {
+        std::mem::take(&mut self.shared.lock().kernel_drops)
     }
 
     fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError> {

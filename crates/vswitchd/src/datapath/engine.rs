@@ -182,27 +182,32 @@ impl Engine {
             }
             // Without sender affinity nothing tells continuations apart: one blocking wait.
             continuing = moved > 0 && affinity.is_some();
-            let now = self.now_ms();
-            if now.saturating_sub(self.last_tick) >= TICK_MS {
-                self.last_tick = now;
-                self.heartbeat.beat();
-                for b in &mut self.bridges {
-                    b.bridge.expire(now);
-                    // Kernel-side receive drops become a counted drop reason, so an overloaded
-                    // port shows up in `rvsctl show` instead of losing frames silently.
-                    for (slot, dev) in b.devs.iter_mut().enumerate() {
-                        let lost = dev.as_mut().map_or(0, |d| d.take_kernel_drops());
-                        if lost > 0 {
-                            b.bridge.ports()[slot].counters.count_drop(DropReason::RxQueueFull, lost);
-                        }
-                    }
-                }
-            }
+            self.housekeeping();
         }
         let devs: Vec<Box<dyn Netdev>> =
             self.bridges.drain(..).flat_map(|b| b.devs.into_iter().flatten()).collect();
         close_all(devs);
         info!("forwarding thread stopped");
+    }
+
+    /// Once a tick: a heartbeat for the watchdog, MAC aging, and kernel-side receive drops become a counted drop reason, so an
+    /// overloaded port shows up in `rvsctl show` instead of losing frames silently.
+    fn housekeeping(&mut self) {
+        let now = self.now_ms();
+        if now.saturating_sub(self.last_tick) < TICK_MS {
+            return;
+        }
+        self.last_tick = now;
+        self.heartbeat.beat();
+        for b in &mut self.bridges {
+            b.bridge.expire(now);
+            for (slot, dev) in b.devs.iter_mut().enumerate() {
+                let lost = dev.as_mut().map_or(0, |d| d.take_kernel_drops());
+                if lost > 0 {
+                    b.bridge.ports()[slot].counters.count_drop(DropReason::RxQueueFull, lost);
+                }
+            }
+        }
     }
 
     /// Handles the ready events of one wait: control commands, then frames from the ports.

@@ -205,6 +205,21 @@ fn a_port_whose_device_vanished_on_send_is_detached() {
 }
 
 #[test]
+fn each_tick_beats_the_heart_and_counts_kernel_drops() {
+    let (mut rig, a, _b, _c) = three_ports();
+    a.drop_in_kernel(5);
+    // A tick later (the loop's clock moved back instead of waiting a second).
+    let earlier = rig.engine.start.checked_sub(Duration::from_millis(TICK_MS)).expect("clock");
+    rig.engine.start = earlier;
+    let beats = rig.engine.heartbeat.count();
+    rig.engine.housekeeping();
+    assert_eq!(rig.engine.heartbeat.count(), beats + 1, "the watchdog sees the loop turn");
+    let drops = rig.counters["a"].snapshot().drops;
+    assert_eq!(drops.values().sum::<u64>(), 5, "{drops:?}");
+    assert_eq!(drops.len(), 1, "one reason: {drops:?}");
+}
+
+#[test]
 fn tokens_round_trip() {
     for t in [
         Token { bridge: 0, slot: 0, queue: 0 },
