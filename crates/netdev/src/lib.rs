@@ -4,11 +4,13 @@
 //! * [`SystemPort`]: AF_PACKET on any existing netdev (veth end, NIC, a tap qemu created).
 //! * [`TapPort`]: a tap device rvswitchd creates itself through /dev/net/tun.
 //! * internal ports are tap devices too (see [`TapPort::create_internal`]): the host stack's leg.
+//! * [`memory::MemoryPort`]: frames in memory, for unit tests of the code above (no device).
 
 mod adopt;
 mod batch;
 mod error;
 mod info;
+pub mod memory;
 mod name;
 mod ring;
 mod sys;

@@ -94,13 +94,13 @@ fn handle(req: Request, shared: &Shared) -> Reply {
         Request::Show => Reply::success(&lock(shared).show()),
         Request::FdbShow { bridge } => match lock(shared).fdb(&bridge) {
             Ok(r) => Reply::success(&r),
-            Err(e) => Reply::failure(e),
+            Err(e) => Reply::failure(e.to_string()),
         },
         Request::Reload => match lock(shared).reload() {
             Ok(changes) => Reply::success(&ReloadReply { changes }),
             Err(e) => {
                 warn!("reload refused, running config kept: {e}");
-                Reply::failure(e)
+                Reply::failure(e.to_string())
             }
         },
     }

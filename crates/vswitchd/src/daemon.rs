@@ -7,9 +7,19 @@ use std::path::PathBuf;
 use ctl::protocol::{FdbReply, ShowReply};
 use tracing::{info, warn};
 
-use crate::config;
-use crate::db::DbSync;
-use crate::reconcile::Reconciler;
+use crate::config::{self, ConfigError};
+use crate::db::{DbError, DbSync};
+use crate::reconcile::{FdbError, Reconciler};
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file is bad; the database was not touched.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
 
 pub struct Daemon {
     rec: Reconciler,
@@ -24,12 +34,12 @@ impl Daemon {
 
     /// Reads the config file (if any) into the database, then applies the database. A bad file
     /// changes nothing: it is rejected before the database is touched.
-    pub fn reload(&mut self) -> Result<Vec<String>, String> {
+    pub fn reload(&mut self) -> Result<Vec<String>, ReloadError> {
         if let Some(path) = &self.config_path {
-            let desired = config::load(path).map_err(|e| e.to_string())?;
+            let desired = config::load(path)?;
             self.db.seed(&desired, &path.display().to_string())?;
         }
-        self.db.sync(&mut self.rec)
+        Ok(self.db.sync(&mut self.rec)?)
     }
 
     /// Applies the database's current configuration (after a change notification).
@@ -53,7 +63,7 @@ impl Daemon {
         self.rec.show(self.config_path.as_ref().map(|p| p.display().to_string()))
     }
 
-    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, String> {
+    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, FdbError> {
         self.rec.fdb(bridge)
     }
 

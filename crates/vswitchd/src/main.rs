@@ -75,11 +75,13 @@ struct Args {
     service: ServiceArgs,
 }
 
-fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| format!("{s:?} is not an octal mode"))
+/// A socket mode on the command line that is not 0..=0o777 in octal.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not an octal mode")]
+struct BadMode(String);
+
+fn parse_mode(s: &str) -> Result<u32, BadMode> {
+    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o777).ok_or_else(|| BadMode(s.to_string()))
 }
 
 fn main() -> ExitCode {
@@ -156,7 +158,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let database = Database::open(schema, &args.db_file)
         .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.db_file.display()))?;
     // Clients may connect the instant the socket exists; the root row must be there by then.
-    ensure_root_row(&database).map_err(anyhow::Error::msg)?;
+    ensure_root_row(&database)?;
     let server = Server::start_with_database(
         database,
         &args.db_socket,
@@ -165,7 +167,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Default::default(),
     )
     .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
-    let (db, notes) = DbSync::new(server.database()).map_err(anyhow::Error::msg)?;
+    let (db, notes) = DbSync::new(server.database())?;
     let datapath = Datapath::spawn_with(DatapathOptions {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
@@ -174,7 +176,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
-    lock(&shared).reload().map_err(anyhow::Error::msg)?;
+    lock(&shared).reload()?;
     lock(&shared).drop_unclaimed_kept();
     let socket = control::serve(&args.control_socket, shared.clone())?;
     info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");

@@ -3,6 +3,8 @@
 //! them over, and every second re-checks devices so a VM's tap that vanished is marked down and
 //! picked up again when it comes back.
 
+mod diff;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +14,11 @@ use netdev::{interface_info, InterfaceInfo, NetdevError};
 use switch::{PortCounters, PortSpec};
 use tracing::{info, warn};
 
-use crate::datapath::{Datapath, PortLink, Topology, TopologyBridge, TopologyPort};
+use crate::datapath::{Datapath, NoAnswer, PortLink, Topology, TopologyBridge, TopologyPort};
 use crate::device::Device;
 use crate::fdstore::{FdStore, Kept};
 use crate::state::{DesiredPort, DesiredState, PortKind};
+pub use diff::{diff, Change, Changes};
 
 /// How long a configuration change may wait for the forwarding thread to carry it out. Closing
 /// a thousand AF_PACKET ports takes about a second (see `close_all`).
@@ -67,122 +70,74 @@ impl Reconciler {
         Reconciler { desired: DesiredState::default(), ports: HashMap::new(), datapath, store, kept }
     }
 
-    /// Makes the datapath match `new`; returns a line per change.
+    /// Makes the datapath match `new`; returns a line per change. What changes is decided by
+    /// [`diff`]; this only carries it out.
     pub fn apply(&mut self, new: DesiredState) -> Vec<String> {
         if new == self.desired {
             // Nothing to do (e.g. only external_ids changed in the database): the forwarding
             // thread is not disturbed at all.
             return Vec::new();
         }
-        let mut changes = Vec::new();
-        let old_ports: HashMap<&str, (&str, &DesiredPort)> =
-            self.desired.ports().map(|(b, p)| (p.name.as_str(), (b.name.as_str(), p))).collect();
-        let new_ports: HashMap<&str, &DesiredPort> = new.ports().map(|(_, p)| (p.name.as_str(), p)).collect();
-        for b in &self.desired.bridges {
-            if !new.bridges.iter().any(|n| n.name == b.name) {
-                changes.push(format!("removed bridge {}", b.name));
-            }
+        let changes = diff(&self.desired, &new);
+        // Ports that are gone, or whose type or bridge changed, lose their runtime (and device).
+        for name in changes.closed_ports() {
+            self.ports.remove(name);
+            self.forget(name);
+            // Close the old device now: the datapath carries devices over by name, so it would
+            // otherwise keep e.g. the internal tap of a port that became a system port (and the
+            // new device could not take the name).
+            self.datapath.detach(name);
         }
-        for b in &new.bridges {
-            match self.desired.bridges.iter().find(|o| o.name == b.name) {
-                None => changes.push(format!("added bridge {}", b.name)),
-                Some(o) if o.settings != b.settings => {
-                    changes.push(format!("changed settings of bridge {}", b.name))
-                }
-                Some(_) => {}
-            }
-        }
-        // Ports that are gone, or whose type changed, lose their runtime (and device).
-        let mut reopen = Vec::new();
-        let mut closing = false;
-        for (bridge, port) in new.ports() {
-            let (name, bridge) = (port.name.as_str(), bridge.name.as_str());
-            match old_ports.get(name) {
-                None => {
-                    changes.push(format!("added port {name} to {bridge}"));
-                    reopen.push(name.to_string());
-                }
-                Some((old_bridge, old)) if old.kind != port.kind || *old_bridge != bridge => {
-                    changes.push(format!(
-                        "replaced port {name} ({} on {old_bridge} → {} on {bridge})",
-                        old.kind.as_str(),
-                        port.kind.as_str()
-                    ));
-                    self.ports.remove(name);
-                    self.forget(name);
-                    // Close the old device now: the datapath carries devices over by name, so
-                    // it would otherwise keep e.g. the internal tap of a port that became a
-                    // system port (and the new device could not take the name).
-                    self.datapath.detach(name);
-                    reopen.push(name.to_string());
-                    closing = true;
-                }
-                Some((_, old)) if old.vlan != port.vlan => {
-                    changes.push(format!("changed VLAN settings of port {name}"))
-                }
-                Some(_) => {}
-            }
-        }
-        for (bridge, port) in self.desired.ports() {
-            if !new_ports.contains_key(port.name.as_str()) {
-                changes.push(format!("removed port {} from {}", port.name, bridge.name));
-                self.ports.remove(&port.name);
-                self.forget(&port.name);
-                closing = true;
-            }
-        }
-
-        let topology = Topology {
-            bridges: new
-                .bridges
-                .iter()
-                .map(|b| TopologyBridge {
-                    name: b.name.clone(),
-                    settings: b.settings.clone(),
-                    ports: b
-                        .ports
-                        .iter()
-                        .map(|p| {
-                            let rt = self.ports.entry(p.name.clone()).or_insert_with(|| PortRuntime {
-                                kind: p.kind,
-                                counters: Arc::default(),
-                                link: Arc::default(),
-                                ifindex: None,
-                                error: None,
-                                info: None,
-                            });
-                            TopologyPort {
-                                spec: PortSpec {
-                                    name: p.name.clone(),
-                                    vlan: p.vlan.clone(),
-                                    counters: rt.counters.clone(),
-                                },
-                                link: rt.link.clone(),
-                            }
-                        })
-                        .collect(),
-                })
-                .collect(),
-        };
         // Port layout first, then devices for the new ports: the datapath drops a device for a
         // port it does not know.
+        let topology = self.topology(&new);
         self.datapath.set_topology(Arc::new(topology));
         self.desired = new;
-        if closing {
+        if changes.close_before_open() {
             // A replaced tap's name is free only once the forwarding thread closed the old one
             // (else TUNSETIFF fails with EBUSY).
             self.wait_for_datapath();
         }
-        for name in reopen {
-            self.open_port(&name);
+        for name in changes.opened_ports() {
+            self.open_port(name);
         }
         // Status (and with it cur_cfg) is written after this returns: by then removed devices
         // are closed and new ones are in use, so "acknowledged" means "applied".
         self.wait_for_datapath();
-        for c in &changes {
+        let lines = changes.lines();
+        for c in &lines {
             info!("{c}");
         }
-        changes
+        lines
+    }
+
+    /// The forwarding layout of `new`; ports without a runtime get a fresh one (detached, zero
+    /// counters), surviving ports keep theirs.
+    fn topology(&mut self, new: &DesiredState) -> Topology {
+        let mut port = |p: &DesiredPort| {
+            let rt = self.ports.entry(p.name.clone()).or_insert_with(|| PortRuntime {
+                kind: p.kind,
+                counters: Arc::default(),
+                link: Arc::default(),
+                ifindex: None,
+                error: None,
+                info: None,
+            });
+            TopologyPort {
+                spec: PortSpec { name: p.name.clone(), vlan: p.vlan.clone(), counters: rt.counters.clone() },
+                link: rt.link.clone(),
+            }
+        };
+        let bridges = new
+            .bridges
+            .iter()
+            .map(|b| TopologyBridge {
+                name: b.name.clone(),
+                settings: b.settings.clone(),
+                ports: b.ports.iter().map(&mut port).collect(),
+            })
+            .collect();
+        Topology { bridges }
     }
 
     fn wait_for_datapath(&self) {
@@ -361,10 +316,19 @@ impl Reconciler {
         }
     }
 
-    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, String> {
+    pub fn fdb(&self, bridge: &str) -> Result<FdbReply, FdbError> {
         match self.datapath.fdb(bridge, Duration::from_secs(2))? {
             Some(entries) => Ok(FdbReply { bridge: bridge.to_string(), entries }),
-            None => Err(format!("no bridge named {bridge}")),
+            None => Err(FdbError::NoBridge(bridge.to_string())),
         }
     }
+}
+
+/// Why a bridge's MAC table cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum FdbError {
+    #[error("no bridge named {0}")]
+    NoBridge(String),
+    #[error(transparent)]
+    Datapath(#[from] NoAnswer),
 }

@@ -54,13 +54,29 @@ pub struct Engine {
     heartbeat: Arc<Heartbeat>,
 }
 
-/// Epoll token of receive queue `queue` of port `slot` on bridge `bridge`.
-fn token(bridge: usize, slot: usize, queue: usize) -> u64 {
-    ((bridge as u64) << 40) | ((queue as u64 & 0xff) << 32) | (slot as u64 & 0xffff_ffff)
+/// Which receive queue an epoll event is for: queue `queue` of the port in slot `slot` of bridge
+/// `bridge`. Packed into the event's 64-bit user data (bridge above bit 40, queue in bits
+/// 32..40, slot in the low 32 bits); named fields so packing and unpacking cannot disagree on
+/// the order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Token {
+    bridge: usize,
+    slot: usize,
+    queue: usize,
 }
 
-fn untoken(tok: u64) -> (usize, usize, usize) {
-    ((tok >> 40) as usize, ((tok >> 32) & 0xff) as usize, (tok & 0xffff_ffff) as usize)
+impl Token {
+    fn pack(self) -> u64 {
+        ((self.bridge as u64) << 40) | ((self.queue as u64 & 0xff) << 32) | (self.slot as u64 & 0xffff_ffff)
+    }
+
+    fn unpack(tok: u64) -> Token {
+        Token {
+            bridge: (tok >> 40) as usize,
+            queue: ((tok >> 32) & 0xff) as usize,
+            slot: (tok & 0xffff_ffff) as usize,
+        }
+    }
 }
 
 /// Where the frames of one wakeup came from, for [`SenderAffinity`].
@@ -150,22 +166,7 @@ impl Engine {
             }
             // Only sender affinity needs to know how long a round took.
             let woke = affinity.is_some().then(Instant::now);
-            let mut moved = 0;
-            let mut source = Source::Nothing;
-            for ev in &events[..n] {
-                let tok = ev.u64;
-                if tok == WAKER_TOKEN {
-                    self.waker.drain();
-                    self.drain_commands();
-                } else {
-                    let (b, q, s) = untoken(tok);
-                    let (got, per_cpu) = self.service_port(b, s, q);
-                    if got > 0 {
-                        moved += got;
-                        source = source.add(per_cpu.then_some(q));
-                    }
-                }
-            }
+            let (moved, source) = self.dispatch(&events[..n]);
             if moved > 0 {
                 if let (Some(a), Some(woke)) = (affinity.as_mut(), woke) {
                     let done = Instant::now();
@@ -181,27 +182,54 @@ impl Engine {
             }
             // Without sender affinity nothing tells continuations apart: one blocking wait.
             continuing = moved > 0 && affinity.is_some();
-            let now = self.now_ms();
-            if now.saturating_sub(self.last_tick) >= TICK_MS {
-                self.last_tick = now;
-                self.heartbeat.beat();
-                for b in &mut self.bridges {
-                    b.bridge.expire(now);
-                    // Kernel-side receive drops become a counted drop reason, so an overloaded
-                    // port shows up in `rvsctl show` instead of losing frames silently.
-                    for (slot, dev) in b.devs.iter_mut().enumerate() {
-                        let lost = dev.as_mut().map_or(0, |d| d.take_kernel_drops());
-                        if lost > 0 {
-                            b.bridge.ports()[slot].counters.count_drop(DropReason::RxQueueFull, lost);
-                        }
-                    }
-                }
-            }
+            self.housekeeping();
         }
         let devs: Vec<Box<dyn Netdev>> =
             self.bridges.drain(..).flat_map(|b| b.devs.into_iter().flatten()).collect();
         close_all(devs);
         info!("forwarding thread stopped");
+    }
+
+    /// Once a tick: a heartbeat for the watchdog, MAC aging, and kernel-side receive drops become a counted drop reason, so an
+    /// overloaded port shows up in `rvsctl show` instead of losing frames silently.
+    fn housekeeping(&mut self) {
+        let now = self.now_ms();
+        if now.saturating_sub(self.last_tick) < TICK_MS {
+            return;
+        }
+        self.last_tick = now;
+        self.heartbeat.beat();
+        for b in &mut self.bridges {
+            b.bridge.expire(now);
+            for (slot, dev) in b.devs.iter_mut().enumerate() {
+                let lost = dev.as_mut().map_or(0, |d| d.take_kernel_drops());
+                if lost > 0 {
+                    b.bridge.ports()[slot].counters.count_drop(DropReason::RxQueueFull, lost);
+                }
+            }
+        }
+    }
+
+    /// Handles the ready events of one wait: control commands, then frames from the ports.
+    /// Returns the frames received and where they came from.
+    fn dispatch(&mut self, events: &[libc::epoll_event]) -> (usize, Source) {
+        let mut moved = 0;
+        let mut source = Source::Nothing;
+        for ev in events {
+            let tok = ev.u64;
+            if tok == WAKER_TOKEN {
+                self.waker.drain();
+                self.drain_commands();
+            } else {
+                let t = Token::unpack(tok);
+                let (got, per_cpu) = self.service_port(t.bridge, t.slot, t.queue);
+                if got > 0 {
+                    moved += got;
+                    source = source.add(per_cpu.then_some(t.queue));
+                }
+            }
+        }
+        (moved, source)
     }
 
     /// Recreates the epoll set from the current devices; runs only after a control change.
@@ -220,7 +248,9 @@ impl Engine {
             for (s, dev) in br.devs.iter().enumerate() {
                 if let Some(dev) = dev {
                     for q in 0..dev.rx_queues() {
-                        if let Err(e) = epoll.add(dev.queue_fd(q), token(b, s, q)) {
+                        if let Err(e) =
+                            epoll.add(dev.queue_fd(q), Token { bridge: b, slot: s, queue: q }.pack())
+                        {
                             warn!(port = dev.name(), "cannot poll port: {e}");
                         }
                     }
@@ -427,3 +457,6 @@ fn forward_batch(
     }
     gone
 }
+
+#[cfg(test)]
+mod tests;

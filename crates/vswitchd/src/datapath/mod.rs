@@ -72,6 +72,11 @@ pub(crate) enum Command {
     Stop,
 }
 
+/// The forwarding thread did not answer a request in time (it is stuck or has ended).
+#[derive(Debug, thiserror::Error)]
+#[error("the forwarding thread did not answer")]
+pub struct NoAnswer;
+
 /// Handle to the forwarding thread.
 pub struct Datapath {
     rx_queues: usize,
@@ -170,10 +175,10 @@ impl Datapath {
     }
 
     /// The MAC table of `bridge` (`None`: no such bridge); `Err` if the thread did not answer.
-    pub fn fdb(&self, bridge: &str, timeout: Duration) -> Result<Option<Vec<FdbEntry>>, String> {
+    pub fn fdb(&self, bridge: &str, timeout: Duration) -> Result<Option<Vec<FdbEntry>>, NoAnswer> {
         let (reply, answer) = mpsc::channel();
         self.send(Command::Fdb { bridge: bridge.to_string(), reply });
-        answer.recv_timeout(timeout).map_err(|_| "the forwarding thread did not answer".to_string())
+        answer.recv_timeout(timeout).map_err(|_| NoAnswer)
     }
 }
 

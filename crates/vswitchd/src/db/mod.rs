@@ -3,13 +3,17 @@
 //! reconciles, and writes status back (ofport, link_state, error, statistics, cur_cfg...).
 
 mod datum;
+mod error;
+#[cfg(test)]
+mod fixtures;
 mod plan;
 mod root;
 mod seed;
 mod snapshot;
+mod status;
 mod writeback;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,14 +22,16 @@ use ovsdb::{Database, MonitorVersion, Session};
 use serde_json::{json, Value};
 use tracing::{debug, warn};
 
-pub use plan::{plan, Plan, Rejected};
+pub use error::DbError;
+pub use plan::{plan, Plan, Rejected, Unsupported};
 pub use root::{ensure_root_row, SYSTEM_ID_KEY};
 pub use seed::{seed_ops, SOURCE_KEY};
 pub use snapshot::Snapshot;
 
 use crate::reconcile::Reconciler;
 use crate::state::DesiredState;
-use writeback::{datapath_id, iface_row, statistics, update, OfportAllocator};
+use status::{status_ops, StatusInput, WriteCache};
+use writeback::OfportAllocator;
 
 /// The lock ovs-vswitchd takes; holding it tells other daemons (and our own asserts) who writes.
 pub const LOCK: &str = "ovs_vswitchd";
@@ -58,30 +64,24 @@ pub struct DbSync {
     snapshot: Snapshot,
     plan: Plan,
     assigned: HashMap<String, i64>,
-    /// Status rows last written, by Interface UUID (write only what changed).
-    written: HashMap<String, Value>,
-    /// Interfaces whose `statistics` have been written at least once: a new one gets them in the
-    /// first status write (libvirt's `virsh domifstat` reads them right after attaching), the
-    /// others every STATS_INTERVAL.
-    has_stats: HashSet<String>,
-    /// The root row (UUID) that carries our version and capabilities.
-    announced: Option<String>,
+    /// What earlier status writes put in the database (write only what changed).
+    written: WriteCache,
     last_stats: Option<Instant>,
 }
 
 impl DbSync {
     /// Connects to `db`, takes the `ovs_vswitchd` lock and starts monitoring. Returns the channel
     /// on which database changes are announced.
-    pub fn new(db: &Arc<Database>) -> Result<(DbSync, Receiver<Value>), String> {
+    pub fn new(db: &Arc<Database>) -> Result<(DbSync, Receiver<Value>), DbError> {
         let mut session = db.session();
         match session.lock(LOCK) {
             Ok(true) => {}
-            Ok(false) => return Err(format!("lock {LOCK} is held by another client")),
-            Err(e) => return Err(format!("cannot request lock {LOCK}: {e:?}")),
+            Ok(false) => return Err(DbError::LockHeld),
+            Err(e) => return Err(DbError::LockRequest(e)),
         }
         session
             .monitor(MonitorVersion::V1, json!("rvswitchd"), &monitor_request())
-            .map_err(|e| format!("cannot monitor the database: {e:?}"))?;
+            .map_err(DbError::Monitor)?;
         let notes = session.take_notifications();
         let sync = DbSync {
             session,
@@ -89,26 +89,24 @@ impl DbSync {
             snapshot: Snapshot::default(),
             plan: Plan::default(),
             assigned: HashMap::new(),
-            written: HashMap::new(),
-            has_stats: HashSet::new(),
-            announced: None,
+            written: WriteCache::default(),
             last_stats: None,
         };
         Ok((sync, notes))
     }
 
     /// Writes `desired` (from a config file) into the database as one transaction.
-    pub fn seed(&mut self, desired: &DesiredState, source: &str) -> Result<(), String> {
+    pub fn seed(&mut self, desired: &DesiredState, source: &str) -> Result<(), DbError> {
         let snap = Snapshot::read(&self.session)?;
         let reply = self.session.transact(seed_ops(&snap, desired, source));
         match txn_errors(&reply) {
-            Some(e) => Err(format!("the database refused the config: {e}")),
+            Some(e) => Err(DbError::ConfigRefused(e)),
             None => Ok(()),
         }
     }
 
     /// Reads the configuration, makes the datapath match it and writes status back.
-    pub fn sync(&mut self, rec: &mut Reconciler) -> Result<Vec<String>, String> {
+    pub fn sync(&mut self, rec: &mut Reconciler) -> Result<Vec<String>, DbError> {
         self.snapshot = Snapshot::read(&self.session)?;
         self.plan = plan(&self.snapshot);
         for r in &self.plan.rejected {
@@ -121,82 +119,31 @@ impl DbSync {
     }
 
     /// Writes the status columns that changed (statistics when due) and, once the configuration
-    /// read last is live, `cur_cfg`.
+    /// read last is live, `cur_cfg`. What to write is decided by [`status_ops`].
     pub fn write_status(&mut self, rec: &Reconciler) {
-        let mut ops = vec![json!("Open_vSwitch"), json!({"op": "assert", "lock": LOCK})];
         let stats_due = self.last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL);
-        let rejected: HashMap<&str, &str> =
-            self.plan.rejected.iter().map(|r| (r.iface_uuid.as_str(), r.error.as_str())).collect();
-        let mut new_written = Vec::new();
-        let mut new_stats = Vec::new();
-        for b in &self.plan.desired.bridges {
-            for p in &b.ports {
-                let Some(iface) = self.snapshot.iface_by_name(&p.name) else { continue };
-                let st = rec.iface_status(&p.name);
-                let ofport = self.assigned.get(&iface.uuid).copied().unwrap_or(writeback::OFPORT_FAILED);
-                let row = iface_row(ofport, st.as_ref(), None);
-                if self.written.get(&iface.uuid) != Some(&row) {
-                    ops.push(update("Interface", &iface.uuid, row.clone()));
-                    new_written.push((iface.uuid.clone(), row));
-                }
-                let first_stats = !self.has_stats.contains(&iface.uuid);
-                if let (true, Some(st)) = (stats_due || first_stats, st.as_ref()) {
-                    ops.push(update("Interface", &iface.uuid, json!({"statistics": statistics(st)})));
-                    new_stats.push(iface.uuid.clone());
-                }
-                if p.name == b.name {
-                    let dpid = st.and_then(|s| s.mac).map(datapath_id);
-                    let row = self.snapshot.bridge_by_name(&b.name);
-                    if let (Some(dpid), Some(row)) = (dpid, row) {
-                        if row.datapath_id.as_deref() != Some(dpid.as_str()) {
-                            ops.push(update("Bridge", &row.uuid, json!({"datapath_id": dpid})));
-                        }
-                    }
-                }
-            }
-        }
-        for (uuid, error) in &rejected {
-            let row = iface_row(writeback::OFPORT_FAILED, None, Some(error));
-            if self.written.get(*uuid) != Some(&row) {
-                ops.push(update("Interface", uuid, row.clone()));
-                new_written.push((uuid.to_string(), row));
-            }
-        }
-        let mut cfg_applied = None;
-        let announce =
-            self.snapshot.ovs.as_ref().map(|o| o.uuid.clone()).filter(|u| self.announced.as_ref() != Some(u));
-        if let (Some(_), Some(ovs)) = (&announce, &self.snapshot.ovs) {
-            // The root row is made ready before the socket opens (root.rs); this covers one
-            // that a client deleted and recreated since.
-            ops.push(update("Open_vSwitch", &ovs.uuid, root::announce_columns()));
-        }
-        if let Some(ovs) = &self.snapshot.ovs {
-            if ovs.cur_cfg != ovs.next_cfg {
-                ops.push(update("Open_vSwitch", &ovs.uuid, json!({"cur_cfg": ovs.next_cfg})));
-                cfg_applied = Some(ovs.next_cfg);
-            }
-        }
-        if ops.len() == 2 {
+        let input = StatusInput {
+            snapshot: &self.snapshot,
+            plan: &self.plan,
+            ofports: &self.assigned,
+            status: &|name| rec.iface_status(name),
+            stats_due,
+        };
+        let (ops, written) = status_ops(&input, &self.written);
+        if ops.is_empty() {
             return;
         }
-        let reply = self.session.transact_volatile(Value::Array(ops));
-        match txn_errors(&reply) {
+        let mut txn = vec![json!("Open_vSwitch"), json!({"op": "assert", "lock": LOCK})];
+        txn.extend(ops);
+        match txn_errors(&self.session.transact_volatile(Value::Array(txn))) {
             None => {
-                self.written.extend(new_written);
-                self.has_stats.extend(new_stats);
                 if stats_due {
                     self.last_stats = Some(Instant::now());
                 }
-                if announce.is_some() {
-                    self.announced = announce;
-                }
-                if let (Some(cfg), Some(ovs)) = (cfg_applied, self.snapshot.ovs.as_mut()) {
+                if let (Some(cfg), Some(ovs)) = (written.cur_cfg, self.snapshot.ovs.as_mut()) {
                     ovs.cur_cfg = cfg;
                 }
-                // Remember only rows that still exist, so the cache cannot grow without bound.
-                let live = &self.snapshot.ifaces;
-                self.written.retain(|u, _| live.contains_key(u));
-                self.has_stats.retain(|u| live.contains_key(u));
+                self.written.remember(written, &self.snapshot);
             }
             Some(e) => warn!("status write-back failed: {e}"),
         }
@@ -242,6 +189,15 @@ mod tests {
         let names: Vec<String> =
             plan(&Snapshot::read(&session).unwrap()).desired.bridges.into_iter().map(|b| b.name).collect();
         assert_eq!(names, vec!["br-intranet".to_string()]);
+    }
+
+    #[test]
+    fn a_second_client_cannot_take_the_lock() {
+        let db = Database::in_memory(DatabaseSchema::parse_str(ovsdb::VSWITCH_SCHEMA).unwrap());
+        let _first = DbSync::new(&db).unwrap();
+        let e = DbSync::new(&db).err().expect("the lock is taken");
+        assert!(matches!(e, DbError::LockHeld), "{e:?}");
+        assert_eq!(e.to_string(), "lock ovs_vswitchd is held by another client");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use switch::{BridgeSettings, PortVlan, VlanMode};
+use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
@@ -17,6 +17,17 @@ pub struct Rejected {
     pub error: String,
 }
 
+/// Why a row asks for something rvswitch cannot run; the text goes to Interface `error`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    #[error("interface type \"{0}\" is not supported by rvswitch")]
+    IfaceType(String),
+    #[error("vlan_mode {0} is not supported by rvswitch")]
+    VlanMode(String),
+    #[error(transparent)]
+    Vlan(#[from] VlanConfigError),
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub desired: DesiredState,
@@ -24,23 +35,23 @@ pub struct Plan {
 }
 
 /// Interface `type` → port kind; OvS's "" means a system device.
-fn kind_of(t: &str) -> Result<PortKind, String> {
+fn kind_of(t: &str) -> Result<PortKind, Unsupported> {
     match t {
         "" | "system" => Ok(PortKind::System),
         "internal" => Ok(PortKind::Internal),
         "tap" => Ok(PortKind::Tap),
-        other => Err(format!("interface type \"{other}\" is not supported by rvswitch")),
+        other => Err(Unsupported::IfaceType(other.to_string())),
     }
 }
 
-fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortVlan, String> {
+fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortVlan, Unsupported> {
     let mode = match mode {
         None => None,
         Some("access") => Some(VlanMode::Access),
         Some("trunk") => Some(VlanMode::Trunk),
         Some("native-tagged") => Some(VlanMode::NativeTagged),
         Some("native-untagged") => Some(VlanMode::NativeUntagged),
-        Some(other) => return Err(format!("vlan_mode {other} is not supported by rvswitch")),
+        Some(other) => return Err(Unsupported::VlanMode(other.to_string())),
     };
     // The schema bounds these to 0..=4095 already.
     let tag = tag.and_then(|t| u16::try_from(t).ok());
@@ -48,7 +59,7 @@ fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortV
     let access = mode == Some(VlanMode::Access) || (mode.is_none() && tag.is_some());
     // Like ovs-vswitchd, an access port ignores `trunks` rather than refusing the port.
     let trunks: &[u16] = if access { &[] } else { &trunks };
-    PortVlan::new(mode, tag, trunks).map_err(|e| e.to_string())
+    Ok(PortVlan::new(mode, tag, trunks)?)
 }
 
 fn settings_of(b: &BridgeRow) -> BridgeSettings {
@@ -111,7 +122,7 @@ pub fn plan(s: &Snapshot) -> Plan {
             let kind = match kind_of(&iface.kind) {
                 Ok(k) => k,
                 Err(e) => {
-                    reject(iface_uuid, e);
+                    reject(iface_uuid, e.to_string());
                     continue;
                 }
             };
@@ -145,6 +156,10 @@ mod tests {
     fn interface_types() {
         assert_eq!(kind_of(""), Ok(PortKind::System));
         assert_eq!(kind_of("internal"), Ok(PortKind::Internal));
-        assert!(kind_of("vxlan").is_err());
+        let e = kind_of("vxlan").unwrap_err();
+        assert_eq!(e, Unsupported::IfaceType("vxlan".into()));
+        assert_eq!(e.to_string(), "interface type \"vxlan\" is not supported by rvswitch");
+        let e = vlan_of(None, &[], Some("dot1q-tunnel")).unwrap_err();
+        assert_eq!(e.to_string(), "vlan_mode dot1q-tunnel is not supported by rvswitch");
     }
 }

@@ -7,7 +7,7 @@ use ovsdb::Database;
 use serde_json::{json, Value};
 
 use super::datum::{by_uuid, map, set, string_map, uuids};
-use super::txn_errors;
+use super::{txn_errors, DbError};
 
 /// `external_ids` key naming this host, as OvS's `system-id.conf` does; one database may later
 /// serve several hosts, each finding its own rows by it.
@@ -51,14 +51,13 @@ pub fn root_row_ops(existing: &[Value], new_system_id: &str) -> Value {
 }
 
 /// Makes the root row ready in `db` (before its socket is opened).
-pub fn ensure_root_row(db: &Database) -> Result<(), String> {
+pub fn ensure_root_row(db: &Database) -> Result<(), DbError> {
     let reply = db.transact(json!(["Open_vSwitch",
         {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["_uuid", "external_ids"]}]));
-    let rows =
-        reply[0]["rows"].as_array().cloned().ok_or_else(|| format!("cannot read the root row: {reply}"))?;
+    let rows = reply[0]["rows"].as_array().cloned().ok_or_else(|| DbError::ReadRoot(reply.to_string()))?;
     let reply = db.transact(root_row_ops(&rows, &uuid::Uuid::new_v4().to_string()));
     match txn_errors(&reply) {
-        Some(e) => Err(format!("cannot prepare the root row: {e}")),
+        Some(e) => Err(DbError::PrepareRoot(e)),
         None => Ok(()),
     }
 }

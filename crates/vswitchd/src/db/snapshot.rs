@@ -7,6 +7,7 @@ use ovsdb::Session;
 use serde_json::{json, Value};
 
 use super::datum::{ints, opt_int, opt_str, string_map, uuids};
+use super::DbError;
 
 #[derive(Clone, Debug, Default)]
 pub struct OvsRow {
@@ -59,7 +60,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn read(session: &Session) -> Result<Snapshot, String> {
+    pub fn read(session: &Session) -> Result<Snapshot, DbError> {
         let reply = session.transact(json!([
             "Open_vSwitch",
             {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["_uuid", "bridges", "next_cfg", "cur_cfg"]},
@@ -74,14 +75,14 @@ impl Snapshot {
     }
 
     /// Parses the reply of [`Snapshot::read`]'s transaction.
-    pub fn parse(reply: &Value) -> Result<Snapshot, String> {
-        let results = reply.as_array().ok_or_else(|| format!("unexpected select reply: {reply}"))?;
-        let rows = |i: usize| -> Result<&Vec<Value>, String> {
+    pub fn parse(reply: &Value) -> Result<Snapshot, DbError> {
+        let results = reply.as_array().ok_or_else(|| DbError::BadReply(reply.to_string()))?;
+        let rows = |i: usize| -> Result<&Vec<Value>, DbError> {
             results
                 .get(i)
                 .and_then(|r| r.get("rows"))
                 .and_then(Value::as_array)
-                .ok_or_else(|| format!("select failed: {}", results.get(i).unwrap_or(&Value::Null)))
+                .ok_or_else(|| DbError::SelectFailed(results.get(i).unwrap_or(&Value::Null).to_string()))
         };
         let uuid_of = |r: &Value| super::datum::uuid(&r["_uuid"]).unwrap_or_default().to_string();
         let str_of = |r: &Value, c: &str| r[c].as_str().unwrap_or_default().to_string();
@@ -159,5 +160,18 @@ impl Snapshot {
 
     pub fn iface_by_name(&self, name: &str) -> Option<&IfaceRow> {
         self.iface_names.get(name).and_then(|u| self.ifaces.get(u))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_replies_are_errors_not_empty_snapshots() {
+        assert!(matches!(Snapshot::parse(&json!({"error": "x"})), Err(DbError::BadReply(_))));
+        let e = Snapshot::parse(&json!([{"error": "not allowed"}])).unwrap_err();
+        assert!(matches!(&e, DbError::SelectFailed(_)), "{e:?}");
+        assert!(e.to_string().starts_with("select failed: "), "{e}");
     }
 }

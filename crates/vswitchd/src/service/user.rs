@@ -34,6 +34,9 @@ pub enum UserError {
     Chown(String, io::Error),
     #[error("still able to regain root after the switch: refusing to run")]
     Regained,
+    /// The user cannot open /dev/net/tun (tap and internal ports need it).
+    #[error("/dev/net/tun: {0}")]
+    NoTun(io::Error),
 }
 
 /// The parsed `USER[:GROUP]`.
@@ -184,13 +187,13 @@ fn set_capabilities(caps: u32) -> Result<(), UserError> {
 
 /// Whether the (new) user may open /dev/net/tun, which every tap and internal port needs:
 /// stock Debian makes it 0666, but a hardened or containerised host may not.
-pub fn check_tun_access() -> Result<(), String> {
+pub fn check_tun_access() -> Result<(), UserError> {
     const TUN: &CStr = c"/dev/net/tun";
     // SAFETY: access(2) on a NUL-terminated constant path.
     if unsafe { libc::access(TUN.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
         return Ok(());
     }
-    Err(format!("/dev/net/tun: {}", io::Error::last_os_error()))
+    Err(UserError::NoTun(io::Error::last_os_error()))
 }
 
 /// The user name of `uid`, for log lines (the number if it has none).

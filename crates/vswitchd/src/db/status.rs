@@ -1,0 +1,285 @@
+//! The status write-back's planner: from one snapshot, the plan made from it, the devices'
+//! status and what was written before, the row updates to send — decided without a database
+//! or a device, so "what is written when" is unit-tested. [`super::DbSync::write_status`] only
+//! runs the transaction and, if it succeeded, remembers what it wrote.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Value};
+
+use super::plan::Plan;
+use super::snapshot::Snapshot;
+use super::writeback::{datapath_id, iface_row, statistics, update, OFPORT_FAILED};
+use crate::reconcile::IfaceStatus;
+
+/// What earlier successful writes left in the database, so a write carries only changes.
+#[derive(Debug, Default)]
+pub struct WriteCache {
+    /// Status columns last written, by Interface UUID.
+    rows: HashMap<String, Value>,
+    /// Interfaces whose `statistics` have been written at least once: a new one gets them in the
+    /// first status write (libvirt's `virsh domifstat` reads them right after attaching), the
+    /// others only when statistics are due.
+    has_stats: HashSet<String>,
+    /// The root row (UUID) that carries our version and capabilities.
+    announced: Option<String>,
+    /// `datapath_id` written since the snapshot was read, by Bridge UUID (the snapshot still
+    /// shows the value before our write until the next configuration change).
+    dpids: HashMap<String, String>,
+}
+
+/// What one write puts in the database, to remember once the transaction succeeded.
+#[derive(Debug, Default, PartialEq)]
+pub struct Written {
+    rows: Vec<(String, Value)>,
+    stats: Vec<String>,
+    announced: Option<String>,
+    dpids: Vec<(String, String)>,
+    /// The configuration number written as `cur_cfg`.
+    pub cur_cfg: Option<i64>,
+}
+
+impl WriteCache {
+    /// Records a successful write. Only rows that still exist (in `snap`) are kept, so the
+    /// cache cannot grow without bound.
+    pub fn remember(&mut self, w: Written, snap: &Snapshot) {
+        self.rows.extend(w.rows);
+        self.has_stats.extend(w.stats);
+        self.dpids.extend(w.dpids);
+        if w.announced.is_some() {
+            self.announced = w.announced;
+        }
+        let live = &snap.ifaces;
+        self.rows.retain(|u, _| live.contains_key(u));
+        self.has_stats.retain(|u| live.contains_key(u));
+        self.dpids.retain(|u, _| snap.bridges.contains_key(u));
+    }
+}
+
+/// The inputs of one status write.
+pub struct StatusInput<'a> {
+    pub snapshot: &'a Snapshot,
+    pub plan: &'a Plan,
+    /// Port numbers by Interface UUID.
+    pub ofports: &'a HashMap<String, i64>,
+    /// The device status of a port, by name (`None`: the reconciler does not know it).
+    pub status: &'a dyn Fn(&str) -> Option<IfaceStatus>,
+    /// Whether the periodic statistics write is due.
+    pub stats_due: bool,
+}
+
+/// The row operations (without the database name and lock assertion; empty: nothing to write)
+/// and what to remember if they are committed.
+pub fn status_ops(input: &StatusInput<'_>, cache: &WriteCache) -> (Vec<Value>, Written) {
+    let mut ops = Vec::new();
+    let mut w = Written::default();
+    port_ops(input, cache, &mut ops, &mut w);
+    for r in &input.plan.rejected {
+        let row = iface_row(OFPORT_FAILED, None, Some(&r.error));
+        if cache.rows.get(&r.iface_uuid) != Some(&row) {
+            ops.push(update("Interface", &r.iface_uuid, row.clone()));
+            w.rows.push((r.iface_uuid.clone(), row));
+        }
+    }
+    root_ops(input.snapshot, cache, &mut ops, &mut w);
+    (ops, w)
+}
+
+/// Interface status (and statistics) of every configured port; a bridge's `datapath_id` from
+/// its local port's MAC.
+fn port_ops(input: &StatusInput<'_>, cache: &WriteCache, ops: &mut Vec<Value>, w: &mut Written) {
+    let snap = input.snapshot;
+    for b in &input.plan.desired.bridges {
+        for p in &b.ports {
+            let Some(iface) = snap.iface_by_name(&p.name) else { continue };
+            let st = (input.status)(&p.name);
+            let ofport = input.ofports.get(&iface.uuid).copied().unwrap_or(OFPORT_FAILED);
+            let row = iface_row(ofport, st.as_ref(), None);
+            if cache.rows.get(&iface.uuid) != Some(&row) {
+                ops.push(update("Interface", &iface.uuid, row.clone()));
+                w.rows.push((iface.uuid.clone(), row));
+            }
+            let first_stats = !cache.has_stats.contains(&iface.uuid);
+            if let (true, Some(st)) = (input.stats_due || first_stats, st.as_ref()) {
+                ops.push(update("Interface", &iface.uuid, json!({"statistics": statistics(st)})));
+                w.stats.push(iface.uuid.clone());
+            }
+            if p.name != b.name {
+                continue;
+            }
+            let dpid = st.and_then(|s| s.mac).map(datapath_id);
+            if let (Some(dpid), Some(row)) = (dpid, snap.bridge_by_name(&b.name)) {
+                let known = cache.dpids.get(&row.uuid).or(row.datapath_id.as_ref());
+                if known != Some(&dpid) {
+                    ops.push(update("Bridge", &row.uuid, json!({"datapath_id": dpid})));
+                    w.dpids.push((row.uuid.clone(), dpid));
+                }
+            }
+        }
+    }
+}
+
+/// The root row: our capabilities (once per row), and `cur_cfg` once the configuration read
+/// with this snapshot is live. The caller runs this only after the reconciler applied the plan,
+/// so `cur_cfg = next_cfg` is the acknowledgement that it is applied.
+fn root_ops(snap: &Snapshot, cache: &WriteCache, ops: &mut Vec<Value>, w: &mut Written) {
+    let Some(ovs) = &snap.ovs else { return };
+    if cache.announced.as_ref() != Some(&ovs.uuid) {
+        // The root row is made ready before the socket opens (root.rs); this covers one that a
+        // client deleted and recreated since.
+        ops.push(update("Open_vSwitch", &ovs.uuid, super::root::announce_columns()));
+        w.announced = Some(ovs.uuid.clone());
+    }
+    if ovs.cur_cfg != ovs.next_cfg {
+        ops.push(update("Open_vSwitch", &ovs.uuid, json!({"cur_cfg": ovs.next_cfg})));
+        w.cur_cfg = Some(ovs.next_cfg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::fixtures::{plan_for, snap};
+    use crate::db::plan::Rejected;
+    use ctl::protocol::CounterSnapshot;
+
+    const LOCAL_MAC: [u8; 6] = [0x52, 0x54, 0, 1, 2, 3];
+
+    fn up(name: &str) -> Option<IfaceStatus> {
+        let mac = (name == "br0").then_some(LOCAL_MAC);
+        let counters = CounterSnapshot { rx_packets: 3, ..Default::default() };
+        Some(IfaceStatus {
+            ifindex: Some(7),
+            mac,
+            mtu: Some(1500),
+            admin_up: true,
+            link_up: true,
+            error: None,
+            counters,
+        })
+    }
+
+    fn ofports() -> HashMap<String, i64> {
+        HashMap::from([("l".into(), 65534), ("a".into(), 1), ("c".into(), 2)])
+    }
+
+    /// Runs the planner once and, like a committed transaction, remembers what it wrote.
+    fn write(s: &mut Snapshot, plan: &Plan, cache: &mut WriteCache, stats_due: bool) -> Vec<Value> {
+        let ofports = ofports();
+        let input = StatusInput { snapshot: s, plan, ofports: &ofports, status: &up, stats_due };
+        let (ops, w) = status_ops(&input, cache);
+        if let (Some(cfg), Some(ovs)) = (w.cur_cfg, s.ovs.as_mut()) {
+            ovs.cur_cfg = cfg;
+        }
+        cache.remember(w, s);
+        ops
+    }
+
+    /// The rows an operation list updates, as (table, uuid, columns).
+    fn updates(ops: &[Value]) -> Vec<(String, String, Value)> {
+        ops.iter()
+            .map(|o| {
+                let uuid = o["where"][0][2][1].as_str().unwrap_or_default().to_string();
+                (o["table"].as_str().unwrap_or_default().to_string(), uuid, o["row"].clone())
+            })
+            .collect()
+    }
+
+    fn stats_written(ops: &[Value]) -> Vec<String> {
+        updates(ops)
+            .into_iter()
+            .filter(|(_, _, r)| r.get("statistics").is_some())
+            .map(|(_, u, _)| u)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_interface_gets_statistics_in_its_first_write() {
+        let (mut s, plan) =
+            (snap(&[("l", "br0", None, None), ("a", "vnet0", None, None)]), plan_for(&["br0", "vnet0"]));
+        let mut cache = WriteCache::default();
+        let ops = write(&mut s, &plan, &mut cache, false);
+        assert_eq!(stats_written(&ops), ["l", "a"], "not due, but new: written at once");
+        let stats = updates(&ops).into_iter().find(|(_, u, r)| u == "a" && r.get("statistics").is_some());
+        assert!(stats.unwrap().2.to_string().contains("rx_packets"));
+        assert!(stats_written(&write(&mut s, &plan, &mut cache, false)).is_empty(), "not due any more");
+        // vnet1 joins: only it gets statistics before they are due again.
+        let mut s = snap(&[("l", "br0", None, None), ("a", "vnet0", None, None), ("c", "vnet1", None, None)]);
+        let plan = plan_for(&["br0", "vnet0", "vnet1"]);
+        assert_eq!(stats_written(&write(&mut s, &plan, &mut cache, false)), ["c"]);
+        assert_eq!(stats_written(&write(&mut s, &plan, &mut cache, true)), ["l", "a", "c"], "due: all");
+    }
+
+    #[test]
+    fn unchanged_rows_write_nothing() {
+        let (mut s, plan) =
+            (snap(&[("l", "br0", None, None), ("a", "vnet0", None, None)]), plan_for(&["br0", "vnet0"]));
+        let mut cache = WriteCache::default();
+        let first = updates(&write(&mut s, &plan, &mut cache, false));
+        let tables: Vec<(&str, &str)> = first.iter().map(|(t, u, _)| (t.as_str(), u.as_str())).collect();
+        for want in [("Interface", "l"), ("Interface", "a"), ("Bridge", "b"), ("Open_vSwitch", "o")] {
+            assert!(tables.contains(&want), "{want:?} missing from {tables:?}");
+        }
+        let dpid = first.iter().find(|(t, _, _)| t == "Bridge").map(|(_, _, r)| r["datapath_id"].clone());
+        assert_eq!(dpid, Some(json!("0000525400010203")));
+        assert_eq!(write(&mut s, &plan, &mut cache, false), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn cur_cfg_follows_next_cfg_once_and_is_retried_after_a_failed_write() {
+        let (mut s, plan) = (snap(&[("l", "br0", None, None)]), plan_for(&["br0"]));
+        if let Some(o) = s.ovs.as_mut() {
+            (o.next_cfg, o.cur_cfg) = (3, 2);
+        }
+        let cur_cfg = |ops: &[Value]| -> Vec<Value> {
+            updates(ops).into_iter().filter_map(|(_, _, r)| r.get("cur_cfg").cloned()).collect()
+        };
+        let ofports = ofports();
+        let input =
+            StatusInput { snapshot: &s, plan: &plan, ofports: &ofports, status: &up, stats_due: false };
+        let (ops, w) = status_ops(&input, &WriteCache::default());
+        assert_eq!((cur_cfg(&ops), w.cur_cfg), (vec![json!(3)], Some(3)));
+        // Not committed (nothing remembered): the next write carries it again.
+        let mut cache = WriteCache::default();
+        assert_eq!(cur_cfg(&write(&mut s, &plan, &mut cache, false)), [json!(3)]);
+        // Committed: the periodic writes that follow leave cur_cfg alone.
+        assert!(cur_cfg(&write(&mut s, &plan, &mut cache, true)).is_empty());
+    }
+
+    #[test]
+    fn rejected_rows_get_error_and_ofport_minus_one() {
+        let mut s = snap(&[("l", "br0", None, None), ("x", "vx0", None, None)]);
+        let mut plan = plan_for(&["br0"]);
+        plan.rejected.push(Rejected { iface_uuid: "x".into(), error: "type vxlan is not supported".into() });
+        let mut cache = WriteCache::default();
+        let ops = updates(&write(&mut s, &plan, &mut cache, true));
+        let rows: Vec<&Value> = ops.iter().filter(|(_, u, _)| u == "x").map(|(_, _, r)| r).collect();
+        assert_eq!(rows.len(), 1, "status only, no statistics: {rows:?}");
+        assert_eq!(
+            (&rows[0]["ofport"], &rows[0]["error"]),
+            (&json!(-1), &json!("type vxlan is not supported"))
+        );
+        let again = updates(&write(&mut s, &plan, &mut cache, true));
+        assert!(again.iter().all(|(_, u, _)| u != "x"), "written once: {again:?}");
+    }
+
+    #[test]
+    fn a_failed_device_gets_ofport_minus_one_and_its_error() {
+        let s = snap(&[("l", "br0", None, None), ("a", "vnet0", None, None)]);
+        let plan = plan_for(&["br0", "vnet0"]);
+        let failed = |name: &str| {
+            let mut st = up(name)?;
+            st.error =
+                (name == "vnet0").then(|| "could not open network device vnet0 (No such device)".into());
+            Some(st)
+        };
+        let ofports = ofports();
+        let input =
+            StatusInput { snapshot: &s, plan: &plan, ofports: &ofports, status: &failed, stats_due: false };
+        let ops = updates(&status_ops(&input, &WriteCache::default()).0);
+        let row =
+            ops.iter().find(|(_, u, r)| u == "a" && r.get("ofport").is_some()).map(|(_, _, r)| r).unwrap();
+        assert_eq!(row["ofport"], -1);
+        assert!(row["error"].as_str().unwrap().contains("No such device"), "{row}");
+    }
+}
