@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
-use crate::{DropReason, FdbEntry, MacTable, Millis, PortCounters, PortVlan};
+use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,8 +58,9 @@ pub enum Verdict {
     },
 }
 
-/// The pipeline state of one bridge: its ports and its MAC table.
-#[derive(Debug)]
+/// The pipeline state of one bridge: its ports and its MAC table. `Clone` is for `trace`, which
+/// runs [`Bridge::process`] itself on a copy (see trace.rs).
+#[derive(Clone, Debug)]
 pub struct Bridge {
     settings: BridgeSettings,
     ports: Vec<PortSpec>,
@@ -108,6 +109,10 @@ impl Bridge {
 
     pub fn mac_count(&self) -> usize {
         self.macs.len()
+    }
+
+    pub fn mac_stats(&self) -> MacStats {
+        self.macs.stats()
     }
 
     /// The learned addresses, oldest first.

@@ -8,11 +8,13 @@
 mod bridge;
 mod counters;
 mod mac_table;
+mod trace;
 mod vlan;
 
 pub use bridge::{egress_parts, Bridge, BridgeSettings, Encap, Output, PortSpec, Verdict};
 pub use counters::{CounterSnapshot, DropReason, PortCounters};
-pub use mac_table::{FdbEntry, MacTable};
+pub use mac_table::{FdbEntry, MacStats, MacTable};
+pub use trace::{Stage, Trace, TraceOutput, TraceStep, TraceVerdict};
 pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet};
 
 /// Milliseconds on a monotonic clock; the caller supplies it so tests can inject time.

@@ -33,8 +33,24 @@ pub struct FdbEntry {
     pub age: u64,
 }
 
-/// MAC table. `port` values are opaque to the table (the bridge uses port slots).
-#[derive(Debug)]
+/// Lifetime counts of what the table did, for `fdb/stats-show` and metrics (OvS's
+/// `total_learned`, `total_expired`, `total_evicted`, `total_moved`). They only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacStats {
+    /// Entries now in the table.
+    pub entries: usize,
+    /// The table's size limit.
+    pub limit: usize,
+    pub learned: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    /// Addresses seen again on another port than the one they were learned on.
+    pub moved: u64,
+}
+
+/// MAC table. `port` values are opaque to the table (the bridge uses port slots). `Clone` makes
+/// the scratch copy `trace` runs the pipeline on.
+#[derive(Clone, Debug)]
 pub struct MacTable {
     index: HashMap<(u16, MacAddr), u32>,
     slots: Vec<Slot>,
@@ -46,6 +62,9 @@ pub struct MacTable {
     limit: usize,
     aging_ms: Millis,
     evictions: u64,
+    learned: u64,
+    expired: u64,
+    moved: u64,
 }
 
 impl MacTable {
@@ -59,6 +78,9 @@ impl MacTable {
             limit: limit.max(1),
             aging_ms,
             evictions: 0,
+            learned: 0,
+            expired: 0,
+            moved: 0,
         }
     }
 
@@ -74,6 +96,17 @@ impl MacTable {
         self.evictions
     }
 
+    pub fn stats(&self) -> MacStats {
+        MacStats {
+            entries: self.len(),
+            limit: self.limit,
+            learned: self.learned,
+            expired: self.expired,
+            evicted: self.evictions,
+            moved: self.moved,
+        }
+    }
+
     /// Changes the limit and aging time; shrinking evicts the oldest entries at once.
     pub fn set_limits(&mut self, limit: usize, aging_ms: Millis) {
         self.limit = limit.max(1);
@@ -87,6 +120,9 @@ impl MacTable {
     pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: u32, now: Millis) {
         if let Some(&i) = self.index.get(&(vlan, mac)) {
             let s = &mut self.slots[i as usize];
+            if s.port != port {
+                self.moved += 1;
+            }
             s.port = port;
             s.last_seen = now;
             if self.tail != i {
@@ -111,6 +147,7 @@ impl MacTable {
         };
         self.index.insert((vlan, mac), i);
         self.push_tail(i);
+        self.learned += 1;
     }
 
     /// The port `mac` was learned on in `vlan`, unless unknown or expired at `now`.
@@ -131,6 +168,7 @@ impl MacTable {
             self.remove_slot(self.head);
             n += 1;
         }
+        self.expired += n as u64;
         n
     }
 
@@ -247,6 +285,9 @@ mod tests {
         t.learn(10, mac(1), 2, 10);
         assert_eq!(t.lookup(10, mac(1), 11), Some(2), "station moved");
         assert_eq!(t.len(), 1);
+        t.learn(10, mac(1), 2, 12); // seen again on the same port: a refresh, not a move
+        let st = t.stats();
+        assert_eq!((st.learned, st.moved, st.entries, st.limit), (1, 1, 1, 10));
     }
 
     #[test]
@@ -262,6 +303,7 @@ mod tests {
         assert_eq!(t.expire(450_000), 0);
         assert_eq!(t.expire(650_000), 1);
         assert!(t.is_empty());
+        assert_eq!(t.stats().expired, 2);
     }
 
     #[test]
