@@ -1,7 +1,7 @@
 //! Requests and replies of the control socket.
 
 use serde::{Deserialize, Serialize};
-pub use switch::{CounterSnapshot, FdbEntry};
+pub use switch::{CounterSnapshot, FdbEntry, Trace};
 
 /// Longest request or reply line either end accepts; longer input is refused, not buffered.
 pub const MAX_LINE: usize = 1 << 20;
@@ -15,6 +15,9 @@ pub enum Request {
     FdbShow { bridge: String },
     /// Re-read the config file and apply the difference.
     Reload,
+    /// Explain what the switch would do with a frame (hex) arriving on `in_port`; changes nothing.
+    /// `in_port` is a port name or an OpenFlow port number. Replies a [`Trace`].
+    Trace { bridge: String, in_port: String, frame: String },
 }
 
 /// A reply: `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.

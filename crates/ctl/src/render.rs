@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::protocol::{FdbReply, PortStatus, ShowReply};
+use switch::Stage;
+
+use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace};
 
 pub fn show(reply: &ShowReply) -> String {
     let mut s = String::new();
@@ -67,4 +69,55 @@ pub fn fdb(reply: &FdbReply) -> String {
         let _ = writeln!(s, "{:>16}  {:>4}  {:<17}  {:>4}", e.port, e.vlan, e.mac, e.age);
     }
     s
+}
+
+/// A trace in the layout of `ovs-appctl ofproto/trace`: the flow, the bridge's steps, and a
+/// final `Datapath actions:` line that scripts written for OvS look for.
+pub fn trace(bridge: &str, t: &Trace) -> String {
+    let mut s = String::new();
+    let flow = t.steps.first().filter(|st| st.stage == Stage::Parse).map_or("", |st| st.result.as_str());
+    let _ = writeln!(s, "Flow: in_port={} {flow}\n", t.in_port);
+    let title = format!("bridge(\"{bridge}\")");
+    let _ = writeln!(s, "{title}\n{}", "-".repeat(title.len()));
+    for (i, st) in t.steps.iter().enumerate() {
+        let stage = serde_json::to_value(st.stage).ok().and_then(|v| v.as_str().map(str::to_string));
+        let _ = writeln!(s, "{:2}. {}: {}\n    -> {}", i + 1, stage.unwrap_or_default(), st.rule, st.result);
+    }
+    for o in &t.outputs {
+        let how = match o.vid {
+            None => "untagged".to_string(),
+            Some(vid) => format!("tagged VID {vid} PCP {}", o.pcp),
+        };
+        let dev = if o.attached { "" } else { " (no device attached: not sent)" };
+        let _ = writeln!(s, "    output {}: {how}{dev}", o.port);
+    }
+    let _ = writeln!(s, "\nVerdict: {}\nPath: {}", t.summary(), t.path);
+    let _ = writeln!(s, "Datapath actions: {}", datapath_actions(t));
+    s
+}
+
+/// OvS's cumulative action list: tag changes apply to every output after them, so each output
+/// is preceded by the pop/push that turns the previous copy's encapsulation into its own.
+pub fn datapath_actions(t: &Trace) -> String {
+    let mut actions = Vec::new();
+    // (VID, PCP) of the copy as it stands; a priority tag (VID 0) counts as a tag too.
+    let mut current = t.ingress_vid.map(|v| (v, t.ingress_pcp));
+    for o in t.outputs.iter().filter(|o| o.attached) {
+        let want = o.vid.map(|v| (v, o.pcp));
+        if want != current {
+            if current.is_some() {
+                actions.push("pop_vlan".to_string());
+            }
+            if let Some((vid, pcp)) = want {
+                actions.push(format!("push_vlan(vid={vid},pcp={pcp})"));
+            }
+            current = want;
+        }
+        actions.push(o.port.clone());
+    }
+    if actions.is_empty() {
+        "drop".to_string()
+    } else {
+        actions.join(",")
+    }
 }

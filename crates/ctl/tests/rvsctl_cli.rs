@@ -67,6 +67,7 @@ fn fake_daemon(n: usize) -> PathBuf {
                 }),
                 Ok(Request::FdbShow { bridge }) => Reply::failure(format!("no bridge named {bridge}")),
                 Ok(Request::Reload) => Reply::failure("t.toml:3:7: tag 5000 out of range"),
+                Ok(Request::Trace { bridge, in_port, frame }) => fake_trace(&bridge, &in_port, &frame),
                 Err(e) => Reply::failure(e.to_string()),
             };
             let mut out = serde_json::to_vec(&reply).unwrap();
@@ -75,6 +76,27 @@ fn fake_daemon(n: usize) -> PathBuf {
         }
     });
     path
+}
+
+/// A real pipeline behind the fake daemon: vnet0 and vnet1 on VLAN 10, trunk0 carrying all.
+fn fake_trace(bridge: &str, in_port: &str, hex: &str) -> Reply {
+    use switch::{Bridge, BridgeSettings, PortSpec, PortVlan};
+    let port = |name: &str, vlan| PortSpec { name: name.into(), vlan, counters: Default::default() };
+    let br = Bridge::new(
+        BridgeSettings::default(),
+        vec![
+            port("vnet0", PortVlan::access(10)),
+            port("vnet1", PortVlan::access(10)),
+            port("trunk0", PortVlan::new(None, None, &[]).unwrap()),
+        ],
+    );
+    let Some(slot) = br.ports().iter().position(|p| p.name == in_port) else {
+        return Reply::failure(format!("bridge {bridge} has no port named {in_port}"));
+    };
+    match ctl::flow::parse_hex(hex) {
+        Ok(frame) => Reply::success(&br.trace(slot, &frame, 0)),
+        Err(e) => Reply::failure(e.to_string()),
+    }
 }
 
 fn rvsctl(socket: &PathBuf, args: &[&str]) -> (i32, String, String) {
@@ -133,4 +155,33 @@ fn no_daemon_and_bad_arguments() {
     assert!(err.contains("cannot connect to rvswitchd"), "{err}");
     let (code, _, err) = rvsctl(&missing, &["frobnicate"]);
     assert_eq!(code, 2, "usage errors exit 2: {err}");
+}
+
+#[test]
+fn trace_text_json_and_bad_flows() {
+    let sock = fake_daemon(3);
+    let flow = "in_port=vnet0,dl_src=52:54:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,nw_src=198.18.0.1";
+    let (code, text, err) = rvsctl(&sock, &["trace", "br-intranet", flow]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "bridge(\"br-intranet\")",
+        "vlan_mode=access tag=10",
+        "would learn 52:54:00:00:00:01 on vnet0 in VLAN 10",
+        "Verdict: forward to vnet1, trunk0 (flood in VLAN 10)",
+        "Datapath actions: vnet1,push_vlan(vid=10,pcp=0),trunk0",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // A hex frame tagged VLAN 20 (TPID 8100, TCI 0014) on the access port: a cross-VLAN attempt.
+    let hex = format!("{}{}8100001408000000", "ffffffffffff", "525400000001");
+    let (code, json, err) = rvsctl(&sock, &["--json", "trace", "br-intranet", "in_port=vnet0", &hex]);
+    assert_eq!(code, 0, "{err}");
+    let t: ctl::protocol::Trace = serde_json::from_str(&json).expect("--json prints the trace");
+    assert_eq!(t.summary(), "drop: vlan-not-allowed");
+    let (code, _, err) = rvsctl(&sock, &["trace", "br-intranet", "in_port=nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no port named nope"), "{err}");
+    let (code, _, err) = rvsctl(&sock, &["trace", "br-intranet", "dl_vlan=9999,in_port=vnet0"]);
+    assert_eq!(code, 1, "refused before anything is sent");
+    assert!(err.contains("dl_vlan"), "{err}");
 }

@@ -62,6 +62,8 @@ pub struct Trace {
     pub in_port: String,
     /// Whether the frame carried an 802.1Q tag on ingress (with this VID).
     pub ingress_vid: Option<u16>,
+    /// The ingress tag's priority (0 when untagged).
+    pub ingress_pcp: u8,
     pub steps: Vec<TraceStep>,
     pub outputs: Vec<TraceOutput>,
     pub verdict: TraceVerdict,
@@ -101,6 +103,7 @@ impl Bridge {
         Trace {
             in_port: self.ports().get(in_slot).map_or_else(|| format!("slot {in_slot}"), |p| p.name.clone()),
             ingress_vid: eth.and_then(|e| e.vlan).map(|t| t.vid),
+            ingress_pcp: pcp,
             steps: ctx.steps(eth, verdict, &outs),
             outputs: outs.iter().map(|o| ctx.output(o, pcp)).collect(),
             verdict: match verdict {

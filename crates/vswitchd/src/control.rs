@@ -19,6 +19,8 @@ use crate::daemon::Daemon;
 
 const MAX_CLIENTS: usize = 32;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a question to the forwarding thread may take before it counts as stuck.
+const TRACE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub type Shared = Arc<Mutex<Daemon>>;
 
@@ -96,6 +98,10 @@ fn handle(req: Request, shared: &Shared) -> Reply {
             Ok(r) => Reply::success(&r),
             Err(e) => Reply::failure(e.to_string()),
         },
+        Request::Trace { bridge, in_port, frame } => match trace(shared, &bridge, &in_port, &frame) {
+            Ok(t) => Reply::success(&t),
+            Err(e) => Reply::failure(e),
+        },
         Request::Reload => match lock(shared).reload() {
             Ok(changes) => Reply::success(&ReloadReply { changes }),
             Err(e) => {
@@ -104,6 +110,14 @@ fn handle(req: Request, shared: &Shared) -> Reply {
             }
         },
     }
+}
+
+/// Traces a hex frame: shared by the control socket and unixctl's `ofproto/trace`.
+pub fn trace(shared: &Shared, bridge: &str, in_port: &str, hex: &str) -> Result<switch::Trace, String> {
+    let frame = ctl::flow::parse_hex(hex).map_err(|e| e.to_string())?;
+    let daemon = lock(shared);
+    let port = daemon.resolve_port(in_port);
+    daemon.datapath().trace(bridge, &port, frame, TRACE_TIMEOUT).map_err(|e| e.to_string())
 }
 
 fn reply(mut stream: &UnixStream, r: &Reply) -> std::io::Result<()> {

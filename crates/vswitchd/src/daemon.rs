@@ -2,12 +2,14 @@
 //! optional config file that seeds the database. Everything that changes the switch goes through
 //! here under one lock; the forwarding thread is reached only through the reconciler's commands.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use ctl::protocol::{FdbReply, ShowReply};
 use tracing::{info, warn};
 
 use crate::config::{self, ConfigError};
+use crate::datapath::Datapath;
 use crate::db::{DbError, DbSync};
 use crate::reconcile::{FdbError, Reconciler};
 
@@ -65,6 +67,29 @@ impl Daemon {
 
     pub fn fdb(&self, bridge: &str) -> Result<FdbReply, FdbError> {
         self.rec.fdb(bridge)
+    }
+
+    /// The forwarding thread's handle, for the questions only it can answer (trace, MAC table
+    /// statistics, flush).
+    pub fn datapath(&self) -> &Datapath {
+        self.rec.datapath()
+    }
+
+    /// OpenFlow port numbers by interface name.
+    pub fn ofports(&self) -> HashMap<String, i64> {
+        self.db.ofports()
+    }
+
+    /// The port `in_port` names: a port name, or an OpenFlow port number (as OvS accepts).
+    pub fn resolve_port(&self, in_port: &str) -> String {
+        match in_port.parse::<i64>() {
+            Ok(n) => self
+                .ofports()
+                .into_iter()
+                .find(|(_, o)| *o == n)
+                .map_or_else(|| in_port.to_string(), |(name, _)| name),
+            Err(_) => in_port.to_string(),
+        }
     }
 
     /// After the first reload: kept devices the configuration no longer has are closed.

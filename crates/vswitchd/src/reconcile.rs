@@ -316,6 +316,10 @@ impl Reconciler {
         }
     }
 
+    pub fn datapath(&self) -> &Datapath {
+        &self.datapath
+    }
+
     pub fn fdb(&self, bridge: &str) -> Result<FdbReply, FdbError> {
         match self.datapath.fdb(bridge, Duration::from_secs(2))? {
             Some(entries) => Ok(FdbReply { bridge: bridge.to_string(), entries }),

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
-use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply};
+use ctl::flow::{self, Flow};
+use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply, Trace};
 use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
 
@@ -40,6 +41,11 @@ enum Command {
     },
     /// Re-read the config file and apply the changes (same as SIGHUP).
     Reload,
+    /// What BRIDGE would do with a frame, step by step, on a copy of the live state (nothing is
+    /// learned or counted). FLOW uses Open vSwitch's syntax, e.g. `in_port=vnet0,dl_src=…,
+    /// dl_dst=…,dl_vlan=10,dl_type=0x0800,nw_src=…,nw_dst=…`; with PACKET (the frame in hex)
+    /// only its in_port is used.
+    Trace { bridge: String, flow: String, packet: Option<String> },
     /// Write the man page to DIR (used when packaging).
     #[command(hide = true)]
     GenerateMan { dir: PathBuf },
@@ -114,6 +120,24 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 "reloaded: no changes\n".to_string()
             } else {
                 format!("reloaded:\n  {}\n", r.changes.join("\n  "))
+            }
+        }
+        Command::Trace { bridge, flow, packet } => {
+            let parsed = Flow::parse(flow)?;
+            let frame = match packet {
+                Some(hex) => flow::parse_hex(hex)?,
+                None => parsed.to_frame(),
+            };
+            let req = Request::Trace {
+                bridge: bridge.clone(),
+                in_port: parsed.in_port,
+                frame: flow::to_hex(&frame),
+            };
+            let r: Trace = call(&cli.socket, &req, timeout)?;
+            if cli.json {
+                json(&r)
+            } else {
+                render::trace(bridge, &r)
             }
         }
         // Answered in main, which needs its exit code.

@@ -296,6 +296,15 @@ impl Engine {
                 let entries = self.bridges.iter().find(|b| b.name == bridge).map(|b| b.bridge.fdb(now));
                 let _ = reply.send(entries);
             }
+            Command::Trace { bridge, port, frame, reply } => {
+                let _ = reply.send(self.trace(&bridge, &port, &frame));
+            }
+            Command::FdbFlush { bridge, reply } => {
+                let _ = reply.send(self.fdb_flush(bridge.as_deref()));
+            }
+            Command::MacStats(reply) => {
+                let _ = reply.send(self.mac_stats());
+            }
             Command::Barrier(reply) => {
                 let _ = reply.send(());
             }
@@ -458,5 +467,6 @@ fn forward_batch(
     gone
 }
 
+mod queries;
 #[cfg(test)]
 mod tests;

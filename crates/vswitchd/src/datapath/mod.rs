@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use netdev::Netdev;
-use switch::{BridgeSettings, FdbEntry, PortSpec};
+use switch::{BridgeSettings, FdbEntry, MacStats, PortSpec, Trace};
 
 use crate::service::watchdog::Heartbeat;
 
@@ -67,6 +67,20 @@ pub(crate) enum Command {
         bridge: String,
         reply: mpsc::Sender<Option<Vec<FdbEntry>>>,
     },
+    /// Explain what the pipeline would do with `frame` arriving on `port`; changes nothing.
+    Trace {
+        bridge: String,
+        port: String,
+        frame: Vec<u8>,
+        reply: mpsc::Sender<Result<Trace, TraceError>>,
+    },
+    /// Forget learned addresses: on `bridge`, or on every bridge. Replies whether the bridge exists.
+    FdbFlush {
+        bridge: Option<String>,
+        reply: mpsc::Sender<bool>,
+    },
+    /// MAC table statistics of every bridge, by name.
+    MacStats(mpsc::Sender<Vec<(String, MacStats)>>),
     /// Answered once every command sent before it has taken effect (devices closed, attached).
     Barrier(mpsc::Sender<()>),
     Stop,
@@ -76,6 +90,17 @@ pub(crate) enum Command {
 #[derive(Debug, thiserror::Error)]
 #[error("the forwarding thread did not answer")]
 pub struct NoAnswer;
+
+/// Why a frame cannot be traced.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("no bridge named {0}")]
+    NoBridge(String),
+    #[error("bridge {bridge} has no port named {port}")]
+    NoPort { bridge: String, port: String },
+    #[error(transparent)]
+    NoAnswer(#[from] NoAnswer),
+}
 
 /// Handle to the forwarding thread.
 pub struct Datapath {
@@ -178,6 +203,34 @@ impl Datapath {
     pub fn fdb(&self, bridge: &str, timeout: Duration) -> Result<Option<Vec<FdbEntry>>, NoAnswer> {
         let (reply, answer) = mpsc::channel();
         self.send(Command::Fdb { bridge: bridge.to_string(), reply });
+        answer.recv_timeout(timeout).map_err(|_| NoAnswer)
+    }
+
+    /// What the pipeline would do with `frame` arriving on `port` of `bridge`, step by step,
+    /// decided on a copy of the live state (nothing is learned or counted).
+    pub fn trace(
+        &self,
+        bridge: &str,
+        port: &str,
+        frame: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Trace, TraceError> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Trace { bridge: bridge.to_string(), port: port.to_string(), frame, reply });
+        answer.recv_timeout(timeout).map_err(|_| NoAnswer)?
+    }
+
+    /// Forgets the learned addresses of `bridge` (all bridges: `None`); `Ok(false)`: no such bridge.
+    pub fn fdb_flush(&self, bridge: Option<&str>, timeout: Duration) -> Result<bool, NoAnswer> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::FdbFlush { bridge: bridge.map(str::to_string), reply });
+        answer.recv_timeout(timeout).map_err(|_| NoAnswer)
+    }
+
+    /// MAC table statistics of every bridge.
+    pub fn mac_stats(&self, timeout: Duration) -> Result<Vec<(String, MacStats)>, NoAnswer> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::MacStats(reply));
         answer.recv_timeout(timeout).map_err(|_| NoAnswer)
     }
 }

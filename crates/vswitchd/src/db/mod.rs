@@ -118,6 +118,16 @@ impl DbSync {
         Ok(changes)
     }
 
+    /// The OpenFlow port number assigned to each interface, by interface name (what OvS prints
+    /// in `fdb/show` and `dpif/show`, and what `in_port=N` names).
+    pub fn ofports(&self) -> HashMap<String, i64> {
+        self.snapshot
+            .ifaces
+            .values()
+            .filter_map(|i| self.assigned.get(&i.uuid).map(|n| (i.name.clone(), *n)))
+            .collect()
+    }
+
     /// Writes the status columns that changed (statistics when due) and, once the configuration
     /// read last is live, `cur_cfg`. What to write is decided by [`status_ops`].
     pub fn write_status(&mut self, rec: &Reconciler) {

@@ -12,7 +12,7 @@ use packet::{ethernet_frame, FrameSpec};
 use switch::{BridgeSettings, PortCounters, PortSpec, PortVlan};
 
 use super::*;
-use crate::datapath::{TopologyBridge, TopologyPort};
+use crate::datapath::{TopologyBridge, TopologyPort, TraceError};
 
 const BROADCAST: [u8; 6] = [0xff; 6];
 
@@ -231,4 +231,58 @@ fn tokens_round_trip() {
     }
     // The layout is the one documented: fields do not bleed into each other.
     assert_eq!(Token { bridge: 1, slot: 2, queue: 3 }.pack(), (1 << 40) | (3 << 32) | 2);
+}
+
+/// Traces `f` on `port`, then injects it there and returns (traced outputs, ports it left by).
+fn trace_then_send(
+    rig: &mut Rig,
+    ports: &[(&str, &MemoryHandle)],
+    port: &str,
+    f: &[u8],
+) -> (Vec<String>, Vec<String>) {
+    let (reply, answer) = mpsc::channel();
+    rig.command(Command::Trace { bridge: "br0".into(), port: port.into(), frame: f.to_vec(), reply });
+    let trace = answer.try_recv().expect("answered in the same turn").expect("traceable");
+    let traced: Vec<String> = trace.outputs.iter().map(|o| o.port.clone()).collect();
+    let ingress = ports.iter().find(|(n, _)| *n == port).expect("known port").1;
+    ingress.inject(f);
+    rig.turn();
+    let sent = ports.iter().filter(|(_, h)| !h.take_sent().is_empty()).map(|(n, _)| n.to_string()).collect();
+    (traced, sent)
+}
+
+#[test]
+fn trace_says_what_the_datapath_then_does_and_learns_nothing() {
+    let (mut rig, a, b, c) = three_ports();
+    let ports = [("a", &a), ("b", &b), ("c", &c)];
+    let flood = frame(mac(2), BROADCAST);
+    assert_eq!(trace_then_send(&mut rig, &ports, "b", &flood), (vec!["a".into()], vec!["a".into()]));
+    let unicast = frame(mac(1), mac(2));
+    // The trace of a→b ran before anything from a was seen: it must not have taught the table a.
+    assert_eq!(trace_then_send(&mut rig, &ports, "a", &unicast), (vec!["b".into()], vec!["b".into()]));
+    let cross = frame(mac(3), mac(1));
+    assert_eq!(trace_then_send(&mut rig, &ports, "c", &cross), (vec![], vec![]), "VLAN 20 to a VLAN 10 MAC");
+    let (reply, answer) = mpsc::channel();
+    rig.command(Command::Trace { bridge: "br0".into(), port: "zz".into(), frame: flood, reply });
+    assert!(matches!(answer.try_recv().unwrap(), Err(TraceError::NoPort { .. })));
+}
+
+#[test]
+fn fdb_flush_forgets_and_mac_stats_count() {
+    let (mut rig, a, _b, _c) = three_ports();
+    a.inject(&frame(mac(1), BROADCAST));
+    rig.turn();
+    let (reply, answer) = mpsc::channel();
+    rig.command(Command::MacStats(reply));
+    let stats = answer.try_recv().unwrap();
+    assert_eq!((stats[0].0.as_str(), stats[0].1.entries, stats[0].1.learned), ("br0", 1, 1));
+    let (reply, answer) = mpsc::channel();
+    rig.command(Command::FdbFlush { bridge: Some("nope".into()), reply });
+    assert!(!answer.try_recv().unwrap(), "unknown bridge");
+    let (reply, answer) = mpsc::channel();
+    rig.command(Command::FdbFlush { bridge: Some("br0".into()), reply });
+    assert!(answer.try_recv().unwrap());
+    let (reply, answer) = mpsc::channel();
+    rig.command(Command::Fdb { bridge: "br0".into(), reply });
+    assert_eq!(answer.try_recv().unwrap().unwrap(), vec![], "flushed");
 }
