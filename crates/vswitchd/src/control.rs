@@ -4,18 +4,17 @@
 //! thread except through the reconciler's commands.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use ctl::protocol::{ReloadReply, Reply, Request, MAX_LINE};
 use tracing::{debug, warn};
 
 use crate::daemon::Daemon;
+use crate::listen;
 
 const MAX_CLIENTS: usize = 32;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,43 +30,17 @@ pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Daemon> {
 
 /// Binds the socket (refusing to steal one a live daemon is serving) and serves it on a thread.
 pub fn serve(path: &Path, shared: Shared) -> Result<PathBuf> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            bail!("{} is in use: is another rvswitchd running?", path.display());
-        }
-        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
-    }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let clients = Arc::new(AtomicUsize::new(0));
-    std::thread::Builder::new().name("control".into()).spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
-                let _ = reply(&stream, &Reply::failure("too many control clients"));
-                continue;
-            }
-            clients.fetch_add(1, Ordering::Relaxed);
-            let (shared, clients) = (shared.clone(), clients.clone());
-            let spawned = std::thread::Builder::new().name("control-client".into()).spawn(move || {
-                serve_client(stream, &shared);
-                clients.fetch_sub(1, Ordering::Relaxed);
-            });
-            if spawned.is_err() {
-                warn!("cannot start a control client thread");
-            }
-        }
-    })?;
+    let listener = listen::bind_private(path)?;
+    let serve = move |stream| serve_client(stream, &shared);
+    let refuse = |stream: &UnixStream| {
+        let _ = reply(stream, &Reply::failure("too many control clients"));
+    };
+    listen::spawn_clients(listener, "control", MAX_CLIENTS, serve, refuse)?;
     Ok(path.to_path_buf())
 }
 
 fn serve_client(stream: UnixStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
-    let Ok(read_half) = stream.try_clone() else { return };
+    let Some(read_half) = listen::read_half(&stream, IDLE_TIMEOUT) else { return };
     let mut reader = BufReader::new(read_half);
     let mut line = Vec::new();
     loop {

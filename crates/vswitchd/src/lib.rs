@@ -8,6 +8,8 @@ pub mod datapath;
 pub mod db;
 pub mod device;
 pub mod fdstore;
+pub mod listen;
 pub mod reconcile;
 pub mod service;
 pub mod state;
+pub mod unixctl;

@@ -23,6 +23,7 @@ use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::reconcile::Reconciler;
 use vswitchd::service::watchdog::Heartbeat;
 use vswitchd::service::{self, Service, ServiceArgs};
+use vswitchd::unixctl;
 
 /// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
 const TICK: Duration = Duration::from_secs(1);
@@ -68,6 +69,11 @@ struct Args {
     /// rvswitchd created survive). Default: beside the control socket; `off`: not kept.
     #[arg(long)]
     fd_store: Option<PathBuf>,
+    /// The unixctl socket Open vSwitch's `ovs-appctl -t PATH` talks to (fdb/show, ofproto/trace,
+    /// vlog/set, exit, ...). Default: `ovs-vswitchd.PID.ctl` in OVS_RUNDIR under --ovs-compat
+    /// (so plain `ovs-appctl` finds it), else beside the control socket; `off`: none.
+    #[arg(long, value_name = "PATH")]
+    unixctl: Option<PathBuf>,
     /// Internal: run as the descriptor keeper on this socket (started by rvswitchd itself).
     #[arg(long = "fd-store-keeper", hide = true)]
     fd_store_keeper: Option<PathBuf>,
@@ -179,6 +185,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     lock(&shared).reload()?;
     lock(&shared).drop_unclaimed_kept();
     let socket = control::serve(&args.control_socket, shared.clone())?;
+    let appctl = serve_unixctl(&args, &shared)?;
     info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");
     let control_beat = Heartbeat::new();
     service.ready(
@@ -243,6 +250,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     stopping.store(true, Ordering::Relaxed);
     let _ = control_loop.join();
     let _ = std::fs::remove_file(&socket);
+    if let Some(path) = &appctl {
+        let _ = std::fs::remove_file(path);
+    }
     // The database first: forwarding goes on until the last moment (an upgrade's outage is
     // only the time from here to the new process's first forwarded frame).
     server.shutdown();
@@ -254,6 +264,25 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     info!("rvswitchd stopped");
     Ok(())
+}
+
+/// Starts the unixctl server where `--unixctl` (or OvS's convention) says; `exit` from
+/// ovs-appctl takes the same path as SIGTERM.
+fn serve_unixctl(args: &Args, shared: &control::Shared) -> anyhow::Result<Option<PathBuf>> {
+    let path = match &args.unixctl {
+        Some(p) if p.as_os_str() == "off" => return Ok(None),
+        Some(p) => p.clone(),
+        None if args.service.ovs_compat => unixctl::default_path(&args.service.ovs_rundir),
+        None => unixctl::default_path(args.control_socket.parent().unwrap_or(std::path::Path::new("."))),
+    };
+    let exit = Arc::new(|| {
+        if let Err(e) = signal_hook::low_level::raise(SIGTERM) {
+            error!("unixctl exit: cannot signal the shutdown: {e}");
+        }
+    });
+    let path = unixctl::serve(&path, unixctl::Ctx { shared: shared.clone(), exit })?;
+    info!(unixctl = %path.display(), "ovs-appctl socket ready");
+    Ok(Some(path))
 }
 
 /// Connects to (or starts) the descriptor keeper; without one the daemon still runs, it only

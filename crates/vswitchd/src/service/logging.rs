@@ -6,15 +6,50 @@ use std::fs::File;
 use std::io::IsTerminal;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
-/// The filter: `RUST_LOG` if set and valid, else `--log`, else `info`.
-fn filter(spec: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(spec))
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+use super::vlog::Vlog;
+
+/// The live filter and the `vlog` model it was built from; set once by [`init`].
+struct Live {
+    handle: reload::Handle<EnvFilter, Registry>,
+    vlog: Mutex<Vlog>,
+}
+
+static LIVE: OnceLock<Live> = OnceLock::new();
+
+/// The filter's directives: `RUST_LOG` if set and valid, else `--log`, else `info`.
+fn directives(spec: &str) -> String {
+    let env = std::env::var("RUST_LOG").ok().filter(|d| EnvFilter::try_new(d).is_ok());
+    env.unwrap_or_else(
+        || if EnvFilter::try_new(spec).is_ok() { spec.to_string() } else { "info".to_string() },
+    )
+}
+
+/// `ovs-appctl vlog/set`: applies `specs` (all or none) and swaps the live filter.
+pub fn vlog_set(specs: &[String]) -> Result<(), String> {
+    let live = LIVE.get().ok_or("logging is not initialised")?;
+    let mut vlog = live.vlog.lock().unwrap_or_else(|e| e.into_inner());
+    let mut next = vlog.clone();
+    for spec in specs {
+        next.set(spec)?;
+    }
+    let filter = EnvFilter::try_new(next.directives()).map_err(|e| e.to_string())?;
+    live.handle.reload(filter).map_err(|e| e.to_string())?;
+    *vlog = next;
+    Ok(())
+}
+
+/// `ovs-appctl vlog/list`.
+pub fn vlog_list() -> String {
+    match LIVE.get() {
+        Some(live) => live.vlog.lock().unwrap_or_else(|e| e.into_inner()).list(),
+        None => "logging is not initialised\n".to_string(),
+    }
 }
 
 /// Whether `$JOURNAL_STREAM` ("DEVICE:INODE", set by systemd) names the file `dev`/`ino`: then
@@ -36,18 +71,24 @@ fn stderr_is_journal() -> bool {
 
 /// Installs the global subscriber: to `log_file` (appended, plain text) if given, else to
 /// stderr with colour only when stderr is a terminal and without timestamps into the journal.
+/// The filter sits in a reload layer so `vlog/set` can change it while the daemon runs.
 pub fn init(spec: &str, log_file: Option<&Path>) -> std::io::Result<()> {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter(spec));
+    let base = directives(spec);
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(&base));
+    let registry = tracing_subscriber::registry().with(filter);
     match log_file {
         Some(path) => {
             let file = File::options().create(true).append(true).open(path)?;
-            builder.with_ansi(false).with_writer(Mutex::new(file)).init();
+            registry.with(fmt::layer().with_ansi(false).with_writer(Mutex::new(file))).init();
         }
         None if stderr_is_journal() => {
-            builder.with_ansi(false).without_time().with_writer(std::io::stderr).init()
+            registry.with(fmt::layer().with_ansi(false).without_time().with_writer(std::io::stderr)).init()
         }
-        None => builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init(),
+        None => registry
+            .with(fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr))
+            .init(),
     }
+    let _ = LIVE.set(Live { handle, vlog: Mutex::new(Vlog::new(&base)) });
     Ok(())
 }
 

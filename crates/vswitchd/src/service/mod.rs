@@ -6,6 +6,7 @@ pub mod logging;
 pub mod notify;
 pub mod ovs_compat;
 pub mod user;
+pub mod vlog;
 pub mod watchdog;
 
 use std::path::{Path, PathBuf};

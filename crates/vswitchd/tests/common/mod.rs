@@ -243,8 +243,14 @@ impl Daemon {
     /// SIGTERM, then waits up to `limit` for the process to end; its exit status if it did. The
     /// directory (and what the daemon left in it) stays until drop.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        send_signal(self.child.as_ref()?.pid(), libc::SIGTERM);
+        self.wait_exit(limit)
+    }
+
+    /// Waits up to `limit` for the process to end by itself (no signal sent); its exit status
+    /// if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let guard = self.child.as_mut()?;
-        send_signal(guard.pid(), libc::SIGTERM);
         let mut status = None;
         wait_until(limit, || {
             status = guard.child_mut().try_wait().ok().flatten();
