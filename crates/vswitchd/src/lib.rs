@@ -9,6 +9,7 @@ pub mod db;
 pub mod device;
 pub mod fdstore;
 pub mod listen;
+pub mod metrics;
 pub mod reconcile;
 pub mod service;
 pub mod state;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use ovsdb::server::{SchemaSource, Server};
+use ovsdb::server::{SchemaSource, Server, ServerHandle};
 use ovsdb::Database;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
@@ -23,7 +23,7 @@ use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::reconcile::Reconciler;
 use vswitchd::service::watchdog::Heartbeat;
 use vswitchd::service::{self, Service, ServiceArgs};
-use vswitchd::unixctl;
+use vswitchd::{metrics, unixctl};
 
 /// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
 const TICK: Duration = Duration::from_secs(1);
@@ -74,6 +74,13 @@ struct Args {
     /// (so plain `ovs-appctl` finds it), else beside the control socket; `off`: none.
     #[arg(long, value_name = "PATH")]
     unixctl: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR (`GET /metrics`), e.g. 127.0.0.1:9475. Off by default;
+    /// only loopback addresses unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Allow --metrics on an address other hosts can reach (the endpoint has no authentication).
+    #[arg(long, requires = "metrics")]
+    metrics_allow_remote: bool,
     /// Internal: run as the descriptor keeper on this socket (started by rvswitchd itself).
     #[arg(long = "fd-store-keeper", hide = true)]
     fd_store_keeper: Option<PathBuf>,
@@ -153,6 +160,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.config {
         vswitchd::config::load(path)?;
     }
+    if let Some(addr) = args.metrics {
+        metrics::check_addr(addr, args.metrics_allow_remote)?;
+    }
     if let Some(tcp) = args.db_tcp.filter(|a| !a.ip().is_loopback()) {
         warn!("OVSDB on {tcp} is reachable from other hosts and has no authentication");
     }
@@ -186,6 +196,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     lock(&shared).drop_unclaimed_kept();
     let socket = control::serve(&args.control_socket, shared.clone())?;
     let appctl = serve_unixctl(&args, &shared)?;
+    // Shared with the metrics endpoint, which counts its clients; taken back for the shutdown.
+    let server = Arc::new(Mutex::new(Some(server)));
+    serve_metrics(&args, &shared, &server)?;
     info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");
     let control_beat = Heartbeat::new();
     service.ready(
@@ -255,7 +268,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     // The database first: forwarding goes on until the last moment (an upgrade's outage is
     // only the time from here to the new process's first forwarded frame).
-    server.shutdown();
+    if let Some(server) = lock_server(&server).take() {
+        server.shutdown();
+    }
     // Stops the forwarding thread; a plain stop also closes (and so removes) the taps we
     // created, an upgrade leaves every device with the keeper.
     lock(&shared).shutdown(upgrade);
@@ -264,6 +279,27 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     info!("rvswitchd stopped");
     Ok(())
+}
+
+/// Starts the metrics endpoint if `--metrics` asks for one.
+fn serve_metrics(
+    args: &Args,
+    shared: &control::Shared,
+    server: &Arc<Mutex<Option<ServerHandle>>>,
+) -> anyhow::Result<()> {
+    let Some(addr) = args.metrics else { return Ok(()) };
+    let clients = server.clone();
+    let ovsdb_clients = Arc::new(move || lock_server(&clients).as_ref().map_or(0, |s| s.connections()));
+    metrics::serve(
+        addr,
+        args.metrics_allow_remote,
+        metrics::Source { shared: shared.clone(), ovsdb_clients },
+    )?;
+    Ok(())
+}
+
+fn lock_server(server: &Mutex<Option<ServerHandle>>) -> std::sync::MutexGuard<'_, Option<ServerHandle>> {
+    server.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Starts the unixctl server where `--unixctl` (or OvS's convention) says; `exit` from

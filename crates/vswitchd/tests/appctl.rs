@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bridge_config, wait_ports_up, Daemon, Launch, Vm};
+use common::{bridge_config, pinging_pair, Daemon, Launch};
 use ctl::client;
 use ctl::protocol::Request;
 use testbed::{require_program, require_root, wait_until};
@@ -41,10 +41,7 @@ fn ovs_appctl_fdb_show_flush_stats_and_dpif() {
     {
         return;
     }
-    let (a, b) = (Vm::new(1), Vm::new(2));
-    let d = compat_daemon(&bridge_config("br-ap1", &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]));
-    wait_ports_up(&d, &[&a.port, &b.port]);
-    assert!(a.ping(&b, 2), "log:\n{}", d.log());
+    let (a, b, d) = pinging_pair("br-ap1", Launch { ovs_compat: true, ..Launch::default() });
 
     let text = ok(&d, &["fdb/show", "br-ap1"]);
     let mut lines = text.lines();

@@ -354,3 +354,14 @@ pub fn wait_ports_up(d: &Daemon, ports: &[&str]) {
 pub fn have_ovs_vsctl() -> bool {
     testbed::require_program("ovs-vsctl tests", "ovs-vsctl", "--version", "openvswitch-switch")
 }
+
+/// Two VMs on access VLAN 10 of `bridge`, the daemon started with `launch`, ports up and a
+/// ping through (so both MACs are learned).
+pub fn pinging_pair(bridge: &str, launch: Launch) -> (Vm, Vm, Daemon) {
+    let (a, b) = (Vm::new(1), Vm::new(2));
+    let d =
+        Daemon::start_with(launch, &bridge_config(bridge, &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]));
+    wait_ports_up(&d, &[&a.port, &b.port]);
+    assert!(a.ping(&b, 3), "log:\n{}", d.log());
+    (a, b, d)
+}

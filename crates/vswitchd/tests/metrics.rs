@@ -1,0 +1,109 @@
+//! `--metrics`: a live scrape under traffic passes Prometheus's own `promtool check metrics`,
+//! its counters agree with the daemon's and never go backwards between scrapes, and a
+//! non-loopback address is refused unless explicitly allowed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{pinging_pair, Launch};
+use testbed::{require_program, require_root};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn scrape(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read the scrape");
+    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    body.to_string()
+}
+
+/// `promtool check metrics` on `text`: (passed, what it printed).
+fn promtool(text: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
+/// Every counter series (`…_total{labels} value`) of a scrape.
+fn counters(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| series.split('{').next().is_some_and(|n| n.ends_with("_total")))
+        .filter_map(|(series, v)| v.parse().ok().map(|v| (series.to_string(), v)))
+        .collect()
+}
+
+#[test]
+fn live_scrapes_pass_promtool_and_counters_only_grow() {
+    if !require_root("metrics scrape")
+        || !require_program("metrics scrape", "promtool", "--version", "prometheus")
+    {
+        return;
+    }
+    let port = free_port();
+    let launch = Launch { args: vec!["--metrics".into(), format!("127.0.0.1:{port}")], ..Launch::default() };
+    let (a, b, d) = pinging_pair("br-m1", launch);
+    let first = scrape(port);
+    let (ok, said) = promtool(&first);
+    assert!(ok, "promtool rejects the scrape: {said}\n{first}");
+    let clients = |text: &str| {
+        let line = text.lines().find(|l| l.starts_with("rvswitch_ovsdb_clients ")).unwrap_or_default();
+        line.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok())
+    };
+    let idle = clients(&first).expect("rvswitch_ovsdb_clients");
+    let _client = std::os::unix::net::UnixStream::connect(d.db_socket()).expect("OVSDB client");
+    assert!(
+        testbed::wait_until(Duration::from_secs(5), || clients(&scrape(port)) == Some(idle + 1)),
+        "an OVSDB client connected, the gauge did not show it"
+    );
+    let series = format!("rvswitch_port_rx_packets_total{{bridge=\"br-m1\",port=\"{}\"}}", a.port);
+    let before = counters(&first);
+    assert!(before.get(&series).copied().unwrap_or(0.0) >= 3.0, "{series} missing or low:\n{first}");
+    assert!(first.contains("rvswitch_bridge_mac_learned_total{bridge=\"br-m1\"}"), "{first}");
+    assert!(first.contains(&format!("rvswitch_port_link_up{{bridge=\"br-m1\",port=\"{}\"}} 1", a.port)));
+
+    assert!(a.ping(&b, 3));
+    let second = scrape(port);
+    assert!(promtool(&second).0, "second scrape rejected");
+    let after = counters(&second);
+    for (name, v) in &before {
+        let now = after.get(name).copied().unwrap_or(-1.0);
+        assert!(now >= *v, "{name} went from {v} to {now}");
+    }
+    assert!(after[&series] >= before[&series] + 3.0, "3 more pings, rx did not grow by 3");
+}
+
+#[test]
+fn a_remote_metrics_address_needs_the_flag() {
+    if !require_root("metrics address check") {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
+        .args(["--metrics", "0.0.0.0:1", "--control-socket", "/nonexistent/rvswitch-metrics-test/ctl.sock"])
+        .output()
+        .expect("run rvswitchd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--metrics-allow-remote"), "{err}");
+}
