@@ -7,6 +7,7 @@ pub mod flow;
 pub mod manpage;
 pub mod protocol;
 pub mod render;
+pub mod topology;
 
 /// Where rvswitchd listens unless told otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/rvswitch/rvswitchd.ctl";

@@ -185,3 +185,34 @@ fn trace_text_json_and_bad_flows() {
     assert_eq!(code, 1, "refused before anything is sent");
     assert!(err.contains("dl_vlan"), "{err}");
 }
+
+#[test]
+fn topology_dot_json_and_svg() {
+    let sock = fake_daemon(3);
+    let nodb = ["--db", "unix:/nonexistent/rvswitch/db.sock"];
+    let (code, dot, err) = rvsctl(&sock, &[&nodb[..], &["topology", "--format", "dot"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("no VM names"), "a missing database is said, not fatal: {err}");
+    assert!(
+        dot.starts_with("graph rvswitch {") && dot.contains("vnet0 (system)\\naccess tag 10\\nlink down"),
+        "{dot}"
+    );
+    let (code, json, _) = rvsctl(&sock, &[&nodb[..], &["topology", "--format", "json"]].concat());
+    assert_eq!(code, 0);
+    let t: ctl::topology::Topology = serde_json::from_str(&json).expect("json topology");
+    assert_eq!((t.bridges[0].name.as_str(), t.bridges[0].ports[0].drops), ("br-intranet", 2));
+    if !testbed::require_program("topology --format svg", "dot", "-V", "graphviz")
+        || !testbed::require_program("topology --format svg", "xmllint", "--version", "libxml2-utils")
+    {
+        return;
+    }
+    // The DOT itself parses with Graphviz, and the SVG it makes is well-formed XML naming the port.
+    let (code, svg, err) = rvsctl(&sock, &[&nodb[..], &["topology", "--format", "svg"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.svg");
+    std::fs::write(&file, &svg).unwrap();
+    let lint = Command::new("xmllint").arg("--noout").arg(&file).output().unwrap();
+    assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stderr));
+    assert!(svg.contains("<svg") && svg.contains("vnet0 (system)"), "{svg}");
+}

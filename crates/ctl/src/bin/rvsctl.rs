@@ -1,5 +1,6 @@
 //! rvsctl: look at and steer a running rvswitchd.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
 use ctl::flow::{self, Flow};
 use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply, Trace};
+use ctl::topology::{self, Topology};
 use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
 
@@ -46,6 +48,13 @@ enum Command {
     /// dl_dst=…,dl_vlan=10,dl_type=0x0800,nw_src=…,nw_dst=…`; with PACKET (the frame in hex)
     /// only its in_port is used.
     Trace { bridge: String, flow: String, packet: Option<String> },
+    /// A picture of the switch: bridges, ports with VLAN mode and tag, link state, drops, and
+    /// the VMs behind ports (Interface external_ids, read over --db). SVG is rendered by
+    /// Graphviz's `dot`.
+    Topology {
+        #[arg(long, default_value = "dot", value_parser = ["svg", "dot", "json"])]
+        format: String,
+    },
     /// Write the man page to DIR (used when packaging).
     #[command(hide = true)]
     GenerateMan { dir: PathBuf },
@@ -140,9 +149,52 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 render::trace(bridge, &r)
             }
         }
+        Command::Topology { format } => {
+            let show: ShowReply = call(&cli.socket, &Request::Show, timeout)?;
+            let topo = Topology::build(&show, &interface_ids(cli, timeout));
+            match format.as_str() {
+                "json" => json(&topo),
+                "svg" => svg(&topo.to_dot())?,
+                _ => topo.to_dot(),
+            }
+        }
         // Answered in main, which needs its exit code.
         Command::Zones { .. } => String::new(),
     })
+}
+
+/// Interface external_ids over OVSDB; without a database the picture just has no VMs.
+fn interface_ids(cli: &Cli, timeout: Duration) -> BTreeMap<String, BTreeMap<String, String>> {
+    let select = serde_json::json!({"op": "select", "table": "Interface", "where": [], "columns": ["name", "external_ids"]});
+    let rows = ovsdb::client::Client::connect(&cli.db, timeout)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut c| Ok(c.transact(zones_cli::DB_NAME, &[select])?));
+    match rows {
+        Ok(results) => results.first().map(topology::external_ids).unwrap_or_default(),
+        Err(e) => {
+            eprintln!("rvsctl: no VM names ({} unreachable: {e:#})", cli.db);
+            BTreeMap::new()
+        }
+    }
+}
+
+/// DOT → SVG through Graphviz.
+fn svg(dot: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::process::{Command as Run, Stdio};
+    let mut child = Run::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("SVG needs Graphviz's dot (Debian package graphviz): {e}"))?;
+    child.stdin.take().map(|mut i| i.write_all(dot.as_bytes())).transpose()?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!("dot failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 mod erased {
