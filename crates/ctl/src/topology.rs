@@ -22,18 +22,11 @@ pub struct TopoBridge {
     pub ports: Vec<TopoPort>,
 }
 
+/// A port as `rvsctl show` reports it, plus the VM behind it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopoPort {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub vlan_mode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<u16>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trunks: Vec<u16>,
-    pub link_up: bool,
-    pub drops: u64,
+    #[serde(flatten)]
+    pub status: PortStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,13 +56,7 @@ impl Topology {
             let ids = ids.get(&p.name);
             let get = |k: &str| ids.and_then(|m| m.get(k)).cloned();
             TopoPort {
-                name: p.name.clone(),
-                kind: p.kind.clone(),
-                vlan_mode: p.vlan_mode.clone(),
-                tag: p.tag,
-                trunks: p.trunks.clone(),
-                link_up: p.link_state == "up",
-                drops: p.statistics.total_drops(),
+                status: p.clone(),
                 vm: get("vm-id").or_else(|| get("vm-uuid")),
                 mac: get("attached-mac"),
             }
@@ -92,8 +79,8 @@ impl Topology {
             let _ = writeln!(s, "  subgraph cluster_{i} {{\n    label={};", quote(&b.name));
             let _ = writeln!(s, "    {hub} [shape=ellipse, style=bold, label={}];", quote(&b.name));
             for p in &b.ports {
-                let id = quote(&format!("port:{}:{}", b.name, p.name));
-                let color = if p.link_up { "darkgreen" } else { "red" };
+                let id = quote(&format!("port:{}:{}", b.name, p.status.name));
+                let color = if p.status.link_state == "up" { "darkgreen" } else { "red" };
                 let _ = writeln!(s, "    {id} [shape=box, color={color}, label={}];", quote(&p.label()));
                 let _ = writeln!(s, "    {hub} -- {id};");
             }
@@ -106,17 +93,19 @@ impl Topology {
 
 impl TopoPort {
     fn label(&self) -> String {
-        let mut l = format!("{} ({})\n{}", self.name, self.kind, self.vlan_mode);
-        if let Some(t) = self.tag {
+        let p = &self.status;
+        let mut l = format!("{} ({})\n{}", p.name, p.kind, p.vlan_mode);
+        if let Some(t) = p.tag {
             let _ = write!(l, " tag {t}");
         }
-        if !self.trunks.is_empty() {
-            let t: Vec<String> = self.trunks.iter().map(u16::to_string).collect();
+        if !p.trunks.is_empty() {
+            let t: Vec<String> = p.trunks.iter().map(u16::to_string).collect();
             let _ = write!(l, " trunks {}", t.join(","));
         }
-        let _ = write!(l, "\nlink {}", if self.link_up { "up" } else { "down" });
-        if self.drops > 0 {
-            let _ = write!(l, ", {} drops", self.drops);
+        let _ = write!(l, "\nlink {}", p.link_state);
+        let drops = p.statistics.total_drops();
+        if drops > 0 {
+            let _ = write!(l, ", {drops} drops");
         }
         match (&self.vm, &self.mac) {
             (Some(vm), Some(mac)) => {

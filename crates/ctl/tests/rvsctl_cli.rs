@@ -200,7 +200,10 @@ fn topology_dot_json_and_svg() {
     let (code, json, _) = rvsctl(&sock, &[&nodb[..], &["topology", "--format", "json"]].concat());
     assert_eq!(code, 0);
     let t: ctl::topology::Topology = serde_json::from_str(&json).expect("json topology");
-    assert_eq!((t.bridges[0].name.as_str(), t.bridges[0].ports[0].drops), ("br-intranet", 2));
+    assert_eq!(
+        (t.bridges[0].name.as_str(), &t.bridges[0].ports[0].status),
+        ("br-intranet", &sample_show().bridges[0].ports[0])
+    );
     if !testbed::require_program("topology --format svg", "dot", "-V", "graphviz")
         || !testbed::require_program("topology --format svg", "xmllint", "--version", "libxml2-utils")
     {
