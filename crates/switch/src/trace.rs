@@ -174,7 +174,7 @@ impl Ctx<'_> {
     }
 
     fn learn_step(&self, vlan: u16, src: MacAddr, port: &PortSpec) -> TraceStep {
-        let rule = format!("learn (VLAN {vlan}, {src}) → {}", port.name);
+        let rule = format!("(VLAN {vlan}, {src}) seen on {}", port.name);
         let result = if self.after.moved > self.before.moved {
             let was = self.orig.lookup(vlan, src, self.now).map_or("another port", |p| p.name.as_str());
             format!("would move {src} from {was} to {}", port.name)
@@ -191,7 +191,7 @@ impl Ctx<'_> {
     }
 
     fn lookup_step(&self, vlan: u16, dst: MacAddr, drop: Option<DropReason>) -> TraceStep {
-        let rule = format!("lookup (VLAN {vlan}, {dst})");
+        let rule = format!("(VLAN {vlan}, {dst}) in the MAC table");
         if dst.is_multicast() {
             let what = if dst.is_broadcast() { "broadcast" } else { "multicast" };
             return step(Stage::Lookup, rule, format!("{what} destination: flood in VLAN {vlan}"));
@@ -208,7 +208,7 @@ impl Ctx<'_> {
     }
 
     fn egress_step(&self, vlan: u16, outs: &[Output]) -> TraceStep {
-        let rule = format!("egress: ports other than the ingress that carry VLAN {vlan}");
+        let rule = format!("ports other than the ingress that carry VLAN {vlan}");
         let skipped: Vec<&str> = self
             .orig
             .ports()
