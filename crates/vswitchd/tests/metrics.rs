@@ -17,16 +17,22 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
-fn scrape(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the metrics endpoint");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+/// `GET path` on 127.0.0.1:`port` (HTTP/1.1, connection closed after): (head, body).
+fn get(port: u16, path: &str) -> std::io::Result<(String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
     let mut reply = String::new();
-    s.read_to_string(&mut reply).expect("read the scrape");
-    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    s.read_to_string(&mut reply)?;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    Ok((head.to_string(), body.to_string()))
+}
+
+fn scrape(port: u16) -> String {
+    let (head, body) = get(port, "/metrics").expect("scrape the metrics endpoint");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    body.to_string()
+    body
 }
 
 /// `promtool check metrics` on `text`: (passed, what it printed).
@@ -106,4 +112,39 @@ fn a_remote_metrics_address_needs_the_flag() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--metrics-allow-remote"), "{err}");
+}
+
+/// A real Prometheus server scrapes the endpoint and can query what it scraped.
+#[test]
+fn a_prometheus_server_scrapes_it() {
+    if !require_root("prometheus scrape")
+        || !require_program("prometheus scrape", "prometheus", "--version", "prometheus")
+    {
+        return;
+    }
+    let port = free_port();
+    let launch = Launch { args: vec!["--metrics".into(), format!("127.0.0.1:{port}")], ..Launch::default() };
+    let (a, _b, d) = pinging_pair("br-m2", launch);
+    let web = free_port();
+    let config = d.dir.join("prometheus.yml");
+    let job = format!("scrape_configs:\n  - job_name: rvswitch\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n");
+    std::fs::write(&config, job).unwrap();
+    let server = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", d.dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let _server = testbed::ChildGuard::new(server);
+    let query = format!("/api/v1/query?query=rvswitch_port_rx_packets_total%7Bport%3D%22{}%22%7D", a.port);
+    let mut last = String::new();
+    let scraped = testbed::wait_until(Duration::from_secs(60), || {
+        last = get(web, &query).map(|(_, body)| body).unwrap_or_default();
+        last.contains("\"status\":\"success\"") && last.contains(&a.port)
+    });
+    assert!(scraped, "Prometheus has no rvswitch series after 60 s; last answer: {last}");
+    let (_, up) = get(web, "/api/v1/query?query=up%7Bjob%3D%22rvswitch%22%7D").expect("query up");
+    assert!(up.contains("\"1\"]"), "the target is not up: {up}");
 }
