@@ -60,16 +60,24 @@ fn counters(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-#[test]
-fn live_scrapes_pass_promtool_and_counters_only_grow() {
-    if !require_root("metrics scrape")
-        || !require_program("metrics scrape", "promtool", "--version", "prometheus")
-    {
-        return;
+/// Root and `program` (from Debian's prometheus) or a skip; then two pinging VMs on `bridge` of
+/// a daemon serving metrics on the port returned.
+fn metrics_daemon(
+    test: &str,
+    program: &str,
+    bridge: &str,
+) -> Option<(u16, (common::Vm, common::Vm, common::Daemon))> {
+    if !require_root(test) || !require_program(test, program, "--version", "prometheus") {
+        return None;
     }
     let port = free_port();
     let launch = Launch { args: vec!["--metrics".into(), format!("127.0.0.1:{port}")], ..Launch::default() };
-    let (a, b, d) = pinging_pair("br-m1", launch);
+    Some((port, pinging_pair(bridge, launch)))
+}
+
+#[test]
+fn live_scrapes_pass_promtool_and_counters_only_grow() {
+    let Some((port, (a, b, d))) = metrics_daemon("metrics scrape", "promtool", "br-m1") else { return };
     let first = scrape(port);
     let (ok, said) = promtool(&first);
     assert!(ok, "promtool rejects the scrape: {said}\n{first}");
@@ -117,14 +125,7 @@ fn a_remote_metrics_address_needs_the_flag() {
 /// A real Prometheus server scrapes the endpoint and can query what it scraped.
 #[test]
 fn a_prometheus_server_scrapes_it() {
-    if !require_root("prometheus scrape")
-        || !require_program("prometheus scrape", "prometheus", "--version", "prometheus")
-    {
-        return;
-    }
-    let port = free_port();
-    let launch = Launch { args: vec!["--metrics".into(), format!("127.0.0.1:{port}")], ..Launch::default() };
-    let (a, _b, d) = pinging_pair("br-m2", launch);
+    let Some((port, (a, _b, d))) = metrics_daemon("prometheus scrape", "prometheus", "br-m2") else { return };
     let web = free_port();
     let config = d.dir.join("prometheus.yml");
     let job = format!("scrape_configs:\n  - job_name: rvswitch\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n");
