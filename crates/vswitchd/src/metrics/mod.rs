@@ -8,7 +8,7 @@ pub mod sample;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tracing::{debug, info};
@@ -100,9 +100,12 @@ fn answer(mut stream: TcpStream, source: &Source) -> std::io::Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
+    // The whole head within IO_TIMEOUT: a client dribbling a byte at a time cannot hold the
+    // (single) metrics thread for longer than that.
+    let deadline = Instant::now() + IO_TIMEOUT;
     while request_line(&head).is_none() {
         let n = stream.read(&mut buf)?;
-        if n == 0 || head.len() + n > MAX_REQUEST {
+        if n == 0 || head.len() + n > MAX_REQUEST || Instant::now() >= deadline {
             return Ok(());
         }
         head.extend_from_slice(&buf[..n]);
