@@ -25,6 +25,8 @@ pub enum Stage {
     Learn,
     Lookup,
     Egress,
+    /// A drop the stages above do not explain themselves.
+    Verdict,
 }
 
 /// One step: which rule was consulted and what it gave.
@@ -160,10 +162,19 @@ impl Ctx<'_> {
         let vlan = port.vlan.ingress_vlan(vid);
         steps.push(step(Stage::IngressVlan, vlan_rule(port), ingress_result(vid, vlan)));
         let Some(vlan) = vlan else { return steps };
-        if drop == Some(DropReason::ReservedMulticast) {
-            let rule = "802.1D reserved link-local destination (01:80:c2:00:00:0x), forward-bpdu=false";
-            steps.push(step(Stage::ReservedMulticast, rule, "not forwarded: dropped"));
-            return steps;
+        match drop {
+            Some(DropReason::ReservedMulticast) => {
+                let rule = "802.1D reserved link-local destination (01:80:c2:00:00:0x), forward-bpdu=false";
+                steps.push(step(Stage::ReservedMulticast, rule, "not forwarded: dropped"));
+                return steps;
+            }
+            // Only a learned destination on the ingress port drops after learning; any other
+            // reason (one a later pipeline stage adds) stops here, before a learn it never did.
+            Some(r) if r != DropReason::DestinationOnIngress => {
+                steps.push(step(Stage::Verdict, "pipeline", format!("dropped: {}", r.as_str())));
+                return steps;
+            }
+            _ => {}
         }
         steps.push(self.learn_step(vlan, eth.src, port));
         steps.push(self.lookup_step(vlan, eth.dst, drop));
