@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -27,6 +27,13 @@ pub trait Sink: Send + Sync {
     /// Queues one JSON-RPC message; false means the receiver is gone and the
     /// session's monitors should be dropped.
     fn deliver(&self, msg: &Value) -> bool;
+}
+
+/// Told (under the database lock, so it must not block) that a transaction committed: an event
+/// loop uses it to re-attempt its blocked `wait` transactions without a thread per wait.
+pub(crate) trait CommitWatch: Send + Sync {
+    /// Called once per committed transaction.
+    fn committed(&self);
 }
 
 /// A [`Sink`] feeding a std channel (in-process sessions).
@@ -65,6 +72,8 @@ struct Inner {
     history: VecDeque<(Uuid, Arc<Vec<RowChange>>)>,
     last_txn: Uuid,
     generation: u64,
+    /// Weak so that a stopped server's watch goes away with it.
+    watches: Vec<Weak<dyn CommitWatch>>,
 }
 
 /// An OVSDB database.
@@ -100,6 +109,7 @@ impl Database {
                 history: VecDeque::new(),
                 last_txn: Uuid::new_v4(),
                 generation: 0,
+                watches: Vec::new(),
             }),
             changed: Condvar::new(),
             read_only,
@@ -244,6 +254,17 @@ impl Database {
         }
     }
 
+    /// How many transactions have committed: a blocked transaction is worth re-attempting
+    /// only once this moves past the value its attempt saw.
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Registers `w` to be told of every later commit (until `w` is dropped).
+    pub(crate) fn watch_commits(&self, w: Weak<dyn CommitWatch>) {
+        self.lock().watches.push(w);
+    }
+
     /// Waits until the database changes past `generation`, `deadline`, or
     /// 200 ms (so callers can poll a cancel flag).
     pub(crate) fn wait_change(&self, generation: u64, deadline: Option<Instant>) {
@@ -303,6 +324,7 @@ impl Database {
                 }
                 self.notify(&mut g, &changes, txn_id);
                 self.changed.notify_all();
+                g.watches.retain(|w| w.upgrade().inspect(|w| w.committed()).is_some());
                 self.maybe_compact(&mut g);
                 Attempt::Reply(reply)
             }

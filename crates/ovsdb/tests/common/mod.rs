@@ -197,7 +197,8 @@ impl RawClient {
         self.stream.write_all(b)
     }
 
-    /// Next message, or None on EOF/timeout.
+    /// Next message, or None on EOF/timeout. The server's `echo` probes are answered here and
+    /// not returned.
     pub fn recv(&mut self) -> Option<serde_json::Value> {
         use std::io::Read;
         loop {
@@ -212,7 +213,13 @@ impl RawClient {
             let mut msgs = Vec::new();
             self.splitter.feed(&buf[..n], &mut |m| msgs.push(m)).ok()?;
             for m in msgs {
-                self.queue.push_back(serde_json::from_slice(&m).ok()?);
+                let v: serde_json::Value = serde_json::from_slice(&m).ok()?;
+                if v["method"] == "echo" && !v["id"].is_null() {
+                    // The server's inactivity probe: answer it, as every OvS client does.
+                    self.send(&serde_json::json!({"id": v["id"], "result": v["params"], "error": null}));
+                    continue;
+                }
+                self.queue.push_back(v);
             }
         }
     }
