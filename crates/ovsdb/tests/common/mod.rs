@@ -258,3 +258,45 @@ impl RawClient {
         }
     }
 }
+
+/// libvirt 9.0's exact lines (from the shared reference when present).
+pub fn libvirt_lines() -> Vec<String> {
+    let text = std::fs::read_to_string("/work/shared/reference/libvirt-9.0-ovs-vsctl-argv.txt")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/libvirt-9.0-ovs-vsctl-argv.txt"
+            ))
+            .ok()
+        })
+        .expect("libvirt argv reference");
+    text.lines().filter(|l| l.starts_with("ovs-vsctl ")).map(str::to_string).collect()
+}
+
+/// Splits a shell line with double quotes (enough for libvirt's lines).
+pub fn shell_split(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            _ => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
