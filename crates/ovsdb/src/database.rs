@@ -4,6 +4,8 @@
 //! All mutation happens under one mutex: a transaction runs, is logged and
 //! fsync'ed, installed, and its notifications are queued to every monitor
 //! before the lock is released, so every client sees the same total order.
+//! (The socket server's transactions are fsync'ed after the lock, once per
+//! event-loop turn, but still before their replies are sent.)
 
 use crate::error::{Error, OResult, OvsdbError};
 use crate::locks::{LockManager, SessionId};
@@ -82,6 +84,8 @@ pub struct Database {
     inner: Mutex<Inner>,
     changed: Condvar,
     read_only: bool,
+    /// A deferred log write awaits [`Database::sync`] (an atomic, so idle syncs take no lock).
+    unsynced: AtomicBool,
 }
 
 /// Result of one attempt at a transaction.
@@ -113,6 +117,7 @@ impl Database {
             }),
             changed: Condvar::new(),
             read_only,
+            unsynced: AtomicBool::new(false),
         })
     }
 
@@ -279,9 +284,21 @@ impl Database {
         let _ = self.changed.wait_timeout(g, dur);
     }
 
-    /// One attempt at a transaction, fsync'ed before it is acknowledged.
+    /// One attempt at a transaction, written to the log but not yet fsynced: the caller must
+    /// call [`Database::sync`] before it acknowledges the reply.
     pub(crate) fn attempt(&self, session: Option<SessionId>, ops: &[Value], started: Instant) -> Attempt {
-        self.attempt_with(session, ops, started, Durability::Synced)
+        self.attempt_with(session, ops, started, Durability::Deferred)
+    }
+
+    /// Flushes the log records of [`Database::attempt`]s to disk (a no-op when there are none).
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        if !self.unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        match self.lock().storage.as_mut() {
+            Some(st) => st.sync(),
+            None => Ok(()),
+        }
     }
 
     fn attempt_with(
@@ -304,6 +321,9 @@ impl Database {
             Outcome::Done { mut reply, commit: Some(c) } => {
                 if let Some(st) = g.storage.as_mut() {
                     if let Some(rec) = replay::txn_record(&self.schema, &c.changes, &c.comments) {
+                        if durability == Durability::Deferred {
+                            self.unsynced.store(true, Ordering::Release);
+                        }
                         if let Err(e) = st.append(&rec, durability == Durability::Synced) {
                             tracing::error!(error = %e, "database log write failed");
                             if let Value::Array(a) = &mut reply {
@@ -562,6 +582,9 @@ pub(crate) type DeliverChange<'a> = &'a dyn Fn(Option<&Value>);
 pub(crate) enum Durability {
     /// fsync before the reply (every client transaction).
     Synced,
+    /// Written now, fsynced by the caller's [`Database::sync`] before it sends the reply: the
+    /// event loop commits every transaction of one turn and then pays one fsync for all of them.
+    Deferred,
     /// written, not flushed (recomputable status).
     Volatile,
 }

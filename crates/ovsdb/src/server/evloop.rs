@@ -5,6 +5,13 @@
 //! socket, a session entry and a few hundred bytes; the loop wakes for readiness, for its
 //! doorbell (queued output, a commit while transactions wait, shutdown) and for a timer tick
 //! that runs the inactivity probe.
+//!
+//! Group commit: the transactions of one turn are logged without fsync, then one fsync covers
+//! them all before any reply of the turn is written. One fsync per transaction on this single
+//! thread cost 3.6x the throughput of the old thread-per-client server under 100 clients on a
+//! busy 2-CPU machine (each fsync is a sleep, and each wake-up waited ~0.7 ms for a CPU); one per
+//! turn gave 2.1x its throughput instead (tests/load.rs: 2862 → 22330 transactions in 10 s,
+//! thread-per-client 10481).
 
 use super::client::{Client, Turn};
 use super::conn::{Conn, Ctx};
@@ -48,6 +55,8 @@ pub(crate) struct EventLoop {
     next: usize,
     /// Clients whose turn ended with work left.
     again: Vec<Token>,
+    /// Clients with events this turn: written to after the turn's group commit.
+    touched: Vec<Token>,
     /// An accept failed for want of resources; retried on the tick.
     accept_retry: bool,
     waits: WaitState,
@@ -94,6 +103,7 @@ impl EventLoop {
             clients: HashMap::new(),
             next: FIRST_CLIENT,
             again: Vec::new(),
+            touched: Vec::new(),
             accept_retry: false,
             waits: WaitState::default(),
             timeouts,
@@ -118,7 +128,7 @@ impl EventLoop {
             }
             for ev in events.iter() {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                self.event(ev.token(), readable, ev.is_writable());
+                self.event(ev.token(), readable);
             }
             self.service(Instant::now());
         }
@@ -129,7 +139,7 @@ impl EventLoop {
     }
 
     fn timeout(&self, now: Instant) -> Duration {
-        if !self.again.is_empty() {
+        if !self.again.is_empty() || self.waits.added {
             return Duration::ZERO;
         }
         let mut until = self.next_tick;
@@ -139,7 +149,7 @@ impl EventLoop {
         until.saturating_duration_since(now)
     }
 
-    fn event(&mut self, t: Token, readable: bool, writable: bool) {
+    fn event(&mut self, t: Token, readable: bool) {
         match t {
             WAKER => {}
             UNIX | TCP => self.accept(t),
@@ -147,21 +157,17 @@ impl EventLoop {
                 if readable {
                     self.read(t);
                 }
-                if writable || readable {
-                    self.settle(t);
-                }
+                self.touched.push(t);
             }
         }
     }
 
-    /// Everything that is not a readiness event: flagged output, leftover turns, timers, waits.
+    /// Everything that is not a readiness event: leftover turns, timers, waits; then the turn's
+    /// commits are made durable and every client with output is written to.
     fn service(&mut self, now: Instant) {
-        for t in self.shared.bell.take_ready() {
-            self.settle(t);
-        }
         for t in std::mem::take(&mut self.again) {
             self.read(t);
-            self.settle(t);
+            self.touched.push(t);
         }
         if now >= self.next_tick {
             self.next_tick = now + self.tick;
@@ -172,18 +178,43 @@ impl EventLoop {
             self.check_timeouts(now);
         }
         self.retry_waits(now);
+        self.commit_and_flush();
     }
 
     fn read(&mut self, t: Token) {
         let Some(c) = self.clients.get_mut(&t) else { return };
-        match c.read(&mut self.buf, Instant::now()) {
+        let turn = c.read(&mut self.buf, Instant::now());
+        if c.conn().waiting() > 0 && self.waits.clients.insert(t) {
+            self.waits.added = true;
+        }
+        match turn {
             Turn::Idle => {}
             Turn::More => self.again.push(t),
             Turn::Close(why) => self.drop_client(t, why),
         }
     }
 
-    /// Writes what is queued and drops the client if it is done; notes new blocked transactions.
+    /// Group commit: the transactions of this turn were logged without fsync; one fsync now
+    /// makes them all durable, and only then are their replies written. If it fails, nobody
+    /// with output from this turn gets it: they are disconnected, unacknowledged.
+    fn commit_and_flush(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.extend(self.shared.bell.take_ready());
+        touched.sort_unstable();
+        touched.dedup();
+        if let Err(e) = self.ctx.main.sync() {
+            tracing::error!(error = %e, "database log fsync failed; disconnecting the clients it would answer");
+            for t in touched {
+                self.drop_client(t, "database fsync failed");
+            }
+            return;
+        }
+        for t in touched {
+            self.settle(t);
+        }
+    }
+
+    /// Writes what is queued and drops the client if it is done.
     fn settle(&mut self, t: Token) {
         let Some(c) = self.clients.get_mut(&t) else { return };
         let why = match c.flush() {
@@ -196,8 +227,6 @@ impl EventLoop {
         };
         if let Some(why) = why {
             self.drop_client(t, why);
-        } else if c.conn().waiting() > 0 && self.waits.clients.insert(t) {
-            self.waits.added = true;
         }
     }
 
@@ -314,7 +343,7 @@ impl EventLoop {
             if left == 0 {
                 self.waits.clients.remove(&t);
             }
-            self.settle(t);
+            self.touched.push(t);
         }
         self.shared.bell.set_waits(total);
     }
