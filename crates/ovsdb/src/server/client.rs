@@ -91,7 +91,14 @@ impl Client {
         let framed = self.splitter.feed(data, &mut |m| msgs.push(m));
         self.live.received(now, !msgs.is_empty(), self.splitter.in_message());
         for m in msgs {
-            if !self.conn.handle(&m) {
+            // One thread serves everyone: a bug that panics on one request must cost only its
+            // client (as it did with a thread per client), not the whole server.
+            let conn = &mut self.conn;
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.handle(&m)));
+            if !handled.unwrap_or_else(|_| {
+                tracing::error!("OVSDB request handler panicked; closing its client");
+                false
+            }) {
                 self.finish(now);
                 return;
             }
