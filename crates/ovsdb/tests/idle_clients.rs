@@ -69,7 +69,12 @@ fn ovs_vsctl_is_served_beside_3000_idle_and_500_half_sent_clients() {
     }
     let need = 2 * (IDLE + HALF) as u64 + 200;
     let have = raise_nofile();
-    assert!(have >= need, "open-file limit {have} < {need}: raise the hard limit (ulimit -Hn)");
+    if have < need {
+        let why = format!("open-file limit {have} < {need}: raise the hard limit (ulimit -Hn)");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why} (CI=true)");
+        eprintln!("SKIP: {why}");
+        return;
+    }
     // A probe longer than the test, so the idle clients stay; a short stall bound for the others.
     let limits = Limits {
         probe_interval: Some(Duration::from_secs(600)),
