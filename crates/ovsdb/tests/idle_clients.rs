@@ -19,26 +19,9 @@ const HALF: usize = 500;
 const HALF_REQUEST: &[u8] =
     b"{\"id\":1,\"method\":\"transact\",\"params\":[\"Open_vSwitch\",{\"op\":\"insert\",\"table\":\"Bridge\",\"row\":{\"name\":\"half";
 
-/// Raises this process's soft open-file limit to the hard one: every connection costs two
-/// descriptors here (client and server side).
-fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur
-}
-
-/// A number from /proc/self/status (`VmRSS` in kB, `Threads`).
+/// A number from this process's /proc status (`VmRSS` in kB, `Threads`).
 fn status(key: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = s.lines().find(|l| l.starts_with(&format!("{key}:"))).expect("status line");
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("number")
+    testbed::proc_status(0, key)
 }
 
 fn wait_for_connections(s: &TestServer, n: usize, limit: Duration) -> usize {
@@ -68,7 +51,7 @@ fn ovs_vsctl_is_served_beside_3000_idle_and_500_half_sent_clients() {
         return;
     }
     let need = 2 * (IDLE + HALF) as u64 + 200;
-    let have = raise_nofile();
+    let have = testbed::raise_nofile();
     if have < need {
         let why = format!("open-file limit {have} < {need}: raise the hard limit (ulimit -Hn)");
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{why} (CI=true)");

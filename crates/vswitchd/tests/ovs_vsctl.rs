@@ -14,18 +14,6 @@ use common::{Daemon, Vm};
 use serde_json::{json, Value};
 use testbed::{require_root, wait_until};
 
-fn have_ovs_vsctl() -> bool {
-    if Command::new("ovs-vsctl").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "ovs-vsctl missing (.ci/run installs openvswitch-switch)"
-    );
-    eprintln!("skipping: ovs-vsctl not installed");
-    false
-}
-
 /// Runs ovs-vsctl against the daemon's database; waits for cur_cfg like a user's call does.
 fn vsctl(d: &Daemon, args: &[&str]) -> Result<String, String> {
     let db = format!("--db=unix:{}", d.db_socket().display());
@@ -44,7 +32,7 @@ fn vsctl(d: &Daemon, args: &[&str]) -> Result<String, String> {
 
 #[test]
 fn ovs_vsctl_builds_and_changes_the_switch() {
-    if !require_root("ovs_vsctl_builds_and_changes_the_switch") || !have_ovs_vsctl() {
+    if !require_root("ovs_vsctl_builds_and_changes_the_switch") || !common::have_ovs_vsctl() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
@@ -106,7 +94,7 @@ fn ovs_vsctl_builds_and_changes_the_switch() {
 
 #[test]
 fn libvirt_attach_and_detach_lines() {
-    if !require_root("libvirt_attach_and_detach_lines") || !have_ovs_vsctl() {
+    if !require_root("libvirt_attach_and_detach_lines") || !common::have_ovs_vsctl() {
         return;
     }
     let (vm, peer) = (Vm::new(1), Vm::new(2));
@@ -115,34 +103,8 @@ fn libvirt_attach_and_detach_lines() {
     let p = vm.port.as_str();
     // The exact line libvirt 9.0 runs when a VM with <virtualport type='openvswitch'/> starts
     // (only the device name differs; --db points at this test's daemon).
-    let attach = [
-        "--",
-        "--may-exist",
-        "add-port",
-        "br-intranet",
-        p,
-        "tag=10",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:attached-mac=\"52:54:00:aa:bb:01\"",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:iface-id=\"80f52381-6de8-4f6f-b502-d16fc1a8bce9\"",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:vm-id=\"83a78cd4-3fe6-4b97-b0e0-5b025b8f5604\"",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:iface-status=active",
-    ];
+    let attach = common::libvirt_attach("br-intranet", p);
+    let attach: Vec<&str> = attach.iter().map(String::as_str).collect();
     let t = Instant::now();
     vsctl(&d, &attach).unwrap();
     eprintln!("attach took {:?}", t.elapsed());
@@ -266,7 +228,7 @@ fn acknowledged_transactions_survive_kill_9() {
 
 #[test]
 fn ovsdb_client_sees_the_daemon_write_ofport() {
-    if !require_root("ovsdb_client_sees_the_daemon_write_ofport") || !have_ovs_vsctl() {
+    if !require_root("ovsdb_client_sees_the_daemon_write_ofport") || !common::have_ovs_vsctl() {
         return;
     }
     use std::io::Read;
@@ -307,7 +269,7 @@ fn ovsdb_client_sees_the_daemon_write_ofport() {
 
 #[test]
 fn config_file_and_ovs_vsctl_share_one_database() {
-    if !require_root("config_file_and_ovs_vsctl_share_one_database") || !have_ovs_vsctl() {
+    if !require_root("config_file_and_ovs_vsctl_share_one_database") || !common::have_ovs_vsctl() {
         return;
     }
     let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));
