@@ -130,3 +130,25 @@ fn blocked_wait_is_released_by_an_in_process_commit() {
     let r = c.recv().expect("reply to the wait");
     assert_eq!((r["id"].clone(), r["result"].clone()), (json!(2), json!([{}])));
 }
+
+#[test]
+fn blocked_waits_are_bounded_per_client_and_ids_are_unique() {
+    let s = TestServer::start();
+    let mut c = RawClient::connect(&s.sock());
+    c.result("transact", json!(["Open_vSwitch", {"op": "insert", "table": "Open_vSwitch", "row": {}}]), 1);
+    let forever = json!(["Open_vSwitch", {"op": "wait", "table": "Open_vSwitch", "where": [], "columns": ["cur_cfg"],
+        "until": "==", "rows": []}]);
+    for id in 100..164 {
+        c.send(&json!({"method": "transact", "params": forever, "id": id}));
+    }
+    // The 65th is refused, and so is an id that is still waiting.
+    let r = c.call("transact", forever.clone(), 164);
+    assert_eq!(r["error"]["error"], "resources exhausted", "{r}");
+    c.send(&json!({"method": "cancel", "params": [100], "id": null}));
+    assert_eq!(c.recv().expect("canceled")["error"]["error"], "canceled");
+    let r = c.call("transact", forever.clone(), 101);
+    assert_eq!(r["error"]["error"], "duplicate request ID", "{r}");
+    // The freed slot takes a new one; the client is still served.
+    c.send(&json!({"method": "transact", "params": forever, "id": 200}));
+    assert_eq!(c.result("echo", json!(["ok"]), 300), json!(["ok"]));
+}

@@ -161,3 +161,68 @@ impl Sink for Outbox {
         self.send(msg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn outbox(limit: usize) -> (mio::Poll, Arc<Doorbell>, Outbox) {
+        let poll = mio::Poll::new().expect("poll");
+        let bell = Arc::new(Doorbell::new(Waker::new(poll.registry(), Token(0)).expect("waker")));
+        let out = Outbox::new(Token(7), limit, bell.clone());
+        (poll, bell, out)
+    }
+
+    #[test]
+    fn rings_once_per_flush_and_drains_in_order() {
+        let (_poll, bell, out) = outbox(1 << 20);
+        assert!(out.send(&json!([1])) && out.send(&json!([2])));
+        assert_eq!(bell.take_ready(), vec![Token(7)], "flagged once for two sends");
+        let mut buf = Vec::new();
+        assert!(out.drain_into(&mut buf, 1 << 20));
+        assert_eq!(buf, b"[1][2]");
+        assert!(out.send(&json!([3])));
+        assert_eq!(bell.take_ready(), vec![Token(7)], "flagged again after the drain");
+    }
+
+    #[test]
+    fn drain_takes_at_least_one_message_and_at_most_about_max() {
+        let (_poll, _bell, out) = outbox(1 << 20);
+        for i in 0..10 {
+            out.send(&json!([i]));
+        }
+        let mut buf = Vec::new();
+        assert!(!out.drain_into(&mut buf, 7));
+        assert_eq!(buf, b"[0][1]");
+        let mut one = Vec::new();
+        assert!(!out.drain_into(&mut one, 1));
+        assert_eq!(one, b"[2]");
+    }
+
+    #[test]
+    fn overflow_closes_and_drops_the_queue() {
+        let (_poll, bell, out) = outbox(10);
+        assert!(out.send(&json!(["abc"])));
+        assert!(!out.send(&json!(["defgh"])), "over the bound");
+        assert!(out.is_closed());
+        assert!(!out.send(&json!([1])), "closed for good");
+        let mut buf = Vec::new();
+        out.drain_into(&mut buf, 100);
+        assert!(buf.is_empty());
+        assert_eq!(bell.take_ready(), vec![Token(7)]);
+    }
+
+    #[test]
+    fn finish_keeps_what_is_queued_and_refuses_more() {
+        let (_poll, _bell, out) = outbox(100);
+        out.send(&json!([1]));
+        out.finish();
+        assert!(!out.send(&json!([2])));
+        assert!(!out.finished(), "one message still queued");
+        let mut buf = Vec::new();
+        out.drain_into(&mut buf, 100);
+        assert_eq!(buf, b"[1]");
+        assert!(out.finished());
+    }
+}
