@@ -79,3 +79,21 @@ fn shutdown_leaves_a_socket_that_is_no_longer_ours() {
     assert!(dir.path().join("db.sock").exists(), "the other server's socket was removed");
     drop(theirs);
 }
+
+#[test]
+fn tcp_listener_serves_on_the_same_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "a.db");
+    cfg.tcp = Some("127.0.0.1:0".parse().unwrap());
+    let server = Server::start(cfg).expect("server");
+    let addr = server.tcp_addr().expect("bound address");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut c, br#"{"method":"echo","params":["tcp"],"id":1}"#).unwrap();
+    let mut buf = [0u8; 256];
+    let n = std::io::Read::read(&mut c, &mut buf).unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&buf[..n]).expect("one reply");
+    assert_eq!(reply["result"], serde_json::json!(["tcp"]));
+    assert_eq!(server.connections(), 1);
+    within_10s("shutdown", move || server.shutdown());
+}

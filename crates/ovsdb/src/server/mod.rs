@@ -140,14 +140,8 @@ impl Server {
         let server_db = crate::server_db::build(&[&db])?;
         let ul = bind_unix(unix_socket, socket_mode)?;
         let socket_id = std::fs::metadata(unix_socket).map(|m| (m.dev(), m.ino())).unwrap_or_default();
-        let io_err = |what: &str, e: std::io::Error| Error::io(Path::new(what), e);
         let (tl, tcp_addr) = match tcp {
-            Some(addr) => {
-                let tl = TcpListener::bind(addr).map_err(|e| io_err(&addr.to_string(), e))?;
-                tl.set_nonblocking(true).map_err(|e| io_err(&addr.to_string(), e))?;
-                let local = tl.local_addr().ok();
-                (Some(mio::net::TcpListener::from_std(tl)), local)
-            }
+            Some(addr) => bind_tcp(addr)?,
             None => (None, None),
         };
         let poll = mio::Poll::new().map_err(|e| io_err("epoll", e))?;
@@ -181,6 +175,18 @@ impl Server {
             thread: Some(thread),
         })
     }
+}
+
+fn io_err(what: &str, e: std::io::Error) -> Error {
+    Error::io(Path::new(what), e)
+}
+
+/// Binds the TCP listener; returns it with its address (port 0 picks one).
+fn bind_tcp(addr: SocketAddr) -> Result<(Option<mio::net::TcpListener>, Option<SocketAddr>), Error> {
+    let tl = TcpListener::bind(addr).map_err(|e| io_err(&addr.to_string(), e))?;
+    tl.set_nonblocking(true).map_err(|e| io_err(&addr.to_string(), e))?;
+    let local = tl.local_addr().ok();
+    Ok((Some(mio::net::TcpListener::from_std(tl)), local))
 }
 
 /// Binds the unix socket, replacing a stale one but never a live server's.
