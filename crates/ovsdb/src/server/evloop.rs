@@ -119,7 +119,7 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         while !self.shared.stop.load(Ordering::Acquire) {
             let timeout = self.timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
@@ -138,15 +138,20 @@ impl EventLoop {
         }
     }
 
-    fn timeout(&self, now: Instant) -> Duration {
+    /// How long poll may sleep: not at all with work left, until the next tick or wait deadline
+    /// otherwise, and indefinitely with no client at all (an idle daemon does not wake up).
+    fn timeout(&self, now: Instant) -> Option<Duration> {
         if !self.again.is_empty() || self.waits.added {
-            return Duration::ZERO;
+            return Some(Duration::ZERO);
+        }
+        if self.clients.is_empty() && !self.accept_retry {
+            return None;
         }
         let mut until = self.next_tick;
         if let Some(d) = self.waits.due {
             until = until.min(d);
         }
-        until.saturating_duration_since(now)
+        Some(until.saturating_duration_since(now))
     }
 
     fn event(&mut self, t: Token, readable: bool) {
