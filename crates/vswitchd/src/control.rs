@@ -4,6 +4,7 @@
 //! thread except through the reconciler's commands.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -27,19 +28,33 @@ pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Daemon> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Binds the socket (refusing to steal one a live daemon is serving) and serves it on a thread.
-pub fn serve(path: &Path, shared: Shared) -> Result<PathBuf> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+/// The served control socket.
+pub struct ControlSocket {
+    pub path: PathBuf,
+    /// A copy of the listener, for [`ControlSocket::hand_over`].
+    copy: OwnedFd,
+}
+
+impl ControlSocket {
+    /// The listener, still bound, for the next process of an upgrade (the file stays).
+    pub fn hand_over(self) -> OwnedFd {
+        self.copy
     }
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            bail!("{} is in use: is another rvswitchd running?", path.display());
-        }
-        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+
+    /// A plain stop: the socket file goes.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+}
+
+/// Binds the socket (refusing to steal one a live daemon is serving) — or takes over the
+/// listener a previous process handed on — and serves it on a thread.
+pub fn serve(path: &Path, shared: Shared, inherited: Option<UnixListener>) -> Result<ControlSocket> {
+    let listener = match inherited {
+        Some(l) => l,
+        None => bind(path)?,
+    };
+    let copy = listener.as_fd().try_clone_to_owned().context("duplicating the control listener")?;
     let clients = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new().name("control".into()).spawn(move || {
         for stream in listener.incoming() {
@@ -59,7 +74,22 @@ pub fn serve(path: &Path, shared: Shared) -> Result<PathBuf> {
             }
         }
     })?;
-    Ok(path.to_path_buf())
+    Ok(ControlSocket { path: path.to_path_buf(), copy })
+}
+
+fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!("{} is in use: is another rvswitchd running?", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 fn serve_client(stream: UnixStream, shared: &Shared) {

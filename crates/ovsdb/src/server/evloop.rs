@@ -157,7 +157,10 @@ impl EventLoop {
     fn event(&mut self, t: Token, readable: bool) {
         match t {
             WAKER => {}
-            UNIX | TCP => self.accept(t),
+            // Once asked to stop, accept nobody: a socket handed to the next process keeps
+            // its backlog for it.
+            UNIX | TCP if !self.shared.stop.load(Ordering::Acquire) => self.accept(t),
+            UNIX | TCP => {}
             _ => {
                 if readable {
                     self.read(t);

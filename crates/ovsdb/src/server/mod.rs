@@ -22,6 +22,7 @@ use evloop::{EventLoop, Shared, WAKER};
 use outbox::Doorbell;
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -110,6 +111,8 @@ pub struct Server;
 pub struct ServerHandle {
     db: Arc<Database>,
     unix_socket: PathBuf,
+    /// Our copy of the unix listener (see [`ServerHandle::hand_over`]).
+    listener: Option<OwnedFd>,
     /// (device, inode) of the socket we bound: only that file is removed at shutdown.
     socket_id: (u64, u64),
     tcp: Option<SocketAddr>,
@@ -137,8 +140,34 @@ impl Server {
         tcp: Option<SocketAddr>,
         limits: Limits,
     ) -> Result<ServerHandle, Error> {
-        let server_db = crate::server_db::build(&[&db])?;
         let ul = bind_unix(unix_socket, socket_mode)?;
+        Self::start_on(db, unix_socket, ul, tcp, limits)
+    }
+
+    /// Like [`Server::start_with_database`] on a listening socket a previous process bound at
+    /// `unix_socket` and handed over ([`ServerHandle::hand_over`]): clients that connect while
+    /// the processes change wait in its backlog instead of finding no socket.
+    pub fn start_with_listener(
+        db: Arc<Database>,
+        unix_socket: &Path,
+        listener: UnixListener,
+        tcp: Option<SocketAddr>,
+        limits: Limits,
+    ) -> Result<ServerHandle, Error> {
+        listener.set_nonblocking(true).map_err(|e| Error::io(unix_socket, e))?;
+        Self::start_on(db, unix_socket, mio::net::UnixListener::from_std(listener), tcp, limits)
+    }
+
+    fn start_on(
+        db: Arc<Database>,
+        unix_socket: &Path,
+        ul: mio::net::UnixListener,
+        tcp: Option<SocketAddr>,
+        limits: Limits,
+    ) -> Result<ServerHandle, Error> {
+        let server_db = crate::server_db::build(&[&db])?;
+        // A copy of the listener, so it can be handed to the next process on an upgrade.
+        let listener = dup_fd(&ul).map_err(|e| Error::io(unix_socket, e))?;
         let socket_id = std::fs::metadata(unix_socket).map(|m| (m.dev(), m.ino())).unwrap_or_default();
         let (tl, tcp_addr) = match tcp {
             Some(addr) => bind_tcp(addr)?,
@@ -169,6 +198,7 @@ impl Server {
         Ok(ServerHandle {
             db,
             unix_socket: unix_socket.to_path_buf(),
+            listener: Some(listener),
             socket_id,
             tcp: tcp_addr,
             shared,
@@ -187,6 +217,12 @@ fn bind_tcp(addr: SocketAddr) -> Result<(Option<mio::net::TcpListener>, Option<S
     tl.set_nonblocking(true).map_err(|e| io_err(&addr.to_string(), e))?;
     let local = tl.local_addr().ok();
     Ok((Some(mio::net::TcpListener::from_std(tl)), local))
+}
+
+/// A second descriptor for `ul`'s socket (close-on-exec).
+fn dup_fd(ul: &mio::net::UnixListener) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    ul.as_fd().try_clone_to_owned()
 }
 
 /// Binds the unix socket, replacing a stale one but never a live server's.
@@ -232,6 +268,18 @@ impl ServerHandle {
     /// Stops listening, disconnects every client and removes the socket.
     pub fn shutdown(mut self) {
         self.stop_now();
+    }
+
+    /// Stops serving and disconnects every client but keeps the socket: returns the listening
+    /// socket (still bound, its backlog intact) for the next process, and leaves the file.
+    pub fn hand_over(mut self) -> Option<OwnedFd> {
+        let listener = self.listener.take();
+        // Without a copy to hand on, a plain shutdown.
+        if listener.is_some() {
+            self.socket_id = (u64::MAX, u64::MAX);
+        }
+        self.stop_now();
+        listener
     }
 
     /// Wakes the loop through its eventfd (never through the socket path, which may be gone),
