@@ -88,8 +88,11 @@ impl Globals {
 /// Runs one zones command.
 pub fn run(cmd: &ZonesCommand, g: &Globals) -> Result<Outcome> {
     match cmd {
-        ZonesCommand::Plan { file } => apply::plan(file, &mut g.connect()?, g.json),
-        ZonesCommand::Apply { file, no_wait } => apply::apply(file, &mut g.connect()?, *no_wait),
+        // The file is checked before the database is even contacted.
+        ZonesCommand::Plan { file } => apply::plan(file, &load(file)?, &mut g.connect()?, g.json),
+        ZonesCommand::Apply { file, no_wait } => {
+            apply::apply(file, &load(file)?, &mut g.connect()?, *no_wait)
+        }
         ZonesCommand::Show => show(&mut g.connect()?, g.json),
         ZonesCommand::Verify => verify(&mut g.connect()?, g.json),
         ZonesCommand::LibvirtXml { file, zone, out, define } => {
