@@ -315,3 +315,23 @@ fn verify_catches_a_veth_joining_two_zones_and_a_loop_joining_two_portgroups() {
     assert_eq!(r["portgroup_joins"][0]["a"], "intranet/vlan-10", "{r:#}");
     assert_eq!(r["portgroup_joins"][0]["b"], "intranet/guest", "{r:#}");
 }
+
+#[test]
+fn a_nic_moves_between_zones_in_one_transaction_on_debian_ovsdb_server() {
+    if !have_ovs() {
+        return;
+    }
+    let s = OvsdbServer::start();
+    let n = Names::new();
+    let zone = |name: &str, br: &str, nic: bool| {
+        let up = if nic { format!("uplink = {{ nic = \"{}\" }}\n", n.nic) } else { String::new() };
+        format!("[[zone]]\nname = \"{name}\"\nbridge = \"{br}\"\n{up}")
+    };
+    let first = s.file("a.toml", &(zone("a", &n.intranet, true) + &zone("b", &n.internet, false)));
+    let second = s.file("b.toml", &(zone("a", &n.intranet, false) + &zone("b", &n.internet, true)));
+    assert!(s.rvsctl(&["apply", "--no-wait", &first]).status.success());
+    let o = s.rvsctl(&["apply", "--no-wait", &second]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(s.vsctl(&["port-to-br", &n.nic]), n.internet);
+    assert_eq!(s.next_cfg(), 2, "one transaction per apply");
+}
