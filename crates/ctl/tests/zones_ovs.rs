@@ -218,9 +218,11 @@ fn handmade_bridge_and_libvirt_vnet_port_survive_apply_and_zone_removal() {
     ]);
     let plan = s.rvsctl(&["plan", &f]);
     assert_eq!(plan.status.code(), Some(0), "foreign rows are not changes: {}", text(&plan));
-    let show = s.rvsctl(&["show"]);
-    let show = text(&show);
+    let show = text(&s.rvsctl(&["show"]));
     assert!(show.contains("vm port vnet0  mac 52:54:00:10:00:01  vm-id 8c6f1d2e-0000-4000-8000-000000000002  portgroup vlan-10"), "{show}");
+    // With the file, the VM is named by its MAC.
+    let named = text(&s.rvsctl(&["show", &f]));
+    assert!(named.contains("vm office-desktop  port vnet0  mac 52:54:00:10:00:01"), "{named}");
 
     // Remove the intranet zone: its uplink goes, the bridge stays (released) for vnet0.
     let only_internet = n

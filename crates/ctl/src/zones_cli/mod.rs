@@ -37,7 +37,10 @@ pub enum ZonesCommand {
         no_wait: bool,
     },
     /// Zones, bridges, VLANs, uplinks and the VMs attached right now.
-    Show,
+    Show {
+        /// A zones file: name the attached VMs by their MAC.
+        file: Option<PathBuf>,
+    },
     /// Prove from the live database that no layer-2 path joins two zones or portgroups (exit 1 if one does).
     Verify,
     /// libvirt network XML per zone and the domain `<interface>` snippet per VM.
@@ -93,7 +96,10 @@ pub fn run(cmd: &ZonesCommand, g: &Globals) -> Result<Outcome> {
         ZonesCommand::Apply { file, no_wait } => {
             apply::apply(file, &load(file)?, &mut g.connect()?, *no_wait)
         }
-        ZonesCommand::Show => show(&mut g.connect()?, g.json),
+        ZonesCommand::Show { file } => {
+            let model = file.as_deref().map(load).transpose()?;
+            show(model.as_ref(), &mut g.connect()?, g.json)
+        }
         ZonesCommand::Verify => verify(&mut g.connect()?, g.json),
         ZonesCommand::LibvirtXml { file, zone, out, define } => {
             libvirt::run(&load(file)?, zone.as_deref(), out.as_deref(), *define).map(Outcome::ok)
@@ -101,8 +107,8 @@ pub fn run(cmd: &ZonesCommand, g: &Globals) -> Result<Outcome> {
     }
 }
 
-fn show(client: &mut Client, as_json: bool) -> Result<Outcome> {
-    let z = zones::show::zones(&read_live(client)?);
+fn show(model: Option<&zones::Model>, client: &mut Client, as_json: bool) -> Result<Outcome> {
+    let z = zones::show::zones(&read_live(client)?, model);
     Ok(Outcome::ok(if as_json { serde_json::to_string_pretty(&z)? + "\n" } else { zones::show::render(&z) }))
 }
 
