@@ -337,3 +337,45 @@ fn a_nic_moves_between_zones_in_one_transaction_on_debian_ovsdb_server() {
     assert_eq!(s.vsctl(&["port-to-br", &n.nic]), n.internet);
     assert_eq!(s.next_cfg(), 2, "one transaction per apply");
 }
+
+/// A Linux bridge this test created; Drop deletes it.
+struct LinuxBridge(String);
+
+impl LinuxBridge {
+    fn new(name: &str, members: &[&str]) -> LinuxBridge {
+        testbed::run("ip", &["link", "add", name, "type", "bridge"]).unwrap();
+        let b = LinuxBridge(name.into());
+        for m in members {
+            testbed::run("ip", &["link", "set", m, "master", name]).unwrap();
+        }
+        b
+    }
+}
+
+impl Drop for LinuxBridge {
+    fn drop(&mut self) {
+        testbed::run_quiet_ok("ip", &["link", "del", &self.0]);
+    }
+}
+
+#[test]
+fn verify_sees_a_join_through_a_linux_bridge() {
+    if !require_root("verify_sees_a_join_through_a_linux_bridge") || !have_ovs() {
+        return;
+    }
+    let s = OvsdbServer::start();
+    let n = Names::new();
+    assert!(s.rvsctl(&["apply", "--no-wait", &s.file("z.toml", &n.file())]).status.success());
+    let (a, a2, b, b2) = (unique("la"), unique("lb"), unique("lc"), unique("ld"));
+    let _ca = Veth::pair(&a, &a2).unwrap();
+    let _cb = Veth::pair(&b, &b2).unwrap();
+    s.vsctl(&["add-port", &n.intranet, &a, "tag=20"]);
+    s.vsctl(&["add-port", &n.internet, &b]);
+    assert_eq!(s.rvsctl(&["verify"]).status.code(), Some(0), "two cables to nowhere are no join");
+    let lbr = unique("lbr");
+    let _lb = LinuxBridge::new(&lbr, &[&a2, &b2]);
+    let v = s.rvsctl(&["verify"]);
+    assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    let t = text(&v);
+    assert!(t.contains("JOINED internet <-> intranet") && t.contains("—linux-bridge+veth ") && t.contains(&lbr), "{t}");
+}

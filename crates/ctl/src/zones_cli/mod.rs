@@ -113,7 +113,7 @@ fn show(model: Option<&zones::Model>, client: &mut Client, as_json: bool) -> Res
 }
 
 fn verify(client: &mut Client, as_json: bool) -> Result<Outcome> {
-    let report = zones::verify::verify(&read_live(client)?, &host::veth_pairs()?);
+    let report = zones::verify::verify(&read_live(client)?, &host::device_pairs()?);
     let stdout =
         if as_json { serde_json::to_string_pretty(&report)? + "\n" } else { zones::verify::render(&report) };
     Ok(Outcome { stdout, code: u8::from(report.joined()) })
