@@ -377,5 +377,8 @@ fn verify_sees_a_join_through_a_linux_bridge() {
     let v = s.rvsctl(&["verify"]);
     assert_eq!(v.status.code(), Some(1), "{}", text(&v));
     let t = text(&v);
-    assert!(t.contains("JOINED internet <-> intranet") && t.contains("—linux-bridge+veth ") && t.contains(&lbr), "{t}");
+    assert!(
+        t.contains("JOINED internet <-> intranet") && t.contains("—linux-bridge+veth ") && t.contains(&lbr),
+        "{t}"
+    );
 }

@@ -15,6 +15,7 @@ use super::{host, InvalidFile, Outcome, DB_NAME};
 fn make_plan(file: &Path, model: &zones::Model, client: &mut Client) -> Result<Plan> {
     let live = super::read_live(client)?;
     let host = zones::host::HostNetdevs { existing: host::netdevs(), ours: host::ours(&live) };
+    warn_missing_nics(model, &host.existing);
     let diags = zones::host::check_host(model, &file.display().to_string(), &host);
     if !diags.is_empty() {
         return Err(InvalidFile::new(&diags).into());
@@ -25,6 +26,22 @@ fn make_plan(file: &Path, model: &zones::Model, client: &mut Client) -> Result<P
         Err(conflicts) => {
             let text: Vec<String> = conflicts.iter().map(|c| c.to_string()).collect();
             bail!("the database conflicts with the zones file; nothing was changed\n{}", text.join("\n"))
+        }
+    }
+}
+
+/// A NIC that does not exist is not an error (it may appear later, and the switch attaches it
+/// then), but almost always a typo worth saying.
+fn warn_missing_nics(model: &zones::Model, existing: &std::collections::BTreeSet<String>) {
+    if existing.is_empty() {
+        return; // /sys/class/net unreadable: nothing to compare with
+    }
+    for (z, u) in model.zones.iter().filter_map(|z| z.uplink.as_ref().map(|u| (z, u))) {
+        if !existing.contains(&u.nic) {
+            eprintln!(
+                "rvsctl: warning: zone {}'s uplink NIC {} does not exist on this host (yet)",
+                z.name, u.nic
+            );
         }
     }
 }
