@@ -4,6 +4,8 @@
 //! All mutation happens under one mutex: a transaction runs, is logged and
 //! fsync'ed, installed, and its notifications are queued to every monitor
 //! before the lock is released, so every client sees the same total order.
+//! (The socket server's transactions are fsync'ed after the lock, once per
+//! event-loop turn, but still before their replies are sent.)
 
 use crate::error::{Error, OResult, OvsdbError};
 use crate::locks::{LockManager, SessionId};
@@ -18,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -27,6 +29,13 @@ pub trait Sink: Send + Sync {
     /// Queues one JSON-RPC message; false means the receiver is gone and the
     /// session's monitors should be dropped.
     fn deliver(&self, msg: &Value) -> bool;
+}
+
+/// Told (under the database lock, so it must not block) that a transaction committed: an event
+/// loop uses it to re-attempt its blocked `wait` transactions without a thread per wait.
+pub(crate) trait CommitWatch: Send + Sync {
+    /// Called once per committed transaction.
+    fn committed(&self);
 }
 
 /// A [`Sink`] feeding a std channel (in-process sessions).
@@ -65,6 +74,8 @@ struct Inner {
     history: VecDeque<(Uuid, Arc<Vec<RowChange>>)>,
     last_txn: Uuid,
     generation: u64,
+    /// Weak so that a stopped server's watch goes away with it.
+    watches: Vec<Weak<dyn CommitWatch>>,
 }
 
 /// An OVSDB database.
@@ -73,6 +84,8 @@ pub struct Database {
     inner: Mutex<Inner>,
     changed: Condvar,
     read_only: bool,
+    /// A deferred log write awaits [`Database::sync`] (an atomic, so idle syncs take no lock).
+    unsynced: AtomicBool,
 }
 
 /// Result of one attempt at a transaction.
@@ -100,9 +113,11 @@ impl Database {
                 history: VecDeque::new(),
                 last_txn: Uuid::new_v4(),
                 generation: 0,
+                watches: Vec::new(),
             }),
             changed: Condvar::new(),
             read_only,
+            unsynced: AtomicBool::new(false),
         })
     }
 
@@ -244,6 +259,17 @@ impl Database {
         }
     }
 
+    /// How many transactions have committed: a blocked transaction is worth re-attempting
+    /// only once this moves past the value its attempt saw.
+    pub(crate) fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Registers `w` to be told of every later commit (until `w` is dropped).
+    pub(crate) fn watch_commits(&self, w: Weak<dyn CommitWatch>) {
+        self.lock().watches.push(w);
+    }
+
     /// Waits until the database changes past `generation`, `deadline`, or
     /// 200 ms (so callers can poll a cancel flag).
     pub(crate) fn wait_change(&self, generation: u64, deadline: Option<Instant>) {
@@ -258,9 +284,21 @@ impl Database {
         let _ = self.changed.wait_timeout(g, dur);
     }
 
-    /// One attempt at a transaction, fsync'ed before it is acknowledged.
+    /// One attempt at a transaction, written to the log but not yet fsynced: the caller must
+    /// call [`Database::sync`] before it acknowledges the reply.
     pub(crate) fn attempt(&self, session: Option<SessionId>, ops: &[Value], started: Instant) -> Attempt {
-        self.attempt_with(session, ops, started, Durability::Synced)
+        self.attempt_with(session, ops, started, Durability::Deferred)
+    }
+
+    /// Flushes the log records of [`Database::attempt`]s to disk (a no-op when there are none).
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        if !self.unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        match self.lock().storage.as_mut() {
+            Some(st) => st.sync(),
+            None => Ok(()),
+        }
     }
 
     fn attempt_with(
@@ -283,6 +321,9 @@ impl Database {
             Outcome::Done { mut reply, commit: Some(c) } => {
                 if let Some(st) = g.storage.as_mut() {
                     if let Some(rec) = replay::txn_record(&self.schema, &c.changes, &c.comments) {
+                        if durability == Durability::Deferred {
+                            self.unsynced.store(true, Ordering::Release);
+                        }
                         if let Err(e) = st.append(&rec, durability == Durability::Synced) {
                             tracing::error!(error = %e, "database log write failed");
                             if let Value::Array(a) = &mut reply {
@@ -303,6 +344,7 @@ impl Database {
                 }
                 self.notify(&mut g, &changes, txn_id);
                 self.changed.notify_all();
+                g.watches.retain(|w| w.upgrade().inspect(|w| w.committed()).is_some());
                 self.maybe_compact(&mut g);
                 Attempt::Reply(reply)
             }
@@ -540,6 +582,9 @@ pub(crate) type DeliverChange<'a> = &'a dyn Fn(Option<&Value>);
 pub(crate) enum Durability {
     /// fsync before the reply (every client transaction).
     Synced,
+    /// Written now, fsynced by the caller's [`Database::sync`] before it sends the reply: the
+    /// event loop commits every transaction of one turn and then pays one fsync for all of them.
+    Deferred,
     /// written, not flushed (recomputable status).
     Volatile,
 }

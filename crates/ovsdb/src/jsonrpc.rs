@@ -41,6 +41,11 @@ impl Splitter {
         Splitter { cur: Vec::new(), depth: 0, in_str: false, esc: false, max }
     }
 
+    /// True while a message has begun but not ended: the peer owes us the rest of it.
+    pub fn in_message(&self) -> bool {
+        self.depth > 0
+    }
+
     /// Feeds bytes; calls `emit` for every complete message.
     pub fn feed(&mut self, data: &[u8], emit: &mut dyn FnMut(Vec<u8>)) -> Result<(), FrameError> {
         let mut start = 0usize;

@@ -146,6 +146,11 @@ impl Storage {
         Ok(())
     }
 
+    /// fsyncs every record appended so far.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Current size in bytes.
     pub fn size(&self) -> u64 {
         self.size

@@ -108,7 +108,11 @@ fn monitor_sees_changes() {
     if !common::have_ovs_clients() {
         return;
     }
-    let s = TestServer::start();
+    // A short inactivity probe: the monitor idles for several intervals below and must have
+    // answered the server's echo requests to still be connected.
+    let probe = Duration::from_millis(200);
+    let s =
+        TestServer::with_limits(ovsdb::server::Limits { probe_interval: Some(probe), ..Default::default() });
     s.ok(&["init"]);
     s.ok(&["add-br", "br0"]);
     let mut mon = ChildGuard::spawn(
@@ -148,6 +152,7 @@ fn monitor_sees_changes() {
     };
     let l = wait_for("br0");
     assert!(l.contains("initial"), "{l}");
+    std::thread::sleep(probe * 8);
     s.ok(&["add-port", "br0", "vnet7"]);
     let l = wait_for("vnet7");
     assert!(l.contains("insert"), "{l}");

@@ -68,40 +68,6 @@ fn column_commands_on_maps() {
     s.ok(&["--if-exists", "get", "Interface", "nope", "name"]);
 }
 
-/// libvirt 9.0's exact lines (the repository's copy: a test never reads outside the repository).
-fn libvirt_lines() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/libvirt-9.0-ovs-vsctl-argv.txt");
-    let text = std::fs::read_to_string(path).expect("libvirt argv reference");
-    text.lines().filter(|l| l.starts_with("ovs-vsctl ")).map(str::to_string).collect()
-}
-
-/// Splits a shell line with double quotes (enough for libvirt's lines).
-fn shell_split(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                any = true;
-            }
-            ' ' if !quoted => {
-                if any || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-                any = false;
-            }
-            _ => cur.push(c),
-        }
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 #[test]
 fn libvirt_attach_and_detach_lines() {
     if !common::have_ovs_clients() {
@@ -110,10 +76,10 @@ fn libvirt_attach_and_detach_lines() {
     let s = TestServer::start();
     s.ok(&["init"]);
     s.ok(&["add-br", "br-intranet"]);
-    let lines = libvirt_lines();
+    let lines = common::libvirt_lines();
     assert_eq!(lines.len(), 6);
     for line in &lines {
-        let argv = shell_split(line);
+        let argv = common::shell_split(line);
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
         s.ok(&args);
         if line.contains("add-port") {

@@ -4,12 +4,13 @@
 //! thread except through the reconciler's commands.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ctl::protocol::{ReloadReply, Reply, Request, MAX_LINE};
 use tracing::{debug, warn};
 
@@ -28,15 +29,39 @@ pub fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Daemon> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Binds the socket (refusing to steal one a live daemon is serving) and serves it on a thread.
-pub fn serve(path: &Path, shared: Shared) -> Result<PathBuf> {
-    let listener = listen::bind_private(path)?;
+/// The served control socket.
+pub struct ControlSocket {
+    pub path: PathBuf,
+    /// A copy of the listener, for [`ControlSocket::hand_over`].
+    copy: OwnedFd,
+}
+
+impl ControlSocket {
+    /// The listener, still bound, for the next process of an upgrade (the file stays).
+    pub fn hand_over(self) -> OwnedFd {
+        self.copy
+    }
+
+    /// A plain stop: the socket file goes.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the socket (refusing to steal one a live daemon is serving) — or takes over the
+/// listener a previous process handed on — and serves it on a thread.
+pub fn serve(path: &Path, shared: Shared, inherited: Option<UnixListener>) -> Result<ControlSocket> {
+    let listener = match inherited {
+        Some(l) => l,
+        None => listen::bind_private(path)?,
+    };
+    let copy = listener.as_fd().try_clone_to_owned().context("duplicating the control listener")?;
     let serve = move |stream| serve_client(stream, &shared);
     let refuse = |stream: &UnixStream| {
         let _ = reply(stream, &Reply::failure("too many control clients"));
     };
     listen::spawn_clients(listener, "control", MAX_CLIENTS, serve, refuse)?;
-    Ok(path.to_path_buf())
+    Ok(ControlSocket { path: path.to_path_buf(), copy })
 }
 
 fn serve_client(stream: UnixStream, shared: &Shared) {

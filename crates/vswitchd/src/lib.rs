@@ -8,6 +8,7 @@ pub mod datapath;
 pub mod db;
 pub mod device;
 pub mod fdstore;
+pub mod handover;
 pub mod listen;
 pub mod metrics;
 pub mod reconcile;

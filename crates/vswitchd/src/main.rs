@@ -20,6 +20,7 @@ use vswitchd::daemon::Daemon;
 use vswitchd::datapath::{Datapath, DatapathOptions};
 use vswitchd::db::{ensure_root_row, DbSync};
 use vswitchd::fdstore::{self, FdStore, Kept};
+use vswitchd::handover;
 use vswitchd::reconcile::Reconciler;
 use vswitchd::service::watchdog::Heartbeat;
 use vswitchd::service::{self, Service, ServiceArgs};
@@ -175,13 +176,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.db_file.display()))?;
     // Clients may connect the instant the socket exists; the root row must be there by then.
     ensure_root_row(&database)?;
-    let server = Server::start_with_database(
-        database,
-        &args.db_socket,
-        args.db_socket_mode,
-        args.db_tcp,
-        Default::default(),
-    )
+    // After an in-place upgrade the previous image's listener is still bound: clients that
+    // connected meanwhile wait in its backlog.
+    let server = match handover::inherited(handover::DB_LISTENER) {
+        Some(l) => Server::start_with_listener(database, &args.db_socket, l, args.db_tcp, Default::default()),
+        None => Server::start_with_database(
+            database,
+            &args.db_socket,
+            args.db_socket_mode,
+            args.db_tcp,
+            Default::default(),
+        ),
+    }
     .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
     let (db, notes) = DbSync::new(server.database())?;
     let datapath = Datapath::spawn_with(DatapathOptions {
@@ -194,12 +200,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
     lock(&shared).reload()?;
     lock(&shared).drop_unclaimed_kept();
-    let socket = control::serve(&args.control_socket, shared.clone())?;
+    let socket = control::serve(
+        &args.control_socket,
+        shared.clone(),
+        handover::inherited(handover::CONTROL_LISTENER),
+    )?;
     let appctl = serve_unixctl(&args, &shared)?;
     // Shared with the metrics endpoint, which counts its clients; taken back for the shutdown.
     let server = Arc::new(Mutex::new(Some(server)));
     serve_metrics(&args, &shared, &server)?;
-    info!(control = %socket.display(), db = %args.db_socket.display(), "rvswitchd running");
+    info!(control = %socket.path.display(), db = %args.db_socket.display(), "rvswitchd running");
     let control_beat = Heartbeat::new();
     service.ready(
         &format!("serving {}", args.db_socket.display()),
@@ -262,23 +272,31 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     stopping.store(true, Ordering::Relaxed);
     let _ = control_loop.join();
-    let _ = std::fs::remove_file(&socket);
     if let Some(path) = &appctl {
         let _ = std::fs::remove_file(path);
     }
-    // The database first: forwarding goes on until the last moment (an upgrade's outage is
-    // only the time from here to the new process's first forwarded frame).
-    if let Some(server) = lock_server(&server).take() {
-        server.shutdown();
+    let server = lock_server(&server).take();
+    if !upgrade {
+        socket.remove();
+        // The database first: forwarding goes on until the last moment.
+        if let Some(server) = server {
+            server.shutdown();
+        }
+        // Stops the forwarding thread and closes (and so removes) the taps we created.
+        lock(&shared).shutdown(false);
+        info!("rvswitchd stopped");
+        return Ok(());
     }
-    // Stops the forwarding thread; a plain stop also closes (and so removes) the taps we
-    // created, an upgrade leaves every device with the keeper.
-    lock(&shared).shutdown(upgrade);
-    if upgrade {
-        return Err(reexec());
+    // An upgrade: both sockets stay bound for the next image, every device stays with the
+    // keeper; forwarding stops last, so the outage is only the time until the next image
+    // forwards its first frame.
+    let mut pass = Vec::new();
+    if let Some(l) = server.and_then(|s| s.hand_over()) {
+        pass.push(handover::pass_on(handover::DB_LISTENER, l)?);
     }
-    info!("rvswitchd stopped");
-    Ok(())
+    pass.push(handover::pass_on(handover::CONTROL_LISTENER, socket.hand_over())?);
+    lock(&shared).shutdown(true);
+    Err(reexec(pass))
 }
 
 /// Starts the metrics endpoint if `--metrics` asks for one.
@@ -340,7 +358,7 @@ fn open_fd_store(args: &Args) -> (Option<FdStore>, Kept) {
 
 /// Replaces this process with the rvswitchd binary now on disk, same arguments and PID (a
 /// supervisor sees no restart). Returns only if exec failed.
-fn reexec() -> anyhow::Error {
+fn reexec(env: Vec<(String, String)>) -> anyhow::Error {
     use std::os::unix::process::CommandExt;
     // After `mv new-binary rvswitchd` the old file is gone and the kernel names it "… (deleted)";
     // the path is what we want to run.
@@ -348,6 +366,6 @@ fn reexec() -> anyhow::Error {
         |_| PathBuf::from("/proc/self/exe"),
         |p| PathBuf::from(p.to_string_lossy().trim_end_matches(" (deleted)").to_string()),
     );
-    let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).exec();
+    let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).envs(env).exec();
     anyhow::anyhow!("cannot exec {} for the upgrade: {err}", exe.display())
 }

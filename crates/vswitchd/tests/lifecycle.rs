@@ -237,3 +237,20 @@ fn open_file_limit_is_raised_to_the_hard_limit() {
     wait_ports_up(&d, &[&a.port]);
     assert_eq!(soft_nofile(d.pid()).to_string(), hard, "rvswitchd kept the soft limit it was started with");
 }
+
+#[test]
+fn sigterm_ends_the_daemon_after_its_socket_directory_is_removed() {
+    if !require_root("sigterm_ends_the_daemon_after_its_socket_directory_is_removed") {
+        return;
+    }
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let d = Daemon::start(&bridge_config("br-l7", &[]));
+    // OVSDB clients at the time, one of them mid-message, must not hold the exit up either.
+    let _idle = UnixStream::connect(d.db_socket()).unwrap();
+    let mut half = UnixStream::connect(d.db_socket()).unwrap();
+    half.write_all(b"{\"method\":\"echo\",\"par").unwrap();
+    // What a removed /run/rvswitch (or a test's temp dir) does: both sockets gone by path.
+    std::fs::remove_dir_all(&d.dir).unwrap();
+    assert!(d.stop(), "rvswitchd did not exit cleanly within 10 s of SIGTERM");
+}

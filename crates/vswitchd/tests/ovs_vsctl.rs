@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{have_ovs_vsctl, Daemon, Vm};
+use common::{Daemon, Vm};
 use serde_json::{json, Value};
 use testbed::{require_root, wait_until};
 
@@ -22,7 +22,7 @@ fn vsctl(d: &Daemon, args: &[&str]) -> Result<String, String> {
 
 #[test]
 fn ovs_vsctl_builds_and_changes_the_switch() {
-    if !require_root("ovs_vsctl_builds_and_changes_the_switch") || !have_ovs_vsctl() {
+    if !require_root("ovs_vsctl_builds_and_changes_the_switch") || !common::have_ovs_vsctl() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
@@ -84,7 +84,7 @@ fn ovs_vsctl_builds_and_changes_the_switch() {
 
 #[test]
 fn libvirt_attach_and_detach_lines() {
-    if !require_root("libvirt_attach_and_detach_lines") || !have_ovs_vsctl() {
+    if !require_root("libvirt_attach_and_detach_lines") || !common::have_ovs_vsctl() {
         return;
     }
     let (vm, peer) = (Vm::new(1), Vm::new(2));
@@ -93,34 +93,8 @@ fn libvirt_attach_and_detach_lines() {
     let p = vm.port.as_str();
     // The exact line libvirt 9.0 runs when a VM with <virtualport type='openvswitch'/> starts
     // (only the device name differs; --db points at this test's daemon).
-    let attach = [
-        "--",
-        "--may-exist",
-        "add-port",
-        "br-intranet",
-        p,
-        "tag=10",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:attached-mac=\"52:54:00:aa:bb:01\"",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:iface-id=\"80f52381-6de8-4f6f-b502-d16fc1a8bce9\"",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:vm-id=\"83a78cd4-3fe6-4b97-b0e0-5b025b8f5604\"",
-        "--",
-        "set",
-        "Interface",
-        p,
-        "external-ids:iface-status=active",
-    ];
+    let attach = common::libvirt_attach("br-intranet", p);
+    let attach: Vec<&str> = attach.iter().map(String::as_str).collect();
     let t = Instant::now();
     vsctl(&d, &attach).unwrap();
     eprintln!("attach took {:?}", t.elapsed());
@@ -277,7 +251,7 @@ fn monitor_rows(line: &str) -> Vec<(String, Value, Value)> {
 
 #[test]
 fn ovsdb_client_sees_the_daemon_write_ofport() {
-    if !require_root("ovsdb_client_sees_the_daemon_write_ofport") || !have_ovs_vsctl() {
+    if !require_root("ovsdb_client_sees_the_daemon_write_ofport") || !common::have_ovs_vsctl() {
         return;
     }
     use std::io::BufRead;
@@ -336,7 +310,7 @@ fn ovsdb_client_sees_the_daemon_write_ofport() {
 
 #[test]
 fn config_file_and_ovs_vsctl_share_one_database() {
-    if !require_root("config_file_and_ovs_vsctl_share_one_database") || !have_ovs_vsctl() {
+    if !require_root("config_file_and_ovs_vsctl_share_one_database") || !common::have_ovs_vsctl() {
         return;
     }
     let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));

@@ -47,6 +47,42 @@ fn outage_across(s: &mut Setup, what: &str, restart: impl FnOnce(&mut Daemon)) -
     report.longest_gap
 }
 
+#[derive(Debug, Default)]
+struct Probes {
+    /// connect(2) failed: no socket, or nobody listening.
+    refused: usize,
+    /// Connected, but the connection closed before the answer (the old process stopping).
+    dropped: usize,
+    answered: usize,
+}
+
+/// Connects to the OVSDB socket over and over (bounded: until `stop`, at most 20 000 tries),
+/// asking `list_dbs` each time.
+fn probe_connects(db: &std::path::Path, stop: &std::sync::atomic::AtomicBool) -> Probes {
+    use std::io::{Read, Write};
+    let mut p = Probes::default();
+    for _ in 0..20_000 {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let Ok(mut c) = std::os::unix::net::UnixStream::connect(db) else {
+            p.refused += 1;
+            continue;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut buf = [0u8; 256];
+        let ok = c.write_all(br#"{"method":"list_dbs","params":[],"id":1}"#).is_ok()
+            && c.read(&mut buf).is_ok_and(|n| n > 0 && buf[..n].windows(12).any(|w| w == b"Open_vSwitch"));
+        if ok {
+            p.answered += 1;
+        } else {
+            p.dropped += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    p
+}
+
 #[test]
 fn kill9_and_restart_keeps_devices_and_resumes_forwarding() {
     if !require_root("kill9_and_restart_keeps_devices_and_resumes_forwarding") {
@@ -78,12 +114,23 @@ fn upgrade_in_place_keeps_pid_devices_and_forwarding() {
     }
     let mut s = setup();
     let pid = s.d.pid();
+    // Clients connecting all through the upgrade: the database socket must never be missing.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (db, stop) = (s.d.db_socket(), stop.clone());
+        std::thread::spawn(move || probe_connects(&db, &stop))
+    };
     outage_across(&mut s, "upgrade (SIGUSR2)", |d| {
         d.signal(libc::SIGUSR2);
         let handed_over =
             wait_until(Duration::from_secs(10), || d.log().matches("rvswitchd running").count() >= 2);
         assert!(handed_over, "the upgraded process did not come up\n{}", d.log());
     });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let probes = prober.join().expect("prober");
+    println!("OVSDB clients during the upgrade: {probes:?}");
+    assert_eq!(probes.refused, 0, "the database socket was missing during the upgrade: {probes:?}");
+    assert!(probes.answered > 0, "{probes:?}");
     assert_eq!(s.d.pid(), pid, "an in-place upgrade keeps the PID");
     assert!(s.d.log().contains("adopted the device"), "{}", s.d.log());
 }

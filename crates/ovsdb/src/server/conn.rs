@@ -1,19 +1,16 @@
-//! One client connection: reads JSON-RPC messages, dispatches OVSDB methods,
-//! and queues replies on the connection's [`Outbox`].
+//! One client's protocol state: dispatches its JSON-RPC messages to OVSDB methods and queues
+//! replies on the connection's [`Outbox`]. No I/O here: the event loop feeds it whole messages.
 
 use super::outbox::Outbox;
-use super::stream::Stream;
+use super::waits::{Blocked, Waits};
 use super::Limits;
 use crate::database::{new_session_id, Attempt, Database};
 use crate::error::OvsdbError;
-use crate::jsonrpc::{error_reply, reply, Splitter};
+use crate::jsonrpc::{error_reply, reply};
 use crate::locks::SessionId;
 use crate::monitor::{self, MonitorSpec, MonitorVersion};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What every connection shares.
@@ -24,64 +21,43 @@ pub(crate) struct Ctx {
     pub server_id: String,
 }
 
-/// Blocked transactions may wait at most this many at a time per client.
-const MAX_PENDING: usize = 64;
-
-struct Conn {
+/// One client session. Dropping it forgets the session: monitors go, locks pass on.
+pub(crate) struct Conn {
     ctx: Arc<Ctx>,
     session: SessionId,
     out: Arc<Outbox>,
-    pending: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
+    waits: Waits,
 }
 
-/// Serves a connection until it closes. `out` was built over a clone of `stream`.
-pub(crate) fn serve(mut stream: Stream, out: Arc<Outbox>, ctx: Arc<Ctx>) {
-    let writer = match stream.try_clone() {
-        Ok(w) => {
-            let o = out.clone();
-            std::thread::Builder::new().name("ovsdb-writer".into()).spawn(move || o.run_writer(w)).ok()
-        }
-        Err(_) => None,
-    };
-    if writer.is_none() {
-        out.close();
-        return;
+impl Conn {
+    /// A new session whose notifications go to `out`.
+    pub fn new(ctx: Arc<Ctx>, out: Arc<Outbox>) -> Conn {
+        let session = new_session_id();
+        ctx.main.attach(session, out.clone());
+        ctx.server_db.attach(session, out.clone());
+        Conn { ctx, session, out, waits: Waits::default() }
     }
-    let session = new_session_id();
-    ctx.main.attach(session, out.clone());
-    ctx.server_db.attach(session, out.clone());
-    let conn =
-        Conn { ctx: ctx.clone(), session, out: out.clone(), pending: Arc::new(Mutex::new(HashMap::new())) };
-    let mut splitter = Splitter::new(ctx.limits.max_message);
-    let mut buf = vec![0u8; 64 * 1024];
-    'read: loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut msgs = Vec::new();
-        let framed = splitter.feed(&buf[..n], &mut |m| msgs.push(m));
-        for m in msgs {
-            if !conn.handle(&m) {
-                break 'read;
-            }
-        }
-        if let Err(e) = framed {
-            out.send(&error_reply(&Value::Null, OvsdbError::syntax(e.to_string()).to_json()));
-            break;
-        }
-        if out.is_closed() {
-            break;
-        }
+
+    /// The connection's output queue.
+    pub fn out(&self) -> &Arc<Outbox> {
+        &self.out
     }
-    for f in conn.pending.lock().map(|p| p.values().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-        f.store(true, Ordering::Relaxed);
+
+    /// Blocked transactions waiting.
+    pub fn waiting(&self) -> usize {
+        self.waits.len()
     }
-    ctx.main.detach(session);
-    ctx.server_db.detach(session);
-    out.finish();
-    if let Some(w) = writer {
-        let _ = w.join();
+
+    /// Re-attempts blocked transactions (see [`Waits::retry`]).
+    pub fn retry_waits(&mut self, now: Instant) -> Option<Instant> {
+        self.waits.retry(self.session, now, &self.out)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.ctx.main.detach(self.session);
+        self.ctx.server_db.detach(self.session);
     }
 }
 
@@ -94,7 +70,7 @@ fn param_str<'a>(params: &'a [Value], i: usize, what: &str) -> Result<&'a str, O
 
 impl Conn {
     /// Handles one framed message; false closes the connection.
-    fn handle(&self, raw: &[u8]) -> bool {
+    pub fn handle(&mut self, raw: &[u8]) -> bool {
         let msg: Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
             Err(e) => {
@@ -159,7 +135,7 @@ impl Conn {
     }
 
     /// Ok(None) means the reply is sent later (blocked transaction).
-    fn dispatch(&self, method: &str, params: &[Value], id: &Value) -> Result<Option<Value>, OvsdbError> {
+    fn dispatch(&mut self, method: &str, params: &[Value], id: &Value) -> Result<Option<Value>, OvsdbError> {
         match method {
             "echo" => Ok(Some(Value::Array(params.to_vec()))),
             "list_dbs" => Ok(Some(json!([self.ctx.main.name(), "_Server"]))),
@@ -169,9 +145,8 @@ impl Conn {
             }
             "transact" => self.transact(params, id),
             "cancel" => {
-                let key = params.first().map(Value::to_string).unwrap_or_default();
-                if let Some(f) = self.pending.lock().ok().and_then(|p| p.get(&key).cloned()) {
-                    f.store(true, Ordering::Relaxed);
+                if let Some(key) = params.first() {
+                    self.waits.cancel(key, &self.out);
                 }
                 Ok(None)
             }
@@ -231,49 +206,14 @@ impl Conn {
         }
     }
 
-    fn transact(&self, params: &[Value], id: &Value) -> Result<Option<Value>, OvsdbError> {
+    fn transact(&mut self, params: &[Value], id: &Value) -> Result<Option<Value>, OvsdbError> {
         let db = self.db(param_str(params, 0, "a database name")?)?.clone();
         let ops: Vec<Value> = params[1..].to_vec();
         let started = Instant::now();
         match db.attempt(Some(self.session), &ops, started) {
             Attempt::Reply(v) => Ok(Some(v)),
-            Attempt::Blocked { mut deadline, mut generation } => {
-                let key = id.to_string();
-                let flag = Arc::new(AtomicBool::new(false));
-                {
-                    let mut p = self.pending.lock().map_err(|_| OvsdbError::bare("internal error"))?;
-                    if p.len() >= MAX_PENDING {
-                        return Err(OvsdbError::new("resources exhausted", "too many blocked transactions"));
-                    }
-                    p.insert(key.clone(), flag.clone());
-                }
-                let (out, pending, session, id) =
-                    (self.out.clone(), self.pending.clone(), self.session, id.clone());
-                let spawned = std::thread::Builder::new().name("ovsdb-wait".into()).spawn(move || {
-                    loop {
-                        if flag.load(Ordering::Relaxed) {
-                            out.send(&error_reply(&id, json!({"error": "canceled"})));
-                            break;
-                        }
-                        db.wait_change(generation, deadline);
-                        match db.attempt(Some(session), &ops, started) {
-                            Attempt::Reply(v) => {
-                                out.send(&reply(&id, v));
-                                break;
-                            }
-                            Attempt::Blocked { deadline: d, generation: g } => {
-                                deadline = d;
-                                generation = g;
-                            }
-                        }
-                    }
-                    if let Ok(mut p) = pending.lock() {
-                        p.remove(&key);
-                    }
-                });
-                if spawned.is_err() {
-                    return Err(OvsdbError::new("resources exhausted", "cannot start wait thread"));
-                }
+            Attempt::Blocked { deadline, generation } => {
+                self.waits.add(Blocked { db, ops, started, deadline, generation, id: id.clone() })?;
                 Ok(None)
             }
         }

@@ -1,27 +1,35 @@
-//! The OVSDB JSON-RPC server: a unix socket (and optional loopback TCP)
-//! listener, one reader and one writer thread per client.
+//! The OVSDB JSON-RPC server: a unix socket (and optional loopback TCP) listener and all its
+//! clients on one event-loop thread (see `evloop`).
 //!
-//! Threads keep the code simple and blocking I/O bounded: a slow client only
-//! ever blocks its own writer thread, and its queue is capped by
-//! [`Limits::max_output`].
+//! Every client is bounded: one partial message ([`Limits::max_message`]), its output queue
+//! ([`Limits::max_output`]), how long a message may stay half-sent ([`Limits::stall_timeout`]),
+//! and OvS's inactivity probe ([`Limits::probe_interval`]). A new client is never refused
+//! because idle ones exist: at [`Limits::max_connections`] (or out of file descriptors) the
+//! longest-idle client makes room.
 
+mod client;
 mod conn;
+mod evloop;
+mod liveness;
 mod outbox;
 mod stream;
+mod waits;
 
-use crate::database::Database;
+use crate::database::{CommitWatch, Database};
 use crate::error::Error;
 use crate::schema::{DatabaseSchema, VSWITCH_SCHEMA};
-use outbox::Outbox;
+use evloop::{EventLoop, Shared, WAKER};
+use outbox::Doorbell;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 pub use stream::Stream;
 
 /// Where the schema comes from.
@@ -52,17 +60,30 @@ impl SchemaSource {
 /// Resource bounds per connection and per server.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest accepted JSON-RPC message (bytes); larger → error and close.
+    /// Largest accepted JSON-RPC message (bytes); larger → error and close. Also the most
+    /// partial input buffered for one client.
     pub max_message: usize,
     /// Output queued for one client before it is disconnected (bytes).
     pub max_output: usize,
-    /// Simultaneous connections; more are refused.
+    /// Simultaneous connections; at the limit the longest-idle client is dropped to make room.
     pub max_connections: usize,
+    /// After this long with nothing received, the client is sent an `echo` request; after as
+    /// long again without a byte, it is disconnected (OvS's inactivity probe, 5 s by default).
+    /// None disables the probe.
+    pub probe_interval: Option<Duration>,
+    /// A message still incomplete this long after it began gets its client disconnected.
+    pub stall_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message: 64 << 20, max_output: 16 << 20, max_connections: 1024 }
+        Limits {
+            max_message: 64 << 20,
+            max_output: 16 << 20,
+            max_connections: 100_000,
+            probe_interval: Some(Duration::from_secs(5)),
+            stall_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -86,17 +107,21 @@ pub struct ServerConfig {
 /// Entry point.
 pub struct Server;
 
-type ConnMap = Arc<Mutex<HashMap<u64, Arc<Outbox>>>>;
-
 /// A running server; dropping it (or [`ServerHandle::shutdown`]) stops it.
 pub struct ServerHandle {
     db: Arc<Database>,
     unix_socket: PathBuf,
+    /// Our copy of the unix listener (see [`ServerHandle::hand_over`]).
+    listener: Option<OwnedFd>,
+    /// (device, inode) of the socket we bound: only that file is removed at shutdown.
+    socket_id: (u64, u64),
     tcp: Option<SocketAddr>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    conns: ConnMap,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
 }
+
+/// How long shutdown waits for the event loop before leaving it behind.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Opens the database file and starts listening.
@@ -115,102 +140,108 @@ impl Server {
         tcp: Option<SocketAddr>,
         limits: Limits,
     ) -> Result<ServerHandle, Error> {
+        let ul = bind_unix(unix_socket, socket_mode)?;
+        Self::start_on(db, unix_socket, ul, tcp, limits)
+    }
+
+    /// Like [`Server::start_with_database`] on a listening socket a previous process bound at
+    /// `unix_socket` and handed over ([`ServerHandle::hand_over`]): clients that connect while
+    /// the processes change wait in its backlog instead of finding no socket.
+    pub fn start_with_listener(
+        db: Arc<Database>,
+        unix_socket: &Path,
+        listener: UnixListener,
+        tcp: Option<SocketAddr>,
+        limits: Limits,
+    ) -> Result<ServerHandle, Error> {
+        listener.set_nonblocking(true).map_err(|e| Error::io(unix_socket, e))?;
+        Self::start_on(db, unix_socket, mio::net::UnixListener::from_std(listener), tcp, limits)
+    }
+
+    fn start_on(
+        db: Arc<Database>,
+        unix_socket: &Path,
+        ul: mio::net::UnixListener,
+        tcp: Option<SocketAddr>,
+        limits: Limits,
+    ) -> Result<ServerHandle, Error> {
         let server_db = crate::server_db::build(&[&db])?;
-        if let Ok(md) = std::fs::symlink_metadata(unix_socket) {
-            if md.file_type().is_socket() {
-                // A live server keeps its socket: taking it over would also leave that server
-                // unable to wake its own accept loop on shutdown.
-                if UnixStream::connect(unix_socket).is_ok() {
-                    return Err(Error::io(
-                        unix_socket,
-                        std::io::Error::new(
-                            std::io::ErrorKind::AddrInUse,
-                            "another server is listening there",
-                        ),
-                    ));
-                }
-                let _ = std::fs::remove_file(unix_socket);
-            }
-        }
-        let ul = UnixListener::bind(unix_socket).map_err(|e| Error::io(unix_socket, e))?;
-        std::fs::set_permissions(unix_socket, std::fs::Permissions::from_mode(socket_mode))
-            .map_err(|e| Error::io(unix_socket, e))?;
+        // A copy of the listener, so it can be handed to the next process on an upgrade.
+        let listener = dup_fd(&ul).map_err(|e| Error::io(unix_socket, e))?;
+        let socket_id = std::fs::metadata(unix_socket).map(|m| (m.dev(), m.ino())).unwrap_or_default();
+        let (tl, tcp_addr) = match tcp {
+            Some(addr) => bind_tcp(addr)?,
+            None => (None, None),
+        };
+        let poll = mio::Poll::new().map_err(|e| io_err("epoll", e))?;
+        let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| io_err("eventfd", e))?;
+        let bell = Arc::new(Doorbell::new(waker));
+        let shared = Arc::new(Shared {
+            bell: bell.clone(),
+            stop: AtomicBool::new(false),
+            clients: AtomicUsize::new(0),
+        });
         let ctx = Arc::new(conn::Ctx {
             main: db.clone(),
-            server_db,
+            server_db: server_db.clone(),
             limits,
             server_id: uuid::Uuid::new_v4().to_string(),
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns: ConnMap = Arc::new(Mutex::new(HashMap::new()));
-        let mut threads = Vec::new();
-        {
-            let (ctx, stop, conns) = (ctx.clone(), stop.clone(), conns.clone());
-            threads.push(spawn("ovsdb-accept-unix", move || {
-                for s in ul.incoming() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if let Ok(s) = s {
-                        accept(Stream::Unix(s), &ctx, &conns);
-                    }
-                }
-            })?);
+        for d in [&db, &server_db] {
+            d.watch_commits(Arc::downgrade(&bell) as Weak<dyn CommitWatch>);
         }
-        let mut tcp_addr = None;
-        if let Some(addr) = tcp {
-            let tl = TcpListener::bind(addr).map_err(|e| Error::io(Path::new(&addr.to_string()), e))?;
-            tcp_addr = tl.local_addr().ok();
-            let (ctx, stop, conns) = (ctx.clone(), stop.clone(), conns.clone());
-            threads.push(spawn("ovsdb-accept-tcp", move || {
-                for s in tl.incoming() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if let Ok(s) = s {
-                        let _ = s.set_nodelay(true);
-                        accept(Stream::Tcp(s), &ctx, &conns);
-                    }
-                }
-            })?);
-        }
-        Ok(ServerHandle { db, unix_socket: unix_socket.to_path_buf(), tcp: tcp_addr, stop, threads, conns })
+        let ev = EventLoop::new(poll, ctx, shared.clone(), ul, tl).map_err(|e| io_err("epoll", e))?;
+        let thread = std::thread::Builder::new()
+            .name("ovsdb-io".into())
+            .spawn(move || ev.run())
+            .map_err(|e| io_err("ovsdb-io", e))?;
+        Ok(ServerHandle {
+            db,
+            unix_socket: unix_socket.to_path_buf(),
+            listener: Some(listener),
+            socket_id,
+            tcp: tcp_addr,
+            shared,
+            thread: Some(thread),
+        })
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| Error::io(Path::new(name), e))
+fn io_err(what: &str, e: std::io::Error) -> Error {
+    Error::io(Path::new(what), e)
 }
 
-static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+/// Binds the TCP listener; returns it with its address (port 0 picks one).
+fn bind_tcp(addr: SocketAddr) -> Result<(Option<mio::net::TcpListener>, Option<SocketAddr>), Error> {
+    let tl = TcpListener::bind(addr).map_err(|e| io_err(&addr.to_string(), e))?;
+    tl.set_nonblocking(true).map_err(|e| io_err(&addr.to_string(), e))?;
+    let local = tl.local_addr().ok();
+    Ok((Some(mio::net::TcpListener::from_std(tl)), local))
+}
 
-fn accept(s: Stream, ctx: &Arc<conn::Ctx>, conns: &ConnMap) {
-    let Ok(shut) = s.try_clone() else { return };
-    let out = Arc::new(Outbox::new(shut, ctx.limits.max_output));
-    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    {
-        let Ok(mut m) = conns.lock() else { return };
-        if m.len() >= ctx.limits.max_connections {
-            tracing::warn!("too many OVSDB connections; refusing one");
-            out.close();
-            return;
-        }
-        m.insert(id, out.clone());
-    }
-    let (ctx, conns2) = (ctx.clone(), conns.clone());
-    let r = std::thread::Builder::new().name("ovsdb-conn".into()).spawn(move || {
-        conn::serve(s, out, ctx);
-        if let Ok(mut m) = conns2.lock() {
-            m.remove(&id);
-        }
-    });
-    if r.is_err() {
-        if let Ok(mut m) = conns.lock() {
-            if let Some(o) = m.remove(&id) {
-                o.close();
+/// A second descriptor for `ul`'s socket (close-on-exec).
+fn dup_fd(ul: &mio::net::UnixListener) -> std::io::Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    ul.as_fd().try_clone_to_owned()
+}
+
+/// Binds the unix socket, replacing a stale one but never a live server's.
+fn bind_unix(path: &Path, mode: u32) -> Result<mio::net::UnixListener, Error> {
+    if let Ok(md) = std::fs::symlink_metadata(path) {
+        if md.file_type().is_socket() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::AddrInUse, "another server is listening there"),
+                ));
             }
+            let _ = std::fs::remove_file(path);
         }
     }
+    let ul = UnixListener::bind(path).map_err(|e| Error::io(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))?;
+    ul.set_nonblocking(true).map_err(|e| Error::io(path, e))?;
+    Ok(mio::net::UnixListener::from_std(ul))
 }
 
 impl ServerHandle {
@@ -231,7 +262,7 @@ impl ServerHandle {
 
     /// Number of open client connections.
     pub fn connections(&self) -> usize {
-        self.conns.lock().map(|m| m.len()).unwrap_or(0)
+        self.shared.clients.load(Ordering::Relaxed)
     }
 
     /// Stops listening, disconnects every client and removes the socket.
@@ -239,23 +270,39 @@ impl ServerHandle {
         self.stop_now();
     }
 
+    /// Stops serving and disconnects every client but keeps the socket: returns the listening
+    /// socket (still bound, its backlog intact) for the next process, and leaves the file.
+    pub fn hand_over(mut self) -> Option<OwnedFd> {
+        let listener = self.listener.take();
+        // Without a copy to hand on, a plain shutdown.
+        if listener.is_some() {
+            self.socket_id = (u64::MAX, u64::MAX);
+        }
+        self.stop_now();
+        listener
+    }
+
+    /// Wakes the loop through its eventfd (never through the socket path, which may be gone),
+    /// waits a bounded time for it to disconnect everyone, and removes the socket file if it is
+    /// still the one we bound.
     fn stop_now(&mut self) {
-        if self.stop.swap(true, Ordering::Relaxed) {
-            return;
+        let Some(thread) = self.thread.take() else { return };
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.bell.ring();
+        let deadline = Instant::now() + STOP_GRACE;
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
         }
-        let _ = UnixStream::connect(&self.unix_socket);
-        if let Some(a) = self.tcp {
-            let _ = TcpStream::connect(a);
+        if thread.is_finished() {
+            let _ = thread.join();
+        } else {
+            tracing::error!("OVSDB event loop did not stop within {STOP_GRACE:?}; leaving it");
         }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        let ours =
+            std::fs::symlink_metadata(&self.unix_socket).is_ok_and(|m| (m.dev(), m.ino()) == self.socket_id);
+        if ours {
+            let _ = std::fs::remove_file(&self.unix_socket);
         }
-        if let Ok(m) = self.conns.lock() {
-            for o in m.values() {
-                o.close();
-            }
-        }
-        let _ = std::fs::remove_file(&self.unix_socket);
     }
 }
 

@@ -1,10 +1,11 @@
-//! A connected socket, unix or TCP, behind one type.
+//! A connected non-blocking socket, unix or TCP, behind one type.
 
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::os::unix::net::UnixStream;
 
-/// A client connection.
+/// A client connection (non-blocking, registered with the server's event loop).
 #[derive(Debug)]
 pub enum Stream {
     /// Unix domain socket.
@@ -14,20 +15,21 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Another handle to the same socket (for the writer thread).
-    pub fn try_clone(&self) -> io::Result<Stream> {
-        Ok(match self {
-            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
-            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
-        })
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tcp(s) => s,
+        }
     }
 
-    /// Shuts both directions down, waking any thread blocked on it.
-    pub fn shutdown(&self) {
-        let _ = match self {
-            Stream::Unix(s) => s.shutdown(Shutdown::Both),
-            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
-        };
+    /// Registers for both directions (edge-triggered).
+    pub(crate) fn register(&mut self, r: &Registry, t: Token) -> io::Result<()> {
+        r.register(self.source(), t, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Stops delivering events for this socket.
+    pub(crate) fn deregister(&mut self, r: &Registry) {
+        let _ = r.deregister(self.source());
     }
 }
 

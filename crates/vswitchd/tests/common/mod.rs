@@ -350,6 +350,24 @@ pub fn wait_ports_up(d: &Daemon, ports: &[&str]) {
     assert!(ok, "ports {ports:?} not up: {:#?}", d.show());
 }
 
+/// The exact ovs-vsctl arguments libvirt 9.0 runs when a VM with
+/// `<virtualport type='openvswitch'/>` starts (only bridge and device differ; no --db).
+pub fn libvirt_attach(bridge: &str, port: &str) -> Vec<String> {
+    let ids = [
+        "attached-mac=\"52:54:00:aa:bb:01\"",
+        "iface-id=\"80f52381-6de8-4f6f-b502-d16fc1a8bce9\"",
+        "vm-id=\"83a78cd4-3fe6-4b97-b0e0-5b025b8f5604\"",
+        "iface-status=active",
+    ];
+    let mut args: Vec<String> =
+        ["--", "--may-exist", "add-port", bridge, port, "tag=10"].map(String::from).into();
+    for id in ids {
+        args.extend(["--", "set", "Interface", port].map(String::from));
+        args.push(format!("external-ids:{id}"));
+    }
+    args
+}
+
 /// Whether Debian's ovs-vsctl is there (under CI it must be: .ci/run installs it).
 pub fn have_ovs_vsctl() -> bool {
     testbed::require_program("ovs-vsctl tests", "ovs-vsctl", "--version", "openvswitch-switch")
