@@ -8,3 +8,4 @@ pub mod render;
 
 /// Where rvswitchd listens unless told otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/rvswitch/rvswitchd.ctl";
+pub mod zones_cli;

@@ -20,6 +20,7 @@ mod vnet;
 pub use batch::{RxBatch, HEADROOM, MAX_FRAME};
 pub use error::NetdevError;
 pub use info::{interface_info, set_admin_up, InterfaceInfo};
+pub use name::{IfName, MAX_NAME_LEN};
 pub use system::SystemPort;
 pub use tap::TapPort;
 pub use vnet::{VnetHdr, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN};

@@ -5,11 +5,11 @@
 use crate::NetdevError;
 
 /// Longest usable name: `IFNAMSIZ` (16) minus the terminating NUL.
-pub(crate) const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
+pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
 
 /// A Linux interface name that passed [`IfName::new`]; ready to copy into an `ifreq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct IfName {
+pub struct IfName {
     bytes: [u8; MAX_NAME_LEN],
     len: usize,
 }
@@ -17,7 +17,7 @@ pub(crate) struct IfName {
 impl IfName {
     /// Validates `name` with the kernel's own rules (`dev_valid_name`): 1..=15 bytes, not `.` or
     /// `..`, no `/`, `:`, NUL or whitespace.
-    pub(crate) fn new(name: &str) -> Result<IfName, NetdevError> {
+    pub fn new(name: &str) -> Result<IfName, NetdevError> {
         let invalid =
             |reason: &'static str| NetdevError::InvalidName { name: name.escape_debug().to_string(), reason };
         let raw = name.as_bytes();
@@ -45,7 +45,7 @@ impl IfName {
     }
 
     /// The name's bytes, without terminator.
-    pub(crate) fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }

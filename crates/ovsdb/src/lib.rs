@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod atom;
+pub mod client;
 pub mod commit;
 pub mod condition;
 pub mod database;

@@ -30,6 +30,18 @@ impl VlanMode {
     }
 }
 
+impl std::str::FromStr for VlanMode {
+    type Err = VlanConfigError;
+
+    /// The OVSDB `vlan_mode` strings.
+    fn from_str(s: &str) -> Result<VlanMode, VlanConfigError> {
+        [VlanMode::Access, VlanMode::Trunk, VlanMode::NativeTagged, VlanMode::NativeUntagged]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| VlanConfigError::UnknownMode(s.escape_debug().to_string()))
+    }
+}
+
 impl fmt::Display for VlanMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -100,6 +112,8 @@ pub enum VlanConfigError {
     TagRequired(VlanMode),
     #[error("vlan_mode access does not take trunks")]
     AccessWithTrunks,
+    #[error("vlan_mode \"{0}\" is not one of access, trunk, native-tagged, native-untagged")]
+    UnknownMode(String),
 }
 
 /// The resolved VLAN behaviour of one port, computed once per config change.
@@ -204,6 +218,14 @@ mod tests {
 
     fn port(mode: VlanMode, tag: Option<u16>, trunks: &[u16]) -> PortVlan {
         PortVlan::new(Some(mode), tag, trunks).unwrap()
+    }
+
+    #[test]
+    fn vlan_mode_strings_round_trip() {
+        for m in [VlanMode::Access, VlanMode::Trunk, VlanMode::NativeTagged, VlanMode::NativeUntagged] {
+            assert_eq!(m.as_str().parse::<VlanMode>(), Ok(m));
+        }
+        assert!(matches!("dot1q-tunnel".parse::<VlanMode>(), Err(VlanConfigError::UnknownMode(_))));
     }
 
     #[test]

@@ -49,6 +49,18 @@ impl Veth {
         Ok(veth)
     }
 
+    /// Creates a cable `a_if` ↔ `b_if` with both ends in the root namespace, both up (e.g. two
+    /// switch ports wired to each other, or a stand-in for a NIC).
+    pub fn pair(a_if: &str, b_if: &str) -> anyhow::Result<Veth> {
+        run("ip", &["link", "add", a_if, "type", "veth", "peer", "name", b_if])?;
+        let veth = Veth { host_if: a_if.to_owned(), host_ns: None, deleted: false };
+        for end in [a_if, b_if] {
+            disable_ipv6_root(end)?;
+            run("ip", &["link", "set", end, "up"])?;
+        }
+        Ok(veth)
+    }
+
     /// The end that belongs to the switch (or to namespace `a` for [`Veth::between`]).
     pub fn host_if(&self) -> &str {
         &self.host_if

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ctl::client::call;
 use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply};
+use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{render, DEFAULT_CONTROL_SOCKET};
 
 #[derive(Parser)]
@@ -15,6 +16,9 @@ struct Cli {
     /// rvswitchd's control socket.
     #[arg(long, global = true, default_value = DEFAULT_CONTROL_SOCKET, env = "RVSWITCH_CTL")]
     socket: PathBuf,
+    /// OVSDB remote for `zones` commands: unix:PATH or tcp:HOST:PORT.
+    #[arg(long, global = true, default_value = DEFAULT_DB, env = "RVSWITCH_DB")]
+    db: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -36,6 +40,11 @@ enum Command {
     },
     /// Re-read the config file and apply the changes (same as SIGHUP).
     Reload,
+    /// Declarative isolated networks from a zones file (talks OVSDB, like ovs-vsctl).
+    Zones {
+        #[command(subcommand)]
+        cmd: ZonesCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -46,6 +55,19 @@ enum FdbCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Zones { cmd } = &cli.command {
+        let g = zones_cli::Globals { db: cli.db.clone(), json: cli.json, timeout: cli.timeout.max(1) };
+        return match zones_cli::run(cmd, &g) {
+            Ok(o) => {
+                print!("{}", o.stdout);
+                ExitCode::from(o.code)
+            }
+            Err(e) => {
+                eprintln!("rvsctl: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&cli) {
         Ok(out) => {
             print!("{out}");
@@ -88,6 +110,8 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 format!("reloaded:\n  {}\n", r.changes.join("\n  "))
             }
         }
+        // Answered in main, which needs its exit code.
+        Command::Zones { .. } => String::new(),
     })
 }
 

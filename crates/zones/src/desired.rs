@@ -1,0 +1,186 @@
+//! What the database should hold for a validated zones file: per zone one bridge with an
+//! internal port of the same name and, optionally, a NIC uplink trunking the zone's VLANs.
+//! Every row carries `external_ids:rvswitch-zone=ZONE` so that later plans know what zones
+//! created (and may change or remove) and what belongs to someone else.
+
+use serde::Serialize;
+
+use crate::live::{Map, DESCRIPTION_KEY, PORTGROUPS_KEY, RELEASED_KEY, ROLE_KEY, ZONE_KEY};
+use crate::model::Model;
+
+/// The `external_ids` keys zones owns; all other keys of a row are left as they are.
+pub const OUR_KEYS: [&str; 5] = [ZONE_KEY, PORTGROUPS_KEY, DESCRIPTION_KEY, ROLE_KEY, RELEASED_KEY];
+
+/// The rows of one zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredZone {
+    /// Zone name.
+    pub zone: String,
+    /// Bridge name (also its internal port's and interface's).
+    pub bridge: String,
+    /// Becomes `rvswitch-description` on the bridge and its internal interface; the CLI
+    /// writes it to the internal port's ifalias (OVSDB has no ifalias column).
+    pub description: String,
+    /// `(portgroup, VLAN)`, in file order.
+    pub portgroups: Vec<(String, u16)>,
+    /// The NIC uplink.
+    pub uplink: Option<DesiredUplink>,
+}
+
+/// A NIC uplink port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredUplink {
+    /// NIC name (port and interface).
+    pub nic: String,
+    /// Its VLAN columns.
+    pub vlans: VlanCols,
+}
+
+/// A port's `vlan_mode`, `tag` and `trunks` columns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VlanCols {
+    /// `vlan_mode`.
+    pub vlan_mode: Option<String>,
+    /// `tag`.
+    pub tag: Option<u16>,
+    /// `trunks`, ascending.
+    pub trunks: Vec<u16>,
+}
+
+impl std::fmt::Display for VlanCols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t: Vec<String> = self.trunks.iter().map(u16::to_string).collect();
+        let tag = self.tag.map_or_else(|| "none".to_string(), |t| t.to_string());
+        write!(
+            f,
+            "vlan_mode={} tag={tag} trunks=[{}]",
+            self.vlan_mode.as_deref().unwrap_or("default"),
+            t.join(",")
+        )
+    }
+}
+
+/// Which of a zone's ports a row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The bridge's own internal port.
+    Internal,
+    /// The NIC uplink.
+    Uplink,
+}
+
+impl Role {
+    /// The `rvswitch-role` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Internal => "internal",
+            Role::Uplink => "uplink",
+        }
+    }
+}
+
+/// The desired rows for every zone of the model.
+pub fn desired(model: &Model) -> Vec<DesiredZone> {
+    model
+        .zones
+        .iter()
+        .map(|z| {
+            let vlans = z.vlans();
+            let uplink_vlans = if vlans.is_empty() {
+                // An untagged zone: the NIC carries VLAN 0 only, untagged.
+                VlanCols { vlan_mode: Some("access".into()), tag: Some(0), trunks: vec![] }
+            } else {
+                VlanCols { vlan_mode: Some("trunk".into()), tag: None, trunks: vlans }
+            };
+            DesiredZone {
+                zone: z.name.clone(),
+                bridge: z.bridge.clone(),
+                description: z.description.clone(),
+                portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
+                uplink: z.uplink.as_ref().map(|u| DesiredUplink { nic: u.nic.clone(), vlans: uplink_vlans }),
+            }
+        })
+        .collect()
+}
+
+impl DesiredZone {
+    /// The bridge's marks.
+    pub fn bridge_marks(&self) -> Map {
+        let mut m = self.marks(&[(PORTGROUPS_KEY, encode_portgroups(&self.portgroups))]);
+        if !self.description.is_empty() {
+            m.insert(DESCRIPTION_KEY.into(), self.description.clone());
+        }
+        m
+    }
+
+    /// A port's marks.
+    pub fn port_marks(&self, role: Role) -> Map {
+        self.marks(&[(ROLE_KEY, role.as_str().to_string())])
+    }
+
+    /// An interface's marks (the internal one carries the description).
+    pub fn interface_marks(&self, role: Role) -> Map {
+        let mut m = self.marks(&[]);
+        if role == Role::Internal && !self.description.is_empty() {
+            m.insert(DESCRIPTION_KEY.into(), self.description.clone());
+        }
+        m
+    }
+
+    fn marks(&self, extra: &[(&str, String)]) -> Map {
+        let mut m = Map::new();
+        m.insert(ZONE_KEY.into(), self.zone.clone());
+        m.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        m
+    }
+}
+
+/// The subset of `external_ids` that zones owns.
+pub fn our_marks(ids: &Map) -> Map {
+    ids.iter().filter(|(k, _)| OUR_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// `name=vlan,name=vlan`: how a bridge records its zone's portgroups, so that `verify` and
+/// `show` work from the database alone.
+pub fn encode_portgroups(pgs: &[(String, u16)]) -> String {
+    pgs.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// The inverse of [`encode_portgroups`]; malformed entries are skipped.
+pub fn decode_portgroups(s: &str) -> Vec<(String, u16)> {
+    s.split(',')
+        .filter_map(|e| e.rsplit_once('='))
+        .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portgroups_round_trip_and_survive_garbage() {
+        let pgs = vec![("vlan-10".to_string(), 10), ("guest".to_string(), 20)];
+        assert_eq!(encode_portgroups(&pgs), "vlan-10=10,guest=20");
+        assert_eq!(decode_portgroups("vlan-10=10,guest=20"), pgs);
+        assert_eq!(decode_portgroups("x,=,a=b,c=5"), vec![("c".to_string(), 5)]);
+    }
+
+    #[test]
+    fn untagged_zone_uplink_is_access_vlan_0_and_tagged_is_a_trunk_of_its_vlans() {
+        let m = crate::parse(
+            "[[zone]]\nname = \"a\"\nuplink = { nic = \"eth1\" }\n[[zone]]\nname = \"b\"\nuplink = { nic = \"eth2\" }\n\
+             [[zone.portgroup]]\nname = \"x\"\nvlan = 20\ndefault = true\n[[zone.portgroup]]\nname = \"y\"\nvlan = 10\n",
+            "z",
+        )
+        .unwrap();
+        let d = desired(&m);
+        assert_eq!(d[0].uplink.as_ref().unwrap().vlans.to_string(), "vlan_mode=access tag=0 trunks=[]");
+        assert_eq!(
+            d[1].uplink.as_ref().unwrap().vlans.to_string(),
+            "vlan_mode=trunk tag=none trunks=[10,20]"
+        );
+        assert_eq!(d[1].bridge_marks().get(PORTGROUPS_KEY).unwrap(), "x=20,y=10");
+    }
+}

@@ -1,0 +1,140 @@
+//! The validated zones file: every name checked, every reference resolved. Code after
+//! validation can rely on these invariants (unique names, one default portgroup, VLANs in
+//! range) instead of re-checking them.
+
+use std::fmt;
+
+use crate::diag::Pos;
+
+/// The default bridge naming template; `{zone}` is replaced by the zone's name.
+pub const DEFAULT_BRIDGE_TEMPLATE: &str = "br-{zone}";
+
+/// A whole zones file after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Model {
+    /// Zones in file order.
+    pub zones: Vec<Zone>,
+    /// VMs in file order.
+    pub vms: Vec<Vm>,
+}
+
+/// An isolation domain: one bridge, its portgroups (VLANs), an optional NIC uplink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    /// `[a-z0-9-]+`, unique in the file; also the libvirt network name.
+    pub name: String,
+    /// Where `name =` is.
+    pub name_pos: Pos,
+    /// Free text; becomes the ifalias of the bridge's internal port.
+    pub description: String,
+    /// The bridge name after template expansion (≤ 15 bytes, a valid interface name).
+    pub bridge: String,
+    /// Where the bridge name comes from (the zone's `bridge =`, else its `name =`).
+    pub bridge_pos: Pos,
+    /// A NIC that trunks this zone's VLANs.
+    pub uplink: Option<Uplink>,
+    /// VLAN portgroups; empty means the zone is untagged.
+    pub portgroups: Vec<Portgroup>,
+}
+
+impl Zone {
+    /// The portgroup VMs get when they name none (exactly one exists if any exist).
+    pub fn default_portgroup(&self) -> Option<&Portgroup> {
+        self.portgroups.iter().find(|p| p.default)
+    }
+
+    /// The zone's VLAN IDs in ascending order.
+    pub fn vlans(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self.portgroups.iter().map(|p| p.vlan).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// A NIC uplink, carried as a trunk of the zone's VLANs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uplink {
+    /// The NIC's interface name.
+    pub nic: String,
+    /// Where `nic =` is.
+    pub pos: Pos,
+}
+
+/// A VLAN inside a zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Portgroup {
+    /// Unique inside the zone; the libvirt portgroup name.
+    pub name: String,
+    /// 1..=4094, unique inside the zone.
+    pub vlan: u16,
+    /// The zone's default portgroup.
+    pub default: bool,
+}
+
+/// A libvirt domain's NIC on a zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vm {
+    /// The libvirt domain name, unique.
+    pub name: String,
+    /// An existing zone.
+    pub zone: String,
+    /// The portgroup (the zone's default when the file names none); None in an untagged zone.
+    pub portgroup: Option<String>,
+    /// Unicast, unique.
+    pub mac: Mac,
+}
+
+/// An Ethernet address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Parses `aa:bb:cc:dd:ee:ff` (hex digits, either case).
+    pub fn parse(s: &str) -> Option<Mac> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut out {
+            let p = parts.next()?;
+            if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            *byte = u8::from_str_radix(p, 16).ok()?;
+        }
+        parts.next().is_none().then_some(Mac(out))
+    }
+
+    /// True for group (multicast/broadcast) addresses: the I/G bit of the first octet.
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parse_and_display() {
+        let m = Mac::parse("52:54:00:AB:cd:01").unwrap();
+        assert_eq!(m.to_string(), "52:54:00:ab:cd:01");
+        assert!(!m.is_multicast());
+        assert!(Mac::parse("01:00:5e:00:00:01").unwrap().is_multicast());
+        for bad in [
+            "",
+            "52:54:00:ab:cd",
+            "52:54:00:ab:cd:01:02",
+            "5:54:00:ab:cd:01",
+            "zz:54:00:ab:cd:01",
+            "+1:54:00:ab:cd:01",
+        ] {
+            assert_eq!(Mac::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Plans applied to a real (in-memory) OVSDB engine with the Open_vSwitch schema: the
+//! transaction is valid, re-planning after it is empty, a changed file plans exactly the
+//! change, foreign rows survive, and a concurrent change makes the transaction fail whole.
+
+use std::sync::Arc;
+
+use ovsdb::{Database, DatabaseSchema, VSWITCH_SCHEMA};
+use serde_json::{json, Value};
+use zones::live::LiveDb;
+use zones::plan::{plan, Change, Conflict, Plan};
+
+fn db() -> Arc<Database> {
+    let db = Database::in_memory(DatabaseSchema::parse_str(VSWITCH_SCHEMA).unwrap());
+    ok(&db, vec![json!({"op": "insert", "table": "Open_vSwitch", "row": {}})]);
+    db
+}
+
+fn ok(db: &Database, ops: Vec<Value>) -> Vec<Value> {
+    let mut all = vec![json!("Open_vSwitch")];
+    all.extend(ops);
+    let r = db.transact(Value::Array(all));
+    let r = r.as_array().unwrap().clone();
+    assert!(r.iter().all(|x| x.get("error").is_none()), "transaction failed: {r:?}");
+    r
+}
+
+fn live(db: &Database) -> LiveDb {
+    LiveDb::from_results(&ok(db, zones::live::select_ops())).unwrap()
+}
+
+fn plan_for(db: &Database, file: &str) -> Result<Plan, Vec<Conflict>> {
+    let m = zones::parse(file, "z.toml").unwrap();
+    plan(&zones::desired::desired(&m), &live(db), "test")
+}
+
+fn apply(db: &Database, file: &str) -> Vec<Change> {
+    let p = plan_for(db, file).unwrap();
+    if !p.ops.is_empty() {
+        ok(db, p.ops);
+    }
+    p.changes
+}
+
+fn lines(c: &[Change]) -> Vec<String> {
+    c.iter().map(|c| c.to_string()).collect()
+}
+
+/// The seed's host: intranet (VLANs 10, 20, uplink eth1) and internet.
+const TWO: &str = include_str!("../../../examples/zones.toml");
+
+#[test]
+fn fresh_apply_then_nothing_to_do() {
+    let db = db();
+    let c = apply(&db, TWO);
+    assert_eq!(
+        lines(&c),
+        [
+            "+ bridge br-intranet (zone intranet)",
+            "+ port br-intranet on br-intranet (internal, zone intranet)",
+            "+ port eth1 on br-intranet (uplink, zone intranet)",
+            "+ bridge br-internet (zone internet)",
+            "+ port br-internet on br-internet (internal, zone internet)",
+        ]
+    );
+    let l = live(&db);
+    assert_eq!(l.next_cfg, 1, "apply bumps next_cfg once");
+    let eth1 = l.ports().find(|(_, p)| p.name == "eth1").unwrap().1;
+    assert_eq!((eth1.vlan_mode.as_deref(), eth1.trunks.clone()), (Some("trunk"), vec![10, 20]));
+    let brif =
+        &l.bridge("br-intranet").unwrap().ports.iter().find(|p| p.name == "br-intranet").unwrap().interfaces
+            [0];
+    assert_eq!(
+        (brif.kind.as_str(), brif.external_ids["rvswitch-description"].as_str()),
+        ("internal", "Company LAN (reached over VPN)")
+    );
+    let again = plan_for(&db, TWO).unwrap();
+    assert!(again.changes.is_empty() && again.ops.is_empty(), "second plan: {:?}", again.changes);
+}
+
+#[test]
+fn a_changed_file_plans_exactly_the_change() {
+    let db = db();
+    apply(&db, TWO);
+    let changed = TWO
+        .replace("vlan = 20", "vlan = 30")
+        .replace("description = \"Company LAN (reached over VPN)\"", "description = \"LAN\"");
+    let c = apply(&db, &changed);
+    let l = lines(&c);
+    assert_eq!(l.len(), 3, "{l:#?}");
+    assert!(l[0].starts_with("~ Bridge br-intranet (zone intranet): external_ids"), "{l:#?}");
+    assert!(l[0].ends_with("\"rvswitch-description\": \"LAN\", \"rvswitch-portgroups\": \"vlan-10=10,guest=30\", \"rvswitch-zone\": \"intranet\"}"), "{l:#?}");
+    assert!(l[1].starts_with("~ Interface br-intranet"), "{l:#?}");
+    assert_eq!(l[2], "~ port eth1 (zone intranet): vlan_mode=trunk tag=none trunks=[10,20] -> vlan_mode=trunk tag=none trunks=[10,30]");
+    assert!(plan_for(&db, &changed).unwrap().changes.is_empty());
+    // Dropping the uplink removes just that port; dropping a zone removes its bridge.
+    let no_uplink: String =
+        changed.lines().filter(|l| !l.starts_with("uplink")).map(|l| format!("{l}\n")).collect();
+    let fewer = no_uplink
+        .replace("[[zone]]\nname = \"internet\"\ndescription = \"Public network\"\n", "")
+        .replace("[[vm]]\nname = \"web-browser\"\nzone = \"internet\"\nmac = \"52:54:00:20:00:01\"\n", "");
+    assert_eq!(
+        lines(&apply(&db, &fewer)),
+        [
+            "- port eth1 on br-intranet (zone intranet)",
+            "- bridge br-internet (zone internet, with its ports)"
+        ]
+    );
+    let l = live(&db);
+    assert_eq!(l.bridges.len(), 1);
+    assert!(l.ports().all(|(_, p)| p.name != "eth1"));
+}
+
+/// What `ovs-vsctl add-br handmade` and libvirt's `add-port BRIDGE VNET -- set Interface VNET
+/// external_ids:attached-mac=...` write: a foreign bridge, and a foreign port on zone bridge `on`.
+fn foreign_bridge_and_vnet_on(db: &Database, on: &str, vnet: &str) {
+    let l = live(db);
+    let root = l.ovs_uuid.clone().unwrap();
+    let zone_bridge = l.bridge(on).unwrap().uuid.clone();
+    ok(
+        db,
+        vec![
+            json!({"op": "insert", "table": "Interface", "uuid-name": "i1", "row": {"name": "handmade", "type": "internal"}}),
+            json!({"op": "insert", "table": "Port", "uuid-name": "p1", "row": {"name": "handmade", "interfaces": ["named-uuid", "i1"]}}),
+            json!({"op": "insert", "table": "Bridge", "uuid-name": "b1", "row": {"name": "handmade", "ports": ["named-uuid", "p1"]}}),
+            json!({"op": "mutate", "table": "Open_vSwitch", "where": [["_uuid", "==", ["uuid", root]]], "mutations": [["bridges", "insert", ["set", [["named-uuid", "b1"]]]]]}),
+            json!({"op": "insert", "table": "Interface", "uuid-name": "i2", "row": {"name": vnet, "external_ids": ["map", [["attached-mac", "52:54:00:10:00:01"]]]}}),
+            json!({"op": "insert", "table": "Port", "uuid-name": "p2", "row": {"name": vnet, "tag": 10, "interfaces": ["named-uuid", "i2"]}}),
+            json!({"op": "mutate", "table": "Bridge", "where": [["_uuid", "==", ["uuid", zone_bridge]]], "mutations": [["ports", "insert", ["set", [["named-uuid", "p2"]]]]]}),
+        ],
+    );
+}
+
+fn foreign_bridge_and_vnet(db: &Database) {
+    foreign_bridge_and_vnet_on(db, "br-intranet", "vnet0");
+}
+
+#[test]
+fn foreign_rows_survive_apply_and_zone_removal_and_the_bridge_is_released_then_readopted() {
+    let db = db();
+    apply(&db, TWO);
+    foreign_bridge_and_vnet(&db);
+    assert!(plan_for(&db, TWO).unwrap().changes.is_empty(), "foreign rows are not a change");
+    let only_internet = "[[zone]]\nname = \"internet\"\ndescription = \"Public network\"\n";
+    let c = lines(&apply(&db, only_internet));
+    assert_eq!(
+        c,
+        [
+            "- port eth1 on br-intranet (zone intranet)",
+            "~ bridge br-intranet released by zone intranet: kept for ports zones did not create (vnet0)"
+        ]
+    );
+    let l = live(&db);
+    assert!(l.bridge("handmade").is_some());
+    assert!(l.ports().any(|(b, p)| p.name == "vnet0" && b.name == "br-intranet" && p.tag == Some(10)));
+    assert!(plan_for(&db, only_internet).unwrap().changes.is_empty(), "a released bridge waits quietly");
+    // The zone comes back: the bridge is adopted, not refused.
+    let c = lines(&apply(&db, TWO));
+    assert!(c.iter().any(|l| l == "+ port eth1 on br-intranet (uplink, zone intranet)"), "{c:#?}");
+    assert!(plan_for(&db, TWO).unwrap().changes.is_empty());
+}
+
+#[test]
+fn released_bridge_is_deleted_once_its_foreign_ports_are_gone() {
+    let db = db();
+    apply(&db, TWO);
+    foreign_bridge_and_vnet(&db);
+    apply(&db, "");
+    let l = live(&db);
+    let (b, vnet) =
+        l.ports().find(|(_, p)| p.name == "vnet0").map(|(b, p)| (b.uuid.clone(), p.uuid.clone())).unwrap();
+    ok(
+        &db,
+        vec![
+            json!({"op": "mutate", "table": "Bridge", "where": [["_uuid", "==", ["uuid", b]]], "mutations": [["ports", "delete", ["set", [["uuid", vnet]]]]]}),
+        ],
+    );
+    assert_eq!(lines(&apply(&db, "")), ["- bridge br-intranet (zone intranet, with its ports)"]);
+    let names: Vec<String> = live(&db).bridges.into_iter().map(|b| b.name).collect();
+    assert_eq!(names, ["handmade"]);
+}
+
+#[test]
+fn refuses_to_take_over_foreign_bridges_and_ports() {
+    let db = db();
+    apply(&db, "[[zone]]\nname = \"handmade\"\nbridge = \"br-x\"\n");
+    foreign_bridge_and_vnet_on(&db, "br-x", "vnet9");
+    let err = plan_for(&db, "[[zone]]\nname = \"a\"\nbridge = \"handmade\"\n[[zone]]\nname = \"b\"\nuplink = { nic = \"vnet9\" }\n").unwrap_err();
+    let e: Vec<String> = err.iter().map(|e| e.to_string()).collect();
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("zone a: bridge handmade already exists and was not created by zones"),
+        "{e:#?}"
+    );
+    assert!(e[1].starts_with("zone b: port vnet9 already exists on bridge br-x"), "{e:#?}");
+    // A NIC that is a foreign port on a foreign bridge is refused too.
+    let err = plan_for(&db, "[[zone]]\nname = \"c\"\nuplink = { nic = \"handmade\" }\n").unwrap_err();
+    assert!(
+        err[0].to_string().starts_with("zone c: port handmade already exists on bridge handmade"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_concurrent_change_fails_the_whole_transaction() {
+    let db = db();
+    apply(&db, TWO);
+    let p = plan_for(&db, &TWO.replace("vlan = 20", "vlan = 21")).unwrap();
+    // Someone adds a port to br-intranet after the plan read the database.
+    foreign_bridge_and_vnet(&db);
+    let before = live(&db);
+    let mut all = vec![json!("Open_vSwitch")];
+    all.extend(p.ops);
+    let r = db.transact(Value::Array(all));
+    assert!(r.as_array().unwrap().iter().any(|x| x.get("error").is_some()), "stale plan must fail: {r}");
+    assert_eq!(live(&db), before, "nothing of the stale plan was applied");
+}
+
+#[test]
+fn no_root_row_is_a_conflict() {
+    let db = Database::in_memory(DatabaseSchema::parse_str(VSWITCH_SCHEMA).unwrap());
+    assert_eq!(plan_for(&db, TWO).unwrap_err(), vec![Conflict::NoRootRow]);
+}

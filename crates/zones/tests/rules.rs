@@ -1,0 +1,249 @@
+//! One test per validation rule of the zones file: each bad file yields the expected
+//! `file:line:col: what — fix` line and no model (so nothing can be applied).
+
+fn errs(text: &str) -> Vec<String> {
+    match zones::parse(text, "z.toml") {
+        Ok(m) => panic!("accepted a bad file: {m:?}"),
+        Err(d) => d.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn one(text: &str, start: &str) {
+    let e = errs(text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].starts_with(start), "{}\nexpected start: {start}", e[0]);
+    assert!(e[0].contains(" — "), "no fix in {}", e[0]);
+}
+
+const OK: &str = r#"
+[naming]
+bridge = "br-{zone}"
+
+[[zone]]
+name = "intranet"
+description = "Company LAN (reached over VPN)"
+uplink = { nic = "eth1" }
+  [[zone.portgroup]]
+  name = "vlan-10"
+  vlan = 10
+  default = true
+  [[zone.portgroup]]
+  name = "guest"
+  vlan = 20
+
+[[zone]]
+name = "internet"
+
+[[vm]]
+name = "office-desktop"
+zone = "intranet"
+portgroup = "vlan-10"
+mac = "52:54:00:10:00:01"
+"#;
+
+#[test]
+fn the_contract_example_is_valid() {
+    let m = zones::parse(OK, "z.toml").unwrap();
+    assert_eq!(m.zones[0].bridge, "br-intranet");
+    assert_eq!(m.zones[0].vlans(), [10, 20]);
+    assert_eq!(m.zones[1].bridge, "br-internet");
+    assert_eq!(m.vms[0].portgroup.as_deref(), Some("vlan-10"));
+}
+
+#[test]
+fn syntax_error_has_a_position() {
+    one("[[zone]]\nname = \"a\"\nbridge = \n", "z.toml:3:");
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    one("[[zone]]\nname = \"a\"\ncolour = \"red\"\n", "z.toml:");
+}
+
+#[test]
+fn long_bridge_name_is_refused_with_a_suggestion_never_truncated() {
+    let e = errs("[[zone]]\nname = \"engineering-lab\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "z.toml:2:8: bridge name from the naming template \"br-engineering-lab\" is 18 bytes"
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].contains("bridge = \"br-engineering\""), "{}", e[0]);
+    one(
+        "[[zone]]\nname = \"a\"\nbridge = \"br-0123456789abc\"\n",
+        "z.toml:3:10: bridge \"br-0123456789abc\" is 16 bytes",
+    );
+}
+
+#[test]
+fn bridge_name_must_be_an_interface_name() {
+    one("[[zone]]\nname = \"a\"\nbridge = \"br a\"\n", "z.toml:3:10: bridge is not a valid interface name");
+}
+
+#[test]
+fn template_placeholder_must_be_zone() {
+    let e = errs("[naming]\nbridge = \"br-{name}\"\n[[zone]]\nname = \"a\"\n");
+    assert!(e[0].starts_with("z.toml:2:10: naming template"), "{e:?}");
+}
+
+#[test]
+fn two_zones_cannot_share_a_bridge() {
+    one(
+        "[[zone]]\nname = \"a\"\nbridge = \"br-x\"\n[[zone]]\nname = \"b\"\nbridge = \"br-x\"\n",
+        "z.toml:6:10: zone b would use bridge br-x, which zone a already uses",
+    );
+}
+
+#[test]
+fn zone_name_charset() {
+    one(
+        "[[zone]]\nname = \"Intra_net\"\n",
+        "z.toml:2:8: zone name \"Intra_net\" may only use a-z, 0-9 and '-'",
+    );
+}
+
+#[test]
+fn zone_names_unique() {
+    one(
+        "[[zone]]\nname = \"a\"\nbridge = \"br-a1\"\n[[zone]]\nname = \"a\"\n",
+        "z.toml:5:8: zone \"a\" is declared twice",
+    );
+}
+
+#[test]
+fn description_fits_an_ifalias() {
+    let long = "x".repeat(256);
+    one(
+        &format!("[[zone]]\nname = \"a\"\ndescription = \"{long}\"\n"),
+        "z.toml:3:15: description is 256 bytes",
+    );
+    one(
+        "[[zone]]\nname = \"a\"\ndescription = \"a\\nb\"\n",
+        "z.toml:3:15: description contains a control character",
+    );
+}
+
+const PG: &str = "[[zone]]\nname = \"a\"\n";
+
+#[test]
+fn vlan_in_range() {
+    one(
+        &format!("{PG}[[zone.portgroup]]\nname = \"p\"\nvlan = 4095\ndefault = true\n"),
+        "z.toml:5:8: VLAN 4095 is out of range",
+    );
+    one(
+        &format!("{PG}[[zone.portgroup]]\nname = \"p\"\nvlan = 0\ndefault = true\n"),
+        "z.toml:5:8: VLAN 0 is out of range",
+    );
+}
+
+#[test]
+fn vlan_unique_in_zone() {
+    let t = format!("{PG}[[zone.portgroup]]\nname = \"p\"\nvlan = 10\ndefault = true\n[[zone.portgroup]]\nname = \"q\"\nvlan = 10\n");
+    one(&t, "z.toml:9:8: VLAN 10 is already portgroup \"p\" of zone a");
+}
+
+#[test]
+fn same_vlan_in_two_zones_is_fine() {
+    let t = "[[zone]]\nname = \"a\"\n[[zone.portgroup]]\nname = \"p\"\nvlan = 10\ndefault = true\n\
+             [[zone]]\nname = \"b\"\n[[zone.portgroup]]\nname = \"p\"\nvlan = 10\ndefault = true\n";
+    assert!(zones::parse(t, "z").is_ok());
+}
+
+#[test]
+fn portgroup_names_unique_in_zone() {
+    let t = format!("{PG}[[zone.portgroup]]\nname = \"p\"\nvlan = 10\ndefault = true\n[[zone.portgroup]]\nname = \"p\"\nvlan = 20\n");
+    one(&t, "z.toml:8:8: portgroup \"p\" appears twice in zone a");
+}
+
+#[test]
+fn exactly_one_default_portgroup() {
+    one(
+        &format!("{PG}[[zone.portgroup]]\nname = \"p\"\nvlan = 10\n"),
+        "z.toml:2:8: zone a has portgroups but none is the default",
+    );
+    let two = format!("{PG}[[zone.portgroup]]\nname = \"p\"\nvlan = 10\ndefault = true\n[[zone.portgroup]]\nname = \"q\"\nvlan = 20\ndefault = true\n");
+    one(&two, "z.toml:10:11: zone a has more than one default portgroup");
+}
+
+#[test]
+fn nic_uplink_in_one_zone_only() {
+    let t = "[[zone]]\nname = \"a\"\nuplink = { nic = \"eth1\" }\n[[zone]]\nname = \"b\"\nuplink = { nic = \"eth1\" }\n";
+    one(t, "z.toml:6:18: NIC eth1 is already the uplink of zone a");
+}
+
+#[test]
+fn nic_uplink_name_valid_and_not_a_bridge() {
+    one(
+        "[[zone]]\nname = \"a\"\nuplink = { nic = \"eth/1\" }\n",
+        "z.toml:3:18: uplink NIC name is not a valid interface name",
+    );
+    let t = "[[zone]]\nname = \"a\"\n[[zone]]\nname = \"b\"\nuplink = { nic = \"br-a\" }\n";
+    one(t, "z.toml:5:18: uplink NIC br-a has the name of zone a's bridge");
+}
+
+const VMZ: &str = "[[zone]]\nname = \"a\"\n[[zone.portgroup]]\nname = \"p\"\nvlan = 10\ndefault = true\n";
+
+#[test]
+fn vm_names_unique() {
+    let t = format!("{VMZ}[[vm]]\nname = \"v\"\nzone = \"a\"\nmac = \"52:54:00:00:00:01\"\n[[vm]]\nname = \"v\"\nzone = \"a\"\nmac = \"52:54:00:00:00:02\"\n");
+    one(&t, "z.toml:12:8: VM \"v\" is declared twice");
+}
+
+#[test]
+fn vm_mac_unicast() {
+    let t = format!("{VMZ}[[vm]]\nname = \"v\"\nzone = \"a\"\nmac = \"01:00:5e:00:00:01\"\n");
+    one(&t, "z.toml:10:7: MAC 01:00:5e:00:00:01 is not a unicast address");
+    let t = format!("{VMZ}[[vm]]\nname = \"v\"\nzone = \"a\"\nmac = \"52:54:00:00:01\"\n");
+    one(&t, "z.toml:10:7: \"52:54:00:00:01\" is not a MAC address");
+}
+
+#[test]
+fn vm_mac_unique() {
+    let t = format!("{VMZ}[[vm]]\nname = \"v\"\nzone = \"a\"\nmac = \"52:54:00:00:00:01\"\n[[vm]]\nname = \"w\"\nzone = \"a\"\nmac = \"52:54:00:00:00:01\"\n");
+    one(&t, "z.toml:14:7: MAC 52:54:00:00:00:01 is already VM v's");
+}
+
+#[test]
+fn vm_zone_exists() {
+    let t = format!("{VMZ}[[vm]]\nname = \"v\"\nzone = \"b\"\nmac = \"52:54:00:00:00:01\"\n");
+    one(&t, "z.toml:9:8: VM v names zone \"b\", which is not declared");
+}
+
+#[test]
+fn vm_portgroup_exists() {
+    let t =
+        format!("{VMZ}[[vm]]\nname = \"v\"\nzone = \"a\"\nportgroup = \"q\"\nmac = \"52:54:00:00:00:01\"\n");
+    one(&t, "z.toml:10:13: zone a has no portgroup \"q\"");
+}
+
+#[test]
+fn all_errors_come_at_once_in_file_order() {
+    let t = "[[zone]]\nname = \"A\"\n[[zone]]\nname = \"very-long-zone-name\"\n[[vm]]\nname = \"v\"\nzone = \"x\"\nmac = \"ff:ff:ff:ff:ff:ff\"\n";
+    let e = errs(t);
+    assert_eq!(e.len(), 4, "{e:#?}");
+    let lines: Vec<&str> = e.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(lines, ["z.toml:2:8:", "z.toml:4:8:", "z.toml:7:8:", "z.toml:8:7:"]);
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    for t in [
+        "",
+        "\0",
+        "[[zone]]",
+        "[[zone]]\nname = 5",
+        "zone = 3",
+        "[[vm]]\nname=\"\"\nzone=\"\"\nmac=\"\"",
+        "[naming]\nbridge = \"{zone}{zone}{zone}{zone}{zone}\"\n[[zone]]\nname=\"é\"",
+        "\u{feff}[[zone]]\nname = \"a\"",
+    ] {
+        let _ = zones::parse(t, "z");
+    }
+    assert!(zones::parse("", "z").is_ok_and(|m| m.zones.is_empty()));
+    let big = "#".repeat(zones::validate::MAX_FILE_BYTES + 1);
+    assert!(errs(&big)[0].contains("limited to"));
+}
