@@ -7,7 +7,8 @@ ovsdb:  every request in ovsdb-server's jsonrpc debug log of real ovs-vsctl/ovs-
         file holds ovs-vsctl argv, not JSON; its effect is already in the log (add-port tag=10).
 frames: literal frames (untagged ARP, 802.1Q, priority tag, double tag, BPDU, runt) in the
         target's record format: settings byte, then [ctl, len, bytes...] records.
-config: examples/*.toml and a few small files for the VLAN modes and the error paths.
+config: examples/*.toml (but zones*) and small files for the VLAN modes and the error paths.
+zones:  examples/zones*.toml, one file using every feature, one with many errors at once.
 """
 import json
 import pathlib
@@ -132,11 +133,31 @@ CONFIGS = {
 
 def config_seeds():
     for p in sorted((REPO / "examples").glob("*.toml")):
-        write("config", p.name, p.read_bytes())
+        if not p.name.startswith("zones"):
+            write("config", p.name, p.read_bytes())
     for name, text in CONFIGS.items():
         write("config", name, text)
+
+
+ZONES = {
+    "vm-and-uplink.toml": '[naming]\nbridge = "br-{zone}"\n[[zone]]\nname = "a"\nuplink = { nic = "eth1" }\n'
+                          '[[zone.portgroup]]\nname = "p"\nvlan = 10\ndefault = true\n[[zone.portgroup]]\n'
+                          'name = "q"\nvlan = 20\n[[zone]]\nname = "b"\nbridge = "br-x"\n'
+                          '[[vm]]\nname = "v"\nzone = "a"\nportgroup = "q"\nmac = "52:54:00:00:00:01"\n',
+    "errors.toml": '[naming]\nbridge = "br-{name}"\n[[zone]]\nname = "Intra_net"\n[[zone]]\nname = "engineering-lab"\n'
+                   '[[zone.portgroup]]\nname = "p"\nvlan = 5000\n[[vm]]\nname = "v"\nzone = "c"\n'
+                   'mac = "01:00:5e:00:00:01"\n',
+}
+
+
+def zones_seeds():
+    for p in sorted((REPO / "examples").glob("zones*.toml")):
+        write("zones", p.name, p.read_bytes())
+    for name, text in ZONES.items():
+        write("zones", name, text)
 
 
 ovsdb_seeds()
 frame_seeds()
 config_seeds()
+zones_seeds()

@@ -12,13 +12,14 @@ pub mod frames;
 mod frames_model;
 pub mod ovsdb_check;
 pub mod ovsdb_rpc;
+pub mod zones;
 
 /// A fuzz target: panics if and only if the input broke something.
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `scripts/fuzz.sh`, the replay tool and the corpus test know them.
 pub const TARGETS: &[(&str, Target)] =
-    &[("ovsdb", ovsdb_rpc::run), ("config", config::run), ("frames", frames::run)];
+    &[("ovsdb", ovsdb_rpc::run), ("config", config::run), ("frames", frames::run), ("zones", zones::run)];
 
 /// The target called `name`.
 pub fn target(name: &str) -> Option<Target> {

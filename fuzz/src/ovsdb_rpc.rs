@@ -51,12 +51,19 @@ pub fn split(data: &[u8]) -> Vec<Vec<u8>> {
     whole
 }
 
-/// A fresh database with the root row the sample traffic expects, plus the client session the
-/// input drives (holding the `ovs_vswitchd` lock, as in the sample) and an observer replica.
-fn setup() -> (Arc<Database>, Session, Replica) {
+/// An in-memory `Open_vSwitch` database holding only its root row (UUID [`ROOT_UUID`]), as
+/// `ovs-vsctl init` leaves it.
+pub fn fresh_database() -> Arc<Database> {
     let db = Database::in_memory(schema().clone());
     let init = db.transact(json!([{"op": "insert", "table": "Open_vSwitch", "uuid": ROOT_UUID, "row": {}}]));
     assert!(ovsdb_check::first_error(&init).is_none(), "setup insert failed: {init}");
+    db
+}
+
+/// A fresh database with the root row the sample traffic expects, plus the client session the
+/// input drives (holding the `ovs_vswitchd` lock, as in the sample) and an observer replica.
+fn setup() -> (Arc<Database>, Session, Replica) {
+    let db = fresh_database();
     let client = db.session();
     assert_eq!(client.lock("ovs_vswitchd").ok(), Some(true), "setup lock failed");
     let replica = Replica::start(&db);
@@ -159,7 +166,7 @@ fn transact(db: &Database, client: &Session, mut params: Value) -> bool {
 
 /// A `wait` without a timeout blocks until the database changes, which in a single-client fuzz
 /// run is forever; with `"timeout": 0` it is evaluated once and fails or passes at once.
-fn defuse_waits(params: &mut Value) {
+pub fn defuse_waits(params: &mut Value) {
     let Value::Array(ops) = params else { return };
     for op in ops.iter_mut() {
         if let Some(o) = op.as_object_mut() {

@@ -47,3 +47,20 @@ fn ovsdb_seeds_do_real_work() {
     assert_eq!(s.monitors, 2, "{s:?}");
     assert!(s.failed >= 2 && s.transactions - s.failed >= 2, "{s:?}");
 }
+
+#[test]
+fn zones_corpus() {
+    assert!(replay("zones") >= 3, "the zones seeds are missing");
+}
+
+/// The zones target's end-to-end half (plan, apply, re-plan) only runs on accepted files.
+#[test]
+fn zones_seeds_include_accepted_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/zones");
+    for name in ["zones.toml", "vm-and-uplink.toml"] {
+        let text = std::fs::read_to_string(root.join(name)).expect("seed");
+        assert!(zones::parse(&text, name).is_ok(), "{name} is refused");
+    }
+    let text = std::fs::read_to_string(root.join("errors.toml")).expect("seed");
+    assert!(zones::parse(&text, "errors.toml").map_err(|d| d.len()).unwrap_err() >= 3);
+}
