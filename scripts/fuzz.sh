@@ -36,8 +36,11 @@ for t in "${targets[@]}"; do
   rm -rf "$out"
   mkdir -p "$out"
   echo "fuzz: $t for ${secs} s"
-  # -V: stop after that many seconds; -t: a single input may take 1 s before it counts as a hang.
-  if ! cargo afl fuzz -i "corpus/$t" -o "$out" -V "$secs" -t 1000 "target/release/fuzz_$t" \
+  # -V: stop after that many seconds; -t: a single input may take 1 s before it counts as a hang;
+  # -x: the target's tokens (JSON/OVSDB or TOML keywords, made by fuzz/scripts/make-seeds.py).
+  dict=()
+  [ -e "dict/$t.dict" ] && dict=(-x "dict/$t.dict")
+  if ! cargo afl fuzz -i "corpus/$t" -o "$out" "${dict[@]}" -V "$secs" -t 1000 "target/release/fuzz_$t" \
     >"$out/afl.log" 2>&1; then
     tail -20 "$out/afl.log"
     echo "fuzz: afl-fuzz failed for $t (log: fuzz/$out/afl.log)"

@@ -157,7 +157,46 @@ def zones_seeds():
         write("zones", name, text)
 
 
+def write_dict(target, words):
+    """An AFL dictionary (-x): tokens that byte mutations rarely hit by chance."""
+    d = FUZZ / "dict"
+    d.mkdir(exist_ok=True)
+    def quote(w):  # AFL knows only \\, \" and \xNN
+        return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\x{b:02x}"
+                             for b in w.encode()) + '"'
+    lines = sorted({quote(w) for w in words})
+    (d / f"{target}.dict").write_text("".join(f"{target}_{i}={w}\n" for i, w in enumerate(lines)))
+
+
+JSON_WORDS = ['{"', '":', '",', '"}', '["', '"]', "[]", "{}", "null", "true", "false", "-1", "1e999",
+              "0.5", "\\u0000", "9223372036854775807"]
+OVSDB_WORDS = ["method", "params", "id", "transact", "monitor", "monitor_cond", "monitor_cond_since",
+               "monitor_cancel", "lock", "steal", "unlock", "op", "insert", "select", "update", "mutate",
+               "delete", "wait", "commit", "abort", "comment", "assert", "table", "where", "row", "rows",
+               "columns", "mutations", "until", "timeout", "uuid", "uuid-name", "named-uuid", "set", "map",
+               "durable", "initial", "modify", "_uuid", "_version", "==", "!=", "<", "<=", ">", ">=",
+               "includes", "excludes", "+=", "-=", "*=", "/=", "%=", ROOT[1]]
+TOML_WORDS = ["[[", "]]", " = ", '"', "\n", "true", "false", "[", "]", "{", "}", "#", "'''", '"""']
+
+
+def dicts():
+    schema = json.loads((REPO / "crates/ovsdb/schema/vswitch.ovsschema").read_text())
+    names = set()
+    for t, ts in schema["tables"].items():
+        names.add(t)
+        names.update(ts["columns"])
+    write_dict("ovsdb", JSON_WORDS + OVSDB_WORDS + sorted(names))
+    write_dict("config", TOML_WORDS + ["[[bridge]]", "[[bridge.port]]", "name", "type", "tag", "trunks",
+                                       "vlan_mode", "mac-aging-time", "mac-table-size", "forward-bpdu",
+                                       "system", "tap", "internal", "access", "trunk", "native-tagged",
+                                       "native-untagged", "4095", "4096"])
+    write_dict("zones", TOML_WORDS + ["[naming]", "[[zone]]", "[[zone.portgroup]]", "[[vm]]", "name",
+                                      "description", "bridge", "uplink", "nic", "portgroup", "vlan",
+                                      "default", "zone", "mac", "{zone}", "52:54:00:00:00:01", "4094"])
+
+
 ovsdb_seeds()
 frame_seeds()
 config_seeds()
 zones_seeds()
+dicts()

@@ -3,6 +3,10 @@
 
 use std::path::Path;
 
+fn seed(target: &str, name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target).join(name)).expect("seed")
+}
+
 fn replay(target: &str) -> usize {
     let run = rvswitch_fuzz::target(target).expect("known target");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -37,12 +41,10 @@ fn frames_corpus() {
 /// gets past parsing into monitors, failures and successes alike.
 #[test]
 fn ovsdb_seeds_do_real_work() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/ovsdb");
-    let read = |name: &str| std::fs::read(root.join(name)).expect("seed");
     // ovs-vsctl add-br against the root row, as the sample recorded it.
-    let add_br = rvswitch_fuzz::ovsdb_rpc::run_stats(&read("msg-004-transact.json"));
+    let add_br = rvswitch_fuzz::ovsdb_rpc::run_stats(&seed("ovsdb", "msg-004-transact.json"));
     assert_eq!((add_br.transactions, add_br.failed), (1, 0), "{add_br:?}");
-    let s = rvswitch_fuzz::ovsdb_rpc::run_stats(&read("extra-lifecycle.json"));
+    let s = rvswitch_fuzz::ovsdb_rpc::run_stats(&seed("ovsdb", "extra-lifecycle.json"));
     assert_eq!(s.messages, 11, "{s:?}");
     assert_eq!(s.monitors, 2, "{s:?}");
     assert!(s.failed >= 2 && s.transactions - s.failed >= 2, "{s:?}");
@@ -56,11 +58,9 @@ fn zones_corpus() {
 /// The zones target's end-to-end half (plan, apply, re-plan) only runs on accepted files.
 #[test]
 fn zones_seeds_include_accepted_files() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/zones");
+    let text = |name| String::from_utf8(seed("zones", name)).expect("UTF-8 seed");
     for name in ["zones.toml", "vm-and-uplink.toml"] {
-        let text = std::fs::read_to_string(root.join(name)).expect("seed");
-        assert!(zones::parse(&text, name).is_ok(), "{name} is refused");
+        assert!(zones::parse(&text(name), name).is_ok(), "{name} is refused");
     }
-    let text = std::fs::read_to_string(root.join("errors.toml")).expect("seed");
-    assert!(zones::parse(&text, "errors.toml").map_err(|d| d.len()).unwrap_err() >= 3);
+    assert!(zones::parse(&text("errors.toml"), "errors.toml").map_err(|d| d.len()).unwrap_err() >= 3);
 }
