@@ -8,6 +8,7 @@ ovsdb:  every request in ovsdb-server's jsonrpc debug log of real ovs-vsctl/ovs-
 frames: literal frames (untagged ARP, 802.1Q, priority tag, double tag, BPDU, runt) in the
         target's record format: settings byte, then [ctl, len, bytes...] records.
 config: examples/*.toml (but zones*) and small files for the VLAN modes and the error paths.
+ovsdb_ops: choice bytes for the generated-operations target.
 zones:  examples/zones*.toml, one file using every feature, one with many errors at once.
 """
 import json
@@ -157,6 +158,18 @@ def zones_seeds():
         write("zones", name, text)
 
 
+def ovsdb_ops_seeds():
+    """Choice bytes, not text: a fixed pseudo-random stream (reproducible) plus all-zero."""
+    x = 0x2545F491
+    for i in range(8):
+        b = bytearray()
+        for _ in range(48 + 16 * i):
+            x = (x * 1103515245 + 12345) & 0x7fffffff
+            b.append(x >> 16 & 0xff)
+        write("ovsdb_ops", f"random-{i}.bin", bytes(b))
+    write("ovsdb_ops", "zeros.bin", bytes(64))
+
+
 def write_dict(target, words):
     """An AFL dictionary (-x): tokens that byte mutations rarely hit by chance."""
     d = FUZZ / "dict"
@@ -199,4 +212,5 @@ ovsdb_seeds()
 frame_seeds()
 config_seeds()
 zones_seeds()
+ovsdb_ops_seeds()
 dicts()

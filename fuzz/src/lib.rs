@@ -11,6 +11,7 @@ pub mod config;
 pub mod frames;
 mod frames_model;
 pub mod ovsdb_check;
+pub mod ovsdb_ops;
 pub mod ovsdb_rpc;
 pub mod zones;
 
@@ -18,8 +19,13 @@ pub mod zones;
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `scripts/fuzz.sh`, the replay tool and the corpus test know them.
-pub const TARGETS: &[(&str, Target)] =
-    &[("ovsdb", ovsdb_rpc::run), ("config", config::run), ("frames", frames::run), ("zones", zones::run)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("ovsdb", ovsdb_rpc::run),
+    ("ovsdb_ops", ovsdb_ops::run),
+    ("config", config::run),
+    ("frames", frames::run),
+    ("zones", zones::run),
+];
 
 /// The target called `name`.
 pub fn target(name: &str) -> Option<Target> {

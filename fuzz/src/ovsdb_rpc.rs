@@ -147,8 +147,7 @@ fn transact(db: &Database, client: &Session, mut params: Value) -> bool {
         Value::Array(a) => a.len() - usize::from(a.first().is_some_and(Value::is_string)),
         _ => 0,
     };
-    let before = db.dump();
-    let reply = client.transact(params);
+    let reply = all_or_nothing(db, || client.transact(params));
     let Value::Array(results) = &reply else { panic!("transact reply is not an array: {reply}") };
     if n_ops > 0 {
         assert!(
@@ -157,11 +156,18 @@ fn transact(db: &Database, client: &Session, mut params: Value) -> bool {
             results.len()
         );
     }
-    let failed = ovsdb_check::first_error(&reply).is_some();
-    if failed {
+    ovsdb_check::first_error(&reply).is_none()
+}
+
+/// Runs a transaction and checks it was all-or-nothing: if any operation (or the commit) failed,
+/// the database is exactly as before.
+pub fn all_or_nothing(db: &Database, transact: impl FnOnce() -> Value) -> Value {
+    let before = db.dump();
+    let reply = transact();
+    if ovsdb_check::first_error(&reply).is_some() {
         assert_eq!(db.dump(), before, "a failed transaction changed the database: {reply}");
     }
-    !failed
+    reply
 }
 
 /// A `wait` without a timeout blocks until the database changes, which in a single-client fuzz

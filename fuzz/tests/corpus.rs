@@ -64,3 +64,23 @@ fn zones_seeds_include_accepted_files() {
     }
     assert!(zones::parse(&text("errors.toml"), "errors.toml").map_err(|d| d.len()).unwrap_err() >= 3);
 }
+
+#[test]
+fn ovsdb_ops_corpus() {
+    assert!(replay("ovsdb_ops") >= 4, "the ovsdb_ops seeds are missing");
+}
+
+/// Generated operations get past parsing: over the seeds, some transactions commit and some
+/// fail (a generator whose every transaction fails would fuzz only the parser).
+#[test]
+fn ovsdb_ops_seeds_commit_and_fail() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/ovsdb_ops");
+    let mut total = rvswitch_fuzz::ovsdb_rpc::Stats::default();
+    for file in rvswitch_fuzz::inputs(&root) {
+        let s = rvswitch_fuzz::ovsdb_ops::run_stats(&std::fs::read(file).expect("seed"));
+        total.transactions += s.transactions;
+        total.failed += s.failed;
+    }
+    println!("{total:?}");
+    assert!(total.failed > 0 && total.transactions - total.failed > 0, "{total:?}");
+}
