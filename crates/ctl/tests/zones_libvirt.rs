@@ -120,3 +120,40 @@ fn a_bad_file_prints_every_diagnostic_and_exits_1() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// `--define` runs virsh net-define/net-autostart/net-start per network; a stand-in `virsh` on
+/// PATH records the calls (the real libvirtd is exercised by the libvirt end-to-end test).
+#[test]
+fn define_runs_virsh_for_each_network() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> {}\ncase \"$1\" in net-info) echo 'Active:         no';; esac\n",
+        log.display()
+    );
+    let virsh = dir.path().join("virsh");
+    std::fs::write(&virsh, script).unwrap();
+    std::fs::set_permissions(&virsh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out_dir = dir.path().join("xml");
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(env!("CARGO_BIN_EXE_rvsctl"))
+        .env("PATH", path)
+        .args(["zones", "libvirt-xml"])
+        .arg(example())
+        .arg("intranet")
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--define")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let want = format!(
+        "net-define {}\nnet-autostart intranet\nnet-info intranet\nnet-start intranet\n",
+        out_dir.join("intranet.network.xml").display()
+    );
+    assert_eq!(calls, want);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("defined, autostarted and started libvirt network intranet"));
+}

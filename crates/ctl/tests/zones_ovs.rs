@@ -218,9 +218,11 @@ fn handmade_bridge_and_libvirt_vnet_port_survive_apply_and_zone_removal() {
     ]);
     let plan = s.rvsctl(&["plan", &f]);
     assert_eq!(plan.status.code(), Some(0), "foreign rows are not changes: {}", text(&plan));
-    let show = s.rvsctl(&["show"]);
-    let show = text(&show);
+    let show = text(&s.rvsctl(&["show"]));
     assert!(show.contains("vm port vnet0  mac 52:54:00:10:00:01  vm-id 8c6f1d2e-0000-4000-8000-000000000002  portgroup vlan-10"), "{show}");
+    // With the file, the VM is named by its MAC.
+    let named = text(&s.rvsctl(&["show", &f]));
+    assert!(named.contains("vm office-desktop  port vnet0  mac 52:54:00:10:00:01"), "{named}");
 
     // Remove the intranet zone: its uplink goes, the bridge stays (released) for vnet0.
     let only_internet = n
@@ -314,4 +316,69 @@ fn verify_catches_a_veth_joining_two_zones_and_a_loop_joining_two_portgroups() {
     assert_eq!(r["zone_joins"], serde_json::json!([]), "{r:#}");
     assert_eq!(r["portgroup_joins"][0]["a"], "intranet/vlan-10", "{r:#}");
     assert_eq!(r["portgroup_joins"][0]["b"], "intranet/guest", "{r:#}");
+}
+
+#[test]
+fn a_nic_moves_between_zones_in_one_transaction_on_debian_ovsdb_server() {
+    if !have_ovs() {
+        return;
+    }
+    let s = OvsdbServer::start();
+    let n = Names::new();
+    let zone = |name: &str, br: &str, nic: bool| {
+        let up = if nic { format!("uplink = {{ nic = \"{}\" }}\n", n.nic) } else { String::new() };
+        format!("[[zone]]\nname = \"{name}\"\nbridge = \"{br}\"\n{up}")
+    };
+    let first = s.file("a.toml", &(zone("a", &n.intranet, true) + &zone("b", &n.internet, false)));
+    let second = s.file("b.toml", &(zone("a", &n.intranet, false) + &zone("b", &n.internet, true)));
+    assert!(s.rvsctl(&["apply", "--no-wait", &first]).status.success());
+    let o = s.rvsctl(&["apply", "--no-wait", &second]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(s.vsctl(&["port-to-br", &n.nic]), n.internet);
+    assert_eq!(s.next_cfg(), 2, "one transaction per apply");
+}
+
+/// A Linux bridge this test created; Drop deletes it.
+struct LinuxBridge(String);
+
+impl LinuxBridge {
+    fn new(name: &str, members: &[&str]) -> LinuxBridge {
+        testbed::run("ip", &["link", "add", name, "type", "bridge"]).unwrap();
+        let b = LinuxBridge(name.into());
+        for m in members {
+            testbed::run("ip", &["link", "set", m, "master", name]).unwrap();
+        }
+        b
+    }
+}
+
+impl Drop for LinuxBridge {
+    fn drop(&mut self) {
+        testbed::run_quiet_ok("ip", &["link", "del", &self.0]);
+    }
+}
+
+#[test]
+fn verify_sees_a_join_through_a_linux_bridge() {
+    if !require_root("verify_sees_a_join_through_a_linux_bridge") || !have_ovs() {
+        return;
+    }
+    let s = OvsdbServer::start();
+    let n = Names::new();
+    assert!(s.rvsctl(&["apply", "--no-wait", &s.file("z.toml", &n.file())]).status.success());
+    let (a, a2, b, b2) = (unique("la"), unique("lb"), unique("lc"), unique("ld"));
+    let _ca = Veth::pair(&a, &a2).unwrap();
+    let _cb = Veth::pair(&b, &b2).unwrap();
+    s.vsctl(&["add-port", &n.intranet, &a, "tag=20"]);
+    s.vsctl(&["add-port", &n.internet, &b]);
+    assert_eq!(s.rvsctl(&["verify"]).status.code(), Some(0), "two cables to nowhere are no join");
+    let lbr = unique("lbr");
+    let _lb = LinuxBridge::new(&lbr, &[&a2, &b2]);
+    let v = s.rvsctl(&["verify"]);
+    assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    let t = text(&v);
+    assert!(
+        t.contains("JOINED internet <-> intranet") && t.contains("—linux-bridge+veth ") && t.contains(&lbr),
+        "{t}"
+    );
 }

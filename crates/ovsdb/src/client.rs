@@ -65,16 +65,16 @@ pub enum ClientError {
     #[error("invalid database remote \"{0}\": use unix:PATH or tcp:HOST:PORT")]
     BadRemote(String),
     /// Connecting failed (no server there, permission denied...).
-    #[error("cannot connect to the database at {remote}: {source}")]
+    #[error("cannot connect to the database at {remote}: {cause}")]
     Connect {
         /// The remote.
         remote: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not chained, so it is printed once).
+        cause: std::io::Error,
     },
     /// Reading or writing the connection failed.
     #[error("I/O error talking to the database: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// No reply within the timeout.
     #[error("no reply from the database within {0:?}")]
     Timeout(Duration),
@@ -86,7 +86,7 @@ pub enum ClientError {
     Frame(FrameError),
     /// A message was not JSON.
     #[error("the database sent invalid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// The server answered a request with an error.
     #[error("{method} failed: {error}")]
     Rpc {
@@ -106,6 +106,18 @@ pub enum ClientError {
     /// A reply had an unexpected shape.
     #[error("unexpected reply from the database: {0}")]
     Protocol(String),
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> ClientError {
+        ClientError::Io(e)
+    }
+}
+
+impl From<serde_json::Error> for ClientError {
+    fn from(e: serde_json::Error) -> ClientError {
+        ClientError::Json(e)
+    }
 }
 
 enum Stream {
@@ -158,7 +170,7 @@ impl Client {
     /// Connects to `remote` (`unix:PATH` or `tcp:HOST:PORT`); `timeout` bounds every later wait.
     pub fn connect(remote: &str, timeout: Duration) -> Result<Client, ClientError> {
         let r: Remote = remote.parse()?;
-        let connect_err = |source| ClientError::Connect { remote: r.to_string(), source };
+        let connect_err = |cause| ClientError::Connect { remote: r.to_string(), cause };
         let stream = match &r {
             Remote::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(connect_err)?),
             Remote::Tcp(a) => Stream::Tcp(connect_tcp(a, timeout).map_err(connect_err)?),

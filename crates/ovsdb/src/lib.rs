@@ -1,4 +1,5 @@
-//! RFC 7047 OVSDB engine and server for rvswitch.
+//! RFC 7047 OVSDB engine and server for rvswitch, and a small blocking client
+//! ([`client::Client`]) for tools such as `rvsctl zones`.
 //!
 //! Serves the `Open_vSwitch` schema exactly as OvS 3.1 ships it so that the
 //! unchanged Debian `ovs-vsctl`, `ovsdb-client` and libvirt can drive it, and

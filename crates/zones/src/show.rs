@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::desired::decode_portgroups;
 use crate::live::{LiveDb, LivePort, DESCRIPTION_KEY, PORTGROUPS_KEY, ROLE_KEY};
+use crate::model::{Mac, Model};
 
 /// One zone as the database holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -31,6 +32,8 @@ pub struct ZoneView {
 pub struct PortView {
     /// Port name (`vnet0`, `eth1`).
     pub port: String,
+    /// The `[[vm]]` whose MAC is `attached-mac`, when a zones file was given.
+    pub vm: Option<String>,
     /// `tag`.
     pub tag: Option<u16>,
     /// The portgroup `tag` belongs to.
@@ -52,6 +55,7 @@ fn view(p: &LivePort, portgroups: &[(String, u16)]) -> PortView {
     let id = |k: &str| i.and_then(|i| i.external_ids.get(k)).cloned();
     PortView {
         port: p.name.clone(),
+        vm: None,
         tag: p.tag,
         portgroup: p.tag.and_then(|t| portgroups.iter().find(|(_, v)| *v == t)).map(|(n, _)| n.clone()),
         trunks: p.trunks.clone(),
@@ -62,8 +66,18 @@ fn view(p: &LivePort, portgroups: &[(String, u16)]) -> PortView {
     }
 }
 
-/// Every zone bridge in the database.
-pub fn zones(live: &LiveDb) -> Vec<ZoneView> {
+/// Every zone bridge in the database; with `model`, attached VMs are named by their MAC.
+pub fn zones(live: &LiveDb, model: Option<&Model>) -> Vec<ZoneView> {
+    let mut out = zone_views(live);
+    let vms = model.map(|m| m.vms.as_slice()).unwrap_or_default();
+    for v in out.iter_mut().flat_map(|z| z.vms.iter_mut()) {
+        let mac = v.mac.as_deref().and_then(Mac::parse);
+        v.vm = vms.iter().find(|vm| Some(vm.mac) == mac).map(|vm| vm.name.clone());
+    }
+    out
+}
+
+fn zone_views(live: &LiveDb) -> Vec<ZoneView> {
     let mut out = Vec::new();
     for b in &live.bridges {
         let Some(zone) = b.zone() else { continue };
@@ -118,7 +132,8 @@ pub fn render(zones: &[ZoneView]) -> String {
         for v in &z.vms {
             let _ = writeln!(
                 s,
-                "    vm port {}  mac {}  vm-id {}  portgroup {}  link: {}",
+                "    vm {}port {}  mac {}  vm-id {}  portgroup {}  link: {}",
+                v.vm.as_ref().map(|n| format!("{n}  ")).unwrap_or_default(),
                 v.port,
                 v.mac.as_deref().unwrap_or("?"),
                 v.vm_id.as_deref().unwrap_or("?"),
@@ -154,13 +169,19 @@ mod tests {
                 port("other", None, &[], None, &[]),
             ],
         );
-        let z = zones(&db(vec![b, bridge("handmade", &[], vec![])]));
+        let file = "[[zone]]\nname = \"intranet\"\n[[vm]]\nname = \"desk\"\nzone = \"intranet\"\nmac = \"52:54:00:10:00:01\"\n";
+        let model = crate::parse(file, "z").unwrap();
+        let live = db(vec![b, bridge("handmade", &[], vec![])]);
+        assert_eq!(zones(&live, None)[0].vms[0].vm, None);
+        let z = zones(&live, Some(&model));
         assert_eq!(z.len(), 1);
         assert_eq!(z[0].uplinks[0].port, "eth1");
         assert_eq!((z[0].vms.len(), z[0].vms[0].portgroup.as_deref()), (1, Some("vlan-10")));
         let text = render(&z);
         assert!(
-            text.contains("vm port vnet0  mac 52:54:00:10:00:01  vm-id 1234  portgroup vlan-10  link: up"),
+            text.contains(
+                "vm desk  port vnet0  mac 52:54:00:10:00:01  vm-id 1234  portgroup vlan-10  link: up"
+            ),
             "{text}"
         );
         assert!(text.contains("uplink eth1  trunks: 10,20"), "{text}");

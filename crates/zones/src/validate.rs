@@ -159,58 +159,9 @@ fn suggest_bridge(zone: &str) -> String {
 
 impl Checker<'_> {
     fn portgroups(&mut self, zone: &str, zone_pos: Pos, raw: &[RawPortgroup]) -> Vec<Portgroup> {
-        let mut names: HashMap<&str, ()> = HashMap::new();
-        let mut vlans: HashMap<i64, &str> = HashMap::new();
-        let mut defaults = 0;
-        let mut out = Vec::new();
-        for pg in raw {
-            let name = pg.name.get_ref().as_str();
-            if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                self.r.error(
-                    self.at(&pg.name),
-                    format!(
-                        "portgroup name \"{}\" is empty or has spaces/control characters",
-                        name.escape_debug()
-                    ),
-                    "name it like \"vlan-10\"",
-                );
-            }
-            if names.insert(name, ()).is_some() {
-                self.r.error(
-                    self.at(&pg.name),
-                    format!("portgroup \"{name}\" appears twice in zone {zone}"),
-                    "give each portgroup of a zone its own name",
-                );
-            }
-            let vlan = *pg.vlan.get_ref();
-            if !(1..=4094).contains(&vlan) {
-                self.r.error(
-                    self.at(&pg.vlan),
-                    format!("VLAN {vlan} is out of range"),
-                    "use a VLAN ID from 1 to 4094",
-                );
-            } else if let Some(other) = vlans.insert(vlan, name) {
-                self.r.error(
-                    self.at(&pg.vlan),
-                    format!("VLAN {vlan} is already portgroup \"{other}\" of zone {zone}"),
-                    "give each portgroup of a zone its own VLAN",
-                );
-            }
-            let default = pg.default.as_ref().filter(|d| *d.get_ref());
-            if let Some(d) = default {
-                defaults += 1;
-                if defaults > 1 {
-                    self.r.error(
-                        self.at(d),
-                        format!("zone {zone} has more than one default portgroup"),
-                        "keep `default = true` on exactly one portgroup",
-                    );
-                }
-            }
-            let default = default.is_some();
-            out.push(Portgroup { name: name.to_string(), vlan: u16::try_from(vlan).unwrap_or(0), default });
-        }
-        if !raw.is_empty() && defaults == 0 {
+        let mut seen = Seen::default();
+        let out: Vec<Portgroup> = raw.iter().map(|pg| self.portgroup(zone, pg, &mut seen)).collect();
+        if !raw.is_empty() && seen.defaults == 0 {
             self.r.error(
                 zone_pos,
                 format!("zone {zone} has portgroups but none is the default"),
@@ -219,6 +170,54 @@ impl Checker<'_> {
         }
         out
     }
+
+    /// One portgroup's rules; `seen` carries what the zone's earlier portgroups used.
+    fn portgroup(&mut self, zone: &str, pg: &RawPortgroup, seen: &mut Seen) -> Portgroup {
+        let name = pg.name.get_ref().as_str();
+        if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            let what = format!(
+                "portgroup name \"{}\" is empty or has spaces/control characters",
+                name.escape_debug()
+            );
+            self.r.error(self.at(&pg.name), what, "name it like \"vlan-10\"");
+        }
+        if !seen.names.insert(name.to_string()) {
+            let what = format!("portgroup \"{name}\" appears twice in zone {zone}");
+            self.r.error(self.at(&pg.name), what, "give each portgroup of a zone its own name");
+        }
+        let vlan = *pg.vlan.get_ref();
+        if !(1..=4094).contains(&vlan) {
+            self.r.error(
+                self.at(&pg.vlan),
+                format!("VLAN {vlan} is out of range"),
+                "use a VLAN ID from 1 to 4094",
+            );
+        } else if let Some(other) = seen.vlans.insert(vlan, name.to_string()) {
+            let what = format!("VLAN {vlan} is already portgroup \"{other}\" of zone {zone}");
+            self.r.error(self.at(&pg.vlan), what, "give each portgroup of a zone its own VLAN");
+        }
+        let default = pg.default.as_ref().filter(|d| *d.get_ref());
+        if let Some(d) = default {
+            seen.defaults += 1;
+            if seen.defaults > 1 {
+                let what = format!("zone {zone} has more than one default portgroup");
+                self.r.error(self.at(d), what, "keep `default = true` on exactly one portgroup");
+            }
+        }
+        Portgroup {
+            name: name.to_string(),
+            vlan: u16::try_from(vlan).unwrap_or(0),
+            default: default.is_some(),
+        }
+    }
+}
+
+/// What a zone's portgroups used so far (names, VLANs, defaults).
+#[derive(Default)]
+struct Seen {
+    names: HashSet<String>,
+    vlans: HashMap<i64, String>,
+    defaults: usize,
 }
 
 impl Checker<'_> {

@@ -119,7 +119,7 @@ impl<'a> Graph<'a> {
         let (Some(&(bx, px)), Some(&(by, py))) = (at.get(x), at.get(y)) else { return };
         let (Some(vx), Some(vy)) = (port_vlan(px), port_vlan(py)) else { return };
         let via = format!(
-            "{} —{kind} {x}↔{y}— {}",
+            "{} —{kind}— {}",
             describe(&self.live.bridges[bx], px),
             describe(&self.live.bridges[by], py)
         );
@@ -161,6 +161,59 @@ impl<'a> Graph<'a> {
     }
 }
 
+/// Network devices joined into one layer-2 medium by device pairs and shared Linux bridges.
+struct Component {
+    members: BTreeSet<String>,
+    kinds: BTreeSet<String>,
+}
+
+impl Component {
+    /// `veth a↔b` for a plain pair; the kinds and every member for a longer chain.
+    fn label(&self, x: &str, y: &str) -> String {
+        let kinds: Vec<&str> = self.kinds.iter().map(String::as_str).collect();
+        if self.members.len() == 2 {
+            return format!("{} {x}↔{y}", kinds.join("+"));
+        }
+        let all: Vec<&str> = self.members.iter().map(String::as_str).collect();
+        format!("{} {x}↔{y} through {}", kinds.join("+"), all.join(", "))
+    }
+}
+
+/// Connected components of the device graph (union-find over the pairs' ends).
+fn components(wires: &[(String, String, String)]) -> Vec<Component> {
+    fn root(parent: &HashMap<String, String>, n: &str) -> String {
+        let mut cur = n.to_string();
+        // Bounded: every step moves to a parent set earlier, and there are finitely many names.
+        for _ in 0..=parent.len() {
+            match parent.get(&cur) {
+                Some(p) if *p != cur => cur = p.clone(),
+                _ => break,
+            }
+        }
+        cur
+    }
+    let mut parent: HashMap<String, String> = HashMap::new();
+    for (a, b, _) in wires {
+        let (ra, rb) = (root(&parent, a), root(&parent, b));
+        parent.entry(ra.clone()).or_insert_with(|| ra.clone());
+        parent.entry(rb.clone()).or_insert_with(|| rb.clone());
+        if ra != rb {
+            parent.insert(ra, rb);
+        }
+    }
+    let mut groups: HashMap<String, Component> = HashMap::new();
+    for (a, b, kind) in wires {
+        let r = root(&parent, a);
+        let c =
+            groups.entry(r).or_insert_with(|| Component { members: BTreeSet::new(), kinds: BTreeSet::new() });
+        c.members.extend([a.clone(), b.clone()]);
+        c.kinds.insert(kind.clone());
+    }
+    let mut out: Vec<Component> = groups.into_values().collect();
+    out.sort_by(|x, y| x.members.cmp(&y.members));
+    out
+}
+
 fn zone_portgroups(b: &LiveBridge) -> Vec<(String, u16)> {
     if b.zone().is_none() {
         return Vec::new();
@@ -186,8 +239,13 @@ pub fn verify(live: &LiveDb, pairs: &[DevicePair]) -> Report {
         }
     }
     let mut g = Graph::new(live);
-    for (x, y, kind) in &wires {
-        g.wire(x, y, kind, &at);
+    for c in components(&wires) {
+        let ports: Vec<&String> = c.members.iter().filter(|m| at.contains_key(m.as_str())).collect();
+        for (i, x) in ports.iter().enumerate() {
+            for y in &ports[i + 1..] {
+                g.wire(x, y, &c.label(x, y), &at);
+            }
+        }
     }
     let mut r = Report::default();
     let zones: BTreeSet<&str> = live.bridges.iter().filter_map(|b| b.zone()).collect();
@@ -442,6 +500,22 @@ mod tests {
         let r = verify(&db(vec![intranet(vec![pa]), internet(vec![pb])]), &[]);
         assert_eq!(r.zone_joins.len(), 1, "{r:#?}");
         assert!(r.zone_joins[0].path[0].contains("—patch pa↔pb—"), "{:?}", r.zone_joins[0].path);
+    }
+
+    #[test]
+    fn a_linux_bridge_between_two_veths_is_a_wire() {
+        // va (OVS, intranet) ↔ va2 [docker0] vb2 ↔ vb (OVS, internet)
+        let live = db(vec![
+            intranet(vec![port("va", Some(10), &[], None, &[])]),
+            internet(vec![port("vb", None, &[], None, &[])]),
+        ]);
+        let lb = |m: &str| DevicePair { a: m.into(), b: "docker0".into(), kind: "linux-bridge".into() };
+        let r = verify(&live, &[veth("va", "va2"), veth("vb", "vb2"), lb("va2"), lb("vb2")]);
+        assert_eq!(r.zone_joins.len(), 1, "{r:#?}");
+        let p = &r.zone_joins[0].path[0];
+        assert!(p.contains("—linux-bridge+veth va↔vb through docker0, va, va2, vb, vb2—"), "{p}");
+        // Without the bridge membership the two cables lead nowhere.
+        assert!(!verify(&live, &[veth("va", "va2"), veth("vb", "vb2")]).joined());
     }
 
     #[test]

@@ -220,3 +220,20 @@ fn no_root_row_is_a_conflict() {
     let db = Database::in_memory(DatabaseSchema::parse_str(VSWITCH_SCHEMA).unwrap());
     assert_eq!(plan_for(&db, TWO).unwrap_err(), vec![Conflict::NoRootRow]);
 }
+
+#[test]
+fn a_nic_moves_from_one_zone_to_another_in_one_transaction() {
+    let db = db();
+    let a_has_it = "[[zone]]\nname = \"a\"\nuplink = { nic = \"eth1\" }\n[[zone]]\nname = \"b\"\n";
+    let b_has_it = "[[zone]]\nname = \"a\"\n[[zone]]\nname = \"b\"\nuplink = { nic = \"eth1\" }\n";
+    apply(&db, a_has_it);
+    assert_eq!(
+        lines(&apply(&db, b_has_it)),
+        ["- port eth1 on br-a (zone a)", "+ port eth1 on br-b (uplink, zone b)"]
+    );
+    let l = live(&db);
+    let owners: Vec<&str> =
+        l.ports().filter(|(_, p)| p.name == "eth1").map(|(b, _)| b.name.as_str()).collect();
+    assert_eq!(owners, ["br-b"]);
+    assert!(plan_for(&db, b_has_it).unwrap().changes.is_empty());
+}

@@ -11,21 +11,37 @@ use zones::plan::Plan;
 
 use super::{host, InvalidFile, Outcome, DB_NAME};
 
-/// Validated file + live rows → plan. Every problem is an error before anything is sent.
-fn make_plan(file: &Path, client: &mut Client) -> Result<(zones::Model, Plan)> {
-    let model = super::load(file)?;
+/// Validated file + host facts + live rows → plan. Every problem is an error before anything is sent.
+fn make_plan(file: &Path, model: &zones::Model, client: &mut Client) -> Result<Plan> {
     let live = super::read_live(client)?;
     let host = zones::host::HostNetdevs { existing: host::netdevs(), ours: host::ours(&live) };
-    let diags = zones::host::check_host(&model, &file.display().to_string(), &host);
+    warn_missing_nics(model, &host.existing);
+    let diags = zones::host::check_host(model, &file.display().to_string(), &host);
     if !diags.is_empty() {
         return Err(InvalidFile::new(&diags).into());
     }
     let comment = format!("rvsctl zones apply {}", file.display());
-    match zones::plan::plan(&zones::desired::desired(&model), &live, &comment) {
-        Ok(p) => Ok((model, p)),
+    match zones::plan::plan(&zones::desired::desired(model), &live, &comment) {
+        Ok(p) => Ok(p),
         Err(conflicts) => {
             let text: Vec<String> = conflicts.iter().map(|c| c.to_string()).collect();
             bail!("the database conflicts with the zones file; nothing was changed\n{}", text.join("\n"))
+        }
+    }
+}
+
+/// A NIC that does not exist is not an error (it may appear later, and the switch attaches it
+/// then), but almost always a typo worth saying.
+fn warn_missing_nics(model: &zones::Model, existing: &std::collections::BTreeSet<String>) {
+    if existing.is_empty() {
+        return; // /sys/class/net unreadable: nothing to compare with
+    }
+    for (z, u) in model.zones.iter().filter_map(|z| z.uplink.as_ref().map(|u| (z, u))) {
+        if !existing.contains(&u.nic) {
+            eprintln!(
+                "rvsctl: warning: zone {}'s uplink NIC {} does not exist on this host (yet)",
+                z.name, u.nic
+            );
         }
     }
 }
@@ -39,8 +55,8 @@ fn listing(p: &Plan) -> String {
 }
 
 /// `plan`: exit 0 when there is nothing to do, 2 when changes are pending.
-pub fn plan(file: &Path, client: &mut Client, as_json: bool) -> Result<Outcome> {
-    let (_, p) = make_plan(file, client)?;
+pub fn plan(file: &Path, model: &zones::Model, client: &mut Client, as_json: bool) -> Result<Outcome> {
+    let p = make_plan(file, model, client)?;
     let code = if p.changes.is_empty() { 0 } else { 2 };
     let stdout = if as_json {
         serde_json::to_string_pretty(&json!({"changes": p.changes, "ops": p.ops}))? + "\n"
@@ -53,8 +69,8 @@ pub fn plan(file: &Path, client: &mut Client, as_json: bool) -> Result<Outcome> 
 }
 
 /// `apply`: one transaction; then wait for cur_cfg (unless `no_wait`) and set the aliases.
-pub fn apply(file: &Path, client: &mut Client, no_wait: bool) -> Result<Outcome> {
-    let (model, p) = make_plan(file, client)?;
+pub fn apply(file: &Path, model: &zones::Model, client: &mut Client, no_wait: bool) -> Result<Outcome> {
+    let p = make_plan(file, model, client)?;
     let mut out = String::new();
     if p.ops.is_empty() {
         out.push_str("nothing to do\n");
@@ -73,7 +89,7 @@ pub fn apply(file: &Path, client: &mut Client, no_wait: bool) -> Result<Outcome>
         }
         out.push_str(&listing(&p));
     }
-    out.push_str(&aliases(&model));
+    out.push_str(&aliases(model));
     Ok(Outcome { stdout: out, code: 0 })
 }
 

@@ -23,10 +23,12 @@ pub fn ours(live: &LiveDb) -> BTreeSet<String> {
         .collect()
 }
 
-/// veth pairs with both ends in this network namespace (`ip -j -d link`: the kind is `veth`
-/// and `link` names the peer; a peer in another namespace has `link_netnsid` instead and is
-/// not a wire between two of our ports).
-pub fn veth_pairs() -> Result<Vec<DevicePair>> {
+/// The host's layer-2 wiring from `ip -j -d link`: veth pairs with both ends in this network
+/// namespace (the kind is `veth` and `link` names the peer; a peer in another namespace has
+/// `link_netnsid` instead and is not a wire between two of our ports), and Linux bridge
+/// membership (a device whose `master` is a Linux bridge; the bridge is treated as transparent
+/// to VLANs, which can only over-report a join, never miss one).
+pub fn device_pairs() -> Result<Vec<DevicePair>> {
     let out = Command::new("ip")
         .args(["-j", "-d", "link", "show"])
         .output()
@@ -42,7 +44,13 @@ pub fn veth_pairs() -> Result<Vec<DevicePair>> {
 fn pairs_of(links: &Value) -> Vec<DevicePair> {
     let mut out = Vec::new();
     for l in links.as_array().into_iter().flatten() {
-        let (Some(name), Some(peer)) = (l["ifname"].as_str(), l["link"].as_str()) else { continue };
+        let Some(name) = l["ifname"].as_str() else { continue };
+        if let (Some(master), "bridge") =
+            (l["master"].as_str(), l["linkinfo"]["info_slave_kind"].as_str().unwrap_or(""))
+        {
+            out.push(DevicePair { a: name.into(), b: master.into(), kind: "linux-bridge".into() });
+        }
+        let Some(peer) = l["link"].as_str() else { continue };
         if l["linkinfo"]["info_kind"] == "veth" && l.get("link_netnsid").is_none() && name < peer {
             out.push(DevicePair { a: name.into(), b: peer.into(), kind: "veth".into() });
         }
@@ -65,14 +73,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn only_same_namespace_veth_peers_are_pairs() {
+    fn same_namespace_veth_peers_and_linux_bridge_members_are_wires() {
         let links = json!([
             {"ifname": "va", "link": "vb", "linkinfo": {"info_kind": "veth"}},
             {"ifname": "vb", "link": "va", "linkinfo": {"info_kind": "veth"}},
             {"ifname": "vc", "link_index": 2, "link_netnsid": 0, "linkinfo": {"info_kind": "veth"}},
-            {"ifname": "eth0.10", "link": "eth0", "linkinfo": {"info_kind": "vlan"}}
+            {"ifname": "eth0.10", "link": "eth0", "linkinfo": {"info_kind": "vlan"}},
+            {"ifname": "vd", "master": "docker0", "linkinfo": {"info_kind": "veth", "info_slave_kind": "bridge"}},
+            {"ifname": "ve", "master": "bond0", "linkinfo": {"info_kind": "veth", "info_slave_kind": "bond"}}
         ]);
-        assert_eq!(pairs_of(&links), [DevicePair { a: "va".into(), b: "vb".into(), kind: "veth".into() }]);
+        assert_eq!(
+            pairs_of(&links),
+            [
+                DevicePair { a: "va".into(), b: "vb".into(), kind: "veth".into() },
+                DevicePair { a: "vd".into(), b: "docker0".into(), kind: "linux-bridge".into() }
+            ]
+        );
         assert!(pairs_of(&json!({"not": "a list"})).is_empty());
     }
 }

@@ -37,7 +37,10 @@ pub enum ZonesCommand {
         no_wait: bool,
     },
     /// Zones, bridges, VLANs, uplinks and the VMs attached right now.
-    Show,
+    Show {
+        /// A zones file: name the attached VMs by their MAC.
+        file: Option<PathBuf>,
+    },
     /// Prove from the live database that no layer-2 path joins two zones or portgroups (exit 1 if one does).
     Verify,
     /// libvirt network XML per zone and the domain `<interface>` snippet per VM.
@@ -88,9 +91,15 @@ impl Globals {
 /// Runs one zones command.
 pub fn run(cmd: &ZonesCommand, g: &Globals) -> Result<Outcome> {
     match cmd {
-        ZonesCommand::Plan { file } => apply::plan(file, &mut g.connect()?, g.json),
-        ZonesCommand::Apply { file, no_wait } => apply::apply(file, &mut g.connect()?, *no_wait),
-        ZonesCommand::Show => show(&mut g.connect()?, g.json),
+        // The file is checked before the database is even contacted.
+        ZonesCommand::Plan { file } => apply::plan(file, &load(file)?, &mut g.connect()?, g.json),
+        ZonesCommand::Apply { file, no_wait } => {
+            apply::apply(file, &load(file)?, &mut g.connect()?, *no_wait)
+        }
+        ZonesCommand::Show { file } => {
+            let model = file.as_deref().map(load).transpose()?;
+            show(model.as_ref(), &mut g.connect()?, g.json)
+        }
         ZonesCommand::Verify => verify(&mut g.connect()?, g.json),
         ZonesCommand::LibvirtXml { file, zone, out, define } => {
             libvirt::run(&load(file)?, zone.as_deref(), out.as_deref(), *define).map(Outcome::ok)
@@ -98,13 +107,13 @@ pub fn run(cmd: &ZonesCommand, g: &Globals) -> Result<Outcome> {
     }
 }
 
-fn show(client: &mut Client, as_json: bool) -> Result<Outcome> {
-    let z = zones::show::zones(&read_live(client)?);
+fn show(model: Option<&zones::Model>, client: &mut Client, as_json: bool) -> Result<Outcome> {
+    let z = zones::show::zones(&read_live(client)?, model);
     Ok(Outcome::ok(if as_json { serde_json::to_string_pretty(&z)? + "\n" } else { zones::show::render(&z) }))
 }
 
 fn verify(client: &mut Client, as_json: bool) -> Result<Outcome> {
-    let report = zones::verify::verify(&read_live(client)?, &host::veth_pairs()?);
+    let report = zones::verify::verify(&read_live(client)?, &host::device_pairs()?);
     let stdout =
         if as_json { serde_json::to_string_pretty(&report)? + "\n" } else { zones::verify::render(&report) };
     Ok(Outcome { stdout, code: u8::from(report.joined()) })
