@@ -124,6 +124,15 @@ impl Gen<'_> {
         self.c.pick(&cols).copied()
     }
 
+    /// A column's name and type; for a table without columns, the empty name (which the engine
+    /// must refuse) typed as an integer.
+    fn named_column(&mut self, ts: &TableSchema) -> (String, ColumnType) {
+        match self.column(ts) {
+            Some((n, t)) => (n.clone(), t.clone()),
+            None => (String::new(), ColumnType::scalar(AtomicType::Integer)),
+        }
+    }
+
     fn row(&mut self, ts: &TableSchema) -> Value {
         let mut row = serde_json::Map::new();
         for _ in 0..self.c.below(4) {
@@ -154,8 +163,7 @@ impl Gen<'_> {
             }
             2 => json!({"op": "update", "table": t, "where": self.condition(ts), "row": self.row(ts)}),
             3 | 4 => {
-                let (name, ty) =
-                    self.column(ts).map_or((String::new(), ts_any()), |(n, t)| (n.clone(), t.clone()));
+                let (name, ty) = self.named_column(ts);
                 let m = self.c.pick(MUTATORS);
                 let value =
                     if self.c.byte() & 1 != 0 { self.datum(&ty.relaxed()) } else { self.atom(&ty.key) };
@@ -164,8 +172,7 @@ impl Gen<'_> {
             5 => json!({"op": "delete", "table": t, "where": self.condition(ts)}),
             6 => json!({"op": "select", "table": t, "where": self.condition(ts)}),
             _ => {
-                let (name, ty) =
-                    self.column(ts).map_or((String::new(), ts_any()), |(n, t)| (n.clone(), t.clone()));
+                let (name, ty) = self.named_column(ts);
                 let mut row = serde_json::Map::new();
                 if self.c.byte() & 1 != 0 {
                     row.insert(name.clone(), self.datum(&ty));
@@ -188,10 +195,6 @@ impl Gen<'_> {
             }
         }
     }
-}
-
-fn ts_any() -> ColumnType {
-    ColumnType::scalar(AtomicType::Integer)
 }
 
 /// The fuzz target.
