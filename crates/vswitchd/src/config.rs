@@ -88,7 +88,12 @@ pub fn parse(text: &str, file: &str) -> Result<DesiredState, ConfigError> {
         ConfigError { file: file.to_string(), line, column, message }
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
+        let mut message = e.message().trim().to_string();
+        if message.is_empty() {
+            // toml leaves some syntax errors unexplained (found by fuzzing: a key whose value is
+            // missing at the end of the file); the location alone would read as no error at all.
+            message = "invalid TOML syntax".into();
+        }
         match e.span() {
             Some(span) => at(span, message),
             None => ConfigError { file: file.to_string(), line: 0, column: 0, message },
@@ -260,6 +265,16 @@ mod tests {
         assert_eq!(s.bridges[0].ports[0].vlan.tag(), Some(7));
         assert!(parse("[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"br0\"\ntype = \"tap\"\n", "t")
             .is_err());
+    }
+
+    /// Fuzzing found errors with an empty message (toml 0.8 explains nothing for these).
+    #[test]
+    fn syntax_errors_always_say_something() {
+        for text in ["[[bridge]]\nname = \"br0\"\n[[bridge.port]]\nname = \"p1\"\ntag =      ", "name ="] {
+            let e = err(text);
+            assert!(!e.message.is_empty(), "{text:?} gave {e:?}");
+            assert!(e.line >= 1, "{e:?}");
+        }
     }
 
     #[test]
