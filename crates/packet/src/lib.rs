@@ -3,10 +3,17 @@
 //! Views validate length once (`parse`), so no accessor can index out of bounds afterwards.
 //! Nothing here allocates or does I/O: the switch calls this on every frame.
 
+pub mod arp;
 mod builder;
+pub mod dhcp;
 mod error;
 mod ethernet;
+pub mod icmpv6;
+pub mod ipv4;
+pub mod ipv6;
 mod mac;
+pub mod udp;
+mod view;
 mod vlan;
 
 pub use builder::{arp_request, ethernet_frame, ipv4_udp, FrameSpec};
