@@ -97,6 +97,14 @@ pub fn eui64_link_local(mac: crate::MacAddr) -> Ipv6Addr {
     Ipv6Addr::from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]])
 }
 
+/// The MAC an EUI-64 link-local address was formed from; `None` for other addresses.
+pub fn eui64_mac(addr: Ipv6Addr) -> Option<crate::MacAddr> {
+    let o = addr.octets();
+    let link_local = o[..8] == [0xfe, 0x80, 0, 0, 0, 0, 0, 0];
+    (link_local && o[11] == 0xff && o[12] == 0xfe)
+        .then(|| crate::MacAddr([o[8] ^ 0x02, o[9], o[10], o[13], o[14], o[15]]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +141,9 @@ mod tests {
     fn eui64() {
         let mac = crate::MacAddr([0x52, 0x54, 0, 0, 0, 1]);
         assert_eq!(eui64_link_local(mac), "fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(eui64_mac(eui64_link_local(mac)), Some(mac));
+        assert_eq!(eui64_mac("fe80::1".parse().unwrap()), None);
+        assert_eq!(eui64_mac("2001:db8::5054:ff:fe00:1".parse().unwrap()), None, "not link-local");
     }
 
     proptest::proptest! {

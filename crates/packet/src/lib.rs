@@ -5,6 +5,7 @@
 
 pub mod arp;
 mod builder;
+mod craft;
 pub mod dhcp;
 mod error;
 mod ethernet;
@@ -17,6 +18,7 @@ mod view;
 mod vlan;
 
 pub use builder::{arp_request, ethernet_frame, ipv4_udp, FrameSpec};
+pub use craft::{arp_frame, dhcp_message, ipv6_frame, ArpSpec, DhcpSpec, DHCP_MESSAGE_MAX};
 pub use error::PacketError;
 pub use ethernet::{
     EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN,

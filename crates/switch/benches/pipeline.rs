@@ -23,7 +23,7 @@ fn frame(dst: MacAddr, src: MacAddr, vid: Option<u16>) -> Vec<u8> {
 }
 
 fn port(name: &str, vlan: PortVlan) -> PortSpec {
-    PortSpec { name: name.into(), vlan, counters: Arc::default() }
+    PortSpec { name: name.into(), vlan, security: Default::default(), counters: Arc::default() }
 }
 
 /// Stations `0..macs` live behind port 0 (access 10); frames come tagged from the trunk (port 2)

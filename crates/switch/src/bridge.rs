@@ -1,9 +1,10 @@
-//! One bridge's pipeline: ingress VLAN check → learn → lookup → egress VLAN.
+//! One bridge's pipeline: ingress VLAN check → port security → learn → lookup → egress VLAN.
 
 use std::sync::Arc;
 
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
+use crate::security::{self, Bindings, LeaseEntry, PortSecurity};
 use crate::{DropReason, FdbEntry, MacTable, Millis, PortCounters, PortVlan};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
@@ -25,6 +26,7 @@ impl Default for BridgeSettings {
 pub struct PortSpec {
     pub name: String,
     pub vlan: PortVlan,
+    pub security: PortSecurity,
     pub counters: Arc<PortCounters>,
 }
 
@@ -64,12 +66,15 @@ pub struct Bridge {
     settings: BridgeSettings,
     ports: Vec<PortSpec>,
     macs: MacTable,
+    bindings: Bindings,
 }
 
 impl Bridge {
     pub fn new(settings: BridgeSettings, ports: Vec<PortSpec>) -> Bridge {
         let macs = MacTable::new(settings.mac_table_size, settings.mac_aging_ms);
-        Bridge { settings, ports, macs }
+        let mut bindings = Bindings::default();
+        bindings.rebuild(&ports);
+        Bridge { settings, ports, macs, bindings }
     }
 
     pub fn ports(&self) -> &[PortSpec] {
@@ -93,6 +98,7 @@ impl Bridge {
         self.macs.remap_ports(|slot| map[slot as usize].unwrap_or(usize::MAX) as u32);
         self.macs.set_limits(settings.mac_table_size, settings.mac_aging_ms);
         self.settings = settings;
+        self.bindings.rebuild(&ports);
         self.ports = ports;
     }
 
@@ -101,9 +107,15 @@ impl Bridge {
         self.macs.flush_port(slot as u32);
     }
 
-    /// Ages out stale addresses; call now and then (not per frame).
+    /// Ages out stale addresses and ended DHCP leases; call now and then (not per frame).
     pub fn expire(&mut self, now: Millis) -> usize {
+        self.bindings.expire(now);
         self.macs.expire(now)
+    }
+
+    /// The DHCP leases snooped so far that have not ended at `now`.
+    pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {
+        self.bindings.leases(now)
     }
 
     pub fn mac_count(&self) -> usize {
@@ -148,6 +160,22 @@ impl Bridge {
         };
         if eth.dst.is_reserved_link_local() && !self.settings.forward_bpdu {
             return drop(DropReason::ReservedMulticast);
+        }
+        if in_port.security.checks_l2() {
+            let cx = security::Ctx {
+                slot: in_slot,
+                sec: &in_port.security,
+                bindings: &self.bindings,
+                macs: &self.macs,
+                vlan,
+                now,
+            };
+            if let Err(reason) = security::admit(&cx, &eth, frame) {
+                return drop(reason);
+            }
+        }
+        if in_port.security.trusted && self.bindings.active() {
+            self.bindings.snoop(&self.ports, &eth, frame, vlan, now);
         }
         self.macs.learn(vlan, eth.src, in_slot as u32, now);
         let pcp = eth.vlan.map(|t| t.pcp).unwrap_or(0);

@@ -8,11 +8,15 @@
 mod bridge;
 mod counters;
 mod mac_table;
+mod security;
 mod vlan;
 
 pub use bridge::{egress_parts, Bridge, BridgeSettings, Encap, Output, PortSpec, Verdict};
 pub use counters::{CounterSnapshot, DropReason, PortCounters};
 pub use mac_table::{FdbEntry, MacTable};
+pub use security::{
+    parse_allowed_ips, IpPrefix, LeaseEntry, PortSecurity, SecurityConfigError, SecurityMode,
+};
 pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet};
 
 /// Milliseconds on a monotonic clock; the caller supplies it so tests can inject time.
