@@ -1,13 +1,10 @@
 //! Port security in the pipeline, one rule at a time: VM A and C on VLAN 10 (C with configured
 //! addresses), B on VLAN 20, a trunk T (not a VM port: unchecked, trusted).
 
-#[path = "security/frames.rs"]
-mod frames;
-
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use frames::*;
+use testbed::frames::*;
 use packet::{arp, dhcp, icmpv6, ipv6::eui64_link_local, MacAddr, ETHERTYPE_QINQ};
 use switch::{
     parse_allowed_ips, Bridge, BridgeSettings, DropReason, PortSecurity, PortSpec, PortVlan, SecurityMode,

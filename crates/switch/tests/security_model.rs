@@ -3,13 +3,10 @@
 //! was built from; the pipeline parses the bytes. Neighbour C owns 198.18.0.3, 2001:db8::3 and
 //! its EUI-64 link-local; A may or may not have configured addresses and a snooped lease.
 
-#[path = "security/frames.rs"]
-mod frames;
-
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use frames::*;
+use testbed::frames::*;
 use packet::{dhcp, ipv6::eui64_link_local, MacAddr};
 use proptest::prelude::*;
 use switch::{

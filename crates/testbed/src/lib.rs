@@ -5,6 +5,7 @@
 mod capture;
 mod child;
 mod cmd;
+pub mod frames;
 mod guest;
 mod libvirt;
 mod names;

@@ -1,5 +1,6 @@
-//! Crafted frames for the port-security tests, built with the packet crate's builders.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Crafted frames (ARP with any sender, IPv4/UDP, DHCP, ICMPv6 ND/RA, DHCPv6) for the
+//! port-security tests, built with the packet crate's builders. They panic on misuse: the
+//! arguments are a test's constants.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
