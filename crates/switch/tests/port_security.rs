@@ -4,12 +4,12 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use testbed::frames::*;
 use packet::{arp, dhcp, icmpv6, ipv6::eui64_link_local, MacAddr, ETHERTYPE_QINQ};
 use switch::{
     parse_allowed_ips, Bridge, BridgeSettings, DropReason, PortSecurity, PortSpec, PortVlan, SecurityMode,
     Verdict, VlanMode,
 };
+use testbed::frames::*;
 
 const A: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
 const B: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 2]);

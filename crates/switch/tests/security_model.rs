@@ -6,13 +6,13 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use testbed::frames::*;
 use packet::{dhcp, ipv6::eui64_link_local, MacAddr};
 use proptest::prelude::*;
 use switch::{
     parse_allowed_ips, Bridge, BridgeSettings, DropReason, PortSecurity, PortSpec, PortVlan, Verdict,
     VlanMode,
 };
+use testbed::frames::*;
 
 const A: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
 const C: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 3]);
