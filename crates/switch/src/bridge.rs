@@ -169,6 +169,7 @@ impl Bridge {
                 macs: &self.macs,
                 vlan,
                 now,
+                limit_reachable: security::limit_reachable(&in_port.security, &in_port.vlan),
             };
             if let Err(reason) = security::admit(&cx, &eth, frame) {
                 return drop(reason);

@@ -24,6 +24,17 @@ pub(crate) struct Ctx<'a> {
     pub macs: &'a MacTable,
     pub vlan: u16,
     pub now: Millis,
+    /// Whether the port could exceed its MAC limit at all (see [`limit_reachable`]).
+    pub limit_reachable: bool,
+}
+
+/// An access port learns only its allowed MACs on its one VLAN, so with no more allowed MACs
+/// than the limit, the limit cannot be hit: the per-frame table lookups are skipped (they cost
+/// about a third of the check, measured with `cargo bench -p switch`).
+pub(crate) fn limit_reachable(sec: &PortSecurity, vlan: &crate::PortVlan) -> bool {
+    let bounded =
+        vlan.mode() == crate::VlanMode::Access && sec.macs.len() <= sec.mac_limit.unwrap_or(usize::MAX);
+    !bounded
 }
 
 /// `Ok` when a frame from a port with `checks_l2()` may go on, else the reason to drop it.
@@ -36,7 +47,7 @@ pub(crate) fn admit(cx: &Ctx<'_>, eth: &EthernetHeader, frame: &[u8]) -> Result<
     if !cx.sec.macs.contains(&eth.src) {
         return Err(DropReason::SpoofedMac);
     }
-    if let Some(limit) = cx.sec.mac_limit {
+    if let Some(limit) = cx.sec.mac_limit.filter(|_| cx.limit_reachable) {
         let known = cx.macs.lookup(cx.vlan, eth.src, cx.now) == Some(cx.slot as u32);
         if !known && cx.macs.port_count(cx.slot as u32) >= limit {
             return Err(DropReason::PortMacLimit);

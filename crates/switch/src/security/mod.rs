@@ -8,5 +8,5 @@ mod config;
 
 pub(crate) use bindings::Bindings;
 pub use bindings::LeaseEntry;
-pub(crate) use check::{admit, Ctx};
+pub(crate) use check::{admit, limit_reachable, Ctx};
 pub use config::{parse_allowed_ips, IpPrefix, PortSecurity, SecurityConfigError, SecurityMode};
