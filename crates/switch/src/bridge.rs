@@ -86,13 +86,20 @@ impl Bridge {
     }
 
     /// Applies a new port list. Addresses learned on ports that still exist with the same VLAN
-    /// settings survive (renumbered to their new slots); the rest are forgotten, as OvS does when
+    /// and security settings survive (renumbered to their new slots); the rest are forgotten, as OvS does when
     /// a port is removed or its VLAN configuration changes.
     pub fn reconfigure(&mut self, settings: BridgeSettings, ports: Vec<PortSpec>) {
         let map: Vec<Option<usize>> = self
             .ports
             .iter()
-            .map(|old| ports.iter().position(|new| new.name == old.name && new.vlan == old.vlan))
+            .map(|old| {
+                // A port whose security changed forgets what it learned: MACs it may no longer
+                // use (learned before port security was turned on) must not keep drawing traffic.
+                let same = |new: &PortSpec| {
+                    new.name == old.name && new.vlan == old.vlan && new.security == old.security
+                };
+                ports.iter().position(same)
+            })
             .collect();
         self.macs.retain_ports(|slot| map.get(slot as usize).copied().flatten().is_some());
         self.macs.remap_ports(|slot| map[slot as usize].unwrap_or(usize::MAX) as u32);

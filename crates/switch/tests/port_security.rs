@@ -318,3 +318,18 @@ fn malformed_layer_three_is_dropped_not_forwarded() {
         ip6(eth(BCAST, A, None), lla, v6("ff02::1"), 0, &[58, 0, 0, 0, 0, 0, 0, 0, 134, 0, 0, 0]);
     assert_eq!(from_a(&mut br, &ra_behind_hbh), Err(DropReason::RogueRa));
 }
+
+#[test]
+fn turning_security_on_forgets_what_the_port_learned() {
+    let mut br = bridge(PortSecurity::off());
+    assert_eq!(
+        from_a(&mut br, &raw(eth(BCAST, B, None), 0x88b5, &[0; 46])),
+        Ok(2),
+        "B's MAC spoofed while off"
+    );
+    assert_eq!(br.lookup(10, B, 2).map(|p| p.name.as_str()), Some("a"));
+    let mut ports = br.ports().to_vec();
+    ports[SA].security = PortSecurity::vm(A);
+    br.reconfigure(BridgeSettings::default(), ports);
+    assert!(br.lookup(10, B, 2).is_none(), "the spoofed entry must not keep drawing B's traffic to A");
+}
