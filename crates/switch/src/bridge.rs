@@ -86,8 +86,8 @@ impl Bridge {
     }
 
     /// Applies a new port list. Addresses learned on ports that still exist with the same VLAN
-    /// and security settings survive (renumbered to their new slots); the rest are forgotten, as OvS does when
-    /// a port is removed or its VLAN configuration changes.
+    /// and security settings survive (renumbered to their new slots); the rest are forgotten,
+    /// as OvS does when a port is removed or its VLAN configuration changes.
     pub fn reconfigure(&mut self, settings: BridgeSettings, ports: Vec<PortSpec>) {
         let map: Vec<Option<usize>> = self
             .ports
@@ -168,22 +168,9 @@ impl Bridge {
         if eth.dst.is_reserved_link_local() && !self.settings.forward_bpdu {
             return drop(DropReason::ReservedMulticast);
         }
-        if in_port.security.checks_l2() {
-            let cx = security::Ctx {
-                slot: in_slot,
-                sec: &in_port.security,
-                bindings: &self.bindings,
-                macs: &self.macs,
-                vlan,
-                now,
-                limit_reachable: security::limit_reachable(&in_port.security, &in_port.vlan),
-            };
-            if let Err(reason) = security::admit(&cx, &eth, frame) {
-                return drop(reason);
-            }
-        }
-        if in_port.security.trusted && self.bindings.active() {
-            self.bindings.snoop(&self.ports, &eth, frame, vlan, now);
+        let seen = security::Seen { eth: &eth, frame, vlan, now };
+        if let Err(reason) = security::gate(&mut self.bindings, &self.ports, &self.macs, in_slot, &seen) {
+            return drop(reason);
         }
         self.macs.learn(vlan, eth.src, in_slot as u32, now);
         let pcp = eth.vlan.map(|t| t.pcp).unwrap_or(0);
