@@ -92,7 +92,9 @@ fn libvirt_attach_and_detach_lines() {
     common::wait_ports_up(&d, &[&peer.port]);
     let p = vm.port.as_str();
     // The exact line libvirt 9.0 runs when a VM with <virtualport type='openvswitch'/> starts
-    // (only the device name differs; --db points at this test's daemon).
+    // (only the device name and MAC differ; --db points at this test's daemon). The MAC is the
+    // VM's own, as libvirt's is: with port security on by default, any other is a spoof.
+    let attached_mac = format!("external-ids:attached-mac=\"{}\"", vm.mac);
     let attach = [
         "--",
         "--may-exist",
@@ -104,7 +106,7 @@ fn libvirt_attach_and_detach_lines() {
         "set",
         "Interface",
         p,
-        "external-ids:attached-mac=\"52:54:00:aa:bb:01\"",
+        attached_mac.as_str(),
         "--",
         "set",
         "Interface",
@@ -149,7 +151,7 @@ fn libvirt_attach_and_detach_lines() {
         "set",
         "Interface",
         p,
-        "external-ids:attached-mac=\"52:54:00:12:34:56\"",
+        attached_mac.as_str(),
         "--",
         "set",
         "Interface",
