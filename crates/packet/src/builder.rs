@@ -40,17 +40,15 @@ pub fn arp_request(
     src_ip: [u8; 4],
     target_ip: [u8; 4],
 ) -> Result<usize, PacketError> {
-    let mut arp = [0u8; 28];
-    arp[0..2].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
-    arp[2..4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-    arp[4] = 6;
-    arp[5] = 4;
-    arp[6..8].copy_from_slice(&1u16.to_be_bytes()); // request
-    arp[8..14].copy_from_slice(&src.0);
-    arp[14..18].copy_from_slice(&src_ip);
-    arp[24..28].copy_from_slice(&target_ip);
+    let a = crate::ArpSpec {
+        operation: crate::arp::OP_REQUEST,
+        sender_mac: src,
+        sender_ip: src_ip.into(),
+        target_mac: MacAddr::default(),
+        target_ip: target_ip.into(),
+    };
     let spec = FrameSpec { dst: MacAddr::BROADCAST, src, vlan, ethertype: ETHERTYPE_ARP };
-    ethernet_frame(buf, &spec, &arp)
+    crate::arp_frame(buf, &spec, &a)
 }
 
 /// An IPv4/UDP datagram (valid IP header checksum, UDP checksum 0 = none).

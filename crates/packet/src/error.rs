@@ -9,6 +9,8 @@ pub enum PacketError {
     BufferTooSmall { have: usize, need: usize },
     #[error("VLAN ID {0} out of range (0..=4095)")]
     BadVid(u16),
+    #[error("malformed header: {0}")]
+    Malformed(&'static str),
     #[error("invalid MAC address {0:?}")]
     BadMac(&'static str),
 }

@@ -3,13 +3,22 @@
 //! Views validate length once (`parse`), so no accessor can index out of bounds afterwards.
 //! Nothing here allocates or does I/O: the switch calls this on every frame.
 
+pub mod arp;
 mod builder;
+mod craft;
+pub mod dhcp;
 mod error;
 mod ethernet;
+pub mod icmpv6;
+pub mod ipv4;
+pub mod ipv6;
 mod mac;
+pub mod udp;
+mod view;
 mod vlan;
 
 pub use builder::{arp_request, ethernet_frame, ipv4_udp, FrameSpec};
+pub use craft::{arp_frame, dhcp_message, ipv6_frame, ArpSpec, DhcpSpec, DHCP_MESSAGE_MAX};
 pub use error::PacketError;
 pub use ethernet::{
     EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN,

@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use packet::{ethernet_frame, FrameSpec, MacAddr, VlanTag};
-use switch::{Bridge, BridgeSettings, PortSpec, PortVlan, VlanMode};
+use packet::{ethernet_frame, ipv4_udp, FrameSpec, MacAddr, VlanTag};
+use switch::{parse_allowed_ips, Bridge, BridgeSettings, PortSecurity, PortSpec, PortVlan, VlanMode};
 
 fn mac(n: u32) -> MacAddr {
     let b = n.to_be_bytes();
@@ -23,7 +23,7 @@ fn frame(dst: MacAddr, src: MacAddr, vid: Option<u16>) -> Vec<u8> {
 }
 
 fn port(name: &str, vlan: PortVlan) -> PortSpec {
-    PortSpec { name: name.into(), vlan, counters: Arc::default() }
+    PortSpec { name: name.into(), vlan, security: Default::default(), counters: Arc::default() }
 }
 
 /// Stations `0..macs` live behind port 0 (access 10); frames come tagged from the trunk (port 2)
@@ -61,10 +61,49 @@ fn bench_macs(c: &mut Criterion, macs: u32) {
     group.finish();
 }
 
+/// A VM port (access 10) sends IPv4/UDP from its bound address to a station learned on the
+/// trunk: the frames port security checks most (source MAC, MAC limit, IPv4 source, UDP port).
+/// The same frames with port security on and off; the ratio is the check's cost.
+fn bench_security(c: &mut Criterion, on: bool) {
+    let mut vm = PortSecurity::vm(mac(1));
+    vm.ips = parse_allowed_ips("198.18.0.1").unwrap();
+    let sec = if on { vm } else { PortSecurity::off() };
+    let mut br = Bridge::new(
+        BridgeSettings::default(),
+        vec![
+            PortSpec { security: sec, ..port("vm0", PortVlan::access(10)) },
+            port("vm1", PortVlan::access(10)),
+            port("uplink", PortVlan::new(Some(VlanMode::Trunk), None, &[10, 20]).unwrap()),
+        ],
+    );
+    let mut out = Vec::with_capacity(8);
+    br.process(2, &frame(MacAddr::BROADCAST, mac(2), Some(10)), 0, &mut out);
+    let mut buf = vec![0u8; 128];
+    let spec = FrameSpec { dst: mac(2), src: mac(1), vlan: None, ethertype: 0 };
+    let n = ipv4_udp(&mut buf, &spec, [198, 18, 0, 1], [198, 18, 0, 2], (40000, 5201), &[0; 18]).unwrap();
+    let f = buf[..n].to_vec();
+    const FRAMES: u64 = 1024;
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(FRAMES));
+    let name = if on { "VM port IPv4/UDP, port security on" } else { "VM port IPv4/UDP, port security off" };
+    group.bench_function(name, |b| {
+        let mut now = 1;
+        b.iter(|| {
+            now += 1;
+            for _ in 0..FRAMES {
+                black_box(br.process(0, black_box(&f), now, &mut out));
+            }
+        })
+    });
+    group.finish();
+}
+
 fn pipeline(c: &mut Criterion) {
     for macs in [1, 1_000, 100_000] {
         bench_macs(c, macs);
     }
+    bench_security(c, false);
+    bench_security(c, true);
 }
 
 criterion_group!(benches, pipeline);

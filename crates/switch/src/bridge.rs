@@ -1,9 +1,10 @@
-//! One bridge's pipeline: ingress VLAN check → learn → lookup → egress VLAN.
+//! One bridge's pipeline: ingress VLAN check → port security → learn → lookup → egress VLAN.
 
 use std::sync::Arc;
 
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
+use crate::security::{self, Bindings, LeaseEntry, PortSecurity};
 use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
@@ -25,6 +26,7 @@ impl Default for BridgeSettings {
 pub struct PortSpec {
     pub name: String,
     pub vlan: PortVlan,
+    pub security: PortSecurity,
     pub counters: Arc<PortCounters>,
 }
 
@@ -65,12 +67,15 @@ pub struct Bridge {
     settings: BridgeSettings,
     ports: Vec<PortSpec>,
     macs: MacTable,
+    bindings: Bindings,
 }
 
 impl Bridge {
     pub fn new(settings: BridgeSettings, ports: Vec<PortSpec>) -> Bridge {
         let macs = MacTable::new(settings.mac_table_size, settings.mac_aging_ms);
-        Bridge { settings, ports, macs }
+        let mut bindings = Bindings::default();
+        bindings.rebuild(&ports);
+        Bridge { settings, ports, macs, bindings }
     }
 
     pub fn ports(&self) -> &[PortSpec] {
@@ -82,18 +87,26 @@ impl Bridge {
     }
 
     /// Applies a new port list. Addresses learned on ports that still exist with the same VLAN
-    /// settings survive (renumbered to their new slots); the rest are forgotten, as OvS does when
-    /// a port is removed or its VLAN configuration changes.
+    /// and security settings survive (renumbered to their new slots); the rest are forgotten,
+    /// as OvS does when a port is removed or its VLAN configuration changes.
     pub fn reconfigure(&mut self, settings: BridgeSettings, ports: Vec<PortSpec>) {
         let map: Vec<Option<usize>> = self
             .ports
             .iter()
-            .map(|old| ports.iter().position(|new| new.name == old.name && new.vlan == old.vlan))
+            .map(|old| {
+                // A port whose security changed forgets what it learned: MACs it may no longer
+                // use (learned before port security was turned on) must not keep drawing traffic.
+                let same = |new: &PortSpec| {
+                    new.name == old.name && new.vlan == old.vlan && new.security == old.security
+                };
+                ports.iter().position(same)
+            })
             .collect();
         self.macs.retain_ports(|slot| map.get(slot as usize).copied().flatten().is_some());
         self.macs.remap_ports(|slot| map[slot as usize].unwrap_or(usize::MAX) as u32);
         self.macs.set_limits(settings.mac_table_size, settings.mac_aging_ms);
         self.settings = settings;
+        self.bindings.rebuild(&ports);
         self.ports = ports;
     }
 
@@ -102,9 +115,15 @@ impl Bridge {
         self.macs.flush_port(slot as u32);
     }
 
-    /// Ages out stale addresses; call now and then (not per frame).
+    /// Ages out stale addresses and ended DHCP leases; call now and then (not per frame).
     pub fn expire(&mut self, now: Millis) -> usize {
+        self.bindings.expire(now);
         self.macs.expire(now)
+    }
+
+    /// The DHCP leases snooped so far that have not ended at `now`.
+    pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {
+        self.bindings.leases(now)
     }
 
     pub fn mac_count(&self) -> usize {
@@ -153,6 +172,10 @@ impl Bridge {
         };
         if eth.dst.is_reserved_link_local() && !self.settings.forward_bpdu {
             return drop(DropReason::ReservedMulticast);
+        }
+        let seen = security::Seen { eth: &eth, frame, vlan, now };
+        if let Err(reason) = security::gate(&mut self.bindings, &self.ports, &self.macs, in_slot, &seen) {
+            return drop(reason);
         }
         self.macs.learn(vlan, eth.src, in_slot as u32, now);
         let pcp = eth.vlan.map(|t| t.pcp).unwrap_or(0);

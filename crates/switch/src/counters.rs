@@ -23,10 +23,27 @@ pub enum DropReason {
     TxFailed,
     /// The kernel dropped the frame before the switch could read it (receive ring full).
     RxQueueFull,
+    /// Port security: the source MAC is not one the VM port may use (incl. all-zero).
+    SpoofedMac,
+    /// Port security: an ARP sender MAC or IP that is not the port's.
+    SpoofedArp,
+    /// Port security: an IPv4/IPv6 source the port may not use (or an unreadable IP header).
+    SpoofedIp,
+    /// Port security: a Neighbor Advertisement for an address that is not the port's.
+    SpoofedNd,
+    /// Port security: a DHCP server message (UDP source port 67, or 547 for DHCPv6) from an
+    /// untrusted port.
+    RogueDhcp,
+    /// Port security: an IPv6 Router Advertisement from an untrusted port.
+    RogueRa,
+    /// Port security: a frame still carrying a VLAN tag behind a priority tag, or an S-tag.
+    HiddenTag,
+    /// Port security: the port already has its maximum of learned MACs.
+    PortMacLimit,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Runt,
         DropReason::MulticastSource,
         DropReason::VlanNotAllowed,
@@ -34,6 +51,14 @@ impl DropReason {
         DropReason::DestinationOnIngress,
         DropReason::TxFailed,
         DropReason::RxQueueFull,
+        DropReason::SpoofedMac,
+        DropReason::SpoofedArp,
+        DropReason::SpoofedIp,
+        DropReason::SpoofedNd,
+        DropReason::RogueDhcp,
+        DropReason::RogueRa,
+        DropReason::HiddenTag,
+        DropReason::PortMacLimit,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -45,7 +70,20 @@ impl DropReason {
             DropReason::DestinationOnIngress => "destination-on-ingress",
             DropReason::TxFailed => "tx-failed",
             DropReason::RxQueueFull => "rx-queue-full",
+            DropReason::SpoofedMac => "spoofed-mac",
+            DropReason::SpoofedArp => "spoofed-arp",
+            DropReason::SpoofedIp => "spoofed-ip",
+            DropReason::SpoofedNd => "spoofed-nd",
+            DropReason::RogueDhcp => "rogue-dhcp",
+            DropReason::RogueRa => "rogue-ra",
+            DropReason::HiddenTag => "hidden-tag",
+            DropReason::PortMacLimit => "port-mac-limit",
         }
+    }
+
+    /// Reasons only port security gives.
+    pub fn is_port_security(&self) -> bool {
+        (*self as usize) >= DropReason::SpoofedMac as usize
     }
 
     fn index(self) -> usize {
@@ -111,5 +149,22 @@ pub struct CounterSnapshot {
 impl CounterSnapshot {
     pub fn total_drops(&self) -> u64 {
         self.drops.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` is in declaration order (counters are indexed by it) and the names match serde's.
+    #[test]
+    fn all_reasons_indexed_and_named() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert_eq!(
+                serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).as_deref(),
+                Some(r.as_str())
+            );
+        }
     }
 }

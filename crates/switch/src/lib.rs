@@ -8,12 +8,16 @@
 mod bridge;
 mod counters;
 mod mac_table;
+mod security;
 mod trace;
 mod vlan;
 
 pub use bridge::{egress_parts, Bridge, BridgeSettings, Encap, Output, PortSpec, Verdict};
 pub use counters::{CounterSnapshot, DropReason, PortCounters};
 pub use mac_table::{FdbEntry, MacStats, MacTable};
+pub use security::{
+    parse_allowed_ips, IpPrefix, LeaseEntry, PortSecurity, SecurityConfigError, SecurityMode,
+};
 pub use trace::{Stage, Trace, TraceOutput, TraceStep, TraceVerdict};
 pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet};
 

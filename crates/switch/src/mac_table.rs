@@ -65,6 +65,8 @@ pub struct MacTable {
     learned: u64,
     expired: u64,
     moved: u64,
+    /// Entries per port, for per-port MAC limits.
+    per_port: HashMap<u32, usize>,
 }
 
 impl MacTable {
@@ -81,6 +83,7 @@ impl MacTable {
             learned: 0,
             expired: 0,
             moved: 0,
+            per_port: HashMap::new(),
         }
     }
 
@@ -120,11 +123,15 @@ impl MacTable {
     pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: u32, now: Millis) {
         if let Some(&i) = self.index.get(&(vlan, mac)) {
             let s = &mut self.slots[i as usize];
-            if s.port != port {
+            let old = std::mem::replace(&mut s.port, port);
+            if old != port {
                 self.moved += 1;
             }
-            s.port = port;
             s.last_seen = now;
+            if old != port {
+                self.uncount(old);
+                *self.per_port.entry(port).or_default() += 1;
+            }
             if self.tail != i {
                 self.unlink(i);
                 self.push_tail(i);
@@ -146,8 +153,23 @@ impl MacTable {
             }
         };
         self.index.insert((vlan, mac), i);
+        *self.per_port.entry(port).or_default() += 1;
         self.push_tail(i);
         self.learned += 1;
+    }
+
+    /// How many entries (live or not yet expired by [`MacTable::expire`]) `port` has.
+    pub fn port_count(&self, port: u32) -> usize {
+        self.per_port.get(&port).copied().unwrap_or(0)
+    }
+
+    fn uncount(&mut self, port: u32) {
+        if let Some(n) = self.per_port.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_port.remove(&port);
+            }
+        }
     }
 
     /// The port `mac` was learned on in `vlan`, unless unknown or expired at `now`.
@@ -188,14 +210,17 @@ impl MacTable {
 
     /// Rewrites port numbers (used when the bridge renumbers its port slots).
     pub fn remap_ports(&mut self, mut map: impl FnMut(u32) -> u32) {
+        self.per_port.clear();
         for i in self.index.values() {
             let s = &mut self.slots[*i as usize];
             s.port = map(s.port);
+            *self.per_port.entry(s.port).or_default() += 1;
         }
     }
 
     pub fn clear(&mut self) {
         self.index.clear();
+        self.per_port.clear();
         self.slots.clear();
         self.free.clear();
         self.head = NIL;
@@ -227,7 +252,9 @@ impl MacTable {
     fn remove_slot(&mut self, i: u32) {
         self.unlink(i);
         let s = &self.slots[i as usize];
-        self.index.remove(&(s.vlan, s.mac));
+        let (key, port) = ((s.vlan, s.mac), s.port);
+        self.index.remove(&key);
+        self.uncount(port);
         self.free.push(i);
     }
 
@@ -353,6 +380,8 @@ mod tests {
                 let mut i = t.head;
                 while i != NIL { walked += 1; i = t.slots[i as usize].next; }
                 proptest::prop_assert_eq!(walked, t.len());
+                let counted: usize = (0..4).map(|p| t.port_count(p)).sum();
+                proptest::prop_assert_eq!(counted, t.len());
             }
         }
     }

@@ -8,7 +8,7 @@ use switch::{
 };
 
 fn port(name: &str, vlan: PortVlan) -> PortSpec {
-    PortSpec { name: name.into(), vlan, counters: Arc::default() }
+    PortSpec { name: name.into(), vlan, security: Default::default(), counters: Arc::default() }
 }
 
 fn mac(n: u8) -> MacAddr {

@@ -10,7 +10,7 @@ use switch::{
 };
 
 fn port(name: &str, vlan: PortVlan) -> PortSpec {
-    PortSpec { name: name.into(), vlan, counters: Arc::default() }
+    PortSpec { name: name.into(), vlan, counters: Arc::default(), security: Default::default() }
 }
 
 fn mac(n: u8) -> MacAddr {

@@ -216,7 +216,7 @@ proptest! {
         let specs = cfgs
             .iter()
             .enumerate()
-            .map(|(i, c)| PortSpec { name: format!("p{i}"), vlan: c.port_vlan(), counters: Arc::default() })
+            .map(|(i, c)| PortSpec { name: format!("p{i}"), vlan: c.port_vlan(), security: Default::default(), counters: Arc::default() })
             .collect();
         let mut br = Bridge::new(BridgeSettings::default(), specs);
         let mut model = Model { ports: cfgs.clone(), fdb: HashMap::new() };

@@ -71,3 +71,32 @@ pub fn build_initramfs(assets: &Path, work: &Path, init: &str) -> anyhow::Result
     }
     Ok(out)
 }
+
+/// Boots `assets`' kernel with `initrd` under qemu (TCG, 256 MiB, one vCPU) with a virtio-net
+/// NIC of `mac` on a tap named `tap` that qemu creates (as under libvirt); the serial console
+/// goes to `console`. The guard stops qemu if the test ends first.
+pub fn boot_guest(
+    assets: &Path,
+    initrd: &Path,
+    tap: &str,
+    mac: &str,
+    console: &Path,
+) -> anyhow::Result<crate::ChildGuard> {
+    let kernel = assets.join("vmlinuz");
+    let qemu = Command::new("qemu-system-x86_64")
+        .args(["-machine", "pc", "-m", "256", "-smp", "1", "-nographic", "-no-reboot", "-nodefaults"])
+        .arg("-kernel")
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .args(["-serial", &format!("file:{}", console.display())])
+        .args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off")])
+        .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={mac}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("start qemu-system-x86_64")?;
+    Ok(crate::ChildGuard::new(qemu))
+}

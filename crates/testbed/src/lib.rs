@@ -5,6 +5,7 @@
 mod capture;
 mod child;
 mod cmd;
+pub mod frames;
 mod guest;
 mod libvirt;
 mod names;
@@ -19,7 +20,7 @@ mod wait;
 pub use capture::{frame_capture, frame_capture_until, send_frame};
 pub use child::ChildGuard;
 pub use cmd::{run, run_quiet_ok};
-pub use guest::{build_initramfs, guest_init, vm_assets, VIRTIO_NET_MODULES};
+pub use guest::{boot_guest, build_initramfs, guest_init, vm_assets, VIRTIO_NET_MODULES};
 pub use libvirt::Libvirt;
 pub use names::unique;
 pub use netns::Netns;

@@ -146,6 +146,11 @@ fn report(ctl: &Ctl, vms: &[Vm]) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+/// The MAC of the `i`th VM's NIC.
+fn vm_mac(i: usize) -> String {
+    format!("52:54:00:00:00:{:02x}", i + 1)
+}
+
 fn make_vms() -> anyhow::Result<Vec<Vm>> {
     println!("== creating 5 VMs (network namespaces with one NIC each)");
     let mut vms = Vec::new();
@@ -154,7 +159,9 @@ fn make_vms() -> anyhow::Result<Vec<Vm>> {
         // The switch port is named after the VM so `rvsctl show` reads naturally.
         let port = name.to_string();
         let ip = format!("198.18.0.{}", i + 1);
-        let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{ip}/24")), None)?;
+        // The NIC's MAC is the one attach_vms() gives libvirt-style as attached-mac: port
+        // security (on for such ports) admits only that source.
+        let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{ip}/24")), Some(&vm_mac(i)))?;
         println!("   {name:<12} zone {zone:<9} {ip:<12} switch port {port}");
         vms.push(Vm { name, zone, ip, port, _veth: veth, ns });
     }
@@ -188,7 +195,7 @@ fn attach_vms(db: &str, vms: &[Vm]) -> anyhow::Result<()> {
     let mut ops = Vec::new();
     for (i, (vm, (_, zone, vlan))) in vms.iter().zip(VMS).enumerate() {
         let (iface, port) = (format!("i{i}"), format!("p{i}"));
-        let mac = format!("52:54:00:00:00:{:02x}", i + 1);
+        let mac = vm_mac(i);
         ops.push(json!({"op": "insert", "table": "Interface", "uuid-name": iface,
             "row": {"name": vm.port, "external_ids": ["map", [["attached-mac", mac]]]}}));
         let tag = if vlan == 0 { json!(["set", []]) } else { json!(vlan) };

@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use serde::Deserialize;
-use switch::{BridgeSettings, PortVlan, VlanMode};
+use switch::{BridgeSettings, PortSecurity, PortVlan, VlanMode};
 use toml::Spanned;
 
 use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
@@ -131,6 +131,7 @@ pub fn parse(text: &str, file: &str) -> Result<DesiredState, ConfigError> {
             name: name.clone(),
             kind: PortKind::Internal,
             vlan: PortVlan::new(None, None, &[]).expect("an all-VLAN trunk is always valid"),
+            security: PortSecurity::off(),
         }];
         for rp in &rb.ports {
             let pname = rp.name.get_ref();
@@ -167,7 +168,12 @@ pub fn parse(text: &str, file: &str) -> Result<DesiredState, ConfigError> {
                     .unwrap_or_else(|| rp.name.span());
                 at(span, format!("port {pname:?}: {e}"))
             })?;
-            let desired = DesiredPort { name: pname.clone(), kind: kind.unwrap_or(PortKind::System), vlan };
+            let desired = DesiredPort {
+                name: pname.clone(),
+                kind: kind.unwrap_or(PortKind::System),
+                vlan,
+                security: PortSecurity::off(),
+            };
             if pname == name {
                 ports[0] = DesiredPort { kind: PortKind::Internal, ..desired };
             } else {

@@ -124,7 +124,12 @@ impl Reconciler {
                 info: None,
             });
             TopologyPort {
-                spec: PortSpec { name: p.name.clone(), vlan: p.vlan.clone(), counters: rt.counters.clone() },
+                spec: PortSpec {
+                    name: p.name.clone(),
+                    vlan: p.vlan.clone(),
+                    security: p.security.clone(),
+                    counters: rt.counters.clone(),
+                },
                 link: rt.link.clone(),
             }
         };

@@ -2,7 +2,7 @@
 //! (today the TOML file; the OVSDB issue adds the Open_vSwitch tables as a second source).
 
 use serde::Deserialize;
-use switch::{BridgeSettings, PortVlan};
+use switch::{BridgeSettings, PortSecurity, PortVlan};
 
 /// OvS Interface `type`s we implement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
@@ -31,6 +31,8 @@ pub struct DesiredPort {
     pub name: String,
     pub kind: PortKind,
     pub vlan: PortVlan,
+    /// From Interface `external_ids:attached-mac` and `other_config` (off for file ports).
+    pub security: PortSecurity,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -58,7 +58,7 @@ fn libvirt_attach_works_beside_3000_idle_and_500_half_sent_clients() {
             c
         })
         .collect();
-    let attach = common::libvirt_attach(&bridge, &vm.port);
+    let attach = common::libvirt_attach(&bridge, &vm.port, &vm.mac.to_string());
     let attach: Vec<&str> = attach.iter().map(String::as_str).collect();
     let (r, t_attach) = vsctl(&d, &attach);
     r.expect("libvirt's attach");

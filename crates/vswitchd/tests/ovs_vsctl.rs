@@ -92,8 +92,10 @@ fn libvirt_attach_and_detach_lines() {
     common::wait_ports_up(&d, &[&peer.port]);
     let p = vm.port.as_str();
     // The exact line libvirt 9.0 runs when a VM with <virtualport type='openvswitch'/> starts
-    // (only the device name differs; --db points at this test's daemon).
-    let attach = common::libvirt_attach("br-intranet", p);
+    // (only the device name and MAC differ; --db points at this test's daemon). The MAC is the
+    // VM's own, as libvirt's is: with port security on by default, any other is a spoof.
+    let attach = common::libvirt_attach("br-intranet", p, &vm.mac.to_string());
+    let attached_mac = format!("external-ids:attached-mac=\"{}\"", vm.mac);
     let attach: Vec<&str> = attach.iter().map(String::as_str).collect();
     let t = Instant::now();
     vsctl(&d, &attach).unwrap();
@@ -123,7 +125,7 @@ fn libvirt_attach_and_detach_lines() {
         "set",
         "Interface",
         p,
-        "external-ids:attached-mac=\"52:54:00:12:34:56\"",
+        attached_mac.as_str(),
         "--",
         "set",
         "Interface",

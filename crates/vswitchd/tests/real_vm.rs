@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bridge_config, Daemon, Vm};
-use testbed::{build_initramfs, guest_init, require_root, unique, vm_assets, wait_until, ChildGuard};
+use testbed::{boot_guest, build_initramfs, guest_init, require_root, unique, vm_assets, wait_until};
 
 /// The guest's /init: configure, ping, download, report on the console, power off.
 fn init_script(peer_ip: &str) -> String {
@@ -60,19 +59,7 @@ fn qemu_guest_on_its_own_tap_is_switched() {
         .unwrap();
 
     let console = work.join("console.log");
-    let qemu = Command::new("qemu-system-x86_64")
-        .args(["-machine", "pc", "-m", "256", "-smp", "1", "-nographic", "-no-reboot", "-nodefaults"])
-        .args(["-kernel", assets.join("vmlinuz").to_str().unwrap(), "-initrd", initrd.to_str().unwrap()])
-        .args(["-append", "console=ttyS0 panic=-1 quiet"])
-        .args(["-serial", &format!("file:{}", console.display())])
-        .args(["-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off")])
-        .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start qemu");
-    let mut qemu = ChildGuard::new(qemu);
+    let mut qemu = boot_guest(&assets, &initrd, &tap, "52:54:00:12:34:56", &console).expect("start qemu");
     // TCG boot plus the test: bounded at two minutes.
     let done = wait_until(Duration::from_secs(120), || qemu.child_mut().try_wait().ok().flatten().is_some());
     let text = std::fs::read_to_string(&console).unwrap_or_default();

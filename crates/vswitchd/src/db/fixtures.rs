@@ -29,6 +29,8 @@ pub fn snap(ifaces: &[(&str, &str, Option<i64>, Option<i64>)]) -> Snapshot {
             kind: String::new(),
             ofport: *ofport,
             ofport_request: *req,
+            other_config: vec![],
+            external_ids: vec![],
         };
         rows.insert(uuid.clone(), row);
         let port = PortRow {
@@ -47,7 +49,12 @@ pub fn snap(ifaces: &[(&str, &str, Option<i64>, Option<i64>)]) -> Snapshot {
 pub fn plan_for(names: &[&str]) -> Plan {
     let ports = names
         .iter()
-        .map(|n| DesiredPort { name: n.to_string(), kind: PortKind::System, vlan: PortVlan::access(1) })
+        .map(|n| DesiredPort {
+            name: n.to_string(),
+            kind: PortKind::System,
+            vlan: PortVlan::access(1),
+            security: Default::default(),
+        })
         .collect();
     Plan {
         desired: DesiredState {

@@ -8,6 +8,7 @@ mod error;
 mod fixtures;
 mod plan;
 mod root;
+mod security;
 mod seed;
 mod snapshot;
 mod status;
@@ -45,7 +46,7 @@ fn monitor_request() -> Value {
         "Open_vSwitch": {"columns": ["bridges", "next_cfg"]},
         "Bridge": {"columns": ["name", "ports", "other_config"]},
         "Port": {"columns": ["name", "interfaces", "tag", "trunks", "vlan_mode"]},
-        "Interface": {"columns": ["name", "type", "ofport_request"]}
+        "Interface": {"columns": ["name", "type", "ofport_request", "other_config", "external_ids"]}
     })
 }
 
@@ -208,6 +209,36 @@ mod tests {
         let e = DbSync::new(&db).err().expect("the lock is taken");
         assert!(matches!(e, DbError::LockHeld), "{e:?}");
         assert_eq!(e.to_string(), "lock ovs_vswitchd is held by another client");
+    }
+
+    /// libvirt's attached-mac makes a port a secured VM port; a malformed key refuses the port
+    /// (with the reason for Interface `error`) instead of running it unchecked.
+    #[test]
+    fn interface_keys_become_port_security() {
+        let db = Database::in_memory(DatabaseSchema::parse_str(ovsdb::VSWITCH_SCHEMA).unwrap());
+        let s = db.session();
+        let reply = s.transact(json!(["Open_vSwitch",
+            {"op": "insert", "table": "Interface", "uuid-name": "i1", "row": {"name": "vnet0",
+                "external_ids": ["map", [["attached-mac", "52:54:00:00:00:01"]]],
+                "other_config": ["map", [["allowed-ips", "198.18.0.5"]]]}},
+            {"op": "insert", "table": "Port", "uuid-name": "p1", "row": {"name": "vnet0", "interfaces": ["named-uuid", "i1"], "tag": 10}},
+            {"op": "insert", "table": "Interface", "uuid-name": "i2", "row": {"name": "vnet1",
+                "external_ids": ["map", [["attached-mac", "52:54:00:00:00:02"]]],
+                "other_config": ["map", [["allowed-ips", "198.18.0.300"]]]}},
+            {"op": "insert", "table": "Port", "uuid-name": "p2", "row": {"name": "vnet1", "interfaces": ["named-uuid", "i2"], "tag": 10}},
+            {"op": "insert", "table": "Bridge", "uuid-name": "b", "row": {"name": "br0",
+                "ports": ["set", [["named-uuid", "p1"], ["named-uuid", "p2"]]]}},
+            {"op": "insert", "table": "Open_vSwitch", "row": {"bridges": ["named-uuid", "b"]}}
+        ]));
+        assert_eq!(txn_errors(&reply), None, "{reply}");
+        let p = plan(&Snapshot::read(&s).unwrap());
+        let port = &p.desired.bridges[0].ports[0];
+        assert_eq!(port.name, "vnet0");
+        assert!(port.security.checks_l3() && !port.security.trusted);
+        assert_eq!(port.security.ips.len(), 1);
+        assert_eq!(p.desired.bridges[0].ports.len(), 1, "vnet1 refused");
+        assert_eq!(p.rejected.len(), 1);
+        assert!(p.rejected[0].error.contains("198.18.0.300"), "{}", p.rejected[0].error);
     }
 
     #[test]

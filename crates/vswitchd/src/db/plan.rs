@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
+use super::security::security_of;
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
 use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
@@ -126,8 +127,15 @@ pub fn plan(s: &Snapshot) -> Plan {
                     continue;
                 }
             };
+            let security = match security_of(&iface.other_config, &iface.external_ids) {
+                Ok(s) => s,
+                Err(e) => {
+                    reject(iface_uuid, format!("interface {}: {e}", iface.name));
+                    continue;
+                }
+            };
             match vlan_of(p.tag, &p.trunks, p.vlan_mode.as_deref()) {
-                Ok(vlan) => ports.push(DesiredPort { name: iface.name.clone(), kind, vlan }),
+                Ok(vlan) => ports.push(DesiredPort { name: iface.name.clone(), kind, vlan, security }),
                 Err(e) => reject(iface_uuid, format!("port {}: {e}", p.name)),
             }
         }

@@ -44,6 +44,8 @@ pub struct IfaceRow {
     pub kind: String,
     pub ofport: Option<i64>,
     pub ofport_request: Option<i64>,
+    pub other_config: Vec<(String, String)>,
+    pub external_ids: Vec<(String, String)>,
 }
 
 /// The configuration tables at one moment, by UUID, plus name indexes (names are unique per
@@ -69,7 +71,7 @@ impl Snapshot {
             {"op": "select", "table": "Port", "where": [],
              "columns": ["_uuid", "name", "interfaces", "tag", "trunks", "vlan_mode"]},
             {"op": "select", "table": "Interface", "where": [],
-             "columns": ["_uuid", "name", "type", "ofport", "ofport_request"]}
+             "columns": ["_uuid", "name", "type", "ofport", "ofport_request", "other_config", "external_ids"]}
         ]));
         Snapshot::parse(&reply)
     }
@@ -124,6 +126,8 @@ impl Snapshot {
                 kind: str_of(r, "type"),
                 ofport: opt_int(&r["ofport"]),
                 ofport_request: opt_int(&r["ofport_request"]),
+                other_config: string_map(&r["other_config"]),
+                external_ids: string_map(&r["external_ids"]),
             })
             .map(|i| (i.uuid.clone(), i))
             .collect();

@@ -89,14 +89,18 @@ pub fn statistics(st: &IfaceStatus) -> Value {
     let c = &st.counters;
     let rx_dropped: u64 = c.drops.iter().filter(|(k, _)| k.as_str() != "tx-failed").map(|(_, v)| v).sum();
     let tx_dropped = c.drops.get("tx-failed").copied().unwrap_or(0);
-    map([
+    let totals = [
         ("rx_packets", c.rx_packets),
         ("rx_bytes", c.rx_bytes),
         ("tx_packets", c.tx_packets),
         ("tx_bytes", c.tx_bytes),
         ("rx_dropped", rx_dropped),
         ("tx_dropped", tx_dropped),
-    ])
+    ];
+    // Each non-zero drop reason as `drop_<reason>` (e.g. `drop_spoofed-mac`), so
+    // `ovs-vsctl get Interface vnet0 statistics` says why, as `rvsctl show` does.
+    let reasons = c.drops.iter().map(|(k, v)| (format!("drop_{k}"), *v));
+    map(totals.into_iter().map(|(k, v)| (k.to_string(), v)).chain(reasons))
 }
 
 /// An update of one row's columns.

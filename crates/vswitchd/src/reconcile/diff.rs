@@ -33,6 +33,8 @@ pub enum Change {
     },
     /// Only the VLAN configuration changed; the device stays open.
     PortVlan(String),
+    /// Only the port-security settings changed (Interface other_config/external_ids).
+    PortSecurity(String),
 }
 
 impl fmt::Display for Change {
@@ -50,6 +52,7 @@ impl fmt::Display for Change {
                 kind.as_str()
             ),
             Change::PortVlan(p) => write!(f, "changed VLAN settings of port {p}"),
+            Change::PortSecurity(p) => write!(f, "changed port security of port {p}"),
         }
     }
 }
@@ -132,6 +135,7 @@ fn port_changes(old: &DesiredState, new: &DesiredState) -> Vec<Change> {
                 items.push(Change::ReplacedPort { name, old_kind, old_bridge, kind: port.kind, bridge });
             }
             Some((_, o)) if o.vlan != port.vlan => items.push(Change::PortVlan(name)),
+            Some((_, o)) if o.security != port.security => items.push(Change::PortSecurity(name)),
             Some(_) => {}
         }
     }
@@ -151,7 +155,7 @@ mod tests {
     use switch::{BridgeSettings, PortVlan};
 
     fn port(name: &str, kind: PortKind, tag: u16) -> DesiredPort {
-        DesiredPort { name: name.into(), kind, vlan: PortVlan::access(tag) }
+        DesiredPort { name: name.into(), kind, vlan: PortVlan::access(tag), security: Default::default() }
     }
 
     fn bridge(name: &str, ports: Vec<DesiredPort>) -> DesiredBridge {

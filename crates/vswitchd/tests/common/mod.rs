@@ -351,10 +351,12 @@ pub fn wait_ports_up(d: &Daemon, ports: &[&str]) {
 }
 
 /// The exact ovs-vsctl arguments libvirt 9.0 runs when a VM with
-/// `<virtualport type='openvswitch'/>` starts (only bridge and device differ; no --db).
-pub fn libvirt_attach(bridge: &str, port: &str) -> Vec<String> {
+/// `<virtualport type='openvswitch'/>` starts (only bridge, device and the VM's MAC differ; no
+/// --db). The MAC must be the VM's own: with port security on, any other is a spoof.
+pub fn libvirt_attach(bridge: &str, port: &str, mac: &str) -> Vec<String> {
+    let attached = format!("attached-mac=\"{mac}\"");
     let ids = [
-        "attached-mac=\"52:54:00:aa:bb:01\"",
+        attached.as_str(),
         "iface-id=\"80f52381-6de8-4f6f-b502-d16fc1a8bce9\"",
         "vm-id=\"83a78cd4-3fe6-4b97-b0e0-5b025b8f5604\"",
         "iface-status=active",

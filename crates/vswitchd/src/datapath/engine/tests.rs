@@ -82,7 +82,12 @@ impl Rig {
         let link = self.links.entry(name.to_string()).or_default().clone();
         let counters = self.counters.entry(name.to_string()).or_default().clone();
         TopologyPort {
-            spec: PortSpec { name: name.to_string(), vlan: PortVlan::access(vlan), counters },
+            spec: PortSpec {
+                name: name.to_string(),
+                vlan: PortVlan::access(vlan),
+                security: Default::default(),
+                counters,
+            },
             link,
         }
     }
