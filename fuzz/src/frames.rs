@@ -62,7 +62,13 @@ fn settings(b: u8) -> BridgeSettings {
 fn specs(ports: &[ModelPort]) -> Vec<PortSpec> {
     ports
         .iter()
-        .map(|p| PortSpec { name: p.name.to_string(), vlan: p.port_vlan(), counters: Arc::default() })
+        .map(|p| PortSpec {
+            name: p.name.to_string(),
+            vlan: p.port_vlan(),
+            counters: Arc::default(),
+            // Off (and trusted): this target checks the VLAN rules alone.
+            security: Default::default(),
+        })
         .collect()
 }
 
