@@ -9,6 +9,7 @@
 
 mod loader;
 pub mod maps;
+pub mod mirror;
 mod testrun;
 
 pub use loader::{FastPath, TcLink};

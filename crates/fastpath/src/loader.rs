@@ -131,6 +131,17 @@ impl FastPath {
         let _ = self.flows.remove(key);
     }
 
+    /// Carries out one change the [`crate::mirror::Mirror`] decided.
+    pub fn apply(&mut self, op: crate::mirror::Op) -> Result<(), Error> {
+        match op {
+            crate::mirror::Op::Set(k, v) => self.set_flow(&k, &v),
+            crate::mirror::Op::Remove(k) => {
+                self.remove_flow(&k);
+                Ok(())
+            }
+        }
+    }
+
     /// The entry for `key` as the kernel has it now (with its last-seen stamp).
     pub fn flow(&self, key: &FlowKey) -> Option<FlowVal> {
         self.flows.get(key, 0).ok()
