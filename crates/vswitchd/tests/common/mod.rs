@@ -184,7 +184,8 @@ impl Daemon {
         }
         cmd.args(&self.launch.args).envs(self.launch.env.iter().map(|(k, v)| (k, v)));
         // The suites run once per datapath mode (CI sets this; unset: the daemon's default).
-        if let Ok(mode) = std::env::var("RVSWITCH_TEST_DATAPATH") {
+        let chosen = self.launch.args.iter().any(|a| a.starts_with("--datapath"));
+        if let Some(mode) = std::env::var("RVSWITCH_TEST_DATAPATH").ok().filter(|_| !chosen) {
             cmd.arg("--datapath").arg(mode);
         }
         let child = cmd
