@@ -391,11 +391,14 @@ impl Engine {
     /// A device is handed to slot `s` of bridge `b`: the fast path takes it on if it can.
     fn attach_fast(&mut self, b: usize, s: usize, dev: &dyn Netdev) {
         let Some(f) = self.fast.as_mut() else { return };
-        if let Some(old) = self.bridges[b].kifs[s].take() {
+        let br = &mut self.bridges[b];
+        if let Some(old) = br.kifs[s].take() {
             f.release(old);
         }
-        self.bridges[b].kifs[s] = f.adopt(dev);
-        self.sync_fast();
+        br.kifs[s] = f.adopt(dev);
+        if let Some(kif) = br.kifs[s] {
+            f.configure(&br.name, &br.bridge.ports()[s].vlan, kif);
+        }
     }
 
     fn sync_fast(&mut self) {

@@ -25,11 +25,19 @@ pub(super) struct Fast {
     bridge_ids: HashMap<String, u32>,
     /// Counter readings already added to the ports' counters, per ifindex.
     counted: HashMap<u32, Counters>,
+    /// The port configs as written, so an unchanged port costs no map write.
+    confs: HashMap<u32, PortConf>,
 }
 
 impl Fast {
     pub fn new(fp: FastPath) -> Fast {
-        Fast { fp, mirror: Mirror::default(), bridge_ids: HashMap::new(), counted: HashMap::new() }
+        Fast {
+            fp,
+            mirror: Mirror::default(),
+            bridge_ids: HashMap::new(),
+            counted: HashMap::new(),
+            confs: HashMap::new(),
+        }
     }
 
     fn bridge_id(&mut self, name: &str) -> u32 {
@@ -70,8 +78,25 @@ impl Fast {
     pub fn release(&mut self, ifindex: u32) {
         self.fp.detach(ifindex);
         self.counted.remove(&ifindex);
+        self.confs.remove(&ifindex);
         let ops = self.mirror.retain(|_, v| v.ifindex != ifindex);
         self.apply(ops);
+    }
+
+    /// Writes the program's config for the port of bridge `bridge` with VLAN rules `vlan` and
+    /// device `ifindex`, when it changed (adding 1000 ports one by one stays linear).
+    pub fn configure(&mut self, bridge: &str, vlan: &switch::PortVlan, ifindex: u32) {
+        let conf = PortConf::new(self.bridge_id(bridge), vlan, 0);
+        if self.confs.get(&ifindex) == Some(&conf) {
+            return;
+        }
+        match self.fp.set_port(ifindex, &conf) {
+            Ok(()) => {
+                self.confs.insert(ifindex, conf);
+            }
+            Err(e) => warn!(ifindex, "fast path: {e}"),
+        }
+        self.counted.entry(ifindex).or_insert_with(|| self.fp.counters(ifindex));
     }
 
     /// After any change of ports: every served port's config written, programs on devices no
@@ -79,22 +104,16 @@ impl Fast {
     pub fn sync(&mut self, bridges: &[BridgeRt], now: u64) {
         let mut live = HashMap::new();
         for br in bridges {
-            let id = self.bridge_id(&br.name);
             for (spec, kif) in br.bridge.ports().iter().zip(&br.kifs) {
                 if let Some(ifindex) = *kif {
                     live.insert(ifindex, ());
-                    if let Err(e) = self.fp.set_port(ifindex, &PortConf::new(id, &spec.vlan, 0)) {
-                        warn!(port = spec.name, "fast path: {e}");
-                    }
+                    self.configure(&br.name, &spec.vlan, ifindex);
                 }
             }
         }
         let gone: Vec<u32> = self.counted.keys().copied().filter(|i| !live.contains_key(i)).collect();
         for ifindex in gone {
             self.release(ifindex);
-        }
-        for ifindex in live.keys() {
-            self.counted.entry(*ifindex).or_insert_with(|| self.fp.counters(*ifindex));
         }
         self.prune(bridges, now);
     }
