@@ -135,3 +135,31 @@ fn each_frame_once_and_a_moved_mac_is_relearned_at_once() {
     assert_eq!(markers(&frame_capture(&mut rc, Duration::from_millis(300), 64)), vec![101], "{}", d.log());
     assert!(!markers(&frame_capture(&mut ra, Duration::from_millis(200), 64)).contains(&101));
 }
+
+#[test]
+fn a_removed_port_keeps_no_kernel_entry() {
+    if !require_root("a_removed_port_keeps_no_kernel_entry") {
+        return;
+    }
+    let (a, b) = (Vm::new(8), Vm::new(9));
+    let d = start("kernel", &[&a, &b]);
+    let (mut ra, mut rb) = (a.raw(), b.raw());
+    send_frame(&mut ra, &frame(a.mac, b.mac, 0)).unwrap();
+    send_frame(&mut rb, &frame(b.mac, a.mac, 0)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = frame_capture(&mut rb, Duration::from_millis(100), 64);
+    {
+        let _frozen = Frozen::new(&d);
+        send_frame(&mut ra, &frame(a.mac, b.mac, 1)).unwrap();
+        assert_eq!(markers(&frame_capture(&mut rb, Duration::from_millis(300), 64)), vec![1], "kernel path");
+    }
+    // b's port leaves the bridge (its veth stays): nothing may still redirect to it.
+    d.write_config(&bridge_config("br-fp", &[(a.port.as_str(), "")]));
+    d.reload().expect("reload");
+    let _frozen = Frozen::new(&d);
+    for m in 2..=6 {
+        send_frame(&mut ra, &frame(a.mac, b.mac, m)).unwrap();
+    }
+    let stale = markers(&frame_capture(&mut rb, Duration::from_millis(300), 64));
+    assert!(stale.is_empty(), "a stale entry still forwards to the removed port's device: {stale:?}");
+}
