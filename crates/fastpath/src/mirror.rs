@@ -64,6 +64,16 @@ impl Mirror {
         Some(Op::Set(key, val))
     }
 
+    /// After the pipeline handled `frame` from a port *without* a fast-path device (a tap) of
+    /// bridge `bridge` with VLAN rules `vlan`: a source the map places elsewhere has moved here,
+    /// so its entry goes at once (the next frames to it need the slow path, which knows).
+    pub fn moved_off(&mut self, bridge: u32, vlan: &PortVlan, frame: &[u8]) -> Option<Op> {
+        let eth = EthernetHeader::parse(frame).ok()?;
+        let v = vlan.ingress_vlan(eth.vlan.map(|t| t.vid))?;
+        let key = FlowKey::new(bridge, v, eth.src);
+        self.flows.remove(&key).map(|_| Op::Remove(key))
+    }
+
     /// Removes every entry `keep` rejects (aged, evicted, moved, port gone or reconfigured).
     pub fn retain(&mut self, mut keep: impl FnMut(&FlowKey, &FlowVal) -> bool) -> Vec<Op> {
         let mut ops = Vec::new();
@@ -135,6 +145,17 @@ mod tests {
         );
         assert_eq!(m.retain(|_, v| v.ifindex != 8), vec![Op::Remove(key)]);
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn a_source_seen_on_a_tap_loses_its_entry() {
+        let vlan = PortVlan::access(10);
+        let mut m = Mirror::default();
+        m.observe(KernelPort { bridge: 1, ifindex: 7, vlan: &vlan }, &frame(1, None), |_, _| true).unwrap();
+        assert_eq!(m.moved_off(2, &vlan, &frame(1, None)), None, "another bridge");
+        assert!(matches!(m.moved_off(1, &vlan, &frame(1, None)), Some(Op::Remove(_))));
+        assert!(m.is_empty());
+        assert_eq!(m.moved_off(1, &vlan, &frame(1, None)), None);
     }
 
     #[test]

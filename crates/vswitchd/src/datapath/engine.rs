@@ -433,8 +433,11 @@ impl Engine {
             total += n;
             let now = self.start.elapsed().as_millis() as u64;
             let gone = forward_batch(br, slot, &self.rx, n, now, &mut self.outs, &mut self.tx);
-            if let (Some(f), Some(kif)) = (self.fast.as_mut(), br.kifs[slot]) {
-                f.observe(br, slot, kif, &self.rx, n, now);
+            if let Some(f) = self.fast.as_mut() {
+                match br.kifs[slot] {
+                    Some(kif) => f.observe(br, slot, kif, &self.rx, n, now),
+                    None => f.observe_slow_port(br, slot, &self.rx, n),
+                }
             }
             for s in gone {
                 self.detach(b, s);

@@ -147,6 +147,21 @@ impl Fast {
         }
     }
 
+    /// After the pipeline decided `n` frames from `slot`, a port the fast path does not serve:
+    /// sources that moved here from a served port lose their entries at once.
+    pub fn observe_slow_port(&mut self, br: &BridgeRt, slot: usize, rx: &RxBatch, n: usize) {
+        if self.mirror.is_empty() {
+            return;
+        }
+        let Some(&bridge) = self.bridge_ids.get(&br.name) else { return };
+        let vlan = &br.bridge.ports()[slot].vlan;
+        for i in 0..n {
+            if let Some(op) = self.mirror.moved_off(bridge, vlan, rx.frame(i)) {
+                self.apply([op]);
+            }
+        }
+    }
+
     /// Once a tick: what the kernel forwarded goes into the ports' counters, and sources it
     /// forwarded are refreshed in the MAC table (so they do not age out while in use); then
     /// entries for what aged out anyway are removed.
