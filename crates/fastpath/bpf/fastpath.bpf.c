@@ -68,9 +68,12 @@ struct decision {
 	__u8 out_tagged;
 };
 
+// Sizes: hash maps are preallocated, so these are kernel memory whether used or not (ports:
+// 8192 × ~600 B ≈ 5 MB; counters: 8192 × 32 B per CPU). Flows are allocated on insert (only
+// rvswitchd inserts; the program updates stamps in place), up to 256k MACs.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, struct port_conf);
 } fp_ports SEC(".maps");
@@ -78,13 +81,14 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 } fp_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, struct counters);
 } fp_counters SEC(".maps");
