@@ -100,6 +100,17 @@ struct {
 	__type(value, struct decision);
 } fp_slot SEC(".maps");
 
+// 1 while the rvswitchd that loaded this program runs; it writes 0 when it stops. Sockets may
+// outlive it (the fd keeper holds them across an upgrade) with this filter still attached, but
+// its tc links end with it: the filter must then hide nothing, so frames queue for the
+// successor instead of being lost.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fp_live SEC(".maps");
+
 // Standalone mode only: the last decision executed per CPU, for tests to read back
 // (BPF_PROG_TEST_RUN does not report a redirect's target).
 struct {
@@ -225,6 +236,9 @@ int fp_sock(struct __sk_buff *skb)
 	if (!d)
 		return -1;
 	d->in_ifindex = 0;
+	__u32 *live = bpf_map_lookup_elem(&fp_live, &zero);
+	if (!live || !*live)
+		return -1;
 	if (decide(skb, d))
 		return 0; // the kernel forwards it: hide it from the slow path
 	return -1;        // keep the whole frame

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use aya::maps::{HashMap as BpfHash, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::maps::{Array, HashMap as BpfHash, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use aya::programs::tc::SchedClassifierLinkId;
 use aya::programs::{SchedClassifier, SocketFilter, TcAttachType};
 use aya::Ebpf;
@@ -27,6 +27,7 @@ pub struct FastPath {
     flows: BpfHash<MapData, FlowKey, FlowVal>,
     counters: PerCpuHashMap<MapData, u32, Counters>,
     last: PerCpuArray<MapData, Decision>,
+    live: Array<MapData, u32>,
     links: HashMap<u32, TcLink>,
 }
 
@@ -56,7 +57,10 @@ impl FastPath {
             };
             loaded.map_err(|e| Error::Load(format!("{name}: {}", verifier_text(&e))))?;
         }
+        let mut live: Array<MapData, u32> = take(&mut bpf, "fp_live")?;
+        live.set(0, 1, 0).map_err(map_err("fp_live"))?;
         Ok(FastPath {
+            live,
             ports: take(&mut bpf, "fp_ports")?,
             flows: take(&mut bpf, "fp_flows")?,
             counters: take(&mut bpf, "fp_counters")?,
@@ -169,6 +173,16 @@ impl FastPath {
             .map_err(|e| Error::Map { map: "fp_last", msg: e.to_string() })?;
         self.last.set(0, zero, 0).map_err(map_err("fp_last"))?;
         Ok(got.iter().copied().filter(|d| d.in_ifindex != 0).collect())
+    }
+}
+
+impl Drop for FastPath {
+    /// Before the tc links go (with the fields, right after this): the socket filter, which
+    /// may stay attached to sockets the fd keeper holds, stops hiding frames from them.
+    fn drop(&mut self) {
+        if let Err(e) = self.live.set(0, 0, 0) {
+            tracing::warn!("fast path: cannot switch the socket filter off: {e}");
+        }
     }
 }
 
