@@ -12,31 +12,16 @@ use common::{load, Vm};
 use fastpath::maps::flow_val;
 use fastpath::{FlowKey, PortConf};
 use netdev::Netdev;
-use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr};
+use packet::MacAddr;
 use switch::PortVlan;
-use testbed::{frame_capture, send_frame};
-
-const ETHERTYPE_TEST: u16 = 0x88b5;
+use testbed::{frame_capture, marked_frame, markers_in, send_frame};
 
 fn frame(src: [u8; 6], dst: [u8; 6], marker: u32) -> Vec<u8> {
-    let mut buf = vec![0u8; 128];
-    let mut payload = [0u8; 46];
-    payload[..4].copy_from_slice(&marker.to_be_bytes());
-    let spec = FrameSpec { dst: MacAddr(dst), src: MacAddr(src), vlan: None, ethertype: ETHERTYPE_TEST };
-    let n = ethernet_frame(&mut buf, &spec, &payload).unwrap();
-    buf.truncate(n);
-    buf
+    marked_frame(MacAddr(src), MacAddr(dst), None, marker)
 }
 
 fn markers<P: Netdev + ?Sized>(port: &mut P) -> Vec<u32> {
-    frame_capture(port, Duration::from_millis(300), 256)
-        .iter()
-        .filter_map(|f| {
-            let h = EthernetHeader::parse(f).ok()?;
-            let body = f.get(h.payload_offset..h.payload_offset + 4)?;
-            (h.ethertype == ETHERTYPE_TEST).then(|| u32::from_be_bytes(body.try_into().unwrap()))
-        })
-        .collect()
+    markers_in(&frame_capture(port, Duration::from_millis(300), 256)).into_iter().map(|(m, _)| m).collect()
 }
 
 #[test]

@@ -9,12 +9,11 @@ use fastpath::maps::{flow_val, PORT_STANDALONE};
 use fastpath::{FlowKey, PortConf};
 use std::time::Duration;
 
-use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr, VlanTag};
+use packet::{MacAddr, VlanTag};
 use switch::{PortVlan, VlanMode};
-use testbed::{frame_capture, send_frame};
+use testbed::{frame_capture, marked_frame, markers_in, send_frame};
 
 const BRIDGE: u32 = 1;
-const ETHERTYPE_TEST: u16 = 0x88b5;
 
 fn wire(fp: &mut fastpath::FastPath, vm: &Vm, port: &PortVlan, vlan: u16) {
     fp.attach(vm.link.host_if(), vm.ifindex).unwrap();
@@ -48,25 +47,10 @@ fn forwards_known_unicast_between_namespaces() {
 /// copies `to` received.
 fn cross(from: &Vm, to: &Vm, vid: Option<u16>, marker: u32) -> Vec<Option<VlanTag>> {
     let (mut tx, mut rx) = (from.ns.open_port("eth0").unwrap(), to.ns.open_port("eth0").unwrap());
-    let mut buf = vec![0u8; 128];
-    let mut payload = [0u8; 46];
-    payload[..4].copy_from_slice(&marker.to_be_bytes());
-    let spec = FrameSpec {
-        dst: MacAddr(to.mac),
-        src: MacAddr(from.mac),
-        vlan: vid.map(|v| VlanTag::vid(v).unwrap()),
-        ethertype: ETHERTYPE_TEST,
-    };
-    let n = ethernet_frame(&mut buf, &spec, &payload).unwrap();
-    send_frame(&mut tx, &buf[..n]).unwrap();
-    frame_capture(&mut rx, Duration::from_millis(300), 16)
-        .iter()
-        .filter_map(|f| {
-            let h = EthernetHeader::parse(f).ok()?;
-            let body = f.get(h.payload_offset..h.payload_offset + 4)?;
-            (h.ethertype == ETHERTYPE_TEST && body == marker.to_be_bytes()).then_some(h.vlan)
-        })
-        .collect()
+    let vlan = vid.map(|v| VlanTag::vid(v).unwrap());
+    send_frame(&mut tx, &marked_frame(MacAddr(from.mac), MacAddr(to.mac), vlan, marker)).unwrap();
+    let got = markers_in(&frame_capture(&mut rx, Duration::from_millis(300), 16));
+    got.into_iter().filter(|(m, _)| *m == marker).map(|(_, tag)| tag).collect()
 }
 
 #[test]

@@ -9,10 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon, Launch, Vm};
-use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr};
-use testbed::{frame_capture, require_root, send_frame};
-
-const ETHERTYPE_TEST: u16 = 0x88b5;
+use packet::MacAddr;
+use testbed::{frame_capture, marked_frame, markers_in, require_root, send_frame};
 
 fn start(mode: &str, vms: &[&Vm]) -> Daemon {
     let launch = Launch { args: vec![format!("--datapath={mode}")], ..Launch::default() };
@@ -81,25 +79,12 @@ fn userspace_mode_stops_with_the_daemon() {
 }
 
 fn frame(src: MacAddr, dst: MacAddr, marker: u32) -> Vec<u8> {
-    let mut buf = vec![0u8; 128];
-    let mut payload = [0u8; 46];
-    payload[..4].copy_from_slice(&marker.to_be_bytes());
-    let spec = FrameSpec { dst, src, vlan: None, ethertype: ETHERTYPE_TEST };
-    let n = ethernet_frame(&mut buf, &spec, &payload).unwrap();
-    buf.truncate(n);
-    buf
+    marked_frame(src, dst, None, marker)
 }
 
 /// Markers of the test frames in `frames`.
 fn markers(frames: &[Vec<u8>]) -> Vec<u32> {
-    frames
-        .iter()
-        .filter_map(|f| {
-            let h = EthernetHeader::parse(f).ok()?;
-            let body = f.get(h.payload_offset..h.payload_offset + 4)?;
-            (h.ethertype == ETHERTYPE_TEST).then(|| u32::from_be_bytes(body.try_into().unwrap()))
-        })
-        .collect()
+    markers_in(frames).into_iter().map(|(m, _)| m).collect()
 }
 
 #[test]
