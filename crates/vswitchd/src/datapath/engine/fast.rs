@@ -27,6 +27,15 @@ pub(super) struct Fast {
     counted: HashMap<u32, Counters>,
     /// The port configs as written, so an unchanged port costs no map write.
     confs: HashMap<u32, PortConf>,
+    /// Ticks so far: which slice of the last-seen stamps this tick reads.
+    round: u64,
+}
+
+/// Into how many slices the stamps are read, one per tick: every entry is read at least three
+/// times per (shortest) aging time, so an address in use is refreshed before it would age out.
+fn stamp_slices(bridges: &[BridgeRt]) -> u64 {
+    let aging_s = bridges.iter().map(|b| b.bridge.settings().mac_aging_ms / 1000).min().unwrap_or(300);
+    (aging_s / 3).clamp(1, 100)
 }
 
 impl Fast {
@@ -37,6 +46,7 @@ impl Fast {
             bridge_ids: HashMap::new(),
             counted: HashMap::new(),
             confs: HashMap::new(),
+            round: 0,
         }
     }
 
@@ -190,7 +200,9 @@ impl Fast {
     /// Sources the kernel forwarded since the last call are refreshed in the MAC table.
     fn refresh_seen(&mut self, bridges: &mut [BridgeRt], now: u64) {
         let fp = &self.fp;
-        let fresh = self.mirror.seen_since(|k| fp.flow(k).map(|v| v.seen_ns));
+        let slices = stamp_slices(bridges);
+        self.round = self.round.wrapping_add(1);
+        let fresh = self.mirror.seen_since((self.round, slices), |k| fp.flow(k).map(|v| v.seen_ns));
         let ids: HashMap<u32, usize> = bridges
             .iter()
             .enumerate()
