@@ -148,3 +148,37 @@ fn a_removed_port_keeps_no_kernel_entry() {
     let stale = markers(&frame_capture(&mut rb, Duration::from_millis(300), 64));
     assert!(stale.is_empty(), "a stale entry still forwards to the removed port's device: {stale:?}");
 }
+
+#[test]
+fn addresses_the_kernel_forwards_for_do_not_age_out() {
+    if !require_root("addresses_the_kernel_forwards_for_do_not_age_out") {
+        return;
+    }
+    let (a, b) = (Vm::new(10), Vm::new(11));
+    let launch = Launch { args: vec!["--datapath=kernel".into()], ..Launch::default() };
+    let ports = [(a.port.as_str(), ""), (b.port.as_str(), "")];
+    let config = bridge_config("br-fp", &ports).replacen("\n", "\nmac-aging-time = 3\n", 1);
+    let d = Daemon::start_with(launch, &config);
+    wait_ports_up(&d, &[&a.port, &b.port]);
+    // Permanent neighbours: no ARP after the pings, which would re-teach the addresses through
+    // the slow path and hide a missing refresh.
+    for (vm, peer) in [(&a, &b), (&b, &a)] {
+        let mac = peer.mac.to_string();
+        vm.ns
+            .exec(&["ip", "neigh", "replace", &peer.ip, "lladdr", &mac, "dev", "eth0", "nud", "permanent"])
+            .unwrap();
+    }
+    assert_eq!(ping(&a, &b, 2), (true, false));
+    {
+        // Longer than the aging time, all of it forwarded by the kernel alone.
+        let _frozen = Frozen::new(&d);
+        assert_eq!(ping(&a, &b, 25), (true, false));
+    }
+    // Let the daemon tick (at least once a second) after it was frozen for > 3 s: the kernel's
+    // stamps must refresh both addresses before aging would remove them.
+    std::thread::sleep(Duration::from_millis(2500));
+    let fdb = d.fdb("br-fp");
+    for vm in [&a, &b] {
+        assert!(fdb.entries.iter().any(|e| e.mac == vm.mac.to_string()), "{} aged out: {fdb:?}", vm.mac);
+    }
+}

@@ -205,6 +205,10 @@ impl Engine {
         }
         self.last_tick = now;
         self.heartbeat.beat();
+        // Addresses the kernel forwarded for are refreshed before aging looks at them.
+        if let Some(f) = self.fast.as_mut() {
+            f.refresh_seen(&mut self.bridges, now);
+        }
         for b in &mut self.bridges {
             b.bridge.expire(now);
             for (slot, dev) in b.devs.iter_mut().enumerate() {
@@ -215,7 +219,7 @@ impl Engine {
             }
         }
         if let Some(f) = self.fast.as_mut() {
-            f.tick(&mut self.bridges, now);
+            f.after_aging(&self.bridges, now);
         }
     }
 

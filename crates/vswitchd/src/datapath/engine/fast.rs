@@ -172,12 +172,10 @@ impl Fast {
         }
     }
 
-    /// Once a tick: what the kernel forwarded goes into the ports' counters, and sources it
-    /// forwarded are refreshed in the MAC table (so they do not age out while in use); then
-    /// entries for what aged out anyway are removed.
-    pub fn tick(&mut self, bridges: &mut [BridgeRt], now: u64) {
+    /// Once a tick, after [`Fast::refresh_seen`] and aging: what the kernel forwarded goes into
+    /// the ports' counters, and entries for what aged out anyway are removed.
+    pub fn after_aging(&mut self, bridges: &[BridgeRt], now: u64) {
         self.fold_counters(bridges);
-        self.refresh_seen(bridges, now);
         self.prune(bridges, now);
     }
 
@@ -197,8 +195,9 @@ impl Fast {
         }
     }
 
-    /// Sources the kernel forwarded since the last call are refreshed in the MAC table.
-    fn refresh_seen(&mut self, bridges: &mut [BridgeRt], now: u64) {
+    /// Sources the kernel forwarded since their stamps were last read are refreshed in the MAC
+    /// table; call before aging.
+    pub fn refresh_seen(&mut self, bridges: &mut [BridgeRt], now: u64) {
         let fp = &self.fp;
         let slices = stamp_slices(bridges);
         self.round = self.round.wrapping_add(1);
