@@ -112,20 +112,23 @@ impl Fast {
     /// After any change of ports: every served port's config written, programs on devices no
     /// port has any more detached, and entries the pipeline no longer backs removed.
     pub fn sync(&mut self, bridges: &[BridgeRt], now: u64) {
-        let mut live = HashMap::new();
-        for br in bridges {
-            for (spec, kif) in br.bridge.ports().iter().zip(&br.kifs) {
-                if let Some(ifindex) = *kif {
-                    live.insert(ifindex, ());
-                    self.configure(&br.name, &spec.vlan, ifindex);
-                }
-            }
-        }
+        let live: HashMap<u32, (&str, &switch::PortVlan)> = bridges
+            .iter()
+            .flat_map(|br| {
+                let ports = br.bridge.ports().iter().zip(&br.kifs);
+                ports.filter_map(|(spec, kif)| Some(((*kif)?, (br.name.as_str(), &spec.vlan))))
+            })
+            .collect();
         let gone: Vec<u32> = self.counted.keys().copied().filter(|i| !live.contains_key(i)).collect();
         for ifindex in gone {
             self.release(ifindex);
         }
+        // Entries go before configs change: a port that moved to another bridge must not be
+        // reachable from its old bridge's entries for even one frame after its new config.
         self.prune(bridges, now);
+        for (ifindex, (bridge, vlan)) in live {
+            self.configure(bridge, vlan, ifindex);
+        }
     }
 
     /// Removes every entry the pipeline's MAC table no longer backs exactly (aged, evicted,
