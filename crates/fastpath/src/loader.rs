@@ -6,19 +6,23 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use aya::maps::{Array, HashMap as BpfHash, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
-use aya::programs::tc::SchedClassifierLinkId;
+use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{SchedClassifier, SocketFilter, TcAttachType};
 use aya::Ebpf;
 
 use crate::maps::{Counters, Decision, FlowKey, FlowVal, PortConf};
 use crate::Error;
 
-/// A device the tc program is attached to (ingress).
+/// A device the tc program is attached to (ingress); dropping it detaches the program.
 #[derive(Debug)]
 pub struct TcLink {
     pub dev: String,
-    id: SchedClassifierLinkId,
+    /// Held only to be dropped: that detaches the program from `dev`.
+    _link: SchedClassifierLink,
 }
+
+/// Most threads [`FastPath`]'s drop detaches links from.
+const DETACHERS: usize = 32;
 
 /// The loaded program and its maps.
 pub struct FastPath {
@@ -95,11 +99,12 @@ impl FastPath {
         if self.links.contains_key(&ifindex) {
             return Ok(());
         }
-        let id = self
-            .tc()
-            .attach(dev, TcAttachType::Ingress)
-            .map_err(|e| Error::Attach { dev: dev.to_string(), msg: e.to_string() })?;
-        self.links.insert(ifindex, TcLink { dev: dev.to_string(), id });
+        let err = |e: aya::programs::ProgramError| Error::Attach { dev: dev.to_string(), msg: e.to_string() };
+        let tc = self.tc();
+        let id = tc.attach(dev, TcAttachType::Ingress).map_err(err)?;
+        // Owned, so that many links can be dropped (detached) in parallel; see Drop below.
+        let link = tc.take_link(id).map_err(err)?;
+        self.links.insert(ifindex, TcLink { dev: dev.to_string(), _link: link });
         Ok(())
     }
 
@@ -107,11 +112,8 @@ impl FastPath {
     /// already gone took its link with it; that is not an error.
     pub fn detach(&mut self, ifindex: u32) {
         let _ = self.ports.remove(&ifindex);
-        if let Some(link) = self.links.remove(&ifindex) {
-            if let Err(e) = self.tc().detach(link.id) {
-                tracing::debug!(dev = link.dev, "tc detach: {e}");
-            }
-        }
+        // Dropping the link detaches the program (a gone device took it along already).
+        drop(self.links.remove(&ifindex));
         let _ = self.counters.remove(&ifindex);
     }
 
@@ -179,10 +181,29 @@ impl FastPath {
 impl Drop for FastPath {
     /// Before the tc links go (with the fields, right after this): the socket filter, which
     /// may stay attached to sockets the fd keeper holds, stops hiding frames from them.
+    /// Detaching a TCX link waits for an RCU grace period (tens of ms on a busy small VM), so
+    /// 1000 ports' links are dropped from several threads whose waits overlap, as the datapath
+    /// closes its sockets.
     fn drop(&mut self) {
         if let Err(e) = self.live.set(0, 0, 0) {
             tracing::warn!("fast path: cannot switch the socket filter off: {e}");
         }
+        let mut links: Vec<TcLink> = self.links.drain().map(|(_, l)| l).collect();
+        if links.len() <= 2 {
+            return;
+        }
+        let per = links.len().div_ceil(DETACHERS);
+        std::thread::scope(|s| {
+            while !links.is_empty() {
+                let chunk: Vec<TcLink> = links.drain(..per.min(links.len())).collect();
+                // If a thread cannot be spawned, the chunk is dropped here instead.
+                if let Err(e) =
+                    std::thread::Builder::new().name("tc-detach".into()).spawn_scoped(s, move || drop(chunk))
+                {
+                    tracing::debug!("detaching inline: {e}");
+                }
+            }
+        });
     }
 }
 

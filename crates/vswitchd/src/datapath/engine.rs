@@ -190,6 +190,8 @@ impl Engine {
             continuing = moved > 0 && affinity.is_some();
             self.housekeeping();
         }
+        // The fast path first: its filter stops hiding frames, its links detach (in parallel).
+        self.fast = None;
         let devs: Vec<Box<dyn Netdev>> =
             self.bridges.drain(..).flat_map(|b| b.devs.into_iter().flatten()).collect();
         close_all(devs);
