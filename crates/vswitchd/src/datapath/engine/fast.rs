@@ -86,10 +86,22 @@ impl Fast {
 
     /// The device `ifindex` left the datapath: no config, no program, no entry points at it.
     pub fn release(&mut self, ifindex: u32) {
-        self.fp.detach(ifindex);
-        self.counted.remove(&ifindex);
-        self.confs.remove(&ifindex);
-        let ops = self.mirror.retain(|_, v| v.ifindex != ifindex);
+        self.release_many(&[ifindex]);
+    }
+
+    /// [`Fast::release`] for many devices: one pass over the entries, links dropped in parallel
+    /// (removing 1000 ports with 100k entries is not 1000 passes and 1000 serial RCU waits).
+    fn release_many(&mut self, ifindexes: &[u32]) {
+        if ifindexes.is_empty() {
+            return;
+        }
+        self.fp.detach_many(ifindexes);
+        for ifindex in ifindexes {
+            self.counted.remove(ifindex);
+            self.confs.remove(ifindex);
+        }
+        let gone: std::collections::HashSet<u32> = ifindexes.iter().copied().collect();
+        let ops = self.mirror.retain(|_, v| !gone.contains(&v.ifindex));
         self.apply(ops);
     }
 
@@ -120,9 +132,7 @@ impl Fast {
             })
             .collect();
         let gone: Vec<u32> = self.counted.keys().copied().filter(|i| !live.contains_key(i)).collect();
-        for ifindex in gone {
-            self.release(ifindex);
-        }
+        self.release_many(&gone);
         // Entries go before configs change: a port that moved to another bridge must not be
         // reachable from its old bridge's entries for even one frame after its new config.
         self.prune(bridges, now);
