@@ -76,6 +76,15 @@ pub trait Netdev: Send {
         0
     }
 
+    /// Attaches the BPF socket filter `prog` (SO_ATTACH_BPF) to every receive socket of the
+    /// port, so a kernel fast path can keep the frames it forwards away from this port's
+    /// receive queues. Returns the device's ifindex when attached; `None` for backends whose
+    /// frames do not arrive through such sockets (taps: the fd rvswitchd holds is the device).
+    fn attach_rx_filter(&self, prog: std::os::fd::BorrowedFd<'_>) -> Result<Option<u32>, NetdevError> {
+        let _ = prog;
+        Ok(None)
+    }
+
     /// Convenience for tools and tests: sends plain frames (no offloads), each a gather list.
     /// Allocates; the datapath uses [`Netdev::transmit`].
     fn send_batch(&mut self, frames: &[&[IoSlice<'_>]]) -> Result<usize, NetdevError> {

@@ -213,6 +213,19 @@ impl SystemPort {
     }
 }
 
+/// `SO_ATTACH_BPF` (not in the libc crate for every target).
+const SO_ATTACH_BPF: libc::c_int = 50;
+
+/// Attaches BPF program `prog` as the socket filter of every receive queue of `port`.
+fn attach_filter(port: &SystemPort, prog: std::os::fd::BorrowedFd<'_>) -> Result<Option<u32>, NetdevError> {
+    let fd: libc::c_int = prog.as_raw_fd();
+    for q in &port.queues {
+        sys::setsockopt(&q.fd, libc::SOL_SOCKET, SO_ATTACH_BPF, &fd)
+            .map_err(|e| NetdevError::io("SO_ATTACH_BPF", &port.name, e))?;
+    }
+    Ok(Some(port.ifindex))
+}
+
 /// A new AF_PACKET socket for `name`'s port. Protocol 0: it receives nothing until `bind`
 /// names ETH_P_ALL, so setting up its ring does not have to detach a running socket (an RCU
 /// grace period each).
@@ -350,6 +363,10 @@ impl Netdev for SystemPort {
 
     fn rx_queues(&self) -> usize {
         self.queues.len()
+    }
+
+    fn attach_rx_filter(&self, prog: std::os::fd::BorrowedFd<'_>) -> Result<Option<u32>, NetdevError> {
+        attach_filter(self, prog)
     }
 
     fn queue_fd(&self, q: usize) -> RawFd {

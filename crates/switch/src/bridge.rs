@@ -205,6 +205,18 @@ impl Bridge {
         }
     }
 
+    /// Marks `mac` as seen on `slot` at `now`, as a frame from it would: the kernel fast path
+    /// forwarded such frames without the pipeline seeing them, and learning must not age out
+    /// an address that is in use.
+    pub fn refresh(&mut self, vlan: u16, mac: MacAddr, slot: usize, now: Millis) {
+        self.macs.learn(vlan, mac, slot as u32, now);
+    }
+
+    /// The slot a MAC was learned on (the kernel fast path mirrors exactly these).
+    pub fn lookup_slot(&self, vlan: u16, mac: MacAddr, now: Millis) -> Option<usize> {
+        self.macs.lookup(vlan, mac, now).map(|s| s as usize)
+    }
+
     /// The port a MAC was learned on, for `trace`.
     pub fn lookup(&self, vlan: u16, mac: MacAddr, now: Millis) -> Option<&PortSpec> {
         self.macs.lookup(vlan, mac, now).and_then(|s| self.ports.get(s as usize))

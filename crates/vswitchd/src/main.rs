@@ -17,7 +17,7 @@ use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
-use vswitchd::datapath::{Datapath, DatapathOptions};
+use vswitchd::datapath::{Datapath, DatapathMode, DatapathOptions};
 use vswitchd::db::{ensure_root_row, DbSync};
 use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::handover;
@@ -65,6 +65,11 @@ struct Args {
     /// hop; see the README's Performance section). `off`: one queue, the scheduler places it.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     sender_affinity: String,
+    /// Where known unicast between system ports is forwarded: `kernel` (a TC-BPF fast path the
+    /// userspace pipeline programs; refuses to start without it), `userspace`, or `auto`: the
+    /// kernel when the BPF program loads here, else userspace, saying why.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kernel", "userspace"])]
+    datapath: String,
     /// Where a small keeper process holds copies of the device descriptors, so that a crashed or
     /// upgraded daemon's successor adopts the open devices instead of reopening them (taps
     /// rvswitchd created survive). Default: beside the control socket; `off`: not kept.
@@ -193,6 +198,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let datapath = Datapath::spawn_with(DatapathOptions {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
+        mode: match args.datapath.as_str() {
+            "kernel" => DatapathMode::Kernel,
+            "userspace" => DatapathMode::Userspace,
+            _ => DatapathMode::Auto,
+        },
     })?;
     let forwarding_beat = datapath.heartbeat();
     let (store, kept) = open_fd_store(&args);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply};
 use netdev::{interface_info, InterfaceInfo, NetdevError};
 use switch::{PortCounters, PortSpec};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::datapath::{Datapath, NoAnswer, PortLink, Topology, TopologyBridge, TopologyPort};
 use crate::device::Device;
@@ -270,7 +270,15 @@ impl Reconciler {
         })
     }
 
+    /// Folds the kernel fast path's counters into the ports' (before reading statistics).
+    pub fn sync_counters(&self) {
+        if !self.datapath.sync_counters(Duration::from_secs(1)) {
+            debug!("forwarding thread did not fold the fast path's counters in time");
+        }
+    }
+
     pub fn show(&self, config_file: Option<String>) -> ShowReply {
+        self.sync_counters();
         let bridges = self
             .desired
             .bridges

@@ -30,6 +30,8 @@ struct BridgeRt {
     bridge: Bridge,
     devs: Vec<Option<Box<dyn Netdev>>>,
     links: Vec<Arc<PortLink>>,
+    /// Per slot: the device's ifindex when the kernel fast path serves it.
+    kifs: Vec<Option<u32>>,
 }
 
 pub struct Engine {
@@ -52,6 +54,8 @@ pub struct Engine {
     rx_queues: usize,
     /// Bumped once per housekeeping tick: proves to the watchdog that this loop still turns.
     heartbeat: Arc<Heartbeat>,
+    /// The kernel fast path, when loaded (`--datapath auto|kernel`).
+    fast: Option<fast::Fast>,
 }
 
 /// Which receive queue an epoll event is for: queue `queue` of the port in slot `slot` of bridge
@@ -114,6 +118,7 @@ impl Engine {
         busy_poll: Duration,
         rx_queues: usize,
         heartbeat: Arc<Heartbeat>,
+        fast: Option<fastpath::FastPath>,
     ) -> std::io::Result<Engine> {
         Ok(Engine {
             commands,
@@ -131,6 +136,7 @@ impl Engine {
             busy_poll,
             rx_queues,
             heartbeat,
+            fast: fast.map(fast::Fast::new),
         })
     }
 
@@ -184,6 +190,8 @@ impl Engine {
             continuing = moved > 0 && affinity.is_some();
             self.housekeeping();
         }
+        // The fast path first: its filter stops hiding frames, its links detach (in parallel).
+        self.fast = None;
         let devs: Vec<Box<dyn Netdev>> =
             self.bridges.drain(..).flat_map(|b| b.devs.into_iter().flatten()).collect();
         close_all(devs);
@@ -199,6 +207,10 @@ impl Engine {
         }
         self.last_tick = now;
         self.heartbeat.beat();
+        // Addresses the kernel forwarded for are refreshed before aging looks at them.
+        if let Some(f) = self.fast.as_mut() {
+            f.refresh_seen(&mut self.bridges, now);
+        }
         for b in &mut self.bridges {
             b.bridge.expire(now);
             for (slot, dev) in b.devs.iter_mut().enumerate() {
@@ -207,6 +219,9 @@ impl Engine {
                     b.bridge.ports()[slot].counters.count_drop(DropReason::RxQueueFull, lost);
                 }
             }
+        }
+        if let Some(f) = self.fast.as_mut() {
+            f.after_aging(&self.bridges, now);
         }
     }
 
@@ -279,6 +294,7 @@ impl Engine {
             Command::Topology(t) => self.set_topology(&t),
             Command::Attach { port, dev } => match self.by_name.get(&port) {
                 Some(&(b, s)) => {
+                    self.attach_fast(b, s, dev.as_ref());
                     self.bridges[b].devs[s] = Some(dev);
                     self.bridges[b].links[s].set_attached(true);
                     self.epoll_dirty = true;
@@ -308,6 +324,12 @@ impl Engine {
             Command::Barrier(reply) => {
                 let _ = reply.send(());
             }
+            Command::SyncCounters(reply) => {
+                if let Some(f) = self.fast.as_mut() {
+                    f.fold_counters(&self.bridges);
+                }
+                let _ = reply.send(());
+            }
             Command::Stop => self.stop = true,
         }
     }
@@ -316,11 +338,15 @@ impl Engine {
     /// traffic on them is not disturbed; devices of ports that are gone are closed.
     fn set_topology(&mut self, t: &Topology) {
         let mut devs: HashMap<String, Box<dyn Netdev>> = HashMap::new();
+        let mut kifs: HashMap<String, u32> = HashMap::new();
         let mut old: HashMap<String, Bridge> = HashMap::new();
         for br in self.bridges.drain(..) {
-            for (spec, dev) in br.bridge.ports().iter().zip(br.devs) {
+            for ((spec, dev), kif) in br.bridge.ports().iter().zip(br.devs).zip(br.kifs) {
                 if let Some(dev) = dev {
                     devs.insert(spec.name.clone(), dev);
+                }
+                if let Some(kif) = kif {
+                    kifs.insert(spec.name.clone(), kif);
                 }
             }
             old.insert(br.name, br.bridge);
@@ -335,9 +361,16 @@ impl Engine {
                 }
                 None => Bridge::new(tb.settings.clone(), specs),
             };
-            let mut rt = BridgeRt { name: tb.name.clone(), bridge, devs: Vec::new(), links: Vec::new() };
+            let mut rt = BridgeRt {
+                name: tb.name.clone(),
+                bridge,
+                devs: Vec::new(),
+                links: Vec::new(),
+                kifs: Vec::new(),
+            };
             for (s, p) in tb.ports.iter().enumerate() {
                 let dev = devs.remove(&p.spec.name);
+                rt.kifs.push(dev.as_ref().and_then(|_| kifs.get(&p.spec.name).copied()));
                 if dev.is_none() {
                     // A device that survived keeps its attached flag; a new port starts detached
                     // until the reconciler hands over a device.
@@ -349,6 +382,9 @@ impl Engine {
             }
             self.bridges.push(rt);
         }
+        // The program leaves removed ports' devices (and no entry points at them) before the
+        // devices close.
+        self.sync_fast();
         // Whatever is left belongs to removed ports: dropping closes them.
         close_all(devs.into_values().collect());
         self.epoll_dirty = true;
@@ -361,7 +397,30 @@ impl Engine {
         }
         br.links[s].set_attached(false);
         br.bridge.flush_port(s);
+        if let (Some(kif), Some(f)) = (br.kifs[s].take(), self.fast.as_mut()) {
+            f.release(kif);
+        }
         self.epoll_dirty = true;
+    }
+
+    /// A device is handed to slot `s` of bridge `b`: the fast path takes it on if it can.
+    fn attach_fast(&mut self, b: usize, s: usize, dev: &dyn Netdev) {
+        let Some(f) = self.fast.as_mut() else { return };
+        let br = &mut self.bridges[b];
+        if let Some(old) = br.kifs[s].take() {
+            f.release(old);
+        }
+        br.kifs[s] = f.adopt(dev);
+        if let Some(kif) = br.kifs[s] {
+            f.configure(&br.name, &br.bridge.ports()[s], kif);
+        }
+    }
+
+    fn sync_fast(&mut self) {
+        let now = self.now_ms();
+        if let Some(f) = self.fast.as_mut() {
+            f.sync(&self.bridges, now);
+        }
     }
 
     /// Receives and forwards up to a few batches from receive queue `q` of one port; returns
@@ -389,6 +448,12 @@ impl Engine {
             total += n;
             let now = self.start.elapsed().as_millis() as u64;
             let gone = forward_batch(br, slot, &self.rx, n, now, &mut self.outs, &mut self.tx);
+            if let Some(f) = self.fast.as_mut() {
+                match br.kifs[slot] {
+                    Some(kif) => f.observe(br, slot, kif, &self.rx, n, now),
+                    None => f.observe_slow_port(br, slot, &self.rx, n),
+                }
+            }
             for s in gone {
                 self.detach(b, s);
             }
@@ -467,6 +532,7 @@ fn forward_batch(
     gone
 }
 
+mod fast;
 mod queries;
 #[cfg(test)]
 mod tests;

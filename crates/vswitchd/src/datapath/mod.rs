@@ -83,6 +83,8 @@ pub(crate) enum Command {
     MacStats(mpsc::Sender<Vec<(String, MacStats)>>),
     /// Answered once every command sent before it has taken effect (devices closed, attached).
     Barrier(mpsc::Sender<()>),
+    /// Answered once the kernel fast path's counters are in the ports' counters.
+    SyncCounters(mpsc::Sender<()>),
     Stop,
 }
 
@@ -105,6 +107,8 @@ pub enum TraceError {
 /// Handle to the forwarding thread.
 pub struct Datapath {
     rx_queues: usize,
+    /// Whether the kernel fast path is loaded (its counters then need folding in).
+    kernel: bool,
     commands: mpsc::Sender<Command>,
     waker: Arc<sys::EventFd>,
     heartbeat: Arc<Heartbeat>,
@@ -121,11 +125,52 @@ pub struct DatapathOptions {
     /// Sender affinity (see `affinity.rs`): system ports get one receive queue per CPU and the
     /// lightly loaded forwarding thread moves next to the senders it serves. On by default.
     pub sender_affinity: bool,
+    /// Whether known unicast between system ports is forwarded by the kernel (TC-BPF).
+    pub mode: DatapathMode,
+}
+
+/// `--datapath`: where known unicast between system ports is forwarded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DatapathMode {
+    /// The kernel fast path when it loads here, else userspace (saying why).
+    #[default]
+    Auto,
+    /// The kernel fast path or nothing: the daemon refuses to start without it.
+    Kernel,
+    /// Every frame through the userspace pipeline.
+    Userspace,
+}
+
+/// `--datapath kernel` and the fast path cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("--datapath kernel: {0}")]
+pub struct KernelUnavailable(#[from] fastpath::Error);
+
+impl DatapathMode {
+    /// The loaded fast path this mode calls for; `auto` falls back to userspace with a warning.
+    pub fn load(self) -> Result<Option<fastpath::FastPath>, KernelUnavailable> {
+        if self == DatapathMode::Userspace {
+            return Ok(None);
+        }
+        match fastpath::FastPath::load() {
+            Ok(fp) => {
+                tracing::info!(
+                    "kernel fast path loaded: known unicast between system ports stays in the kernel"
+                );
+                Ok(Some(fp))
+            }
+            Err(e) if self == DatapathMode::Auto => {
+                tracing::warn!("kernel fast path unavailable ({e}); forwarding everything in userspace");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl Default for DatapathOptions {
     fn default() -> Self {
-        DatapathOptions { busy_poll: Duration::ZERO, sender_affinity: true }
+        DatapathOptions { busy_poll: Duration::ZERO, sender_affinity: true, mode: DatapathMode::Userspace }
     }
 }
 
@@ -154,10 +199,12 @@ impl Datapath {
         let waker = Arc::new(sys::EventFd::new()?);
         let rx_queues = opts.rx_queues();
         let heartbeat = Heartbeat::new();
+        let fast = opts.mode.load().map_err(std::io::Error::other)?;
+        let kernel = fast.is_some();
         let mut engine =
-            engine::Engine::new(rx, waker.clone(), opts.busy_poll, rx_queues, heartbeat.clone())?;
+            engine::Engine::new(rx, waker.clone(), opts.busy_poll, rx_queues, heartbeat.clone(), fast)?;
         let thread = std::thread::Builder::new().name("forwarding".into()).spawn(move || engine.run())?;
-        Ok(Datapath { rx_queues, commands, waker, heartbeat, thread: Some(thread) })
+        Ok(Datapath { rx_queues, kernel, commands, waker, heartbeat, thread: Some(thread) })
     }
 
     /// Bumped by the forwarding loop about once a second, busy or idle; for the watchdog.
@@ -196,6 +243,22 @@ impl Datapath {
     pub fn barrier(&self, timeout: Duration) -> bool {
         let (reply, answer) = mpsc::channel();
         self.send(Command::Barrier(reply));
+        answer.recv_timeout(timeout).is_ok()
+    }
+
+    /// Whether known unicast between system ports is forwarded by the kernel fast path.
+    pub fn kernel_fast_path(&self) -> bool {
+        self.kernel
+    }
+
+    /// Brings the ports' counters up to date with what the kernel fast path forwarded (it
+    /// folds them in once a tick otherwise); false if the thread did not answer in time.
+    pub fn sync_counters(&self, timeout: Duration) -> bool {
+        if !self.kernel {
+            return true;
+        }
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::SyncCounters(reply));
         answer.recv_timeout(timeout).is_ok()
     }
 

@@ -133,6 +133,9 @@ impl DbSync {
     /// read last is live, `cur_cfg`. What to write is decided by [`status_ops`].
     pub fn write_status(&mut self, rec: &Reconciler) {
         let stats_due = self.last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL);
+        if stats_due {
+            rec.sync_counters();
+        }
         let input = StatusInput {
             snapshot: &self.snapshot,
             plan: &self.plan,

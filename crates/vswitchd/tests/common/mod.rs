@@ -183,6 +183,11 @@ impl Daemon {
             cmd.arg("--db-socket").arg(self.db_socket());
         }
         cmd.args(&self.launch.args).envs(self.launch.env.iter().map(|(k, v)| (k, v)));
+        // The suites run once per datapath mode (CI sets this; unset: the daemon's default).
+        let chosen = self.launch.args.iter().any(|a| a.starts_with("--datapath"));
+        if let Some(mode) = std::env::var("RVSWITCH_TEST_DATAPATH").ok().filter(|_| !chosen) {
+            cmd.arg("--datapath").arg(mode);
+        }
         let child = cmd
             .arg("--control-socket")
             .arg(&socket)

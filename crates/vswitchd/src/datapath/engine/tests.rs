@@ -43,7 +43,7 @@ impl Rig {
         let (commands, rx) = mpsc::channel();
         let waker = Arc::new(EventFd::new().expect("eventfd"));
         let heartbeat = crate::service::watchdog::Heartbeat::new();
-        let engine = Engine::new(rx, waker.clone(), Duration::ZERO, 1, heartbeat).expect("engine");
+        let engine = Engine::new(rx, waker.clone(), Duration::ZERO, 1, heartbeat, None).expect("engine");
         Rig { engine, commands, waker, links: HashMap::new(), counters: HashMap::new() }
     }
 

@@ -1,0 +1,43 @@
+//! The kernel fast path: a TC-BPF program that replays forwarding decisions the userspace
+//! pipeline (crate `switch`) already made, and its loader.
+//!
+//! The pipeline stays the authority: this crate only mirrors what it learned into BPF maps
+//! (per-port VLAN config, and per (bridge, VLAN, MAC) the port and egress VID) and reads back
+//! per-CPU counters and last-seen stamps. Broadcast, multicast, unknown or moved sources and
+//! anything unusual go to the slow path unchanged. See `bpf/fastpath.bpf.c` for the program and
+//! how a frame is decided exactly once.
+
+mod loader;
+pub mod maps;
+pub mod mirror;
+mod testrun;
+
+pub use loader::{FastPath, TcLink};
+pub use maps::{Counters, FlowKey, FlowVal, PortConf};
+pub use testrun::TestRun;
+
+/// Why the fast path cannot be used here.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("built without the BPF program (clang was not found at build time)")]
+    NotBuilt,
+    #[error("cannot load the BPF program: {0}")]
+    Load(String),
+    #[error("cannot attach to {dev}: {msg}")]
+    Attach { dev: String, msg: String },
+    #[error("BPF map {map}: {msg}")]
+    Map { map: &'static str, msg: String },
+    #[error("BPF_PROG_TEST_RUN: {0}")]
+    TestRun(std::io::Error),
+}
+
+#[cfg(fastpath_bpf)]
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fastpath.bpf.o"));
+
+/// The compiled BPF object, or why there is none.
+pub fn object() -> Result<&'static [u8], Error> {
+    #[cfg(fastpath_bpf)]
+    return Ok(OBJECT);
+    #[cfg(not(fastpath_bpf))]
+    Err(Error::NotBuilt)
+}

@@ -1,0 +1,242 @@
+//! Loading the program, attaching it to devices, and the map operations rvswitchd needs. One
+//! [`FastPath`] serves every port: all devices share its maps; dropping it detaches everything
+//! it attached (TCX links and program fds close with it).
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use aya::maps::{Array, HashMap as BpfHash, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::programs::tc::SchedClassifierLink;
+use aya::programs::{SchedClassifier, SocketFilter, TcAttachType};
+use aya::Ebpf;
+
+use crate::maps::{Counters, Decision, FlowKey, FlowVal, PortConf};
+use crate::Error;
+
+/// A device the tc program is attached to (ingress); dropping it detaches the program.
+#[derive(Debug)]
+pub struct TcLink {
+    pub dev: String,
+    /// Held only to be dropped: that detaches the program from `dev`.
+    _link: SchedClassifierLink,
+}
+
+/// Most threads [`FastPath`]'s drop detaches links from.
+const DETACHERS: usize = 32;
+
+/// The loaded program and its maps.
+pub struct FastPath {
+    bpf: Ebpf,
+    ports: BpfHash<MapData, u32, PortConf>,
+    flows: BpfHash<MapData, FlowKey, FlowVal>,
+    counters: PerCpuHashMap<MapData, u32, Counters>,
+    last: PerCpuArray<MapData, Decision>,
+    live: Array<MapData, u32>,
+    links: HashMap<u32, TcLink>,
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
+    move |e| Error::Map { map, msg: e.to_string() }
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    bpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, Error> {
+    let map = bpf.take_map(name).ok_or(Error::Map { map: name, msg: "missing from the object".into() })?;
+    T::try_from(map).map_err(map_err(name))
+}
+
+impl FastPath {
+    /// Loads and verifies both programs (the kernel's verifier runs here: a kernel without BPF,
+    /// or one that rejects the program, fails now rather than at the first port).
+    pub fn load() -> Result<FastPath, Error> {
+        let mut bpf = Ebpf::load(crate::object()?).map_err(|e| Error::Load(e.to_string()))?;
+        for (name, tc) in [("fp_tc", true), ("fp_sock", false)] {
+            let prog = bpf.program_mut(name).ok_or_else(|| Error::Load(format!("{name} missing")))?;
+            let loaded = if tc {
+                <&mut SchedClassifier>::try_from(prog).and_then(|p| p.load())
+            } else {
+                <&mut SocketFilter>::try_from(prog).and_then(|p| p.load())
+            };
+            loaded.map_err(|e| Error::Load(format!("{name}: {}", verifier_text(&e))))?;
+        }
+        let mut live: Array<MapData, u32> = take(&mut bpf, "fp_live")?;
+        live.set(0, 1, 0).map_err(map_err("fp_live"))?;
+        Ok(FastPath {
+            live,
+            ports: take(&mut bpf, "fp_ports")?,
+            flows: take(&mut bpf, "fp_flows")?,
+            counters: take(&mut bpf, "fp_counters")?,
+            last: take(&mut bpf, "fp_last")?,
+            links: HashMap::new(),
+            bpf,
+        })
+    }
+
+    fn tc(&mut self) -> &mut SchedClassifier {
+        let prog = self.bpf.program_mut("fp_tc").expect("checked in load");
+        prog.try_into().expect("checked in load")
+    }
+
+    /// The socket filter to attach (SO_ATTACH_BPF) to every slow-path receive socket of a port
+    /// the tc program is attached to: it makes the one decision per frame.
+    pub fn socket_filter(&self) -> BorrowedFd<'_> {
+        let prog: &SocketFilter =
+            self.bpf.program("fp_sock").expect("checked in load").try_into().expect("checked in load");
+        prog.fd().expect("loaded in load").as_fd()
+    }
+
+    /// The tc program's fd (for `BPF_PROG_TEST_RUN`).
+    pub fn tc_program(&self) -> BorrowedFd<'_> {
+        let prog: &SchedClassifier =
+            self.bpf.program("fp_tc").expect("checked in load").try_into().expect("checked in load");
+        prog.fd().expect("loaded in load").as_fd()
+    }
+
+    /// Attaches the tc program to device `dev` (ifindex `ifindex`) at ingress; idempotent.
+    pub fn attach(&mut self, dev: &str, ifindex: u32) -> Result<(), Error> {
+        if self.links.contains_key(&ifindex) {
+            return Ok(());
+        }
+        let err = |e: aya::programs::ProgramError| Error::Attach { dev: dev.to_string(), msg: e.to_string() };
+        let tc = self.tc();
+        let id = tc.attach(dev, TcAttachType::Ingress).map_err(err)?;
+        // Owned, so that many links can be dropped (detached) in parallel; see Drop below.
+        let link = tc.take_link(id).map_err(err)?;
+        self.links.insert(ifindex, TcLink { dev: dev.to_string(), _link: link });
+        Ok(())
+    }
+
+    /// Detaches from `ifindex` and forgets its port config and counters. A device that is
+    /// already gone took its link with it; that is not an error.
+    pub fn detach(&mut self, ifindex: u32) {
+        self.detach_many(&[ifindex]);
+    }
+
+    /// [`FastPath::detach`] for many devices at once: their links are dropped in parallel
+    /// (each detach waits an RCU grace period).
+    pub fn detach_many(&mut self, ifindexes: &[u32]) {
+        let mut links = Vec::new();
+        for ifindex in ifindexes {
+            let _ = self.ports.remove(ifindex);
+            let _ = self.counters.remove(ifindex);
+            links.extend(self.links.remove(ifindex));
+        }
+        drop_links(links);
+    }
+
+    pub fn is_attached(&self, ifindex: u32) -> bool {
+        self.links.contains_key(&ifindex)
+    }
+
+    pub fn set_port(&mut self, ifindex: u32, conf: &PortConf) -> Result<(), Error> {
+        self.ports.insert(ifindex, conf, 0).map_err(map_err("fp_ports"))
+    }
+
+    pub fn remove_port(&mut self, ifindex: u32) {
+        let _ = self.ports.remove(&ifindex);
+    }
+
+    pub fn set_flow(&mut self, key: &FlowKey, val: &FlowVal) -> Result<(), Error> {
+        self.flows.insert(key, val, 0).map_err(map_err("fp_flows"))
+    }
+
+    pub fn remove_flow(&mut self, key: &FlowKey) {
+        let _ = self.flows.remove(key);
+    }
+
+    /// Carries out one change the [`crate::mirror::Mirror`] decided.
+    pub fn apply(&mut self, op: crate::mirror::Op) -> Result<(), Error> {
+        match op {
+            crate::mirror::Op::Set(k, v) => self.set_flow(&k, &v),
+            crate::mirror::Op::Remove(k) => {
+                self.remove_flow(&k);
+                Ok(())
+            }
+        }
+    }
+
+    /// The entry for `key` as the kernel has it now (with its last-seen stamp).
+    pub fn flow(&self, key: &FlowKey) -> Option<FlowVal> {
+        self.flows.get(key, 0).ok()
+    }
+
+    /// Every flow key in the map (for tests and full resyncs).
+    pub fn flow_keys(&self) -> Vec<FlowKey> {
+        self.flows.keys().filter_map(Result::ok).collect()
+    }
+
+    /// What the kernel forwarded for `ifindex`, summed over CPUs, since it was attached.
+    pub fn counters(&self, ifindex: u32) -> Counters {
+        let mut sum = Counters::default();
+        if let Ok(per_cpu) = self.counters.get(&ifindex, 0) {
+            per_cpu.iter().for_each(|c| sum.add(c));
+        }
+        sum
+    }
+
+    /// In standalone mode: the decision the tc program last executed on each CPU, cleared.
+    pub fn take_last(&mut self) -> Result<Vec<Decision>, Error> {
+        let got = self.last.get(&0, 0).map_err(map_err("fp_last"))?;
+        let n = got.len();
+        let zero = PerCpuValues::try_from(vec![Decision::default(); n])
+            .map_err(|e| Error::Map { map: "fp_last", msg: e.to_string() })?;
+        self.last.set(0, zero, 0).map_err(map_err("fp_last"))?;
+        Ok(got.iter().copied().filter(|d| d.in_ifindex != 0).collect())
+    }
+}
+
+impl Drop for FastPath {
+    /// Before the tc links go (with the fields, right after this): the socket filter, which
+    /// may stay attached to sockets the fd keeper holds, stops hiding frames from them.
+    /// Detaching a TCX link waits for an RCU grace period (tens of ms on a busy small VM), so
+    /// 1000 ports' links are dropped from several threads whose waits overlap, as the datapath
+    /// closes its sockets.
+    fn drop(&mut self) {
+        if let Err(e) = self.live.set(0, 0, 0) {
+            tracing::warn!("fast path: cannot switch the socket filter off: {e}");
+        }
+        drop_links(self.links.drain().map(|(_, l)| l).collect());
+    }
+}
+
+/// Drops (detaches) links, from several threads when there are many, so that their RCU waits
+/// overlap: 1000 links go in about a second, not half a minute.
+fn drop_links(mut links: Vec<TcLink>) {
+    if links.len() <= 2 {
+        return;
+    }
+    let per = links.len().div_ceil(DETACHERS);
+    std::thread::scope(|s| {
+        while !links.is_empty() {
+            let chunk: Vec<TcLink> = links.drain(..per.min(links.len())).collect();
+            // If a thread cannot be spawned, the chunk is dropped here instead.
+            let spawned =
+                std::thread::Builder::new().name("tc-detach".into()).spawn_scoped(s, move || drop(chunk));
+            if let Err(e) = spawned {
+                tracing::debug!("detaching inline: {e}");
+            }
+        }
+    });
+}
+
+/// The verifier's log is the useful part of a load failure.
+fn verifier_text(e: &aya::programs::ProgramError) -> String {
+    match e {
+        aya::programs::ProgramError::LoadError { io_error, verifier_log } => {
+            let log = verifier_log.to_string();
+            let tail: String = log
+                .lines()
+                .rev()
+                .take(12)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            format!("{io_error}\n{tail}")
+        }
+        other => other.to_string(),
+    }
+}

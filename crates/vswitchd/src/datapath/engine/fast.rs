@@ -1,0 +1,233 @@
+//! The forwarding thread's side of the kernel fast path: it attaches the program to system
+//! ports' devices, mirrors what the pipeline learned into the flow map (through the pure
+//! [`Mirror`]), prunes what the pipeline forgot, and folds the kernel's counters and last-seen
+//! stamps back into the pipeline on the tick. Only this thread writes the maps.
+//!
+//! Taps rvswitchd holds itself (type tap, internal) stay on the userspace path: their frames
+//! reach us through the tap fd, not through a device the program could sit on.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use fastpath::maps::{flow_val, Counters, PortConf, PORT_SLOW};
+use fastpath::mirror::{KernelPort, Mirror, Op};
+use fastpath::FastPath;
+use netdev::{Netdev, RxBatch};
+use packet::MacAddr;
+use tracing::{debug, warn};
+
+use super::BridgeRt;
+
+pub(super) struct Fast {
+    fp: FastPath,
+    mirror: Mirror,
+    /// Bridge name → the id the maps use; stable across topology changes.
+    bridge_ids: HashMap<String, u32>,
+    /// Counter readings already added to the ports' counters, per ifindex.
+    counted: HashMap<u32, Counters>,
+    /// The port configs as written, so an unchanged port costs no map write.
+    confs: HashMap<u32, PortConf>,
+    /// Ticks so far: which slice of the last-seen stamps this tick reads.
+    round: u64,
+}
+
+/// Into how many slices the stamps are read, one per tick: every entry is read at least three
+/// times per (shortest) aging time, so an address in use is refreshed before it would age out.
+fn stamp_slices(bridges: &[BridgeRt]) -> u64 {
+    let aging_s = bridges.iter().map(|b| b.bridge.settings().mac_aging_ms / 1000).min().unwrap_or(300);
+    (aging_s / 3).clamp(1, 100)
+}
+
+impl Fast {
+    pub fn new(fp: FastPath) -> Fast {
+        Fast {
+            fp,
+            mirror: Mirror::default(),
+            bridge_ids: HashMap::new(),
+            counted: HashMap::new(),
+            confs: HashMap::new(),
+            round: 0,
+        }
+    }
+
+    fn bridge_id(&mut self, name: &str) -> u32 {
+        let next = self.bridge_ids.len() as u32 + 1;
+        *self.bridge_ids.entry(name.to_string()).or_insert(next)
+    }
+
+    fn apply(&mut self, ops: impl IntoIterator<Item = Op>) {
+        for op in ops {
+            if let Err(e) = self.fp.apply(op) {
+                debug!("fast path: {e}");
+            }
+        }
+    }
+
+    /// A device handed to the datapath: the decision filter on its receive sockets, the
+    /// program on its device. The ifindex when the fast path serves it from now on.
+    pub fn adopt(&mut self, dev: &dyn Netdev) -> Option<u32> {
+        let ifindex = match dev.attach_rx_filter(self.fp.socket_filter()) {
+            Ok(Some(i)) => i,
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(port = dev.name(), "fast path off for this port: {e}");
+                return None;
+            }
+        };
+        match self.fp.attach(dev.name(), ifindex) {
+            Ok(()) => Some(ifindex),
+            Err(e) => {
+                // The filter alone decides nothing: without a port config it keeps every frame.
+                warn!(port = dev.name(), "fast path off for this port: {e}");
+                None
+            }
+        }
+    }
+
+    /// The device `ifindex` left the datapath: no config, no program, no entry points at it.
+    pub fn release(&mut self, ifindex: u32) {
+        self.release_many(&[ifindex]);
+    }
+
+    /// [`Fast::release`] for many devices: one pass over the entries, links dropped in parallel
+    /// (removing 1000 ports with 100k entries is not 1000 passes and 1000 serial RCU waits).
+    fn release_many(&mut self, ifindexes: &[u32]) {
+        if ifindexes.is_empty() {
+            return;
+        }
+        self.fp.detach_many(ifindexes);
+        for ifindex in ifindexes {
+            self.counted.remove(ifindex);
+            self.confs.remove(ifindex);
+        }
+        let gone: std::collections::HashSet<u32> = ifindexes.iter().copied().collect();
+        let ops = self.mirror.retain(|_, v| !gone.contains(&v.ifindex));
+        self.apply(ops);
+    }
+
+    /// Writes the program's config for the port of bridge `bridge` with VLAN rules `vlan` and
+    /// device `ifindex`, when it changed (adding 1000 ports one by one stays linear).
+    /// A port whose port security checks layer 3 (ARP, IP, ND, DHCP, RA) is never fast-pathed:
+    /// the program decides by MAC pair alone.
+    pub fn configure(&mut self, bridge: &str, spec: &switch::PortSpec, ifindex: u32) {
+        let flags = if spec.security.checks_l3() { PORT_SLOW } else { 0 };
+        let conf = PortConf::new(self.bridge_id(bridge), &spec.vlan, flags);
+        if self.confs.get(&ifindex) == Some(&conf) {
+            return;
+        }
+        match self.fp.set_port(ifindex, &conf) {
+            Ok(()) => {
+                self.confs.insert(ifindex, conf);
+            }
+            Err(e) => warn!(ifindex, "fast path: {e}"),
+        }
+        self.counted.entry(ifindex).or_insert_with(|| self.fp.counters(ifindex));
+    }
+
+    /// After any change of ports: every served port's config written, programs on devices no
+    /// port has any more detached, and entries the pipeline no longer backs removed.
+    pub fn sync(&mut self, bridges: &[BridgeRt], now: u64) {
+        let live: HashMap<u32, (&str, &switch::PortSpec)> = bridges
+            .iter()
+            .flat_map(|br| {
+                let ports = br.bridge.ports().iter().zip(&br.kifs);
+                ports.filter_map(|(spec, kif)| Some(((*kif)?, (br.name.as_str(), spec))))
+            })
+            .collect();
+        let gone: Vec<u32> = self.counted.keys().copied().filter(|i| !live.contains_key(i)).collect();
+        self.release_many(&gone);
+        // Entries go before configs change: a port that moved to another bridge must not be
+        // reachable from its old bridge's entries for even one frame after its new config.
+        self.prune(bridges, now);
+        for (ifindex, (bridge, spec)) in live {
+            self.configure(bridge, spec, ifindex);
+        }
+    }
+
+    /// Removes every entry the pipeline's MAC table no longer backs exactly (aged, evicted,
+    /// moved to another port, the port reconfigured or without a fast-path device).
+    fn prune(&mut self, bridges: &[BridgeRt], now: u64) {
+        let by_id: HashMap<u32, &BridgeRt> =
+            bridges.iter().filter_map(|b| Some((*self.bridge_ids.get(&b.name)?, b))).collect();
+        let ops = self.mirror.retain(|k, v| {
+            let Some(br) = by_id.get(&k.bridge) else { return false };
+            let Some(slot) = br.bridge.lookup_slot(k.vlan, MacAddr(k.mac), now) else { return false };
+            let spec = &br.bridge.ports()[slot];
+            br.kifs.get(slot).copied().flatten() == Some(v.ifindex)
+                && flow_val(&spec.vlan, k.vlan, v.ifindex).is_some_and(|want| want.vid == v.vid)
+        });
+        self.apply(ops);
+    }
+
+    /// After the pipeline decided `n` frames from `slot` (device `ifindex`): mirror the sources
+    /// it learned there.
+    pub fn observe(&mut self, br: &BridgeRt, slot: usize, ifindex: u32, rx: &RxBatch, n: usize, now: u64) {
+        let Some(&bridge) = self.bridge_ids.get(&br.name) else { return };
+        let vlan = &br.bridge.ports()[slot].vlan;
+        let port = KernelPort { bridge, ifindex, vlan };
+        for i in 0..n {
+            let here = |vlan, mac| br.bridge.lookup_slot(vlan, mac, now) == Some(slot);
+            if let Some(op) = self.mirror.observe(port, rx.frame(i), here) {
+                self.apply([op]);
+            }
+        }
+    }
+
+    /// After the pipeline decided `n` frames from `slot`, a port the fast path does not serve:
+    /// sources that moved here from a served port lose their entries at once.
+    pub fn observe_slow_port(&mut self, br: &BridgeRt, slot: usize, rx: &RxBatch, n: usize) {
+        if self.mirror.is_empty() {
+            return;
+        }
+        let Some(&bridge) = self.bridge_ids.get(&br.name) else { return };
+        let vlan = &br.bridge.ports()[slot].vlan;
+        for i in 0..n {
+            if let Some(op) = self.mirror.moved_off(bridge, vlan, rx.frame(i)) {
+                self.apply([op]);
+            }
+        }
+    }
+
+    /// Once a tick, after [`Fast::refresh_seen`] and aging: what the kernel forwarded goes into
+    /// the ports' counters, and entries for what aged out anyway are removed.
+    pub fn after_aging(&mut self, bridges: &[BridgeRt], now: u64) {
+        self.fold_counters(bridges);
+        self.prune(bridges, now);
+    }
+
+    /// Adds what the kernel forwarded since the last call to the ports' counters, so
+    /// `rvsctl show` and Interface statistics count both paths.
+    pub fn fold_counters(&mut self, bridges: &[BridgeRt]) {
+        for br in bridges {
+            for (spec, kif) in br.bridge.ports().iter().zip(&br.kifs) {
+                let Some(ifindex) = *kif else { continue };
+                let now_c = self.fp.counters(ifindex);
+                let before = self.counted.insert(ifindex, now_c).unwrap_or_default();
+                let d = now_c.since(&before);
+                spec.counters.rx_packets.fetch_add(d.rx_packets, Relaxed);
+                spec.counters.rx_bytes.fetch_add(d.rx_bytes, Relaxed);
+                spec.counters.count_tx(d.tx_packets, d.tx_bytes);
+            }
+        }
+    }
+
+    /// Sources the kernel forwarded since their stamps were last read are refreshed in the MAC
+    /// table; call before aging.
+    pub fn refresh_seen(&mut self, bridges: &mut [BridgeRt], now: u64) {
+        let fp = &self.fp;
+        let slices = stamp_slices(bridges);
+        self.round = self.round.wrapping_add(1);
+        let fresh = self.mirror.seen_since((self.round, slices), |k| fp.flow(k).map(|v| v.seen_ns));
+        let ids: HashMap<u32, usize> = bridges
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((*self.bridge_ids.get(&b.name)?, i)))
+            .collect();
+        for (k, v) in fresh {
+            let Some(br) = ids.get(&k.bridge).map(|i| &mut bridges[*i]) else { continue };
+            if let Some(slot) = br.kifs.iter().position(|kif| *kif == Some(v.ifindex)) {
+                br.bridge.refresh(k.vlan, MacAddr(k.mac), slot, now);
+            }
+        }
+    }
+}
