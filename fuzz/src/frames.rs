@@ -10,8 +10,6 @@
 //! - the bytes: the frame rebuilt from `egress_parts` is byte for byte the ingress frame with
 //!   its tag replaced by the one the egress port's rules call for.
 
-use std::sync::Arc;
-
 use packet::{EthernetHeader, ETHERTYPE_VLAN};
 use switch::{egress_parts, Bridge, BridgeSettings, DropReason, Encap, Output, PortSpec, Verdict};
 
@@ -62,13 +60,8 @@ fn settings(b: u8) -> BridgeSettings {
 fn specs(ports: &[ModelPort]) -> Vec<PortSpec> {
     ports
         .iter()
-        .map(|p| PortSpec {
-            name: p.name.to_string(),
-            vlan: p.port_vlan(),
-            counters: Arc::default(),
-            // Off (and trusted): this target checks the VLAN rules alone.
-            security: Default::default(),
-        })
+        // Port security off (trusted): this target checks the VLAN rules alone.
+        .map(|p| PortSpec::new(p.name, p.port_vlan()))
         .collect()
 }
 

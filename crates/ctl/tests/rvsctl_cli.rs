@@ -81,12 +81,7 @@ fn fake_daemon(n: usize) -> PathBuf {
 /// A real pipeline behind the fake daemon: vnet0 and vnet1 on VLAN 10, trunk0 carrying all.
 fn fake_trace(bridge: &str, in_port: &str, hex: &str) -> Reply {
     use switch::{Bridge, BridgeSettings, PortSpec, PortVlan};
-    let port = |name: &str, vlan| PortSpec {
-        name: name.into(),
-        vlan,
-        counters: Default::default(),
-        security: Default::default(),
-    };
+    let port = |name: &str, vlan| PortSpec::new(name, vlan);
     let br = Bridge::new(
         BridgeSettings::default(),
         vec![

@@ -7,14 +7,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use fastpath::maps::PORT_STANDALONE;
 use fastpath::mirror::{KernelPort, Mirror};
 use fastpath::{FastPath, PortConf, TestRun};
 use packet::{ethernet_frame, FrameSpec, MacAddr, VlanTag};
 use proptest::prelude::*;
-use switch::{Bridge, BridgeSettings, Encap, PortCounters, PortSpec, PortVlan, Verdict, VlanMode};
+use switch::{Bridge, BridgeSettings, Encap, PortSpec, PortVlan, Verdict, VlanMode};
 use testbed::{unique, Veth};
 
 const PORTS: usize = 4;
@@ -91,16 +89,8 @@ impl Rig {
         for k in self.fp.flow_keys() {
             self.fp.remove_flow(&k);
         }
-        let ports: Vec<PortSpec> = vlans
-            .iter()
-            .enumerate()
-            .map(|(i, v)| PortSpec {
-                name: format!("p{i}"),
-                vlan: v.clone(),
-                counters: Arc::new(PortCounters::default()),
-                security: Default::default(),
-            })
-            .collect();
+        let ports: Vec<PortSpec> =
+            vlans.iter().enumerate().map(|(i, v)| PortSpec::new(format!("p{i}"), v.clone())).collect();
         for (i, v) in vlans.iter().enumerate() {
             self.fp.set_port(self.ifindex[i], &PortConf::new(BRIDGE, v, PORT_STANDALONE)).unwrap();
         }

@@ -3,7 +3,6 @@
 //! Run: `cargo bench -p switch`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use packet::{ethernet_frame, ipv4_udp, FrameSpec, MacAddr, VlanTag};
@@ -23,7 +22,7 @@ fn frame(dst: MacAddr, src: MacAddr, vid: Option<u16>) -> Vec<u8> {
 }
 
 fn port(name: &str, vlan: PortVlan) -> PortSpec {
-    PortSpec { name: name.into(), vlan, security: Default::default(), counters: Arc::default() }
+    PortSpec::new(name, vlan)
 }
 
 /// Stations `0..macs` live behind port 0 (access 10); frames come tagged from the trunk (port 2)

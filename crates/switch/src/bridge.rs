@@ -30,6 +30,14 @@ pub struct PortSpec {
     pub counters: Arc<PortCounters>,
 }
 
+impl PortSpec {
+    /// A port with fresh counters and port security off (trusted): what every port was before
+    /// port security, and what uplinks and tests that check the VLAN rules alone want.
+    pub fn new(name: impl Into<String>, vlan: PortVlan) -> PortSpec {
+        PortSpec { name: name.into(), vlan, security: PortSecurity::default(), counters: Arc::default() }
+    }
+}
+
 /// How a frame leaves a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encap {

@@ -1,14 +1,12 @@
 //! The pipeline end to end on crafted frames: VLAN rules, learning, flooding scope, hairpin.
 
-use std::sync::Arc;
-
 use packet::{ethernet_frame, FrameSpec, MacAddr, VlanTag};
 use switch::{
     egress_parts, Bridge, BridgeSettings, DropReason, Encap, Output, PortSpec, PortVlan, Verdict, VlanMode,
 };
 
 fn port(name: &str, vlan: PortVlan) -> PortSpec {
-    PortSpec { name: name.into(), vlan, security: Default::default(), counters: Arc::default() }
+    PortSpec::new(name, vlan)
 }
 
 fn mac(n: u8) -> MacAddr {

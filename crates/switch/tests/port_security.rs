@@ -2,7 +2,6 @@
 //! addresses), B on VLAN 20, a trunk T (not a VM port: unchecked, trusted).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use packet::{arp, dhcp, icmpv6, ipv6::eui64_link_local, MacAddr, ETHERTYPE_QINQ};
 use switch::{
@@ -28,7 +27,7 @@ fn v6(s: &str) -> Ipv6Addr {
 }
 
 fn port(name: &str, vlan: PortVlan, security: PortSecurity) -> PortSpec {
-    PortSpec { name: name.into(), vlan, security, counters: Arc::default() }
+    PortSpec { security, ..PortSpec::new(name, vlan) }
 }
 
 fn with_ips(mut s: PortSecurity, ips: &str) -> PortSecurity {

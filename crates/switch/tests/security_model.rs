@@ -4,7 +4,6 @@
 //! its EUI-64 link-local; A may or may not have configured addresses and a snooped lease.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use packet::{dhcp, ipv6::eui64_link_local, MacAddr};
 use proptest::prelude::*;
@@ -184,8 +183,7 @@ fn bridge(c: &Case) -> Bridge {
     }
     let mut cs = PortSecurity::vm(C);
     cs.ips = parse_allowed_ips("198.18.0.3,2001:db8::3").unwrap();
-    let port =
-        |name: &str, vlan, security| PortSpec { name: name.into(), vlan, security, counters: Arc::default() };
+    let port = |name: &str, vlan, security| PortSpec { security, ..PortSpec::new(name, vlan) };
     let mut br = Bridge::new(
         BridgeSettings::default(),
         vec![

@@ -1,7 +1,5 @@
 //! `Bridge::trace`: it says what `process` does, and it changes nothing.
 
-use std::sync::Arc;
-
 use packet::{ethernet_frame, FrameSpec, MacAddr, VlanTag};
 use proptest::prelude::*;
 use switch::{
@@ -10,7 +8,7 @@ use switch::{
 };
 
 fn port(name: &str, vlan: PortVlan) -> PortSpec {
-    PortSpec { name: name.into(), vlan, counters: Arc::default(), security: Default::default() }
+    PortSpec::new(name, vlan)
 }
 
 fn mac(n: u8) -> MacAddr {

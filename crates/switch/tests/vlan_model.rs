@@ -6,7 +6,6 @@
 //! the bytes on the wire carry the VLAN the model expects.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr, VlanTag};
 use proptest::prelude::*;
@@ -216,7 +215,7 @@ proptest! {
         let specs = cfgs
             .iter()
             .enumerate()
-            .map(|(i, c)| PortSpec { name: format!("p{i}"), vlan: c.port_vlan(), security: Default::default(), counters: Arc::default() })
+            .map(|(i, c)| PortSpec::new(format!("p{i}"), c.port_vlan()))
             .collect();
         let mut br = Bridge::new(BridgeSettings::default(), specs);
         let mut model = Model { ports: cfgs.clone(), fdb: HashMap::new() };

@@ -81,15 +81,7 @@ impl Rig {
     fn port(&mut self, name: &str, vlan: u16) -> TopologyPort {
         let link = self.links.entry(name.to_string()).or_default().clone();
         let counters = self.counters.entry(name.to_string()).or_default().clone();
-        TopologyPort {
-            spec: PortSpec {
-                name: name.to_string(),
-                vlan: PortVlan::access(vlan),
-                security: Default::default(),
-                counters,
-            },
-            link,
-        }
+        TopologyPort { spec: PortSpec { counters, ..PortSpec::new(name, PortVlan::access(vlan)) }, link }
     }
 
     /// Hands a new memory device for `port` to the loop; returns the test's handle on it.
