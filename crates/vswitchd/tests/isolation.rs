@@ -6,18 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon, Vm};
-use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr, VlanTag};
-use testbed::{frame_capture, require_root, send_frame, wait_until};
+use packet::{EthernetHeader, MacAddr, VlanTag};
+use testbed::{frame_capture, marked_frame, require_root, send_frame, wait_until, ETHERTYPE_TEST};
 
 /// Builds a frame from `src` carrying `marker` so captures can tell test frames apart.
 fn marked(dst: MacAddr, src: MacAddr, vid: Option<u16>, marker: u32) -> Vec<u8> {
-    let mut buf = vec![0u8; 128];
-    let mut payload = [0u8; 46];
-    payload[..4].copy_from_slice(&marker.to_be_bytes());
-    let spec = FrameSpec { dst, src, vlan: vid.map(|v| VlanTag::vid(v).unwrap()), ethertype: 0x88b5 };
-    let n = ethernet_frame(&mut buf, &spec, &payload).unwrap();
-    buf.truncate(n);
-    buf
+    marked_frame(src, dst, vid.map(|v| VlanTag::vid(v).unwrap()), marker)
 }
 
 /// Every frame that (a) has one of `macs` as source, or (b) carries a test marker.
@@ -25,7 +19,9 @@ fn foreign(frames: &[Vec<u8>], macs: &[MacAddr]) -> Vec<String> {
     frames
         .iter()
         .filter_map(|f| EthernetHeader::parse(f).ok().map(|h| (h, f)))
-        .filter(|(h, f)| macs.contains(&h.src) || (h.ethertype == 0x88b5 && f.len() >= h.payload_offset + 4))
+        .filter(|(h, f)| {
+            macs.contains(&h.src) || (h.ethertype == ETHERTYPE_TEST && f.len() >= h.payload_offset + 4)
+        })
         .map(|(h, _)| format!("{} → {} vlan {:?} type {:#06x}", h.src, h.dst, h.vlan, h.ethertype))
         .collect()
 }

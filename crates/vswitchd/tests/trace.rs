@@ -11,28 +11,17 @@ use common::{bridge_config, wait_ports_up, Daemon, Launch, Vm};
 use ctl::client;
 use ctl::flow::to_hex;
 use ctl::protocol::{Request, Trace};
-use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr, VlanTag};
-use testbed::{frame_capture, require_program, require_root, send_frame};
+use packet::{MacAddr, VlanTag};
+use testbed::{frame_capture, marked_frame, markers_in, require_program, require_root, send_frame};
 
 const BRIDGE: &str = "br-tr";
 
 fn marked(dst: MacAddr, src: MacAddr, vid: Option<u16>, marker: u32) -> Vec<u8> {
-    let mut buf = vec![0u8; 128];
-    let mut payload = [0u8; 46];
-    payload[..4].copy_from_slice(&marker.to_be_bytes());
-    let spec = FrameSpec { dst, src, vlan: vid.map(|v| VlanTag::vid(v).unwrap()), ethertype: 0x88b5 };
-    let n = ethernet_frame(&mut buf, &spec, &payload).unwrap();
-    buf.truncate(n);
-    buf
+    marked_frame(src, dst, vid.map(|v| VlanTag::vid(v).unwrap()), marker)
 }
 
 fn carries(frames: &[Vec<u8>], marker: u32) -> bool {
-    frames.iter().any(|f| {
-        EthernetHeader::parse(f).is_ok_and(|h| {
-            h.ethertype == 0x88b5
-                && f.get(h.payload_offset..h.payload_offset + 4) == Some(&marker.to_be_bytes())
-        })
-    })
+    markers_in(frames).iter().any(|(m, _)| *m == marker)
 }
 
 fn trace(d: &Daemon, from: &Vm, frame: &[u8]) -> Trace {
