@@ -18,14 +18,10 @@ fn have_ovs() -> bool {
     let ok = ["ovsdb-server", "ovsdb-tool", "ovs-vsctl"]
         .iter()
         .all(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Open vSwitch tools missing (.ci/run installs openvswitch-switch)"
-        );
-        eprintln!("SKIP: ovsdb-server/ovsdb-tool/ovs-vsctl not installed");
-    }
-    ok
+    ok || testbed::skip(
+        "zones against Debian's ovsdb-server",
+        "ovsdb-server/ovsdb-tool/ovs-vsctl not installed (.ci/run installs openvswitch-switch)",
+    )
 }
 
 impl OvsdbServer {

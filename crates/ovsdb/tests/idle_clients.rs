@@ -54,8 +54,7 @@ fn ovs_vsctl_is_served_beside_3000_idle_and_500_half_sent_clients() {
     let have = testbed::raise_nofile();
     if have < need {
         let why = format!("open-file limit {have} < {need}: raise the hard limit (ulimit -Hn)");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why} (CI=true)");
-        eprintln!("SKIP: {why}");
+        testbed::skip("ovs_vsctl_is_served_beside_3000_idle_and_500_half_sent_clients", &why);
         return;
     }
     // A probe longer than the test, so the idle clients stay; a short stall bound for the others.

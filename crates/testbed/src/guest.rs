@@ -31,6 +31,18 @@ pub fn vm_assets() -> Option<PathBuf> {
     ok.then_some(dir)
 }
 
+/// [`vm_assets`] for `test`, or a [`crate::skip`] (a failure under CI) naming what is missing.
+pub fn require_vm_assets(test: &str) -> Option<PathBuf> {
+    let assets = vm_assets();
+    if assets.is_none() {
+        crate::skip(
+            test,
+            "set RVSWITCH_VM_ASSETS (scripts/vm-assets.sh) and install qemu-system-x86, busybox-static",
+        );
+    }
+    assets
+}
+
 /// A complete `/init`: mounts, busybox applets, virtio-net loaded, `lo` up; then `body`.
 /// `body` should end the guest (`poweroff -f`), or the kernel panics when /init exits.
 pub fn guest_init(body: &str) -> String {

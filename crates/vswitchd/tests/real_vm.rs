@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{bridge_config, Daemon, Vm};
-use testbed::{boot_guest, build_initramfs, guest_init, require_root, unique, vm_assets, wait_until};
+use testbed::{boot_guest, build_initramfs, guest_init, require_root, unique, wait_until};
 
 /// The guest's /init: configure, ping, download, report on the console, power off.
 fn init_script(peer_ip: &str) -> String {
@@ -27,11 +27,7 @@ fn qemu_guest_on_its_own_tap_is_switched() {
     if !require_root("qemu_guest_on_its_own_tap_is_switched") {
         return;
     }
-    let Some(assets) = vm_assets() else {
-        testbed::skip(
-            "qemu_guest_on_its_own_tap_is_switched",
-            "set RVSWITCH_VM_ASSETS (scripts/vm-assets.sh) and install qemu-system-x86, busybox-static",
-        );
+    let Some(assets) = testbed::require_vm_assets("qemu_guest_on_its_own_tap_is_switched") else {
         return;
     };
     let peer = Vm::new(1);

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{bridge_config, have_ovs_vsctl, Daemon, Vm};
-use testbed::{boot_guest, build_initramfs, guest_init, require_root, unique, vm_assets, wait_until};
+use testbed::{boot_guest, build_initramfs, guest_init, require_root, unique, wait_until};
 
 const GUEST_MAC: &str = "52:54:00:12:34:57";
 
@@ -35,11 +35,7 @@ fn guest_changing_its_mac_is_cut_off_until_it_changes_back() {
     if !require_root("guest_changing_its_mac") || !have_ovs_vsctl() {
         return;
     }
-    let Some(assets) = vm_assets() else {
-        testbed::skip(
-            "guest_changing_its_mac",
-            "set RVSWITCH_VM_ASSETS (scripts/vm-assets.sh) and install qemu-system-x86, busybox-static",
-        );
+    let Some(assets) = testbed::require_vm_assets("guest_changing_its_mac") else {
         return;
     };
     let peer = Vm::new(1);
