@@ -134,7 +134,7 @@ impl Daemon {
     /// Kills the daemon with SIGKILL (no cleanup on its side) and waits for it to be gone.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            send_signal(c.pid(), libc::SIGKILL);
+            testbed::signal_pid(c.pid(), libc::SIGKILL);
             let _ = c.child_mut().wait();
         }
     }
@@ -237,7 +237,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: libc::c_int) {
-        send_signal(self.pid(), sig);
+        testbed::signal_pid(self.pid(), sig);
     }
 
     /// SIGTERM and wait (bounded) for a clean exit; returns whether it exited with status 0.
@@ -248,7 +248,7 @@ impl Daemon {
     /// SIGTERM, then waits up to `limit` for the process to end; its exit status if it did. The
     /// directory (and what the daemon left in it) stays until drop.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        send_signal(self.child.as_ref()?.pid(), libc::SIGTERM);
+        testbed::signal_pid(self.child.as_ref()?.pid(), libc::SIGTERM);
         self.wait_exit(limit)
     }
 
@@ -271,23 +271,13 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            send_signal(c.pid(), libc::SIGTERM);
+            testbed::signal_pid(c.pid(), libc::SIGTERM);
             wait_until(Duration::from_secs(5), || c.child_mut().try_wait().ok().flatten().is_some());
             if std::thread::panicking() {
                 eprintln!("--- rvswitchd log ---\n{}", self.log());
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// kill(2) for a PID this test started; never for 0 or negative values (process groups).
-fn send_signal(pid: u32, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        if pid > 0 {
-            // SAFETY: plain kill(2) on a positive PID of a child we started.
-            unsafe { libc::kill(pid, sig) };
-        }
     }
 }
 
