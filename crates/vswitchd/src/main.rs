@@ -17,8 +17,9 @@ use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
+use vswitchd::daemon::ReloadError;
 use vswitchd::datapath::{Datapath, DatapathMode, DatapathOptions};
-use vswitchd::db::{ensure_root_row, DbSync};
+use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
 use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::handover;
 use vswitchd::reconcile::Reconciler;
@@ -51,8 +52,18 @@ struct Args {
     #[arg(long, default_value = "/var/lib/rvswitch/conf.db")]
     db_file: PathBuf,
     /// Also serve OVSDB on TCP (e.g. 127.0.0.1:6640). Off by default.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "db")]
     db_tcp: Option<SocketAddr>,
+    /// Use an existing ovsdb-server instead of the embedded one, as ovs-vswitchd does:
+    /// `unix:PATH` or `tcp:HOST:PORT`, several comma-separated for a Raft cluster (the leader is
+    /// followed). --db-socket and --db-file are then unused.
+    #[arg(long, value_delimiter = ',', value_parser = parse_remote)]
+    db: Vec<String>,
+    /// This host's name in a database shared by several hosts: it applies only the Bridges whose
+    /// `external_ids:rvswitch-system-id` is this (see the README). Default: the root row's
+    /// `external_ids:system-id`, i.e. a database of its own.
+    #[arg(long)]
+    system_id: Option<String>,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log: String,
@@ -98,6 +109,10 @@ struct Args {
 #[derive(Debug, thiserror::Error)]
 #[error("{0:?} is not an octal mode")]
 struct BadMode(String);
+
+fn parse_remote(s: &str) -> Result<String, ovsdb::client::ClientError> {
+    s.parse::<ovsdb::client::Remote>().map(|r| r.to_string())
+}
 
 fn parse_mode(s: &str) -> Result<u32, BadMode> {
     u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o777).ok_or_else(|| BadMode(s.to_string()))
@@ -176,25 +191,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     for dir in [args.db_file.parent(), args.db_socket.parent()].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let schema = SchemaSource::Vswitch.load().map_err(|e| anyhow::anyhow!("loading the schema: {e}"))?;
-    let database = Database::open(schema, &args.db_file)
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.db_file.display()))?;
-    // Clients may connect the instant the socket exists; the root row must be there by then.
-    ensure_root_row(&database)?;
-    // After an in-place upgrade the previous image's listener is still bound: clients that
-    // connected meanwhile wait in its backlog.
-    let server = match handover::inherited(handover::DB_LISTENER) {
-        Some(l) => Server::start_with_listener(database, &args.db_socket, l, args.db_tcp, Default::default()),
-        None => Server::start_with_database(
-            database,
-            &args.db_socket,
-            args.db_socket_mode,
-            args.db_tcp,
-            Default::default(),
-        ),
-    }
-    .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
-    let (db, notes) = DbSync::new(server.database())?;
+    let (server, db, notes) = open_database(&args)?;
     let datapath = Datapath::spawn_with(DatapathOptions {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
@@ -208,8 +205,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
-    lock(&shared).reload()?;
-    lock(&shared).drop_unclaimed_kept();
+    match lock(&shared).reload() {
+        Ok(_) => lock(&shared).drop_unclaimed_kept(),
+        // A remote database that does not answer yet: forwarding starts empty (or on the
+        // devices kept from before) and the first contents are applied when they arrive.
+        Err(ReloadError::Db(e @ (DbError::NotLoaded | DbError::Disconnected))) => {
+            warn!("{e}; the configuration is applied once the database answers")
+        }
+        Err(e) => return Err(e.into()),
+    }
     let socket = control::serve(
         &args.control_socket,
         shared.clone(),
@@ -217,7 +221,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let appctl = serve_unixctl(&args, &shared)?;
     // Shared with the metrics endpoint, which counts its clients; taken back for the shutdown.
-    let server = Arc::new(Mutex::new(Some(server)));
+    let server = Arc::new(Mutex::new(server));
     serve_metrics(&args, &shared, &server)?;
     info!(control = %socket.path.display(), db = %args.db_socket.display(), "rvswitchd running");
     let control_beat = Heartbeat::new();
@@ -307,6 +311,43 @@ fn run(args: Args) -> anyhow::Result<()> {
     pass.push(handover::pass_on(handover::CONTROL_LISTENER, socket.hand_over())?);
     lock(&shared).shutdown(true);
     Err(reexec(pass))
+}
+
+/// The database: the embedded server (and our session with it), or with `--db` the connection
+/// to an existing ovsdb-server.
+fn open_database(
+    args: &Args,
+) -> anyhow::Result<(Option<ServerHandle>, DbSync, std::sync::mpsc::Receiver<serde_json::Value>)> {
+    if !args.db.is_empty() {
+        let opts = RemoteOptions {
+            remotes: args.db.clone(),
+            lock: lock_name(args.system_id.as_deref()),
+            root_system_id: args.system_id.is_none().then(|| uuid::Uuid::new_v4().to_string()),
+        };
+        info!(remotes = args.db.join(","), "using an existing database; no embedded server");
+        let (db, notes) = DbSync::remote(opts, Scope::new(args.system_id.clone()))?;
+        return Ok((None, db, notes));
+    }
+    let schema = SchemaSource::Vswitch.load().map_err(|e| anyhow::anyhow!("loading the schema: {e}"))?;
+    let database = Database::open(schema, &args.db_file)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.db_file.display()))?;
+    // Clients may connect the instant the socket exists; the root row must be there by then.
+    ensure_root_row(&database)?;
+    // After an in-place upgrade the previous image's listener is still bound: clients that
+    // connected meanwhile wait in its backlog.
+    let server = match handover::inherited(handover::DB_LISTENER) {
+        Some(l) => Server::start_with_listener(database, &args.db_socket, l, args.db_tcp, Default::default()),
+        None => Server::start_with_database(
+            database,
+            &args.db_socket,
+            args.db_socket_mode,
+            args.db_tcp,
+            Default::default(),
+        ),
+    }
+    .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
+    let (db, notes) = DbSync::new(server.database())?;
+    Ok((Some(server), db, notes))
 }
 
 /// Starts the metrics endpoint if `--metrics` asks for one.

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
+use super::scope::Scope;
 use super::security::security_of;
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
@@ -84,15 +85,20 @@ fn settings_of(b: &BridgeRow) -> BridgeSettings {
     s
 }
 
-/// Builds the desired state from a snapshot.
+/// Builds the desired state from a snapshot (a database of this host's own).
 pub fn plan(s: &Snapshot) -> Plan {
+    plan_scoped(s, &Scope::default())
+}
+
+/// Builds the desired state from the bridges of `s` that `scope` says are this host's.
+pub fn plan_scoped(s: &Snapshot, scope: &Scope) -> Plan {
     let mut plan = Plan::default();
     let mut used_ports = HashSet::new();
     let mut reject = |iface_uuid: &str, error: String| {
         plan.rejected.push(Rejected { iface_uuid: iface_uuid.to_string(), error });
     };
     let mut bridges = Vec::new();
-    for b in s.active_bridges() {
+    for b in s.active_bridges().into_iter().filter(|b| scope.owns(s, b)) {
         if check_ifname(&b.name).is_err() {
             for p in b.ports.iter().filter_map(|u| s.ports.get(u)) {
                 for i in &p.interfaces {
