@@ -205,11 +205,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
-    match lock(&shared).reload() {
+    // Bound first: a guard in the match scrutinee would live through the arms.
+    let first = lock(&shared).reload();
+    match first {
         Ok(_) => lock(&shared).drop_unclaimed_kept(),
         // A remote database that does not answer yet: forwarding starts empty (or on the
         // devices kept from before) and the first contents are applied when they arrive.
-        Err(ReloadError::Db(e @ (DbError::NotLoaded | DbError::Disconnected))) => {
+        Err(ReloadError::Db(e @ (DbError::NotLoaded | DbError::Disconnected | DbError::LockHeld))) => {
             warn!("{e}; the configuration is applied once the database answers")
         }
         Err(e) => return Err(e.into()),

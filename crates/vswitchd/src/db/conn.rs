@@ -20,6 +20,9 @@ pub trait DbConn: Send {
     fn epoch(&self) -> u64;
     /// The lock this connection holds (status writes assert it).
     fn lock_name(&self) -> &str;
+    /// Whether the lock is ours now. Without it another daemon configures these bridges, so
+    /// nothing is applied or written (as ovs-vswitchd waits for its lock).
+    fn has_lock(&self) -> bool;
 }
 
 /// The embedded database, through an in-process session.
@@ -46,5 +49,9 @@ impl DbConn for LocalDb {
 
     fn lock_name(&self) -> &str {
         LOCK
+    }
+
+    fn has_lock(&self) -> bool {
+        true // DbSync::new refuses to start without it
     }
 }

@@ -142,6 +142,9 @@ impl DbSync {
 
     /// Reads the configuration, makes the datapath match it and writes status back.
     pub fn sync(&mut self, rec: &mut Reconciler) -> Result<Vec<String>, DbError> {
+        if !self.conn.has_lock() {
+            return Err(DbError::LockHeld);
+        }
         self.snapshot = self.conn.snapshot()?;
         self.plan = plan_scoped(&self.snapshot, &self.scope);
         for r in &self.plan.rejected {
@@ -166,6 +169,9 @@ impl DbSync {
     /// Writes the status columns that changed (statistics when due) and, once the configuration
     /// read last is live, `cur_cfg`. What to write is decided by [`status_ops`].
     pub fn write_status(&mut self, rec: &Reconciler) {
+        if !self.conn.has_lock() {
+            return;
+        }
         if self.conn.epoch() != self.epoch {
             // A new session: write everything again (the server may not have our last writes).
             self.epoch = self.conn.epoch();

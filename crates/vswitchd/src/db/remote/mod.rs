@@ -51,6 +51,8 @@ struct Shared {
     /// `None` until a first monitor reply arrived.
     replica: Option<Replica>,
     epoch: u64,
+    /// Whether the current session holds the lock.
+    locked: bool,
 }
 
 struct Request {
@@ -109,6 +111,10 @@ impl DbConn for RemoteDb {
     fn lock_name(&self) -> &str {
         &self.lock
     }
+
+    fn has_lock(&self) -> bool {
+        lock(&self.shared).locked
+    }
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -127,7 +133,9 @@ fn run(opts: &RemoteOptions, shared: &Arc<Mutex<Shared>>, inbox: &Receiver<Reque
                 backoff.connected();
                 info!(remote, "connected to the database");
                 let _ = wake.send(Value::Null);
-                match session.serve(shared, inbox, wake, &mut last_txn) {
+                let end = session.serve(shared, inbox, wake, &mut last_txn);
+                lock(shared).locked = false;
+                match end {
                     session::End::Handle => return,
                     session::End::Lost(e) => warn!(remote, "database session ended: {e}"),
                 }

@@ -74,9 +74,11 @@ impl Session {
         }
         let schema = s.schema()?;
         s.prepare_root(opts);
-        if !s.client.call("lock", json!([opts.lock]))?["locked"].as_bool().unwrap_or(false) {
+        let locked = s.client.call("lock", json!([opts.lock]))?["locked"].as_bool().unwrap_or(false);
+        if !locked {
             info!(lock = opts.lock, "lock held by another client; waiting for it");
         }
+        lock(shared).locked = locked;
         let cols = json!({"Database": {"columns": ["name", "model", "connected", "leader"]}});
         s.client.call("monitor", json!(["_Server", SERVER_MONITOR, cols]))?;
         s.monitor(schema, shared, last_txn)?;
@@ -214,8 +216,15 @@ impl Session {
                     other => return Err(SessionError::NotUsable(other)),
                 }
             }
-            Some("locked") => info!("lock acquired"),
-            Some("stolen") => warn!("lock stolen by another client"),
+            Some("locked") => {
+                info!("lock acquired");
+                lock(shared).locked = true;
+                let _ = wake.send(Value::Null);
+            }
+            Some("stolen") => {
+                warn!("lock stolen by another client");
+                lock(shared).locked = false;
+            }
             other => debug!(?other, "notification ignored"),
         }
         Ok(())
