@@ -133,7 +133,7 @@ impl DbSync {
     /// Writes `desired` (from a config file) into the database as one transaction.
     pub fn seed(&mut self, desired: &DesiredState, source: &str) -> Result<(), DbError> {
         let snap = self.conn.snapshot()?;
-        let reply = self.conn.transact(seed_ops(&snap, desired, source))?;
+        let reply = self.conn.transact(seed_ops(&snap, desired, source, &self.scope))?;
         match txn_errors(&reply) {
             Some(e) => Err(DbError::ConfigRefused(e)),
             None => Ok(()),
@@ -237,7 +237,7 @@ mod tests {
         for round in 0..2 {
             // The second round seeds over existing rows (updates instead of inserts).
             let snap = Snapshot::read(&session).unwrap();
-            let reply = session.transact(seed_ops(&snap, &file, "example"));
+            let reply = session.transact(seed_ops(&snap, &file, "example", &Scope::default()));
             assert_eq!(txn_errors(&reply), None, "round {round}: {reply}");
             let snap = Snapshot::read(&session).unwrap();
             let planned = plan(&snap);
@@ -248,10 +248,47 @@ mod tests {
         let mut smaller = file.clone();
         smaller.bridges.retain(|b| b.name != "br-internet");
         let snap = Snapshot::read(&session).unwrap();
-        assert_eq!(txn_errors(&session.transact(seed_ops(&snap, &smaller, "example"))), None);
+        assert_eq!(
+            txn_errors(&session.transact(seed_ops(&snap, &smaller, "example", &Scope::default()))),
+            None
+        );
         let names: Vec<String> =
             plan(&Snapshot::read(&session).unwrap()).desired.bridges.into_iter().map(|b| b.name).collect();
         assert_eq!(names, vec!["br-intranet".to_string()]);
+    }
+
+    /// Two hosts seed their own config files (same path) into one shared database: each marks
+    /// its bridges, neither removes the other's, and each plans only its own.
+    #[test]
+    fn hosts_sharing_a_database_seed_and_plan_only_their_own_bridges() {
+        let db = Database::in_memory(DatabaseSchema::parse_str(ovsdb::VSWITCH_SCHEMA).unwrap());
+        let session = db.session();
+        let file = crate::config::parse(include_str!("../../../../examples/rvswitch.toml"), "f").unwrap();
+        let (a, b) = (Scope::new(Some("host-a".into())), Scope::new(Some("host-b".into())));
+        let mut only = |name: &str, scope: &Scope| {
+            let mut f = file.clone();
+            f.bridges.retain(|br| br.name == name);
+            let snap = Snapshot::read(&session).unwrap();
+            let reply = session.transact(seed_ops(&snap, &f, "/etc/rvswitch.toml", scope));
+            assert_eq!(txn_errors(&reply), None, "{reply}");
+        };
+        only("br-intranet", &a);
+        only("br-internet", &b);
+        only("br-intranet", &a); // a reload of host-a's file: host-b's bridge stays
+        let snap = Snapshot::read(&session).unwrap();
+        assert_eq!(snap.active_bridges().len(), 2);
+        let names = |scope: &Scope| -> Vec<String> {
+            plan_scoped(&snap, scope).desired.bridges.into_iter().map(|b| b.name).collect()
+        };
+        assert_eq!(names(&a), vec!["br-intranet".to_string()]);
+        assert_eq!(names(&b), vec!["br-internet".to_string()]);
+        assert!(names(&Scope::new(Some("host-c".into()))).is_empty());
+    }
+
+    #[test]
+    fn lock_names_are_ovsdb_ids() {
+        assert_eq!(lock_name(None), "ovs_vswitchd");
+        assert_eq!(lock_name(Some("3f2a-b.c")), "ovs_vswitchd_3f2a_b_c");
     }
 
     #[test]
