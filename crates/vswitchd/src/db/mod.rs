@@ -265,7 +265,7 @@ mod tests {
         let session = db.session();
         let file = crate::config::parse(include_str!("../../../../examples/rvswitch.toml"), "f").unwrap();
         let (a, b) = (Scope::new(Some("host-a".into())), Scope::new(Some("host-b".into())));
-        let mut only = |name: &str, scope: &Scope| {
+        let only = |name: &str, scope: &Scope| {
             let mut f = file.clone();
             f.bridges.retain(|br| br.name == name);
             let snap = Snapshot::read(&session).unwrap();
