@@ -114,3 +114,69 @@ fn a_raft_cluster_loses_its_leader_and_rvswitchd_follows_the_new_one() {
     assert!(d.log().contains("resumed=true"), "{}", d.log());
     assert!(d.log().contains("database session ended"), "the leader's loss went unseen\n{}", d.log());
 }
+
+/// One host's share of the test: its daemon, its bridge and three VMs on it.
+struct Host {
+    d: Daemon,
+    br: String,
+    vms: [Vm; 3],
+}
+
+impl Host {
+    /// A daemon named `--system-id` on the cluster, and its bridge marked as its own.
+    fn new(cluster: &Cluster, first_vm: u8) -> Host {
+        let id = unique("host");
+        let d = Daemon::on_database(&cluster.remotes(), &["--system-id", &id]);
+        let br = unique("brh");
+        let vms = [Vm::new(first_vm), Vm::new(first_vm + 1), Vm::new(first_vm + 2)];
+        let key = format!("external_ids:rvswitch-system-id={id}");
+        let all = cluster.remotes();
+        vsctl(&all, &["--no-wait", "add-br", &br, "--", "set", "Bridge", &br, &key]).unwrap();
+        for vm in &vms[..2] {
+            vsctl(&all, &["--no-wait", "add-port", &br, &vm.port, "tag=10"]).unwrap();
+        }
+        Host { d, br, vms }
+    }
+
+    fn bridges(&self) -> Vec<String> {
+        self.d.show().bridges.into_iter().map(|b| b.name).collect()
+    }
+}
+
+/// The full picture: two rvswitchd "hosts" (their own daemons, system-ids and namespaces) on
+/// one 3-member cluster, each applying only its own bridge; the leader dies, a change for each
+/// host goes through the surviving members and both apply theirs; no ping lost on either.
+#[test]
+fn two_hosts_share_a_raft_cluster_and_each_applies_only_its_own_bridge() {
+    let t = "two_hosts_share_a_raft_cluster_and_each_applies_only_its_own_bridge";
+    if !prerequisites(t) {
+        return;
+    }
+    let mut cluster = Cluster::new(3);
+    let hosts = [Host::new(&cluster, 1), Host::new(&cluster, 4)];
+    for h in &hosts {
+        for vm in &h.vms[..2] {
+            assert!(wait_port_up(&h.d, &vm.port), "{} not applied\n{}", vm.port, h.d.log());
+        }
+        assert_eq!(h.bridges(), vec![h.br.clone()], "a host applied another's bridge");
+        assert!(h.vms[0].ping(&h.vms[1], 3), "no traffic on {}\n{}", h.br, h.d.log());
+    }
+    let pings: Vec<BackgroundPing> = hosts.iter().map(|h| counted_ping(&h.vms[0], &h.vms[1], 100)).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let old = cluster.leader().expect("a leader");
+    cluster.members[old].kill();
+    assert!(wait_until(Duration::from_secs(30), || cluster.leader().is_some_and(|l| l != old)));
+    let rest: Vec<String> = (0..3).filter(|i| *i != old).map(|i| cluster.members[i].remote.clone()).collect();
+    for h in &hosts {
+        vsctl(&rest.join(","), &["--no-wait", "add-port", &h.br, &h.vms[2].port, "tag=10"]).unwrap();
+    }
+    for h in &hosts {
+        assert!(wait_port_up(&h.d, &h.vms[2].port), "not applied after the failover\n{}", h.d.log());
+        assert!(h.vms[2].ping(&h.vms[1], 3), "no traffic on the new port of {}", h.br);
+        assert_eq!(h.bridges(), vec![h.br.clone()]);
+    }
+    for (h, p) in hosts.iter().zip(pings) {
+        let r = p.finish();
+        assert_eq!((r.transmitted, r.received), (100, 100), "{}: pings lost over the failover: {r:?}", h.br);
+    }
+}
