@@ -52,12 +52,13 @@ struct Args {
     #[arg(long, default_value = "/var/lib/rvswitch/conf.db")]
     db_file: PathBuf,
     /// Also serve OVSDB on TCP (e.g. 127.0.0.1:6640). Off by default.
-    #[arg(long, conflicts_with = "db")]
+    #[arg(long)]
     db_tcp: Option<SocketAddr>,
     /// Use an existing ovsdb-server instead of the embedded one, as ovs-vswitchd does:
     /// `unix:PATH` or `tcp:HOST:PORT`, several comma-separated for a Raft cluster (the leader is
-    /// followed). --db-socket and --db-file are then unused.
-    #[arg(long, value_delimiter = ',', value_parser = parse_remote)]
+    /// followed). --db-socket and --db-file are then unused; --ovs-compat does not apply (the
+    /// ovsdb-server owns OvS's run directory).
+    #[arg(long, value_delimiter = ',', value_parser = parse_remote, conflicts_with_all = ["db_tcp", "ovs_compat"])]
     db: Vec<String>,
     /// This host's name in a database shared by several hosts: it applies only the Bridges whose
     /// `external_ids:rvswitch-system-id` is this (see the README). Default: the root row's
@@ -225,12 +226,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Shared with the metrics endpoint, which counts its clients; taken back for the shutdown.
     let server = Arc::new(Mutex::new(server));
     serve_metrics(&args, &shared, &server)?;
-    info!(control = %socket.path.display(), db = %args.db_socket.display(), "rvswitchd running");
+    let serving = match args.db.is_empty() {
+        true => format!("serving {}", args.db_socket.display()),
+        false => format!("on the database at {}", args.db.join(",")),
+    };
+    info!(control = %socket.path.display(), "rvswitchd running, {serving}");
     let control_beat = Heartbeat::new();
-    service.ready(
-        &format!("serving {}", args.db_socket.display()),
-        vec![forwarding_beat, control_beat.clone()],
-    )?;
+    service.ready(&serving, vec![forwarding_beat, control_beat.clone()])?;
 
     // The control loop: apply database changes as they are announced; every TICK re-check
     // devices and write status back.
@@ -266,11 +268,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             SIGHUP => match lock(&shared).reload() {
                 Ok(changes) => {
                     info!("reloaded ({} changes)", changes.len());
-                    service.status(&format!(
-                        "serving {}; reloaded ({} changes)",
-                        args.db_socket.display(),
-                        changes.len()
-                    ));
+                    service.status(&format!("{serving}; reloaded ({} changes)", changes.len()));
                 }
                 Err(e) => warn!("reload refused, running config kept: {e}"),
             },

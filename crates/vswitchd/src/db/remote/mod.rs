@@ -53,6 +53,9 @@ struct Shared {
     epoch: u64,
     /// Whether the current session holds the lock.
     locked: bool,
+    /// Whether a session is serving requests now (else they are refused without waiting, so a
+    /// slow connection attempt never holds up the caller).
+    serving: bool,
 }
 
 struct Request {
@@ -83,6 +86,9 @@ impl RemoteDb {
     }
 
     fn call(&self, ops: Value) -> Result<Value, DbError> {
+        if !lock(&self.shared).serving {
+            return Err(DbError::Disconnected);
+        }
         let (reply, answer) = mpsc::sync_channel(1);
         self.requests.send(Request { ops, reply }).map_err(|_| DbError::Disconnected)?;
         answer.recv_timeout(TXN_WAIT).map_err(|_| DbError::Disconnected)?
@@ -131,10 +137,13 @@ fn run(opts: &RemoteOptions, shared: &Arc<Mutex<Shared>>, inbox: &Receiver<Reque
         match Session::open(remote, opts, shared, &mut last_txn) {
             Ok(mut session) => {
                 backoff.connected();
+                lock(shared).serving = true;
                 info!(remote, "connected to the database");
                 let _ = wake.send(Value::Null);
                 let end = session.serve(shared, inbox, wake, &mut last_txn);
-                lock(shared).locked = false;
+                let mut state = lock(shared);
+                (state.locked, state.serving) = (false, false);
+                drop(state);
                 match end {
                     session::End::Handle => return,
                     session::End::Lost(e) => warn!(remote, "database session ended: {e}"),
