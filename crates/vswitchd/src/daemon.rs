@@ -27,11 +27,14 @@ pub struct Daemon {
     rec: Reconciler,
     db: DbSync,
     config_path: Option<PathBuf>,
+    /// The first reload could not reach the database (a remote one not answering yet): it is
+    /// done, with the first-start clean-up, once the database has sent its contents.
+    first_reload_pending: bool,
 }
 
 impl Daemon {
     pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>) -> Daemon {
-        Daemon { rec, db, config_path }
+        Daemon { rec, db, config_path, first_reload_pending: false }
     }
 
     /// Reads the config file (if any) into the database, then applies the database. A bad file
@@ -44,8 +47,24 @@ impl Daemon {
         Ok(self.db.sync(&mut self.rec)?)
     }
 
+    /// The first reload failed for want of a database; [`Daemon::sync`] does it later.
+    pub fn defer_first_reload(&mut self) {
+        self.first_reload_pending = true;
+    }
+
     /// Applies the database's current configuration (after a change notification).
     pub fn sync(&mut self) {
+        if self.first_reload_pending {
+            match self.reload() {
+                Ok(changes) => {
+                    info!("database reached: applied ({} changes)", changes.len());
+                    self.first_reload_pending = false;
+                    self.drop_unclaimed_kept();
+                }
+                Err(e) => warn!("cannot apply the database yet: {e}"),
+            }
+            return;
+        }
         match self.db.sync(&mut self.rec) {
             Ok(changes) if !changes.is_empty() => {
                 info!("applied {} change(s) from the database", changes.len())

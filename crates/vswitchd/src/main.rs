@@ -213,7 +213,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         // A remote database that does not answer yet: forwarding starts empty (or on the
         // devices kept from before) and the first contents are applied when they arrive.
         Err(ReloadError::Db(e @ (DbError::NotLoaded | DbError::Disconnected | DbError::LockHeld))) => {
-            warn!("{e}; the configuration is applied once the database answers")
+            warn!("{e}; the configuration is applied once the database answers");
+            lock(&shared).defer_first_reload();
         }
         Err(e) => return Err(e.into()),
     }

@@ -180,3 +180,30 @@ fn two_hosts_share_a_raft_cluster_and_each_applies_only_its_own_bridge() {
         assert_eq!((r.transmitted, r.received), (100, 100), "{}: pings lost over the failover: {r:?}", h.br);
     }
 }
+
+/// `--config` with `--db` and no server yet: the daemon starts anyway and seeds the file into
+/// the database once a server answers (then ovs-vsctl sees the file's bridge and its status).
+#[test]
+fn a_config_file_is_seeded_once_the_database_answers() {
+    let t = "a_config_file_is_seeded_once_the_database_answers";
+    if !prerequisites(t) {
+        return;
+    }
+    let mut srv = OvsdbServer::standalone();
+    srv.kill();
+    let (a, b) = (Vm::new(1), Vm::new(2));
+    let br = unique("brc");
+    let config = srv.dir.join("rvswitch.toml");
+    let ports = [(a.port.as_str(), "tag = 10"), (b.port.as_str(), "tag = 10")];
+    std::fs::write(&config, common::bridge_config(&br, &ports)).unwrap();
+    let d = Daemon::on_database(&srv.remote, &["--config", &config.to_string_lossy()]);
+    assert!(d.show().bridges.is_empty(), "a bridge before the database answered");
+    srv.start();
+    assert!(wait_port_up(&d, &a.port) && wait_port_up(&d, &b.port), "not seeded\n{}", d.log());
+    assert!(a.ping(&b, 3), "no traffic on the seeded bridge");
+    let ofport = wait_until(Duration::from_secs(30), || {
+        vsctl(&srv.remote, &["get", "Interface", &a.port, "ofport"])
+            .is_ok_and(|o| o.parse::<i64>().is_ok_and(|n| n > 0))
+    });
+    assert!(ofport, "no status written for the seeded port\n{}", d.log());
+}
