@@ -5,16 +5,19 @@ use std::net::Ipv6Addr;
 use crate::view::{be16, ipv6, need, view};
 use crate::PacketError;
 
-mod field {
+/// Byte ranges of the header (public for in-place rewriting, as in [`crate::ipv4::field`]).
+pub mod field {
     use std::ops::Range;
     pub const VERSION: usize = 0;
     pub const PAYLOAD_LEN: Range<usize> = 4..6;
     pub const NEXT_HEADER: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
     pub const SRC: Range<usize> = 8..24;
     pub const DST: Range<usize> = 24..40;
 }
 
 pub const HEADER_LEN: usize = field::DST.end;
+pub const NEXT_TCP: u8 = 6;
 pub const NEXT_ICMPV6: u8 = 58;
 pub const NEXT_UDP: u8 = 17;
 const HOP_BY_HOP: u8 = 0;

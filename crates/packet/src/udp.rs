@@ -3,11 +3,13 @@
 use crate::view::{be16, need, view};
 use crate::PacketError;
 
-mod field {
+/// Byte ranges of the header (public for in-place rewriting, as in [`crate::ipv4::field`]).
+pub mod field {
     use std::ops::Range;
     pub const SRC_PORT: Range<usize> = 0..2;
     pub const DST_PORT: Range<usize> = 2..4;
     pub const LENGTH: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
 }
 
 pub const HEADER_LEN: usize = 8;
