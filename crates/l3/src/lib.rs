@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod csum;
+pub mod mss;
 pub mod nat;
 
 #[cfg(test)]

@@ -70,8 +70,19 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// An error when the chain is truncated or longer than [`MAX_EXTENSIONS`]: a receiver could
     /// not read it either, and an RA or NA must not hide behind it (RFC 7112, RFC 7113).
     pub fn upper_layer(&self) -> Result<Upper<'_>, PacketError> {
-        let (mut next, mut rest) = (self.next_header(), self.payload());
+        Ok(match self.transport()? {
+            Some((proto, at)) => Upper::Protocol(proto, &self.payload()[at - HEADER_LEN..]),
+            None => Upper::LaterFragment,
+        })
+    }
+
+    /// The transport protocol and the offset of its header from the start of the packet (for
+    /// rewriting in place); `None` for a later fragment. Errors as [`Frame::upper_layer`].
+    pub fn transport(&self) -> Result<Option<(u8, usize)>, PacketError> {
+        let (mut next, rest) = (self.next_header(), self.payload());
+        let mut at = 0;
         for _ in 0..MAX_EXTENSIONS {
+            let rest = &rest[at..];
             let len = match next {
                 HOP_BY_HOP | ROUTING | DEST_OPTIONS => {
                     need(rest, 2)?;
@@ -80,15 +91,15 @@ impl<T: AsRef<[u8]>> Frame<T> {
                 FRAGMENT => {
                     need(rest, 8)?;
                     if be16(rest, 2..4) & 0xfff8 != 0 {
-                        return Ok(Upper::LaterFragment);
+                        return Ok(None);
                     }
                     8
                 }
-                proto => return Ok(Upper::Protocol(proto, rest)),
+                proto => return Ok(Some((proto, HEADER_LEN + at))),
             };
             need(rest, len)?;
             next = rest[0];
-            rest = &rest[len..];
+            at += len;
         }
         Err(PacketError::Malformed("too many IPv6 extension headers"))
     }
@@ -125,6 +136,7 @@ mod tests {
         assert_eq!(ip.src(), "fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(ip.dst(), "ff02::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(ip.upper_layer(), Ok(Upper::Protocol(NEXT_ICMPV6, &[134, 0, 0, 0][..])));
+        assert_eq!(ip.transport(), Ok(Some((NEXT_ICMPV6, 48))));
     }
 
     #[test]
