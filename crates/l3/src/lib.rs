@@ -10,8 +10,10 @@
 #![forbid(unsafe_code)]
 
 pub mod csum;
+pub mod icmp_error;
 pub mod mss;
 pub mod nat;
+pub mod ratelimit;
 
 #[cfg(test)]
 mod testpkt;

@@ -105,6 +105,26 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 }
 
+/// Writes a 40-byte header (traffic class and flow label 0) into `out[..40]`.
+pub fn write_header(
+    out: &mut [u8],
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    next_header: u8,
+    hop_limit: u8,
+    payload_len: usize,
+) -> Result<(), PacketError> {
+    let len = u16::try_from(payload_len).map_err(|_| PacketError::Malformed("IPv6 payload over 65535"))?;
+    let have = out.len();
+    let out = out.get_mut(..HEADER_LEN).ok_or(PacketError::BufferTooSmall { have, need: HEADER_LEN })?;
+    out[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+    out[field::PAYLOAD_LEN].copy_from_slice(&len.to_be_bytes());
+    out[field::NEXT_HEADER] = next_header;
+    out[field::HOP_LIMIT] = hop_limit;
+    out[field::SRC].copy_from_slice(&src.octets());
+    out[field::DST].copy_from_slice(&dst.octets());
+    Ok(())
+}
+
 /// The modified EUI-64 link-local address of `mac` (RFC 4291 appendix A), as SLAAC forms it.
 pub fn eui64_link_local(mac: crate::MacAddr) -> Ipv6Addr {
     let m = mac.0;
