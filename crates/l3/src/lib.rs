@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod csum;
+pub mod dhcp;
 pub mod icmp_error;
 pub mod mss;
 pub mod nat;

@@ -38,9 +38,20 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// The data: up to the length field, or to the end of a truncated buffer.
     pub fn payload(&self) -> &[u8] {
+        &self.as_bytes()[self.payload_range()]
+    }
+
+    fn payload_range(&self) -> std::ops::Range<usize> {
         let b = self.as_bytes();
-        let end = usize::from(be16(b, field::LENGTH)).min(b.len());
-        &b[HEADER_LEN..end]
+        HEADER_LEN..usize::from(be16(b, field::LENGTH)).min(b.len())
+    }
+}
+
+impl<'a> Frame<&'a [u8]> {
+    /// [`Frame::payload`] with the buffer's lifetime, so a parser can return it.
+    pub fn into_payload(self) -> &'a [u8] {
+        let r = self.payload_range();
+        &self.into_inner()[r]
     }
 }
 
