@@ -40,44 +40,10 @@ pub(crate) fn adjust(b: &mut [u8], at: Range<usize>, old: &[u8], new: &[u8]) {
     put16(b, at, update_bytes(c, old, new));
 }
 
-/// Completes a partial transport checksum (virtio-net `NEEDS_CSUM`: the field at
-/// `start + offset` holds only the pseudo-header sum, the sender left the rest to the NIC).
-/// The gateway calls this before NAT, MSS clamping or encryption, all of which need the full
-/// checksum, which the far end of a tunnel cannot fill in. `start`/`offset` are relative to
-/// `pkt` (the IP packet, no link header). `false` when they point outside it.
-pub fn complete_partial(pkt: &mut [u8], start: usize, offset: usize) -> bool {
-    let at = start.saturating_add(offset);
-    if start > pkt.len() || at.saturating_add(2) > pkt.len() {
-        return false;
-    }
-    // The seed stays in the field and is summed with the rest, as the NIC would do.
-    let sum = packet::checksum::internet(&pkt[start..]);
-    put16(pkt, at..at + 2, sum);
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use packet::checksum::internet;
-
-    #[test]
-    fn completes_a_partial_checksum() {
-        let mut p = crate::testpkt::udp(
-            (crate::testpkt::addr("198.18.0.10"), 9),
-            (crate::testpkt::addr("198.19.0.1"), 9),
-            b"abc",
-        );
-        let full = get16(&p, 26..28);
-        // What a guest with checksum offload sends: the pseudo-header sum, not complemented.
-        let ip = packet::ipv4::Frame::new_checked(&p[..]).unwrap();
-        let seed = packet::checksum::pseudo_v4(ip.src(), ip.dst(), 17, 11);
-        put16(&mut p, 26..28, !packet::checksum::finish(seed));
-        assert!(complete_partial(&mut p, 20, 6));
-        assert_eq!(get16(&p, 26..28), full);
-        assert!(!complete_partial(&mut p, 20, 100));
-        assert!(!complete_partial(&mut p, usize::MAX, 6));
-    }
 
     #[test]
     fn rfc1624_example() {

@@ -30,7 +30,8 @@ pub fn mss_for(mtu: u16, ipv6: bool) -> u16 {
 }
 
 /// Clamps the MSS of a SYN in the IPv4 or IPv6 packet `pkt` (no link header) to fit a tunnel
-/// of MTU `tunnel_mtu`. The TCP checksum must be complete (see [`crate::csum::complete_partial`]).
+/// of MTU `tunnel_mtu`. The TCP checksum must be complete: the gateway finishes a virtio
+/// `NEEDS_CSUM` one first (`packet::csum::complete_partial` on the vpn branch).
 pub fn clamp(pkt: &mut [u8], tunnel_mtu: u16) -> Clamp {
     let Some((l4, v6)) = tcp_offset(pkt) else { return Clamp::NotSyn };
     let Ok(seg) = tcp::Frame::new_checked(&pkt[l4..]) else { return Clamp::NotSyn };
