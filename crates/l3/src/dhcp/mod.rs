@@ -94,12 +94,7 @@ impl DhcpConfig {
             return Err(DhcpConfigError::Prefix(self.prefix_len));
         }
         let (first, last) = self.range;
-        if first > last {
-            return Err(DhcpConfigError::Reversed(first, last));
-        }
-        if u32::from(last) - u32::from(first) >= MAX_RANGE {
-            return Err(DhcpConfigError::TooLarge(first, last));
-        }
+        check_range(first, last)?;
         if self.lease_secs == 0 {
             return Err(DhcpConfigError::ZeroLease);
         }
@@ -138,6 +133,18 @@ impl DhcpConfig {
     pub fn static_for(&self, mac: MacAddr) -> Option<Ipv4Addr> {
         self.statics.iter().find(|(m, _)| *m == mac).map(|(_, ip)| *ip)
     }
+}
+
+/// The rules of a dynamic range on its own (the zones file checks them too): in order and at
+/// most [`MAX_RANGE`] addresses.
+pub fn check_range(first: Ipv4Addr, last: Ipv4Addr) -> Result<(), DhcpConfigError> {
+    if first > last {
+        return Err(DhcpConfigError::Reversed(first, last));
+    }
+    if u32::from(last) - u32::from(first) >= MAX_RANGE {
+        return Err(DhcpConfigError::TooLarge(first, last));
+    }
+    Ok(())
 }
 
 /// A VM's address as port security needs it.
