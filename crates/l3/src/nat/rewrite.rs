@@ -108,7 +108,8 @@ pub(crate) fn locate(b: &[u8], ip: usize, end: End, echo: u8) -> Result<Site, Na
         ipv4::PROTO_ICMP => return Err(NatDrop::Unsupported),
         _ => return Err(NatDrop::Unsupported),
     };
-    if !have(&port) {
+    // A quote may stop after the ports; the datagram itself must hold its checksum.
+    if !have(&port) || (ip == 0 && !have(&csum)) {
         return Err(NatDrop::Malformed);
     }
     let udp = proto == Proto::Udp;

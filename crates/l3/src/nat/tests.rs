@@ -130,6 +130,35 @@ fn echo_identifier_and_icmp_error_quotes_are_translated() {
 }
 
 #[test]
+fn a_vms_icmp_error_about_an_inbound_datagram_goes_out_translated() {
+    let mut n = nat();
+    let (vm, far, us) = (addr("198.18.0.10"), addr("198.19.9.9"), addr("198.19.0.2"));
+    n.outbound(&mut testpkt::udp((vm, 5000), (far, 53), b"q"), 0).unwrap();
+    let mut answer = testpkt::udp((far, 53), (us, 5000), b"late answer");
+    n.inbound(&mut answer, 1).unwrap();
+    // The VM's socket is closed: it answers port unreachable, quoting what it received.
+    let mut err = testpkt::icmp(vm, far, icmpv4::DEST_UNREACHABLE, 3, [0; 4], &answer);
+    n.outbound(&mut err, 2).unwrap();
+    assert!(checksums_ok(&err));
+    assert_eq!(ipv4::Frame::new_checked(&err[..]).unwrap().src(), us);
+    let quote = &err[28..];
+    assert!(checksums_ok(quote), "the quoted UDP datagram is whole here, so its checksum verifies too");
+    assert_eq!(ports(quote), (far, 53, us, 5000));
+    let mut stray =
+        testpkt::icmp(vm, far, icmpv4::DEST_UNREACHABLE, 3, [0; 4], &testpkt::udp((far, 1), (vm, 9), b""));
+    assert_eq!(n.outbound(&mut stray, 3), Err(NatDrop::NoMapping), "an error about no mapping leaks nothing");
+}
+
+#[test]
+fn a_segment_cut_before_its_checksum_is_malformed() {
+    let mut n = nat();
+    let mut p = testpkt::tcp((addr("198.18.0.10"), 1), (addr("198.19.9.9"), 2), tcp::SYN, &[], &[]);
+    p.truncate(20 + 12);
+    p[2..4].copy_from_slice(&32u16.to_be_bytes());
+    assert_eq!(n.outbound(&mut p, 0), Err(NatDrop::Malformed));
+}
+
+#[test]
 fn fragments_and_garbage_are_counted_drops() {
     let mut n = nat();
     let mut frag = testpkt::udp((addr("198.18.0.10"), 1), (addr("198.19.9.9"), 2), b"x");
