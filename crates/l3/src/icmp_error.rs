@@ -125,13 +125,14 @@ impl IcmpErrors {
 
     /// The error, if the packet may have one and the bucket has a token (only then is one
     /// taken: ineligible packets do not use up the budget).
-    fn reply(&mut self, eligible: bool, now: Millis, build: impl FnOnce() -> Vec<u8>) -> Oversize {
+    fn reply(&mut self, eligible: bool, now: Millis, build: impl FnOnce() -> Option<Vec<u8>>) -> Oversize {
         if !eligible {
             Oversize::Drop(IcmpDrop::NotEligible)
         } else if !self.bucket.take(now) {
             Oversize::Drop(IcmpDrop::RateLimited)
         } else {
-            Oversize::Reply(build())
+            // The callers parsed the packet already, so building cannot fail here.
+            build().map_or(Oversize::Drop(IcmpDrop::Malformed), Oversize::Reply)
         }
     }
 }
@@ -163,9 +164,9 @@ fn eligible_v6<T: AsRef<[u8]>>(ip: &ipv6::Frame<T>) -> bool {
 
 /// Type 3 code 4 with `mtu` as the next-hop MTU (RFC 1191 §4), from `from` to the packet's
 /// source, quoting as much of `pkt` as fits in 576 bytes (RFC 1812 §4.3.2.3; RFC 792's
-/// minimum is the header and 8 bytes).
-pub fn frag_needed_v4(pkt: &[u8], mtu: u16, from: Ipv4Addr) -> Vec<u8> {
-    let ip = ipv4::Frame::new_unchecked(pkt);
+/// minimum is the header and 8 bytes). `None` when `pkt` is no IPv4 packet.
+pub fn frag_needed_v4(pkt: &[u8], mtu: u16, from: Ipv4Addr) -> Option<Vec<u8>> {
+    let ip = ipv4::Frame::new_checked(pkt).ok()?;
     let end = usize::from(ip.total_len()).min(pkt.len());
     let quote = &pkt[..end.min(ICMPV4_ERROR_MAX - ipv4::MIN_HEADER_LEN - icmpv4::HEADER_LEN)];
     let mut b = vec![0u8; ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN + quote.len()];
@@ -185,15 +186,15 @@ pub fn frag_needed_v4(pkt: &[u8], mtu: u16, from: Ipv4Addr) -> Vec<u8> {
         dont_fragment: true,
         payload_len: msg.len(),
     };
-    // The message is under 576 bytes, so the header always fits.
-    let _ = ipv4::write_header(hdr, &h);
-    b
+    ipv4::write_header(hdr, &h).ok()?;
+    Some(b)
 }
 
 /// Packet Too Big (type 2 code 0, RFC 4443 §3.2) with `mtu`, from `from` to the packet's
-/// source, quoting as much of `pkt` as fits in 1280 bytes.
-pub fn packet_too_big_v6(pkt: &[u8], mtu: u32, from: Ipv6Addr) -> Vec<u8> {
-    let ip = ipv6::Frame::new_unchecked(pkt);
+/// source, quoting as much of `pkt` as fits in 1280 bytes. `None` when `pkt` is no IPv6
+/// packet.
+pub fn packet_too_big_v6(pkt: &[u8], mtu: u32, from: Ipv6Addr) -> Option<Vec<u8>> {
+    let ip = ipv6::Frame::new_checked(pkt).ok()?;
     let end = (ipv6::HEADER_LEN + ip.payload().len()).min(pkt.len());
     let quote = &pkt[..end.min(ICMPV6_ERROR_MAX - ipv6::HEADER_LEN - icmpv6::ERROR_HEADER_LEN)];
     let mut b = vec![0u8; ipv6::HEADER_LEN + icmpv6::ERROR_HEADER_LEN + quote.len()];
@@ -204,9 +205,8 @@ pub fn packet_too_big_v6(pkt: &[u8], mtu: u32, from: Ipv6Addr) -> Vec<u8> {
     let pseudo = checksum::pseudo_v6(from, ip.src(), ipv6::NEXT_ICMPV6, msg.len());
     let c = checksum::finish(pseudo + checksum::sum(msg));
     msg[icmpv6::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
-    // Under 1280 bytes: the header always fits.
-    let _ = ipv6::write_header(hdr, (from, ip.src()), ipv6::NEXT_ICMPV6, TTL, msg.len());
-    b
+    ipv6::write_header(hdr, (from, ip.src()), ipv6::NEXT_ICMPV6, TTL, msg.len()).ok()?;
+    Some(b)
 }
 
 #[cfg(test)]

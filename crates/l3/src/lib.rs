@@ -19,5 +19,8 @@ pub mod ratelimit;
 #[cfg(test)]
 mod testpkt;
 
+#[cfg(test)]
+mod robustness;
+
 /// Milliseconds on a monotonic clock the caller reads.
 pub type Millis = u64;
