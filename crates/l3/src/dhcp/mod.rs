@@ -156,6 +156,14 @@ pub struct Binding {
     pub expires: UnixSecs,
 }
 
+impl Binding {
+    /// Seconds left at `now` (port security keeps leases on the monotonic clock: it takes
+    /// `remaining_secs * 1000` as the lease's remaining milliseconds).
+    pub fn remaining_secs(&self, now: UnixSecs) -> u64 {
+        self.expires.saturating_sub(now)
+    }
+}
+
 /// A change of bindings the gateway passes on to port security.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingEvent {

@@ -114,6 +114,7 @@ fn request_binds_and_reports() {
     let (_, m) = parsed(out.reply.as_ref().unwrap());
     assert_eq!(dhcp::Frame::new_checked(&m[..]).unwrap().message_type(), Some(dhcp::ACK));
     assert_eq!(s.bindings(T0 + 2), vec![b]);
+    assert_eq!((b.remaining_secs(T0 + 2), b.remaining_secs(T0 + 9999)), (3599, 0));
     // Renewing: unicast from its address, no requested-address option.
     let renew = msg(dhcp::REQUEST, VM1, addr("198.18.0.100"), &[]);
     let out = s.handle(&renew, T0 + 1800).unwrap();
