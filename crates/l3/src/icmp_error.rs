@@ -24,7 +24,7 @@ const TTL: u8 = 64;
 pub enum Oversize {
     /// It fits: forward it.
     Fits,
-    /// IPv4 without DF: it may be fragmented (the caller fragments or drops it).
+    /// IPv4 without DF: it may be fragmented ([`crate::frag::fragment_v4`]).
     Fragmentable,
     /// Drop it and send this error packet back to its source.
     Reply(Vec<u8>),

@@ -11,6 +11,7 @@
 
 pub mod csum;
 pub mod dhcp;
+pub mod frag;
 pub mod icmp_error;
 pub mod mss;
 pub mod nat;

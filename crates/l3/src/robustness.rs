@@ -24,6 +24,7 @@ proptest! {
         let _ = nat.outbound(&mut p.clone(), 0);
         let _ = nat.inbound(&mut p.clone(), 0);
         let _ = crate::mss::clamp(&mut p.clone(), 1280);
+        let _ = crate::frag::fragment_v4(&p, 68);
         let mut e = crate::icmp_error::IcmpErrors::new(addr("198.18.0.1"), std::net::Ipv6Addr::LOCALHOST, 0);
         let _ = e.check(&p, 60, 0);
         let _ = crate::icmp_error::frag_needed_v4(&p, 60, addr("198.18.0.1"));
