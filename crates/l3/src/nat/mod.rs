@@ -260,6 +260,9 @@ impl Nat {
     /// mapping. The error itself neither makes nor refreshes a mapping (RFC 5508 REQ-2/4).
     fn error_in(&mut self, pkt: &mut [u8], quote: usize, now: Millis) -> Result<Ipv4Addr, NatDrop> {
         let site = locate(pkt, quote, End::Src, icmpv4::ECHO_REQUEST)?;
+        if site.addr(pkt) != self.cfg.public {
+            return Err(NatDrop::NoMapping);
+        }
         let port = site.port(pkt);
         let inside = self.table.inbound(&self.cfg, site.proto, port, now).ok_or(NatDrop::NoMapping)?.inside;
         site.rewrite(pkt, inside.addr, inside.port);

@@ -127,6 +127,12 @@ fn echo_identifier_and_icmp_error_quotes_are_translated() {
     let ip = ipv4::Frame::new_checked(inner).unwrap();
     assert_eq!((ip.src(), u16::from_be_bytes([inner[20], inner[21]])), (vm, 40000));
     assert_eq!(n.counters().inbound, 2);
+    // An error quoting a datagram that did not come from the tunnel address is not ours.
+    let mut foreign = quote.to_vec();
+    foreign[12..16].copy_from_slice(&[198, 19, 0, 3]);
+    let mut err =
+        testpkt::icmp(addr("198.19.5.1"), us, icmpv4::DEST_UNREACHABLE, 4, [0, 0, 5, 0xdc], &foreign);
+    assert_eq!(n.inbound(&mut err, 4), Err(NatDrop::NoMapping));
 }
 
 #[test]
