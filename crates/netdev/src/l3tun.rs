@@ -14,15 +14,16 @@
 //!   from the remote side, so the uplink ignores them (`PACKET_IGNORE_OUTGOING`, and a check of
 //!   each packet's type in case the kernel predates the option).
 //!
-//! The host stack still sees what the VPN client writes (an AF_PACKET tap is only a copy). What
-//! it makes of it is the host's routing configuration: the gateway owner must keep the host from
-//! forwarding (`net.ipv4.conf.DEV.forwarding=0`) or answering (no local use of the tunnel
-//! address) traffic that belongs to the zone.
+//! The host stack does not see what the VPN client writes either: the uplink drops every packet
+//! at the device's ingress hook once its own socket has its copy (see `l3tun_shield`). The
+//! device is the zone's from then on: the host can still send into it, but receives nothing
+//! through it, so it can neither forward the remote side's packets nor answer them.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::error::NetdevError;
 use crate::info::ifindex_on;
+use crate::l3tun_shield;
 use crate::name::IfName;
 use crate::sys;
 
@@ -72,12 +73,16 @@ pub struct L3Uplink {
     ifindex: u32,
     /// Set once the device is known to be unregistered (the kernel says so only once).
     gone: bool,
+    /// The ingress drop that hides the device's arrivals from the host stack; detached when
+    /// the uplink is dropped.
+    _shield: OwnedFd,
     drops: L3Drops,
 }
 
 impl L3Uplink {
     /// Opens existing device `name` in the calling thread's network namespace (the socket stays
-    /// there). The device is left as it is (not brought up): it belongs to the VPN client.
+    /// there) and hides what arrives on it from the host stack for as long as the uplink lives.
+    /// The device is otherwise left as it is (not brought up): it belongs to the VPN client.
     /// Fails with [`NetdevError::NoSuchDevice`] if it does not exist and
     /// [`NetdevError::NotL3Device`] for an Ethernet or loopback device.
     pub fn open(name: &str) -> Result<L3Uplink, NetdevError> {
@@ -92,7 +97,16 @@ impl L3Uplink {
             libc::ENODEV | libc::ENXIO => NetdevError::NoSuchDevice(name.to_owned()),
             _ => NetdevError::io("bind", name, e),
         })?;
-        Ok(L3Uplink { fd, name: name.to_owned(), ifindex, gone: false, drops: L3Drops::default() })
+        let shield = l3tun_shield::drop_ingress(ifindex)
+            .map_err(|e| NetdevError::io("attach ingress drop (BPF TCX)", name, e))?;
+        Ok(L3Uplink {
+            fd,
+            name: name.to_owned(),
+            ifindex,
+            gone: false,
+            _shield: shield,
+            drops: L3Drops::default(),
+        })
     }
 
     /// Device name.

@@ -13,6 +13,7 @@ mod batch;
 mod error;
 mod info;
 mod l3tun;
+mod l3tun_shield;
 pub mod memory;
 mod name;
 mod ring;

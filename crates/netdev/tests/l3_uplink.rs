@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::ip::{open_tun, tun_read_until, tun_write, udp_packet, uplink_recv_n, uplink_recv_until};
+use common::ip::{
+    echo_request, open_tun, tun_read_until, tun_write, udp_packet, uplink_recv_n, uplink_recv_until,
+};
 use netdev::{L3Uplink, LinkState, NetdevError};
 use testbed::{require_root, unique, Netns, Veth};
 
@@ -151,4 +153,32 @@ fn ethernet_devices_are_refused() {
     }
     let missing = ns.run_in(|| L3Uplink::open("rvsw-nonexist")).unwrap();
     assert!(matches!(missing, Err(NetdevError::NoSuchDevice(_))));
+}
+
+#[test]
+fn the_host_stack_never_sees_what_arrives_while_the_uplink_is_open() {
+    if !require_root("the_host_stack_never_sees_what_arrives_while_the_uplink_is_open") {
+        return;
+    }
+    let (ns, name, tun) = tun_in_ns("l3h");
+    ns.exec(&["ip", "addr", "add", "198.18.77.1", "peer", "198.18.77.2", "dev", &name]).unwrap();
+    let reply_to =
+        |seq: u16| move |p: &[u8]| p.len() >= 28 && p[9] == 1 && p[20] == 0 && p[26..28] == seq.to_be_bytes();
+    let mut up = ns.run_in(|| L3Uplink::open(&name)).unwrap().unwrap();
+
+    // An echo request to the host's own tunnel address: the uplink gets it...
+    let first = echo_request(B, A, 7, 1, b"hidden");
+    tun_write(&tun, &first).unwrap();
+    assert_eq!(uplink_recv_until(&mut up, WAIT, |p| p == first), Some(first));
+    // ...and once the uplink is closed (its ingress drop with it) the host answers the next one,
+    // but never answered the first.
+    drop(up);
+    tun_write(&tun, &echo_request(B, A, 7, 2, b"seen")).unwrap();
+    let mut replies = Vec::new();
+    let second = tun_read_until(&tun, WAIT, |p| {
+        replies.push(p.to_vec());
+        reply_to(2)(p)
+    });
+    assert!(second.is_some(), "the host answers once the uplink is gone");
+    assert!(!replies.iter().any(|p| reply_to(1)(p)), "the host answered a packet the uplink hid");
 }

@@ -99,7 +99,11 @@ pub fn tun_write(fd: &OwnedFd, pkt: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads packets from the tun fd until one satisfies `want` or `timeout` passes.
-pub fn tun_read_until(fd: &OwnedFd, timeout: Duration, want: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+pub fn tun_read_until(
+    fd: &OwnedFd,
+    timeout: Duration,
+    mut want: impl FnMut(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 2048];
     let mut found = None;
     testbed::wait_until(timeout, || {
