@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::ip::{
-    echo_request, open_tun, tun_read_until, tun_write, udp_packet, uplink_recv_n, uplink_recv_until,
+    echo_request, ipv6_packet, open_tun, open_tun_pi, tun_read_until, tun_write, udp_packet, uplink_recv_n,
+    uplink_recv_until,
 };
 use netdev::{L3Uplink, LinkState, NetdevError};
 use testbed::{require_root, unique, Netns, Veth};
@@ -181,4 +182,30 @@ fn the_host_stack_never_sees_what_arrives_while_the_uplink_is_open() {
     });
     assert!(second.is_some(), "the host answers once the uplink is gone");
     assert!(!replies.iter().any(|p| reply_to(1)(p)), "the host answered a packet the uplink hid");
+}
+
+#[test]
+fn sends_carry_the_protocol_of_their_version_nibble_and_ipv6_arrives() {
+    if !require_root("sends_carry_the_protocol_of_their_version_nibble_and_ipv6_arrives") {
+        return;
+    }
+    let ns = Netns::new("l3p").unwrap();
+    let name = unique("tun");
+    let tun = ns.run_in(|| open_tun_pi(&name)).unwrap().unwrap();
+    ns.exec(&["ip", "link", "set", &name, "up"]).unwrap();
+    let mut up = ns.run_in(|| L3Uplink::open(&name)).unwrap().unwrap();
+    // The tun's packet information header (flags, then EtherType) says what the kernel was told.
+    for (pkt, proto) in [(udp_packet(A, B, b"v4"), 0x0800u16), (ipv6_packet(b"v6-out"), 0x86dd)] {
+        assert!(up.send_ip(&pkt).unwrap());
+        let got = tun_read_until(&tun, WAIT, |p| p.len() > 4 && p[4..] == pkt[..]);
+        let got = got.unwrap_or_else(|| panic!("{proto:#06x} packet not read from the tun"));
+        assert_eq!(u16::from_be_bytes([got[2], got[3]]), proto);
+    }
+    // IPv6 from the VPN client is received too (the namespace's own IPv6 is off: it does not
+    // matter to the uplink).
+    let v6 = ipv6_packet(b"v6-in");
+    let mut framed = vec![0, 0, 0x86, 0xdd];
+    framed.extend(&v6);
+    tun_write(&tun, &framed).unwrap();
+    assert_eq!(uplink_recv_until(&mut up, WAIT, |p| p == v6), Some(v6));
 }

@@ -67,6 +67,27 @@ pub fn is_echo_reply(p: &[u8], from: [u8; 4], id: u16, payload: &[u8]) -> bool {
 /// A tun device (IFF_TUN, no packet info) held by this test, like a VPN client holds its own.
 /// Non-persistent: closing the descriptor deletes the device.
 pub fn open_tun(name: &str) -> std::io::Result<OwnedFd> {
+    open_tun_with(name, libc::IFF_NO_PI)
+}
+
+/// Like [`open_tun`], but every packet on the fd starts with the 4-byte packet information
+/// header (flags, EtherType), which tells which protocol the kernel gave a packet.
+pub fn open_tun_pi(name: &str) -> std::io::Result<OwnedFd> {
+    open_tun_with(name, 0)
+}
+
+/// An IPv6 packet (no next header) from 2001:db8::2 to 2001:db8::1 carrying `marker`.
+pub fn ipv6_packet(marker: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend((marker.len() as u16).to_be_bytes());
+    p.extend([59, 64]);
+    p.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    p.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    p.extend(marker);
+    p
+}
+
+fn open_tun_with(name: &str, extra_flags: libc::c_int) -> std::io::Result<OwnedFd> {
     // SAFETY: the path is NUL-terminated; on success we own the descriptor.
     let raw =
         unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
@@ -80,7 +101,7 @@ pub fn open_tun(name: &str) -> std::io::Result<OwnedFd> {
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | extra_flags) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one `ifreq`.
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF as _, &mut req) } < 0 {
         return Err(std::io::Error::last_os_error());
