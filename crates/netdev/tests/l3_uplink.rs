@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use common::ip::{
@@ -17,10 +18,15 @@ const A: [u8; 4] = [198, 18, 77, 1];
 const B: [u8; 4] = [198, 18, 77, 2];
 
 /// A namespace with tun `name` held by the returned descriptor, up.
-fn tun_in_ns(prefix: &str) -> (Netns, String, std::os::fd::OwnedFd) {
+fn tun_in_ns(prefix: &str) -> (Netns, String, OwnedFd) {
+    tun_in_ns_with(prefix, open_tun)
+}
+
+/// [`tun_in_ns`] with the tun opened by `open`.
+fn tun_in_ns_with(prefix: &str, open: fn(&str) -> std::io::Result<OwnedFd>) -> (Netns, String, OwnedFd) {
     let ns = Netns::new(prefix).unwrap();
     let name = unique("tun");
-    let fd = ns.run_in(|| open_tun(&name)).unwrap().unwrap();
+    let fd = ns.run_in(|| open(&name)).unwrap().unwrap();
     ns.exec(&["ip", "link", "set", &name, "up"]).unwrap();
     (ns, name, fd)
 }
@@ -189,10 +195,7 @@ fn sends_carry_the_protocol_of_their_version_nibble_and_ipv6_arrives() {
     if !require_root("sends_carry_the_protocol_of_their_version_nibble_and_ipv6_arrives") {
         return;
     }
-    let ns = Netns::new("l3p").unwrap();
-    let name = unique("tun");
-    let tun = ns.run_in(|| open_tun_pi(&name)).unwrap().unwrap();
-    ns.exec(&["ip", "link", "set", &name, "up"]).unwrap();
+    let (ns, name, tun) = tun_in_ns_with("l3p", open_tun_pi);
     let mut up = ns.run_in(|| L3Uplink::open(&name)).unwrap().unwrap();
     // The tun's packet information header (flags, then EtherType) says what the kernel was told.
     for (pkt, proto) in [(udp_packet(A, B, b"v4"), 0x0800u16), (ipv6_packet(b"v6-out"), 0x86dd)] {
