@@ -5,14 +5,17 @@
 
 pub mod arp;
 mod builder;
+pub mod checksum;
 mod craft;
 pub mod dhcp;
 mod error;
 mod ethernet;
+pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 mod mac;
+pub mod tcp;
 pub mod udp;
 mod view;
 mod vlan;

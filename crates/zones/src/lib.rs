@@ -20,6 +20,7 @@ pub mod live;
 pub mod model;
 pub mod plan;
 mod raw;
+pub mod services;
 pub mod show;
 mod txn;
 pub mod validate;

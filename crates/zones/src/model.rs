@@ -35,6 +35,8 @@ pub struct Zone {
     pub uplink: Option<Uplink>,
     /// VLAN portgroups; empty means the zone is untagged.
     pub portgroups: Vec<Portgroup>,
+    /// NAT and DHCP for the zone's gateway.
+    pub services: crate::services::Services,
 }
 
 impl Zone {
@@ -82,6 +84,8 @@ pub struct Vm {
     pub portgroup: Option<String>,
     /// Unicast, unique.
     pub mac: Mac,
+    /// A fixed IPv4 address (the VM's static DHCP lease), unique in its zone.
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// An Ethernet address.

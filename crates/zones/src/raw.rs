@@ -30,6 +30,10 @@ pub(crate) struct RawZone {
     pub(crate) uplink: Option<RawUplink>,
     #[serde(default)]
     pub(crate) portgroup: Vec<RawPortgroup>,
+    /// `nat = true`: the zone's IP services (crate::services).
+    pub(crate) nat: Option<Spanned<bool>>,
+    /// `dhcp = { range = [...] }` (crate::services).
+    pub(crate) dhcp: Option<crate::services::RawDhcp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,4 +57,6 @@ pub(crate) struct RawVm {
     pub(crate) zone: Spanned<String>,
     pub(crate) portgroup: Option<Spanned<String>>,
     pub(crate) mac: Spanned<String>,
+    /// The VM's fixed address: its static DHCP lease (crate::services).
+    pub(crate) ip: Option<Spanned<String>>,
 }

@@ -100,7 +100,8 @@ impl Checker<'_> {
         self.bridge_name(&bridge, bridge_pos, &name, z.bridge.is_some());
         let uplink = z.uplink.as_ref().map(|u| Uplink { nic: u.nic.get_ref().clone(), pos: self.at(&u.nic) });
         let portgroups = self.portgroups(&name, name_pos, &z.portgroup);
-        Zone { name, name_pos, description, bridge, bridge_pos, uplink, portgroups }
+        let services = crate::services::zone(self.text, self.r, z.nat.as_ref(), z.dhcp.as_ref());
+        Zone { name, name_pos, description, bridge, bridge_pos, uplink, portgroups, services }
     }
 
     fn description(&mut self, d: &Spanned<String>) -> String {
@@ -300,8 +301,10 @@ impl Checker<'_> {
             }
             let portgroup = self.vm_place(v, zones);
             let mac = self.vm_mac(v, &name, &mut macs);
-            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac });
+            let ip = crate::services::vm_ip(self.text, self.r, v.ip.as_ref());
+            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac, ip });
         }
+        crate::services::unique_vm_ips(self.text, self.r, raw, &out);
         out
     }
 
