@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
-use crate::security::{self, Bindings, LeaseEntry, PortSecurity};
+use crate::security::{self, Bindings, IpPrefix, LeaseEntry, PortSecurity};
 use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
@@ -130,6 +130,18 @@ impl Bridge {
     }
 
     /// The DHCP leases snooped so far that have not ended at `now`.
+    /// The IPv4 prefixes port `slot` may send from, each with the time it stops holding
+    /// (`Millis::MAX`: configured). Empty for a port without layer-3 checks.
+    pub fn v4_bindings(&self, slot: usize, now: Millis) -> Vec<(IpPrefix, Millis)> {
+        let Some(p) = self.ports.get(slot).filter(|p| p.security.checks_l3()) else { return Vec::new() };
+        self.bindings.v4_of(&p.security, now)
+    }
+
+    /// Bumped whenever DHCP snooping or expiry changed a lease (see [`Bridge::v4_bindings`]).
+    pub fn bindings_generation(&self) -> u64 {
+        self.bindings.generation()
+    }
+
     pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {
         self.bindings.leases(now)
     }

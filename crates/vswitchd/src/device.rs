@@ -15,10 +15,19 @@ pub enum Device {
 }
 
 impl Device {
-    /// Opens (system) or creates (tap, internal) the device of port `name`.
-    pub fn open(name: &str, kind: PortKind, rx_queues: usize) -> Result<Device, NetdevError> {
+    /// Opens (system) or creates (tap, internal) the device of port `name`. With the kernel
+    /// fast path (`fast_path`) a system port's slow path carries only what the kernel does not
+    /// forward (first frames of a flow, broadcast, what port security must see), so it receives
+    /// without a ring (see [`SystemPort::open_per_cpu_copying`]).
+    pub fn open(
+        name: &str,
+        kind: PortKind,
+        rx_queues: usize,
+        fast_path: bool,
+    ) -> Result<Device, NetdevError> {
+        let open_system = if fast_path { SystemPort::open_per_cpu_copying } else { SystemPort::open_per_cpu };
         match kind {
-            PortKind::System => SystemPort::open_per_cpu(name, rx_queues).map(|p| {
+            PortKind::System => open_system(name, rx_queues).map(|p| {
                 if p.rx_queues() < rx_queues {
                     info!(port = name, "per-CPU receive queues refused by the kernel; one queue");
                 }

@@ -165,10 +165,12 @@ impl Reconciler {
                 }
                 Err(e) => {
                     info!(port = name, "{e}; opening it afresh");
-                    Device::open(name, kind, self.datapath.rx_queues()).inspect(|d| self.keep(name, d))
+                    Device::open(name, kind, self.datapath.rx_queues(), self.datapath.kernel_fast_path())
+                        .inspect(|d| self.keep(name, d))
                 }
             },
-            None => Device::open(name, kind, self.datapath.rx_queues()).inspect(|d| self.keep(name, d)),
+            None => Device::open(name, kind, self.datapath.rx_queues(), self.datapath.kernel_fast_path())
+                .inspect(|d| self.keep(name, d)),
         };
         let Some(rt) = self.ports.get_mut(name) else { return };
         match opened {

@@ -413,6 +413,8 @@ impl Engine {
         br.kifs[s] = f.adopt(dev);
         if let Some(kif) = br.kifs[s] {
             f.configure(&br.name, &br.bridge.ports()[s], kif);
+            let now = self.start.elapsed().as_millis() as u64;
+            f.write_bindings(&self.bridges, now);
         }
     }
 
@@ -460,6 +462,9 @@ impl Engine {
             if n < self.rx.capacity() {
                 break;
             }
+        }
+        if let Some(f) = self.fast.as_mut() {
+            f.bindings_changed(&self.bridges, self.start.elapsed().as_millis() as u64);
         }
         // Frames must not stay borrowed from a port's ring between wakeups.
         self.rx.clear();
