@@ -68,6 +68,7 @@ fn fake_daemon(n: usize) -> PathBuf {
                 Ok(Request::FdbShow { bridge }) => Reply::failure(format!("no bridge named {bridge}")),
                 Ok(Request::Reload) => Reply::failure("t.toml:3:7: tag 5000 out of range"),
                 Ok(Request::Trace { bridge, in_port, frame }) => fake_trace(&bridge, &in_port, &frame),
+                Ok(Request::Events { .. }) => Reply::failure("no events here"),
                 Err(e) => Reply::failure(e.to_string()),
             };
             let mut out = serde_json::to_vec(&reply).unwrap();

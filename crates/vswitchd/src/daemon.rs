@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ctl::protocol::{FdbReply, ShowReply};
 use tracing::{info, warn};
@@ -11,6 +12,8 @@ use tracing::{info, warn};
 use crate::config::{self, ConfigError};
 use crate::datapath::Datapath;
 use crate::db::{DbError, DbSync};
+use crate::events::links::LinkWatch;
+use crate::events::EventRing;
 use crate::reconcile::{FdbError, Reconciler};
 
 /// Why a reload changed nothing.
@@ -27,11 +30,18 @@ pub struct Daemon {
     rec: Reconciler,
     db: DbSync,
     config_path: Option<PathBuf>,
+    events: Arc<EventRing>,
+    links: LinkWatch,
 }
 
 impl Daemon {
-    pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>) -> Daemon {
-        Daemon { rec, db, config_path }
+    pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>, events: Arc<EventRing>) -> Daemon {
+        Daemon { rec, db, config_path, events, links: LinkWatch::default() }
+    }
+
+    /// The event ring, for readers that must not hold the daemon's lock while they wait.
+    pub fn events(&self) -> Arc<EventRing> {
+        self.events.clone()
     }
 
     /// Reads the config file (if any) into the database, then applies the database. A bad file
@@ -55,9 +65,13 @@ impl Daemon {
         }
     }
 
-    /// Periodic work: re-check devices (vanished, reappeared) and write status back.
+    /// Periodic work: re-check devices (vanished, reappeared), report links that went up or
+    /// down, and write status back.
     pub fn tick(&mut self) {
         self.rec.monitor();
+        for e in self.links.changes(self.rec.link_states()) {
+            self.events.push(e);
+        }
         self.db.write_status(&self.rec);
     }
 

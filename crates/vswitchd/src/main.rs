@@ -19,6 +19,7 @@ use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::datapath::{Datapath, DatapathMode, DatapathOptions};
 use vswitchd::db::{ensure_root_row, DbSync};
+use vswitchd::events::{self, EventRing};
 use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::handover;
 use vswitchd::reconcile::Reconciler;
@@ -205,9 +206,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     })?;
     let forwarding_beat = datapath.heartbeat();
+    let mut datapath = datapath;
+    let feed = datapath.take_events().context("the datapath's events were already taken")?;
+    let events = EventRing::new(events::RING_CAPACITY, feed.dropped.clone());
+    events::feed::collect(feed, events.clone())?;
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
-    let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
+    let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
     lock(&shared).reload()?;
     lock(&shared).drop_unclaimed_kept();
     let socket = control::serve(

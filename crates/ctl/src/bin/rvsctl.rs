@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
 use ctl::flow::{self, Flow};
-use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply, Trace};
+use ctl::protocol::{EventsReply, FdbReply, ReloadReply, Request, ShowReply, Trace, MAX_EVENT_WAIT_MS};
 use ctl::topology::{self, Topology};
 use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
@@ -54,6 +54,13 @@ enum Command {
     Topology {
         #[arg(long, default_value = "dot", value_parser = ["svg", "dot", "json"])]
         format: String,
+    },
+    /// Recent events: ports up/down, MAC addresses that moved between ports, port-security
+    /// drops (rate-limited, with the offending MAC and IP). With --json one JSON object a line.
+    Events {
+        /// Keep printing events as they happen (until interrupted).
+        #[arg(long)]
+        follow: bool,
     },
     /// Write the man page to DIR (used when packaging).
     #[command(hide = true)]
@@ -158,9 +165,46 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 _ => topo.to_dot(),
             }
         }
+        Command::Events { follow } => {
+            events(cli, *follow, timeout)?;
+            String::new()
+        }
         // Answered in main, which needs its exit code.
         Command::Zones { .. } => String::new(),
     })
+}
+
+/// Prints the events the daemon holds and, with `follow`, long-polls for more (printing each
+/// batch as it arrives, so a pipe sees them live).
+fn events(cli: &Cli, follow: bool, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::Write;
+    let wait_ms = if follow { MAX_EVENT_WAIT_MS } else { 0 };
+    let mut from = 0;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let req = Request::Events { from, wait_ms };
+        let r: EventsReply = call(&cli.socket, &req, timeout + Duration::from_millis(wait_ms))?;
+        if r.missed > 0 {
+            eprintln!("rvsctl: {} older events are no longer held by the daemon", r.missed);
+        }
+        let text = if cli.json {
+            r.events
+                .iter()
+                .map(|e| serde_json::to_string(e).map(|l| l + "\n"))
+                .collect::<Result<String, _>>()?
+        } else {
+            render::events(&r.events)
+        };
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        if !follow {
+            if r.dropped > 0 {
+                eprintln!("rvsctl: the forwarding thread lost {} events (queue full)", r.dropped);
+            }
+            return Ok(());
+        }
+        from = r.next;
+    }
 }
 
 /// Interface external_ids over OVSDB; without a database the picture just has no VMs.
