@@ -31,6 +31,7 @@ fn sample_show() -> ShowReply {
                     rx_bytes: 700,
                     tx_packets: 3,
                     tx_bytes: 300,
+                    fast_rx_packets: 0,
                     drops: BTreeMap::from([("runt".to_string(), 2)]),
                 },
             }],

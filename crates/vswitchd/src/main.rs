@@ -322,12 +322,10 @@ fn serve_metrics(
 ) -> anyhow::Result<()> {
     let Some(addr) = args.metrics else { return Ok(()) };
     let clients = server.clone();
-    let ovsdb_clients = Arc::new(move || lock_server(&clients).as_ref().map_or(0, |s| s.connections()));
-    metrics::serve(
-        addr,
-        args.metrics_allow_remote,
-        metrics::Source { shared: shared.clone(), ovsdb_clients },
-    )?;
+    let ovsdb = Arc::new(move || {
+        lock_server(&clients).as_ref().map_or_else(Default::default, |s| (s.connections(), s.stats()))
+    });
+    metrics::serve(addr, args.metrics_allow_remote, metrics::Source { shared: shared.clone(), ovsdb })?;
     Ok(())
 }
 
