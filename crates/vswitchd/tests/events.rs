@@ -7,23 +7,17 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{bridge_config, have_ovs_vsctl, wait_ports_up, Daemon, Vm};
+use common::{bridge_config, have_ovs_vsctl, have_rvsctl, rvsctl_path, wait_ports_up, Daemon, Vm};
 use ctl::protocol::{Event, EventKind, EventsReply, Request};
 use packet::MacAddr;
 use testbed::frames::{eth, udp4};
 use testbed::{require_root, send_frame, wait_until, ChildGuard};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// rvsctl, built beside rvswitchd by the same workspace build.
-fn rvsctl_path() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_rvswitchd")).with_file_name("rvsctl")
-}
 
 fn rvsctl(d: &Daemon, args: &[&str]) -> String {
     let out = Command::new(rvsctl_path()).arg("--socket").arg(&d.socket).args(args).output().expect("rvsctl");
@@ -79,12 +73,7 @@ fn followed(lines: &mpsc::Receiver<String>, words: &[&str]) -> Option<String> {
 #[test]
 fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
     let test = "moves_spoofs_and_link_downs_are_events";
-    if !require_root(test) || !have_ovs_vsctl() {
-        return;
-    }
-    if !rvsctl_path().exists()
-        && !testbed::skip(test, "rvsctl not built beside rvswitchd (cargo build -p ctl)")
-    {
+    if !require_root(test) || !have_ovs_vsctl() || !have_rvsctl(test) {
         return;
     }
     let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));

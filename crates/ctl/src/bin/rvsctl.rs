@@ -1,6 +1,5 @@
 //! rvsctl: look at and steer a running rvswitchd.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
 use ctl::flow::{self, Flow};
 use ctl::protocol::{EventsReply, FdbReply, ReloadReply, Request, ShowReply, Trace, MAX_EVENT_WAIT_MS};
-use ctl::topology::{self, Topology};
+use ctl::topology::{DbIds, Topology};
 use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
 
@@ -48,9 +47,9 @@ enum Command {
     /// dl_dst=…,dl_vlan=10,dl_type=0x0800,nw_src=…,nw_dst=…`; with PACKET (the frame in hex)
     /// only its in_port is used.
     Trace { bridge: String, flow: String, packet: Option<String> },
-    /// A picture of the switch: bridges, ports with VLAN mode and tag, link state, drops, and
-    /// the VMs behind ports (Interface external_ids, read over --db). SVG is rendered by
-    /// Graphviz's `dot`.
+    /// A picture of the switch: zones and their bridges, ports with VLAN mode and tag, link
+    /// state, drops, the zones' NIC uplinks and the VMs behind ports (external_ids, read over
+    /// --db). SVG is rendered by Graphviz's `dot`.
     Topology {
         #[arg(long, default_value = "dot", value_parser = ["svg", "dot", "json"])]
         format: String,
@@ -158,7 +157,7 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
         }
         Command::Topology { format } => {
             let show: ShowReply = call(&cli.socket, &Request::Show, timeout)?;
-            let topo = Topology::build(&show, &interface_ids(cli, timeout));
+            let topo = Topology::build(&show, &db_ids(cli, timeout));
             match format.as_str() {
                 "json" => json(&topo),
                 "svg" => svg(&topo.to_dot())?,
@@ -207,17 +206,17 @@ fn events(cli: &Cli, follow: bool, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// Interface external_ids over OVSDB; without a database the picture just has no VMs.
-fn interface_ids(cli: &Cli, timeout: Duration) -> BTreeMap<String, BTreeMap<String, String>> {
-    let select = serde_json::json!({"op": "select", "table": "Interface", "where": [], "columns": ["name", "external_ids"]});
+/// Bridge, Port and Interface external_ids over OVSDB (zones, uplinks, VMs); without a
+/// database the picture just has none.
+fn db_ids(cli: &Cli, timeout: Duration) -> DbIds {
     let rows = ovsdb::client::Client::connect(&cli.db, timeout)
         .map_err(anyhow::Error::from)
-        .and_then(|mut c| Ok(c.transact(zones_cli::DB_NAME, &[select])?));
+        .and_then(|mut c| Ok(c.transact(zones_cli::DB_NAME, &DbIds::selects())?));
     match rows {
-        Ok(results) => results.first().map(topology::external_ids).unwrap_or_default(),
+        Ok(results) => DbIds::from_results(&results),
         Err(e) => {
-            eprintln!("rvsctl: no VM names ({} unreachable: {e:#})", cli.db);
-            BTreeMap::new()
+            eprintln!("rvsctl: no zones or VM names ({} unreachable: {e:#})", cli.db);
+            DbIds::default()
         }
     }
 }
