@@ -130,6 +130,7 @@ fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
     assert!(live.is_some(), "--follow did not print the port-down: {:?}", events(&d));
 
     let text = rvsctl(&d, &["events"]);
+    println!("rvsctl events:\n{text}");
     for want in [
         format!("br-ev {} mac-move {} vlan 10 from {}", c.port, a.mac, a.port),
         format!("br-ev {} security-drop spoofed-mac mac {fake} ip 198.18.0.102", b.port),
