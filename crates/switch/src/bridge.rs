@@ -199,7 +199,7 @@ impl Bridge {
             return drop(reason);
         }
         if let Some(from) = self.macs.learn(vlan, eth.src, in_slot as u32, now) {
-            self.events.mac_moved(vlan, eth.src, from as usize, in_slot);
+            self.events.mac_moved(vlan, eth.src, from as usize, in_slot, now);
         }
         let pcp = eth.vlan.map(|t| t.pcp).unwrap_or(0);
         let ingress_tagged = eth.vlan.is_some();

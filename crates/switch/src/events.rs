@@ -17,6 +17,9 @@ use crate::{DropReason, Millis};
 pub const MAX_PENDING: usize = 64;
 /// At most one port-security event per port per this long.
 pub const SECURITY_EVENT_INTERVAL_MS: Millis = 1000;
+/// At most this many MAC-move events per bridge per second: a bridging loop flaps addresses
+/// thousands of times a second, and the log must not drown in it (the excess is counted).
+pub const MAX_MOVES_PER_SECOND: u32 = 20;
 
 /// One thing the pipeline noticed. Ports are slots of the bridge at the time of the event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,9 +43,11 @@ struct Limit {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventQueue {
     pending: Vec<SwitchEvent>,
-    /// Events lost because the queue was full.
+    /// Events lost because the queue was full or the move rate limit was hit.
     overflow: u64,
     limits: Vec<Limit>,
+    /// The current one-second window of move events: its start and how many it had.
+    moves: (Millis, u32),
 }
 
 impl EventQueue {
@@ -59,7 +64,16 @@ impl EventQueue {
         }
     }
 
-    pub fn mac_moved(&mut self, vlan: u16, mac: MacAddr, from: usize, to: usize) {
+    /// A station moved at `now`, rate-limited per bridge.
+    pub fn mac_moved(&mut self, vlan: u16, mac: MacAddr, from: usize, to: usize, now: Millis) {
+        if now.saturating_sub(self.moves.0) >= 1000 {
+            self.moves = (now, 0);
+        }
+        if self.moves.1 >= MAX_MOVES_PER_SECOND {
+            self.overflow += 1;
+            return;
+        }
+        self.moves.1 += 1;
         self.push(SwitchEvent::MacMoved { vlan, mac, from, to });
     }
 
@@ -162,13 +176,31 @@ mod tests {
     #[test]
     fn a_full_queue_counts_what_it_loses() {
         let mut q = EventQueue::default();
+        q.reset_ports(1);
         let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let frame = [0u8; 60];
+        let e = EthernetHeader { src: mac, ..eth(&frame) };
         for i in 0..MAX_PENDING + 3 {
-            q.mac_moved(1, mac, i, i + 1);
+            // Each a second apart: one event each.
+            q.security_drop(0, DropReason::SpoofedMac, &e, &frame, i as u64 * 1000);
         }
         let mut n = 0;
         assert_eq!(q.drain(|_| n += 1), 3);
         assert_eq!(n, MAX_PENDING);
         assert_eq!(q.drain(|_| n += 1), 0, "the loss is reported once");
+    }
+
+    #[test]
+    fn a_flapping_address_is_rate_limited_per_second() {
+        let mut q = EventQueue::default();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        for i in 0..30 {
+            q.mac_moved(1, mac, i % 2, (i + 1) % 2, 5000 + i as u64);
+        }
+        let mut n = 0;
+        assert_eq!(q.drain(|_| n += 1), 10);
+        assert_eq!(n, MAX_MOVES_PER_SECOND as usize);
+        q.mac_moved(1, mac, 0, 1, 6000);
+        assert_eq!((q.drain(|_| n += 1), n), (0, 21), "a new second, a new allowance");
     }
 }

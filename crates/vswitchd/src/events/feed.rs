@@ -107,7 +107,8 @@ mod tests {
         let mut out = Vec::new();
         // Every frame after the first moves the station: QUEUE + 10 events.
         for i in 0..QUEUE + 11 {
-            br.process(i % 2, &frame, i as u64, &mut out);
+            // A second apart, so the pipeline's own move rate limit lets each through.
+            br.process(i % 2, &frame, i as u64 * 1000, &mut out);
             tx.drain("br0", &mut br);
         }
         assert_eq!(feed.dropped.load(Relaxed), 10);
