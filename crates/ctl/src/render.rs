@@ -34,6 +34,10 @@ pub fn show(reply: &ShowReply) -> String {
                 st.tx_bytes,
                 st.total_drops()
             );
+            if st.fast_rx_packets > 0 {
+                let (k, u) = (st.fast_rx_packets, st.slow_rx_packets());
+                let _ = writeln!(s, "        rx by path: kernel {k}, userspace {u}");
+            }
             if !st.drops.is_empty() {
                 let reasons: Vec<String> = st.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(s, "        drop reasons: {}", reasons.join(" "));
@@ -165,6 +169,33 @@ pub fn utc(ms: u64) -> String {
 mod event_tests {
     use super::*;
     use crate::protocol::{Event, EventKind};
+
+    #[test]
+    fn show_splits_rx_by_path_when_the_kernel_forwarded() {
+        use crate::protocol::{BridgeStatus, CounterSnapshot, PortStatus, ShowReply};
+        let port = |fast| PortStatus {
+            name: "eth1".into(),
+            kind: "system".into(),
+            vlan_mode: "access".into(),
+            tag: Some(10),
+            trunks: vec![],
+            link_state: "up".into(),
+            ifindex: None,
+            error: None,
+            statistics: CounterSnapshot { rx_packets: 10, fast_rx_packets: fast, ..Default::default() },
+        };
+        let reply = |fast| ShowReply {
+            config_file: None,
+            bridges: vec![BridgeStatus {
+                name: "br0".into(),
+                mac_aging_time: 300,
+                mac_table_size: 8192,
+                ports: vec![port(fast)],
+            }],
+        };
+        assert!(show(&reply(7)).contains("        rx by path: kernel 7, userspace 3\n"));
+        assert!(!show(&reply(0)).contains("rx by path"), "userspace only: no split line");
+    }
 
     #[test]
     fn utc_times() {

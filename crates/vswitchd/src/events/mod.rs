@@ -56,6 +56,11 @@ impl EventRing {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Events the forwarding thread could not hand over (queue full, rate limits) so far.
+    pub fn lost(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+
     /// Logs `p`, numbers and stamps it, keeps it, and wakes followers.
     pub fn push(&self, p: Pending) {
         log(&p);
@@ -84,7 +89,7 @@ impl EventRing {
             events,
             next: inner.next,
             missed: oldest.saturating_sub(from.max(1)),
-            dropped: self.dropped.load(Relaxed),
+            dropped: self.lost(),
         }
     }
 }

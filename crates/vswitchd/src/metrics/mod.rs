@@ -42,11 +42,12 @@ impl Source {
     fn sample(&self) -> Sample {
         let daemon = lock(&self.shared);
         let ports = Sample::ports_from(&daemon.show().bridges);
+        let events_lost = daemon.events().lost();
         // A stuck forwarding thread leaves the bridge part out rather than the whole scrape.
         let bridges = daemon.datapath().mac_stats(Duration::from_secs(1)).unwrap_or_default();
         drop(daemon);
         let (ovsdb_clients, ovsdb) = (self.ovsdb)();
-        Sample { ports, bridges, ovsdb_clients, ovsdb }
+        Sample { ports, bridges, ovsdb_clients, ovsdb, events_lost }
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Sample {
     pub bridges: Vec<(String, MacStats)>,
     pub ovsdb_clients: usize,
     pub ovsdb: StatsSnapshot,
+    /// Events (`rvsctl events`) the forwarding thread could not hand over.
+    pub events_lost: u64,
 }
 
 impl Sample {
@@ -180,6 +182,13 @@ impl Collector for Sample {
         self.encode_bridges(&mut enc)?;
         let clients = vec![(Vec::new(), ConstGauge::new(self.ovsdb_clients as i64))];
         family(&mut enc, "ovsdb_clients", "Open OVSDB client connections.", clients)?;
+        let lost = vec![(Vec::new(), ConstCounter::new(self.events_lost))];
+        family(
+            &mut enc,
+            "events_lost",
+            "Events the forwarding thread could not hand over (queue full, rate limits).",
+            lost,
+        )?;
         let txns = vec![(Vec::new(), ConstCounter::new(self.ovsdb.transactions))];
         family(&mut enc, "ovsdb_transactions", "OVSDB transactions answered.", txns)?;
         let latency = vec![(Vec::new(), Latency(&self.ovsdb))];
@@ -237,8 +246,14 @@ mod tests {
         let ovsdb =
             StatsSnapshot { transactions: 3, latency_sum_us: 1_500, latency_le: vec![(50, 1), (1_000, 2)] };
         let port = PortSample { fast_rx_packets: 7, ..port };
-        let text =
-            Sample { ports: vec![port], bridges: vec![("br0".into(), st)], ovsdb_clients: 2, ovsdb }.render();
+        let text = Sample {
+            ports: vec![port],
+            bridges: vec![("br0".into(), st)],
+            ovsdb_clients: 2,
+            ovsdb,
+            events_lost: 4,
+        }
+        .render();
         for want in [
             "# TYPE rvswitch_port_rx_packets_total counter",
             r#"rvswitch_port_rx_packets_total{bridge="br\"0\\x",port="vnet0"} 10"#,
@@ -250,6 +265,7 @@ mod tests {
             r#"rvswitch_port_rx_path_packets_total{bridge="br\"0\\x",port="vnet0",path="kernel"} 7"#,
             r#"rvswitch_port_rx_path_packets_total{bridge="br\"0\\x",port="vnet0",path="userspace"} 3"#,
             "rvswitch_ovsdb_transactions_total 3",
+            "rvswitch_events_lost_total 4",
             "# TYPE rvswitch_ovsdb_transaction_seconds histogram",
             r#"rvswitch_ovsdb_transaction_seconds_bucket{le="5e-05"} 1"#,
             r#"rvswitch_ovsdb_transaction_seconds_bucket{le="0.001"} 2"#,
