@@ -196,7 +196,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
     let (db, notes) = DbSync::new(server.database())?;
-    let datapath = Datapath::spawn_with(DatapathOptions {
+    let mut datapath = Datapath::spawn_with(DatapathOptions {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
         mode: match args.datapath.as_str() {
@@ -206,10 +206,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     })?;
     let forwarding_beat = datapath.heartbeat();
-    let mut datapath = datapath;
-    let feed = datapath.take_events().context("the datapath's events were already taken")?;
-    let events = EventRing::new(events::RING_CAPACITY, feed.dropped.clone());
-    events::feed::collect(feed, events.clone())?;
+    let events = collect_events(&mut datapath)?;
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
@@ -312,6 +309,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     pass.push(handover::pass_on(handover::CONTROL_LISTENER, socket.hand_over())?);
     lock(&shared).shutdown(true);
     Err(reexec(pass))
+}
+
+/// The event ring, fed from the forwarding thread by the collector thread started here.
+fn collect_events(datapath: &mut Datapath) -> anyhow::Result<Arc<EventRing>> {
+    let feed = datapath.take_events().context("the datapath's events were already taken")?;
+    let ring = EventRing::new(events::RING_CAPACITY, feed.dropped.clone());
+    events::feed::collect(feed, ring.clone())?;
+    Ok(ring)
 }
 
 /// Starts the metrics endpoint if `--metrics` asks for one.

@@ -70,6 +70,45 @@ fn followed(lines: &mpsc::Receiver<String>, words: &[&str]) -> Option<String> {
     None
 }
 
+/// A broadcast UDP frame from (`src`, `ip`).
+fn probe(src: MacAddr, ip: [u8; 4]) -> Vec<u8> {
+    let spec = eth(MacAddr::BROADCAST, src, None);
+    udp4(spec, Ipv4Addr::from(ip), Ipv4Addr::new(198, 18, 0, 2), (40000, 9), b"x")
+}
+
+/// `a`'s address learned on a's port, then seen on `c`'s: returns the event to expect.
+fn cause_a_move(d: &Daemon, a: &Vm, c: &Vm) -> impl Fn(&Event) -> bool {
+    send_frame(&mut a.raw(), &probe(a.mac, [198, 18, 0, 1])).expect("inject from a");
+    assert!(wait_until(WAIT, || d.fdb("br-ev").entries.iter().any(|e| e.port == a.port)), "a learned");
+    send_frame(&mut c.raw(), &probe(a.mac, [198, 18, 0, 1])).expect("inject a's MAC from c");
+    let (to, from, mac) = (c.port.clone(), a.port.clone(), a.mac.to_string());
+    move |e: &Event| {
+        e.port == to
+            && matches!(&e.kind, EventKind::MacMove { mac: m, from_port, vlan: 10 } if *m == mac && *from_port == from)
+    }
+}
+
+/// `b`'s port made a VM port (attached-mac), then a frame claiming `fake` and 198.18.0.102
+/// from it: returns the event to expect.
+fn cause_a_spoof(d: &Daemon, b: &Vm, fake: MacAddr) -> impl Fn(&Event) -> bool {
+    d.vsctl(&["set", "Interface", &b.port, &format!("external_ids:attached-mac={}", b.mac)]).expect("vsctl");
+    let port = b.port.clone();
+    let spoofed = move |e: &Event| {
+        e.port == port
+            && matches!(&e.kind, EventKind::SecurityDrop { reason, mac, ip: Some(ip), .. }
+                if reason == "spoofed-mac" && *mac == fake.to_string() && ip == "198.18.0.102")
+    };
+    // The port's security applies once the database change reached the datapath: re-send
+    // (bounded) until the drop is reported.
+    let mut raw_b = b.raw();
+    let seen = wait_until(WAIT, || {
+        send_frame(&mut raw_b, &probe(fake, [198, 18, 0, 102])).expect("inject spoof");
+        events(d).iter().any(&spoofed)
+    });
+    assert!(seen, "no security-drop event: {:?}\nlog:\n{}", events(d), d.log());
+    spoofed
+}
+
 #[test]
 fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
     let test = "moves_spoofs_and_link_downs_are_events";
@@ -86,42 +125,10 @@ fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
         events(&d)
     );
 
-    // A MAC move: a's address learned on a's port, then seen on c's.
-    let probe = |src: MacAddr, ip: [u8; 4]| {
-        udp4(
-            eth(MacAddr::BROADCAST, src, None),
-            Ipv4Addr::from(ip),
-            Ipv4Addr::new(198, 18, 0, 2),
-            (40000, 9),
-            b"x",
-        )
-    };
-    send_frame(&mut a.raw(), &probe(a.mac, [198, 18, 0, 1])).expect("inject from a");
-    assert!(wait_until(WAIT, || d.fdb("br-ev").entries.iter().any(|e| e.port == a.port)), "a learned");
-    send_frame(&mut c.raw(), &probe(a.mac, [198, 18, 0, 1])).expect("inject a's MAC from c");
-    let moved = |e: &Event| {
-        e.port == c.port
-            && matches!(&e.kind, EventKind::MacMove { mac, from_port, vlan: 10 }
-                if *mac == a.mac.to_string() && *from_port == a.port)
-    };
-    assert!(has(&d, moved), "no mac-move event: {:?}\nlog:\n{}", events(&d), d.log());
-
-    // A spoof: b's port is a VM port (attached-mac), the frame claims another MAC and IP.
-    d.vsctl(&["set", "Interface", &b.port, &format!("external_ids:attached-mac={}", b.mac)]).expect("vsctl");
+    let moved = cause_a_move(&d, &a, &c);
+    assert!(has(&d, &moved), "no mac-move event: {:?}\nlog:\n{}", events(&d), d.log());
     let fake = MacAddr([0x02, 0, 0, 0, 0, 0x66]);
-    let spoofed = |e: &Event| {
-        e.port == b.port
-            && matches!(&e.kind, EventKind::SecurityDrop { reason, mac, ip: Some(ip), .. }
-                if reason == "spoofed-mac" && *mac == fake.to_string() && ip == "198.18.0.102")
-    };
-    // The port's security applies once the database change reached the datapath: re-send
-    // (bounded) until the drop is reported.
-    let mut raw_b = b.raw();
-    let seen = wait_until(WAIT, || {
-        send_frame(&mut raw_b, &probe(fake, [198, 18, 0, 102])).expect("inject spoof");
-        events(&d).iter().any(spoofed)
-    });
-    assert!(seen, "no security-drop event: {:?}\nlog:\n{}", events(&d), d.log());
+    let spoofed = cause_a_spoof(&d, &b, fake);
 
     // A link down, followed live.
     let (_follower, lines) = follow(&d);
@@ -143,6 +150,6 @@ fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event: {l}: {e}")))
         .collect();
     assert_eq!(json, events(&d)[..json.len()], "--json prints the daemon's events one a line");
-    assert!(json.iter().any(moved) && json.iter().any(spoofed));
+    assert!(json.iter().any(&moved) && json.iter().any(&spoofed));
     assert!(d.log().contains("port security dropped a frame"), "the drop is logged too");
 }
