@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ctl::protocol::{FdbReply, ShowReply};
 use tracing::{info, warn};
@@ -11,6 +12,8 @@ use tracing::{info, warn};
 use crate::config::{self, ConfigError};
 use crate::datapath::Datapath;
 use crate::db::{DbError, DbSync};
+use crate::events::links::LinkWatch;
+use crate::events::EventRing;
 use crate::reconcile::{FdbError, Reconciler};
 
 /// Why a reload changed nothing.
@@ -30,11 +33,18 @@ pub struct Daemon {
     /// The first reload could not reach the database (a remote one not answering yet): it is
     /// done, with the first-start clean-up, once the database has sent its contents.
     first_reload_pending: bool,
+    events: Arc<EventRing>,
+    links: LinkWatch,
 }
 
 impl Daemon {
-    pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>) -> Daemon {
-        Daemon { rec, db, config_path, first_reload_pending: false }
+    pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>, events: Arc<EventRing>) -> Daemon {
+        Daemon { rec, db, config_path, first_reload_pending: false, events, links: LinkWatch::default() }
+    }
+
+    /// The event ring, for readers that must not hold the daemon's lock while they wait.
+    pub fn events(&self) -> Arc<EventRing> {
+        self.events.clone()
     }
 
     /// Reads the config file (if any) into the database, then applies the database. A bad file
@@ -74,9 +84,13 @@ impl Daemon {
         }
     }
 
-    /// Periodic work: re-check devices (vanished, reappeared) and write status back.
+    /// Periodic work: re-check devices (vanished, reappeared), report links that went up or
+    /// down, and write status back.
     pub fn tick(&mut self) {
         self.rec.monitor();
+        for e in self.links.changes(self.rec.link_states()) {
+            self.events.push(e);
+        }
         self.db.write_status(&self.rec);
     }
 

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod db;
 pub mod device;
+pub mod events;
 pub mod fdstore;
 pub mod handover;
 pub mod listen;

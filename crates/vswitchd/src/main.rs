@@ -20,6 +20,7 @@ use vswitchd::daemon::Daemon;
 use vswitchd::daemon::ReloadError;
 use vswitchd::datapath::{Datapath, DatapathMode, DatapathOptions};
 use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
+use vswitchd::events::{self, EventRing};
 use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::handover;
 use vswitchd::reconcile::Reconciler;
@@ -193,7 +194,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let (server, db, notes) = open_database(&args)?;
-    let datapath = Datapath::spawn_with(DatapathOptions {
+    let mut datapath = Datapath::spawn_with(DatapathOptions {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
         mode: match args.datapath.as_str() {
@@ -203,9 +204,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     })?;
     let forwarding_beat = datapath.heartbeat();
+    let events = collect_events(&mut datapath)?;
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
-    let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
+    let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
     // Bound first: a guard in the match scrutinee would live through the arms.
     let first = lock(&shared).reload();
     match first {
@@ -351,6 +353,14 @@ fn open_database(
     Ok((Some(server), db, notes))
 }
 
+/// The event ring, fed from the forwarding thread by the collector thread started here.
+fn collect_events(datapath: &mut Datapath) -> anyhow::Result<Arc<EventRing>> {
+    let feed = datapath.take_events().context("the datapath's events were already taken")?;
+    let ring = EventRing::new(events::RING_CAPACITY, feed.dropped.clone());
+    events::feed::collect(feed, ring.clone())?;
+    Ok(ring)
+}
+
 /// Starts the metrics endpoint if `--metrics` asks for one.
 fn serve_metrics(
     args: &Args,
@@ -359,12 +369,10 @@ fn serve_metrics(
 ) -> anyhow::Result<()> {
     let Some(addr) = args.metrics else { return Ok(()) };
     let clients = server.clone();
-    let ovsdb_clients = Arc::new(move || lock_server(&clients).as_ref().map_or(0, |s| s.connections()));
-    metrics::serve(
-        addr,
-        args.metrics_allow_remote,
-        metrics::Source { shared: shared.clone(), ovsdb_clients },
-    )?;
+    let ovsdb = Arc::new(move || {
+        lock_server(&clients).as_ref().map_or_else(Default::default, |s| (s.connections(), s.stats()))
+    });
+    metrics::serve(addr, args.metrics_allow_remote, metrics::Source { shared: shared.clone(), ovsdb })?;
     Ok(())
 }
 

@@ -272,6 +272,18 @@ impl Reconciler {
         })
     }
 
+    /// Every configured port's (bridge, port, link up), as the database is told (for port
+    /// up/down events).
+    pub fn link_states(&self) -> Vec<(String, String, bool)> {
+        self.desired
+            .ports()
+            .map(|(b, p)| {
+                let up = self.iface_status(&p.name).is_some_and(|s| s.link_up);
+                (b.name.clone(), p.name.clone(), up)
+            })
+            .collect()
+    }
+
     /// Folds the kernel fast path's counters into the ports' (before reading statistics).
     pub fn sync_counters(&self) {
         if !self.datapath.sync_counters(Duration::from_secs(1)) {

@@ -382,6 +382,17 @@ pub fn libvirt_attach(bridge: &str, port: &str, mac: &str) -> Vec<String> {
     args
 }
 
+/// rvsctl, built beside rvswitchd by the same workspace build (`cargo test --workspace` or
+/// `cargo build -p ctl`); a test binary cannot name another package's binary otherwise.
+pub fn rvsctl_path() -> PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_rvswitchd")).with_file_name("rvsctl")
+}
+
+/// Whether rvsctl is there to run (under CI it must be); else a skip for `test`.
+pub fn have_rvsctl(test: &str) -> bool {
+    rvsctl_path().exists() || testbed::skip(test, "rvsctl not built beside rvswitchd (cargo build -p ctl)")
+}
+
 /// Whether Debian's ovs-vsctl is there (under CI it must be: .ci/run installs it).
 pub fn have_ovs_vsctl() -> bool {
     testbed::require_program("ovs-vsctl tests", "ovs-vsctl", "--version", "openvswitch-switch")

@@ -7,7 +7,6 @@
 //! reach us through the tap fd, not through a device the program could sit on.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 
 use fastpath::binds::{until_ns, BindMirror};
 use fastpath::maps::{flow_val, Counters, PortConf};
@@ -252,8 +251,7 @@ impl Fast {
                 let now_c = self.fp.counters(ifindex);
                 let before = self.counted.insert(ifindex, now_c).unwrap_or_default();
                 let d = now_c.since(&before);
-                spec.counters.rx_packets.fetch_add(d.rx_packets, Relaxed);
-                spec.counters.rx_bytes.fetch_add(d.rx_bytes, Relaxed);
+                spec.counters.count_fast_rx(d.rx_packets, d.rx_bytes);
                 spec.counters.count_tx(d.tx_packets, d.tx_bytes);
             }
         }
