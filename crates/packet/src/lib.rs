@@ -6,6 +6,7 @@
 pub mod arp;
 mod builder;
 mod craft;
+pub mod csum;
 pub mod dhcp;
 mod error;
 mod ethernet;
@@ -13,6 +14,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 mod mac;
+pub mod ttl;
 pub mod udp;
 mod view;
 mod vlan;
