@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use switch::Stage;
 
-use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace};
+use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace, VpnStatus};
 
 pub fn show(reply: &ShowReply) -> String {
     let mut s = String::new();
@@ -38,9 +38,27 @@ pub fn show(reply: &ShowReply) -> String {
                 let reasons: Vec<String> = st.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(s, "        drop reasons: {}", reasons.join(" "));
             }
+            if let Some(v) = &p.vpn {
+                vpn(&mut s, v);
+            }
         }
     }
     s
+}
+
+/// A VPN gateway port's tunnel: state, peer, handshake age, bytes, gateway drops.
+fn vpn(s: &mut String, v: &VpnStatus) {
+    let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
+    let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+    let _ = writeln!(
+        s,
+        "        tunnel rx: {} bytes   tx: {} bytes   bad datagrams: {}",
+        v.rx_bytes, v.tx_bytes, v.bad_datagrams
+    );
+    if !v.drops.is_empty() {
+        let reasons: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(s, "        gateway drops: {}", reasons.join(" "));
+    }
 }
 
 fn ifindex(p: &PortStatus) -> String {

@@ -157,6 +157,7 @@ mod tests {
             ifindex: None,
             error: None,
             statistics: CounterSnapshot::default(),
+            vpn: None,
         };
         let br = BridgeStatus {
             name: "br\"x".into(),

@@ -33,6 +33,7 @@ fn sample_show() -> ShowReply {
                     tx_bytes: 300,
                     drops: BTreeMap::from([("runt".to_string(), 2)]),
                 },
+                vpn: None,
             }],
         }],
     }

@@ -74,7 +74,7 @@ impl Gateway {
 
     /// Handles one frame the bridge sent to the gateway port. `tunnel_up` is the kill switch:
     /// false routes nothing. `out` must hold an Ethernet ARP frame (42 bytes).
-    pub fn from_zone<'a>(&mut self, frame: &'a mut [u8], tunnel_up: bool, out: &mut [u8]) -> FromZone<'a> {
+    pub fn zone_frame<'a>(&mut self, frame: &'a mut [u8], tunnel_up: bool, out: &mut [u8]) -> FromZone<'a> {
         let verdict = self.zone_verdict(frame, tunnel_up, out);
         if let FromZone::Drop(r) = verdict {
             self.drops.count(r);
@@ -164,7 +164,7 @@ impl Gateway {
     }
 
     /// Handles one IP packet the tunnel decrypted. `out` must hold the packet plus 14 bytes.
-    pub fn from_tunnel(&mut self, ip: &mut [u8], out: &mut [u8]) -> FromTunnel {
+    pub fn tunnel_packet(&mut self, ip: &mut [u8], out: &mut [u8]) -> FromTunnel {
         let verdict = self.tunnel_verdict(ip, out);
         match verdict {
             FromTunnel::Drop(r) => self.drops.count(r),

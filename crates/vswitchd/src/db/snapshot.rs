@@ -46,6 +46,8 @@ pub struct IfaceRow {
     pub ofport_request: Option<i64>,
     pub other_config: Vec<(String, String)>,
     pub external_ids: Vec<(String, String)>,
+    /// Type-specific settings (OvS: a tunnel's `remote_ip`; ours: a VPN port's `wireguard`...).
+    pub options: Vec<(String, String)>,
 }
 
 /// The configuration tables at one moment, by UUID, plus name indexes (names are unique per
@@ -71,7 +73,7 @@ impl Snapshot {
             {"op": "select", "table": "Port", "where": [],
              "columns": ["_uuid", "name", "interfaces", "tag", "trunks", "vlan_mode"]},
             {"op": "select", "table": "Interface", "where": [],
-             "columns": ["_uuid", "name", "type", "ofport", "ofport_request", "other_config", "external_ids"]}
+             "columns": ["_uuid", "name", "type", "ofport", "ofport_request", "other_config", "external_ids", "options"]}
         ]));
         Snapshot::parse(&reply)
     }
@@ -128,6 +130,7 @@ impl Snapshot {
                 ofport_request: opt_int(&r["ofport_request"]),
                 other_config: string_map(&r["other_config"]),
                 external_ids: string_map(&r["external_ids"]),
+                options: string_map(&r["options"]),
             })
             .map(|i| (i.uuid.clone(), i))
             .collect();
