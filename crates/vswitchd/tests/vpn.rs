@@ -401,3 +401,43 @@ fn a_readable_key_file_is_refused_with_a_clear_message() {
     assert!(d.port(&port).error.unwrap_or_default().contains(expected));
     assert!(d.port(&port).vpn.is_none(), "no tunnel was opened");
 }
+
+/// The zones file's `uplink = { wireguard = ... }` makes the gateway port: the same tunnel,
+/// configured declaratively.
+#[test]
+fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
+    if !have_tools("zones_apply_gives_a_vpn_zone_its_gateway_port") {
+        return;
+    }
+    let s = setup();
+    let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let (zone, bridge) = (unique("z"), unique("brz"));
+    let file = s._dir.path().join("zones.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[zone]]\nname = \"{zone}\"\nbridge = \"{bridge}\"\nuplink = {{ wireguard = \"{}\" }}\n\
+             subnet = \"{ZONE_SUBNET}\"\ngateway = \"{GATEWAY}\"\n\
+             [[zone.portgroup]]\nname = \"vlan-10\"\nvlan = 10\ndefault = true\n",
+            s.our_conf.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start("");
+    let globals =
+        ctl::zones_cli::Globals { db: format!("unix:{}", d.db_socket().display()), json: false, timeout: 20 };
+    let cmd = ctl::zones_cli::ZonesCommand::Apply { file, no_wait: false };
+    let out = ctl::zones_cli::run(&cmd, &globals).expect("zones apply");
+    let port = zones::vpn_port_name(&zone);
+    assert!(
+        out.stdout.contains(&format!("+ port {port} on {bridge} (uplink, zone {zone})")),
+        "{}",
+        out.stdout
+    );
+    d.vsctl(&["add-port", &bridge, &vm_port, "tag=10"]).expect("VM port");
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through the zone's tunnel failed: {:?}", d.port(&port));
+    assert_eq!(d.port(&port).tag, Some(10), "the gateway sits on the default portgroup's VLAN");
+}
