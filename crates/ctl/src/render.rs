@@ -139,3 +139,50 @@ pub fn datapath_actions(t: &Trace) -> String {
         actions.join(",")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{BridgeStatus, CounterSnapshot};
+
+    #[test]
+    fn show_prints_a_vpn_ports_tunnel() {
+        let vpn = VpnStatus {
+            state: "down".into(),
+            endpoint: "198.19.200.2:51820".into(),
+            last_handshake_secs: Some(42),
+            rx_bytes: 1000,
+            tx_bytes: 2000,
+            bad_datagrams: 3,
+            drops: [("vpn-down".to_string(), 7)].into(),
+        };
+        let port = PortStatus {
+            name: "wg-intranet".into(),
+            kind: "rvswitch-vpn".into(),
+            vlan_mode: "access".into(),
+            tag: Some(10),
+            trunks: vec![],
+            link_state: "down".into(),
+            ifindex: None,
+            error: None,
+            statistics: CounterSnapshot::default(),
+            vpn: Some(vpn),
+        };
+        let reply = ShowReply {
+            config_file: None,
+            bridges: vec![BridgeStatus {
+                name: "br0".into(),
+                mac_aging_time: 300,
+                mac_table_size: 8192,
+                ports: vec![port],
+            }],
+        };
+        let text = show(&reply);
+        assert!(
+            text.contains("        vpn: down  endpoint: 198.19.200.2:51820  last handshake: 42 s ago\n"),
+            "{text}"
+        );
+        assert!(text.contains("tunnel rx: 1000 bytes   tx: 2000 bytes   bad datagrams: 3\n"), "{text}");
+        assert!(text.contains("gateway drops: vpn-down=7\n"), "{text}");
+    }
+}

@@ -264,3 +264,7 @@ impl Netdev for VpnPort {
         Ok(frames.len())
     }
 }
+
+#[cfg(test)]
+#[path = "port_tests.rs"]
+mod tests;
