@@ -10,6 +10,7 @@ pub mod csum;
 pub mod dhcp;
 mod error;
 mod ethernet;
+pub mod gso;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;

@@ -22,8 +22,6 @@ use testbed::{Netns, Veth};
 const ZONE_SUBNET: &str = "198.18.50.0/24";
 const GATEWAY: &str = "198.18.50.1";
 const VM_IP: &str = "198.18.50.2";
-const OFFICE_WAN: &str = "198.19.200.2";
-const HOST_WAN: &str = "198.19.200.1";
 const OFFICE_HOST: &str = "198.18.60.10";
 const OFFICE_PORT: u16 = 51820;
 
@@ -109,27 +107,44 @@ impl Drop for OfficeServer<'_> {
     }
 }
 
+/// The WAN link's /30 in the root namespace (the only addresses this test puts there): one per
+/// test and process, from 198.19.128.0/17, so parallel tests and runs do not share a route.
+fn wan_addresses() -> (String, String) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = std::process::id()
+        .wrapping_mul(7)
+        .wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let slot = n % 8192; // 8192 /30s in a /17
+    let base = (198u32 << 24) | (19 << 16) | (128 << 8) | (slot * 4);
+    let ip = |k: u32| std::net::Ipv4Addr::from(base + k).to_string();
+    (ip(1), ip(2))
+}
+
 /// The office (WAN side toward the host, LAN side toward the office host) and its LAN host.
 struct Office {
     office: Netns,
     lan: Netns,
     _wan: Veth,
     _lan_link: Veth,
+    /// The host's and the office's WAN addresses.
+    host_wan: String,
+    office_wan: String,
 }
 
 fn office() -> Office {
     let office = Netns::new("off").expect("office netns");
     let lan = Netns::new("lan").expect("lan netns");
     let wan_if = unique("wan");
-    let wan = Veth::to_ns(&wan_if, &office, "wan0", Some(&format!("{OFFICE_WAN}/30")), None).expect("wan");
-    testbed::run("ip", &["addr", "add", &format!("{HOST_WAN}/30"), "dev", &wan_if])
+    let (host_wan, office_wan) = wan_addresses();
+    let wan = Veth::to_ns(&wan_if, &office, "wan0", Some(&format!("{office_wan}/30")), None).expect("wan");
+    testbed::run("ip", &["addr", "add", &format!("{host_wan}/30"), "dev", &wan_if])
         .expect("host wan address");
     let lan_link = Veth::between(&office, "lan0", &lan, "eth0").expect("lan link");
     office.exec(&["ip", "addr", "add", "198.18.60.1/24", "dev", "lan0"]).unwrap();
     lan.exec(&["ip", "addr", "add", &format!("{OFFICE_HOST}/24"), "dev", "eth0"]).unwrap();
     lan.exec(&["ip", "route", "add", "default", "via", "198.18.60.1"]).unwrap();
     office.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
-    Office { office, lan, _wan: wan, _lan_link: lan_link }
+    Office { office, lan, _wan: wan, _lan_link: lan_link, host_wan, office_wan }
 }
 
 /// Writes `text` to `dir/name` with `mode`.
@@ -141,15 +156,14 @@ fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 /// The intranet VM: a namespace on an access port of the zone's VLAN, default route via the
-/// zone gateway, MTU for the tunnel, and no TCP segmentation offload (the gateway port does not
-/// segment super-frames yet).
+/// zone gateway, MTU for the tunnel. Offloads stay on: its TCP sends super-frames with partial
+/// checksums, which the gateway port segments and completes.
 fn intranet_vm() -> (Netns, Veth, String) {
     let ns = Netns::new("vm").expect("vm netns");
     let port = unique("p");
     let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{VM_IP}/24")), None).expect("vm veth");
     ns.exec(&["ip", "link", "set", "eth0", "mtu", "1380"]).unwrap();
     ns.exec(&["ip", "route", "add", "default", "via", GATEWAY]).unwrap();
-    ns.exec(&["ethtool", "-K", "eth0", "tso", "off", "gso", "off"]).unwrap();
     (ns, veth, port)
 }
 
@@ -218,7 +232,8 @@ fn setup() -> Setup {
     let ours = format!(
         "[Interface]\nPrivateKey = {our_priv}\nAddress = {VM_IP}/32\nListenPort = {listen_port}\n\
          DNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
-         Endpoint = {OFFICE_WAN}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n"
+         Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n",
+        office.office_wan
     );
     let our_conf = write_file(dir.path(), "office.conf", &ours, 0o600);
     Setup { office, _dir: dir, server_conf, our_conf, listen_port }
@@ -299,7 +314,8 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
     let st = vpn_status(&d, &vpn_port);
     assert!(st.rx_bytes > 0 && st.tx_bytes > 0, "{st:?}");
-    assert_eq!(st.endpoint, format!("{OFFICE_WAN}:{OFFICE_PORT}"));
+    assert!(!st.drops.contains_key("gso-unsegmented") && !st.drops.contains_key("malformed"), "{st:?}");
+    assert_eq!(st.endpoint, format!("{}:{OFFICE_PORT}", s.office.office_wan));
     let (db_status, _) = d.vsctl_output(&["get", "Interface", &vpn_port, "status"]).unwrap();
     assert!(db_status.contains("vpn_state=up"), "Interface status: {db_status}");
 
@@ -353,7 +369,7 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
 
     // Bad input at our WireGuard port: counted, dropped, no crash.
     let bad_before = vpn_status(&d, &vpn_port).bad_datagrams;
-    let target = format!("{HOST_WAN}:{}", s.listen_port);
+    let target = format!("{}:{}", s.office.host_wan, s.listen_port);
     s.office
         .office
         .run_in(|| {
@@ -388,7 +404,7 @@ fn a_readable_key_file_is_refused_with_a_clear_message() {
     let (private, _) = keypair();
     let (_, peer) = keypair();
     let text = format!(
-        "[Interface]\nPrivateKey = {private}\n[Peer]\nPublicKey = {peer}\nEndpoint = {OFFICE_WAN}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\n"
+        "[Interface]\nPrivateKey = {private}\n[Peer]\nPublicKey = {peer}\nEndpoint = 198.19.0.1:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\n"
     );
     let conf = write_file(dir.path(), "office.conf", &text, 0o644);
     let bridge = unique("brk");

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use boringtun::noise::{Tunn, TunnResult};
 use ctl::protocol::VpnStatus;
 use gateway::{FromTunnel, FromZone, Gateway};
-use netdev::{Netdev, NetdevError, RxBatch, TxFrame, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
+use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
+use packet::gso::{segment_tcpv4, GSO_TCPV4};
+use packet::EthernetHeader;
 use tracing::{debug, info};
 
 use super::health::Health;
@@ -37,7 +39,7 @@ pub struct VpnPort {
     timer: Timer,
     wake: EventFd,
     to_zone: VecDeque<Vec<u8>>,
-    /// Datagrams that did not authenticate; frames the zone sent that we could not take.
+    /// Datagrams that did not authenticate; super-frames we cannot segment (UDP, IPv6).
     bad_datagrams: u64,
     unsegmented: u64,
     was_up: bool,
@@ -46,6 +48,7 @@ pub struct VpnPort {
     rx: Vec<u8>,
     out: Vec<u8>,
     frame: Vec<u8>,
+    seg: Vec<u8>,
 }
 
 impl VpnPort {
@@ -80,6 +83,7 @@ impl VpnPort {
             rx: vec![0; MAX_FRAME + OVERHEAD],
             out: vec![0; MAX_FRAME + OVERHEAD],
             frame: Vec::with_capacity(MAX_FRAME),
+            seg: Vec::with_capacity(MAX_FRAME),
         };
         port.tick(Instant::now());
         Ok(port)
@@ -170,11 +174,38 @@ impl VpnPort {
         }
     }
 
-    /// One frame from the zone (already gathered into `self.frame`).
-    fn route_zone_frame(&mut self, now: Instant) {
+    /// One frame the bridge sent: a TCP super-frame is segmented first (each segment is
+    /// encrypted on its own), a partial checksum completed (nothing after us would).
+    fn one_frame(&mut self, frame: &mut [u8], vnet: VnetHdr, now: Instant) {
+        match vnet.gso_type {
+            VNET_GSO_NONE => {
+                let (start, off) = (usize::from(vnet.csum_start), usize::from(vnet.csum_offset));
+                if vnet.flags & VNET_F_NEEDS_CSUM != 0 && !packet::csum::complete_partial(frame, start, off) {
+                    self.gw.count(gateway::DropReason::Malformed);
+                    return;
+                }
+                self.route_zone_frame(frame, now);
+            }
+            GSO_TCPV4 => {
+                let mut seg = std::mem::take(&mut self.seg);
+                let l2 = EthernetHeader::parse(frame).map(|h| h.payload_offset).unwrap_or(0);
+                let mss = usize::from(vnet.gso_size);
+                let done = segment_tcpv4(frame, l2, mss, &mut seg, |s| self.route_zone_frame(s, now));
+                if done.is_err() {
+                    self.gw.count(gateway::DropReason::Malformed);
+                }
+                self.seg = seg;
+            }
+            // UDP and TCP/IPv6 super-frames: not segmented yet.
+            _ => self.unsegmented += 1,
+        }
+    }
+
+    /// One complete frame from the zone.
+    fn route_zone_frame(&mut self, frame: &mut [u8], now: Instant) {
         let up = self.is_up(now);
         let mut arp = [0u8; 64];
-        match self.gw.zone_frame(&mut self.frame, up, &mut arp) {
+        match self.gw.zone_frame(frame, up, &mut arp) {
             FromZone::Reply(n) => {
                 if self.to_zone.len() < MAX_TO_ZONE {
                     self.to_zone.push_back(arp[..n].to_vec());
@@ -239,28 +270,15 @@ impl Netdev for VpnPort {
 
     fn transmit(&mut self, frames: &[TxFrame<'_>]) -> Result<usize, NetdevError> {
         let now = Instant::now();
+        let mut frame = std::mem::take(&mut self.frame);
         for f in frames {
-            if f.vnet.gso_type != VNET_GSO_NONE {
-                // No software segmentation yet: a super-frame cannot be routed into the tunnel.
-                self.unsegmented += 1;
-                continue;
-            }
-            self.frame.clear();
+            frame.clear();
             for p in f.parts {
-                self.frame.extend_from_slice(p);
+                frame.extend_from_slice(p);
             }
-            if f.vnet.flags & VNET_F_NEEDS_CSUM != 0
-                && !packet::csum::complete_partial(
-                    &mut self.frame,
-                    usize::from(f.vnet.csum_start),
-                    usize::from(f.vnet.csum_offset),
-                )
-            {
-                self.gw.count(gateway::DropReason::Malformed);
-                continue;
-            }
-            self.route_zone_frame(now);
+            self.one_frame(&mut frame, f.vnet, now);
         }
+        self.frame = frame;
         Ok(frames.len())
     }
 }
