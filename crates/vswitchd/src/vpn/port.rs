@@ -147,7 +147,8 @@ impl VpnPort {
             }
             TunnResult::Done => None,
             TunnResult::WriteToNetwork(p) => {
-                send(&self.sock, p, self.endpoint);
+                // A handshake answer (or cookie) goes back where the message came from.
+                send(&self.sock, p, from);
                 self.flush_queued();
                 None
             }
