@@ -277,6 +277,75 @@ fn iperf(vm: &Netns, lan: &Netns) -> (f64, String) {
     (bps, peer)
 }
 
+/// The kill switch with the server gone and the VM still pinging: `vpn-down` drops grow, and
+/// captures on the WAN wire, the bridge's internal port (the host stack's leg) and another zone
+/// show nothing of the zone (no clear-text packet, no tunnel data).
+fn check_kill_switch(d: &Daemon, vpn_port: &str, s: &Setup, bridge: &str, other: &Netns) {
+    assert!(wait_vpn_state(d, vpn_port, "down", Duration::from_secs(40)), "{:?}", d.port(vpn_port));
+    let down_before = vpn_status(d, vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
+    // What leaves the host on the WAN link, seen from the office's end of the wire.
+    let mut wan = s.office.office.open_port("wan0").expect("capture on the WAN link");
+    let mut host_leg = netdev::SystemPort::open(bridge).expect("capture on the bridge's internal port");
+    let mut other_zone = other.open_port("eth0").expect("capture in the other zone");
+    let caught = std::thread::scope(|sc| {
+        let a = sc.spawn(|| frame_capture(&mut wan, Duration::from_secs(6), 10_000));
+        let b = sc.spawn(|| frame_capture(&mut host_leg, Duration::from_secs(6), 10_000));
+        let c = frame_capture(&mut other_zone, Duration::from_secs(6), 10_000);
+        (a.join().unwrap(), b.join().unwrap(), c)
+    });
+    let down_after = vpn_status(d, vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
+    let (wan_f, host_f, other_f) = caught;
+    assert_eq!(intranet_packets(&wan_f), 0, "intranet packets in the clear on the host's WAN link");
+    assert_eq!(wireguard_to_office(&wan_f, 4), 0, "zone data went into a tunnel that is down");
+    // The capture works: it saw our handshake retries (one every 5 s while down).
+    assert!(
+        wireguard_to_office(&wan_f, 1) >= 1,
+        "no handshake initiation seen in {} WAN frames",
+        wan_f.len()
+    );
+    assert_eq!(intranet_packets(&host_f), 0, "intranet packets reached the host stack");
+    assert_eq!(intranet_packets(&other_f), 0, "intranet packets reached another zone");
+    assert!(
+        down_after > down_before,
+        "ping ran on, so vpn-down drops must grow: {down_before} → {down_after}"
+    );
+    eprintln!(
+        "kill switch: {} frames on the WAN link, {} on the host's leg, {} in the other zone, none of the zone's; vpn-down drops {down_before} → {down_after}",
+        wan_f.len(),
+        host_f.len(),
+        other_f.len()
+    );
+}
+
+/// Garbage and truncated WireGuard messages at our port, from the office: counted as bad
+/// datagrams, dropped; the daemon goes on.
+fn send_garbage(d: &Daemon, vpn_port: &str, s: &Setup) {
+    let bad_before = vpn_status(d, vpn_port).bad_datagrams;
+    let target = format!("{}:{}", s.office.host_wan, s.listen_port);
+    s.office
+        .office
+        .run_in(|| {
+            let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+            let mut sent = 0;
+            for i in 0..100u8 {
+                let garbage: Vec<u8> = match i % 4 {
+                    0 => vec![i; usize::from(i) + 1],              // random-looking bytes
+                    1 => [&[1u8, 0, 0, 0][..], &[i; 40]].concat(), // truncated handshake initiation
+                    2 => [&[4u8, 0, 0, 0][..], &[i; 60]].concat(), // data for an unknown session
+                    _ => vec![2, 0, 0, 0, i],                      // runt handshake response
+                };
+                sent += usize::from(sock.send_to(&garbage, &target).is_ok());
+            }
+            sent
+        })
+        .expect("send garbage");
+    assert!(
+        wait_until(Duration::from_secs(10), || vpn_status(d, vpn_port).bad_datagrams >= bad_before + 100),
+        "garbage not counted: {:?}",
+        vpn_status(d, vpn_port)
+    );
+}
+
 #[test]
 fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     if !have_tools("intranet_vm_reaches_the_office_and_the_kill_switch_holds") {
@@ -322,40 +391,7 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     // Kill switch: the server dies mid-traffic.
     let ping = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(100), 120).expect("ping");
     server.kill();
-    assert!(wait_vpn_state(&d, &vpn_port, "down", Duration::from_secs(40)), "{:?}", d.port(&vpn_port));
-    let down_before = vpn_status(&d, &vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
-    // What leaves the host on the WAN link, seen from the office's end of the wire.
-    let mut wan = s.office.office.open_port("wan0").expect("capture on the WAN link");
-    let mut host_leg = netdev::SystemPort::open(&bridge).expect("capture on the bridge's internal port");
-    let mut other_zone = other.open_port("eth0").expect("capture in the other zone");
-    let caught = std::thread::scope(|sc| {
-        let a = sc.spawn(|| frame_capture(&mut wan, Duration::from_secs(6), 10_000));
-        let b = sc.spawn(|| frame_capture(&mut host_leg, Duration::from_secs(6), 10_000));
-        let c = frame_capture(&mut other_zone, Duration::from_secs(6), 10_000);
-        (a.join().unwrap(), b.join().unwrap(), c)
-    });
-    let down_after = vpn_status(&d, &vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
-    let (wan_f, host_f, other_f) = caught;
-    assert_eq!(intranet_packets(&wan_f), 0, "intranet packets in the clear on the host's WAN link");
-    assert_eq!(wireguard_to_office(&wan_f, 4), 0, "zone data went into a tunnel that is down");
-    // The capture works: it saw our handshake retries (one every 5 s while down).
-    assert!(
-        wireguard_to_office(&wan_f, 1) >= 1,
-        "no handshake initiation seen in {} WAN frames",
-        wan_f.len()
-    );
-    assert_eq!(intranet_packets(&host_f), 0, "intranet packets reached the host stack");
-    assert_eq!(intranet_packets(&other_f), 0, "intranet packets reached another zone");
-    assert!(
-        down_after > down_before,
-        "ping ran on, so vpn-down drops must grow: {down_before} → {down_after}"
-    );
-    eprintln!(
-        "kill switch: {} frames on the WAN link, {} on the host's leg, {} in the other zone, none of the zone's; vpn-down drops {down_before} → {down_after}",
-        wan_f.len(),
-        host_f.len(),
-        other_f.len()
-    );
+    check_kill_switch(&d, &vpn_port, &s, &bridge, &other);
 
     // The server returns (same key): traffic resumes.
     server.launch();
@@ -367,31 +403,7 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
     drop(ping);
 
-    // Bad input at our WireGuard port: counted, dropped, no crash.
-    let bad_before = vpn_status(&d, &vpn_port).bad_datagrams;
-    let target = format!("{}:{}", s.office.host_wan, s.listen_port);
-    s.office
-        .office
-        .run_in(|| {
-            let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
-            let mut sent = 0;
-            for i in 0..100u8 {
-                let garbage: Vec<u8> = match i % 4 {
-                    0 => vec![i; usize::from(i) + 1],              // random-looking bytes
-                    1 => [&[1u8, 0, 0, 0][..], &[i; 40]].concat(), // truncated handshake initiation
-                    2 => [&[4u8, 0, 0, 0][..], &[i; 60]].concat(), // data for an unknown session
-                    _ => vec![2, 0, 0, 0, i],                      // runt handshake response
-                };
-                sent += usize::from(sock.send_to(&garbage, &target).is_ok());
-            }
-            sent
-        })
-        .expect("send garbage");
-    assert!(
-        wait_until(Duration::from_secs(10), || vpn_status(&d, &vpn_port).bad_datagrams >= bad_before + 100),
-        "garbage not counted: {:?}",
-        vpn_status(&d, &vpn_port)
-    );
+    send_garbage(&d, &vpn_port, &s);
     assert!(vm.ping(OFFICE_HOST, 2), "the tunnel must survive garbage");
 }
 
