@@ -392,6 +392,7 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     let ping = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(100), 120).expect("ping");
     server.kill();
     check_kill_switch(&d, &vpn_port, &s, &bridge, &other);
+    drop(ping);
 
     // The server returns (same key): traffic resumes.
     server.launch();
@@ -401,7 +402,6 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
         d.port(&vpn_port)
     );
     assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
-    drop(ping);
 
     send_garbage(&d, &vpn_port, &s);
     assert!(vm.ping(OFFICE_HOST, 2), "the tunnel must survive garbage");
@@ -438,7 +438,7 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
         return;
     }
     let s = setup();
-    let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
     let (vm, _vm_link, vm_port) = intranet_vm();
     let (zone, bridge) = (unique("z"), unique("brz"));
     let file = s._dir.path().join("zones.toml");
@@ -452,7 +452,7 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
         ),
     )
     .unwrap();
-    let d = Daemon::start("");
+    let mut d = Daemon::start("");
     let globals =
         ctl::zones_cli::Globals { db: format!("unix:{}", d.db_socket().display()), json: false, timeout: 20 };
     let cmd = ctl::zones_cli::ZonesCommand::Apply { file, no_wait: false };
@@ -468,4 +468,23 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the zone's tunnel failed: {:?}", d.port(&port));
     assert_eq!(d.port(&port).tag, Some(10), "the gateway sits on the default portgroup's VLAN");
+
+    // rvswitchd restarted while the VPN is down: the zone stays closed. (Traffic is what shows
+    // a dead peer: an idle tunnel stays up, and nothing is sent through it either.)
+    let ping = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(200), 60).expect("ping");
+    server.kill();
+    assert!(wait_vpn_state(&d, &port, "down", Duration::from_secs(40)), "{:?}", d.port(&port));
+    drop(ping);
+    d.restart();
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(!vm.ping(OFFICE_HOST, 2), "traffic passed after a restart with the VPN down");
+    let st = vpn_status(&d, &port);
+    assert_eq!(st.state, "down", "{st:?}");
+    assert!(
+        st.drops.get("vpn-down").copied().unwrap_or(0) > 0,
+        "the pings must be dropped as vpn-down: {st:?}"
+    );
+    server.launch();
+    assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(60)), "{:?}", d.port(&port));
+    assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
 }
