@@ -288,9 +288,9 @@ fn check_kill_switch(d: &Daemon, vpn_port: &str, s: &Setup, bridge: &str, other:
     let mut host_leg = netdev::SystemPort::open(bridge).expect("capture on the bridge's internal port");
     let mut other_zone = other.open_port("eth0").expect("capture in the other zone");
     let caught = std::thread::scope(|sc| {
-        let a = sc.spawn(|| frame_capture(&mut wan, Duration::from_secs(6), 10_000));
-        let b = sc.spawn(|| frame_capture(&mut host_leg, Duration::from_secs(6), 10_000));
-        let c = frame_capture(&mut other_zone, Duration::from_secs(6), 10_000);
+        let a = sc.spawn(|| frame_capture(&mut wan, Duration::from_secs(8), 10_000));
+        let b = sc.spawn(|| frame_capture(&mut host_leg, Duration::from_secs(8), 10_000));
+        let c = frame_capture(&mut other_zone, Duration::from_secs(8), 10_000);
         (a.join().unwrap(), b.join().unwrap(), c)
     });
     let down_after = vpn_status(d, vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
