@@ -132,6 +132,29 @@ pub struct PortStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub statistics: CounterSnapshot,
+    /// A VPN gateway port's tunnel (type `rvswitch-vpn` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<VpnStatus>,
+}
+
+/// A zone's WireGuard uplink as the daemon last saw it (refreshed every 250 ms).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpnStatus {
+    /// `up` (a current session and the peer answers) or `down` (the kill switch holds).
+    pub state: String,
+    /// Where the peer is (host:port as last heard from, or as configured).
+    pub endpoint: String,
+    /// Seconds since the last completed handshake; None: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handshake_secs: Option<u64>,
+    /// Payload bytes received from / sent into the tunnel.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Datagrams at the WireGuard port that did not authenticate (garbage, truncated,
+    /// replayed, an unknown peer).
+    pub bad_datagrams: u64,
+    /// Packets the gateway dropped, by reason (`vpn-down`, `no-route`...), zeros left out.
+    pub drops: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use switch::Stage;
 
-use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace};
+use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace, VpnStatus};
 
 pub fn show(reply: &ShowReply) -> String {
     let mut s = String::new();
@@ -42,9 +42,27 @@ pub fn show(reply: &ShowReply) -> String {
                 let reasons: Vec<String> = st.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(s, "        drop reasons: {}", reasons.join(" "));
             }
+            if let Some(v) = &p.vpn {
+                vpn(&mut s, v);
+            }
         }
     }
     s
+}
+
+/// A VPN gateway port's tunnel: state, peer, handshake age, bytes, gateway drops.
+fn vpn(s: &mut String, v: &VpnStatus) {
+    let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
+    let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+    let _ = writeln!(
+        s,
+        "        tunnel rx: {} bytes   tx: {} bytes   bad datagrams: {}",
+        v.rx_bytes, v.tx_bytes, v.bad_datagrams
+    );
+    if !v.drops.is_empty() {
+        let reasons: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(s, "        gateway drops: {}", reasons.join(" "));
+    }
 }
 
 fn ifindex(p: &PortStatus) -> String {
@@ -183,6 +201,7 @@ mod event_tests {
             ifindex: None,
             error: None,
             statistics: CounterSnapshot { rx_packets: 10, fast_rx_packets: fast, ..Default::default() },
+            vpn: None,
         };
         let reply = |fast| ShowReply {
             config_file: None,
@@ -221,5 +240,52 @@ mod event_tests {
             "1970-01-01T00:00:00.000Z br0 vnet0 port-down\n\
              1970-01-01T00:00:00.000Z br0 vnet0 security-drop spoofed-ip mac 52:54:00:00:00:01 ip 198.18.0.9 (+4 more)\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{BridgeStatus, CounterSnapshot};
+
+    #[test]
+    fn show_prints_a_vpn_ports_tunnel() {
+        let vpn = VpnStatus {
+            state: "down".into(),
+            endpoint: "198.19.200.2:51820".into(),
+            last_handshake_secs: Some(42),
+            rx_bytes: 1000,
+            tx_bytes: 2000,
+            bad_datagrams: 3,
+            drops: [("vpn-down".to_string(), 7)].into(),
+        };
+        let port = PortStatus {
+            name: "wg-intranet".into(),
+            kind: "rvswitch-vpn".into(),
+            vlan_mode: "access".into(),
+            tag: Some(10),
+            trunks: vec![],
+            link_state: "down".into(),
+            ifindex: None,
+            error: None,
+            statistics: CounterSnapshot::default(),
+            vpn: Some(vpn),
+        };
+        let reply = ShowReply {
+            config_file: None,
+            bridges: vec![BridgeStatus {
+                name: "br0".into(),
+                mac_aging_time: 300,
+                mac_table_size: 8192,
+                ports: vec![port],
+            }],
+        };
+        let text = show(&reply);
+        assert!(
+            text.contains("        vpn: down  endpoint: 198.19.200.2:51820  last handshake: 42 s ago\n"),
+            "{text}"
+        );
+        assert!(text.contains("tunnel rx: 1000 bytes   tx: 2000 bytes   bad datagrams: 3\n"), "{text}");
+        assert!(text.contains("gateway drops: vpn-down=7\n"), "{text}");
     }
 }

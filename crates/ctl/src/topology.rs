@@ -254,6 +254,7 @@ mod tests {
             ifindex: None,
             error: None,
             statistics: CounterSnapshot::default(),
+            vpn: None,
         };
         let mut uplink = port("eth1", true);
         (uplink.kind, uplink.vlan_mode, uplink.tag, uplink.trunks) =

@@ -34,6 +34,7 @@ fn sample_show() -> ShowReply {
                     fast_rx_packets: 0,
                     drops: BTreeMap::from([("runt".to_string(), 2)]),
                 },
+                vpn: None,
             }],
         }],
     }

@@ -6,12 +6,15 @@ use std::os::fd::OwnedFd;
 use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort};
 use tracing::info;
 
-use crate::state::PortKind;
+use crate::state::{PortKind, VpnOptions};
+use crate::vpn::{VpnOpenError, VpnPort};
 
-/// An open device of either backend.
+/// An open device of any backend.
 pub enum Device {
     System(SystemPort),
     Tap(TapPort),
+    /// A VPN gateway port: no kernel device, a UDP socket to the peer.
+    Vpn(Box<VpnPort>),
 }
 
 impl Device {
@@ -35,7 +38,13 @@ impl Device {
             }),
             PortKind::Tap => TapPort::create(name).map(Device::Tap),
             PortKind::Internal => TapPort::create_internal(name).map(Device::Tap),
+            PortKind::Vpn => Err(no_descriptors(name)),
         }
+    }
+
+    /// Opens the VPN gateway port `name` (reads its wg-quick file, binds its socket).
+    pub fn open_vpn(name: &str, opts: &VpnOptions) -> Result<Device, VpnOpenError> {
+        crate::vpn::open(name, opts).map(|p| Device::Vpn(Box::new(p)))
     }
 
     /// Rebuilds the device of port `name` from kept descriptors.
@@ -43,13 +52,16 @@ impl Device {
         match kind {
             PortKind::System => SystemPort::adopt(name, fds).map(Device::System),
             PortKind::Tap | PortKind::Internal => TapPort::adopt(name, fds).map(Device::Tap),
+            PortKind::Vpn => Err(no_descriptors(name)),
         }
     }
 
-    pub fn ifindex(&self) -> u32 {
+    /// The kernel device's ifindex; None for a VPN port, which has none.
+    pub fn ifindex(&self) -> Option<u32> {
         match self {
-            Device::System(p) => p.ifindex(),
-            Device::Tap(p) => p.ifindex(),
+            Device::System(p) => Some(p.ifindex()),
+            Device::Tap(p) => Some(p.ifindex()),
+            Device::Vpn(_) => None,
         }
     }
 
@@ -58,6 +70,8 @@ impl Device {
         match self {
             Device::System(p) => p.descriptors(),
             Device::Tap(p) => p.descriptors(),
+            // A fresh UDP socket and a fresh handshake serve a restart as well.
+            Device::Vpn(_) => Vec::new(),
         }
     }
 
@@ -65,6 +79,16 @@ impl Device {
         match self {
             Device::System(p) => Box::new(p),
             Device::Tap(p) => Box::new(p),
+            Device::Vpn(p) => p,
         }
+    }
+}
+
+/// A VPN port is opened from its options ([`Device::open_vpn`]), never by name alone, and
+/// keeps no descriptors across a restart.
+fn no_descriptors(name: &str) -> NetdevError {
+    NetdevError::StaleDescriptors {
+        dev: name.to_string(),
+        reason: "a VPN port is opened from its options".into(),
     }
 }

@@ -16,3 +16,4 @@ pub mod reconcile;
 pub mod service;
 pub mod state;
 pub mod unixctl;
+pub mod vpn;

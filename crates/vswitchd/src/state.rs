@@ -1,6 +1,10 @@
 //! Desired state: what the running datapath should look like, independent of where it came from
 //! (today the TOML file; the OVSDB issue adds the Open_vSwitch tables as a second source).
 
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use gateway::Prefix;
 use serde::Deserialize;
 use switch::{BridgeSettings, PortSecurity, PortVlan};
 
@@ -14,6 +18,10 @@ pub enum PortKind {
     Tap,
     /// The host stack's leg on the bridge (a tap named like the port).
     Internal,
+    /// A zone's gateway with its WireGuard uplink (Interface `type=rvswitch-vpn`): no kernel
+    /// device; frames become IP packets in a boringtun tunnel over a UDP socket.
+    #[serde(rename = "rvswitch-vpn")]
+    Vpn,
 }
 
 impl PortKind {
@@ -22,6 +30,7 @@ impl PortKind {
             PortKind::System => "system",
             PortKind::Tap => "tap",
             PortKind::Internal => "internal",
+            PortKind::Vpn => "rvswitch-vpn",
         }
     }
 }
@@ -33,6 +42,20 @@ pub struct DesiredPort {
     pub vlan: PortVlan,
     /// From Interface `external_ids:attached-mac` and `other_config` (off for file ports).
     pub security: PortSecurity,
+    /// The gateway and tunnel of a [`PortKind::Vpn`] port (Interface `options`); None otherwise.
+    pub vpn: Option<VpnOptions>,
+}
+
+/// What a VPN gateway port is configured with (Interface `options:wireguard`, `subnet`,
+/// `gateway`). The wg-quick file is read when the port opens, so a bad file shows in the
+/// Interface's `error` column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpnOptions {
+    pub wireguard: PathBuf,
+    /// The zone's subnet: the VMs' addresses, routed by the office to us.
+    pub subnet: Prefix,
+    /// The address the zone's VMs use as their gateway.
+    pub gateway: Ipv4Addr,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,5 +27,5 @@ pub mod validate;
 pub mod verify;
 
 pub use diag::{Diagnostic, Pos};
-pub use model::{Mac, Model, Portgroup, Uplink, Vm, Zone};
+pub use model::{vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone};
 pub use validate::{parse, render};

@@ -53,13 +53,32 @@ impl Zone {
     }
 }
 
-/// A NIC uplink, carried as a trunk of the zone's VLANs.
+/// A zone's way out: a NIC carried as a trunk of the zone's VLANs, or a WireGuard tunnel
+/// behind a gateway port (then the zone has no other way out: one uplink per zone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uplink {
-    /// The NIC's interface name.
+    /// The uplink port's name: the NIC's interface name, or the VPN gateway port's (`wg-ZONE`).
     pub nic: String,
-    /// Where `nic =` is.
+    /// Where `nic =` (or `wireguard =`) is.
     pub pos: Pos,
+    /// Set for a WireGuard uplink.
+    pub vpn: Option<VpnUplink>,
+}
+
+/// A WireGuard uplink: rvswitch's gateway port routes the zone's subnet into the tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpnUplink {
+    /// The wg-quick file (absolute path).
+    pub wireguard: String,
+    /// The zone's subnet, `ADDR/LEN`.
+    pub subnet: String,
+    /// The gateway address inside `subnet`.
+    pub gateway: String,
+}
+
+/// The gateway port's name for zone `zone`.
+pub fn vpn_port_name(zone: &str) -> String {
+    format!("wg-{zone}")
 }
 
 /// A VLAN inside a zone.

@@ -27,7 +27,10 @@ pub(crate) struct RawZone {
     pub(crate) name: Spanned<String>,
     pub(crate) description: Option<Spanned<String>>,
     pub(crate) bridge: Option<Spanned<String>>,
-    pub(crate) uplink: Option<RawUplink>,
+    pub(crate) uplink: Option<Spanned<RawUplink>>,
+    /// A VPN zone's subnet (the VMs' addresses) and gateway address.
+    pub(crate) subnet: Option<Spanned<String>>,
+    pub(crate) gateway: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) portgroup: Vec<RawPortgroup>,
     /// `nat = true`: the zone's IP services (crate::services).
@@ -36,10 +39,12 @@ pub(crate) struct RawZone {
     pub(crate) dhcp: Option<crate::services::RawDhcp>,
 }
 
+/// `{ nic = "eth1" }` or `{ wireguard = "/etc/rvswitch/office.conf" }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUplink {
-    pub(crate) nic: Spanned<String>,
+    pub(crate) nic: Option<Spanned<String>>,
+    pub(crate) wireguard: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

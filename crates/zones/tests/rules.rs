@@ -322,3 +322,50 @@ fn vm_addresses_are_ipv4_and_unique_per_zone() {
         "z.toml:10:6: VM ip: \"vm-a\" is not an IPv4",
     );
 }
+
+const VPN: &str = r#"
+[[zone]]
+name = "intranet"
+uplink = { wireguard = "/etc/rvswitch/office.conf" }
+subnet = "10.1.0.0/24"
+gateway = "10.1.0.1"
+  [[zone.portgroup]]
+  name = "vlan-10"
+  vlan = 10
+  default = true
+"#;
+
+#[test]
+fn a_wireguard_uplink_becomes_a_gateway_port() {
+    let m = zones::parse(VPN, "z.toml").unwrap();
+    let u = m.zones[0].uplink.as_ref().unwrap();
+    assert_eq!(u.nic, "wg-intranet");
+    let v = u.vpn.as_ref().unwrap();
+    assert_eq!(
+        (v.wireguard.as_str(), v.subnet.as_str(), v.gateway.as_str()),
+        ("/etc/rvswitch/office.conf", "10.1.0.0/24", "10.1.0.1")
+    );
+    let d = zones::desired::desired(&m);
+    let du = d[0].uplink.as_ref().unwrap();
+    assert_eq!(du.kind, "rvswitch-vpn");
+    assert_eq!(du.vlans.to_string(), "vlan_mode=access tag=10 trunks=[]", "on the default portgroup's VLAN");
+    assert_eq!(du.options["gateway"], "10.1.0.1");
+}
+
+#[test]
+fn wireguard_uplink_rules() {
+    let both = VPN.replace("{ wireguard =", "{ nic = \"eth1\", wireguard =");
+    one(&both, "z.toml:4:10: an uplink is a NIC or a WireGuard tunnel, not both");
+    one(&VPN.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:");
+    let outside = VPN.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
+    one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
+    one(
+        &VPN.replace("\"/etc/rvswitch/office.conf\"", "\"office.conf\""),
+        "z.toml:4:24: wireguard file \"office.conf\" is not an absolute path",
+    );
+    one(&VPN.replace("10.1.0.0/24", "10.1.0.0/33"), "z.toml:5:10: subnet: prefix length 33");
+    let nic_with_subnet = VPN.replace("{ wireguard = \"/etc/rvswitch/office.conf\" }", "{ nic = \"eth1\" }");
+    one(&nic_with_subnet, "z.toml:5:10: subnet and gateway belong to a WireGuard uplink, not a NIC");
+    let long = VPN.replace("name = \"intranet\"", "name = \"a-very-long-zone\"\nbridge = \"br-x\"");
+    one(&long, "z.toml:3:8: the gateway port wg-a-very-long-zone");
+}

@@ -4,7 +4,7 @@
 
 mod affinity;
 mod engine;
-mod sys;
+pub(crate) mod sys;
 mod tx;
 
 use std::sync::atomic::{AtomicBool, Ordering};

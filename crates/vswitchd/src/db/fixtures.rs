@@ -31,6 +31,7 @@ pub fn snap(ifaces: &[(&str, &str, Option<i64>, Option<i64>)]) -> Snapshot {
             ofport_request: *req,
             other_config: vec![],
             external_ids: vec![],
+            options: vec![],
         };
         rows.insert(uuid.clone(), row);
         let port = PortRow {
@@ -54,6 +55,7 @@ pub fn plan_for(names: &[&str]) -> Plan {
             kind: PortKind::System,
             vlan: PortVlan::access(1),
             security: Default::default(),
+            vpn: None,
         })
         .collect();
     Plan {

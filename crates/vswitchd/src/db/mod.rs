@@ -52,7 +52,7 @@ fn monitor_request() -> Value {
         "Open_vSwitch": {"columns": ["bridges", "next_cfg"]},
         "Bridge": {"columns": ["name", "ports", "other_config"]},
         "Port": {"columns": ["name", "interfaces", "tag", "trunks", "vlan_mode"]},
-        "Interface": {"columns": ["name", "type", "ofport_request", "other_config", "external_ids"]}
+        "Interface": {"columns": ["name", "type", "ofport_request", "other_config", "external_ids", "options"]}
     })
 }
 

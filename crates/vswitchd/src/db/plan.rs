@@ -3,6 +3,9 @@
 //! back as `rejected`, and the reason lands in the Interface's `error` column.
 
 use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use gateway::Prefix;
 
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
@@ -10,7 +13,7 @@ use super::scope::Scope;
 use super::security::security_of;
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
-use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
+use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind, VpnOptions};
 
 /// An interface the database configures but the switch cannot run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +45,7 @@ fn kind_of(t: &str) -> Result<PortKind, Unsupported> {
         "" | "system" => Ok(PortKind::System),
         "internal" => Ok(PortKind::Internal),
         "tap" => Ok(PortKind::Tap),
+        "rvswitch-vpn" => Ok(PortKind::Vpn),
         other => Err(Unsupported::IfaceType(other.to_string())),
     }
 }
@@ -62,6 +66,28 @@ fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortV
     // Like ovs-vswitchd, an access port ignores `trunks` rather than refusing the port.
     let trunks: &[u16] = if access { &[] } else { &trunks };
     Ok(PortVlan::new(mode, tag, trunks)?)
+}
+
+/// A VPN gateway port's `options`: `wireguard` (the wg-quick file), `subnet`, `gateway`.
+fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
+    let get = |k: &str| {
+        options
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .ok_or(format!("options:{k} is missing"))
+    };
+    let wireguard = get("wireguard")?;
+    if !wireguard.starts_with('/') {
+        return Err(format!("options:wireguard {wireguard:?} must be an absolute path"));
+    }
+    let subnet: Prefix = get("subnet")?.parse().map_err(|e| format!("options:subnet: {e}"))?;
+    let gateway: Ipv4Addr =
+        get("gateway")?.parse().map_err(|_| "options:gateway must be an IPv4 address".to_string())?;
+    if !subnet.addr().is_ipv4() || !subnet.contains(gateway.into()) {
+        return Err(format!("options:gateway {gateway} is not in options:subnet {subnet}"));
+    }
+    Ok(VpnOptions { wireguard: wireguard.into(), subnet, gateway })
 }
 
 fn settings_of(b: &BridgeRow) -> BridgeSettings {
@@ -140,8 +166,16 @@ pub fn plan_scoped(s: &Snapshot, scope: &Scope) -> Plan {
                     continue;
                 }
             };
+            let vpn = match (kind, vpn_of(&iface.options)) {
+                (PortKind::Vpn, Ok(v)) => Some(v),
+                (PortKind::Vpn, Err(e)) => {
+                    reject(iface_uuid, format!("interface {}: {e}", iface.name));
+                    continue;
+                }
+                _ => None,
+            };
             match vlan_of(p.tag, &p.trunks, p.vlan_mode.as_deref()) {
-                Ok(vlan) => ports.push(DesiredPort { name: iface.name.clone(), kind, vlan, security }),
+                Ok(vlan) => ports.push(DesiredPort { name: iface.name.clone(), kind, vlan, security, vpn }),
                 Err(e) => reject(iface_uuid, format!("port {}: {e}", p.name)),
             }
         }
@@ -164,6 +198,28 @@ mod tests {
         assert_eq!((n.mode(), n.tag()), (VlanMode::NativeUntagged, Some(42)));
         assert!(vlan_of(None, &[], Some("dot1q-tunnel")).is_err());
         assert!(vlan_of(None, &[], Some("native-tagged")).is_err(), "native mode needs a tag");
+    }
+
+    #[test]
+    fn vpn_options() {
+        let o = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let good = [
+            ("wireguard", "/etc/rvswitch/office.conf"),
+            ("subnet", "198.18.0.0/24"),
+            ("gateway", "198.18.0.1"),
+        ];
+        let v = vpn_of(&o(&good)).unwrap();
+        assert_eq!(v.gateway, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(vpn_of(&o(&good[1..])).unwrap_err(), "options:wireguard is missing");
+        let mut outside = good;
+        outside[2].1 = "198.19.0.1";
+        assert!(vpn_of(&o(&outside)).unwrap_err().contains("not in options:subnet"));
+        let mut relative = good;
+        relative[0].1 = "office.conf";
+        assert!(vpn_of(&o(&relative)).unwrap_err().contains("absolute path"));
+        assert_eq!(kind_of("rvswitch-vpn"), Ok(PortKind::Vpn));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct IfaceRow {
     pub ofport_request: Option<i64>,
     pub other_config: Vec<(String, String)>,
     pub external_ids: Vec<(String, String)>,
+    /// Type-specific settings (OvS: a tunnel's `remote_ip`; ours: a VPN port's `wireguard`...).
+    pub options: Vec<(String, String)>,
 }
 
 /// The configuration tables at one moment, by UUID, plus name indexes (names are unique per
@@ -68,7 +70,7 @@ pub const COLUMNS: [(&str, &[&str]); 4] = [
     ("Open_vSwitch", &["bridges", "next_cfg", "cur_cfg", "external_ids"]),
     ("Bridge", &["name", "ports", "other_config", "external_ids", "datapath_id"]),
     ("Port", &["name", "interfaces", "tag", "trunks", "vlan_mode"]),
-    ("Interface", &["name", "type", "ofport", "ofport_request", "other_config", "external_ids"]),
+    ("Interface", &["name", "type", "ofport", "ofport_request", "other_config", "external_ids", "options"]),
 ];
 
 impl Snapshot {
@@ -129,6 +131,7 @@ impl Snapshot {
                 ofport_request: opt_int(&r["ofport_request"]),
                 other_config: string_map(&r["other_config"]),
                 external_ids: string_map(&r["external_ids"]),
+                options: string_map(&r["options"]),
             })
             .map(|i| (i.uuid.clone(), i))
             .collect();
