@@ -6,24 +6,29 @@ use std::ops::Range;
 
 use crate::MacAddr;
 
+#[inline]
 pub(crate) fn be16(b: &[u8], r: Range<usize>) -> u16 {
     u16::from_be_bytes([b[r.start], b[r.start + 1]])
 }
 
+#[inline]
 pub(crate) fn be32(b: &[u8], r: Range<usize>) -> u32 {
     u32::from_be_bytes([b[r.start], b[r.start + 1], b[r.start + 2], b[r.start + 3]])
 }
 
+#[inline]
 pub(crate) fn ipv4(b: &[u8], r: Range<usize>) -> Ipv4Addr {
     Ipv4Addr::from(be32(b, r))
 }
 
+#[inline]
 pub(crate) fn ipv6(b: &[u8], r: Range<usize>) -> Ipv6Addr {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[r]);
     Ipv6Addr::from(a)
 }
 
+#[inline]
 pub(crate) fn mac(b: &[u8], r: Range<usize>) -> MacAddr {
     MacAddr::from_slice(&b[r]).unwrap_or_default()
 }
@@ -65,6 +70,7 @@ macro_rules! view {
 pub(crate) use view;
 
 /// `Truncated` unless `b` holds at least `need` bytes.
+#[inline]
 pub(crate) fn need(b: &[u8], need: usize) -> Result<(), crate::PacketError> {
     if b.len() < need {
         return Err(crate::PacketError::Truncated { len: b.len(), need });

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
-use crate::security::{self, Bindings, LeaseEntry, PortSecurity};
+use crate::security::{self, Bindings, LeaseEntry, Policy, PortSecurity};
 use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
@@ -76,6 +76,8 @@ pub struct Bridge {
     ports: Vec<PortSpec>,
     macs: MacTable,
     bindings: Bindings,
+    /// Port security compiled per slot; rebuilt with `ports`.
+    policies: Vec<Policy>,
 }
 
 impl Bridge {
@@ -83,7 +85,8 @@ impl Bridge {
         let macs = MacTable::new(settings.mac_table_size, settings.mac_aging_ms);
         let mut bindings = Bindings::default();
         bindings.rebuild(&ports);
-        Bridge { settings, ports, macs, bindings }
+        let policies = security::compile(&ports);
+        Bridge { settings, ports, macs, bindings, policies }
     }
 
     pub fn ports(&self) -> &[PortSpec] {
@@ -115,6 +118,7 @@ impl Bridge {
         self.macs.set_limits(settings.mac_table_size, settings.mac_aging_ms);
         self.settings = settings;
         self.bindings.rebuild(&ports);
+        self.policies = security::compile(&ports);
         self.ports = ports;
     }
 
@@ -182,7 +186,9 @@ impl Bridge {
             return drop(DropReason::ReservedMulticast);
         }
         let seen = security::Seen { eth: &eth, frame, vlan, now };
-        if let Err(reason) = security::gate(&mut self.bindings, &self.ports, &self.macs, in_slot, &seen) {
+        if let Err(reason) =
+            security::gate(&mut self.bindings, &self.policies, &self.ports, &self.macs, in_slot, &seen)
+        {
             return drop(reason);
         }
         self.macs.learn(vlan, eth.src, in_slot as u32, now);

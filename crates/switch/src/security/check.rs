@@ -24,17 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub macs: &'a MacTable,
     pub vlan: u16,
     pub now: Millis,
-    /// Whether the port could exceed its MAC limit at all (see [`limit_reachable`]).
+    /// Whether the port could exceed its MAC limit at all (see [`super::Policy`]).
     pub limit_reachable: bool,
-}
-
-/// An access port learns only its allowed MACs on its one VLAN, so with no more allowed MACs
-/// than the limit, the limit cannot be hit: the per-frame table lookups are skipped (they cost
-/// about a third of the check, measured with `cargo bench -p switch`).
-pub(crate) fn limit_reachable(sec: &PortSecurity, vlan: &crate::PortVlan) -> bool {
-    let bounded =
-        vlan.mode() == crate::VlanMode::Access && sec.macs.len() <= sec.mac_limit.unwrap_or(usize::MAX);
-    !bounded
 }
 
 /// `Ok` when a frame from a port with `checks_l2()` may go on, else the reason to drop it.

@@ -87,6 +87,14 @@ impl IpPrefix {
         self.addr.is_ipv4()
     }
 
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.len
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(p), IpAddr::V4(a)) => {
