@@ -248,6 +248,10 @@ fn egress(port: &PortSpec, vlan: u16, pcp: u8) -> Option<Encap> {
 }
 
 impl Encap {
+    pub fn is_tagged(&self) -> bool {
+        matches!(self, Encap::Tagged(_))
+    }
+
     /// The 802.1Q bytes this encapsulation pushes (all zero for `Untagged`, which pushes none).
     pub fn tag_bytes(&self) -> [u8; VLAN_TAG_LEN] {
         match self {
@@ -259,21 +263,13 @@ impl Encap {
 
 /// The pieces of the frame as it must leave: up to three slices (MACs, tag, rest) pointing into
 /// the ingress buffer and `tag` (from [`Encap::tag_bytes`]), so pushing or popping a tag copies
-/// nothing. Returns the slices and how many of them are used.
+/// nothing. Returns the slices and how many of them are used. The byte layout is packet's
+/// ([`packet::vlan::retag_parts`]).
 pub fn egress_parts<'a>(
     frame: &'a [u8],
     ingress_tagged: bool,
     encap: Encap,
     tag: &'a [u8; VLAN_TAG_LEN],
 ) -> ([&'a [u8]; 3], usize) {
-    const MACS: usize = 12;
-    let rest_at = if ingress_tagged { MACS + VLAN_TAG_LEN } else { MACS };
-    if frame.len() < rest_at {
-        return ([frame, &[], &[]], 1);
-    }
-    match encap {
-        Encap::Untagged if !ingress_tagged => ([frame, &[], &[]], 1),
-        Encap::Untagged => ([&frame[..MACS], &frame[rest_at..], &[]], 2),
-        Encap::Tagged(_) => ([&frame[..MACS], &tag[..], &frame[rest_at..]], 3),
-    }
+    packet::vlan::retag_parts(frame, ingress_tagged, encap.is_tagged().then_some(tag))
 }

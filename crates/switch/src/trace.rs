@@ -151,7 +151,10 @@ impl Ctx<'_> {
             return vec![step(Stage::Parse, "ingress port", "no such port on this bridge")];
         };
         let Some(eth) = eth else {
-            return vec![step(Stage::Parse, "Ethernet header (14 bytes, 18 tagged)", "runt: dropped")];
+            let (plain, tagged) =
+                (packet::ETHERNET_HEADER_LEN, packet::ETHERNET_HEADER_LEN + packet::VLAN_TAG_LEN);
+            let rule = format!("Ethernet header ({plain} bytes, {tagged} tagged)");
+            return vec![step(Stage::Parse, rule, "runt: dropped")];
         };
         let mut steps = vec![step(Stage::Parse, "Ethernet header", describe(&eth))];
         if drop == Some(DropReason::MulticastSource) {
