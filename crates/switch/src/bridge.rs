@@ -138,6 +138,11 @@ impl Bridge {
         self.bindings.leases(now)
     }
 
+    /// Every port's security settings and bindings at `now`, for `rvsctl security show`.
+    pub fn security_report(&self, now: Millis) -> Vec<security::PortSecurityEntry> {
+        security::report(&self.ports, &self.bindings.leases(now))
+    }
+
     pub fn mac_count(&self) -> usize {
         self.macs.len()
     }

@@ -16,7 +16,8 @@ pub use bridge::{egress_parts, Bridge, BridgeSettings, Encap, Output, PortSpec, 
 pub use counters::{CounterSnapshot, DropReason, PortCounters};
 pub use mac_table::{FdbEntry, MacStats, MacTable};
 pub use security::{
-    parse_allowed_ips, IpPrefix, LeaseEntry, PortSecurity, SecurityConfigError, SecurityMode,
+    parse_allowed_ips, BindingEntry, BindingSource, IpPrefix, LeaseEntry, PortSecurity, PortSecurityEntry,
+    SecurityConfigError, SecurityMode,
 };
 pub use trace::{Stage, Trace, TraceOutput, TraceStep, TraceVerdict};
 pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
 use ctl::flow::{self, Flow};
-use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply, Trace};
+use ctl::protocol::{FdbReply, ReloadReply, Request, SecurityReply, ShowReply, Trace};
 use ctl::topology::{self, Topology};
 use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
@@ -41,6 +41,12 @@ enum Command {
         #[command(subcommand)]
         what: FdbCommand,
     },
+    /// Port security: per port its mode, allowed MACs and bindings (static from allowed-ips or
+    /// the zones file, or snooped by DHCP with the lease's time left).
+    Security {
+        #[command(subcommand)]
+        what: SecurityCommand,
+    },
     /// Re-read the config file and apply the changes (same as SIGHUP).
     Reload,
     /// What BRIDGE would do with a frame, step by step, on a copy of the live state (nothing is
@@ -69,6 +75,12 @@ enum Command {
 enum FdbCommand {
     /// MAC, VLAN, port and age of every learned address on BRIDGE.
     Show { bridge: String },
+}
+
+#[derive(Subcommand)]
+enum SecurityCommand {
+    /// Every port of BRIDGE (of every bridge when omitted).
+    Show { bridge: Option<String> },
 }
 
 fn main() -> ExitCode {
@@ -116,6 +128,15 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 json(&r)
             } else {
                 render::fdb(&r)
+            }
+        }
+        Command::Security { what: SecurityCommand::Show { bridge } } => {
+            let req = Request::SecurityShow { bridge: bridge.clone() };
+            let r: SecurityReply = call(&cli.socket, &req, timeout)?;
+            if cli.json {
+                json(&r)
+            } else {
+                render::security(&r)
             }
         }
         Command::GenerateMan { dir } => {

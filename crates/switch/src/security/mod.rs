@@ -6,11 +6,14 @@ mod bindings;
 mod check;
 mod config;
 mod policy;
+mod report;
 
 pub(crate) use bindings::Bindings;
 pub use bindings::LeaseEntry;
 pub use config::{parse_allowed_ips, IpPrefix, PortSecurity, SecurityConfigError, SecurityMode};
 pub(crate) use policy::Policy;
+pub(crate) use report::report;
+pub use report::{BindingEntry, BindingSource, PortSecurityEntry};
 
 use packet::EthernetHeader;
 
