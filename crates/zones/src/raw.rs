@@ -53,4 +53,7 @@ pub(crate) struct RawVm {
     pub(crate) zone: Spanned<String>,
     pub(crate) portgroup: Option<Spanned<String>>,
     pub(crate) mac: Spanned<String>,
+    /// Addresses or prefixes the VM may use (port security's allowed IPs).
+    #[serde(default)]
+    pub(crate) ips: Vec<Spanned<String>>,
 }

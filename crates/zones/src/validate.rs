@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Pos, Report};
-use crate::model::{Mac, Model, Portgroup, Uplink, Vm, Zone, DEFAULT_BRIDGE_TEMPLATE};
+use crate::model::{IpNet, Mac, Model, Portgroup, Uplink, Vm, Zone, DEFAULT_BRIDGE_TEMPLATE};
 use crate::raw::{RawFile, RawPortgroup, RawVm, RawZone};
 
 /// Largest zones file accepted; a larger one is refused before parsing (bounded input).
@@ -300,7 +300,8 @@ impl Checker<'_> {
             }
             let portgroup = self.vm_place(v, zones);
             let mac = self.vm_mac(v, &name, &mut macs);
-            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac });
+            let ips = self.vm_ips(v);
+            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac, ips });
         }
         out
     }
@@ -331,6 +332,24 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// Every `ips` entry parsed; each bad one is an error at its own position.
+    fn vm_ips(&mut self, v: &RawVm) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for ip in &v.ips {
+            match IpNet::parse(ip.get_ref()) {
+                Ok(n) if out.contains(&n) => {
+                    self.r.error(self.at(ip), format!("{n} is listed twice"), "list every address once");
+                }
+                Ok(n) => out.push(n),
+                Err(e) => {
+                    let fix = "write an address (198.18.0.5, 2001:db8::5) or a prefix (198.18.0.0/24)";
+                    self.r.error(self.at(ip), format!("VM {}: {e}", v.name.get_ref()), fix);
+                }
+            }
+        }
+        out
     }
 
     fn vm_mac(&mut self, v: &RawVm, name: &str, macs: &mut HashMap<Mac, String>) -> Mac {

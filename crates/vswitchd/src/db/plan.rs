@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
-use super::security::security_of;
+use super::security::{security_of, with_zone_ips};
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
 use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
@@ -127,7 +127,8 @@ pub fn plan(s: &Snapshot) -> Plan {
                     continue;
                 }
             };
-            let security = match security_of(&iface.other_config, &iface.external_ids) {
+            let own = security_of(&iface.other_config, &iface.external_ids);
+            let security = match own.and_then(|s| with_zone_ips(s, &b.external_ids)) {
                 Ok(s) => s,
                 Err(e) => {
                     reject(iface_uuid, format!("interface {}: {e}", iface.name));
