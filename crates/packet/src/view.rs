@@ -51,11 +51,13 @@ macro_rules! view {
 
             /// Wraps `buffer` once its length (and the fields that size it) are checked, so no
             /// accessor can index out of bounds afterwards.
+            #[inline]
             pub fn new_checked(buffer: T) -> Result<Frame<T>, crate::PacketError> {
                 check(buffer.as_ref())?;
                 Ok(Frame { buffer })
             }
 
+            #[inline]
             pub fn as_bytes(&self) -> &[u8] {
                 self.buffer.as_ref()
             }

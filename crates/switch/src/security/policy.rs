@@ -76,6 +76,7 @@ impl Policy {
     /// True only if the full checks would admit this frame too: an untagged IPv4 frame from
     /// the port's one MAC, with a readable header, a unicast source the port owns (configured,
     /// or `leased()`), and not a DHCP server message. `false` means "ask the full checks".
+    #[inline]
     pub fn admits_fast(
         &self,
         src: MacAddr,
