@@ -20,6 +20,7 @@ pub fn security(reply: &SecurityReply) -> String {
             for b in &p.bindings {
                 let source = match b.source {
                     BindingSource::Static => "static",
+                    BindingSource::Zones => "zones",
                     BindingSource::Dhcp => "dhcp",
                 };
                 let expiry = b.expires_in.map_or_else(String::new, |secs| format!("  expires in {secs} s"));

@@ -100,12 +100,14 @@ fn fake_trace(bridge: &str, in_port: &str, hex: &str) -> Reply {
     }
 }
 
-/// A real pipeline's security report: VM port vnet0 with one allowed address, uplink trunk0.
+/// A real pipeline's security report: VM port vnet0 with an allowed address from other_config
+/// and one from the zones file, uplink trunk0.
 fn fake_security() -> Reply {
     use ctl::protocol::{BridgeSecurity, SecurityReply};
     use switch::{parse_allowed_ips, Bridge, BridgeSettings, PortSecurity, PortSpec, PortVlan};
     let mut vm = PortSecurity::vm("52:54:00:00:00:01".parse().unwrap());
-    vm.ips = parse_allowed_ips("198.18.0.5").unwrap();
+    vm.ips = parse_allowed_ips("198.18.0.5,198.18.0.6").unwrap();
+    vm.from_zones = vec![vm.ips[1]];
     let ports = vec![
         PortSpec { security: vm, ..PortSpec::new("vnet0", PortVlan::access(10)) },
         PortSpec::new("trunk0", PortVlan::new(None, None, &[]).unwrap()),
@@ -245,6 +247,7 @@ fn security_show_lists_modes_and_bindings() {
         "Bridge br-intranet",
         "Port vnet0  mode on  mac 52:54:00:00:00:01  mac-limit 1",
         "198.18.0.5/32            static",
+        "198.18.0.6/32            zones",
         "Port trunk0  mode off  mac -  mac-limit none  trusted",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");

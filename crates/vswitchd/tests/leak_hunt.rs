@@ -254,13 +254,22 @@ fn print_table(kinds: &[Kind], t: &[Tally]) {
 }
 
 /// Sends `frames` in bursts small enough for the veth backlog (netdev_max_backlog, 1000) and
-/// the switch's receive ring, so none is lost before the switch decides it. Returns how many the
+/// the switch's receive ring, and before each next burst waits (bounded) until the switch has
+/// read everything sent so far (`read_by_switch`, against `total`, the running count of all
+/// kinds): a fixed pace lost frames to the ring on a loaded machine. Returns how many the
 /// kernel took (it refuses runts and frames over the MTU).
-fn send_paced(tx: &mut netdev::SystemPort, frames: &[Vec<u8>]) -> u64 {
+fn send_paced(
+    tx: &mut netdev::SystemPort,
+    frames: &[Vec<u8>],
+    total: &mut u64,
+    read_by_switch: &dyn Fn() -> u64,
+) -> u64 {
     let mut sent = 0;
     for burst in frames.chunks(25) {
-        sent += burst.iter().filter(|f| send_frame(tx, f).is_ok()).count() as u64;
-        std::thread::sleep(Duration::from_millis(3));
+        let n = burst.iter().filter(|f| send_frame(tx, f).is_ok()).count() as u64;
+        sent += n;
+        *total += n;
+        wait_until(Duration::from_secs(5), || read_by_switch() >= *total);
     }
     sent
 }
@@ -318,8 +327,10 @@ fn leak_hunt_with_port_security() {
         let hc = s.spawn(|| frame_capture_until(&mut cap_c, limit, 200_000, stop));
         let ht = s.spawn(|| frame_capture_until(&mut cap_t, limit, 200_000, stop));
         std::thread::sleep(Duration::from_millis(200));
+        let read = || d.port(&a.port).statistics.rx_packets - rx_before;
+        let mut total = 0;
         for (k, kind) in kinds.iter().enumerate() {
-            tally[k].sent = send_paced(&mut tx, &kind.frames);
+            tally[k].sent = send_paced(&mut tx, &kind.frames, &mut total, &read);
         }
         done.set(Instant::now()).ok();
         (hb.join().unwrap(), hc.join().unwrap(), ht.join().unwrap())

@@ -41,8 +41,8 @@ enum Command {
         #[command(subcommand)]
         what: FdbCommand,
     },
-    /// Port security: per port its mode, allowed MACs and bindings (static from allowed-ips or
-    /// the zones file, or snooped by DHCP with the lease's time left).
+    /// Port security: per port its mode, allowed MACs and bindings (static from allowed-ips,
+    /// zones from the zones file, or dhcp: snooped, with the lease's time left).
     Security {
         #[command(subcommand)]
         what: SecurityCommand,

@@ -10,9 +10,10 @@ use crate::PortSpec;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BindingSource {
-    /// `other_config:allowed-ips` (written by an operator, or by `rvsctl zones apply` from the
-    /// zones file's `ips`: both arrive as the same Interface key).
+    /// `other_config:allowed-ips`.
     Static,
+    /// The zones file's `ips` for the VM's MAC.
+    Zones,
     /// A DHCPACK snooped from a trusted port.
     Dhcp,
 }
@@ -49,7 +50,7 @@ fn entry(p: &PortSpec, leases: &[LeaseEntry]) -> PortSecurityEntry {
     let sec = &p.security;
     let configured = sec.ips.iter().map(|ip| BindingEntry {
         address: ip.to_string(),
-        source: BindingSource::Static,
+        source: if sec.from_zones.contains(ip) { BindingSource::Zones } else { BindingSource::Static },
         expires_in: None,
     });
     let leased =

@@ -55,7 +55,7 @@ pub fn security_of(
         (_, Some(m)) => vec![m],
         (_, None) => return Err(SecurityConfigError::NoMac(mode)),
     };
-    Ok(PortSecurity { mode, macs, ips, trusted, mac_limit })
+    Ok(PortSecurity { mode, macs, ips, from_zones: Vec::new(), trusted, mac_limit })
 }
 
 /// The bridge `external_ids` key zones writes its VMs' `ips` to (zones::live::VM_IPS_KEY).
@@ -80,6 +80,7 @@ pub fn with_zone_ips(
         ips.extend(parse_allowed_ips(l)?);
     }
     ips.retain(|ip| !sec.ips.contains(ip));
+    sec.from_zones.clone_from(&ips);
     sec.ips.extend(ips);
     Ok(sec)
 }
@@ -120,6 +121,7 @@ mod tests {
             ["198.18.0.50/32", "198.18.0.5/32", "2001:db8::/64"],
             "other_config's and the zone's"
         );
+        assert_eq!(s.from_zones, &s.ips[1..], "the zone's are marked as such");
         let uplink = with_zone_ips(security_of(&[], &[]).unwrap(), &bridge).unwrap();
         assert!(uplink.ips.is_empty(), "a port without checks gets no bindings");
         let bad = kv(&[(VM_IPS_KEY, "52:54:00:00:00:01=198.18.0.300")]);
