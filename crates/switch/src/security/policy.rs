@@ -31,7 +31,8 @@ pub(crate) struct Policy {
     /// The allowed source MAC when there is exactly one (the VM case).
     mac: Option<MacAddr>,
     /// Configured IPv4 networks as (network, mask), first `v4_len` valid; `v4_len` is
-    /// `u8::MAX` when they did not fit (the fast path then only uses the lease).
+    /// `u8::MAX` when they did not fit (the fast path then matches none of them and only uses
+    /// the lease; the full checks see the rest).
     v4: [(u32, u32); INLINE_V4],
     v4_len: u8,
 }
@@ -70,7 +71,8 @@ impl Policy {
     }
 
     fn v4_configured(&self, ip: u32) -> bool {
-        self.v4[..usize::from(self.v4_len).min(INLINE_V4)].iter().any(|&(net, mask)| ip & mask == net)
+        let nets = self.v4.get(..usize::from(self.v4_len)).unwrap_or_default();
+        nets.iter().any(|&(net, mask)| ip & mask == net)
     }
 
     /// True only if the full checks would admit this frame too: an untagged IPv4 frame from
@@ -132,6 +134,21 @@ mod tests {
         buf
     }
 
+    /// Networks that do not fit inline match nothing in the fast path (an empty inline table
+    /// must not read as "every address").
+    #[test]
+    fn too_many_networks_match_nothing_inline() {
+        let mut sec = PortSecurity::vm(A);
+        sec.ips = parse_allowed_ips("198.18.1.1,198.18.1.2,198.18.1.3,198.18.1.4,198.18.1.5").unwrap();
+        let p = Policy::compile(&sec, &crate::PortVlan::access(10));
+        assert!(!p.v4_configured(u32::from_be_bytes([198, 18, 0, 9])));
+        assert!(!p.v4_configured(u32::from_be_bytes([198, 18, 1, 1])), "left to the full checks");
+        sec.ips.truncate(4);
+        let p = Policy::compile(&sec, &crate::PortVlan::access(10));
+        assert!(p.v4_configured(u32::from_be_bytes([198, 18, 1, 4])));
+        assert!(!p.v4_configured(u32::from_be_bytes([198, 18, 1, 5])));
+    }
+
     proptest! {
         /// Whenever the fast path admits, the full checks admit too: it may only shortcut.
         #[test]
@@ -140,7 +157,13 @@ mod tests {
             last in prop_oneof![Just(0u8), Just(1), Just(3), Just(10), Just(255)],
             ports in (prop_oneof![Just(67u16), Just(68), Just(5201)], prop_oneof![Just(67u16), Just(68)]),
             poke in proptest::collection::vec((0usize..28, any::<u8>()), 0..3),
-            ips in prop_oneof![Just(""), Just("198.18.0.1"), Just("198.18.0.0/24"), Just("0.0.0.0/0,2001:db8::1")],
+            ips in prop_oneof![
+                Just(""),
+                Just("198.18.0.1"),
+                Just("198.18.0.0/24"),
+                Just("0.0.0.0/0,2001:db8::1"),
+                Just("198.18.1.1,198.18.1.2,198.18.1.3,198.18.1.4,198.18.1.5"), // more than inline
+            ],
             mode in prop_oneof![Just(crate::SecurityMode::On), Just(crate::SecurityMode::Mac)],
         ) {
             let mut sec = PortSecurity::vm(A);
