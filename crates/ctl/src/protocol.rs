@@ -1,7 +1,7 @@
 //! Requests and replies of the control socket.
 
 use serde::{Deserialize, Serialize};
-pub use switch::{CounterSnapshot, FdbEntry, Trace};
+pub use switch::{BindingEntry, BindingSource, CounterSnapshot, FdbEntry, PortSecurityEntry, Trace};
 
 /// Longest request or reply line either end accepts; longer input is refused, not buffered.
 pub const MAX_LINE: usize = 1 << 20;
@@ -13,6 +13,12 @@ pub enum Request {
     Show,
     /// The MAC table of one bridge.
     FdbShow { bridge: String },
+    /// Port security of one bridge's ports (every bridge when `bridge` is absent): mode,
+    /// allowed MACs, bindings with their source and lease expiry.
+    SecurityShow {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bridge: Option<String>,
+    },
     /// Re-read the config file and apply the difference.
     Reload,
     /// Explain what the switch would do with a frame (hex) arriving on `in_port`; changes nothing.
@@ -161,6 +167,17 @@ pub struct VpnStatus {
 pub struct FdbReply {
     pub bridge: String,
     pub entries: Vec<FdbEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityReply {
+    pub bridges: Vec<BridgeSecurity>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeSecurity {
+    pub bridge: String,
+    pub ports: Vec<PortSecurityEntry>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

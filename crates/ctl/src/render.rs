@@ -4,7 +4,32 @@ use std::fmt::Write;
 
 use switch::Stage;
 
-use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace, VpnStatus};
+use crate::protocol::{BindingSource, FdbReply, PortStatus, SecurityReply, ShowReply, Trace, VpnStatus};
+
+/// `rvsctl security show`: one block per port, one line per binding.
+pub fn security(reply: &SecurityReply) -> String {
+    let mut s = String::new();
+    for br in &reply.bridges {
+        let _ = writeln!(s, "Bridge {}", br.bridge);
+        for p in &br.ports {
+            let limit = p.mac_limit.map_or_else(|| "none".to_string(), |n| n.to_string());
+            let macs = if p.macs.is_empty() { "-".to_string() } else { p.macs.join(" ") };
+            let trusted = if p.trusted { "  trusted" } else { "" };
+            let _ =
+                writeln!(s, "    Port {}  mode {}  mac {macs}  mac-limit {limit}{trusted}", p.port, p.mode);
+            for b in &p.bindings {
+                let source = match b.source {
+                    BindingSource::Static => "static",
+                    BindingSource::Zones => "zones",
+                    BindingSource::Dhcp => "dhcp",
+                };
+                let expiry = b.expires_in.map_or_else(String::new, |secs| format!("  expires in {secs} s"));
+                let _ = writeln!(s, "        {:<24} {source}{expiry}", b.address);
+            }
+        }
+    }
+    s
+}
 
 pub fn show(reply: &ShowReply) -> String {
     let mut s = String::new();

@@ -71,6 +71,7 @@ fn fake_daemon(n: usize) -> PathBuf {
                 Ok(Request::Reload) => Reply::failure("t.toml:3:7: tag 5000 out of range"),
                 Ok(Request::Trace { bridge, in_port, frame }) => fake_trace(&bridge, &in_port, &frame),
                 Ok(Request::Events { .. }) => Reply::failure("no events here"),
+                Ok(Request::SecurityShow { .. }) => fake_security(),
                 Err(e) => Reply::failure(e.to_string()),
             };
             let mut out = serde_json::to_vec(&reply).unwrap();
@@ -100,6 +101,23 @@ fn fake_trace(bridge: &str, in_port: &str, hex: &str) -> Reply {
         Ok(frame) => Reply::success(&br.trace(slot, &frame, 0)),
         Err(e) => Reply::failure(e.to_string()),
     }
+}
+
+/// A real pipeline's security report: VM port vnet0 with an allowed address from other_config
+/// and one from the zones file, uplink trunk0.
+fn fake_security() -> Reply {
+    use ctl::protocol::{BridgeSecurity, SecurityReply};
+    use switch::{parse_allowed_ips, Bridge, BridgeSettings, PortSecurity, PortSpec, PortVlan};
+    let mut vm = PortSecurity::vm("52:54:00:00:00:01".parse().unwrap());
+    vm.ips = parse_allowed_ips("198.18.0.5,198.18.0.6").unwrap();
+    vm.from_zones = vec![vm.ips[1]];
+    let ports = vec![
+        PortSpec { security: vm, ..PortSpec::new("vnet0", PortVlan::access(10)) },
+        PortSpec::new("trunk0", PortVlan::new(None, None, &[]).unwrap()),
+    ];
+    let br = Bridge::new(BridgeSettings::default(), ports);
+    let bridges = vec![BridgeSecurity { bridge: "br-intranet".into(), ports: br.security_report(0) }];
+    Reply::success(&SecurityReply { bridges })
 }
 
 fn rvsctl(socket: &PathBuf, args: &[&str]) -> (i32, String, String) {
@@ -221,4 +239,20 @@ fn topology_dot_json_and_svg() {
     let lint = Command::new("xmllint").arg("--noout").arg(&file).output().unwrap();
     assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stderr));
     assert!(svg.contains("<svg") && svg.contains("vnet0 (system)"), "{svg}");
+}
+
+#[test]
+fn security_show_lists_modes_and_bindings() {
+    let sock = fake_daemon(1);
+    let (code, text, err) = rvsctl(&sock, &["security", "show", "br-intranet"]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "Bridge br-intranet",
+        "Port vnet0  mode on  mac 52:54:00:00:00:01  mac-limit 1",
+        "198.18.0.5/32            static",
+        "198.18.0.6/32            zones",
+        "Port trunk0  mode off  mac -  mac-limit none  trusted",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
 }

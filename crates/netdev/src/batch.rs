@@ -7,8 +7,8 @@ use crate::ring::RingMem;
 use crate::vnet::{VnetHdr, VNET_HDR_LEN};
 
 /// Bytes kept free before each received frame, so a VLAN tag the kernel stripped can be put back
-/// in place by moving only the 12 MAC-address bytes, never the payload.
-pub const HEADROOM: usize = 4;
+/// in place by moving only the MAC-address bytes, never the payload.
+pub const HEADROOM: usize = packet::VLAN_TAG_LEN;
 
 /// Largest frame a slot holds. AF_PACKET on veth delivers GSO super-frames of up to 64 KiB, plus
 /// room for link-layer headers.
@@ -23,9 +23,6 @@ pub(crate) const RX_AREA: usize = VNET_HDR_LEN + MAX_FRAME;
 
 /// Size of one slot: header, headroom and the largest frame.
 pub(crate) const SLOT: usize = FRAME_AT + MAX_FRAME;
-
-/// Length of the two MAC addresses that precede the EtherType / VLAN tag.
-const MACS_LEN: usize = 12;
 
 /// Where a held frame lives.
 #[derive(Clone, Copy, Debug)]
@@ -244,26 +241,19 @@ impl RxBatch {
 }
 
 /// `area` is what the kernel wrote: a virtio-net header, then the frame. Re-inserts a stripped
-/// VLAN tag `(tpid, tci)` in place by moving the 12 MAC bytes 4 bytes back (over the tail of the
-/// header, already parsed). Returns where the frame starts in `area`, its length and its offload
+/// VLAN tag `(tpid, tci)` in place by moving the MAC bytes back over the tail of the header,
+/// already parsed (packet's [`packet::vlan::insert_tag`]). Returns where the frame starts in `area`, its length and its offload
 /// header (offsets moved past an inserted tag); None if `area` is shorter than a header.
 fn place(area: &mut [u8], vlan: Option<(u16, u16)>) -> Option<(usize, usize, VnetHdr)> {
     let hdr: &[u8; VNET_HDR_LEN] = area.get(..VNET_HDR_LEN)?.try_into().ok()?;
     let mut vnet = VnetHdr::from_bytes(hdr);
     let mut off = VNET_HDR_LEN;
     let mut len = area.len() - VNET_HDR_LEN;
-    if let Some((tpid, tci)) = vlan {
-        // A frame shorter than two MACs cannot have carried a tag; leave it as is.
-        if len >= MACS_LEN {
-            let new_off = off - HEADROOM;
-            area.copy_within(off..off + MACS_LEN, new_off);
-            let tag = &mut area[new_off + MACS_LEN..new_off + MACS_LEN + HEADROOM];
-            tag[..2].copy_from_slice(&tpid.to_be_bytes());
-            tag[2..].copy_from_slice(&tci.to_be_bytes());
-            off = new_off;
-            len += HEADROOM;
-            vnet = vnet.shifted(HEADROOM as i32);
-        }
+    // A frame shorter than two MACs cannot have carried a tag; it is left as is.
+    if let Some(at) = vlan.and_then(|(tpid, tci)| packet::vlan::insert_tag(area, off, tpid, tci)) {
+        off = at;
+        len += HEADROOM;
+        vnet = vnet.shifted(packet::vlan::retag_delta(false, true));
     }
     Some((off, len, vnet))
 }

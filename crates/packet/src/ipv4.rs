@@ -35,6 +35,7 @@ view!("an IPv4 header and its payload");
 
 /// Version 4, a header length of at least 20 bytes that the buffer holds, and a total length
 /// that covers the header (Ethernet padding may follow the datagram; it is not payload).
+#[inline]
 fn check(b: &[u8]) -> Result<(), PacketError> {
     need(b, MIN_HEADER_LEN)?;
     if b[field::VER_IHL] >> 4 != 4 {
@@ -52,23 +53,28 @@ fn check(b: &[u8]) -> Result<(), PacketError> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.as_bytes()[field::VER_IHL] & 0x0f) * 4
     }
 
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.as_bytes()[field::PROTOCOL]
     }
 
+    #[inline]
     pub fn src(&self) -> Ipv4Addr {
         ipv4(self.as_bytes(), field::SRC)
     }
 
+    #[inline]
     pub fn dst(&self) -> Ipv4Addr {
         ipv4(self.as_bytes(), field::DST)
     }
 
     /// A fragment other than the first: it carries no transport header.
+    #[inline]
     pub fn is_later_fragment(&self) -> bool {
         be16(self.as_bytes(), field::FLAGS_FRAG) & 0x1fff != 0
     }
@@ -91,6 +97,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// The datagram's payload: up to the total length, or to the end of a truncated buffer.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.as_bytes()[self.payload_range()]
     }

@@ -21,13 +21,14 @@ pub mod tcp;
 pub mod ttl;
 pub mod udp;
 mod view;
-mod vlan;
+pub mod vlan;
 
 pub use builder::{arp_request, ethernet_frame, ipv4_udp, FrameSpec};
 pub use craft::{arp_frame, dhcp_message, ipv6_frame, ArpSpec, DhcpSpec, DHCP_MESSAGE_MAX};
 pub use error::PacketError;
 pub use ethernet::{
     EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN,
+    HEADER_LEN as ETHERNET_HEADER_LEN,
 };
 pub use mac::MacAddr;
 pub use vlan::{VlanTag, VLAN_TAG_LEN};

@@ -11,6 +11,7 @@ impl MacAddr {
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
 
     /// Reads six bytes; `None` when the slice is shorter.
+    #[inline]
     pub fn from_slice(b: &[u8]) -> Option<MacAddr> {
         b.get(..6).map(|s| {
             let mut a = [0u8; 6];
@@ -20,16 +21,19 @@ impl MacAddr {
     }
 
     /// Group bit set: broadcast or multicast. Such an address may never be a *source*.
+    #[inline]
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 1 == 1
     }
 
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         self.0 == [0xff; 6]
     }
 
     /// 01:80:c2:00:00:00–0f: link-local control protocols (STP, LACP, LLDP, 802.1X) that a bridge
     /// must not forward unless told to (OvS `other_config:forward-bpdu`).
+    #[inline]
     pub fn is_reserved_link_local(&self) -> bool {
         self.0[..5] == [0x01, 0x80, 0xc2, 0x00, 0x00] && self.0[5] <= 0x0f
     }

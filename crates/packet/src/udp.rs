@@ -19,6 +19,7 @@ pub const PORT_DHCPV6_SERVER: u16 = 547;
 
 view!("a UDP datagram");
 
+#[inline]
 fn check(b: &[u8]) -> Result<(), PacketError> {
     need(b, HEADER_LEN)?;
     if usize::from(be16(b, field::LENGTH)) < HEADER_LEN {
@@ -28,15 +29,18 @@ fn check(b: &[u8]) -> Result<(), PacketError> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.as_bytes(), field::SRC_PORT)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.as_bytes(), field::DST_PORT)
     }
 
     /// The data: up to the length field, or to the end of a truncated buffer.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.as_bytes()[self.payload_range()]
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
 use crate::events::EventQueue;
-use crate::security::{self, Bindings, IpPrefix, LeaseEntry, PortSecurity};
+use crate::security::{self, Bindings, IpPrefix, LeaseEntry, Policy, PortSecurity};
 use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan, SwitchEvent};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
@@ -78,6 +78,8 @@ pub struct Bridge {
     macs: MacTable,
     bindings: Bindings,
     events: EventQueue,
+    /// Port security compiled per slot; rebuilt with `ports`.
+    policies: Vec<Policy>,
 }
 
 impl Bridge {
@@ -87,7 +89,8 @@ impl Bridge {
         bindings.rebuild(&ports);
         let mut events = EventQueue::default();
         events.reset_ports(ports.len());
-        Bridge { settings, ports, macs, bindings, events }
+        let policies = security::compile(&ports);
+        Bridge { settings, ports, macs, bindings, events, policies }
     }
 
     pub fn ports(&self) -> &[PortSpec] {
@@ -120,6 +123,7 @@ impl Bridge {
         self.settings = settings;
         self.bindings.rebuild(&ports);
         self.events.reset_ports(ports.len());
+        self.policies = security::compile(&ports);
         self.ports = ports;
     }
 
@@ -156,6 +160,11 @@ impl Bridge {
 
     pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {
         self.bindings.leases(now)
+    }
+
+    /// Every port's security settings and bindings at `now`, for `rvsctl security show`.
+    pub fn security_report(&self, now: Millis) -> Vec<security::PortSecurityEntry> {
+        security::report(&self.ports, &self.bindings.leases(now))
     }
 
     pub fn mac_count(&self) -> usize {
@@ -206,7 +215,9 @@ impl Bridge {
             return drop(DropReason::ReservedMulticast);
         }
         let seen = security::Seen { eth: &eth, frame, vlan, now };
-        if let Err(reason) = security::gate(&mut self.bindings, &self.ports, &self.macs, in_slot, &seen) {
+        if let Err(reason) =
+            security::gate(&mut self.bindings, &self.policies, &self.ports, &self.macs, in_slot, &seen)
+        {
             self.events.security_drop(in_slot, reason, &eth, frame, now);
             return drop(reason);
         }
@@ -269,6 +280,10 @@ fn egress(port: &PortSpec, vlan: u16, pcp: u8) -> Option<Encap> {
 }
 
 impl Encap {
+    pub fn is_tagged(&self) -> bool {
+        matches!(self, Encap::Tagged(_))
+    }
+
     /// The 802.1Q bytes this encapsulation pushes (all zero for `Untagged`, which pushes none).
     pub fn tag_bytes(&self) -> [u8; VLAN_TAG_LEN] {
         match self {
@@ -280,21 +295,13 @@ impl Encap {
 
 /// The pieces of the frame as it must leave: up to three slices (MACs, tag, rest) pointing into
 /// the ingress buffer and `tag` (from [`Encap::tag_bytes`]), so pushing or popping a tag copies
-/// nothing. Returns the slices and how many of them are used.
+/// nothing. Returns the slices and how many of them are used. The byte layout is packet's
+/// ([`packet::vlan::retag_parts`]).
 pub fn egress_parts<'a>(
     frame: &'a [u8],
     ingress_tagged: bool,
     encap: Encap,
     tag: &'a [u8; VLAN_TAG_LEN],
 ) -> ([&'a [u8]; 3], usize) {
-    const MACS: usize = 12;
-    let rest_at = if ingress_tagged { MACS + VLAN_TAG_LEN } else { MACS };
-    if frame.len() < rest_at {
-        return ([frame, &[], &[]], 1);
-    }
-    match encap {
-        Encap::Untagged if !ingress_tagged => ([frame, &[], &[]], 1),
-        Encap::Untagged => ([&frame[..MACS], &frame[rest_at..], &[]], 2),
-        Encap::Tagged(_) => ([&frame[..MACS], &tag[..], &frame[rest_at..]], 3),
-    }
+    packet::vlan::retag_parts(frame, ingress_tagged, encap.is_tagged().then_some(tag))
 }

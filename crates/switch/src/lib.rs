@@ -20,7 +20,8 @@ pub use events::{
 };
 pub use mac_table::{FdbEntry, MacStats, MacTable};
 pub use security::{
-    parse_allowed_ips, IpPrefix, LeaseEntry, PortSecurity, SecurityConfigError, SecurityMode,
+    parse_allowed_ips, BindingEntry, BindingSource, IpPrefix, LeaseEntry, PortSecurity, PortSecurityEntry,
+    SecurityConfigError, SecurityMode,
 };
 pub use trace::{Stage, Trace, TraceOutput, TraceStep, TraceVerdict};
 pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet};

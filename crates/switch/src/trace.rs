@@ -22,6 +22,8 @@ pub enum Stage {
     Source,
     IngressVlan,
     ReservedMulticast,
+    /// The port-security checks of a VM port (issue 9).
+    PortSecurity,
     Learn,
     Lookup,
     Egress,
@@ -137,6 +139,20 @@ struct Ctx<'a> {
     after: MacStats,
 }
 
+/// `mode on, MAC 52:54:00:00:00:01, 2 configured addresses` — what the checks held the frame to.
+fn security_rule(port: &PortSpec) -> String {
+    let sec = &port.security;
+    let macs: Vec<String> = sec.macs.iter().map(|m| m.to_string()).collect();
+    let trusted = if sec.trusted { ", trusted" } else { "" };
+    format!(
+        "port security {} on {}: MAC {}, {} configured addresses{trusted}",
+        sec.mode,
+        port.name,
+        macs.join(" "),
+        sec.ips.len()
+    )
+}
+
 fn step(stage: Stage, rule: impl Into<String>, result: impl Into<String>) -> TraceStep {
     TraceStep { stage, rule: rule.into(), result: result.into() }
 }
@@ -151,7 +167,10 @@ impl Ctx<'_> {
             return vec![step(Stage::Parse, "ingress port", "no such port on this bridge")];
         };
         let Some(eth) = eth else {
-            return vec![step(Stage::Parse, "Ethernet header (14 bytes, 18 tagged)", "runt: dropped")];
+            let (plain, tagged) =
+                (packet::ETHERNET_HEADER_LEN, packet::ETHERNET_HEADER_LEN + packet::VLAN_TAG_LEN);
+            let rule = format!("Ethernet header ({plain} bytes, {tagged} tagged)");
+            return vec![step(Stage::Parse, rule, "runt: dropped")];
         };
         let mut steps = vec![step(Stage::Parse, "Ethernet header", describe(&eth))];
         if drop == Some(DropReason::MulticastSource) {
@@ -168,6 +187,14 @@ impl Ctx<'_> {
                 steps.push(step(Stage::ReservedMulticast, rule, "not forwarded: dropped"));
                 return steps;
             }
+            Some(r) if r.is_port_security() => {
+                steps.push(step(
+                    Stage::PortSecurity,
+                    security_rule(port),
+                    format!("{}: dropped", r.as_str()),
+                ));
+                return steps;
+            }
             // Only a learned destination on the ingress port drops after learning; any other
             // reason (one a later pipeline stage adds) stops here, before a learn it never did.
             Some(r) if r != DropReason::DestinationOnIngress => {
@@ -175,6 +202,9 @@ impl Ctx<'_> {
                 return steps;
             }
             _ => {}
+        }
+        if port.security.checks_l2() {
+            steps.push(step(Stage::PortSecurity, security_rule(port), "passed"));
         }
         steps.push(self.learn_step(vlan, eth.src, port));
         steps.push(self.lookup_step(vlan, eth.dst, drop));

@@ -136,3 +136,29 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// A VM port's frames get a port-security step: passed, or the drop reason.
+#[test]
+fn port_security_step_shows_the_verdict_and_reason() {
+    let vm = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+    let mut sec = switch::PortSecurity::vm(vm);
+    sec.ips = switch::parse_allowed_ips("198.18.0.1").unwrap();
+    let ports = vec![
+        PortSpec { security: sec, ..PortSpec::new("vm", PortVlan::access(10)) },
+        PortSpec::new("other", PortVlan::access(10)),
+    ];
+    let br = Bridge::new(BridgeSettings::default(), ports);
+    let step = |t: &switch::Trace| t.steps.iter().find(|s| s.stage == Stage::PortSecurity).cloned();
+    let mut buf = vec![0u8; 128];
+    let spec = FrameSpec { dst: MacAddr::BROADCAST, src: vm, vlan: None, ethertype: 0 };
+    let n =
+        packet::ipv4_udp(&mut buf, &spec, [198, 18, 0, 1], [198, 18, 0, 255], (5000, 5001), &[0; 8]).unwrap();
+    let own = br.trace(0, &buf[..n], 0);
+    let st = step(&own).expect("a port-security step");
+    assert!(st.rule.contains("port security on on vm") && st.result == "passed", "{own:#?}");
+    let spoofed = br.trace(0, &frame(MacAddr::BROADCAST, mac(9), None), 0);
+    assert_eq!(spoofed.verdict, TraceVerdict::Drop { reason: DropReason::SpoofedMac });
+    assert_eq!(step(&spoofed).map(|s| s.result), Some("spoofed-mac: dropped".to_string()), "{spoofed:#?}");
+    let plain = br.trace(1, &frame(MacAddr::BROADCAST, mac(9), None), 0);
+    assert!(step(&plain).is_none(), "ports without security get no step");
+}

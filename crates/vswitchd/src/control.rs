@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ctl::protocol::{ReloadReply, Reply, Request, MAX_LINE};
+use ctl::protocol::{BridgeSecurity, ReloadReply, Reply, Request, SecurityReply, MAX_LINE};
 use tracing::{debug, warn};
 
 use crate::daemon::Daemon;
@@ -96,6 +96,7 @@ fn handle(req: Request, shared: &Shared) -> Reply {
             Ok(r) => Reply::success(&r),
             Err(e) => Reply::failure(e.to_string()),
         },
+        Request::SecurityShow { bridge } => security(shared, bridge.as_deref()),
         Request::Trace { bridge, in_port, frame } => match trace(shared, &bridge, &in_port, &frame) {
             Ok(t) => Reply::success(&t),
             Err(e) => Reply::failure(e),
@@ -112,6 +113,20 @@ fn handle(req: Request, shared: &Shared) -> Reply {
                 Reply::failure(e.to_string())
             }
         },
+    }
+}
+
+/// `rvsctl security show [BRIDGE]`: asks the forwarding thread, which owns the leases.
+fn security(shared: &Shared, bridge: Option<&str>) -> Reply {
+    match lock(shared).datapath().security(bridge, TRACE_TIMEOUT) {
+        Ok(found) if found.is_empty() && bridge.is_some() => {
+            Reply::failure(format!("no bridge named {}", bridge.unwrap_or_default()))
+        }
+        Ok(found) => {
+            let bridges = found.into_iter().map(|(bridge, ports)| BridgeSecurity { bridge, ports }).collect();
+            Reply::success(&SecurityReply { bridges })
+        }
+        Err(e) => Reply::failure(e.to_string()),
     }
 }
 

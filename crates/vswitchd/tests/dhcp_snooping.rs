@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::{bridge_config, have_ovs_vsctl, wait_ports_up, Daemon, Vm};
+use ctl::protocol::BindingSource;
 use testbed::frames::{eth, udp4};
 use testbed::{require_program, require_root, send_frame, wait_until};
 
@@ -105,6 +106,19 @@ fn dnsmasq_leases_through_snooping_then_ping_and_iperf3() {
         a.ns.exec(&["busybox", "arping", "-U", "-c", "1", "-I", "eth0", "-s", "198.18.0.50", "198.18.0.50"]);
     assert!(garp.is_ok(), "{garp:?}");
     assert!(s.ns.ping("198.18.0.50", 2), "the allowed VIP must answer; log:\n{}", d.log());
+
+    // `rvsctl security show`: the VIP as a static binding, the lease as a dhcp one with time left.
+    let sec = d.security(None);
+    let entry = sec.bridges.iter().flat_map(|b| &b.ports).find(|p| p.port == a.port).expect("A listed");
+    let ip = leased.split('/').next().unwrap_or_default();
+    let has = |addr: &str, source| entry.bindings.iter().any(|b| b.address == addr && b.source == source);
+    assert!(has("198.18.0.50/32", BindingSource::Static), "{entry:?}");
+    assert!(has(&format!("{ip}/32"), BindingSource::Dhcp), "{entry:?}");
+    assert!(
+        entry.bindings.iter().any(|b| b.source == BindingSource::Dhcp && b.expires_in.is_some()),
+        "{entry:?}"
+    );
+    assert_eq!(entry.mode, "on");
 
     // Bound by the snooped lease: the same unowned source is now a spoof.
     let before = spoofed_ip_drops(&d, &a.port);

@@ -154,3 +154,41 @@ fn kill_9_during_apply_leaves_the_old_or_the_new_state() {
     }
     eprintln!("kill -9 rounds: {} left the old state, {} the new state", outcomes[0], outcomes[1]);
 }
+
+/// A `[[vm]]`'s `ips` reach the VM's port the way libvirt makes it: the port appears only when
+/// the VM starts, with `external_ids:attached-mac`; rvswitchd finds the zone's addresses for
+/// that MAC on the bridge and `rvsctl security show` lists them as `zones` bindings.
+#[test]
+fn vm_ips_from_the_zones_file_bind_the_port_libvirt_attaches() {
+    if !require_root("zones vm ips") || !common::have_ovs_vsctl() {
+        return;
+    }
+    let h = Host::new();
+    let d = Daemon::start("");
+    let mac = "52:54:00:00:09:01";
+    let text = format!(
+        "[[zone]]\nname = \"internet\"\nbridge = \"{}\"\n[[vm]]\nname = \"web\"\nzone = \"internet\"\nmac = \"{mac}\"\n\
+         ips = [\"198.18.9.1\", \"2001:db8:9::/64\"]\n",
+        h.internet
+    );
+    let f = h.dir.path().join("vm.toml");
+    std::fs::write(&f, text).unwrap();
+    let out = zones(&d, ZonesCommand::Apply { file: f, no_wait: false });
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    // What libvirt runs when the VM starts (a veth end stands in for its tap).
+    let (port, peer) = (unique("vnet"), unique("vpeer"));
+    let _cable = Veth::pair(&port, &peer).expect("veth");
+    let attached = format!("external_ids:attached-mac=\"{mac}\"");
+    d.vsctl(&["add-port", &h.internet, &port, "--", "set", "Interface", &port, &attached]).expect("add-port");
+    let bound = || {
+        let sec = d.security(Some(&h.internet));
+        let p = sec.bridges.iter().flat_map(|b| b.ports.clone()).find(|p| p.port == port);
+        p.map(|p| p.bindings.iter().map(|b| (b.address.clone(), b.source)).collect::<Vec<_>>())
+    };
+    let want = vec![
+        ("198.18.9.1/32".to_string(), ctl::protocol::BindingSource::Zones),
+        ("2001:db8:9::/64".to_string(), ctl::protocol::BindingSource::Zones),
+    ];
+    let ok = wait_until(Duration::from_secs(10), || bound().as_ref() == Some(&want));
+    assert!(ok, "bindings of {port}: {:?}\n{}", bound(), d.log());
+}

@@ -5,11 +5,12 @@
 
 use serde::Serialize;
 
-use crate::live::{Map, DESCRIPTION_KEY, PORTGROUPS_KEY, RELEASED_KEY, ROLE_KEY, ZONE_KEY};
-use crate::model::{Model, Uplink, Zone};
+use crate::live::{Map, DESCRIPTION_KEY, PORTGROUPS_KEY, RELEASED_KEY, ROLE_KEY, VM_IPS_KEY, ZONE_KEY};
+use crate::model::{IpNet, Mac, Model, Uplink, Zone};
 
 /// The `external_ids` keys zones owns; all other keys of a row are left as they are.
-pub const OUR_KEYS: [&str; 5] = [ZONE_KEY, PORTGROUPS_KEY, DESCRIPTION_KEY, ROLE_KEY, RELEASED_KEY];
+pub const OUR_KEYS: [&str; 6] =
+    [ZONE_KEY, PORTGROUPS_KEY, DESCRIPTION_KEY, ROLE_KEY, RELEASED_KEY, VM_IPS_KEY];
 
 /// The rows of one zone.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct DesiredZone {
     pub portgroups: Vec<(String, u16)>,
     /// The NIC uplink.
     pub uplink: Option<DesiredUplink>,
+    /// `(MAC, allowed addresses)` of the zone's VMs that list `ips`, in file order.
+    pub vm_ips: Vec<(Mac, Vec<IpNet>)>,
 }
 
 /// An uplink port: a NIC, or a VPN gateway port.
@@ -95,6 +98,12 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
             description: z.description.clone(),
             portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
             uplink: z.uplink.as_ref().map(|u| desired_uplink(z, u)),
+            vm_ips: model
+                .vms
+                .iter()
+                .filter(|v| v.zone == z.name && !v.ips.is_empty())
+                .map(|v| (v.mac, v.ips.clone()))
+                .collect(),
         })
         .collect()
 }
@@ -126,6 +135,9 @@ impl DesiredZone {
         let mut m = self.marks(&[(PORTGROUPS_KEY, encode_portgroups(&self.portgroups))]);
         if !self.description.is_empty() {
             m.insert(DESCRIPTION_KEY.into(), self.description.clone());
+        }
+        if !self.vm_ips.is_empty() {
+            m.insert(VM_IPS_KEY.into(), encode_vm_ips(&self.vm_ips));
         }
         m
     }
@@ -163,6 +175,24 @@ pub fn encode_portgroups(pgs: &[(String, u16)]) -> String {
     pgs.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(",")
 }
 
+/// `mac=ip/len,ip/len;mac=…`: a bridge's [`VM_IPS_KEY`].
+pub fn encode_vm_ips(vms: &[(Mac, Vec<IpNet>)]) -> String {
+    let one = |(mac, ips): &(Mac, Vec<IpNet>)| {
+        format!("{mac}={}", ips.iter().map(IpNet::to_string).collect::<Vec<_>>().join(","))
+    };
+    vms.iter().map(one).collect::<Vec<_>>().join(";")
+}
+
+/// The addresses [`encode_vm_ips`] lists for `mac` (comma-separated, as
+/// `other_config:allowed-ips` takes them); `None` when the MAC is not listed.
+pub fn vm_ips_for(encoded: &str, mac: Mac) -> Option<&str> {
+    encoded
+        .split(';')
+        .filter_map(|e| e.split_once('='))
+        .find(|(m, _)| Mac::parse(m) == Some(mac))
+        .map(|(_, ips)| ips)
+}
+
 /// The inverse of [`encode_portgroups`]; malformed entries are skipped.
 pub fn decode_portgroups(s: &str) -> Vec<(String, u16)> {
     s.split(',')
@@ -181,6 +211,27 @@ mod tests {
         assert_eq!(encode_portgroups(&pgs), "vlan-10=10,guest=20");
         assert_eq!(decode_portgroups("vlan-10=10,guest=20"), pgs);
         assert_eq!(decode_portgroups("x,=,a=b,c=5"), vec![("c".to_string(), 5)]);
+    }
+
+    #[test]
+    fn vm_ips_reach_the_bridge_by_mac() {
+        let m = crate::parse(
+            "[[zone]]\nname = \"a\"\n[[zone]]\nname = \"b\"\n\
+             [[vm]]\nname = \"v1\"\nzone = \"a\"\nmac = \"52:54:00:00:00:01\"\nips = [\"198.18.0.5\", \"2001:db8::/64\"]\n\
+             [[vm]]\nname = \"v2\"\nzone = \"a\"\nmac = \"52:54:00:00:00:02\"\n\
+             [[vm]]\nname = \"v3\"\nzone = \"b\"\nmac = \"52:54:00:00:00:03\"\nips = [\"198.18.1.7\"]\n",
+            "z",
+        )
+        .unwrap();
+        let d = desired(&m);
+        let a = d[0].bridge_marks();
+        let enc = a.get(VM_IPS_KEY).expect("zone a lists v1's addresses");
+        assert_eq!(enc, "52:54:00:00:00:01=198.18.0.5/32,2001:db8::/64", "v2 lists none, v3 is zone b's");
+        assert_eq!(vm_ips_for(enc, Mac([0x52, 0x54, 0, 0, 0, 1])), Some("198.18.0.5/32,2001:db8::/64"));
+        assert_eq!(vm_ips_for(enc, Mac([0x52, 0x54, 0, 0, 0, 2])), None);
+        assert_eq!(d[1].bridge_marks().get(VM_IPS_KEY).unwrap(), "52:54:00:00:00:03=198.18.1.7/32");
+        let none = desired(&crate::parse("[[zone]]\nname = \"c\"\n", "z").unwrap());
+        assert!(!none[0].bridge_marks().contains_key(VM_IPS_KEY), "no key without addresses");
     }
 
     #[test]

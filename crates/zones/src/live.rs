@@ -18,6 +18,12 @@ pub const ROLE_KEY: &str = "rvswitch-role";
 /// `external_ids` key on a bridge a removed zone left behind because foreign ports remain.
 pub const RELEASED_KEY: &str = "rvswitch-released-zone";
 
+/// `external_ids` key on a bridge: the zone's VMs' allowed addresses by MAC,
+/// `mac=ip/len,ip/len;mac=…`. libvirt creates a VM's port only when the VM starts (and a new
+/// row on every start), so zones cannot write the port's own `other_config:allowed-ips`; the
+/// daemon adds these to the port whose `external_ids:attached-mac` is that MAC.
+pub const VM_IPS_KEY: &str = "rvswitch-vm-ips";
+
 /// A string-to-string OVSDB map column.
 pub type Map = BTreeMap<String, String>;
 

@@ -105,6 +105,40 @@ pub struct Vm {
     pub mac: Mac,
     /// A fixed IPv4 address (the VM's static DHCP lease), unique in its zone.
     pub ip: Option<std::net::Ipv4Addr>,
+    /// Addresses/prefixes port security lets the VM use, in file order.
+    pub ips: Vec<IpNet>,
+}
+
+/// An IPv4 or IPv6 address with a prefix length (`/32` or `/128` when the file gave none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    /// The address (for a prefix, any address inside it, as written).
+    pub addr: std::net::IpAddr,
+    /// Prefix length: 0 to 32 for IPv4, 0 to 128 for IPv6.
+    pub len: u8,
+}
+
+impl IpNet {
+    /// Parses `198.18.0.5`, `198.18.0.0/24`, `2001:db8::5`, `2001:db8::/64`.
+    pub fn parse(s: &str) -> Result<IpNet, String> {
+        let (a, l) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+        let addr: std::net::IpAddr =
+            a.parse().map_err(|_| format!("\"{}\" is not an IPv4 or IPv6 address", s.escape_debug()))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            None => max,
+            Some(l) => l.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                format!("prefix length \"/{}\" is not 0 to {max} for {addr}", l.escape_debug())
+            })?,
+        };
+        Ok(IpNet { addr, len })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
 }
 
 /// An Ethernet address.
@@ -142,6 +176,16 @@ impl fmt::Display for Mac {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_nets() {
+        assert_eq!(IpNet::parse("198.18.0.5").unwrap().to_string(), "198.18.0.5/32");
+        assert_eq!(IpNet::parse("2001:db8::/64").unwrap().to_string(), "2001:db8::/64");
+        assert_eq!(IpNet::parse("2001:db8::5").unwrap().to_string(), "2001:db8::5/128");
+        for bad in ["", "198.18.0", "198.18.0.5/33", "2001:db8::/129", "198.18.0.5/", "x/8"] {
+            assert!(IpNet::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn mac_parse_and_display() {

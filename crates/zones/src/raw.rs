@@ -64,4 +64,7 @@ pub(crate) struct RawVm {
     pub(crate) mac: Spanned<String>,
     /// The VM's fixed address: its static DHCP lease (crate::services).
     pub(crate) ip: Option<Spanned<String>>,
+    /// Addresses or prefixes the VM may use (port security's allowed IPs).
+    #[serde(default)]
+    pub(crate) ips: Vec<Spanned<String>>,
 }

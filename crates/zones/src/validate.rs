@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Pos, Report};
 use crate::model::{
-    vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone, DEFAULT_BRIDGE_TEMPLATE,
+    vpn_port_name, IpNet, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone, DEFAULT_BRIDGE_TEMPLATE,
 };
 use crate::raw::{RawFile, RawPortgroup, RawVm, RawZone};
 
@@ -406,7 +406,8 @@ impl Checker<'_> {
             let portgroup = self.vm_place(v, zones);
             let mac = self.vm_mac(v, &name, &mut macs);
             let ip = crate::services::vm_ip(self.text, self.r, v.ip.as_ref());
-            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac, ip });
+            let ips = self.vm_ips(v);
+            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac, ip, ips });
         }
         crate::services::unique_vm_ips(self.text, self.r, raw, &out);
         out
@@ -438,6 +439,24 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// Every `ips` entry parsed; each bad one is an error at its own position.
+    fn vm_ips(&mut self, v: &RawVm) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for ip in &v.ips {
+            match IpNet::parse(ip.get_ref()) {
+                Ok(n) if out.contains(&n) => {
+                    self.r.error(self.at(ip), format!("{n} is listed twice"), "list every address once");
+                }
+                Ok(n) => out.push(n),
+                Err(e) => {
+                    let fix = "write an address (198.18.0.5, 2001:db8::5) or a prefix (198.18.0.0/24)";
+                    self.r.error(self.at(ip), format!("VM {}: {e}", v.name.get_ref()), fix);
+                }
+            }
+        }
+        out
     }
 
     fn vm_mac(&mut self, v: &RawVm, name: &str, macs: &mut HashMap<Mac, String>) -> Mac {

@@ -369,3 +369,23 @@ fn wireguard_uplink_rules() {
     let long = VPN.replace("name = \"intranet\"", "name = \"a-very-long-zone\"\nbridge = \"br-x\"");
     one(&long, "z.toml:3:8: the gateway port wg-a-very-long-zone");
 }
+
+#[test]
+fn vm_ips_are_addresses_or_prefixes() {
+    let vm = "[[vm]]\nname = \"v\"\nzone = \"a\"\nmac = \"52:54:00:00:00:01\"\n";
+    let t =
+        format!("{VMZ}{vm}ips = [\"198.18.0.5\", \"198.18.0.300\", \"2001:db8::/129\", \"198.18.0.5\"]\n");
+    let e = errs(&t);
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].starts_with("z.toml:11:22: VM v: \"198.18.0.300\" is not an IPv4 or IPv6 address"),
+        "{}",
+        e[0]
+    );
+    assert!(e[1].starts_with("z.toml:11:38: VM v: prefix length \"/129\" is not 0 to 128"), "{}", e[1]);
+    assert!(e[2].starts_with("z.toml:11:56: 198.18.0.5/32 is listed twice"), "{}", e[2]);
+    let good = format!("{VMZ}{vm}ips = [\"198.18.0.5\", \"2001:db8::5/128\"]\n");
+    let m = zones::parse(&good, "z.toml").expect("valid ips");
+    let ips: Vec<String> = m.vms[0].ips.iter().map(|n| n.to_string()).collect();
+    assert_eq!(ips, ["198.18.0.5/32", "2001:db8::5/128"]);
+}

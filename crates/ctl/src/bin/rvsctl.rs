@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
 use ctl::flow::{self, Flow};
-use ctl::protocol::{EventsReply, FdbReply, ReloadReply, Request, ShowReply, Trace, MAX_EVENT_WAIT_MS};
+use ctl::protocol::{
+    EventsReply, FdbReply, ReloadReply, Request, SecurityReply, ShowReply, Trace, MAX_EVENT_WAIT_MS,
+};
 use ctl::topology::{DbIds, Topology};
 use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
@@ -39,6 +41,12 @@ enum Command {
     Fdb {
         #[command(subcommand)]
         what: FdbCommand,
+    },
+    /// Port security: per port its mode, allowed MACs and bindings (static from allowed-ips,
+    /// zones from the zones file, or dhcp: snooped, with the lease's time left).
+    Security {
+        #[command(subcommand)]
+        what: SecurityCommand,
     },
     /// Re-read the config file and apply the changes (same as SIGHUP).
     Reload,
@@ -75,6 +83,12 @@ enum Command {
 enum FdbCommand {
     /// MAC, VLAN, port and age of every learned address on BRIDGE.
     Show { bridge: String },
+}
+
+#[derive(Subcommand)]
+enum SecurityCommand {
+    /// Every port of BRIDGE (of every bridge when omitted).
+    Show { bridge: Option<String> },
 }
 
 fn main() -> ExitCode {
@@ -122,6 +136,15 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 json(&r)
             } else {
                 render::fdb(&r)
+            }
+        }
+        Command::Security { what: SecurityCommand::Show { bridge } } => {
+            let req = Request::SecurityShow { bridge: bridge.clone() };
+            let r: SecurityReply = call(&cli.socket, &req, timeout)?;
+            if cli.json {
+                json(&r)
+            } else {
+                render::security(&r)
             }
         }
         Command::GenerateMan { dir } => {

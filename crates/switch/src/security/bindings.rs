@@ -34,6 +34,9 @@ pub(crate) struct Bindings {
     leases: HashMap<MacAddr, Lease>,
     by_ip: HashMap<Ipv4Addr, MacAddr>,
     generation: u64,
+    /// A live lease of each slot's MACs (any one), so the per-frame fast path finds a VM's
+    /// leased address by slot without hashing. Recomputed whenever leases or ports change.
+    by_slot: Vec<Option<Lease>>,
 }
 
 impl Bindings {
@@ -44,6 +47,23 @@ impl Bindings {
             self.mac_owner.extend(p.security.macs.iter().map(|m| (*m, slot)));
             self.claims.extend(p.security.ips.iter().map(|ip| (slot, *ip)));
         }
+        self.index_slots(ports.len());
+    }
+
+    fn index_slots(&mut self, slots: usize) {
+        self.by_slot.clear();
+        self.by_slot.resize(slots, None);
+        for (mac, lease) in &self.leases {
+            if let Some(s) = self.mac_owner.get(mac).and_then(|s| self.by_slot.get_mut(*s)) {
+                *s = Some(*lease);
+            }
+        }
+    }
+
+    /// The IPv4 address (as bits) leased to one of `slot`'s MACs, if that lease is live.
+    pub fn slot_lease(&self, slot: usize, now: Millis) -> Option<u32> {
+        let l = self.by_slot.get(slot)?.as_ref()?;
+        (l.until > now).then_some(l.ip.to_bits())
     }
 
     /// Whether any port is secured (nothing to snoop or check otherwise).
@@ -120,6 +140,7 @@ impl Bindings {
             }
             self.leases.insert(mac, Lease { ip, until });
         }
+        self.index_slots(ports.len());
     }
 
     /// Drops leases that ended.
@@ -131,6 +152,7 @@ impl Bindings {
         }
         let leases = &self.leases;
         self.by_ip.retain(|ip, m| leases.get(m).is_some_and(|l| l.ip == *ip));
+        self.index_slots(self.by_slot.len());
     }
 
     pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {

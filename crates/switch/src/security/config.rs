@@ -146,8 +146,11 @@ pub struct PortSecurity {
     pub mode: SecurityMode,
     /// Source MACs the port may use (libvirt's `external_ids:attached-mac`).
     pub macs: Vec<MacAddr>,
-    /// Configured addresses (`other_config:allowed-ips`); DHCP snooping adds leases at run time.
+    /// Configured addresses (`other_config:allowed-ips` and the zones file's `ips`); DHCP
+    /// snooping adds leases at run time.
     pub ips: Vec<IpPrefix>,
+    /// Which of `ips` came from the zones file (only for reporting where a binding came from).
+    pub from_zones: Vec<IpPrefix>,
     /// May send DHCP server messages and RAs; its DHCPACKs are snooped.
     pub trusted: bool,
     /// At most this many learned MACs on the port at once; `None`: no per-port limit.
@@ -168,6 +171,7 @@ impl PortSecurity {
             mode: SecurityMode::Off,
             macs: Vec::new(),
             ips: Vec::new(),
+            from_zones: Vec::new(),
             trusted: true,
             mac_limit: None,
         }
@@ -179,6 +183,7 @@ impl PortSecurity {
             mode: SecurityMode::On,
             macs: vec![mac],
             ips: Vec::new(),
+            from_zones: Vec::new(),
             trusted: false,
             mac_limit: Some(1),
         }

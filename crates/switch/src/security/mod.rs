@@ -5,10 +5,15 @@
 mod bindings;
 mod check;
 mod config;
+mod policy;
+mod report;
 
 pub(crate) use bindings::Bindings;
 pub use bindings::LeaseEntry;
 pub use config::{parse_allowed_ips, IpPrefix, PortSecurity, SecurityConfigError, SecurityMode};
+pub(crate) use policy::Policy;
+pub(crate) use report::report;
+pub use report::{BindingEntry, BindingSource, PortSecurityEntry};
 
 use packet::EthernetHeader;
 
@@ -22,23 +27,48 @@ pub(crate) struct Seen<'a> {
     pub now: Millis,
 }
 
+/// The compiled policy of every slot of `ports`, for [`gate`].
+pub(crate) fn compile(ports: &[PortSpec]) -> Vec<Policy> {
+    ports.iter().map(|p| Policy::compile(&p.security, &p.vlan)).collect()
+}
+
 /// Port security for a frame from `slot`: the checks when the port is secured, then DHCP
 /// snooping when it is trusted (a trusted VM's own DHCPACKs are snooped after its checks).
+/// The compiled policy answers the common frame; the full checks see the rest.
+#[inline]
 pub(crate) fn gate(
     bindings: &mut Bindings,
+    policies: &[Policy],
+    ports: &[PortSpec],
+    macs: &MacTable,
+    slot: usize,
+    seen: &Seen<'_>,
+) -> Result<(), DropReason> {
+    let Some(policy) = policies.get(slot) else { return Ok(()) };
+    if policy.l2 {
+        let l3 = seen.frame.get(seen.eth.payload_offset..).unwrap_or_default();
+        let leased = || bindings.slot_lease(slot, seen.now);
+        if !policy.admits_fast(seen.eth.src, seen.eth.ethertype, l3, leased) {
+            full_check(bindings, policy, ports, macs, slot, seen)?;
+        }
+    }
+    if policy.trusted && bindings.active() {
+        bindings.snoop(ports, seen.eth, seen.frame, seen.vlan, seen.now);
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn full_check(
+    bindings: &Bindings,
+    policy: &Policy,
     ports: &[PortSpec],
     macs: &MacTable,
     slot: usize,
     seen: &Seen<'_>,
 ) -> Result<(), DropReason> {
     let Some(sec) = ports.get(slot).map(|p| &p.security) else { return Ok(()) };
-    if sec.checks_l2() {
-        let limit_reachable = check::limit_reachable(sec, &ports[slot].vlan);
-        let cx = check::Ctx { slot, sec, bindings, macs, vlan: seen.vlan, now: seen.now, limit_reachable };
-        check::admit(&cx, seen.eth, seen.frame)?;
-    }
-    if sec.trusted && bindings.active() {
-        bindings.snoop(ports, seen.eth, seen.frame, seen.vlan, seen.now);
-    }
-    Ok(())
+    let limit_reachable = policy.limit_reachable;
+    let cx = check::Ctx { slot, sec, bindings, macs, vlan: seen.vlan, now: seen.now, limit_reachable };
+    check::admit(&cx, seen.eth, seen.frame)
 }

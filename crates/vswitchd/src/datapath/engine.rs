@@ -333,6 +333,9 @@ impl Engine {
             Command::MacStats(reply) => {
                 let _ = reply.send(self.mac_stats());
             }
+            Command::Security { bridge, reply } => {
+                let _ = reply.send(self.security(bridge.as_deref()));
+            }
             Command::Barrier(reply) => {
                 let _ = reply.send(());
             }

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use netdev::Netdev;
-use switch::{BridgeSettings, FdbEntry, MacStats, PortSpec, Trace};
+use switch::{BridgeSettings, FdbEntry, MacStats, PortSecurityEntry, PortSpec, Trace};
 
 use crate::events::feed::{self, EventFeed};
 use crate::service::watchdog::Heartbeat;
@@ -82,6 +82,11 @@ pub(crate) enum Command {
     },
     /// MAC table statistics of every bridge, by name.
     MacStats(mpsc::Sender<Vec<(String, MacStats)>>),
+    /// Port security settings and bindings of `bridge` (every bridge: `None`), by bridge name.
+    Security {
+        bridge: Option<String>,
+        reply: mpsc::Sender<Vec<(String, Vec<PortSecurityEntry>)>>,
+    },
     /// Answered once every command sent before it has taken effect (devices closed, attached).
     Barrier(mpsc::Sender<()>),
     /// Answered once the kernel fast path's counters are in the ports' counters.
@@ -314,6 +319,17 @@ impl Datapath {
     pub fn fdb_flush(&self, bridge: Option<&str>, timeout: Duration) -> Result<bool, NoAnswer> {
         let (reply, answer) = mpsc::channel();
         self.send(Command::FdbFlush { bridge: bridge.map(str::to_string), reply });
+        answer.recv_timeout(timeout).map_err(|_| NoAnswer)
+    }
+
+    /// Port security settings and live bindings, per bridge (one bridge, or all with `None`).
+    pub fn security(
+        &self,
+        bridge: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Vec<(String, Vec<PortSecurityEntry>)>, NoAnswer> {
+        let (reply, answer) = mpsc::channel();
+        self.send(Command::Security { bridge: bridge.map(str::to_string), reply });
         answer.recv_timeout(timeout).map_err(|_| NoAnswer)
     }
 

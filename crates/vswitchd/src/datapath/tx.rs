@@ -46,11 +46,7 @@ fn recycle_iov<'a, 'b>(mut v: Vec<IoSlice<'a>>) -> Vec<IoSlice<'b>> {
 /// Bytes the egress encapsulation adds (+4, tag pushed) or removes (−4, popped) after the MACs,
 /// so the offload header's offsets can follow.
 fn tag_delta(ingress_tagged: bool, encap: Encap) -> i32 {
-    match (ingress_tagged, encap) {
-        (false, Encap::Tagged(_)) => 4,
-        (true, Encap::Untagged) => -4,
-        _ => 0,
-    }
+    packet::vlan::retag_delta(ingress_tagged, encap.is_tagged())
 }
 
 impl TxScratch {

@@ -10,7 +10,7 @@ use gateway::Prefix;
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
 use super::scope::Scope;
-use super::security::security_of;
+use super::security::{security_of, with_zone_ips};
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
 use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind, VpnOptions};
@@ -159,7 +159,8 @@ pub fn plan_scoped(s: &Snapshot, scope: &Scope) -> Plan {
                     continue;
                 }
             };
-            let security = match security_of(&iface.other_config, &iface.external_ids) {
+            let own = security_of(&iface.other_config, &iface.external_ids);
+            let security = match own.and_then(|s| with_zone_ips(s, &b.external_ids)) {
                 Ok(s) => s,
                 Err(e) => {
                     reject(iface_uuid, format!("interface {}: {e}", iface.name));

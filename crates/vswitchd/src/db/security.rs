@@ -4,7 +4,9 @@
 //! `other_config:allowed-ips` = comma-separated addresses or prefixes, IPv4 and IPv6;
 //! `other_config:trusted` = true | false (default: true for ports without port security,
 //! i.e. uplinks and the host, false for VM ports); `other_config:mac-limit` = N (default 1 on
-//! secured ports, none otherwise).
+//! secured ports, none otherwise). The zones file's `ips` of a VM reach its port through the
+//! bridge's `external_ids:rvswitch-vm-ips` ([`with_zone_ips`]): libvirt creates the port row
+//! only when the VM starts, so there is no row for zones to write to beforehand.
 
 use packet::MacAddr;
 use switch::{parse_allowed_ips, PortSecurity, SecurityConfigError, SecurityMode};
@@ -53,7 +55,34 @@ pub fn security_of(
         (_, Some(m)) => vec![m],
         (_, None) => return Err(SecurityConfigError::NoMac(mode)),
     };
-    Ok(PortSecurity { mode, macs, ips, trusted, mac_limit })
+    Ok(PortSecurity { mode, macs, ips, from_zones: Vec::new(), trusted, mac_limit })
+}
+
+/// The bridge `external_ids` key zones writes its VMs' `ips` to (zones::live::VM_IPS_KEY).
+const VM_IPS_KEY: &str = "rvswitch-vm-ips";
+
+/// Adds the addresses the zones file lists for this port's MAC (in the bridge's
+/// `external_ids:rvswitch-vm-ips`) to its allowed IPs; a port without checks gets none.
+pub fn with_zone_ips(
+    mut sec: PortSecurity,
+    bridge_external_ids: &[(String, String)],
+) -> Result<PortSecurity, SecurityConfigError> {
+    let Some(encoded) = get(bridge_external_ids, VM_IPS_KEY) else { return Ok(sec) };
+    if !sec.checks_l2() {
+        return Ok(sec);
+    }
+    // `mac=ip/len,ip/len;mac=…` as zones::desired::encode_vm_ips writes it (the test below
+    // decodes zones' own encoding, so the two cannot drift apart).
+    let entries = encoded.split(';').filter_map(|e| e.split_once('='));
+    let listed = entries.filter(|(m, _)| m.parse::<MacAddr>().is_ok_and(|m| sec.macs.contains(&m)));
+    let mut ips = Vec::new();
+    for (_, l) in listed {
+        ips.extend(parse_allowed_ips(l)?);
+    }
+    ips.retain(|ip| !sec.ips.contains(ip));
+    sec.from_zones.clone_from(&ips);
+    sec.ips.extend(ips);
+    Ok(sec)
 }
 
 #[cfg(test)]
@@ -72,6 +101,36 @@ mod tests {
         assert_eq!(s, PortSecurity::vm("52:54:00:00:00:01".parse().unwrap()));
         let plain = security_of(&[], &[]).unwrap();
         assert_eq!(plain, PortSecurity::off(), "no attached-mac: an uplink, unchecked and trusted");
+    }
+
+    #[test]
+    fn zone_ips_reach_the_port_with_that_attached_mac() {
+        let vm = |n: u8| zones::Mac([0x52, 0x54, 0, 0, 0, n]);
+        let net = |s: &str| zones::model::IpNet::parse(s).unwrap();
+        let enc = zones::desired::encode_vm_ips(&[
+            (vm(1), vec![net("198.18.0.5"), net("2001:db8::/64")]),
+            (vm(2), vec![net("198.18.0.6")]),
+        ]);
+        assert_eq!(zones::live::VM_IPS_KEY, VM_IPS_KEY);
+        let bridge = kv(&[(VM_IPS_KEY, &enc)]);
+        let own = kv(&[("allowed-ips", "198.18.0.50")]);
+        let s = with_zone_ips(security_of(&own, &kv(&LIBVIRT)).unwrap(), &bridge).unwrap();
+        let ips: Vec<String> = s.ips.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            ips,
+            ["198.18.0.50/32", "198.18.0.5/32", "2001:db8::/64"],
+            "other_config's and the zone's"
+        );
+        assert_eq!(s.from_zones, &s.ips[1..], "the zone's are marked as such");
+        let uplink = with_zone_ips(security_of(&[], &[]).unwrap(), &bridge).unwrap();
+        assert!(uplink.ips.is_empty(), "a port without checks gets no bindings");
+        let bad = kv(&[(VM_IPS_KEY, "52:54:00:00:00:01=198.18.0.300")]);
+        assert!(
+            with_zone_ips(security_of(&[], &kv(&LIBVIRT)).unwrap(), &bad).is_err(),
+            "a bad mark is an error"
+        );
+        let stranger = kv(&[("attached-mac", "52:54:00:00:00:09")]);
+        assert!(with_zone_ips(security_of(&[], &stranger).unwrap(), &bridge).unwrap().ips.is_empty());
     }
 
     #[test]

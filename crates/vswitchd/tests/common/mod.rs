@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ctl::client;
-use ctl::protocol::{FdbReply, PortStatus, ReloadReply, Request, ShowReply};
+use ctl::protocol::{FdbReply, PortStatus, ReloadReply, Request, SecurityReply, ShowReply};
 use packet::MacAddr;
 use testbed::{unique, wait_until, ChildGuard, Netns, Veth};
 
@@ -243,6 +243,12 @@ impl Daemon {
 
     pub fn fdb(&self, bridge: &str) -> FdbReply {
         client::call(&self.socket, &Request::FdbShow { bridge: bridge.into() }, CALL_TIMEOUT).expect("fdb")
+    }
+
+    /// `rvsctl security show [BRIDGE]` through the control socket.
+    pub fn security(&self, bridge: Option<&str>) -> SecurityReply {
+        let req = Request::SecurityShow { bridge: bridge.map(str::to_string) };
+        client::call(&self.socket, &req, CALL_TIMEOUT).expect("security show")
     }
 
     pub fn write_config(&self, text: &str) {

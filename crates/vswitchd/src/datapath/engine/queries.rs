@@ -2,7 +2,7 @@
 //! frame's trace, the MAC table statistics, and the one change a user may ask for directly
 //! (flushing learned addresses, as `ovs-appctl fdb/flush` does).
 
-use switch::{MacStats, Trace};
+use switch::{MacStats, PortSecurityEntry, Trace};
 
 use super::Engine;
 use crate::datapath::TraceError;
@@ -39,6 +39,12 @@ impl Engine {
             found = true;
         }
         found || bridge.is_none()
+    }
+
+    pub(super) fn security(&self, bridge: Option<&str>) -> Vec<(String, Vec<PortSecurityEntry>)> {
+        let now = self.now_ms();
+        let wanted = self.bridges.iter().filter(|b| bridge.is_none_or(|n| n == b.name));
+        wanted.map(|b| (b.name.clone(), b.bridge.security_report(now))).collect()
     }
 
     pub(super) fn mac_stats(&self) -> Vec<(String, MacStats)> {
