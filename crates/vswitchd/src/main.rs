@@ -406,8 +406,7 @@ fn open_fd_store(args: &Args) -> (Option<FdStore>, Kept) {
     if path.as_os_str() == "off" {
         return (None, Kept::new());
     }
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-    match FdStore::open(&path, &exe) {
+    match FdStore::open(&path, &own_binary()) {
         Ok((store, kept)) => (Some(store), kept),
         Err(e) => {
             warn!(path = %path.display(), "no descriptor keeper ({e}); restarts will reopen devices");
@@ -416,16 +415,21 @@ fn open_fd_store(args: &Args) -> (Option<FdStore>, Kept) {
     }
 }
 
+/// The rvswitchd binary on disk, for the keeper it starts and the upgrade's exec. After `mv
+/// new-binary rvswitchd` the old file is gone and the kernel names it "… (deleted)"; the path
+/// is what we want to run.
+fn own_binary() -> PathBuf {
+    std::env::current_exe().map_or_else(
+        |_| PathBuf::from("/proc/self/exe"),
+        |p| PathBuf::from(p.to_string_lossy().trim_end_matches(" (deleted)").to_string()),
+    )
+}
+
 /// Replaces this process with the rvswitchd binary now on disk, same arguments and PID (a
 /// supervisor sees no restart). Returns only if exec failed.
 fn reexec(env: Vec<(String, String)>) -> anyhow::Error {
     use std::os::unix::process::CommandExt;
-    // After `mv new-binary rvswitchd` the old file is gone and the kernel names it "… (deleted)";
-    // the path is what we want to run.
-    let exe = std::env::current_exe().map_or_else(
-        |_| PathBuf::from("/proc/self/exe"),
-        |p| PathBuf::from(p.to_string_lossy().trim_end_matches(" (deleted)").to_string()),
-    );
+    let exe = own_binary();
     let err = std::process::Command::new(&exe).args(std::env::args_os().skip(1)).envs(env).exec();
     anyhow::anyhow!("cannot exec {} for the upgrade: {err}", exe.display())
 }

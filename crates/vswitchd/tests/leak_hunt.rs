@@ -187,7 +187,8 @@ fn leak_hunt_without_port_security_finds_the_abuses() {
         .filter(|(k, t)| guarded(k) && t.delivery.read() > 0)
         .map(|(k, _)| k.name)
         .collect();
-    assert!(tried.len() >= 15, "only {} guarded kinds were tried: {tried:?}", tried.len());
+    // Of 22; like the secured hunt's 25 of 33, a little slack for a kind lost whole.
+    assert!(tried.len() >= 18, "only {} guarded kinds were tried: {tried:?}", tried.len());
     let missed: Vec<_> = tried.iter().filter(|n| !v.abuses.contains(n)).collect();
     assert!(missed.is_empty(), "without port security these should have reached C: {missed:?}");
     let others: Vec<_> =

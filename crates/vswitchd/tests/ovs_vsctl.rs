@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, Vm};
 use serde_json::{json, Value};
-use testbed::{require_root, wait_until};
+use testbed::{require_root, unique, wait_until};
 
 /// Runs ovs-vsctl against the daemon's database; waits for cur_cfg like a user's call does.
 fn vsctl(d: &Daemon, args: &[&str]) -> Result<String, String> {
@@ -27,23 +27,27 @@ fn ovs_vsctl_builds_and_changes_the_switch() {
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
     let d = Daemon::start("");
-    vsctl(&d, &["add-br", "br-v1"]).unwrap();
-    vsctl(&d, &["add-port", "br-v1", &a.port, "tag=10"]).unwrap();
+    // Unique: the bridge's internal port is a link in the host namespace, which a parallel run
+    // of this test (another engineer's, another CI job's) would also create.
+    let br = unique("brv");
+    let br = br.as_str();
+    vsctl(&d, &["add-br", br]).unwrap();
+    vsctl(&d, &["add-port", br, &a.port, "tag=10"]).unwrap();
     // ovs-vsctl returned after waiting for cur_cfg: the port is already live.
-    vsctl(&d, &["add-port", "br-v1", &b.port, "tag=10"]).unwrap();
+    vsctl(&d, &["add-port", br, &b.port, "tag=10"]).unwrap();
     assert!(a.ping(&b, 2), "no traffic after ovs-vsctl add-port\n{}", d.log());
 
-    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), "br-v1");
-    assert_eq!(vsctl(&d, &["iface-to-br", &a.port]).unwrap(), "br-v1");
+    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), br);
+    assert_eq!(vsctl(&d, &["iface-to-br", &a.port]).unwrap(), br);
     assert_eq!(vsctl(&d, &["get", "Interface", &a.port, "link_state"]).unwrap(), "up");
     let ofport: i64 = vsctl(&d, &["get", "Interface", &a.port, "ofport"]).unwrap().parse().unwrap();
     assert!((1..65279).contains(&ofport), "ofport {ofport}");
-    assert_eq!(vsctl(&d, &["get", "Interface", "br-v1", "ofport"]).unwrap(), "65534");
+    assert_eq!(vsctl(&d, &["get", "Interface", br, "ofport"]).unwrap(), "65534");
     let mac = vsctl(&d, &["get", "Interface", &a.port, "mac_in_use"]).unwrap();
     assert_eq!(mac.len(), 19, "mac_in_use {mac}");
     let show = vsctl(&d, &["show"]).unwrap();
-    assert!(show.contains("Bridge br-v1") && show.contains("tag: 10"), "{show}");
-    let dpid = vsctl(&d, &["get", "Bridge", "br-v1", "datapath_id"]).unwrap();
+    assert!(show.contains(&format!("Bridge {br}")) && show.contains("tag: 10"), "{show}");
+    let dpid = vsctl(&d, &["get", "Bridge", br, "datapath_id"]).unwrap();
     assert_eq!(dpid.trim_matches('"').len(), 16, "datapath_id {dpid}");
 
     // VLAN change through the database takes effect on the datapath.
@@ -57,7 +61,7 @@ fn ovs_vsctl_builds_and_changes_the_switch() {
     // writes (exactly as with OvS), and ofport is -1.
     let out = Command::new("ovs-vsctl")
         .arg(format!("--db=unix:{}", d.db_socket().display()))
-        .args(["--timeout=10", "add-port", "br-v1", "nosuchdev0"])
+        .args(["--timeout=10", "add-port", br, "nosuchdev0"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -78,7 +82,7 @@ fn ovs_vsctl_builds_and_changes_the_switch() {
     vsctl(&d, &["del-port", &b.port]).unwrap();
     assert!(!a.ping(&b, 1));
     assert!(d.show().bridges[0].ports.iter().all(|p| p.name != b.port));
-    vsctl(&d, &["del-br", "br-v1"]).unwrap();
+    vsctl(&d, &["del-br", br]).unwrap();
     assert!(d.show().bridges.is_empty());
 }
 

@@ -20,37 +20,38 @@ fn address(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     Ok((addr, len as libc::socklen_t))
 }
 
-fn seqpacket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); on success we own the descriptor.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+/// Takes ownership of what socket(2) or accept4(2) returned, or the error it stands for.
+fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fresh descriptor nobody else owns.
+    // SAFETY: a fresh descriptor the call just made; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Connects to the seqpacket socket at `path`.
-pub fn connect(path: &Path) -> io::Result<OwnedFd> {
+/// connect(2) or bind(2): the calls that give a socket an address.
+type AddressCall = unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int;
+
+/// A new seqpacket socket (close-on-exec) on which `call` was made with `path`'s address.
+fn seqpacket_at(path: &Path, call: AddressCall) -> io::Result<OwnedFd> {
     let (addr, len) = address(path)?;
-    let fd = seqpacket()?;
-    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-    let rc = unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) };
-    if rc < 0 {
+    // SAFETY: plain socket(2); `owned` takes the descriptor.
+    let fd = owned(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes; connect and bind only read it.
+    if unsafe { call(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
 }
 
+/// Connects to the seqpacket socket at `path`.
+pub fn connect(path: &Path) -> io::Result<OwnedFd> {
+    seqpacket_at(path, libc::connect)
+}
+
 /// Binds and listens on `path` (which must not exist).
 pub fn listen(path: &Path) -> io::Result<OwnedFd> {
-    let (addr, len) = address(path)?;
-    let fd = seqpacket()?;
-    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-    let rc = unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = seqpacket_at(path, libc::bind)?;
     // SAFETY: plain listen(2) on our socket.
     if unsafe { libc::listen(fd.as_raw_fd(), 16) } < 0 {
         return Err(io::Error::last_os_error());
@@ -60,15 +61,10 @@ pub fn listen(path: &Path) -> io::Result<OwnedFd> {
 
 /// Accepts one connection (close-on-exec).
 pub fn accept(listener: &OwnedFd) -> io::Result<OwnedFd> {
-    // SAFETY: accept4 with null address pointers; on success we own the new descriptor.
-    let fd = unsafe {
+    // SAFETY: accept4 with null address pointers; `owned` takes the new descriptor.
+    owned(unsafe {
         libc::accept4(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    })
 }
 
 /// The user ID of the process at the other end of `sock`.
