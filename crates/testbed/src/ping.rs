@@ -20,6 +20,8 @@ pub struct PingReport {
     pub replies: Vec<f64>,
     /// The longest time between two replies.
     pub longest_gap: Duration,
+    /// Echo requests sent (ping's `N packets transmitted`; 0 if it printed no summary).
+    pub sent: usize,
 }
 
 impl BackgroundPing {
@@ -40,7 +42,8 @@ impl BackgroundPing {
         let _ = self.child.child_mut().wait();
         let replies = parse_reply_times(&out);
         let longest = replies.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
-        PingReport { replies, longest_gap: Duration::from_secs_f64(longest.max(0.0)) }
+        let sent = parse_transmitted(&out);
+        PingReport { replies, longest_gap: Duration::from_secs_f64(longest.max(0.0)), sent }
     }
 
     /// The interval the ping was started with.
@@ -57,6 +60,11 @@ fn parse_reply_times(out: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `N` of ping's summary line `N packets transmitted, ...`.
+fn parse_transmitted(out: &str) -> usize {
+    out.lines().find_map(|l| l.split_once(" packets transmitted")?.0.trim().parse().ok()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,7 +74,9 @@ mod tests {
         let out = "PING 198.18.0.2 (198.18.0.2) 56(84) bytes of data.\n\
                    [1700000000.100000] 64 bytes from 198.18.0.2: icmp_seq=1 ttl=64 time=0.1 ms\n\
                    [1700000000.350000] 64 bytes from 198.18.0.2: icmp_seq=6 ttl=64 time=0.1 ms\n\
-                   --- 198.18.0.2 ping statistics ---\n";
+                   --- 198.18.0.2 ping statistics ---\n\
+                   7 packets transmitted, 2 received, 71.4286% packet loss, time 30ms\n";
         assert_eq!(parse_reply_times(out), vec![1700000000.1, 1700000000.35]);
+        assert_eq!(parse_transmitted(out), 7);
     }
 }
