@@ -55,6 +55,9 @@ fn kill9_in_kernel_mode_loses_little_and_forgets_removed_ports() {
     );
     assert!(report.sent > 0, "ping printed no summary");
     assert!(a.ping(&b, 3), "no traffic after the restart\n{}", d.log());
+    // Once: the new daemon's filter decides on the adopted sockets, nothing is forwarded twice.
+    let after = a.ns.exec(&["ping", "-c", "10", "-i", "0.05", "-W", "1", &b.ip]);
+    assert!(after.as_ref().is_ok_and(|t| !t.contains("DUP!")), "after the restart: {after:?}");
 
     wait_ports_up(&d, &[&a.port, &b.port]);
     let on_bridge = d.show().bridges.iter().flat_map(|br| &br.ports).any(|p| p.name == c.port);
