@@ -133,7 +133,8 @@ struct {
 // 1 while the rvswitchd that loaded this program runs; it writes 0 when it stops. Sockets may
 // outlive it (the fd keeper holds them across an upgrade) with this filter still attached, but
 // its tc links end with it: the filter must then hide nothing, so frames queue for the
-// successor instead of being lost.
+// successor instead of being lost. A daemon killed (-9) cannot write 0: the keeper then
+// detaches this filter from the sockets it holds when that daemon's connection drops.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -93,9 +93,10 @@ mod tests {
         let out = "PING 198.18.0.2 (198.18.0.2) 56(84) bytes of data.\n\
                    [1700000000.100000] 64 bytes from 198.18.0.2: icmp_seq=1 ttl=64 time=0.1 ms\n\
                    [1700000000.350000] 64 bytes from 198.18.0.2: icmp_seq=6 ttl=64 time=0.1 ms\n\
-                   --- 198.18.0.2 ping statistics ---\n";
+                   --- 198.18.0.2 ping statistics ---\n\
+                   7 packets transmitted, 2 received, 71.4286% packet loss, time 30ms\n";
         assert_eq!(parse_reply_times(out), vec![1700000000.1, 1700000000.35]);
-        assert_eq!(parse_summary(out), (0, 0));
+        assert_eq!(parse_summary(out), (7, 2));
         let sum = "60 packets transmitted, 58 received, 3.33333% packet loss, time 5950ms\n";
         assert_eq!(parse_summary(sum), (60, 58));
     }

@@ -11,9 +11,16 @@
 //! `FD <key>` with a descriptor per entry, then `END`; `EXIT` closes everything and ends the
 //! keeper. A keeper that has had no client for [`GRACE`] ends too, so descriptors of a daemon
 //! that never comes back are not held forever.
+//!
+//! The fast path's socket filter hides from the slow path the frames the daemon's tc programs
+//! forward; those programs end with the daemon, the filter stays on the sockets kept here. So
+//! when the connection of the daemon that last took the descriptors (`GET`) closes — it died
+//! or exited — the keeper detaches every socket filter from what it holds, before any
+//! successor can take them: frames then queue for the successor's slow path instead of being
+//! hidden with nobody forwarding them (a `kill -9` leaves no chance to switch the filter off).
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,8 +42,12 @@ pub fn run(path: &Path) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = unix::listen(path)?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    let mut keeper =
-        Keeper { entries: BTreeMap::new(), clients: Vec::new(), idle_since: Some(Instant::now()) };
+    let mut keeper = Keeper {
+        entries: BTreeMap::new(),
+        clients: Vec::new(),
+        idle_since: Some(Instant::now()),
+        owner: None,
+    };
     loop {
         if keeper.idle_since.is_some_and(|t| t.elapsed() >= GRACE) {
             break;
@@ -80,6 +91,9 @@ struct Keeper {
     entries: BTreeMap<String, OwnedFd>,
     clients: Vec<OwnedFd>,
     idle_since: Option<Instant>,
+    /// The client that last took the descriptors (its socket's number while connected): the
+    /// daemon whose socket filters are attached to them.
+    owner: Option<RawFd>,
 }
 
 impl Keeper {
@@ -121,7 +135,7 @@ impl Keeper {
         let mut buf = [0u8; wire::MAX_MESSAGE];
         loop {
             match wire::recv(self.clients[i].as_fd(), &mut buf, true) {
-                Ok((0, _)) => return Drained::Closed,
+                Ok((0, _)) => return self.closed(i),
                 Ok((n, fd)) => {
                     let msg = buf[..n].to_vec();
                     if msg == b"GET" && may_drain_others {
@@ -139,9 +153,20 @@ impl Keeper {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Drained::Open,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Drained::Closed,
+                Err(_) => return self.closed(i),
             }
         }
+    }
+
+    /// Client `i` is gone (it is removed later). If it owned the sockets, their filters go now:
+    /// this runs before a successor's `GET` is answered (see `drain`). Idempotent.
+    fn closed(&mut self, i: usize) -> Drained {
+        if self.owner == Some(self.clients[i].as_raw_fd()) {
+            self.owner = None;
+            let n = self.entries.values().filter(|fd| unix::detach_filter(fd)).count();
+            tracing::debug!(sockets = n, "the owning daemon left: socket filters detached");
+        }
+        Drained::Closed
     }
 
     fn command(&mut self, client: usize, msg: &[u8], fd: Option<OwnedFd>) -> Flow {
@@ -160,6 +185,7 @@ impl Keeper {
                 let _ = wire::send(self.clients[client].as_fd(), b"OK", None);
             }
             ("GET", _) => {
+                self.owner = Some(self.clients[client].as_raw_fd());
                 let sock = self.clients[client].as_fd();
                 for (k, fd) in &self.entries {
                     let _ = wire::send(sock, format!("FD {k}").as_bytes(), Some(fd.as_fd()));

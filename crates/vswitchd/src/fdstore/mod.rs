@@ -169,6 +169,65 @@ mod tests {
         std::fs::File::open("/dev/null").unwrap().into()
     }
 
+    /// A classic filter that drops every frame (`ret #0`).
+    fn attach_drop_all(sock: &std::net::UdpSocket) {
+        use std::os::fd::AsRawFd;
+        let mut code = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0 }];
+        let prog = libc::sock_fprog { len: 1, filter: code.as_mut_ptr() };
+        // SAFETY: SO_ATTACH_FILTER copies the program from our live `sock_fprog`.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&prog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    }
+
+    fn delivers(rx: &std::net::UdpSocket) -> bool {
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.send_to(b"x", rx.local_addr().unwrap()).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        rx.recv(&mut [0u8; 4]).is_ok()
+    }
+
+    #[test]
+    fn when_the_owning_daemon_leaves_the_keeper_detaches_socket_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.fdstore");
+        let keeper = {
+            let path = path.clone();
+            std::thread::spawn(move || keeper::run(&path))
+        };
+        assert!((0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            path.exists()
+        }));
+        let no_exe = Path::new("/nonexistent");
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        attach_drop_all(&rx);
+        assert!(!delivers(&rx), "the filter hides the datagram");
+        let (store, _) = FdStore::open(&path, no_exe).unwrap();
+        store.put("eth1", &[("rx0:1".into(), rx.as_fd())]);
+        // A client that never took the descriptors leaving changes nothing.
+        let bystander = unix::connect(&path).unwrap();
+        drop(bystander);
+        let (probe, _) = FdStore::open(&path, no_exe).unwrap();
+        assert!(!delivers(&rx), "a non-owner leaving keeps the filter");
+        drop(probe);
+        // `probe` took the descriptors last, so it owned them: its leaving detached the
+        // filter, at the latest before the next client's GET is answered.
+        let (store2, kept) = FdStore::open(&path, no_exe).unwrap();
+        assert_eq!(kept["eth1"].len(), 1);
+        assert!(delivers(&rx), "the filter is gone once its owner left");
+        drop(store);
+        store2.close_all();
+        keeper.join().unwrap().unwrap();
+    }
+
     #[test]
     fn the_keeper_keeps_replaces_forgets_and_exits() {
         let dir = tempfile::tempdir().unwrap();

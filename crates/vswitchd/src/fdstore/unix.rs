@@ -86,3 +86,24 @@ pub fn peer_uid(sock: &OwnedFd) -> io::Result<u32> {
     }
     Ok(cred.uid)
 }
+
+/// `SO_DETACH_BPF` (the same option as `SO_DETACH_FILTER`).
+const SO_DETACH_BPF: libc::c_int = 27;
+
+/// Detaches the socket filter (classic or eBPF) from `fd`, if it is a socket that has one.
+/// Whether it did: descriptors that are not sockets, or sockets without a filter, fail.
+pub fn detach_filter(fd: &OwnedFd) -> bool {
+    let zero: libc::c_int = 0;
+    // SAFETY: SO_DETACH_BPF reads (and ignores) one int from our stack; a descriptor that is
+    // not a socket or has no filter only fails.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_DETACH_BPF,
+            (&zero as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
