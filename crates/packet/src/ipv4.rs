@@ -8,8 +8,10 @@ use crate::PacketError;
 mod field {
     use std::ops::Range;
     pub const VER_IHL: usize = 0;
+    pub const TOS: usize = 1;
     pub const TOTAL_LEN: Range<usize> = 2..4;
     pub const FLAGS_FRAG: Range<usize> = 6..8;
+    pub const TTL: usize = 8;
     pub const PROTOCOL: usize = 9;
     pub const SRC: Range<usize> = 12..16;
     pub const DST: Range<usize> = 16..20;
@@ -42,6 +44,15 @@ fn check(b: &[u8]) -> Result<(), PacketError> {
 impl<T: AsRef<[u8]>> Frame<T> {
     pub fn header_len(&self) -> usize {
         usize::from(self.as_bytes()[field::VER_IHL] & 0x0f) * 4
+    }
+
+    /// The DSCP and ECN bits.
+    pub fn tos(&self) -> u8 {
+        self.as_bytes()[field::TOS]
+    }
+
+    pub fn ttl(&self) -> u8 {
+        self.as_bytes()[field::TTL]
     }
 
     pub fn protocol(&self) -> u8 {

@@ -5,17 +5,22 @@
 
 pub mod arp;
 mod builder;
+mod checksum;
 mod craft;
 pub mod dhcp;
 mod error;
 mod ethernet;
+pub mod geneve;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 mod mac;
+pub mod offload;
+pub mod tunnel;
 pub mod udp;
 mod view;
 mod vlan;
+pub mod vxlan;
 
 pub use builder::{arp_request, ethernet_frame, ipv4_udp, FrameSpec};
 pub use craft::{arp_frame, dhcp_message, ipv6_frame, ArpSpec, DhcpSpec, DHCP_MESSAGE_MAX};
