@@ -37,6 +37,10 @@ pub enum NetdevError {
     /// the backend checks whether the ifindex still exists before returning this.
     #[error("network device {0} is gone")]
     DeviceGone(String),
+    /// A tunnel port cannot be opened as configured (no route to the remote, its remote and
+    /// key already taken by another port, its UDP port used by another protocol).
+    #[error("{0}")]
+    Tunnel(String),
     /// Descriptors handed over from a previous process do not (or no longer) belong to the
     /// device of that name (it was recreated meanwhile, or the set is incomplete): the caller
     /// opens the device afresh.

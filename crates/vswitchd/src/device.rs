@@ -3,7 +3,7 @@
 
 use std::os::fd::OwnedFd;
 
-use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort};
+use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort, TunnelEndpoints, TunnelPort};
 use tracing::info;
 
 use crate::state::PortKind;
@@ -12,11 +12,18 @@ use crate::state::PortKind;
 pub enum Device {
     System(SystemPort),
     Tap(TapPort),
+    Tunnel(TunnelPort),
 }
 
 impl Device {
-    /// Opens (system) or creates (tap, internal) the device of port `name`.
-    pub fn open(name: &str, kind: PortKind, rx_queues: usize) -> Result<Device, NetdevError> {
+    /// Opens (system, tunnel) or creates (tap, internal) the device of port `name`. Tunnel
+    /// ports share the UDP sockets in `endpoints`.
+    pub fn open(
+        name: &str,
+        kind: PortKind,
+        rx_queues: usize,
+        endpoints: &TunnelEndpoints,
+    ) -> Result<Device, NetdevError> {
         match kind {
             PortKind::System => SystemPort::open_per_cpu(name, rx_queues).map(|p| {
                 if p.rx_queues() < rx_queues {
@@ -26,6 +33,7 @@ impl Device {
             }),
             PortKind::Tap => TapPort::create(name).map(Device::Tap),
             PortKind::Internal => TapPort::create_internal(name).map(Device::Tap),
+            PortKind::Tunnel(cfg) => TunnelPort::open(name, cfg, endpoints).map(Device::Tunnel),
         }
     }
 
@@ -34,6 +42,11 @@ impl Device {
         match kind {
             PortKind::System => SystemPort::adopt(name, fds).map(Device::System),
             PortKind::Tap | PortKind::Internal => TapPort::adopt(name, fds).map(Device::Tap),
+            // Nothing is kept for tunnels (see `descriptors`): a fresh socket is opened.
+            PortKind::Tunnel(_) => Err(NetdevError::StaleDescriptors {
+                dev: name.to_string(),
+                reason: "tunnel ports are reopened".into(),
+            }),
         }
     }
 
@@ -41,6 +54,7 @@ impl Device {
         match self {
             Device::System(p) => p.ifindex(),
             Device::Tap(p) => p.ifindex(),
+            Device::Tunnel(_) => 0,
         }
     }
 
@@ -49,6 +63,7 @@ impl Device {
         match self {
             Device::System(p) => p.descriptors(),
             Device::Tap(p) => p.descriptors(),
+            Device::Tunnel(p) => p.descriptors(),
         }
     }
 
@@ -56,6 +71,16 @@ impl Device {
         match self {
             Device::System(p) => Box::new(p),
             Device::Tap(p) => Box::new(p),
+            Device::Tunnel(p) => Box::new(p),
+        }
+    }
+
+    /// What Interface `error` should say about a device that works but not fully (a tunnel
+    /// whose underlay MTU is too small for 1500-byte inner packets).
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            Device::Tunnel(p) => p.underlay_problem(),
+            _ => None,
         }
     }
 }

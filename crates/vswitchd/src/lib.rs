@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod reconcile;
 pub mod service;
 pub mod state;
+pub mod tunnel;
 pub mod unixctl;

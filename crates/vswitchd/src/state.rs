@@ -1,6 +1,7 @@
 //! Desired state: what the running datapath should look like, independent of where it came from
 //! (today the TOML file; the OVSDB issue adds the Open_vSwitch tables as a second source).
 
+use netdev::TunnelConfig;
 use serde::Deserialize;
 use switch::{BridgeSettings, PortSecurity, PortVlan};
 
@@ -14,6 +15,10 @@ pub enum PortKind {
     Tap,
     /// The host stack's leg on the bridge (a tap named like the port).
     Internal,
+    /// A VXLAN or Geneve tunnel to one remote (OvS's `vxlan` / `geneve` with their options).
+    /// Only the database configures these.
+    #[serde(skip)]
+    Tunnel(TunnelConfig),
 }
 
 impl PortKind {
@@ -22,6 +27,7 @@ impl PortKind {
             PortKind::System => "system",
             PortKind::Tap => "tap",
             PortKind::Internal => "internal",
+            PortKind::Tunnel(t) => t.proto.as_str(),
         }
     }
 }

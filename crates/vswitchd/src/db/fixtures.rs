@@ -29,6 +29,7 @@ pub fn snap(ifaces: &[(&str, &str, Option<i64>, Option<i64>)]) -> Snapshot {
             kind: String::new(),
             ofport: *ofport,
             ofport_request: *req,
+            options: vec![],
             other_config: vec![],
             external_ids: vec![],
         };

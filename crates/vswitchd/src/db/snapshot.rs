@@ -44,6 +44,7 @@ pub struct IfaceRow {
     pub kind: String,
     pub ofport: Option<i64>,
     pub ofport_request: Option<i64>,
+    pub options: Vec<(String, String)>,
     pub other_config: Vec<(String, String)>,
     pub external_ids: Vec<(String, String)>,
 }
@@ -71,7 +72,7 @@ impl Snapshot {
             {"op": "select", "table": "Port", "where": [],
              "columns": ["_uuid", "name", "interfaces", "tag", "trunks", "vlan_mode"]},
             {"op": "select", "table": "Interface", "where": [],
-             "columns": ["_uuid", "name", "type", "ofport", "ofport_request", "other_config", "external_ids"]}
+             "columns": ["_uuid", "name", "type", "ofport", "ofport_request", "options", "other_config", "external_ids"]}
         ]));
         Snapshot::parse(&reply)
     }
@@ -126,6 +127,7 @@ impl Snapshot {
                 kind: str_of(r, "type"),
                 ofport: opt_int(&r["ofport"]),
                 ofport_request: opt_int(&r["ofport_request"]),
+                options: string_map(&r["options"]),
                 other_config: string_map(&r["other_config"]),
                 external_ids: string_map(&r["external_ids"]),
             })
