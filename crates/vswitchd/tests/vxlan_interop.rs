@@ -1,4 +1,4 @@
-//! Tunnel ports against the Linux kernel's own vxlan device. rvswitchd runs in namespace "host
+//! Tunnel ports against the Linux kernel's own vxlan device (and two rvswitchd over Geneve). rvswitchd runs in namespace "host
 //! A", wired to "host B" by an underlay veth; host B bridges kernel vxlan devices (VNI 100 and
 //! 200) to namespace VMs with a Linux bridge, as a plain Linux host would. Checked: ping and
 //! iperf3 TCP both ways, the remote MAC learned on the tunnel port, statistics and link state in
@@ -54,14 +54,19 @@ fn hosts(mtu: &str) -> (Netns, Netns, Veth) {
 
 /// In host B: kernel vxlan `vni` in Linux bridge `br<vni>` with the VM port `port`.
 fn kernel_vxlan(b: &Netns, vni: u32, port: &str) {
-    let (vx, br, id) = (format!("vx{vni}"), format!("br{vni}"), vni.to_string());
+    let (vx, id) = (format!("vx{vni}"), vni.to_string());
     b.exec(&[
         "ip", "link", "add", &vx, "type", "vxlan", "id", &id, "dstport", "4789", "remote", A_UNDERLAY,
         "local", B_UNDERLAY, "dev", "ul0",
     ])
     .unwrap();
+    bridge_in(b, &vx, vni, port);
+}
+
+fn bridge_in(b: &Netns, tunnel: &str, vni: u32, port: &str) {
+    let br = format!("br{vni}");
     b.exec(&["ip", "link", "add", &br, "type", "bridge"]).unwrap();
-    for dev in [vx.as_str(), port] {
+    for dev in [tunnel, port] {
         b.exec(&["ip", "link", "set", dev, "master", &br]).unwrap();
         b.exec(&["ip", "link", "set", dev, "up"]).unwrap();
     }
@@ -74,9 +79,14 @@ fn daemon_in(a: &Netns, ports: &[(&str, &str)]) -> Daemon {
 }
 
 fn add_vxlan(d: &Daemon, name: &str, vni: u32, tag: u16) {
-    let (tag, key) = (format!("tag={tag}"), format!("options:key={vni}"));
-    let remote = format!("options:remote_ip={B_UNDERLAY}");
-    d.vsctl(&["add-port", "br-a", name, &tag, "--", "set", "Interface", name, "type=vxlan", &remote, &key])
+    add_tunnel(d, "vxlan", name, (vni, tag), B_UNDERLAY);
+}
+
+/// Adds tunnel port `name` of type `kind` carrying `(vni, VLAN tag)` to `remote`.
+fn add_tunnel(d: &Daemon, kind: &str, name: &str, (vni, tag): (u32, u16), remote: &str) {
+    let (tag, key, kind) = (format!("tag={tag}"), format!("options:key={vni}"), format!("type={kind}"));
+    let remote = format!("options:remote_ip={remote}");
+    d.vsctl(&["add-port", "br-a", name, &tag, "--", "set", "Interface", name, &kind, &remote, &key])
         .unwrap_or_else(|e| panic!("{e}\n{}", d.log()));
 }
 
@@ -203,4 +213,38 @@ fn small_underlay_is_reported_and_big_frames_are_counted() {
     assert!(counted, "big frames not counted: {st:?}");
     assert!(st.tx_packets >= 2, "small frames were sent: {st:?}");
     assert_eq!(st.drops.get("tx-failed"), None, "{st:?}");
+}
+
+/// Two rvswitchd "hosts", each with a VM on VLAN 10 and a Geneve port to the other (this
+/// kernel has no geneve module, so the peer is rvswitch itself; the VXLAN test covers interop).
+#[test]
+fn two_rvswitch_hosts_over_geneve() {
+    if !require_root("two_rvswitch_hosts_over_geneve")
+        || !require_program("geneve hosts", "iperf3", "--version", "iperf3")
+        || !require_program("geneve hosts", "ovs-vsctl", "--version", "openvswitch-switch")
+        || !require_program("geneve hosts", "ethtool", "--version", "ethtool")
+    {
+        return;
+    }
+    let (a, b, _ul) = hosts("1600");
+    let (a1, b1) = (Vm::new(&a, "a1", 1), Vm::new(&b, "b1", 2));
+    let da = daemon_in(&a, &[("a1", "tag = 10")]);
+    let db = Daemon::start_under(
+        &["ip", "netns", "exec", b.name()],
+        &bridge_config("br-a", &[("b1", "tag = 10")]),
+    );
+    add_tunnel(&da, "geneve", "gnv100", (100, 10), B_UNDERLAY);
+    add_tunnel(&db, "geneve", "gnv100", (100, 10), A_UNDERLAY);
+    for (d, vm) in [(&da, "a1"), (&db, "b1")] {
+        wait_up(d, vm);
+        wait_up(d, "gnv100");
+    }
+    assert!(a1.ns.ping(&b1.ip, 3) && b1.ns.ping(&a1.ip, 3), "geneve ping failed\n{}\n{}", da.log(), db.log());
+    let bytes = iperf_tcp(&a1.ns, &b1.ns, &b1.ip).unwrap_or_else(|e| panic!("iperf3: {e}\n{}", da.log()));
+    assert!(bytes > 1 << 20, "only {bytes} bytes in 2 s");
+    for d in [&da, &db] {
+        let st = d.port("gnv100").statistics;
+        assert!(st.rx_packets > 0 && st.tx_packets > 0, "{st:?}");
+        assert_eq!(st.drops.get("tx-failed"), None, "{st:?}");
+    }
 }
