@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::live::{Map, DESCRIPTION_KEY, PORTGROUPS_KEY, RELEASED_KEY, ROLE_KEY, ZONE_KEY};
-use crate::model::Model;
+use crate::model::{tunnel_port_name, Model, Zone};
 
 /// The `external_ids` keys zones owns; all other keys of a row are left as they are.
 pub const OUR_KEYS: [&str; 5] = [ZONE_KEY, PORTGROUPS_KEY, DESCRIPTION_KEY, ROLE_KEY, RELEASED_KEY];
@@ -25,6 +25,45 @@ pub struct DesiredZone {
     pub portgroups: Vec<(String, u16)>,
     /// The NIC uplink.
     pub uplink: Option<DesiredUplink>,
+    /// VXLAN ports to the zone's peers, by name.
+    pub tunnels: Vec<DesiredTunnel>,
+}
+
+/// A VXLAN port of a zone: one portgroup (VLAN, as an access port) to one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredTunnel {
+    /// Port and interface name ([`tunnel_port_name`]).
+    pub name: String,
+    /// The portgroup's VLAN (the port's `tag`).
+    pub vlan: u16,
+    /// Interface `options`: `remote_ip`, `key` (the VNI), `local_ip` if the zone pins it.
+    pub options: Map,
+}
+
+impl DesiredTunnel {
+    /// Its VLAN columns: an access port of the portgroup's VLAN.
+    pub fn vlans(&self) -> VlanCols {
+        VlanCols { vlan_mode: Some("access".into()), tag: Some(self.vlan), trunks: vec![] }
+    }
+}
+
+/// Interface `type` of the zones' tunnel ports.
+pub const TUNNEL_TYPE: &str = "vxlan";
+
+fn tunnels(z: &Zone) -> Vec<DesiredTunnel> {
+    let mut out = Vec::new();
+    for pg in &z.portgroups {
+        let Some(vni) = pg.vni else { continue };
+        for (n, peer) in z.peers.iter().enumerate() {
+            let mut options: Map =
+                [("remote_ip".into(), peer.to_string()), ("key".into(), vni.to_string())].into();
+            if let Some(l) = z.local_ip {
+                options.insert("local_ip".into(), l.to_string());
+            }
+            out.push(DesiredTunnel { name: tunnel_port_name(&z.name, vni, n), vlan: pg.vlan, options });
+        }
+    }
+    out
 }
 
 /// A NIC uplink port.
@@ -68,6 +107,8 @@ pub enum Role {
     Internal,
     /// The NIC uplink.
     Uplink,
+    /// A VXLAN port to a peer host.
+    Tunnel,
 }
 
 impl Role {
@@ -76,6 +117,7 @@ impl Role {
         match self {
             Role::Internal => "internal",
             Role::Uplink => "uplink",
+            Role::Tunnel => "tunnel",
         }
     }
 }
@@ -99,6 +141,7 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
                 description: z.description.clone(),
                 portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
                 uplink: z.uplink.as_ref().map(|u| DesiredUplink { nic: u.nic.clone(), vlans: uplink_vlans }),
+                tunnels: tunnels(z),
             }
         })
         .collect()

@@ -21,10 +21,11 @@ pub mod model;
 pub mod plan;
 mod raw;
 pub mod show;
+mod tunnels;
 mod txn;
 pub mod validate;
 pub mod verify;
 
 pub use diag::{Diagnostic, Pos};
-pub use model::{Mac, Model, Portgroup, Uplink, Vm, Zone};
+pub use model::{tunnel_port_name, Mac, Model, Portgroup, Uplink, Vm, Zone};
 pub use validate::{parse, render};
