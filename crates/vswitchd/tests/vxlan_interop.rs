@@ -248,3 +248,49 @@ fn two_rvswitch_hosts_over_geneve() {
         assert_eq!(st.drops.get("tx-failed"), None, "{st:?}");
     }
 }
+
+/// The zone file of a host whose one peer is `peer`: zone corp, VLAN 10 carried as VNI 100.
+fn stretched_zone(dir: &std::path::Path, host: &str, peer: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[[zone]]\nname = \"corp\"\npeers = [\"{peer}\"]\n\
+         [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\nvni = 100\n"
+    );
+    let p = dir.join(format!("{host}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// One zone stretched between two rvswitchd hosts by `rvsctl zones apply` on each: the VMs
+/// attached to the zone's bridge on either host reach each other through the tunnel it made.
+#[test]
+fn a_zone_stretched_between_two_rvswitch_hosts() {
+    use ctl::zones_cli::{self, Globals, ZonesCommand};
+    if !require_root("a_zone_stretched_between_two_rvswitch_hosts")
+        || !require_program("stretched zone", "ovs-vsctl", "--version", "openvswitch-switch")
+        || !require_program("stretched zone", "ethtool", "--version", "ethtool")
+    {
+        return;
+    }
+    let (a, b, _ul) = hosts("1600");
+    let (a1, b1) = (Vm::new(&a, "a1", 1), Vm::new(&b, "b1", 2));
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemons = Vec::new();
+    for (ns, host, peer, vm) in [(&a, "a", B_UNDERLAY, "a1"), (&b, "b", A_UNDERLAY, "b1")] {
+        // A daemon with no bridges of its own: the zone makes br-corp.
+        let d = Daemon::start_under(&["ip", "netns", "exec", ns.name()], "");
+        let g = Globals { db: format!("unix:{}", d.db_socket().display()), json: false, timeout: 20 };
+        let apply = ZonesCommand::Apply { file: stretched_zone(dir.path(), host, peer), no_wait: false };
+        let out = zones_cli::run(&apply, &g).unwrap_or_else(|e| panic!("zones apply: {e:#}\n{}", d.log()));
+        assert!(out.stdout.contains("+ port vx-corp-100-0 on br-corp (tunnel, zone corp)"), "{}", out.stdout);
+        d.vsctl(&["add-port", "br-corp", vm, "tag=10"]).unwrap();
+        assert_eq!(zones_cli::run(&ZonesCommand::Verify, &g).unwrap().code, 0, "one zone: isolated");
+        daemons.push(d);
+    }
+    for d in &daemons {
+        wait_up(d, "vx-corp-100-0");
+    }
+    let logs = || daemons.iter().map(|d| d.log()).collect::<Vec<_>>().join("\n----\n");
+    assert!(a1.ns.ping(&b1.ip, 3) && b1.ns.ping(&a1.ip, 3), "ping across the stretched zone\n{}", logs());
+    let st = daemons[0].port("vx-corp-100-0").statistics;
+    assert!(st.rx_packets > 0 && st.tx_packets > 0, "{st:?}");
+}
