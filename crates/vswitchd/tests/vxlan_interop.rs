@@ -1,4 +1,5 @@
-//! Tunnel ports against the Linux kernel's own vxlan device (and two rvswitchd over Geneve). rvswitchd runs in namespace "host
+//! Tunnel ports against real peers: the Linux kernel's own vxlan device, Debian's OvS userspace
+//! vxlan port, and rvswitchd itself (two hosts over Geneve; a zone stretched by `zones apply`). rvswitchd runs in namespace "host
 //! A", wired to "host B" by an underlay veth; host B bridges kernel vxlan devices (VNI 100 and
 //! 200) to namespace VMs with a Linux bridge, as a plain Linux host would. Checked: ping and
 //! iperf3 TCP both ways, the remote MAC learned on the tunnel port, statistics and link state in
@@ -292,5 +293,119 @@ fn a_zone_stretched_between_two_rvswitch_hosts() {
     let logs = || daemons.iter().map(|d| d.log()).collect::<Vec<_>>().join("\n----\n");
     assert!(a1.ns.ping(&b1.ip, 3) && b1.ns.ping(&a1.ip, 3), "ping across the stretched zone\n{}", logs());
     let st = daemons[0].port("vx-corp-100-0").statistics;
+    assert!(st.rx_packets > 0 && st.tx_packets > 0, "{st:?}");
+}
+
+/// Debian's ovsdb-server + ovs-vswitchd (userspace `netdev` datapath, no kernel module) in a
+/// namespace, started by hand as bench/run does. Dropping it stops both (ChildGuard).
+struct OvsUserspace {
+    dir: tempfile::TempDir,
+    _db: testbed::ChildGuard,
+    _vswitchd: testbed::ChildGuard,
+}
+
+impl OvsUserspace {
+    fn start(ns: &Netns) -> OvsUserspace {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let env = [format!("OVS_RUNDIR={d}"), format!("OVS_LOGDIR={d}"), format!("OVS_DBDIR={d}")];
+        let conf = format!("{d}/conf.db");
+        testbed::run("ovsdb-tool", &["create", &conf, "/usr/share/openvswitch/vswitch.ovsschema"]).unwrap();
+        let with_env = |args: &[&str]| -> Vec<String> {
+            let mut v = vec!["env".to_string()];
+            v.extend(env.iter().cloned());
+            v.extend(args.iter().map(|s| s.to_string()));
+            v
+        };
+        let spawn =
+            |args: Vec<String>| ns.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        let (remote, log) =
+            (format!("--remote=punix:{d}/db.sock"), format!("--log-file={d}/ovsdb-server.log"));
+        let db = spawn(with_env(&["ovsdb-server", &conf, &remote, &log, "-vconsole:off"]));
+        assert!(wait_until(Duration::from_secs(10), || dir.path().join("db.sock").exists()), "ovsdb-server");
+        vsctl_at(dir.path(), &["--no-wait", "init"]);
+        let (db_arg, log, ctl) = (
+            format!("unix:{d}/db.sock"),
+            format!("--log-file={d}/vswitchd.log"),
+            format!("--unixctl={d}/vswitchd.ctl"),
+        );
+        let vswitchd =
+            spawn(with_env(&["ovs-vswitchd", &db_arg, &ctl, &log, "--disable-system", "-vconsole:off"]));
+        assert!(
+            wait_until(Duration::from_secs(15), || dir.path().join("vswitchd.ctl").exists()),
+            "ovs-vswitchd"
+        );
+        OvsUserspace { dir, _db: db, _vswitchd: vswitchd }
+    }
+
+    fn vsctl(&self, args: &[&str]) -> String {
+        vsctl_at(self.dir.path(), args)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("vswitchd.log")).unwrap_or_default()
+    }
+}
+
+/// ovs-vsctl against the database in `dir`.
+fn vsctl_at(dir: &std::path::Path, args: &[&str]) -> String {
+    let db = format!("--db=unix:{}/db.sock", dir.display());
+    let mut all = vec![db.as_str(), "--timeout=20"];
+    all.extend_from_slice(args);
+    let log = || std::fs::read_to_string(dir.join("vswitchd.log")).unwrap_or_default();
+    testbed::run("ovs-vsctl", &all).unwrap_or_else(|e| panic!("{e}\n{}", log()))
+}
+
+/// rvswitchd against Open vSwitch's own userspace VXLAN (native tunnelling: the underlay NIC
+/// on a netdev bridge br-phy that holds host B's address, the vxlan port on br-int).
+#[test]
+fn rvswitch_vxlan_talks_to_ovs_userspace_vxlan() {
+    if !require_root("rvswitch_vxlan_talks_to_ovs_userspace_vxlan")
+        || !require_program("ovs interop", "ovs-vswitchd", "--version", "openvswitch-switch")
+        || !require_program("ovs interop", "iperf3", "--version", "iperf3")
+        || !require_program("ovs interop", "ethtool", "--version", "ethtool")
+    {
+        return;
+    }
+    let (a, b, _ul) = hosts("1600");
+    let (a1, b1) = (Vm::new(&a, "a1", 1), Vm::new(&b, "b1", 2));
+    // OvS's netdev datapath reads AF_PACKET without offload metadata: the VM must send frames
+    // with complete checksums (a known limit of OvS userspace on veths).
+    b1.ns.exec(&["ethtool", "-K", "eth0", "tx", "off"]).unwrap();
+    let ovs = OvsUserspace::start(&b);
+    ovs.vsctl(&["add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev"]);
+    ovs.vsctl(&["add-port", "br-phy", "ul0"]);
+    b.exec(&["ip", "addr", "flush", "dev", "ul0"]).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || b.exec(&["ip", "link", "show", "br-phy"]).is_ok()));
+    b.addr_up("br-phy", &format!("{B_UNDERLAY}/24")).unwrap();
+    ovs.vsctl(&["add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev"]);
+    ovs.vsctl(&["add-port", "br-int", "b1"]);
+    let remote = format!("options:remote_ip={A_UNDERLAY}");
+    ovs.vsctl(&[
+        "add-port",
+        "br-int",
+        "vx100",
+        "--",
+        "set",
+        "Interface",
+        "vx100",
+        "type=vxlan",
+        &remote,
+        "options:key=100",
+    ]);
+
+    let d = daemon_in(&a, &[("a1", "tag = 10")]);
+    add_vxlan(&d, "vx100", 100, 10);
+    wait_up(&d, "a1");
+    wait_up(&d, "vx100");
+    // OvS resolves the next hop by ARP on br-phy first: allow a few pings for that.
+    let reached = (0..5).any(|_| a1.ns.ping(&b1.ip, 2));
+    assert!(reached && b1.ns.ping(&a1.ip, 3), "ping rvswitch <-> OvS\n{}\n{}", d.log(), ovs.log());
+    for (client, server, ip) in [(&a1.ns, &b1.ns, &b1.ip), (&b1.ns, &a1.ns, &a1.ip)] {
+        let bytes = iperf_tcp(client, server, ip).unwrap_or_else(|e| panic!("iperf3: {e}\n{}", ovs.log()));
+        eprintln!("iperf3 TCP rvswitch/OvS VXLAN: {} Mbit/s", bytes * 8 / 2 / 1_000_000);
+        assert!(bytes > 1 << 20, "only {bytes} bytes in 2 s");
+    }
+    let st = d.port("vx100").statistics;
     assert!(st.rx_packets > 0 && st.tx_packets > 0, "{st:?}");
 }
