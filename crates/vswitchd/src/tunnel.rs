@@ -86,7 +86,7 @@ fn outer(
     match get(options, key) {
         None => Ok(default),
         Some("inherit") => Ok(Outer::Inherit),
-        Some(v) => match v.parse::<u8>() {
+        Some(v) => match parse_number(v).and_then(|n| u8::try_from(n).ok()).ok_or(()) {
             // OvS: "ECN part must be zero" for tos.
             Ok(t) if key == "tos" && t & 0x03 != 0 => {
                 Err(bad(key, v, "a ToS with zero ECN bits, or inherit"))
@@ -163,6 +163,9 @@ mod tests {
         assert_eq!(c.local, Some(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!((c.dst_port, c.csum, c.df), (8472, true, false));
         assert_eq!((c.tos, c.ttl), (Outer::Inherit, Outer::Fixed(9)));
+        let hex =
+            tunnel_of(TunnelProto::Vxlan, &opts(&[("remote_ip", "198.18.0.2"), ("tos", "0x20")])).unwrap();
+        assert_eq!(hex.tos, Outer::Fixed(0x20), "numbers as OvS reads them (strtol base 0)");
         let same = opts(&[("remote_ip", "198.18.0.2"), ("in_key", "7"), ("out_key", "7")]);
         assert_eq!(tunnel_of(TunnelProto::Vxlan, &same).unwrap().vni, 7);
     }

@@ -118,9 +118,9 @@ fn iperf_tcp(client: &Netns, server: &Netns, server_ip: &str) -> Result<u64, Str
     Err(last)
 }
 
-/// Frames from `macs` among what `vm` captures for `secs` (while the caller's traffic runs).
-fn capture_from(vm: &Vm, macs: &[MacAddr], secs: u64) -> (usize, usize) {
-    let mut raw = vm.ns.open_port("eth0").expect("raw socket");
+/// Frames from `macs` among what `raw` (a VM's NIC) captures for `secs` while the caller's
+/// traffic runs: (all frames, frames from `macs`).
+fn capture_from(mut raw: netdev::SystemPort, macs: &[MacAddr], secs: u64) -> (usize, usize) {
     let frames = frame_capture(&mut raw, Duration::from_secs(secs), 10_000);
     let from =
         frames.iter().filter(|f| EthernetHeader::parse(f).is_ok_and(|h| macs.contains(&h.src))).count();
@@ -144,23 +144,48 @@ fn rvswitch_vxlan_talks_to_the_kernel_vxlan_device() {
     let d = daemon_in(&a, &[("a1", "tag = 10"), ("a2", "tag = 20")]);
     add_vxlan(&d, "vx100", 100, 10);
     add_vxlan(&d, "vx200", 200, 20);
+    // VNI 200 with UDP checksums and a fixed ToS/TTL: host B's kernel checks the checksum (a
+    // wrong one fails VNI 200's ping below) and the capture on B's underlay shows all three.
+    d.vsctl(&["set", "Interface", "vx200", "options:csum=true", "options:tos=0x20", "options:ttl=9"])
+        .unwrap();
     for p in ["a1", "a2", "vx100", "vx200"] {
         wait_up(&d, p);
     }
 
     // VNI 200 works too (else "sees nothing" below would prove nothing).
-    assert!(a2.ns.ping(&b2.ip, 3), "VNI 200 ping failed\n{}", d.log());
+    let mut raw = b.open_port("ul0").expect("raw socket on B's underlay");
+    let (pinged, outer) = std::thread::scope(|s| {
+        let cap = s.spawn(|| frame_capture(&mut raw, Duration::from_secs(4), 1000));
+        (a2.ns.ping(&b2.ip, 3), cap.join().unwrap())
+    });
+    assert!(pinged, "VNI 200 ping failed\n{}", d.log());
+    // Ethernet 14 + IPv4 20 + UDP 8, then VXLAN: the frames A sent on VNI 200.
+    let vni200: Vec<&Vec<u8>> = outer
+        .iter()
+        .filter(|f| {
+            f.len() > 50 && f[12..14] == [8, 0] && f[26..30] == [198, 19, 0, 1] && f[46..49] == [0, 0, 200]
+        })
+        .collect();
+    assert!(!vni200.is_empty(), "no VNI 200 packets from A captured ({} frames)", outer.len());
+    for f in vni200 {
+        assert_eq!((f[15], f[22]), (0x20, 9), "outer ToS and TTL");
+        assert_ne!(&f[40..42], &[0, 0], "UDP checksum filled in");
+        assert!(u16::from_be_bytes([f[34], f[35]]) >= 49152, "source port from the flow hash");
+    }
     // The leak hunt: VNI 100 traffic (ARP broadcasts included) while both VNI 200 VMs listen.
     a1.ns.exec(&["ip", "neigh", "flush", "all"]).ok();
-    let watch = |vm: &Vm| capture_from(vm, &[a1.mac, b1.mac], 4);
-    let (leak_a, leak_b, pinged) = std::thread::scope(|s| {
-        let ca = s.spawn(|| watch(&a2));
-        let cb = s.spawn(|| watch(&b2));
-        std::thread::sleep(Duration::from_millis(300));
+    // b1's own capture is the control: the same method must see the VNI 100 traffic there.
+    let [ra, rb, control] = [&a2, &b2, &b1].map(|vm| vm.ns.open_port("eth0").expect("raw socket"));
+    let macs = [a1.mac, b1.mac];
+    let (leak_a, leak_b, seen, pinged) = std::thread::scope(|s| {
+        let ca = s.spawn(|| capture_from(ra, &macs, 6));
+        let cb = s.spawn(|| capture_from(rb, &macs, 6));
+        let cc = s.spawn(|| capture_from(control, &[a1.mac], 6));
         let pinged = a1.ns.ping(&b1.ip, 5) && b1.ns.ping(&a1.ip, 5);
-        (ca.join().unwrap(), cb.join().unwrap(), pinged)
+        (ca.join().unwrap(), cb.join().unwrap(), cc.join().unwrap(), pinged)
     });
     assert!(pinged, "VNI 100 ping failed\n{}", d.log());
+    assert!(seen.1 >= 10, "the control capture on b1 saw only {seen:?} of a1's frames");
     assert_eq!((leak_a.1, leak_b.1), (0, 0), "VNI 200 VMs saw VNI 100 frames: {leak_a:?} {leak_b:?}");
 
     let fdb = d.fdb("br-a");
