@@ -1,6 +1,8 @@
 //! The UDP socket shared by every tunnel port on one (local address, port), and the demultiplexer
 //! that gives each datagram to the port of its (remote, VNI). Whichever port's poll finds the
 //! socket readable reads it; datagrams for another port go to that port's inbox (and wake it).
+//! That hand-over copies the frame once (a `Vec` per frame, bounded by `INBOX_LIMIT`); a port
+//! reading its own datagrams receives them straight into the batch.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
