@@ -18,6 +18,62 @@ pub enum Request {
     /// Explain what the switch would do with a frame (hex) arriving on `in_port`; changes nothing.
     /// `in_port` is a port name or an OpenFlow port number. Replies a [`Trace`].
     Trace { bridge: String, in_port: String, frame: String },
+    /// Recent events with sequence number `from` or later (0: all the daemon still holds). When
+    /// there are none yet, waits up to `wait_ms` (at most [`MAX_EVENT_WAIT_MS`]) for one, so a
+    /// follower long-polls instead of spinning. Replies an [`EventsReply`].
+    Events {
+        #[serde(default)]
+        from: u64,
+        #[serde(default)]
+        wait_ms: u64,
+    },
+}
+
+/// Longest an `events` request waits for news (well within the socket's idle timeout).
+pub const MAX_EVENT_WAIT_MS: u64 = 10_000;
+
+/// Something that happened on a port, as `rvsctl events` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Increases by one per event; a follower asks for `last seq + 1`.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub bridge: String,
+    pub port: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The port's link came up (device attached and carrier on).
+    PortUp,
+    /// The port's link went down (carrier lost, device gone).
+    PortDown,
+    /// A learned address was seen on `port`, having been on `from_port`.
+    MacMove { mac: String, vlan: u16, from_port: String },
+    /// Port security dropped a frame from `port`. `suppressed`: further drops on the port
+    /// since the previous such event that the rate limit folded into this one.
+    SecurityDrop {
+        reason: String,
+        mac: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ip: Option<String>,
+        suppressed: u64,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsReply {
+    pub events: Vec<Event>,
+    /// The `from` of the next request: one past the last event the daemon has.
+    pub next: u64,
+    /// Events asked for that the daemon no longer holds (its ring is bounded).
+    pub missed: u64,
+    /// Events the forwarding thread could not hand over (queue full) since the start.
+    pub dropped: u64,
 }
 
 /// A reply: `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`.
@@ -76,6 +132,29 @@ pub struct PortStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub statistics: CounterSnapshot,
+    /// A VPN gateway port's tunnel (type `rvswitch-vpn` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<VpnStatus>,
+}
+
+/// A zone's WireGuard uplink as the daemon last saw it (refreshed every 250 ms).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpnStatus {
+    /// `up` (a current session and the peer answers) or `down` (the kill switch holds).
+    pub state: String,
+    /// Where the peer is (host:port as last heard from, or as configured).
+    pub endpoint: String,
+    /// Seconds since the last completed handshake; None: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handshake_secs: Option<u64>,
+    /// Payload bytes received from / sent into the tunnel.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Datagrams at the WireGuard port that did not authenticate (garbage, truncated,
+    /// replayed, an unknown peer).
+    pub bad_datagrams: u64,
+    /// Packets the gateway dropped, by reason (`vpn-down`, `no-route`...), zeros left out.
+    pub drops: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +180,20 @@ mod tests {
             serde_json::to_string(&Request::FdbShow { bridge: "br0".into() }).unwrap(),
             r#"{"cmd":"fdb-show","bridge":"br0"}"#
         );
+        let r: Request = serde_json::from_str(r#"{"cmd":"events"}"#).unwrap();
+        assert_eq!(r, Request::Events { from: 0, wait_ms: 0 });
+        let e = Event {
+            seq: 3,
+            time_ms: 9,
+            bridge: "br0".into(),
+            port: "vnet0".into(),
+            kind: EventKind::MacMove { mac: "52:54:00:00:00:01".into(), vlan: 10, from_port: "vnet1".into() },
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"seq":3,"time_ms":9,"bridge":"br0","port":"vnet0","kind":"mac-move","mac":"52:54:00:00:00:01","vlan":10,"from_port":"vnet1"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&serde_json::to_string(&e).unwrap()).unwrap(), e);
         let r: Request = serde_json::from_str(r#"{"cmd":"reload"}"#).unwrap();
         assert_eq!(r, Request::Reload);
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"format-disk"}"#).is_err());

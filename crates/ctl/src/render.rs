@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use switch::Stage;
 
-use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace};
+use crate::protocol::{FdbReply, PortStatus, ShowReply, Trace, VpnStatus};
 
 pub fn show(reply: &ShowReply) -> String {
     let mut s = String::new();
@@ -34,13 +34,35 @@ pub fn show(reply: &ShowReply) -> String {
                 st.tx_bytes,
                 st.total_drops()
             );
+            if st.fast_rx_packets > 0 {
+                let (k, u) = (st.fast_rx_packets, st.slow_rx_packets());
+                let _ = writeln!(s, "        rx by path: kernel {k}, userspace {u}");
+            }
             if !st.drops.is_empty() {
                 let reasons: Vec<String> = st.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let _ = writeln!(s, "        drop reasons: {}", reasons.join(" "));
             }
+            if let Some(v) = &p.vpn {
+                vpn(&mut s, v);
+            }
         }
     }
     s
+}
+
+/// A VPN gateway port's tunnel: state, peer, handshake age, bytes, gateway drops.
+fn vpn(s: &mut String, v: &VpnStatus) {
+    let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
+    let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+    let _ = writeln!(
+        s,
+        "        tunnel rx: {} bytes   tx: {} bytes   bad datagrams: {}",
+        v.rx_bytes, v.tx_bytes, v.bad_datagrams
+    );
+    if !v.drops.is_empty() {
+        let reasons: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(s, "        gateway drops: {}", reasons.join(" "));
+    }
 }
 
 fn ifindex(p: &PortStatus) -> String {
@@ -119,5 +141,151 @@ pub fn datapath_actions(t: &Trace) -> String {
         "drop".to_string()
     } else {
         actions.join(",")
+    }
+}
+
+/// One line per event: UTC time, bridge, port, kind, details.
+pub fn events(events: &[crate::protocol::Event]) -> String {
+    use crate::protocol::EventKind;
+    let mut out = String::new();
+    for e in events {
+        let what = match &e.kind {
+            EventKind::PortUp => "port-up".to_string(),
+            EventKind::PortDown => "port-down".to_string(),
+            EventKind::MacMove { mac, vlan, from_port } => {
+                format!("mac-move {mac} vlan {vlan} from {from_port}")
+            }
+            EventKind::SecurityDrop { reason, mac, ip, suppressed } => {
+                let ip = ip.as_deref().map(|ip| format!(" ip {ip}")).unwrap_or_default();
+                let more = if *suppressed > 0 { format!(" (+{suppressed} more)") } else { String::new() };
+                format!("security-drop {reason} mac {mac}{ip}{more}")
+            }
+        };
+        let _ = writeln!(out, "{} {} {} {what}", utc(e.time_ms), e.bridge, e.port);
+    }
+    out
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch (proleptic Gregorian, as
+/// in Howard Hinnant's `civil_from_days`).
+pub fn utc(ms: u64) -> String {
+    let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+    use crate::protocol::{Event, EventKind};
+
+    #[test]
+    fn show_splits_rx_by_path_when_the_kernel_forwarded() {
+        use crate::protocol::{BridgeStatus, CounterSnapshot, PortStatus, ShowReply};
+        let port = |fast| PortStatus {
+            name: "eth1".into(),
+            kind: "system".into(),
+            vlan_mode: "access".into(),
+            tag: Some(10),
+            trunks: vec![],
+            link_state: "up".into(),
+            ifindex: None,
+            error: None,
+            statistics: CounterSnapshot { rx_packets: 10, fast_rx_packets: fast, ..Default::default() },
+            vpn: None,
+        };
+        let reply = |fast| ShowReply {
+            config_file: None,
+            bridges: vec![BridgeStatus {
+                name: "br0".into(),
+                mac_aging_time: 300,
+                mac_table_size: 8192,
+                ports: vec![port(fast)],
+            }],
+        };
+        assert!(show(&reply(7)).contains("        rx by path: kernel 7, userspace 3\n"));
+        assert!(!show(&reply(0)).contains("rx by path"), "userspace only: no split line");
+    }
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc(1_796_127_501_123), "2026-12-01T12:18:21.123Z");
+    }
+
+    #[test]
+    fn one_line_per_event() {
+        let e = |kind| Event { seq: 1, time_ms: 0, bridge: "br0".into(), port: "vnet0".into(), kind };
+        let text = events(&[
+            e(EventKind::PortDown),
+            e(EventKind::SecurityDrop {
+                reason: "spoofed-ip".into(),
+                mac: "52:54:00:00:00:01".into(),
+                ip: Some("198.18.0.9".into()),
+                suppressed: 4,
+            }),
+        ]);
+        assert_eq!(
+            text,
+            "1970-01-01T00:00:00.000Z br0 vnet0 port-down\n\
+             1970-01-01T00:00:00.000Z br0 vnet0 security-drop spoofed-ip mac 52:54:00:00:00:01 ip 198.18.0.9 (+4 more)\n"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{BridgeStatus, CounterSnapshot};
+
+    #[test]
+    fn show_prints_a_vpn_ports_tunnel() {
+        let vpn = VpnStatus {
+            state: "down".into(),
+            endpoint: "198.19.200.2:51820".into(),
+            last_handshake_secs: Some(42),
+            rx_bytes: 1000,
+            tx_bytes: 2000,
+            bad_datagrams: 3,
+            drops: [("vpn-down".to_string(), 7)].into(),
+        };
+        let port = PortStatus {
+            name: "wg-intranet".into(),
+            kind: "rvswitch-vpn".into(),
+            vlan_mode: "access".into(),
+            tag: Some(10),
+            trunks: vec![],
+            link_state: "down".into(),
+            ifindex: None,
+            error: None,
+            statistics: CounterSnapshot::default(),
+            vpn: Some(vpn),
+        };
+        let reply = ShowReply {
+            config_file: None,
+            bridges: vec![BridgeStatus {
+                name: "br0".into(),
+                mac_aging_time: 300,
+                mac_table_size: 8192,
+                ports: vec![port],
+            }],
+        };
+        let text = show(&reply);
+        assert!(
+            text.contains("        vpn: down  endpoint: 198.19.200.2:51820  last handshake: 42 s ago\n"),
+            "{text}"
+        );
+        assert!(text.contains("tunnel rx: 1000 bytes   tx: 2000 bytes   bad datagrams: 3\n"), "{text}");
+        assert!(text.contains("gateway drops: vpn-down=7\n"), "{text}");
     }
 }

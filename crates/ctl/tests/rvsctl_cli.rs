@@ -31,8 +31,10 @@ fn sample_show() -> ShowReply {
                     rx_bytes: 700,
                     tx_packets: 3,
                     tx_bytes: 300,
+                    fast_rx_packets: 0,
                     drops: BTreeMap::from([("runt".to_string(), 2)]),
                 },
+                vpn: None,
             }],
         }],
     }
@@ -68,6 +70,7 @@ fn fake_daemon(n: usize) -> PathBuf {
                 Ok(Request::FdbShow { bridge }) => Reply::failure(format!("no bridge named {bridge}")),
                 Ok(Request::Reload) => Reply::failure("t.toml:3:7: tag 5000 out of range"),
                 Ok(Request::Trace { bridge, in_port, frame }) => fake_trace(&bridge, &in_port, &frame),
+                Ok(Request::Events { .. }) => Reply::failure("no events here"),
                 Err(e) => Reply::failure(e.to_string()),
             };
             let mut out = serde_json::to_vec(&reply).unwrap();
@@ -192,7 +195,7 @@ fn topology_dot_json_and_svg() {
     let nodb = ["--db", "unix:/nonexistent/rvswitch/db.sock"];
     let (code, dot, err) = rvsctl(&sock, &[&nodb[..], &["topology", "--format", "dot"]].concat());
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("no VM names"), "a missing database is said, not fatal: {err}");
+    assert!(err.contains("no zones or VM names"), "a missing database is said, not fatal: {err}");
     assert!(
         dot.starts_with("graph rvswitch {") && dot.contains("vnet0 (system)\\naccess tag 10\\nlink down"),
         "{dot}"

@@ -31,12 +31,34 @@
 #define PORT_STANDALONE 1 // decide in tc when no filter did (tests; no slow-path sockets)
 #define PORT_SLOW 2       // every frame of this port takes the slow path
 
+// Port security the program mirrors (same numbering as fastpath::maps::Security). Anything a
+// secured port sends that these do not fully clear takes the slow path, where the pipeline
+// decides and counts its drop reason.
+#define SEC_OFF 0 // no checks
+#define SEC_MAC 1 // source MAC is the port's one allowed MAC; no hidden tag
+#define SEC_IP 2  // SEC_MAC, and only IPv4 (no DHCP) from a source bound to the port
+
 struct port_conf {
 	__u32 bridge;
 	__u16 tag;
 	__u8 mode;
 	__u8 flags;
 	__u64 trunks[64]; // VLAN bitmap, 4096 bits
+	__u8 mac[6];      // the allowed source MAC (sec != SEC_OFF)
+	__u8 sec;
+	__u8 pad;
+};
+
+// An IPv4 address (or prefix) a port may use as source: configured allowed-ips and
+// DHCP-snooped leases, as the pipeline's binding table has them.
+struct bind_key {
+	__u32 prefixlen; // 32 (the ifindex) + the prefix length
+	__u32 ifindex;
+	__u8 ip[4];
+};
+
+struct bind_val {
+	__u64 until_ns; // bpf_ktime_get_ns after which the binding no longer holds (~0: never)
 };
 
 struct flow_key {
@@ -92,6 +114,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct counters);
 } fp_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct bind_key);
+	__type(value, struct bind_val);
+} fp_binds SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -171,6 +201,59 @@ static __always_inline int is_dhcp_to_client(struct __sk_buff *skb, __be16 ether
 	return dport == bpf_htons(68);
 }
 
+// check_ipv4 on a secured port, for the common case only: a well-formed IPv4 header whose
+// source is one of the port's live bindings, and no DHCP (the pipeline snoops or drops it).
+// 1 = the pipeline would let it pass; 0 = let the pipeline decide.
+static __always_inline int ipv4_source_bound(struct __sk_buff *skb, __u32 ifindex, __u32 l3)
+{
+	__u8 ip[20];
+	__be16 ports[2];
+
+	if (bpf_skb_load_bytes(skb, l3, ip, sizeof(ip)) < 0)
+		return 0;
+	__u32 hl = (ip[0] & 0x0f) * 4;
+	if ((ip[0] >> 4) != 4 || hl < 20 || l3 + hl > skb->len)
+		return 0;
+	if ((((__u32)ip[2] << 8) | ip[3]) < hl)
+		return 0; // total length below the header
+	if (ip[9] == 17 && (((ip[6] & 0x1f) | ip[7]) == 0)) {
+		if (bpf_skb_load_bytes(skb, l3 + hl, ports, sizeof(ports)) < 0)
+			return 0;
+		if (ports[0] == bpf_htons(67) || ports[0] == bpf_htons(68) || ports[1] == bpf_htons(67) ||
+		    ports[1] == bpf_htons(68))
+			return 0; // DHCP: rogue-server check and snooping are the pipeline's
+	}
+	// 0.0.0.0 (a DHCP client), multicast and broadcast sources: the pipeline's business.
+	if ((ip[12] | ip[13] | ip[14] | ip[15]) == 0 || (ip[12] & 0xf0) == 0xe0 ||
+	    (ip[12] & ip[13] & ip[14] & ip[15]) == 0xff)
+		return 0;
+	struct bind_key k = { .prefixlen = 64, .ifindex = ifindex };
+	__builtin_memcpy(k.ip, &ip[12], 4);
+	struct bind_val *b = bpf_map_lookup_elem(&fp_binds, &k);
+	return b && bpf_ktime_get_ns() < b->until_ns;
+}
+
+// The pipeline's port-security admission for a frame from port `p`, when the program can
+// prove it: 1 = admitted; 0 = slow path (which may well admit it too).
+static __always_inline int secured_ok(struct __sk_buff *skb, const struct port_conf *p, const __u8 *src,
+				      __be16 ethertype, __u32 l3)
+{
+	if (p->sec == SEC_OFF)
+		return 1;
+	__u8 diff = 0;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		diff |= src[i] ^ p->mac[i];
+	if (diff)
+		return 0;
+	if (ethertype == bpf_htons(ETH_P_8021Q_) || ethertype == bpf_htons(ETH_P_8021AD_) ||
+	    ethertype == bpf_htons(0x9100))
+		return 0; // a hidden tag
+	if (p->sec == SEC_MAC)
+		return 1;
+	return ethertype == bpf_htons(0x0800) && ipv4_source_bound(skb, skb->ifindex, l3);
+}
+
 // Fills `d` and returns 1 when the frame may be fast-pathed; 0 = slow path.
 static __always_inline int decide(struct __sk_buff *skb, struct decision *d)
 {
@@ -204,11 +287,15 @@ static __always_inline int decide(struct __sk_buff *skb, struct decision *d)
 	// DHCP answers to clients stay in userspace: port security's DHCP snooping binds leases
 	// from them, and a unicast DHCPACK the kernel forwarded would never be seen there.
 	int tag_in_data = tagged && !skb->vlan_present;
-	if (is_dhcp_to_client(skb, tag_in_data ? h.inner : h.proto, tag_in_data ? 18 : 14))
+	__be16 ethertype = tag_in_data ? h.inner : h.proto;
+	__u32 l3 = tag_in_data ? 18 : 14;
+	if (is_dhcp_to_client(skb, ethertype, l3))
 		return 0;
 
 	struct port_conf *p = bpf_map_lookup_elem(&fp_ports, &ifindex);
 	if (!p || (p->flags & PORT_SLOW))
+		return 0;
+	if (!secured_ok(skb, p, h.src, ethertype, l3))
 		return 0;
 	int vlan = ingress_vlan(p, tci & 0x0fff);
 	if (vlan < 0)

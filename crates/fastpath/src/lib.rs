@@ -7,14 +7,24 @@
 //! anything unusual go to the slow path unchanged. See `bpf/fastpath.bpf.c` for the program and
 //! how a frame is decided exactly once.
 
+pub mod binds;
 mod loader;
 pub mod maps;
 pub mod mirror;
 mod testrun;
 
 pub use loader::{FastPath, TcLink};
-pub use maps::{Counters, FlowKey, FlowVal, PortConf};
+pub use maps::{Binding, Counters, FlowKey, FlowVal, PortConf};
 pub use testrun::TestRun;
+
+/// `bpf_ktime_get_ns` as userspace reads it (CLOCK_MONOTONIC), to express deadlines the
+/// program compares with its clock.
+pub fn kernel_now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
 
 /// Why the fast path cannot be used here.
 #[derive(Debug, thiserror::Error)]

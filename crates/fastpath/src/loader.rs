@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
 
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHash, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{SchedClassifier, SocketFilter, TcAttachType};
 use aya::Ebpf;
 
-use crate::maps::{Counters, Decision, FlowKey, FlowVal, PortConf};
+use crate::maps::{BindData, BindVal, Binding, Counters, Decision, FlowKey, FlowVal, PortConf};
 use crate::Error;
 
 /// A device the tc program is attached to (ingress); dropping it detaches the program.
@@ -30,6 +31,7 @@ pub struct FastPath {
     ports: BpfHash<MapData, u32, PortConf>,
     flows: BpfHash<MapData, FlowKey, FlowVal>,
     counters: PerCpuHashMap<MapData, u32, Counters>,
+    binds: LpmTrie<MapData, BindData, BindVal>,
     last: PerCpuArray<MapData, Decision>,
     live: Array<MapData, u32>,
     links: HashMap<u32, TcLink>,
@@ -68,6 +70,7 @@ impl FastPath {
             ports: take(&mut bpf, "fp_ports")?,
             flows: take(&mut bpf, "fp_flows")?,
             counters: take(&mut bpf, "fp_counters")?,
+            binds: take(&mut bpf, "fp_binds")?,
             last: take(&mut bpf, "fp_last")?,
             links: HashMap::new(),
             bpf,
@@ -146,12 +149,34 @@ impl FastPath {
         let _ = self.flows.remove(key);
     }
 
+    /// A source address (prefix) port `b.data.ifindex` may use until `until_ns`
+    /// (`bpf_ktime_get_ns`; `u64::MAX`: for good).
+    pub fn set_binding(&mut self, b: &Binding, until_ns: u64) -> Result<(), Error> {
+        let key = LpmKey::new(b.key_prefix_len(), b.data);
+        self.binds.insert(&key, BindVal { until_ns }, 0).map_err(map_err("fp_binds"))
+    }
+
+    pub fn remove_binding(&mut self, b: &Binding) {
+        let _ = self.binds.remove(&LpmKey::new(b.key_prefix_len(), b.data));
+    }
+
     /// Carries out one change the [`crate::mirror::Mirror`] decided.
     pub fn apply(&mut self, op: crate::mirror::Op) -> Result<(), Error> {
         match op {
             crate::mirror::Op::Set(k, v) => self.set_flow(&k, &v),
             crate::mirror::Op::Remove(k) => {
                 self.remove_flow(&k);
+                Ok(())
+            }
+        }
+    }
+
+    /// Carries out one change the [`crate::binds::BindMirror`] decided.
+    pub fn apply_binding(&mut self, op: crate::binds::BindOp) -> Result<(), Error> {
+        match op {
+            crate::binds::BindOp::Set(b, until) => self.set_binding(&b, until),
+            crate::binds::BindOp::Remove(b) => {
+                self.remove_binding(&b);
                 Ok(())
             }
         }

@@ -1,8 +1,10 @@
 //! The map layouts shared with `bpf/fastpath.bpf.c` (keep both in step), and the pure
 //! translation of the pipeline's port config into them.
 
+use std::net::IpAddr;
+
 use packet::MacAddr;
-use switch::{PortVlan, VlanMode};
+use switch::{IpPrefix, PortSecurity, PortVlan, SecurityMode, VlanMode};
 
 /// `struct port_conf`: how the program decides a frame's VLAN on one ingress port.
 #[repr(C)]
@@ -13,6 +15,82 @@ pub struct PortConf {
     pub mode: u8,
     pub flags: u8,
     pub trunks: [u64; 64],
+    /// The one source MAC a secured port may use (`sec` not [`SEC_OFF`]).
+    pub mac: [u8; 6],
+    pub sec: u8,
+    pub pad: u8,
+}
+
+/// `port_conf.sec`: no port security.
+pub const SEC_OFF: u8 = 0;
+/// Source MAC must be `mac`; no hidden tag (port-security `mac`).
+pub const SEC_MAC: u8 = 1;
+/// [`SEC_MAC`], and only IPv4 from a source in the port's bindings, DHCP excepted (`on`).
+pub const SEC_IP: u8 = 2;
+
+/// `struct bind_key`'s data after its prefix length: the port, then the address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BindData {
+    pub ifindex: u32,
+    pub ip: [u8; 4],
+}
+
+/// `struct bind_val`: when the binding stops holding (`bpf_ktime_get_ns`; `u64::MAX`: never).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindVal {
+    pub until_ns: u64,
+}
+
+/// One entry of the bindings map: `ip/len` on `ifindex`, until `until_ns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub data: BindData,
+    /// Prefix length of the address (the key's is 32 more, for the ifindex).
+    pub len: u8,
+}
+
+impl Binding {
+    /// The entry for a pipeline binding of port `ifindex`; `None` for an IPv6 prefix.
+    pub fn new(ifindex: u32, prefix: &IpPrefix) -> Option<Binding> {
+        let IpAddr::V4(a) = prefix.addr() else { return None };
+        let len = prefix.prefix_len().min(32);
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+        let ip = (u32::from(a) & mask).to_be_bytes();
+        Some(Binding { data: BindData { ifindex, ip }, len })
+    }
+
+    pub fn key_prefix_len(&self) -> u32 {
+        32 + u32::from(self.len)
+    }
+}
+
+/// How the program can mirror a port's security settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// `sec` and `mac` for [`PortConf`].
+    Mirrored { sec: u8, mac: MacAddr },
+    /// Not at all: every frame of the port takes the slow path ([`PORT_SLOW`]).
+    Slow,
+}
+
+/// The program checks what the pipeline's `check::admit` checks only for a port with exactly
+/// one allowed MAC on an access port: then a source the flow map places on the port is that
+/// MAC, learned on the port's one VLAN, and the MAC limit (at least 1) cannot be reached.
+/// Anything else (several MACs, trunks, a limit of 0) stays in userspace.
+pub fn guard(sec: &PortSecurity, vlan: &PortVlan) -> Guard {
+    let level = match sec.mode {
+        SecurityMode::Off => return Guard::Mirrored { sec: SEC_OFF, mac: MacAddr([0; 6]) },
+        SecurityMode::Mac => SEC_MAC,
+        SecurityMode::On => SEC_IP,
+    };
+    match sec.macs.as_slice() {
+        [mac] if vlan.mode() == VlanMode::Access && sec.mac_limit != Some(0) => {
+            Guard::Mirrored { sec: level, mac: *mac }
+        }
+        _ => Guard::Slow,
+    }
 }
 
 /// Decide in the tc hook when no socket filter did (tests without slow-path sockets).
@@ -89,6 +167,10 @@ pub struct Decision {
 // SAFETY: plain `repr(C)` integers with no padding the kernel could leave uninitialised
 // (every field is written explicitly; sizes checked in the tests below).
 unsafe impl aya::Pod for PortConf {}
+// SAFETY: as above (4 + 4 bytes).
+unsafe impl aya::Pod for BindData {}
+// SAFETY: as above.
+unsafe impl aya::Pod for BindVal {}
 // SAFETY: as above (4 + 2 + 6 bytes, no padding).
 unsafe impl aya::Pod for FlowKey {}
 // SAFETY: as above (explicit `pad`).
@@ -111,7 +193,26 @@ impl PortConf {
         for v in vlan.trunks().iter() {
             trunks[usize::from(v / 64)] |= 1 << (v % 64);
         }
-        PortConf { bridge, tag: vlan.tag().unwrap_or(0), mode, flags, trunks }
+        PortConf {
+            bridge,
+            tag: vlan.tag().unwrap_or(0),
+            mode,
+            flags,
+            trunks,
+            mac: [0; 6],
+            sec: SEC_OFF,
+            pad: 0,
+        }
+    }
+
+    /// [`PortConf::new`] for a port with security settings `sec`.
+    pub fn secured(bridge: u32, vlan: &PortVlan, flags: u8, sec: &PortSecurity) -> PortConf {
+        match guard(sec, vlan) {
+            Guard::Mirrored { sec, mac } => {
+                PortConf { mac: mac.0, sec, ..PortConf::new(bridge, vlan, flags) }
+            }
+            Guard::Slow => PortConf::new(bridge, vlan, flags | PORT_SLOW),
+        }
     }
 }
 
@@ -134,7 +235,8 @@ mod tests {
 
     #[test]
     fn layouts_match_the_c_structs() {
-        assert_eq!(std::mem::size_of::<PortConf>(), 8 + 512);
+        assert_eq!(std::mem::size_of::<PortConf>(), 8 + 512 + 8);
+        assert_eq!(std::mem::size_of::<BindData>(), 8);
         assert_eq!(std::mem::size_of::<FlowKey>(), 12);
         assert_eq!(std::mem::size_of::<FlowVal>(), 16);
         assert_eq!(std::mem::size_of::<Counters>(), 32);
@@ -152,6 +254,35 @@ mod tests {
         let access = PortConf::new(1, &PortVlan::access(10), 0);
         assert_eq!((access.mode, access.tag), (0, 10));
         assert!(access.trunks.iter().all(|w| *w == 0));
+    }
+
+    #[test]
+    fn guard_mirrors_one_mac_on_an_access_port_only() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let access = PortVlan::access(10);
+        assert_eq!(
+            guard(&PortSecurity::off(), &access),
+            Guard::Mirrored { sec: SEC_OFF, mac: MacAddr([0; 6]) }
+        );
+        assert_eq!(guard(&PortSecurity::vm(mac), &access), Guard::Mirrored { sec: SEC_IP, mac });
+        let l2 = PortSecurity { mode: SecurityMode::Mac, ..PortSecurity::vm(mac) };
+        assert_eq!(guard(&l2, &access), Guard::Mirrored { sec: SEC_MAC, mac });
+        let two = PortSecurity { macs: vec![mac, MacAddr([2, 0, 0, 0, 0, 8])], ..PortSecurity::vm(mac) };
+        assert_eq!(guard(&two, &access), Guard::Slow);
+        let trunk = PortVlan::new(Some(VlanMode::Trunk), None, &[10]).unwrap();
+        assert_eq!(guard(&PortSecurity::vm(mac), &trunk), Guard::Slow);
+        let c = PortConf::secured(1, &trunk, 0, &PortSecurity::vm(mac));
+        assert_eq!(c.flags & PORT_SLOW, PORT_SLOW);
+    }
+
+    #[test]
+    fn bindings_are_masked_v4_prefixes() {
+        let p: IpPrefix = "198.18.1.77/24".parse().unwrap();
+        let b = Binding::new(5, &p).unwrap();
+        assert_eq!((b.data.ip, b.len, b.key_prefix_len()), ([198, 18, 1, 0], 24, 56));
+        let all: IpPrefix = "0.0.0.0/0".parse().unwrap();
+        assert_eq!(Binding::new(5, &all).unwrap().data.ip, [0; 4]);
+        assert_eq!(Binding::new(5, &"2001:db8::/64".parse().unwrap()), None);
     }
 
     #[test]

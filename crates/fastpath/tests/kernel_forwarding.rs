@@ -6,11 +6,11 @@ mod common;
 
 use common::{load, Vm};
 use fastpath::maps::{flow_val, PORT_STANDALONE};
-use fastpath::{FlowKey, PortConf};
+use fastpath::{Binding, FlowKey, PortConf};
 use std::time::Duration;
 
 use packet::{MacAddr, VlanTag};
-use switch::{PortVlan, VlanMode};
+use switch::{parse_allowed_ips, PortSecurity, PortVlan, VlanMode};
 use testbed::{frame_capture, marked_frame, markers_in, send_frame};
 
 const BRIDGE: u32 = 1;
@@ -22,16 +22,24 @@ fn wire(fp: &mut fastpath::FastPath, vm: &Vm, port: &PortVlan, vlan: u16) {
     fp.set_flow(&FlowKey::new(BRIDGE, vlan, MacAddr(vm.mac)), &val).unwrap();
 }
 
+/// VMs `n` and `m` that know each other's MAC, both wired as access ports of VLAN 10; `check`
+/// runs before the wiring.
+fn access_pair(fp: &mut fastpath::FastPath, n: u8, m: u8, check: impl FnOnce(&Vm, &Vm)) -> (Vm, Vm) {
+    let (a, b) = (Vm::new(n).unwrap(), Vm::new(m).unwrap());
+    a.knows(&b).unwrap();
+    b.knows(&a).unwrap();
+    check(&a, &b);
+    wire(fp, &a, &PortVlan::access(10), 10);
+    wire(fp, &b, &PortVlan::access(10), 10);
+    (a, b)
+}
+
 #[test]
 fn forwards_known_unicast_between_namespaces() {
     let Some(mut fp) = load("forwards_known_unicast_between_namespaces") else { return };
-    let (a, b) = (Vm::new(1).unwrap(), Vm::new(2).unwrap());
-    a.knows(&b).unwrap();
-    b.knows(&a).unwrap();
-    assert!(!a.ns.ping(&b.ip, 1), "nothing forwards before the program is attached");
-    let access = PortVlan::access(10);
-    wire(&mut fp, &a, &access, 10);
-    wire(&mut fp, &b, &access, 10);
+    let (a, b) = access_pair(&mut fp, 1, 2, |a, b| {
+        assert!(!a.ns.ping(&b.ip, 1), "nothing forwards before the program is attached");
+    });
     assert!(a.ns.ping(&b.ip, 3), "ping through the kernel fast path");
     let (ca, cb) = (fp.counters(a.ifindex), fp.counters(b.ifindex));
     assert!(ca.rx_packets >= 3 && ca.tx_packets >= 3, "{ca:?}");
@@ -72,4 +80,26 @@ fn pushes_and_pops_vlan_tags() {
     // On another VLAN the same MACs are unknown: nothing crosses.
     fp.set_port(a.ifindex, &PortConf::new(BRIDGE, &PortVlan::access(21), PORT_STANDALONE)).unwrap();
     assert_eq!(vid(cross(&a, &t, None, 7)), vec![], "an access port on VLAN 21 reaches no entry of VLAN 20");
+}
+
+/// A secured VM (port-security `on`, bound by allowed-ips) pings through the kernel; without
+/// its binding, or with a binding that has expired, the same ping no longer crosses (standalone
+/// mode has no slow path: what the program does not forward is lost).
+#[test]
+fn secured_port_forwards_only_from_its_bound_address() {
+    let Some(mut fp) = load("secured_port_forwards_only_from_its_bound_address") else { return };
+    let (a, b) = access_pair(&mut fp, 6, 7, |_, _| {});
+    let access = PortVlan::access(10);
+    let sec = PortSecurity { ips: parse_allowed_ips(&a.ip).unwrap(), ..PortSecurity::vm(MacAddr(a.mac)) };
+    fp.set_port(a.ifindex, &PortConf::secured(BRIDGE, &access, PORT_STANDALONE, &sec)).unwrap();
+    assert!(!a.ns.ping(&b.ip, 1), "no binding in the map yet: the kernel does not forward A's IPv4");
+    let bound = Binding::new(a.ifindex, &a.ip.parse().unwrap()).unwrap();
+    fp.set_binding(&bound, u64::MAX).unwrap();
+    assert!(a.ns.ping(&b.ip, 3), "A's bound address crosses the kernel");
+    fp.set_binding(&bound, fastpath::kernel_now_ns()).unwrap();
+    assert!(!a.ns.ping(&b.ip, 1), "an expired binding is not honoured");
+    fp.set_binding(&bound, u64::MAX).unwrap();
+    let other = PortSecurity { macs: vec![MacAddr([2, 0, 0, 0, 0x13, 0x99])], ..sec };
+    fp.set_port(a.ifindex, &PortConf::secured(BRIDGE, &access, PORT_STANDALONE, &other)).unwrap();
+    assert!(!a.ns.ping(&b.ip, 1), "A's MAC is not the port's allowed MAC");
 }

@@ -221,6 +221,22 @@ impl RxBatch {
         true
     }
 
+    /// Appends a plain frame (no offloads) that `write` puts into the next free slot: it gets
+    /// `MAX_FRAME` bytes and returns the frame's length (`None`: nothing to add). For backends
+    /// outside this crate that make frames instead of receiving them (the VPN gateway port).
+    /// False when the batch is full or `write` added nothing.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+        let n = self.len;
+        let Some(area) = self.rx_area(n) else { return false };
+        area[..VNET_HDR_LEN].fill(0);
+        let Some(len) = write(&mut area[VNET_HDR_LEN..]).filter(|l| *l <= MAX_FRAME) else { return false };
+        if !self.set_frame(n, n, VNET_HDR_LEN + len, None) {
+            return false;
+        }
+        self.len = n + 1;
+        true
+    }
+
     /// Sets how many frames are held; clamped to the capacity.
     pub(crate) fn set_len(&mut self, len: usize) {
         self.len = len.min(self.capacity());
@@ -329,6 +345,26 @@ mod tests {
         assert!(b.set_frame(1, 1, RX_AREA, Some((0x8100, 5))));
         b.set_len(2);
         assert_eq!(b.frame(1).len(), MAX_FRAME + HEADROOM);
+    }
+
+    #[test]
+    fn pushed_frames_append_until_full() {
+        let mut b = RxBatch::new(2);
+        assert!(b.push_with(|buf| {
+            buf[..3].copy_from_slice(&[1, 2, 3]);
+            Some(3)
+        }));
+        assert!(!b.push_with(|_| None), "nothing written, nothing added");
+        assert!(b.push_with(|buf| {
+            buf[0] = 9;
+            Some(1)
+        }));
+        assert!(!b.push_with(|_| Some(1)), "full");
+        assert_eq!((b.len(), b.frame(0), b.frame(1)), (2, &[1u8, 2, 3][..], &[9u8][..]));
+        assert_eq!(b.vnet(0), VnetHdr::default());
+        b.clear();
+        assert!(!b.push_with(|_| Some(MAX_FRAME + 1)), "longer than a slot");
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -41,6 +41,15 @@ pub enum NetdevError {
     /// key already taken by another port, its UDP port used by another protocol).
     #[error("{0}")]
     Tunnel(String),
+    /// The device is not an L3 device (tun, xfrm, other point-to-point link without ARP), so it
+    /// cannot carry bare IP packets as a tunnel uplink.
+    #[error("network device {dev} is not an L3 (tun or point-to-point) device (link type {link_type})")]
+    NotL3Device {
+        /// Device name.
+        dev: String,
+        /// Its `ARPHRD_*` link type.
+        link_type: u16,
+    },
     /// Descriptors handed over from a previous process do not (or no longer) belong to the
     /// device of that name (it was recreated meanwhile, or the set is incomplete): the caller
     /// opens the device afresh.

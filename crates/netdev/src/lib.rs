@@ -4,12 +4,16 @@
 //! * [`SystemPort`]: AF_PACKET on any existing netdev (veth end, NIC, a tap qemu created).
 //! * [`TapPort`]: a tap device rvswitchd creates itself through /dev/net/tun.
 //! * internal ports are tap devices too (see [`TapPort::create_internal`]): the host stack's leg.
+//! * [`L3Uplink`]: not a port: bare IP packets on an existing tun / point-to-point device, the
+//!   transport of a zone gateway whose tunnel is a VPN client's device.
 //! * [`memory::MemoryPort`]: frames in memory, for unit tests of the code above (no device).
 
 mod adopt;
 mod batch;
 mod error;
 mod info;
+mod l3tun;
+mod l3tun_shield;
 pub mod memory;
 mod name;
 mod ring;
@@ -25,6 +29,7 @@ pub use adopt::Labelled;
 pub use batch::{RxBatch, HEADROOM, MAX_FRAME};
 pub use error::NetdevError;
 pub use info::{interface_info, set_admin_up, InterfaceInfo};
+pub use l3tun::{L3Drops, L3Uplink, LinkState, L3_MAX_BATCH};
 pub use name::{IfName, MAX_NAME_LEN};
 pub use system::SystemPort;
 pub use tap::TapPort;

@@ -68,6 +68,15 @@ impl SystemPort {
         SystemPort::open_with(name, true, queues.max(1))
     }
 
+    /// [`SystemPort::open_per_cpu`] without receive rings: frames wait in the sockets' receive
+    /// queues (up to the 4 MiB buffer, allocated by the kernel only while frames wait) and are
+    /// read with `recvmmsg`. For a slow path that carries little because the kernel fast path
+    /// carries the bulk: a ring is 256 KiB of memory mapped into rvswitchd per port whether
+    /// used or not (256 MiB at 1000 ports).
+    pub fn open_per_cpu_copying(name: &str, queues: usize) -> Result<SystemPort, NetdevError> {
+        SystemPort::open_with(name, false, queues.max(1))
+    }
+
     /// True if frames are received through the mmap'd ring.
     pub fn has_rx_ring(&self) -> bool {
         self.queues[0].ring.is_some()

@@ -348,22 +348,37 @@ fn pin_to(cpu: usize) -> bool {
 
 #[test]
 fn per_cpu_queues_tell_which_cpu_sent() {
-    if !require_root("per_cpu_queues_tell_which_cpu_sent") {
+    per_cpu_queues("per_cpu_queues_tell_which_cpu_sent", SystemPort::open_per_cpu, true);
+}
+
+/// The same without rings (the slow path beside the kernel fast path): frames wait in the
+/// sockets' queues and are read with recvmmsg.
+#[test]
+fn per_cpu_queues_without_rings_tell_which_cpu_sent() {
+    per_cpu_queues(
+        "per_cpu_queues_without_rings_tell_which_cpu_sent",
+        SystemPort::open_per_cpu_copying,
+        false,
+    );
+}
+
+type PerCpuOpen = fn(&str, usize) -> Result<SystemPort, netdev::NetdevError>;
+
+fn per_cpu_queues(test: &str, open: PerCpuOpen, ring: bool) {
+    if !require_root(test) {
         return;
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if cpus < 2 {
-        testbed::skip(
-            "per_cpu_queues_tell_which_cpu_sent",
-            &format!("needs 2 CPUs, this process may use {cpus}"),
-        );
+        testbed::skip(test, &format!("needs 2 CPUs, this process may use {cpus}"));
         return;
     }
     let ns = Netns::new("ndq").unwrap();
     let (a, b) = (unique("a"), unique("b"));
     let _veth = Veth::between(&ns, &a, &ns, &b).unwrap();
-    let mut rx = ns.run_in(|| SystemPort::open_per_cpu(&b, cpus)).unwrap().unwrap();
+    let mut rx = ns.run_in(|| open(&b, cpus)).unwrap().unwrap();
     assert_eq!(rx.rx_queues(), cpus, "every queue joined the fanout group");
+    assert_eq!(rx.has_rx_ring(), ring, "receive ring as asked");
     let mut tx = ns.open_port(&a).unwrap();
     let mut batch = RxBatch::new(64);
     for cpu in 0..cpus {

@@ -275,6 +275,16 @@ impl Client {
         Ok(cur)
     }
 
+    /// The next notification if one arrives within `wait` (`None` if none did): for a loop that
+    /// also has other work, such as a daemon's connection thread serving its own requests.
+    pub fn poll_notification(&mut self, wait: Duration) -> Result<Option<Value>, ClientError> {
+        match self.notification_until(Instant::now() + wait) {
+            Ok(n) => Ok(Some(n)),
+            Err(ClientError::Timeout(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn notification_until(&mut self, deadline: Instant) -> Result<Value, ClientError> {
         loop {
             if let Some(n) = self.notifications.pop_front() {

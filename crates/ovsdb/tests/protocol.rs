@@ -184,6 +184,13 @@ fn wait_blocks_until_change_and_cancel() {
     assert_eq!(r["id"], 5);
     assert_eq!(r["error"]["error"], "canceled");
     assert_eq!(c.result("echo", json!([]), 6), json!([]));
+    // Stats: six transactions were answered (the canceled one was not); the timed-out wait of
+    // 300 ms and the blocked one count what their clients waited.
+    let st = s.handle().stats();
+    assert_eq!(st.transactions, 6, "{st:?}");
+    assert!(st.latency_sum_us >= 300_000, "{st:?}");
+    let fast = st.latency_le.iter().find(|(b, _)| *b == 100_000).map(|(_, n)| *n);
+    assert!(fast.is_some_and(|n| n <= 5), "the 300 ms wait is not in a 100 ms bucket: {st:?}");
 }
 
 #[test]

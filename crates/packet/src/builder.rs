@@ -74,7 +74,7 @@ pub fn ipv4_udp(
     ip[9] = 17;
     ip[12..16].copy_from_slice(&src_ip);
     ip[16..20].copy_from_slice(&dst_ip);
-    let csum = crate::checksum::of(&ip);
+    let csum = crate::checksum::internet(&ip);
     ip[10..12].copy_from_slice(&csum.to_be_bytes());
     let spec = FrameSpec { ethertype: ETHERTYPE_IPV4, ..*spec };
     // Header first with an empty payload, then the L3/L4 bytes in place: no temporary buffer.
@@ -113,7 +113,7 @@ mod tests {
         let spec = FrameSpec { dst: MacAddr([2; 6]), src: MacAddr([4; 6]), vlan: None, ethertype: 0 };
         let n = ipv4_udp(&mut buf, &spec, [198, 18, 0, 1], [198, 18, 0, 2], (1, 2), b"hi").unwrap();
         assert_eq!(n, 14 + 20 + 8 + 2);
-        assert_eq!(crate::checksum::of(&buf[14..34]), 0);
+        assert_eq!(crate::checksum::internet(&buf[14..34]), 0);
     }
 
     #[test]

@@ -1,40 +1,50 @@
-//! The Internet checksum (RFC 1071): a ones' complement sum over 16-bit words, folded.
+//! The Internet checksum (RFC 1071) and the pseudo-headers TCP, UDP and ICMPv6 add to it
+//! (RFC 793/768 for IPv4, RFC 8200 §8.1 for IPv6). Incremental updates of a checksum after a
+//! field changes (RFC 1624) live with the code that rewrites headers (the `l3` crate).
 
-/// Adds `bytes` (as big-endian 16-bit words, an odd last byte padded with zero) to `sum`.
-/// Callers summing several pieces must give every piece but the last an even length.
-pub(crate) fn add(sum: u32, bytes: &[u8]) -> u32 {
-    let mut s = u64::from(sum);
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The one's-complement sum of `bytes` as 16-bit big-endian words (an odd last byte is padded
+/// with zero), not yet folded. Add sums of several pieces, then [`finish`].
+pub fn sum(bytes: &[u8]) -> u32 {
     let mut chunks = bytes.chunks_exact(2);
-    for c in &mut chunks {
-        s += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
+    // u64 so that no realistic length can overflow before the fold (65535 words of 0xffff fit
+    // in a u32, but a caller may add several pieces).
+    let mut acc: u64 = chunks.by_ref().map(|c| u64::from(u16::from_be_bytes([c[0], c[1]]))).sum();
     if let [last] = chunks.remainder() {
-        s += u64::from(u16::from_be_bytes([*last, 0]));
+        acc += u64::from(*last) << 8;
     }
-    while s > 0xffff_ffff {
-        s = (s & 0xffff_ffff) + (s >> 32);
-    }
-    s as u32
+    fold64(acc)
 }
 
-/// Folds a 32-bit sum to 16 bits and complements it: the value that goes on the wire.
-pub(crate) fn finish(sum: u32) -> u16 {
-    let mut s = sum;
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
+fn fold64(mut acc: u64) -> u32 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
     }
-    !(s as u16)
+    acc as u32
 }
 
-/// The checksum of one contiguous header.
-pub(crate) fn of(bytes: &[u8]) -> u16 {
-    finish(add(0, bytes))
+/// Folds a sum (or a sum of sums) to 16 bits and complements it: the value to store.
+pub fn finish(sum: u32) -> u16 {
+    !(fold64(u64::from(sum)) as u16)
 }
 
-/// The sum of the IPv4 pseudo-header (RFC 768 / RFC 793) for protocol `proto`.
-pub(crate) fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, len: usize) -> u32 {
-    let s = add(add(0, &src), &dst);
-    add(s, &[0, proto]) + (len as u32 & 0xffff) + ((len as u32) >> 16)
+/// The checksum of `bytes` alone (the IPv4 header, ICMPv4). Over bytes that hold a correct
+/// checksum it is 0.
+pub fn internet(bytes: &[u8]) -> u16 {
+    finish(sum(bytes))
+}
+
+/// The IPv4 pseudo-header sum for `protocol` with an upper-layer length of `len`.
+pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> u32 {
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    sum(&src.octets()) + sum(&dst.octets()) + u32::from(protocol) + (len >> 16) + (len & 0xffff)
+}
+
+/// The IPv6 pseudo-header sum for `next_header` with an upper-layer length of `len`.
+pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: usize) -> u32 {
+    let len = u32::try_from(len).unwrap_or(u32::MAX);
+    sum(&src.octets()) + sum(&dst.octets()) + u32::from(next_header) + (len >> 16) + (len & 0xffff)
 }
 
 #[cfg(test)]
@@ -42,9 +52,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc1071_example() {
-        // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2 (before the complement).
-        assert_eq!(of(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), !0xddf2);
-        assert_eq!(of(&[0xff]), !0xff00, "odd byte padded");
+    fn rfc1071_example_and_odd_length() {
+        // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2 (folded).
+        assert_eq!(sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
+        assert_eq!(internet(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), !0xddf2);
+        assert_eq!(sum(&[0x12]), 0x1200, "odd byte is the high half of a word");
+    }
+
+    #[test]
+    fn pseudo_headers() {
+        let (s, d) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+        // c612 + 0001 + c612 + 0002 + 0011 + 0010
+        assert_eq!(pseudo_v4(s, d, 17, 16), 0xc612 * 2 + 1 + 2 + 17 + 16);
+        let one: Ipv6Addr = "::1".parse().unwrap();
+        assert_eq!(pseudo_v6(one, one, 58, 0x1_0002), 2 + 58 + 1 + 2);
     }
 }

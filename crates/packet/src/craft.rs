@@ -40,14 +40,11 @@ pub fn ipv6_frame(
     next_header: u8,
     payload: &[u8],
 ) -> Result<usize, PacketError> {
-    let len = u16::try_from(payload.len()).map_err(|_| PacketError::Malformed("IPv6 payload over 65535"))?;
     let off = ethernet_frame(buf, &FrameSpec { ethertype: ETHERTYPE_IPV6, ..*eth }, &[])?;
     let need = off + crate::ipv6::HEADER_LEN + payload.len();
     let out = buf.get_mut(off..need).ok_or(PacketError::BufferTooSmall { have: off, need })?;
-    out[..8].copy_from_slice(&[0x60, 0, 0, 0, (len >> 8) as u8, len as u8, next_header, 255]);
-    out[8..24].copy_from_slice(&src.octets());
-    out[24..40].copy_from_slice(&dst.octets());
-    out[40..].copy_from_slice(payload);
+    crate::ipv6::write_header(out, (src, dst), next_header, 255, payload.len())?;
+    out[crate::ipv6::HEADER_LEN..].copy_from_slice(payload);
     Ok(need)
 }
 

@@ -6,30 +6,58 @@ use std::net::Ipv4Addr;
 use crate::view::{be32, ipv4, mac, need, view};
 use crate::{MacAddr, PacketError};
 
-mod field {
+/// Byte ranges of the fixed part (RFC 2131 §2, figure 1); public so a server that writes
+/// replies takes its offsets from here.
+pub mod field {
     use std::ops::Range;
     pub const OP: usize = 0;
+    pub const HTYPE: usize = 1;
+    pub const HLEN: usize = 2;
+    pub const HOPS: usize = 3;
+    pub const XID: Range<usize> = 4..8;
+    pub const SECS: Range<usize> = 8..10;
+    pub const FLAGS: Range<usize> = 10..12;
+    pub const CIADDR: Range<usize> = 12..16;
     pub const YIADDR: Range<usize> = 16..20;
+    pub const SIADDR: Range<usize> = 20..24;
+    pub const GIADDR: Range<usize> = 24..28;
+    /// The Ethernet address: the first six bytes of the 16-byte `chaddr`.
     pub const CHADDR: Range<usize> = 28..34;
+    pub const CHADDR_FULL: Range<usize> = 28..44;
     pub const MAGIC: Range<usize> = 236..240;
     pub const OPTIONS: usize = 240;
 }
 
 pub const OP_REQUEST: u8 = 1;
 pub const OP_REPLY: u8 = 2;
-const MAGIC_COOKIE: u32 = 0x6382_5363;
-const OPT_PAD: u8 = 0;
-const OPT_END: u8 = 255;
-const OPT_LEASE_TIME: u8 = 51;
-const OPT_MESSAGE_TYPE: u8 = 53;
+/// `htype` for Ethernet, whose `hlen` is 6.
+pub const HTYPE_ETHERNET: u8 = 1;
+/// The `flags` bit asking for a broadcast reply (RFC 2131 §4.1).
+pub const FLAG_BROADCAST: u16 = 0x8000;
+pub const MAGIC_COOKIE: u32 = 0x6382_5363;
+pub const OPT_PAD: u8 = 0;
+pub const OPT_SUBNET_MASK: u8 = 1;
+pub const OPT_ROUTER: u8 = 3;
+pub const OPT_DNS: u8 = 6;
+pub const OPT_MTU: u8 = 26;
+pub const OPT_REQUESTED_IP: u8 = 50;
+pub const OPT_LEASE_TIME: u8 = 51;
+pub const OPT_MESSAGE_TYPE: u8 = 53;
+pub const OPT_SERVER_ID: u8 = 54;
+pub const OPT_MESSAGE: u8 = 56;
+pub const OPT_RENEWAL_TIME: u8 = 58;
+pub const OPT_REBINDING_TIME: u8 = 59;
+pub const OPT_END: u8 = 255;
 
 /// DHCP message types (option 53).
 pub const DISCOVER: u8 = 1;
 pub const OFFER: u8 = 2;
 pub const REQUEST: u8 = 3;
+pub const DECLINE: u8 = 4;
 pub const ACK: u8 = 5;
 pub const NAK: u8 = 6;
 pub const RELEASE: u8 = 7;
+pub const INFORM: u8 = 8;
 
 view!("a DHCPv4 message (the UDP payload)");
 
@@ -44,6 +72,36 @@ fn check(b: &[u8]) -> Result<(), PacketError> {
 impl<T: AsRef<[u8]>> Frame<T> {
     pub fn op(&self) -> u8 {
         self.as_bytes()[field::OP]
+    }
+
+    pub fn xid(&self) -> u32 {
+        be32(self.as_bytes(), field::XID)
+    }
+
+    pub fn flags(&self) -> u16 {
+        crate::view::be16(self.as_bytes(), field::FLAGS)
+    }
+
+    /// Ethernet hardware type with a 6-byte address: the only kind `client_mac` can read.
+    pub fn is_ethernet(&self) -> bool {
+        let b = self.as_bytes();
+        b[field::HTYPE] == HTYPE_ETHERNET && b[field::HLEN] == 6
+    }
+
+    /// The client's own address (set when it renews or asks INFORM).
+    pub fn ciaddr(&self) -> Ipv4Addr {
+        ipv4(self.as_bytes(), field::CIADDR)
+    }
+
+    /// The relay agent's address; 0.0.0.0 when the client is on the server's link.
+    pub fn giaddr(&self) -> Ipv4Addr {
+        ipv4(self.as_bytes(), field::GIADDR)
+    }
+
+    /// An IPv4 address option (requested address, server identifier); `None` unless 4 bytes.
+    pub fn option_addr(&self, code: u8) -> Option<Ipv4Addr> {
+        let v: [u8; 4] = self.option(code)?.try_into().ok()?;
+        Some(Ipv4Addr::from(v))
     }
 
     /// "Your" address: the one a server leases.
@@ -115,6 +173,13 @@ mod tests {
         assert_eq!(d.message_type(), Some(ACK));
         assert_eq!(d.lease_secs(), Some(3600));
         assert_eq!(d.option(1), None, "absent");
+        assert!(d.is_ethernet());
+        assert_eq!(
+            (d.xid(), d.flags(), d.ciaddr(), d.giaddr()),
+            (0, 0, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED)
+        );
+        assert_eq!(d.option_addr(OPT_LEASE_TIME), Some(Ipv4Addr::new(0, 0, 0x0e, 0x10)));
+        assert_eq!(d.option_addr(OPT_MESSAGE_TYPE), None, "1 byte is no address");
     }
 
     #[test]

@@ -5,15 +5,27 @@ use std::net::Ipv6Addr;
 use crate::view::{ipv6, need, view};
 use crate::PacketError;
 
-mod field {
+/// Byte ranges of the message (public for builders elsewhere, as in [`crate::ipv4::field`]).
+pub mod field {
     use std::ops::Range;
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;
+    pub const CHECKSUM: Range<usize> = 2..4;
+    /// Packet Too Big: the MTU of the next hop.
+    pub const MTU: Range<usize> = 4..8;
     /// Neighbor Solicitation/Advertisement target address.
     pub const TARGET: Range<usize> = 8..24;
 }
 
 pub const HEADER_LEN: usize = 4;
+/// Bytes before the quoted packet in an error message (type, code, checksum, 4-byte field).
+pub const ERROR_HEADER_LEN: usize = 8;
+pub const DEST_UNREACHABLE: u8 = 1;
+pub const PACKET_TOO_BIG: u8 = 2;
+pub const TIME_EXCEEDED: u8 = 3;
+pub const PARAMETER_PROBLEM: u8 = 4;
+pub const ECHO_REQUEST: u8 = 128;
+pub const ECHO_REPLY: u8 = 129;
 pub const ROUTER_SOLICIT: u8 = 133;
 pub const ROUTER_ADVERT: u8 = 134;
 pub const NEIGHBOR_SOLICIT: u8 = 135;

@@ -5,7 +5,8 @@ use std::net::Ipv6Addr;
 use crate::view::{be16, ipv6, need, view};
 use crate::PacketError;
 
-mod field {
+/// Byte ranges of the header (public for in-place rewriting, as in [`crate::ipv4::field`]).
+pub mod field {
     use std::ops::Range;
     pub const VERSION: usize = 0;
     pub const PAYLOAD_LEN: Range<usize> = 4..6;
@@ -16,6 +17,7 @@ mod field {
 }
 
 pub const HEADER_LEN: usize = field::DST.end;
+pub const NEXT_TCP: u8 = 6;
 pub const NEXT_ICMPV6: u8 = 58;
 pub const NEXT_UDP: u8 = 17;
 const HOP_BY_HOP: u8 = 0;
@@ -78,8 +80,19 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// An error when the chain is truncated or longer than [`MAX_EXTENSIONS`]: a receiver could
     /// not read it either, and an RA or NA must not hide behind it (RFC 7112, RFC 7113).
     pub fn upper_layer(&self) -> Result<Upper<'_>, PacketError> {
-        let (mut next, mut rest) = (self.next_header(), self.payload());
+        Ok(match self.transport()? {
+            Some((proto, at)) => Upper::Protocol(proto, &self.payload()[at - HEADER_LEN..]),
+            None => Upper::LaterFragment,
+        })
+    }
+
+    /// The transport protocol and the offset of its header from the start of the packet (for
+    /// rewriting in place); `None` for a later fragment. Errors as [`Frame::upper_layer`].
+    pub fn transport(&self) -> Result<Option<(u8, usize)>, PacketError> {
+        let (mut next, rest) = (self.next_header(), self.payload());
+        let mut at = 0;
         for _ in 0..MAX_EXTENSIONS {
+            let rest = &rest[at..];
             let len = match next {
                 HOP_BY_HOP | ROUTING | DEST_OPTIONS => {
                     need(rest, 2)?;
@@ -88,18 +101,38 @@ impl<T: AsRef<[u8]>> Frame<T> {
                 FRAGMENT => {
                     need(rest, 8)?;
                     if be16(rest, 2..4) & 0xfff8 != 0 {
-                        return Ok(Upper::LaterFragment);
+                        return Ok(None);
                     }
                     8
                 }
-                proto => return Ok(Upper::Protocol(proto, rest)),
+                proto => return Ok(Some((proto, HEADER_LEN + at))),
             };
             need(rest, len)?;
             next = rest[0];
-            rest = &rest[len..];
+            at += len;
         }
         Err(PacketError::Malformed("too many IPv6 extension headers"))
     }
+}
+
+/// Writes a 40-byte header (traffic class and flow label 0) into `out[..40]`.
+pub fn write_header(
+    out: &mut [u8],
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    next_header: u8,
+    hop_limit: u8,
+    payload_len: usize,
+) -> Result<(), PacketError> {
+    let len = u16::try_from(payload_len).map_err(|_| PacketError::Malformed("IPv6 payload over 65535"))?;
+    let have = out.len();
+    let out = out.get_mut(..HEADER_LEN).ok_or(PacketError::BufferTooSmall { have, need: HEADER_LEN })?;
+    out[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+    out[field::PAYLOAD_LEN].copy_from_slice(&len.to_be_bytes());
+    out[field::NEXT_HEADER] = next_header;
+    out[field::HOP_LIMIT] = hop_limit;
+    out[field::SRC].copy_from_slice(&src.octets());
+    out[field::DST].copy_from_slice(&dst.octets());
+    Ok(())
 }
 
 /// The modified EUI-64 link-local address of `mac` (RFC 4291 appendix A), as SLAAC forms it.
@@ -133,6 +166,7 @@ mod tests {
         assert_eq!(ip.src(), "fe80::5054:ff:fe00:1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(ip.dst(), "ff02::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(ip.upper_layer(), Ok(Upper::Protocol(NEXT_ICMPV6, &[134, 0, 0, 0][..])));
+        assert_eq!(ip.transport(), Ok(Some((NEXT_ICMPV6, 48))));
     }
 
     #[test]

@@ -5,17 +5,21 @@
 
 pub mod arp;
 mod builder;
-mod checksum;
+pub mod checksum;
 mod craft;
+pub mod csum;
 pub mod dhcp;
 mod error;
 mod ethernet;
 pub mod geneve;
+pub mod gso;
+pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 mod mac;
-pub mod offload;
+pub mod tcp;
+pub mod ttl;
 pub mod tunnel;
 pub mod udp;
 mod view;

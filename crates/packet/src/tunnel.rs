@@ -77,7 +77,7 @@ pub fn emit_outer(out: &mut [u8; OUTER_LEN], spec: &OuterSpec, inner: &[&[u8]]) 
     if spec.df {
         ip[6] = 0x40;
     }
-    let ip_csum = checksum::of(ip);
+    let ip_csum = checksum::internet(ip);
     ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
     let udp_len = total - IP_LEN;
     let (udp, tun) = rest.split_at_mut(UDP_LEN);
@@ -100,24 +100,24 @@ pub fn emit_outer(out: &mut [u8; OUTER_LEN], spec: &OuterSpec, inner: &[&[u8]]) 
 /// The UDP checksum over the pseudo-header, UDP + tunnel header and the inner pieces. Pieces
 /// of odd length are summed with their byte order kept (a carried odd byte).
 fn udp_checksum(spec: &OuterSpec, udp_len: usize, udp_and_tun: &[u8], inner: &[&[u8]]) -> u16 {
-    let mut sum = checksum::pseudo_v4(spec.src.octets(), spec.dst.octets(), ipv4::PROTO_UDP, udp_len);
-    sum = checksum::add(sum, udp_and_tun);
+    let mut sum = checksum::pseudo_v4(spec.src, spec.dst, ipv4::PROTO_UDP, udp_len);
+    sum += checksum::sum(udp_and_tun);
     let mut carry: Option<u8> = None;
     for piece in inner {
         let mut p: &[u8] = piece;
         if let (Some(c), Some((&first, rest))) = (carry, p.split_first()) {
-            sum = checksum::add(sum, &[c, first]);
+            sum += checksum::sum(&[c, first]);
             carry = None;
             p = rest;
         }
         let even = p.len() & !1;
-        sum = checksum::add(sum, &p[..even]);
+        sum += checksum::sum(&p[..even]);
         if even < p.len() {
             carry = Some(p[even]);
         }
     }
     if let Some(c) = carry {
-        sum = checksum::add(sum, &[c]);
+        sum += checksum::sum(&[c]);
     }
     match checksum::finish(sum) {
         0 => 0xffff, // RFC 768: a computed zero is sent as all ones

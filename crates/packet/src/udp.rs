@@ -3,11 +3,13 @@
 use crate::view::{be16, need, view};
 use crate::PacketError;
 
-mod field {
+/// Byte ranges of the header (public for in-place rewriting, as in [`crate::ipv4::field`]).
+pub mod field {
     use std::ops::Range;
     pub const SRC_PORT: Range<usize> = 0..2;
     pub const DST_PORT: Range<usize> = 2..4;
     pub const LENGTH: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
 }
 
 pub const HEADER_LEN: usize = 8;
@@ -36,9 +38,20 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// The data: up to the length field, or to the end of a truncated buffer.
     pub fn payload(&self) -> &[u8] {
+        &self.as_bytes()[self.payload_range()]
+    }
+
+    fn payload_range(&self) -> std::ops::Range<usize> {
         let b = self.as_bytes();
-        let end = usize::from(be16(b, field::LENGTH)).min(b.len());
-        &b[HEADER_LEN..end]
+        HEADER_LEN..usize::from(be16(b, field::LENGTH)).min(b.len())
+    }
+}
+
+impl<'a> Frame<&'a [u8]> {
+    /// [`Frame::payload`] with the buffer's lifetime, so a parser can return it.
+    pub fn into_payload(self) -> &'a [u8] {
+        let r = self.payload_range();
+        &self.into_inner()[r]
     }
 }
 

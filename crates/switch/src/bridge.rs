@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
-use crate::security::{self, Bindings, LeaseEntry, PortSecurity};
-use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan};
+use crate::events::EventQueue;
+use crate::security::{self, Bindings, IpPrefix, LeaseEntry, PortSecurity};
+use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan, SwitchEvent};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +77,7 @@ pub struct Bridge {
     ports: Vec<PortSpec>,
     macs: MacTable,
     bindings: Bindings,
+    events: EventQueue,
 }
 
 impl Bridge {
@@ -83,7 +85,9 @@ impl Bridge {
         let macs = MacTable::new(settings.mac_table_size, settings.mac_aging_ms);
         let mut bindings = Bindings::default();
         bindings.rebuild(&ports);
-        Bridge { settings, ports, macs, bindings }
+        let mut events = EventQueue::default();
+        events.reset_ports(ports.len());
+        Bridge { settings, ports, macs, bindings, events }
     }
 
     pub fn ports(&self) -> &[PortSpec] {
@@ -115,7 +119,15 @@ impl Bridge {
         self.macs.set_limits(settings.mac_table_size, settings.mac_aging_ms);
         self.settings = settings;
         self.bindings.rebuild(&ports);
+        self.events.reset_ports(ports.len());
         self.ports = ports;
+    }
+
+    /// Hands the events recorded since the last call to `f`, oldest first (call after each
+    /// batch); returns how many were lost because more than [`crate::MAX_PENDING_EVENTS`]
+    /// piled up.
+    pub fn drain_events(&mut self, f: impl FnMut(SwitchEvent)) -> u64 {
+        self.events.drain(f)
     }
 
     /// Forgets addresses learned on `slot` (its device went away).
@@ -130,6 +142,18 @@ impl Bridge {
     }
 
     /// The DHCP leases snooped so far that have not ended at `now`.
+    /// The IPv4 prefixes port `slot` may send from, each with the time it stops holding
+    /// (`Millis::MAX`: configured). Empty for a port without layer-3 checks.
+    pub fn v4_bindings(&self, slot: usize, now: Millis) -> Vec<(IpPrefix, Millis)> {
+        let Some(p) = self.ports.get(slot).filter(|p| p.security.checks_l3()) else { return Vec::new() };
+        self.bindings.v4_of(&p.security, now)
+    }
+
+    /// Bumped whenever DHCP snooping or expiry changed a lease (see [`Bridge::v4_bindings`]).
+    pub fn bindings_generation(&self) -> u64 {
+        self.bindings.generation()
+    }
+
     pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {
         self.bindings.leases(now)
     }
@@ -183,9 +207,12 @@ impl Bridge {
         }
         let seen = security::Seen { eth: &eth, frame, vlan, now };
         if let Err(reason) = security::gate(&mut self.bindings, &self.ports, &self.macs, in_slot, &seen) {
+            self.events.security_drop(in_slot, reason, &eth, frame, now);
             return drop(reason);
         }
-        self.macs.learn(vlan, eth.src, in_slot as u32, now);
+        if let Some(from) = self.macs.learn(vlan, eth.src, in_slot as u32, now) {
+            self.events.mac_moved(vlan, eth.src, from as usize, in_slot, now);
+        }
         let pcp = eth.vlan.map(|t| t.pcp).unwrap_or(0);
         let ingress_tagged = eth.vlan.is_some();
 
@@ -217,7 +244,7 @@ impl Bridge {
     /// forwarded such frames without the pipeline seeing them, and learning must not age out
     /// an address that is in use.
     pub fn refresh(&mut self, vlan: u16, mac: MacAddr, slot: usize, now: Millis) {
-        self.macs.learn(vlan, mac, slot as u32, now);
+        let _ = self.macs.learn(vlan, mac, slot as u32, now);
     }
 
     /// The slot a MAC was learned on (the kernel fast path mirrors exactly these).

@@ -102,6 +102,9 @@ pub struct PortCounters {
     pub rx_bytes: AtomicU64,
     pub tx_packets: AtomicU64,
     pub tx_bytes: AtomicU64,
+    /// Of `rx_packets`, those the kernel fast path forwarded without the pipeline seeing them
+    /// (the datapath folds them in once a tick); the rest went through userspace.
+    pub fast_rx_packets: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -116,6 +119,13 @@ impl PortCounters {
         self.tx_bytes.fetch_add(bytes, Relaxed);
     }
 
+    /// `packets` (`bytes`) the kernel fast path received and forwarded on this port.
+    pub fn count_fast_rx(&self, packets: u64, bytes: u64) {
+        self.rx_packets.fetch_add(packets, Relaxed);
+        self.rx_bytes.fetch_add(bytes, Relaxed);
+        self.fast_rx_packets.fetch_add(packets, Relaxed);
+    }
+
     pub fn count_drop(&self, reason: DropReason, n: u64) {
         self.drops[reason.index()].fetch_add(n, Relaxed);
     }
@@ -125,7 +135,10 @@ impl PortCounters {
     }
 
     pub fn snapshot(&self) -> CounterSnapshot {
+        // Before rx_packets (which is bumped first): the fast share never exceeds the total.
+        let fast_rx_packets = self.fast_rx_packets.load(Relaxed);
         CounterSnapshot {
+            fast_rx_packets,
             rx_packets: self.rx_packets.load(Relaxed),
             rx_bytes: self.rx_bytes.load(Relaxed),
             tx_packets: self.tx_packets.load(Relaxed),
@@ -146,11 +159,23 @@ pub struct CounterSnapshot {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Of `rx_packets`, those forwarded by the kernel fast path (absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fast_rx_packets: u64,
     /// Non-zero drop counters by reason.
     pub drops: std::collections::BTreeMap<String, u64>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl CounterSnapshot {
+    /// Frames received that the userspace pipeline decided.
+    pub fn slow_rx_packets(&self) -> u64 {
+        self.rx_packets.saturating_sub(self.fast_rx_packets)
+    }
+
     pub fn total_drops(&self) -> u64 {
         self.drops.values().sum()
     }

@@ -7,6 +7,7 @@
 
 mod bridge;
 mod counters;
+mod events;
 mod mac_table;
 mod security;
 mod trace;
@@ -14,6 +15,9 @@ mod vlan;
 
 pub use bridge::{egress_parts, Bridge, BridgeSettings, Encap, Output, PortSpec, Verdict};
 pub use counters::{CounterSnapshot, DropReason, PortCounters};
+pub use events::{
+    SwitchEvent, MAX_MOVES_PER_SECOND, MAX_PENDING as MAX_PENDING_EVENTS, SECURITY_EVENT_INTERVAL_MS,
+};
 pub use mac_table::{FdbEntry, MacStats, MacTable};
 pub use security::{
     parse_allowed_ips, IpPrefix, LeaseEntry, PortSecurity, SecurityConfigError, SecurityMode,

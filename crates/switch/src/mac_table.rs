@@ -119,8 +119,9 @@ impl MacTable {
         }
     }
 
-    /// Records that `mac` on `vlan` was seen on `port` at `now`.
-    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: u32, now: Millis) {
+    /// Records that `mac` on `vlan` was seen on `port` at `now`. Returns the port it was
+    /// learned on before when it moved (for the move event).
+    pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: u32, now: Millis) -> Option<u32> {
         if let Some(&i) = self.index.get(&(vlan, mac)) {
             let s = &mut self.slots[i as usize];
             let old = std::mem::replace(&mut s.port, port);
@@ -136,7 +137,7 @@ impl MacTable {
                 self.unlink(i);
                 self.push_tail(i);
             }
-            return;
+            return (old != port).then_some(old);
         }
         if self.index.len() >= self.limit {
             self.evict_oldest();
@@ -156,6 +157,7 @@ impl MacTable {
         *self.per_port.entry(port).or_default() += 1;
         self.push_tail(i);
         self.learned += 1;
+        None
     }
 
     /// How many entries (live or not yet expired by [`MacTable::expire`]) `port` has.

@@ -332,3 +332,40 @@ fn turning_security_on_forgets_what_the_port_learned() {
     br.reconfigure(BridgeSettings::default(), ports);
     assert!(br.lookup(10, B, 2).is_none(), "the spoofed entry must not keep drawing B's traffic to A");
 }
+
+/// The pipeline reports what an operator wants to hear: a spoofed source (with the IP it
+/// claimed, rate-limited per port) and a station that moved between ports.
+#[test]
+fn spoofs_and_moves_become_events() {
+    use switch::SwitchEvent;
+    let mut br = bridge(PortSecurity::vm(A));
+    let spoof = udp4(eth(BCAST, A, None), v4(3), v4(1), (1000, 2000), b"x");
+    assert_eq!(run(&mut br, SA, &spoof, 1000), Err(DropReason::SpoofedIp));
+    assert_eq!(run(&mut br, SA, &spoof, 1100), Err(DropReason::SpoofedIp), "folded into the next event");
+    assert_eq!(run(&mut br, SA, &spoof, 2100), Err(DropReason::SpoofedIp));
+    // Stations move between trusted ports (on a VM port another MAC would be a spoof).
+    let x = MacAddr([0x52, 0x54, 0, 0, 0, 9]);
+    let t = PortVlan::new(Some(VlanMode::Trunk), None, &[10, 20]).unwrap();
+    let mut two = Bridge::new(
+        BridgeSettings::default(),
+        vec![port("t1", t.clone(), PortSecurity::off()), port("t2", t, PortSecurity::off())],
+    );
+    let tagged = raw(eth(BCAST, x, Some(10)), 0x88b5, &[0; 46]);
+    run(&mut two, 0, &tagged, 1).unwrap();
+    run(&mut two, 1, &tagged, 2).unwrap();
+    let mut moves = Vec::new();
+    assert_eq!(two.drain_events(|e| moves.push(e)), 0);
+    assert_eq!(moves, vec![SwitchEvent::MacMoved { vlan: 10, mac: x, from: 0, to: 1 }]);
+
+    let mut got = Vec::new();
+    br.drain_events(|e| got.push(e));
+    let ip = Some(v4(3).into());
+    let ev = |suppressed| SwitchEvent::SecurityDrop {
+        slot: SA,
+        reason: DropReason::SpoofedIp,
+        mac: A,
+        ip,
+        suppressed,
+    };
+    assert_eq!(got, vec![ev(0), ev(1)]);
+}

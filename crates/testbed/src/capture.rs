@@ -2,6 +2,7 @@
 //! frames arrive where.
 
 use std::io::IoSlice;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -22,6 +23,19 @@ pub fn frame_capture_until<P: Netdev + ?Sized>(
     max: usize,
     stop: impl Fn() -> bool,
 ) -> Vec<Vec<u8>> {
+    frame_capture_counted(port, duration, max, stop, &AtomicUsize::new(0))
+}
+
+/// Like [`frame_capture_until`], and keeps `seen` at the number of frames captured so far: a
+/// sender can pace itself by it, so it never outruns a capture that the machine's load delays
+/// (a capture ring that overflows would hide the very frames a test looks for).
+pub fn frame_capture_counted<P: Netdev + ?Sized>(
+    port: &mut P,
+    duration: Duration,
+    max: usize,
+    stop: impl Fn() -> bool,
+    seen: &AtomicUsize,
+) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     let mut batch = RxBatch::new(max.clamp(1, 32));
     let deadline = Instant::now() + duration;
@@ -37,6 +51,7 @@ pub fn frame_capture_until<P: Netdev + ?Sized>(
                 for i in 0..n.min(max - frames.len()) {
                     frames.push(batch.frame(i).to_vec());
                 }
+                seen.store(frames.len(), Ordering::Relaxed);
             }
             Err(_) => break,
         }

@@ -20,6 +20,9 @@ pub struct PingReport {
     pub replies: Vec<f64>,
     /// The longest time between two replies.
     pub longest_gap: Duration,
+    /// Echo requests sent and replies received, from ping's summary (0 if it printed none).
+    pub transmitted: u32,
+    pub received: u32,
 }
 
 impl BackgroundPing {
@@ -28,6 +31,22 @@ impl BackgroundPing {
         let i = format!("{:.3}", interval.as_secs_f64());
         let w = seconds.to_string();
         let child = ns.spawn(&["ping", "-D", "-n", "-i", &i, "-w", &w, dst])?;
+        Ok(BackgroundPing { child, interval })
+    }
+
+    /// Sends exactly `count` echo requests every `interval` (ping ends after `count` replies,
+    /// or at `deadline_s` if some are lost), so "all replied" is `received == transmitted ==
+    /// count` — counted, not timed.
+    pub fn counted(
+        ns: &Netns,
+        dst: &str,
+        interval: Duration,
+        count: u32,
+        deadline_s: u32,
+    ) -> anyhow::Result<BackgroundPing> {
+        let i = format!("{:.3}", interval.as_secs_f64());
+        let (c, w) = (count.to_string(), deadline_s.to_string());
+        let child = ns.spawn(&["ping", "-D", "-n", "-i", &i, "-c", &c, "-w", &w, dst])?;
         Ok(BackgroundPing { child, interval })
     }
 
@@ -40,7 +59,8 @@ impl BackgroundPing {
         let _ = self.child.child_mut().wait();
         let replies = parse_reply_times(&out);
         let longest = replies.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
-        PingReport { replies, longest_gap: Duration::from_secs_f64(longest.max(0.0)) }
+        let (transmitted, received) = parse_summary(&out);
+        PingReport { replies, longest_gap: Duration::from_secs_f64(longest.max(0.0)), transmitted, received }
     }
 
     /// The interval the ping was started with.
@@ -57,6 +77,13 @@ fn parse_reply_times(out: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `N packets transmitted, M received` from ping's summary line.
+fn parse_summary(out: &str) -> (u32, u32) {
+    let Some(line) = out.lines().find(|l| l.contains("packets transmitted")) else { return (0, 0) };
+    let mut nums = line.split(',').filter_map(|f| f.split_whitespace().next()?.parse().ok());
+    (nums.next().unwrap_or(0), nums.next().unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +95,8 @@ mod tests {
                    [1700000000.350000] 64 bytes from 198.18.0.2: icmp_seq=6 ttl=64 time=0.1 ms\n\
                    --- 198.18.0.2 ping statistics ---\n";
         assert_eq!(parse_reply_times(out), vec![1700000000.1, 1700000000.35]);
+        assert_eq!(parse_summary(out), (0, 0));
+        let sum = "60 packets transmitted, 58 received, 3.33333% packet loss, time 5950ms\n";
+        assert_eq!(parse_summary(sum), (60, 58));
     }
 }

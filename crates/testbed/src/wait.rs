@@ -5,10 +5,17 @@ use std::time::{Duration, Instant};
 
 /// Polls `f` every ~20 ms until it returns true (→ true) or `timeout` passes (→ false).
 /// `f` is always called at least once.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, f: impl FnMut() -> bool) -> bool {
+    wait_until_every(timeout, Duration::from_millis(20), f)
+}
+
+/// Like [`wait_until`], polling every `interval` (at least 1 ms): for a wait that paces a
+/// sender many times over, where 20 ms a round would add up.
+pub fn wait_until_every(timeout: Duration, interval: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let interval = interval.max(Duration::from_millis(1));
     let deadline = Instant::now() + timeout;
     // Bounded by time, and by count in case the clock misbehaves.
-    let max_polls = timeout.as_millis() / 20 + 2;
+    let max_polls = timeout.as_millis() / interval.as_millis() + 2;
     for _ in 0..max_polls {
         if f() {
             return true;
@@ -17,7 +24,7 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         if now >= deadline {
             return false;
         }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+        std::thread::sleep((deadline - now).min(interval));
     }
     f()
 }

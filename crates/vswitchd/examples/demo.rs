@@ -137,6 +137,12 @@ fn report(ctl: &Ctl, vms: &[Vm]) -> anyhow::Result<bool> {
     println!("== rvsctl zones show\n{}", ctl.run(&["zones", "show"])?.0);
     println!("== rvsctl show\n{}", ctl.run(&["show"])?.0);
     println!("== rvsctl fdb show br-intranet\n{}", ctl.run(&["fdb", "show", "br-intranet"])?.0);
+    println!("== rvsctl events\n{}", ctl.run(&["events"])?.0);
+    // `RVSWITCH_DEMO_TOPOLOGY=FILE.svg ./demo.sh` keeps the picture (docs/topology.png is made so).
+    if let Some(file) = std::env::var_os("RVSWITCH_DEMO_TOPOLOGY") {
+        std::fs::write(&file, ctl.run(&["topology", "--format", "svg"])?.0)?;
+        println!("== rvsctl topology --format svg > {}", Path::new(&file).display());
+    }
     let ok = as_expected && verify_code == 0;
     if ok {
         println!("result: zones and VLANs isolate exactly as configured, and verify agrees. Cleaning up.");
@@ -188,7 +194,8 @@ fn start_daemon(rvswitchd: &Path, dir: &Path) -> anyhow::Result<ChildGuard> {
 }
 
 /// Adds each VM's port to its zone's bridge the way libvirt does when a domain starts: a port
-/// tagged with the portgroup's VLAN and `external_ids:attached-mac` on the interface. One
+/// tagged with the portgroup's VLAN and `external_ids:attached-mac` and `vm-id` on the
+/// interface (libvirt's vm-id is the domain's UUID; these VMs have only names). One
 /// transaction, then wait until the daemon applied it (cur_cfg), like `ovs-vsctl add-port`.
 fn attach_vms(db: &str, vms: &[Vm]) -> anyhow::Result<()> {
     let mut c = ovsdb::client::Client::connect(db, Duration::from_secs(10))?;
@@ -197,7 +204,7 @@ fn attach_vms(db: &str, vms: &[Vm]) -> anyhow::Result<()> {
         let (iface, port) = (format!("i{i}"), format!("p{i}"));
         let mac = vm_mac(i);
         ops.push(json!({"op": "insert", "table": "Interface", "uuid-name": iface,
-            "row": {"name": vm.port, "external_ids": ["map", [["attached-mac", mac]]]}}));
+            "row": {"name": vm.port, "external_ids": ["map", [["attached-mac", mac], ["vm-id", vm.name]]]}}));
         let tag = if vlan == 0 { json!(["set", []]) } else { json!(vlan) };
         ops.push(json!({"op": "insert", "table": "Port", "uuid-name": port,
             "row": {"name": vm.port, "tag": tag, "interfaces": ["named-uuid", iface]}}));

@@ -132,11 +132,21 @@ pub fn parse(text: &str, file: &str) -> Result<DesiredState, ConfigError> {
             kind: PortKind::Internal,
             vlan: PortVlan::new(None, None, &[]).expect("an all-VLAN trunk is always valid"),
             security: PortSecurity::off(),
+            vpn: None,
         }];
         for rp in &rb.ports {
             let pname = rp.name.get_ref();
             check_ifname(pname).map_err(|m| at(rp.name.span(), format!("port name {pname:?}: {m}")))?;
             let kind = rp.kind.as_ref().map(|k| *k.get_ref());
+            if let Some(k) = rp.kind.as_ref().filter(|k| *k.get_ref() == PortKind::Vpn) {
+                return Err(at(
+                    k.span(),
+                    format!(
+                        "port {pname:?}: rvswitch-vpn ports need options (wireguard, subnet, gateway): \
+                         configure them with a zones file or ovs-vsctl"
+                    ),
+                ));
+            }
             if pname == name {
                 if let Some(k) = rp.kind.as_ref().filter(|k| *k.get_ref() != PortKind::Internal) {
                     return Err(at(
@@ -173,6 +183,7 @@ pub fn parse(text: &str, file: &str) -> Result<DesiredState, ConfigError> {
                 kind: kind.unwrap_or(PortKind::System),
                 vlan,
                 security: PortSecurity::off(),
+                vpn: None,
             };
             if pname == name {
                 ports[0] = DesiredPort { kind: PortKind::Internal, ..desired };

@@ -100,6 +100,11 @@ fn handle(req: Request, shared: &Shared) -> Reply {
             Ok(t) => Reply::success(&t),
             Err(e) => Reply::failure(e),
         },
+        Request::Events { from, wait_ms } => {
+            // The ring is read without the daemon's lock: a follower waits for news.
+            let ring = lock(shared).events();
+            Reply::success(&ring.read(from, Duration::from_millis(wait_ms)))
+        }
         Request::Reload => match lock(shared).reload() {
             Ok(changes) => Reply::success(&ReloadReply { changes }),
             Err(e) => {

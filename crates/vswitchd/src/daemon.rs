@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ctl::protocol::{FdbReply, ShowReply};
 use tracing::{info, warn};
@@ -11,6 +12,8 @@ use tracing::{info, warn};
 use crate::config::{self, ConfigError};
 use crate::datapath::Datapath;
 use crate::db::{DbError, DbSync};
+use crate::events::links::LinkWatch;
+use crate::events::EventRing;
 use crate::reconcile::{FdbError, Reconciler};
 
 /// Why a reload changed nothing.
@@ -27,11 +30,21 @@ pub struct Daemon {
     rec: Reconciler,
     db: DbSync,
     config_path: Option<PathBuf>,
+    /// The first reload could not reach the database (a remote one not answering yet): it is
+    /// done, with the first-start clean-up, once the database has sent its contents.
+    first_reload_pending: bool,
+    events: Arc<EventRing>,
+    links: LinkWatch,
 }
 
 impl Daemon {
-    pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>) -> Daemon {
-        Daemon { rec, db, config_path }
+    pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>, events: Arc<EventRing>) -> Daemon {
+        Daemon { rec, db, config_path, first_reload_pending: false, events, links: LinkWatch::default() }
+    }
+
+    /// The event ring, for readers that must not hold the daemon's lock while they wait.
+    pub fn events(&self) -> Arc<EventRing> {
+        self.events.clone()
     }
 
     /// Reads the config file (if any) into the database, then applies the database. A bad file
@@ -44,8 +57,24 @@ impl Daemon {
         Ok(self.db.sync(&mut self.rec)?)
     }
 
+    /// The first reload failed for want of a database; [`Daemon::sync`] does it later.
+    pub fn defer_first_reload(&mut self) {
+        self.first_reload_pending = true;
+    }
+
     /// Applies the database's current configuration (after a change notification).
     pub fn sync(&mut self) {
+        if self.first_reload_pending {
+            match self.reload() {
+                Ok(changes) => {
+                    info!("database reached: applied ({} changes)", changes.len());
+                    self.first_reload_pending = false;
+                    self.drop_unclaimed_kept();
+                }
+                Err(e) => warn!("cannot apply the database yet: {e}"),
+            }
+            return;
+        }
         match self.db.sync(&mut self.rec) {
             Ok(changes) if !changes.is_empty() => {
                 info!("applied {} change(s) from the database", changes.len())
@@ -55,9 +84,13 @@ impl Daemon {
         }
     }
 
-    /// Periodic work: re-check devices (vanished, reappeared) and write status back.
+    /// Periodic work: re-check devices (vanished, reappeared), report links that went up or
+    /// down, and write status back.
     pub fn tick(&mut self) {
         self.rec.monitor();
+        for e in self.links.changes(self.rec.link_states()) {
+            self.events.push(e);
+        }
         self.db.write_status(&self.rec);
     }
 

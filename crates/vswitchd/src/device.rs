@@ -6,26 +6,35 @@ use std::os::fd::OwnedFd;
 use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort, TunnelEndpoints, TunnelPort};
 use tracing::info;
 
-use crate::state::PortKind;
+use crate::state::{PortKind, VpnOptions};
+use crate::vpn::{VpnOpenError, VpnPort};
 
-/// An open device of either backend.
+/// An open device of any backend.
 pub enum Device {
     System(SystemPort),
     Tap(TapPort),
+    /// A VXLAN or Geneve tunnel port: no kernel device, a share of a UDP socket.
     Tunnel(TunnelPort),
+    /// A VPN gateway port: no kernel device, a UDP socket to the peer.
+    Vpn(Box<VpnPort>),
 }
 
 impl Device {
-    /// Opens (system, tunnel) or creates (tap, internal) the device of port `name`. Tunnel
-    /// ports share the UDP sockets in `endpoints`.
+    /// Opens (system, tunnel) or creates (tap, internal) the device of port `name`. With the
+    /// kernel fast path (`fast_path`) a system port's slow path carries only what the kernel
+    /// does not forward (first frames of a flow, broadcast, what port security must see), so it
+    /// receives without a ring (see [`SystemPort::open_per_cpu_copying`]). Tunnel ports share
+    /// the UDP sockets in `endpoints`.
     pub fn open(
         name: &str,
         kind: PortKind,
         rx_queues: usize,
+        fast_path: bool,
         endpoints: &TunnelEndpoints,
     ) -> Result<Device, NetdevError> {
+        let open_system = if fast_path { SystemPort::open_per_cpu_copying } else { SystemPort::open_per_cpu };
         match kind {
-            PortKind::System => SystemPort::open_per_cpu(name, rx_queues).map(|p| {
+            PortKind::System => open_system(name, rx_queues).map(|p| {
                 if p.rx_queues() < rx_queues {
                     info!(port = name, "per-CPU receive queues refused by the kernel; one queue");
                 }
@@ -34,7 +43,13 @@ impl Device {
             PortKind::Tap => TapPort::create(name).map(Device::Tap),
             PortKind::Internal => TapPort::create_internal(name).map(Device::Tap),
             PortKind::Tunnel(cfg) => TunnelPort::open(name, cfg, endpoints).map(Device::Tunnel),
+            PortKind::Vpn => Err(no_descriptors(name)),
         }
+    }
+
+    /// Opens the VPN gateway port `name` (reads its wg-quick file, binds its socket).
+    pub fn open_vpn(name: &str, opts: &VpnOptions) -> Result<Device, VpnOpenError> {
+        crate::vpn::open(name, opts).map(|p| Device::Vpn(Box::new(p)))
     }
 
     /// Rebuilds the device of port `name` from kept descriptors.
@@ -47,14 +62,16 @@ impl Device {
                 dev: name.to_string(),
                 reason: "tunnel ports are reopened".into(),
             }),
+            PortKind::Vpn => Err(no_descriptors(name)),
         }
     }
 
-    pub fn ifindex(&self) -> u32 {
+    /// The kernel device's ifindex; None for a tunnel or VPN port, which have none.
+    pub fn ifindex(&self) -> Option<u32> {
         match self {
-            Device::System(p) => p.ifindex(),
-            Device::Tap(p) => p.ifindex(),
-            Device::Tunnel(_) => 0,
+            Device::System(p) => Some(p.ifindex()),
+            Device::Tap(p) => Some(p.ifindex()),
+            Device::Tunnel(_) | Device::Vpn(_) => None,
         }
     }
 
@@ -64,6 +81,8 @@ impl Device {
             Device::System(p) => p.descriptors(),
             Device::Tap(p) => p.descriptors(),
             Device::Tunnel(p) => p.descriptors(),
+            // A fresh UDP socket and a fresh handshake serve a restart as well.
+            Device::Vpn(_) => Vec::new(),
         }
     }
 
@@ -72,6 +91,7 @@ impl Device {
             Device::System(p) => Box::new(p),
             Device::Tap(p) => Box::new(p),
             Device::Tunnel(p) => Box::new(p),
+            Device::Vpn(p) => p,
         }
     }
 
@@ -82,5 +102,14 @@ impl Device {
             Device::Tunnel(p) => p.underlay_problem(),
             _ => None,
         }
+    }
+}
+
+/// A VPN port is opened from its options ([`Device::open_vpn`]), never by name alone, and
+/// keeps no descriptors across a restart.
+fn no_descriptors(name: &str) -> NetdevError {
+    NetdevError::StaleDescriptors {
+        dev: name.to_string(),
+        reason: "a VPN port is opened from its options".into(),
     }
 }

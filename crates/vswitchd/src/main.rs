@@ -17,8 +17,10 @@ use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
+use vswitchd::daemon::ReloadError;
 use vswitchd::datapath::{Datapath, DatapathMode, DatapathOptions};
-use vswitchd::db::{ensure_root_row, DbSync};
+use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
+use vswitchd::events::{self, EventRing};
 use vswitchd::fdstore::{self, FdStore, Kept};
 use vswitchd::handover;
 use vswitchd::reconcile::Reconciler;
@@ -53,6 +55,17 @@ struct Args {
     /// Also serve OVSDB on TCP (e.g. 127.0.0.1:6640). Off by default.
     #[arg(long)]
     db_tcp: Option<SocketAddr>,
+    /// Use an existing ovsdb-server instead of the embedded one, as ovs-vswitchd does:
+    /// `unix:PATH` or `tcp:HOST:PORT`, several comma-separated for a Raft cluster (the leader is
+    /// followed). --db-socket and --db-file are then unused; --ovs-compat does not apply (the
+    /// ovsdb-server owns OvS's run directory).
+    #[arg(long, value_delimiter = ',', value_parser = parse_remote, conflicts_with_all = ["db_tcp", "ovs_compat"])]
+    db: Vec<String>,
+    /// This host's name in a database shared by several hosts: it applies only the Bridges whose
+    /// `external_ids:rvswitch-system-id` is this (see the README). Default: the root row's
+    /// `external_ids:system-id`, i.e. a database of its own.
+    #[arg(long)]
+    system_id: Option<String>,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log: String,
@@ -98,6 +111,10 @@ struct Args {
 #[derive(Debug, thiserror::Error)]
 #[error("{0:?} is not an octal mode")]
 struct BadMode(String);
+
+fn parse_remote(s: &str) -> Result<String, ovsdb::client::ClientError> {
+    s.parse::<ovsdb::client::Remote>().map(|r| r.to_string())
+}
 
 fn parse_mode(s: &str) -> Result<u32, BadMode> {
     u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o777).ok_or_else(|| BadMode(s.to_string()))
@@ -176,26 +193,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     for dir in [args.db_file.parent(), args.db_socket.parent()].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let schema = SchemaSource::Vswitch.load().map_err(|e| anyhow::anyhow!("loading the schema: {e}"))?;
-    let database = Database::open(schema, &args.db_file)
-        .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.db_file.display()))?;
-    // Clients may connect the instant the socket exists; the root row must be there by then.
-    ensure_root_row(&database)?;
-    // After an in-place upgrade the previous image's listener is still bound: clients that
-    // connected meanwhile wait in its backlog.
-    let server = match handover::inherited(handover::DB_LISTENER) {
-        Some(l) => Server::start_with_listener(database, &args.db_socket, l, args.db_tcp, Default::default()),
-        None => Server::start_with_database(
-            database,
-            &args.db_socket,
-            args.db_socket_mode,
-            args.db_tcp,
-            Default::default(),
-        ),
-    }
-    .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
-    let (db, notes) = DbSync::new(server.database())?;
-    let datapath = Datapath::spawn_with(DatapathOptions {
+    let (server, db, notes) = open_database(&args)?;
+    let mut datapath = Datapath::spawn_with(DatapathOptions {
         busy_poll: Duration::from_micros(args.busy_poll_us),
         sender_affinity: args.sender_affinity == "on",
         mode: match args.datapath.as_str() {
@@ -205,11 +204,22 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     })?;
     let forwarding_beat = datapath.heartbeat();
+    let events = collect_events(&mut datapath)?;
     let (store, kept) = open_fd_store(&args);
     let rec = Reconciler::with_store(datapath, store, kept);
-    let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone())));
-    lock(&shared).reload()?;
-    lock(&shared).drop_unclaimed_kept();
+    let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
+    // Bound first: a guard in the match scrutinee would live through the arms.
+    let first = lock(&shared).reload();
+    match first {
+        Ok(_) => lock(&shared).drop_unclaimed_kept(),
+        // A remote database that does not answer yet: forwarding starts empty (or on the
+        // devices kept from before) and the first contents are applied when they arrive.
+        Err(ReloadError::Db(e @ (DbError::NotLoaded | DbError::Disconnected | DbError::LockHeld))) => {
+            warn!("{e}; the configuration is applied once the database answers");
+            lock(&shared).defer_first_reload();
+        }
+        Err(e) => return Err(e.into()),
+    }
     let socket = control::serve(
         &args.control_socket,
         shared.clone(),
@@ -217,14 +227,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let appctl = serve_unixctl(&args, &shared)?;
     // Shared with the metrics endpoint, which counts its clients; taken back for the shutdown.
-    let server = Arc::new(Mutex::new(Some(server)));
+    let server = Arc::new(Mutex::new(server));
     serve_metrics(&args, &shared, &server)?;
-    info!(control = %socket.path.display(), db = %args.db_socket.display(), "rvswitchd running");
+    let serving = match args.db.is_empty() {
+        true => format!("serving {}", args.db_socket.display()),
+        false => format!("on the database at {}", args.db.join(",")),
+    };
+    info!(control = %socket.path.display(), "rvswitchd running, {serving}");
     let control_beat = Heartbeat::new();
-    service.ready(
-        &format!("serving {}", args.db_socket.display()),
-        vec![forwarding_beat, control_beat.clone()],
-    )?;
+    service.ready(&serving, vec![forwarding_beat, control_beat.clone()])?;
 
     // The control loop: apply database changes as they are announced; every TICK re-check
     // devices and write status back.
@@ -260,11 +271,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             SIGHUP => match lock(&shared).reload() {
                 Ok(changes) => {
                     info!("reloaded ({} changes)", changes.len());
-                    service.status(&format!(
-                        "serving {}; reloaded ({} changes)",
-                        args.db_socket.display(),
-                        changes.len()
-                    ));
+                    service.status(&format!("{serving}; reloaded ({} changes)", changes.len()));
                 }
                 Err(e) => warn!("reload refused, running config kept: {e}"),
             },
@@ -309,6 +316,51 @@ fn run(args: Args) -> anyhow::Result<()> {
     Err(reexec(pass))
 }
 
+/// The database: the embedded server (and our session with it), or with `--db` the connection
+/// to an existing ovsdb-server.
+fn open_database(
+    args: &Args,
+) -> anyhow::Result<(Option<ServerHandle>, DbSync, std::sync::mpsc::Receiver<serde_json::Value>)> {
+    if !args.db.is_empty() {
+        let opts = RemoteOptions {
+            remotes: args.db.clone(),
+            lock: lock_name(args.system_id.as_deref()),
+            root_system_id: args.system_id.is_none().then(|| uuid::Uuid::new_v4().to_string()),
+        };
+        info!(remotes = args.db.join(","), "using an existing database; no embedded server");
+        let (db, notes) = DbSync::remote(opts, Scope::new(args.system_id.clone()))?;
+        return Ok((None, db, notes));
+    }
+    let schema = SchemaSource::Vswitch.load().map_err(|e| anyhow::anyhow!("loading the schema: {e}"))?;
+    let database = Database::open(schema, &args.db_file)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", args.db_file.display()))?;
+    // Clients may connect the instant the socket exists; the root row must be there by then.
+    ensure_root_row(&database)?;
+    // After an in-place upgrade the previous image's listener is still bound: clients that
+    // connected meanwhile wait in its backlog.
+    let server = match handover::inherited(handover::DB_LISTENER) {
+        Some(l) => Server::start_with_listener(database, &args.db_socket, l, args.db_tcp, Default::default()),
+        None => Server::start_with_database(
+            database,
+            &args.db_socket,
+            args.db_socket_mode,
+            args.db_tcp,
+            Default::default(),
+        ),
+    }
+    .map_err(|e| anyhow::anyhow!("starting the OVSDB server: {e}"))?;
+    let (db, notes) = DbSync::new(server.database())?;
+    Ok((Some(server), db, notes))
+}
+
+/// The event ring, fed from the forwarding thread by the collector thread started here.
+fn collect_events(datapath: &mut Datapath) -> anyhow::Result<Arc<EventRing>> {
+    let feed = datapath.take_events().context("the datapath's events were already taken")?;
+    let ring = EventRing::new(events::RING_CAPACITY, feed.dropped.clone());
+    events::feed::collect(feed, ring.clone())?;
+    Ok(ring)
+}
+
 /// Starts the metrics endpoint if `--metrics` asks for one.
 fn serve_metrics(
     args: &Args,
@@ -317,12 +369,10 @@ fn serve_metrics(
 ) -> anyhow::Result<()> {
     let Some(addr) = args.metrics else { return Ok(()) };
     let clients = server.clone();
-    let ovsdb_clients = Arc::new(move || lock_server(&clients).as_ref().map_or(0, |s| s.connections()));
-    metrics::serve(
-        addr,
-        args.metrics_allow_remote,
-        metrics::Source { shared: shared.clone(), ovsdb_clients },
-    )?;
+    let ovsdb = Arc::new(move || {
+        lock_server(&clients).as_ref().map_or_else(Default::default, |s| (s.connections(), s.stats()))
+    });
+    metrics::serve(addr, args.metrics_allow_remote, metrics::Source { shared: shared.clone(), ovsdb })?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply};
+use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply, VpnStatus};
 use netdev::{interface_info, InterfaceInfo, NetdevError, TunnelEndpoints};
 use switch::{PortCounters, PortSpec};
 use tracing::{debug, info, warn};
@@ -18,6 +18,7 @@ use crate::datapath::{Datapath, NoAnswer, PortLink, Topology, TopologyBridge, To
 use crate::device::Device;
 use crate::fdstore::{FdStore, Kept};
 use crate::state::{DesiredPort, DesiredState, PortKind};
+use crate::vpn::VpnShared;
 pub use diff::{diff, Change, Changes};
 
 /// How long a configuration change may wait for the forwarding thread to carry it out. Closing
@@ -36,6 +37,8 @@ struct PortRuntime {
     /// The device as last seen (at open, and on every monitoring pass for system ports), so
     /// status write-back costs no syscalls per port.
     info: Option<InterfaceInfo>,
+    /// A VPN gateway port's tunnel status, as its forwarding-side device publishes it.
+    vpn: Option<VpnShared>,
 }
 
 /// A port's device as the database shows it (Interface status columns).
@@ -48,6 +51,7 @@ pub struct IfaceStatus {
     pub link_up: bool,
     pub error: Option<String>,
     pub counters: CounterSnapshot,
+    pub vpn: Option<VpnStatus>,
 }
 
 pub struct Reconciler {
@@ -131,6 +135,7 @@ impl Reconciler {
                 ifindex: None,
                 error: None,
                 info: None,
+                vpn: None,
             });
             TopologyPort {
                 spec: PortSpec {
@@ -165,21 +170,9 @@ impl Reconciler {
     /// descriptors go to the keeper.
     fn open_port(&mut self, name: &str) {
         let Some(rt) = self.ports.get_mut(name) else { return };
-        let kind = rt.kind;
-        let opened = match self.kept.remove(name) {
-            Some(fds) => match Device::adopt(name, kind, fds) {
-                Ok(dev) => {
-                    info!(port = name, "adopted the device the previous rvswitchd kept open");
-                    Ok(dev)
-                }
-                Err(e) => {
-                    info!(port = name, "{e}; opening it afresh");
-                    Device::open(name, kind, self.datapath.rx_queues(), &self.endpoints)
-                        .inspect(|d| self.keep(name, d))
-                }
-            },
-            None => Device::open(name, kind, self.datapath.rx_queues(), &self.endpoints)
-                .inspect(|d| self.keep(name, d)),
+        let opened = match rt.kind {
+            PortKind::Vpn => self.open_vpn(name),
+            kind => self.open_device(name, kind).map_err(|e| e.to_string()),
         };
         let Some(rt) = self.ports.get_mut(name) else { return };
         match opened {
@@ -188,18 +181,21 @@ impl Reconciler {
                 if rt.error.take().is_some() || rt.ifindex.is_some() {
                     info!(port = name, ifindex, "port device is back");
                 }
-                // Tunnel ports have no device of their own, hence no ifindex.
-                rt.ifindex = (ifindex != 0).then_some(ifindex);
+                // Tunnel and VPN ports have no device of their own, hence no ifindex.
+                rt.ifindex = ifindex;
                 rt.error = dev.warning();
                 if let Some(w) = &rt.error {
                     warn!(port = name, "{w}");
                 }
                 rt.info = interface_info(name).ok().flatten();
+                rt.vpn = match &dev {
+                    Device::Vpn(v) => Some(v.shared()),
+                    _ => None,
+                };
                 rt.link.set_attached(true);
                 self.datapath.attach(name, dev.into_netdev());
             }
-            Err(e) => {
-                let msg = e.to_string();
+            Err(msg) => {
                 if rt.error.as_deref() != Some(msg.as_str()) {
                     warn!(port = name, "{msg}");
                 }
@@ -207,6 +203,44 @@ impl Reconciler {
                 rt.error = Some(msg);
             }
         }
+    }
+
+    /// A device by name: adopted from kept descriptors when they still fit, else opened.
+    fn open_device(&mut self, name: &str, kind: PortKind) -> Result<Device, NetdevError> {
+        match self.kept.remove(name) {
+            Some(fds) => match Device::adopt(name, kind, fds) {
+                Ok(dev) => {
+                    info!(port = name, "adopted the device the previous rvswitchd kept open");
+                    Ok(dev)
+                }
+                Err(e) => {
+                    info!(port = name, "{e}; opening it afresh");
+                    Device::open(
+                        name,
+                        kind,
+                        self.datapath.rx_queues(),
+                        self.datapath.kernel_fast_path(),
+                        &self.endpoints,
+                    )
+                    .inspect(|d| self.keep(name, d))
+                }
+            },
+            None => Device::open(
+                name,
+                kind,
+                self.datapath.rx_queues(),
+                self.datapath.kernel_fast_path(),
+                &self.endpoints,
+            )
+            .inspect(|d| self.keep(name, d)),
+        }
+    }
+
+    /// A VPN gateway port from its options in the desired state.
+    fn open_vpn(&self, name: &str) -> Result<Device, String> {
+        let opts = self.desired.ports().find(|(_, p)| p.name == name).and_then(|(_, p)| p.vpn.as_ref());
+        let opts = opts.ok_or_else(|| format!("VPN port {name} has no options"))?;
+        Device::open_vpn(name, opts).map_err(|e| e.to_string())
     }
 
     /// Hands `dev`'s descriptors to the keeper (if there is one).
@@ -258,7 +292,7 @@ impl Reconciler {
                 }
                 // Our own taps: only the datapath can tell they failed (they may also have been
                 // moved into another namespace on purpose, where we cannot see them by name).
-                PortKind::Tap | PortKind::Internal | PortKind::Tunnel(_) => {
+                PortKind::Tap | PortKind::Internal | PortKind::Tunnel(_) | PortKind::Vpn => {
                     if !rt.link.is_attached() {
                         self.open_port(&name);
                     }
@@ -283,7 +317,20 @@ impl Reconciler {
             link_up: attached && (owned || info.is_some_and(|i| i.carrier)),
             error: rt.error.clone(),
             counters: rt.counters.snapshot(),
+            vpn: rt.vpn.as_ref().map(VpnShared::get),
         })
+    }
+
+    /// Every configured port's (bridge, port, link up), as the database is told (for port
+    /// up/down events).
+    pub fn link_states(&self) -> Vec<(String, String, bool)> {
+        self.desired
+            .ports()
+            .map(|(b, p)| {
+                let up = self.iface_status(&p.name).is_some_and(|s| s.link_up);
+                (b.name.clone(), p.name.clone(), up)
+            })
+            .collect()
     }
 
     /// Folds the kernel fast path's counters into the ports' (before reading statistics).
@@ -316,6 +363,7 @@ impl Reconciler {
         let carrier = match p.kind {
             PortKind::System => interface_info(&p.name).ok().flatten().is_some_and(|i| i.carrier),
             PortKind::Tap | PortKind::Internal | PortKind::Tunnel(_) => true,
+            PortKind::Vpn => rt.and_then(|r| r.vpn.as_ref()).is_some_and(|v| v.get().state == "up"),
         };
         PortStatus {
             name: p.name.clone(),
@@ -331,6 +379,7 @@ impl Reconciler {
             ifindex: rt.and_then(|r| r.ifindex),
             error: rt.and_then(|r| r.error.clone()),
             statistics: rt.map(|r| r.counters.snapshot()).unwrap_or_default(),
+            vpn: rt.and_then(|r| r.vpn.as_ref()).map(VpnShared::get),
         }
     }
 

@@ -1,6 +1,10 @@
 //! Desired state: what the running datapath should look like, independent of where it came from
 //! (today the TOML file; the OVSDB issue adds the Open_vSwitch tables as a second source).
 
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use gateway::Prefix;
 use netdev::TunnelConfig;
 use serde::Deserialize;
 use switch::{BridgeSettings, PortSecurity, PortVlan};
@@ -19,6 +23,10 @@ pub enum PortKind {
     /// Only the database configures these.
     #[serde(skip)]
     Tunnel(TunnelConfig),
+    /// A zone's gateway with its WireGuard uplink (Interface `type=rvswitch-vpn`): no kernel
+    /// device; frames become IP packets in a boringtun tunnel over a UDP socket.
+    #[serde(rename = "rvswitch-vpn")]
+    Vpn,
 }
 
 impl PortKind {
@@ -28,6 +36,7 @@ impl PortKind {
             PortKind::Tap => "tap",
             PortKind::Internal => "internal",
             PortKind::Tunnel(t) => t.proto.as_str(),
+            PortKind::Vpn => "rvswitch-vpn",
         }
     }
 }
@@ -39,6 +48,20 @@ pub struct DesiredPort {
     pub vlan: PortVlan,
     /// From Interface `external_ids:attached-mac` and `other_config` (off for file ports).
     pub security: PortSecurity,
+    /// The gateway and tunnel of a [`PortKind::Vpn`] port (Interface `options`); None otherwise.
+    pub vpn: Option<VpnOptions>,
+}
+
+/// What a VPN gateway port is configured with (Interface `options:wireguard`, `subnet`,
+/// `gateway`). The wg-quick file is read when the port opens, so a bad file shows in the
+/// Interface's `error` column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpnOptions {
+    pub wireguard: PathBuf,
+    /// The zone's subnet: the VMs' addresses, routed by the office to us.
+    pub subnet: Prefix,
+    /// The address the zone's VMs use as their gateway.
+    pub gateway: Ipv4Addr,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

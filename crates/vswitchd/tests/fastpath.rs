@@ -63,6 +63,8 @@ fn kernel_forwards_known_unicast_while_the_daemon_is_frozen() {
     let after = d.port(&b.port).statistics;
     assert!(after.tx_packets >= before.tx_packets + 10, "kernel counts folded in: {before:?} → {after:?}");
     assert!(after.rx_packets >= before.rx_packets + 10, "{before:?} → {after:?}");
+    // Those frames are the fast path's share (what --metrics exports as path="kernel").
+    assert!(after.fast_rx_packets >= before.fast_rx_packets + 10, "{before:?} → {after:?}");
     assert!(d.stop(), "rvswitchd did not exit cleanly");
 }
 

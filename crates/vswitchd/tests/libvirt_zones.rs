@@ -18,7 +18,7 @@ mod libvirt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Vm};
+use common::{rvsctl_path, Daemon, Vm};
 use libvirt::capture::{assert_captures, send_probe, Captures, Expect, Heard};
 use libvirt::guest::{assert_reach, boot, wait_done, Guest};
 use libvirt::validate;
@@ -110,12 +110,6 @@ fn vsctl(args: &[&str]) -> String {
     let mut full = vec![db.as_str(), "--timeout=10"];
     full.extend_from_slice(args);
     run("ovs-vsctl", &full).unwrap_or_else(|e| panic!("{e}")).trim().to_owned()
-}
-
-/// rvsctl, built beside rvswitchd by the same workspace build (`cargo test --workspace` or
-/// `cargo build -p ctl`); a test binary cannot name another package's binary otherwise.
-fn rvsctl_path() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_rvswitchd")).with_file_name("rvsctl")
 }
 
 /// `rvsctl --db unix:/var/run/openvswitch/db.sock ARGS`: (exit code, stdout); stderr on failure

@@ -60,6 +60,11 @@ fn counters(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// The value of the series named exactly `series` (no labels).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// Root and `program` (from Debian's prometheus) or a skip; then two pinging VMs on `bridge` of
 /// a daemon serving metrics on the port returned.
 fn metrics_daemon(
@@ -86,16 +91,34 @@ fn live_scrapes_pass_promtool_and_counters_only_grow() {
         line.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok())
     };
     let idle = clients(&first).expect("rvswitch_ovsdb_clients");
-    let _client = std::os::unix::net::UnixStream::connect(d.db_socket()).expect("OVSDB client");
+    let mut client = std::os::unix::net::UnixStream::connect(d.db_socket()).expect("OVSDB client");
     assert!(
         testbed::wait_until(Duration::from_secs(5), || clients(&scrape(port)) == Some(idle + 1)),
         "an OVSDB client connected, the gauge did not show it"
     );
+    // One transaction from that client: the counter and the histogram's count both move.
+    let txns = |text: &str| value(text, "rvswitch_ovsdb_transactions_total");
+    let before_txn = txns(&first).expect("rvswitch_ovsdb_transactions_total");
+    client.write_all(br#"{"method":"transact","params":["Open_vSwitch"],"id":1}"#).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reply = [0u8; 64];
+    let n = client.read(&mut reply).expect("transact reply");
+    assert!(String::from_utf8_lossy(&reply[..n]).contains(r#""result":[]"#));
+    let third = scrape(port);
+    assert!(txns(&third).is_some_and(|t| t > before_txn), "transaction not counted:\n{third}");
+    assert_eq!(value(&third, "rvswitch_ovsdb_transaction_seconds_count"), txns(&third));
+    assert!(third.contains(r#"rvswitch_ovsdb_transaction_seconds_bucket{le="+Inf"}"#), "{third}");
     let series = format!("rvswitch_port_rx_packets_total{{bridge=\"br-m1\",port=\"{}\"}}", a.port);
     let before = counters(&first);
     assert!(before.get(&series).copied().unwrap_or(0.0) >= 3.0, "{series} missing or low:\n{first}");
     assert!(first.contains("rvswitch_bridge_mac_learned_total{bridge=\"br-m1\"}"), "{first}");
     assert!(first.contains(&format!("rvswitch_port_link_up{{bridge=\"br-m1\",port=\"{}\"}} 1", a.port)));
+    // Every received frame went one way or the other: kernel + userspace = rx, per scrape.
+    let path = |p: &str| {
+        format!("rvswitch_port_rx_path_packets_total{{bridge=\"br-m1\",port=\"{}\",path=\"{p}\"}}", a.port)
+    };
+    let (kernel, user) = (before.get(&path("kernel")), before.get(&path("userspace")));
+    assert_eq!(kernel.zip(user).map(|(k, u)| k + u), before.get(&series).copied(), "{first}");
 
     assert!(a.ping(&b, 3));
     let second = scrape(port);

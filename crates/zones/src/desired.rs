@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::live::{Map, DESCRIPTION_KEY, PORTGROUPS_KEY, RELEASED_KEY, ROLE_KEY, ZONE_KEY};
-use crate::model::{tunnel_port_name, Model, Zone};
+use crate::model::{tunnel_port_name, Model, Uplink, Zone};
 
 /// The `external_ids` keys zones owns; all other keys of a row are left as they are.
 pub const OUR_KEYS: [&str; 5] = [ZONE_KEY, PORTGROUPS_KEY, DESCRIPTION_KEY, ROLE_KEY, RELEASED_KEY];
@@ -66,13 +66,17 @@ fn tunnels(z: &Zone) -> Vec<DesiredTunnel> {
     out
 }
 
-/// A NIC uplink port.
+/// An uplink port: a NIC, or a VPN gateway port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredUplink {
-    /// NIC name (port and interface).
+    /// NIC name (port and interface), or the gateway port's.
     pub nic: String,
     /// Its VLAN columns.
     pub vlans: VlanCols,
+    /// Interface `type`: "" (a NIC) or `rvswitch-vpn`.
+    pub kind: String,
+    /// Interface `options` (a VPN port's `wireguard`, `subnet`, `gateway`).
+    pub options: Map,
 }
 
 /// A port's `vlan_mode`, `tag` and `trunks` columns.
@@ -127,24 +131,36 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
     model
         .zones
         .iter()
-        .map(|z| {
-            let vlans = z.vlans();
-            let uplink_vlans = if vlans.is_empty() {
-                // An untagged zone: the NIC carries VLAN 0 only, untagged.
-                VlanCols { vlan_mode: Some("access".into()), tag: Some(0), trunks: vec![] }
-            } else {
-                VlanCols { vlan_mode: Some("trunk".into()), tag: None, trunks: vlans }
-            };
-            DesiredZone {
-                zone: z.name.clone(),
-                bridge: z.bridge.clone(),
-                description: z.description.clone(),
-                portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
-                uplink: z.uplink.as_ref().map(|u| DesiredUplink { nic: u.nic.clone(), vlans: uplink_vlans }),
-                tunnels: tunnels(z),
-            }
+        .map(|z| DesiredZone {
+            zone: z.name.clone(),
+            bridge: z.bridge.clone(),
+            description: z.description.clone(),
+            portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
+            uplink: z.uplink.as_ref().map(|u| desired_uplink(z, u)),
+            tunnels: tunnels(z),
         })
         .collect()
+}
+
+/// A NIC trunks the zone's VLANs (VLAN 0 untagged in an untagged zone); a VPN gateway port
+/// is an access port on the default portgroup's VLAN, where the VMs it routes for are.
+fn desired_uplink(z: &Zone, u: &Uplink) -> DesiredUplink {
+    let access = |tag: u16| VlanCols { vlan_mode: Some("access".into()), tag: Some(tag), trunks: vec![] };
+    let Some(v) = &u.vpn else {
+        let vlans = z.vlans();
+        let vlans = if vlans.is_empty() {
+            access(0)
+        } else {
+            VlanCols { vlan_mode: Some("trunk".into()), tag: None, trunks: vlans }
+        };
+        return DesiredUplink { nic: u.nic.clone(), vlans, kind: String::new(), options: Map::new() };
+    };
+    let options: Map = [("wireguard", &v.wireguard), ("subnet", &v.subnet), ("gateway", &v.gateway)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let tag = z.default_portgroup().map_or(0, |p| p.vlan);
+    DesiredUplink { nic: u.nic.clone(), vlans: access(tag), kind: "rvswitch-vpn".into(), options }
 }
 
 impl DesiredZone {

@@ -20,6 +20,7 @@ pub mod live;
 pub mod model;
 pub mod plan;
 mod raw;
+pub mod services;
 pub mod show;
 mod tunnels;
 mod txn;
@@ -27,5 +28,5 @@ pub mod validate;
 pub mod verify;
 
 pub use diag::{Diagnostic, Pos};
-pub use model::{tunnel_port_name, Mac, Model, Portgroup, Uplink, Vm, Zone};
+pub use model::{tunnel_port_name, vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone};
 pub use validate::{parse, render};

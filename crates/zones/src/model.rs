@@ -41,6 +41,8 @@ pub struct Zone {
     pub peers: Vec<Ipv4Addr>,
     /// This host's underlay address, if pinned.
     pub local_ip: Option<Ipv4Addr>,
+    /// NAT and DHCP for the zone's gateway.
+    pub services: crate::services::Services,
 }
 
 impl Zone {
@@ -62,13 +64,32 @@ pub fn tunnel_port_name(zone: &str, vni: u32, n: usize) -> String {
     format!("vx-{zone}-{vni}-{n}")
 }
 
-/// A NIC uplink, carried as a trunk of the zone's VLANs.
+/// A zone's way out: a NIC carried as a trunk of the zone's VLANs, or a WireGuard tunnel
+/// behind a gateway port (then the zone has no other way out: one uplink per zone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uplink {
-    /// The NIC's interface name.
+    /// The uplink port's name: the NIC's interface name, or the VPN gateway port's (`wg-ZONE`).
     pub nic: String,
-    /// Where `nic =` is.
+    /// Where `nic =` (or `wireguard =`) is.
     pub pos: Pos,
+    /// Set for a WireGuard uplink.
+    pub vpn: Option<VpnUplink>,
+}
+
+/// A WireGuard uplink: rvswitch's gateway port routes the zone's subnet into the tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpnUplink {
+    /// The wg-quick file (absolute path).
+    pub wireguard: String,
+    /// The zone's subnet, `ADDR/LEN`.
+    pub subnet: String,
+    /// The gateway address inside `subnet`.
+    pub gateway: String,
+}
+
+/// The gateway port's name for zone `zone`.
+pub fn vpn_port_name(zone: &str) -> String {
+    format!("wg-{zone}")
 }
 
 /// A VLAN inside a zone.
@@ -95,6 +116,8 @@ pub struct Vm {
     pub portgroup: Option<String>,
     /// Unicast, unique.
     pub mac: Mac,
+    /// A fixed IPv4 address (the VM's static DHCP lease), unique in its zone.
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// An Ethernet address.

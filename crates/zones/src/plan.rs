@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::desired::{our_marks, DesiredTunnel, DesiredZone, Role, VlanCols, TUNNEL_TYPE};
+use crate::desired::{our_marks, DesiredTunnel, DesiredUplink, DesiredZone, Role, VlanCols, TUNNEL_TYPE};
 use crate::live::{LiveBridge, LiveDb, LivePort, Map, RELEASED_KEY, ROLE_KEY};
 use crate::txn::Txn;
 
@@ -29,6 +29,8 @@ pub enum Change {
     RemovePort { zone: String, bridge: String, port: String },
     /// A port's VLAN columns changed.
     SetVlans { zone: String, port: String, from: VlanCols, to: VlanCols },
+    /// An uplink interface's `type` or `options` changed (a VPN uplink's file, subnet, gateway).
+    SetInterface { zone: String, port: String, kind: String, options: Map },
     /// A row's zones marks (`external_ids` keys owned by zones) changed.
     SetMarks { zone: String, table: String, row: String, from: Map, to: Map },
     /// A tunnel port's Interface `options` (remote, VNI, local address) changed.
@@ -55,6 +57,9 @@ impl std::fmt::Display for Change {
             Change::RemovePort { zone, bridge, port } => write!(f, "- port {port} on {bridge} (zone {zone})"),
             Change::SetVlans { zone, port, from, to } => {
                 write!(f, "~ port {port} (zone {zone}): {from} -> {to}")
+            }
+            Change::SetInterface { zone, port, kind, options } => {
+                write!(f, "~ interface {port} (zone {zone}): type={kind:?} options {options:?}")
             }
             Change::SetMarks { zone, table, row, from, to } => {
                 write!(f, "~ {table} {row} (zone {zone}): external_ids {from:?} -> {to:?}")
@@ -175,9 +180,9 @@ impl Planner<'_> {
     fn create(&mut self, d: &DesiredZone) {
         let (z, br) = (d.zone.clone(), d.bridge.clone());
         self.changes.push(Change::CreateBridge { zone: z.clone(), bridge: br.clone() });
-        let mut ports = vec![self.new_port(d, Role::Internal, &d.bridge, "internal", None, &Map::new())];
+        let mut ports = vec![self.new_port(d, Role::Internal, &d.bridge, ("internal", &Map::new()), None)];
         if let Some(u) = &d.uplink {
-            ports.push(self.new_port(d, Role::Uplink, &u.nic, "", Some(&u.vlans), &Map::new()));
+            ports.push(self.new_port(d, Role::Uplink, &u.nic, (&u.kind, &u.options), Some(&u.vlans)));
         }
         for t in &d.tunnels {
             ports.push(self.new_tunnel(d, t));
@@ -190,9 +195,8 @@ impl Planner<'_> {
         d: &DesiredZone,
         role: Role,
         name: &str,
-        kind: &str,
+        kind: (&str, &Map),
         vlans: Option<&VlanCols>,
-        options: &Map,
     ) -> String {
         self.changes.push(Change::CreatePort {
             zone: d.zone.clone(),
@@ -200,11 +204,11 @@ impl Planner<'_> {
             port: name.into(),
             role,
         });
-        self.txn.insert_port(name, (kind, options), vlans, &d.port_marks(role), &d.interface_marks(role))
+        self.txn.insert_port(name, kind, vlans, &d.port_marks(role), &d.interface_marks(role))
     }
 
     fn new_tunnel(&mut self, d: &DesiredZone, t: &DesiredTunnel) -> String {
-        self.new_port(d, Role::Tunnel, &t.name, TUNNEL_TYPE, Some(&t.vlans()), &t.options)
+        self.new_port(d, Role::Tunnel, &t.name, (TUNNEL_TYPE, &t.options), Some(&t.vlans()))
     }
 
     fn marks(&mut self, zone: &str, table: &str, row: &str, uuid: &str, live: &Map, want: Map) {
@@ -228,7 +232,7 @@ impl Planner<'_> {
         self.marks(&d.zone, "Bridge", &b.name, &b.uuid, &b.external_ids, d.bridge_marks());
         match b.ports.iter().find(|p| p.name == b.name) {
             None => {
-                let p = self.new_port(d, Role::Internal, &d.bridge, "internal", None, &Map::new());
+                let p = self.new_port(d, Role::Internal, &d.bridge, ("internal", &Map::new()), None);
                 self.txn.add_port(b, &p);
             }
             Some(p) if p.zone().is_some() => self.port_marks(d, p, Role::Internal),
@@ -312,12 +316,29 @@ impl Planner<'_> {
                         to: u.vlans.clone(),
                     });
                 }
+                self.uplink_interface(d, p, u);
                 self.port_marks(d, p, Role::Uplink);
             }
             None => {
-                let p = self.new_port(d, Role::Uplink, &u.nic, "", Some(&u.vlans), &Map::new());
+                let p = self.new_port(d, Role::Uplink, &u.nic, (&u.kind, &u.options), Some(&u.vlans));
                 self.txn.add_port(b, &p);
             }
+        }
+    }
+
+    /// The uplink's interface `type` and `options` as the zone wants them (a VPN uplink's
+    /// settings live there).
+    fn uplink_interface(&mut self, d: &DesiredZone, p: &LivePort, u: &DesiredUplink) {
+        let Some(i) = p.interfaces.iter().find(|i| i.name == p.name) else { return };
+        if i.kind != u.kind || i.options != u.options {
+            self.txn.guard_port(p);
+            self.txn.set_interface(&i.uuid, &u.kind, &u.options);
+            self.changes.push(Change::SetInterface {
+                zone: d.zone.clone(),
+                port: p.name.clone(),
+                kind: u.kind.clone(),
+                options: u.options.clone(),
+            });
         }
     }
 

@@ -27,7 +27,10 @@ pub(crate) struct RawZone {
     pub(crate) name: Spanned<String>,
     pub(crate) description: Option<Spanned<String>>,
     pub(crate) bridge: Option<Spanned<String>>,
-    pub(crate) uplink: Option<RawUplink>,
+    pub(crate) uplink: Option<Spanned<RawUplink>>,
+    /// A VPN zone's subnet (the VMs' addresses) and gateway address.
+    pub(crate) subnet: Option<Spanned<String>>,
+    pub(crate) gateway: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) portgroup: Vec<RawPortgroup>,
     /// Underlay addresses of the other hosts this zone stretches to (VXLAN).
@@ -35,12 +38,18 @@ pub(crate) struct RawZone {
     pub(crate) peers: Vec<Spanned<String>>,
     /// This host's underlay address (OvS `options:local_ip`); None: the route's.
     pub(crate) local_ip: Option<Spanned<String>>,
+    /// `nat = true`: the zone's IP services (crate::services).
+    pub(crate) nat: Option<Spanned<bool>>,
+    /// `dhcp = { range = [...] }` (crate::services).
+    pub(crate) dhcp: Option<crate::services::RawDhcp>,
 }
 
+/// `{ nic = "eth1" }` or `{ wireguard = "/etc/rvswitch/office.conf" }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUplink {
-    pub(crate) nic: Spanned<String>,
+    pub(crate) nic: Option<Spanned<String>>,
+    pub(crate) wireguard: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,4 +69,6 @@ pub(crate) struct RawVm {
     pub(crate) zone: Spanned<String>,
     pub(crate) portgroup: Option<Spanned<String>>,
     pub(crate) mac: Spanned<String>,
+    /// The VM's fixed address: its static DHCP lease (crate::services).
+    pub(crate) ip: Option<Spanned<String>>,
 }

@@ -73,11 +73,8 @@ impl Txn {
         if_marks: &Map,
     ) -> String {
         let (iface, port) = (self.name(), self.name());
-        let mut irow = json!({"name": name, "type": kind, "external_ids": map(if_marks)});
-        if !options.is_empty() {
-            irow["options"] = map(options);
-        }
-        self.ops.push(json!({"op": "insert", "table": "Interface", "uuid-name": iface, "row": irow}));
+        self.ops.push(json!({"op": "insert", "table": "Interface", "uuid-name": iface,
+            "row": {"name": name, "type": kind, "options": map(options), "external_ids": map(if_marks)}}));
         let mut row =
             json!({"name": name, "interfaces": ["named-uuid", iface], "external_ids": map(port_marks)});
         if let Some(v) = vlans {
@@ -135,6 +132,12 @@ impl Txn {
         let mode = v.vlan_mode.as_ref().map_or_else(|| json!(["set", []]), |m| json!(m));
         self.ops.push(json!({"op": "update", "table": "Port", "where": by_uuid(&p.uuid),
             "row": {"vlan_mode": mode, "tag": opt(v.tag), "trunks": ["set", v.trunks]}}));
+    }
+
+    /// Sets an interface's `type` and `options` (a VPN uplink whose settings changed).
+    pub(crate) fn set_interface(&mut self, uuid: &str, kind: &str, options: &Map) {
+        self.ops.push(json!({"op": "update", "table": "Interface", "where": by_uuid(uuid),
+            "row": {"type": kind, "options": map(options)}}));
     }
 
     /// Replaces zones' keys in a row's `external_ids` by `marks`, keeping every other key.

@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Pos, Report};
-use crate::model::{Mac, Model, Portgroup, Uplink, Vm, Zone, DEFAULT_BRIDGE_TEMPLATE};
+use crate::model::{
+    vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone, DEFAULT_BRIDGE_TEMPLATE,
+};
 use crate::raw::{RawFile, RawPortgroup, RawVm, RawZone};
 
 /// Largest zones file accepted; a larger one is refused before parsing (bounded input).
@@ -98,10 +100,124 @@ impl Checker<'_> {
             None => (template.replace("{zone}", &name), name_pos),
         };
         self.bridge_name(&bridge, bridge_pos, &name, z.bridge.is_some());
-        let uplink = z.uplink.as_ref().map(|u| Uplink { nic: u.nic.get_ref().clone(), pos: self.at(&u.nic) });
+        let uplink = self.uplink(z, &name);
         let portgroups = self.portgroups(&name, name_pos, &z.portgroup);
         let (peers, local_ip) = self.tunnels(z, &portgroups);
-        Zone { name, name_pos, description, bridge, bridge_pos, uplink, portgroups, peers, local_ip }
+        let services = crate::services::zone(self.text, self.r, z.nat.as_ref(), z.dhcp.as_ref());
+        Zone {
+            name,
+            name_pos,
+            description,
+            bridge,
+            bridge_pos,
+            uplink,
+            portgroups,
+            peers,
+            local_ip,
+            services,
+        }
+    }
+
+    /// `uplink = { nic = ... }` or `{ wireguard = ... }` (with the zone's `subnet` and
+    /// `gateway`); one of the two, never both: a VPN zone's only way out is its tunnel.
+    fn uplink(&mut self, z: &RawZone, zone: &str) -> Option<Uplink> {
+        let vpn_keys = z.subnet.as_ref().or(z.gateway.as_ref());
+        let Some(u) = &z.uplink else {
+            if let Some(k) = vpn_keys {
+                self.r.error(
+                    self.at(k),
+                    "subnet and gateway belong to a WireGuard uplink",
+                    "add uplink = { wireguard = \"/etc/rvswitch/office.conf\" } or remove them",
+                );
+            }
+            return None;
+        };
+        match (&u.get_ref().nic, &u.get_ref().wireguard) {
+            (Some(nic), None) => {
+                if let Some(k) = vpn_keys {
+                    self.r.error(
+                        self.at(k),
+                        "subnet and gateway belong to a WireGuard uplink, not a NIC",
+                        "remove them, or make the uplink { wireguard = ... }",
+                    );
+                }
+                Some(Uplink { nic: nic.get_ref().clone(), pos: self.at(nic), vpn: None })
+            }
+            (None, Some(wg)) => self.vpn_uplink(z, zone, wg),
+            (Some(_), Some(_)) => {
+                self.r.error(
+                    self.at(u),
+                    "an uplink is a NIC or a WireGuard tunnel, not both",
+                    "a VPN zone has no way out but its tunnel: keep one of nic and wireguard",
+                );
+                None
+            }
+            (None, None) => {
+                self.r.error(self.at(u), "the uplink names neither nic nor wireguard", "write uplink = { nic = \"eth1\" } or uplink = { wireguard = \"/etc/rvswitch/office.conf\" }");
+                None
+            }
+        }
+    }
+
+    fn vpn_uplink(&mut self, z: &RawZone, zone: &str, wg: &Spanned<String>) -> Option<Uplink> {
+        let pos = self.at(wg);
+        let port = vpn_port_name(zone);
+        if !wg.get_ref().starts_with('/') {
+            self.r.error(
+                pos,
+                format!("wireguard file \"{}\" is not an absolute path", wg.get_ref().escape_debug()),
+                "give the full path, e.g. /etc/rvswitch/office.conf",
+            );
+        }
+        if netdev::IfName::new(&port).is_err() {
+            self.r.error(
+                self.at(&z.name),
+                format!("the gateway port {port} would not be a valid interface name"),
+                "shorten the zone name to 12 characters or fewer",
+            );
+        }
+        let (Some(subnet), Some(gw)) = (&z.subnet, &z.gateway) else {
+            self.r.error(
+                pos,
+                "a WireGuard uplink needs the zone's subnet and gateway",
+                "add e.g. subnet = \"10.1.0.0/24\" and gateway = \"10.1.0.1\" to the zone",
+            );
+            return None;
+        };
+        let prefix = match subnet.get_ref().parse::<gateway::Prefix>() {
+            Ok(p) if p.addr().is_ipv4() => Some(p),
+            Ok(_) => {
+                self.r.error(
+                    self.at(subnet),
+                    "subnet must be IPv4 (the gateway answers ARP)",
+                    "write e.g. subnet = \"10.1.0.0/24\"",
+                );
+                None
+            }
+            Err(e) => {
+                self.r.error(self.at(subnet), format!("subnet: {e}"), "write e.g. subnet = \"10.1.0.0/24\"");
+                None
+            }
+        };
+        match gw.get_ref().parse::<std::net::Ipv4Addr>() {
+            Ok(ip) if prefix.is_none_or(|p| p.contains(ip.into())) => {}
+            Ok(ip) => self.r.error(
+                self.at(gw),
+                format!("gateway {ip} is not in subnet {}", subnet.get_ref()),
+                "pick an address inside the subnet, e.g. its first one",
+            ),
+            Err(_) => self.r.error(
+                self.at(gw),
+                format!("gateway \"{}\" is not an IPv4 address", gw.get_ref().escape_debug()),
+                "write e.g. gateway = \"10.1.0.1\"",
+            ),
+        }
+        let vpn = VpnUplink {
+            wireguard: wg.get_ref().clone(),
+            subnet: subnet.get_ref().clone(),
+            gateway: gw.get_ref().clone(),
+        };
+        Some(Uplink { nic: port, pos, vpn: Some(vpn) })
     }
 
     fn description(&mut self, d: &Spanned<String>) -> String {
@@ -257,7 +373,7 @@ impl Checker<'_> {
             zones.iter().map(|z| (z.bridge.as_str(), z.name.as_str())).collect();
         let mut seen: HashMap<&str, &str> = HashMap::new();
         for z in zones {
-            let Some(u) = &z.uplink else { continue };
+            let Some(u) = z.uplink.as_ref().filter(|u| u.vpn.is_none()) else { continue };
             if let Err(e) = netdev::IfName::new(&u.nic) {
                 self.r.error(
                     u.pos,
@@ -303,8 +419,10 @@ impl Checker<'_> {
             }
             let portgroup = self.vm_place(v, zones);
             let mac = self.vm_mac(v, &name, &mut macs);
-            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac });
+            let ip = crate::services::vm_ip(self.text, self.r, v.ip.as_ref());
+            out.push(Vm { name, zone: v.zone.get_ref().clone(), portgroup, mac, ip });
         }
+        crate::services::unique_vm_ips(self.text, self.r, raw, &out);
         out
     }
 

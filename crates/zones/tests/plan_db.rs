@@ -280,3 +280,29 @@ fn tunnels_are_created_updated_in_place_and_removed() {
     let local = one.replace("peers = [\"198.51.100.2\"]\n", "").replace("vni = 100\n", "");
     assert_eq!(lines(&apply(&db, &local)), ["- port vx-corp-100-0 on br-corp (zone corp)"]);
 }
+
+#[test]
+fn a_wireguard_zone_gets_its_gateway_port_and_follows_its_settings() {
+    let db = db();
+    let file = "[[zone]]\nname = \"intranet\"\nuplink = { wireguard = \"/etc/rvswitch/office.conf\" }\n\
+                subnet = \"10.1.0.0/24\"\ngateway = \"10.1.0.1\"\n";
+    let c = apply(&db, file);
+    assert!(
+        lines(&c).contains(&"+ port wg-intranet on br-intranet (uplink, zone intranet)".to_string()),
+        "{c:?}"
+    );
+    let l = live(&db);
+    let (_, p) = l.ports().find(|(_, p)| p.name == "wg-intranet").expect("gateway port");
+    let i = &p.interfaces[0];
+    assert_eq!(i.kind, "rvswitch-vpn");
+    assert_eq!(i.options["wireguard"], "/etc/rvswitch/office.conf");
+    assert_eq!(i.options["subnet"], "10.1.0.0/24");
+    assert_eq!(p.tag, Some(0));
+    assert!(apply(&db, file).is_empty(), "nothing to do the second time");
+    let moved = file.replace("10.1.0.1", "10.1.0.254");
+    assert_eq!(lines(&apply(&db, &moved)).len(), 1);
+    let l = live(&db);
+    let (_, p) = l.ports().find(|(_, p)| p.name == "wg-intranet").unwrap();
+    assert_eq!(p.interfaces[0].options["gateway"], "10.1.0.254");
+    assert!(apply(&db, &moved).is_empty());
+}

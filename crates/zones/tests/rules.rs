@@ -1,6 +1,8 @@
 //! One test per validation rule of the zones file: each bad file yields the expected
 //! `file:line:col: what — fix` line and no model (so nothing can be applied).
 
+use std::net::Ipv4Addr;
+
 fn errs(text: &str) -> Vec<String> {
     match zones::parse(text, "z.toml") {
         Ok(m) => panic!("accepted a bad file: {m:?}"),
@@ -246,4 +248,124 @@ fn hostile_input_never_panics() {
     assert!(zones::parse("", "z").is_ok_and(|m| m.zones.is_empty()));
     let big = "#".repeat(zones::validate::MAX_FILE_BYTES + 1);
     assert!(errs(&big)[0].contains("limited to"));
+}
+
+// The zone keys for the gateway's IP services (`nat`, `dhcp`) and a VM's fixed `ip`
+// (crates/zones/src/services.rs).
+
+fn zone(keys: &str) -> String {
+    format!("[[zone]]\nname = \"intranet\"\n{keys}\n")
+}
+
+#[test]
+fn nat_and_dhcp_reach_the_model() {
+    let text = zone("nat = true\ndhcp = { range = [\"198.18.0.100\", \"198.18.0.199\"] }")
+        + "[[vm]]\nname = \"a\"\nzone = \"intranet\"\nmac = \"52:54:00:10:00:01\"\nip = \"198.18.0.10\"\n"
+        + "[[vm]]\nname = \"b\"\nzone = \"intranet\"\nmac = \"52:54:00:10:00:02\"\n";
+    let m = zones::parse(&text, "z.toml").unwrap();
+    let s = &m.zones[0].services;
+    assert!(s.nat);
+    let r = s.dhcp.unwrap();
+    assert_eq!((r.first, r.last), (Ipv4Addr::new(198, 18, 0, 100), Ipv4Addr::new(198, 18, 0, 199)));
+    assert_eq!(m.vms[0].ip, Some(Ipv4Addr::new(198, 18, 0, 10)));
+    assert_eq!(m.vms[1].ip, None);
+}
+
+#[test]
+fn defaults_are_routed_without_dhcp() {
+    let m = zones::parse(&zone("nat = false"), "z.toml").unwrap();
+    assert_eq!(m.zones[0].services, zones::services::Services { nat: false, dhcp: None });
+    let m = zones::parse(&zone(""), "z.toml").unwrap();
+    assert_eq!(m.zones[0].services, zones::services::Services::default());
+}
+
+#[test]
+fn range_needs_two_ipv4_addresses_in_order() {
+    one(&zone("dhcp = { range = [\"198.18.0.100\"] }"), "z.toml:3:18: DHCP range has 1 addresses, not 2");
+    one(
+        &zone("dhcp = { range = [\"198.18.0.100\", \"fd00::9\"] }"),
+        "z.toml:3:35: DHCP range: \"fd00::9\" is not an IPv4",
+    );
+    one(
+        &zone("dhcp = { range = [\"198.18.0.9\", \"198.18.0.1\"] }"),
+        "z.toml:3:18: DHCP range: range 198.18.0.9-198.18.0.1 is reversed",
+    );
+    one(
+        &zone("dhcp = { range = [\"198.0.0.1\", \"198.2.0.0\"] }"),
+        "z.toml:3:18: DHCP range: range 198.0.0.1-198.2.0.0 holds more than 65536",
+    );
+}
+
+#[test]
+fn shape_errors_are_refused() {
+    one(&zone("nat = \"yes\""), "z.toml:3:");
+    one(&zone("dhcp = { range = [\"198.18.0.1\", \"198.18.0.2\"], lease = 5 }"), "z.toml:3:");
+    one(&zone("dhcp = true"), "z.toml:3:");
+}
+
+#[test]
+fn vm_addresses_are_ipv4_and_unique_per_zone() {
+    let vm = |name: &str, zone: &str, mac: &str, ip: &str| {
+        format!("[[vm]]\nname = \"{name}\"\nzone = \"{zone}\"\nmac = \"{mac}\"\nip = \"{ip}\"\n")
+    };
+    let two_zones = zone("") + "[[zone]]\nname = \"internet\"\n";
+    let same = two_zones.clone()
+        + &vm("a", "intranet", "52:54:00:10:00:01", "198.18.0.10")
+        + &vm("b", "intranet", "52:54:00:10:00:02", "198.18.0.10");
+    one(&same, "z.toml:15:6: address 198.18.0.10 is already VM a's in zone intranet");
+    let other_zone = two_zones.clone()
+        + &vm("a", "intranet", "52:54:00:10:00:01", "198.18.0.10")
+        + &vm("b", "internet", "52:54:00:10:00:02", "198.18.0.10");
+    assert!(zones::parse(&other_zone, "z.toml").is_ok(), "zones are separate networks");
+    one(
+        &(two_zones + &vm("a", "intranet", "52:54:00:10:00:01", "vm-a")),
+        "z.toml:10:6: VM ip: \"vm-a\" is not an IPv4",
+    );
+}
+
+const VPN: &str = r#"
+[[zone]]
+name = "intranet"
+uplink = { wireguard = "/etc/rvswitch/office.conf" }
+subnet = "10.1.0.0/24"
+gateway = "10.1.0.1"
+  [[zone.portgroup]]
+  name = "vlan-10"
+  vlan = 10
+  default = true
+"#;
+
+#[test]
+fn a_wireguard_uplink_becomes_a_gateway_port() {
+    let m = zones::parse(VPN, "z.toml").unwrap();
+    let u = m.zones[0].uplink.as_ref().unwrap();
+    assert_eq!(u.nic, "wg-intranet");
+    let v = u.vpn.as_ref().unwrap();
+    assert_eq!(
+        (v.wireguard.as_str(), v.subnet.as_str(), v.gateway.as_str()),
+        ("/etc/rvswitch/office.conf", "10.1.0.0/24", "10.1.0.1")
+    );
+    let d = zones::desired::desired(&m);
+    let du = d[0].uplink.as_ref().unwrap();
+    assert_eq!(du.kind, "rvswitch-vpn");
+    assert_eq!(du.vlans.to_string(), "vlan_mode=access tag=10 trunks=[]", "on the default portgroup's VLAN");
+    assert_eq!(du.options["gateway"], "10.1.0.1");
+}
+
+#[test]
+fn wireguard_uplink_rules() {
+    let both = VPN.replace("{ wireguard =", "{ nic = \"eth1\", wireguard =");
+    one(&both, "z.toml:4:10: an uplink is a NIC or a WireGuard tunnel, not both");
+    one(&VPN.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:");
+    let outside = VPN.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
+    one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
+    one(
+        &VPN.replace("\"/etc/rvswitch/office.conf\"", "\"office.conf\""),
+        "z.toml:4:24: wireguard file \"office.conf\" is not an absolute path",
+    );
+    one(&VPN.replace("10.1.0.0/24", "10.1.0.0/33"), "z.toml:5:10: subnet: prefix length 33");
+    let nic_with_subnet = VPN.replace("{ wireguard = \"/etc/rvswitch/office.conf\" }", "{ nic = \"eth1\" }");
+    one(&nic_with_subnet, "z.toml:5:10: subnet and gateway belong to a WireGuard uplink, not a NIC");
+    let long = VPN.replace("name = \"intranet\"", "name = \"a-very-long-zone\"\nbridge = \"br-x\"");
+    one(&long, "z.toml:3:8: the gateway port wg-a-very-long-zone");
 }

@@ -1,6 +1,5 @@
 //! rvsctl: look at and steer a running rvswitchd.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,8 +7,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use ctl::client::call;
 use ctl::flow::{self, Flow};
-use ctl::protocol::{FdbReply, ReloadReply, Request, ShowReply, Trace};
-use ctl::topology::{self, Topology};
+use ctl::protocol::{EventsReply, FdbReply, ReloadReply, Request, ShowReply, Trace, MAX_EVENT_WAIT_MS};
+use ctl::topology::{DbIds, Topology};
 use ctl::zones_cli::{self, ZonesCommand, DEFAULT_DB};
 use ctl::{manpage, render, DEFAULT_CONTROL_SOCKET};
 
@@ -48,12 +47,19 @@ enum Command {
     /// dl_dst=…,dl_vlan=10,dl_type=0x0800,nw_src=…,nw_dst=…`; with PACKET (the frame in hex)
     /// only its in_port is used.
     Trace { bridge: String, flow: String, packet: Option<String> },
-    /// A picture of the switch: bridges, ports with VLAN mode and tag, link state, drops, and
-    /// the VMs behind ports (Interface external_ids, read over --db). SVG is rendered by
-    /// Graphviz's `dot`.
+    /// A picture of the switch: zones and their bridges, ports with VLAN mode and tag, link
+    /// state, drops, the zones' NIC uplinks and the VMs behind ports (external_ids, read over
+    /// --db). SVG is rendered by Graphviz's `dot`.
     Topology {
         #[arg(long, default_value = "dot", value_parser = ["svg", "dot", "json"])]
         format: String,
+    },
+    /// Recent events: ports up/down, MAC addresses that moved between ports, port-security
+    /// drops (rate-limited, with the offending MAC and IP). With --json one JSON object a line.
+    Events {
+        /// Keep printing events as they happen (until interrupted).
+        #[arg(long)]
+        follow: bool,
     },
     /// Write the man page to DIR (used when packaging).
     #[command(hide = true)]
@@ -151,29 +157,66 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
         }
         Command::Topology { format } => {
             let show: ShowReply = call(&cli.socket, &Request::Show, timeout)?;
-            let topo = Topology::build(&show, &interface_ids(cli, timeout));
+            let topo = Topology::build(&show, &db_ids(cli, timeout));
             match format.as_str() {
                 "json" => json(&topo),
                 "svg" => svg(&topo.to_dot())?,
                 _ => topo.to_dot(),
             }
         }
+        Command::Events { follow } => {
+            events(cli, *follow, timeout)?;
+            String::new()
+        }
         // Answered in main, which needs its exit code.
         Command::Zones { .. } => String::new(),
     })
 }
 
-/// Interface external_ids over OVSDB; without a database the picture just has no VMs.
-fn interface_ids(cli: &Cli, timeout: Duration) -> BTreeMap<String, BTreeMap<String, String>> {
-    let select = serde_json::json!({"op": "select", "table": "Interface", "where": [], "columns": ["name", "external_ids"]});
+/// Prints the events the daemon holds and, with `follow`, long-polls for more (printing each
+/// batch as it arrives, so a pipe sees them live).
+fn events(cli: &Cli, follow: bool, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::Write;
+    let wait_ms = if follow { MAX_EVENT_WAIT_MS } else { 0 };
+    let mut from = 0;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let req = Request::Events { from, wait_ms };
+        let r: EventsReply = call(&cli.socket, &req, timeout + Duration::from_millis(wait_ms))?;
+        if r.missed > 0 {
+            eprintln!("rvsctl: {} older events are no longer held by the daemon", r.missed);
+        }
+        let text = if cli.json {
+            r.events
+                .iter()
+                .map(|e| serde_json::to_string(e).map(|l| l + "\n"))
+                .collect::<Result<String, _>>()?
+        } else {
+            render::events(&r.events)
+        };
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        if !follow {
+            if r.dropped > 0 {
+                eprintln!("rvsctl: the forwarding thread lost {} events (queue full)", r.dropped);
+            }
+            return Ok(());
+        }
+        from = r.next;
+    }
+}
+
+/// Bridge, Port and Interface external_ids over OVSDB (zones, uplinks, VMs); without a
+/// database the picture just has none.
+fn db_ids(cli: &Cli, timeout: Duration) -> DbIds {
     let rows = ovsdb::client::Client::connect(&cli.db, timeout)
         .map_err(anyhow::Error::from)
-        .and_then(|mut c| Ok(c.transact(zones_cli::DB_NAME, &[select])?));
+        .and_then(|mut c| Ok(c.transact(zones_cli::DB_NAME, &DbIds::selects())?));
     match rows {
-        Ok(results) => results.first().map(topology::external_ids).unwrap_or_default(),
+        Ok(results) => DbIds::from_results(&results),
         Err(e) => {
-            eprintln!("rvsctl: no VM names ({} unreachable: {e:#})", cli.db);
-            BTreeMap::new()
+            eprintln!("rvsctl: no zones or VM names ({} unreachable: {e:#})", cli.db);
+            DbIds::default()
         }
     }
 }

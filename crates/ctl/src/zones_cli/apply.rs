@@ -37,7 +37,7 @@ fn warn_missing_nics(model: &zones::Model, existing: &std::collections::BTreeSet
         return; // /sys/class/net unreadable: nothing to compare with
     }
     for (z, u) in model.zones.iter().filter_map(|z| z.uplink.as_ref().map(|u| (z, u))) {
-        if !existing.contains(&u.nic) {
+        if u.vpn.is_none() && !existing.contains(&u.nic) {
             eprintln!(
                 "rvsctl: warning: zone {}'s uplink NIC {} does not exist on this host (yet)",
                 z.name, u.nic

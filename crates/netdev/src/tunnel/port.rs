@@ -9,7 +9,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use packet::offload::{complete_checksum, segment_tcp};
+use packet::csum::complete_partial;
+use packet::gso::{segment_tcp, GSO_TCPV4, GSO_TCPV6};
 use packet::tunnel::{decap, emit_outer, source_port, OuterSpec, OUTER_LEN};
 
 use super::config::{max_inner_frame, underlay_mtu_problem, TunnelConfig};
@@ -20,9 +21,6 @@ use crate::error::NetdevError;
 use crate::vnet::{VnetHdr, VNET_F_NEEDS_CSUM, VNET_HDR_LEN};
 use crate::{sys, Labelled, Netdev, TxFrame};
 
-/// virtio-net GSO types we can segment (TCPv4, TCPv6; the ECN bit masked off).
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
 /// Where a datagram is received in a slot's area: its 8-byte tunnel header then ends exactly
 /// where the frame must start (after the virtio-net header), so VXLAN needs no copy.
 const RX_AT: usize = VNET_HDR_LEN - packet::vxlan::HEADER_LEN;
@@ -267,7 +265,7 @@ impl Encap {
             return if r.is_ok() { all } else { Sent::Failed };
         }
         if vnet.flags & VNET_F_NEEDS_CSUM != 0
-            && complete_checksum(frame, usize::from(vnet.csum_start), usize::from(vnet.csum_offset)).is_err()
+            && complete_partial(frame, usize::from(vnet.csum_start), usize::from(vnet.csum_offset)).is_err()
         {
             return Sent::Failed;
         }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod ip;
+
 use std::time::Duration;
 
 use netdev::Netdev;

@@ -19,6 +19,7 @@ pub(crate) struct Ctx {
     pub server_db: Arc<Database>,
     pub limits: Limits,
     pub server_id: String,
+    pub stats: Arc<super::ServerStats>,
 }
 
 /// One client session. Dropping it forgets the session: monitors go, locks pass on.
@@ -50,7 +51,7 @@ impl Conn {
 
     /// Re-attempts blocked transactions (see [`Waits::retry`]).
     pub fn retry_waits(&mut self, now: Instant) -> Option<Instant> {
-        self.waits.retry(self.session, now, &self.out)
+        self.waits.retry(self.session, now, &self.out, &self.ctx.stats)
     }
 }
 
@@ -211,7 +212,10 @@ impl Conn {
         let ops: Vec<Value> = params[1..].to_vec();
         let started = Instant::now();
         match db.attempt(Some(self.session), &ops, started) {
-            Attempt::Reply(v) => Ok(Some(v)),
+            Attempt::Reply(v) => {
+                self.ctx.stats.transaction(started.elapsed());
+                Ok(Some(v))
+            }
             Attempt::Blocked { deadline, generation } => {
                 self.waits.add(Blocked { db, ops, started, deadline, generation, id: id.clone() })?;
                 Ok(None)

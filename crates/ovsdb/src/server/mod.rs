@@ -12,6 +12,7 @@ mod conn;
 mod evloop;
 mod liveness;
 mod outbox;
+mod stats;
 mod stream;
 mod waits;
 
@@ -21,6 +22,7 @@ use crate::schema::{DatabaseSchema, VSWITCH_SCHEMA};
 use evloop::{EventLoop, Shared, WAKER};
 use outbox::Doorbell;
 use serde_json::Value;
+pub use stats::{ServerStats, StatsSnapshot, LATENCY_BOUNDS_US};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -117,6 +119,7 @@ pub struct ServerHandle {
     socket_id: (u64, u64),
     tcp: Option<SocketAddr>,
     shared: Arc<Shared>,
+    stats: Arc<ServerStats>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -181,11 +184,13 @@ impl Server {
             stop: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
         });
+        let stats = Arc::new(ServerStats::default());
         let ctx = Arc::new(conn::Ctx {
             main: db.clone(),
             server_db: server_db.clone(),
             limits,
             server_id: uuid::Uuid::new_v4().to_string(),
+            stats: stats.clone(),
         });
         for d in [&db, &server_db] {
             d.watch_commits(Arc::downgrade(&bell) as Weak<dyn CommitWatch>);
@@ -202,6 +207,7 @@ impl Server {
             socket_id,
             tcp: tcp_addr,
             shared,
+            stats,
             thread: Some(thread),
         })
     }
@@ -258,6 +264,11 @@ impl ServerHandle {
     /// The bound TCP address, if any (useful with port 0).
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp
+    }
+
+    /// Transactions answered and their latency, for a metrics exporter.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
     }
 
     /// Number of open client connections.

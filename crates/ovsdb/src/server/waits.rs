@@ -59,7 +59,13 @@ impl Waits {
 
     /// Re-attempts those whose database moved on or whose deadline passed, replying to the ones
     /// that finish. Returns the earliest deadline of those still waiting.
-    pub fn retry(&mut self, session: SessionId, now: Instant, out: &Outbox) -> Option<Instant> {
+    pub fn retry(
+        &mut self,
+        session: SessionId,
+        now: Instant,
+        out: &Outbox,
+        stats: &super::ServerStats,
+    ) -> Option<Instant> {
         let mut done = Vec::new();
         for (key, b) in self.map.iter_mut() {
             let due = b.deadline.is_some_and(|d| d <= now);
@@ -68,6 +74,8 @@ impl Waits {
             }
             match b.db.attempt(Some(session), &b.ops, b.started) {
                 Attempt::Reply(v) => {
+                    // What the client waited, the blocked time included.
+                    stats.transaction(b.started.elapsed());
                     out.send(&reply(&b.id, v));
                     done.push(key.clone());
                 }

@@ -33,6 +33,7 @@ pub(crate) struct Bindings {
     claims: Vec<(usize, IpPrefix)>,
     leases: HashMap<MacAddr, Lease>,
     by_ip: HashMap<Ipv4Addr, MacAddr>,
+    generation: u64,
 }
 
 impl Bindings {
@@ -57,6 +58,24 @@ impl Bindings {
     /// `ip` is one of the port's own IPv4 addresses (configured or leased).
     pub fn bound_v4(&self, sec: &PortSecurity, ip: Ipv4Addr, now: Millis) -> bool {
         sec.allows_ip(IpAddr::V4(ip)) || sec.macs.iter().any(|m| self.lease_ip(m, now) == Some(ip))
+    }
+
+    /// Every IPv4 prefix `sec`'s port may use as a source and until when (configured
+    /// allowed-ips: `Millis::MAX`; leases: their end), for a fast path that mirrors
+    /// [`Bindings::bound_v4`].
+    pub fn v4_of(&self, sec: &PortSecurity, now: Millis) -> Vec<(IpPrefix, Millis)> {
+        let configured = sec.ips.iter().filter(|p| p.is_ipv4()).map(|p| (*p, Millis::MAX));
+        let leased = sec.macs.iter().filter_map(|m| {
+            let l = self.leases.get(m).filter(|l| l.until > now)?;
+            Some((IpPrefix::host(IpAddr::V4(l.ip)), l.until))
+        });
+        configured.chain(leased).collect()
+    }
+
+    /// How many times the leases changed (bind, unbind, expiry): a mirror of them compares
+    /// this to know when to copy them again.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The port has an IPv4 binding, so its IPv4 sources are checked.
@@ -89,6 +108,7 @@ impl Bindings {
         if ports.get(slot).and_then(|p| p.vlan.egress_vid(vlan)).is_none() {
             return; // a server on another VLAN cannot lease this VM an address
         }
+        self.generation += 1;
         if let Some(old) = self.leases.remove(&mac) {
             self.by_ip.remove(&old.ip);
         }
@@ -104,7 +124,11 @@ impl Bindings {
 
     /// Drops leases that ended.
     pub fn expire(&mut self, now: Millis) {
+        let before = self.leases.len();
         self.leases.retain(|_, l| l.until > now);
+        if self.leases.len() != before {
+            self.generation += 1;
+        }
         let leases = &self.leases;
         self.by_ip.retain(|ip, m| leases.get(m).is_some_and(|l| l.ip == *ip));
     }

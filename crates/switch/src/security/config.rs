@@ -83,8 +83,21 @@ impl IpPrefix {
         Ok(IpPrefix { addr, len })
     }
 
+    /// The one address `addr` (/32 or /128).
+    pub fn host(addr: IpAddr) -> IpPrefix {
+        IpPrefix { addr, len: if addr.is_ipv4() { 32 } else { 128 } }
+    }
+
     pub fn is_ipv4(&self) -> bool {
         self.addr.is_ipv4()
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix_len(&self) -> u8 {
+        self.len
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {

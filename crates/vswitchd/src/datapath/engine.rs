@@ -15,6 +15,7 @@ use super::affinity::SenderAffinity;
 use super::sys::{Epoll, EventFd};
 use super::tx::{TxItem, TxScratch};
 use super::{Command, PortLink, Topology};
+use crate::events::feed::EventTx;
 use crate::service::watchdog::Heartbeat;
 
 /// Frames received per batch.
@@ -56,6 +57,17 @@ pub struct Engine {
     heartbeat: Arc<Heartbeat>,
     /// The kernel fast path, when loaded (`--datapath auto|kernel`).
     fast: Option<fast::Fast>,
+    /// Where the pipeline's events (moves, security drops) leave, never blocking.
+    events: EventTx,
+}
+
+/// The channels an engine is wired with.
+pub(crate) struct EngineParts {
+    pub commands: Receiver<Command>,
+    pub waker: Arc<EventFd>,
+    /// Bumped once per housekeeping tick: proves to the watchdog that this loop still turns.
+    pub heartbeat: Arc<Heartbeat>,
+    pub events: EventTx,
 }
 
 /// Which receive queue an epoll event is for: queue `queue` of the port in slot `slot` of bridge
@@ -112,14 +124,13 @@ impl Source {
 }
 
 impl Engine {
-    pub fn new(
-        commands: Receiver<Command>,
-        waker: Arc<EventFd>,
+    pub(crate) fn new(
+        parts: EngineParts,
         busy_poll: Duration,
         rx_queues: usize,
-        heartbeat: Arc<Heartbeat>,
         fast: Option<fastpath::FastPath>,
     ) -> std::io::Result<Engine> {
+        let EngineParts { commands, waker, heartbeat, events } = parts;
         Ok(Engine {
             commands,
             waker,
@@ -137,6 +148,7 @@ impl Engine {
             rx_queues,
             heartbeat,
             fast: fast.map(fast::Fast::new),
+            events,
         })
     }
 
@@ -413,6 +425,8 @@ impl Engine {
         br.kifs[s] = f.adopt(dev);
         if let Some(kif) = br.kifs[s] {
             f.configure(&br.name, &br.bridge.ports()[s], kif);
+            let now = self.start.elapsed().as_millis() as u64;
+            f.write_bindings(&self.bridges, now);
         }
     }
 
@@ -448,6 +462,7 @@ impl Engine {
             total += n;
             let now = self.start.elapsed().as_millis() as u64;
             let gone = forward_batch(br, slot, &self.rx, n, now, &mut self.outs, &mut self.tx);
+            self.events.drain(&br.name, &mut br.bridge);
             if let Some(f) = self.fast.as_mut() {
                 match br.kifs[slot] {
                     Some(kif) => f.observe(br, slot, kif, &self.rx, n, now),
@@ -460,6 +475,9 @@ impl Engine {
             if n < self.rx.capacity() {
                 break;
             }
+        }
+        if let Some(f) = self.fast.as_mut() {
+            f.bindings_changed(&self.bridges, self.start.elapsed().as_millis() as u64);
         }
         // Frames must not stay borrowed from a port's ring between wakeups.
         self.rx.clear();

@@ -4,7 +4,7 @@
 
 mod affinity;
 mod engine;
-mod sys;
+pub(crate) mod sys;
 mod tx;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,7 @@ use std::time::Duration;
 use netdev::Netdev;
 use switch::{BridgeSettings, FdbEntry, MacStats, PortSpec, Trace};
 
+use crate::events::feed::{self, EventFeed};
 use crate::service::watchdog::Heartbeat;
 
 /// Whether a port currently has a working device in the datapath. The datapath clears it when a
@@ -113,6 +114,8 @@ pub struct Datapath {
     waker: Arc<sys::EventFd>,
     heartbeat: Arc<Heartbeat>,
     thread: Option<JoinHandle<()>>,
+    /// The forwarding thread's events, until someone takes them (see [`Datapath::take_events`]).
+    events: Option<EventFeed>,
 }
 
 /// Tuning of the forwarding thread.
@@ -201,10 +204,34 @@ impl Datapath {
         let heartbeat = Heartbeat::new();
         let fast = opts.mode.load().map_err(std::io::Error::other)?;
         let kernel = fast.is_some();
-        let mut engine =
-            engine::Engine::new(rx, waker.clone(), opts.busy_poll, rx_queues, heartbeat.clone(), fast)?;
+        let (event_tx, events) = feed::channel();
+        let mut engine = engine::Engine::new(
+            engine::EngineParts {
+                commands: rx,
+                waker: waker.clone(),
+                heartbeat: heartbeat.clone(),
+                events: event_tx,
+            },
+            opts.busy_poll,
+            rx_queues,
+            fast,
+        )?;
         let thread = std::thread::Builder::new().name("forwarding".into()).spawn(move || engine.run())?;
-        Ok(Datapath { rx_queues, kernel, commands, waker, heartbeat, thread: Some(thread) })
+        Ok(Datapath {
+            rx_queues,
+            kernel,
+            commands,
+            waker,
+            heartbeat,
+            thread: Some(thread),
+            events: Some(events),
+        })
+    }
+
+    /// The events the forwarding thread reports (MAC moves, port-security drops), for the
+    /// collector; `None` once taken. Untaken, they are counted as lost once the queue is full.
+    pub fn take_events(&mut self) -> Option<EventFeed> {
+        self.events.take()
     }
 
     /// Bumped by the forwarding loop about once a second, busy or idle; for the watchdog.

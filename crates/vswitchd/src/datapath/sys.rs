@@ -59,6 +59,12 @@ impl Epoll {
         Ok(())
     }
 
+    /// The epoll fd itself: readable while any fd in it is (a port made of several fds
+    /// offers this one to the datapath's own epoll).
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
     /// Waits up to `timeout_ms` and fills `events`; returns how many are ready.
     pub fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
         let max = events.len().min(i32::MAX as usize) as i32;

@@ -30,4 +30,10 @@ pub enum DbError {
     /// One select of a snapshot failed; its result, as text.
     #[error("select failed: {0}")]
     SelectFailed(String),
+    /// No database member answers now (the running configuration stays).
+    #[error("no database member answers")]
+    Disconnected,
+    /// The remote database has not sent its contents yet.
+    #[error("no contents received from the database yet")]
+    NotLoaded,
 }

@@ -29,9 +29,9 @@ pub fn snap(ifaces: &[(&str, &str, Option<i64>, Option<i64>)]) -> Snapshot {
             kind: String::new(),
             ofport: *ofport,
             ofport_request: *req,
-            options: vec![],
             other_config: vec![],
             external_ids: vec![],
+            options: vec![],
         };
         rows.insert(uuid.clone(), row);
         let port = PortRow {
@@ -55,6 +55,7 @@ pub fn plan_for(names: &[&str]) -> Plan {
             kind: PortKind::System,
             vlan: PortVlan::access(1),
             security: Default::default(),
+            vpn: None,
         })
         .collect();
     Plan {

@@ -2,12 +2,15 @@
 //! the `ovs_vswitchd` lock, turns the Open_vSwitch/Bridge/Port/Interface rows into desired state,
 //! reconciles, and writes status back (ofport, link_state, error, statistics, cur_cfg...).
 
+mod conn;
 mod datum;
 mod error;
 #[cfg(test)]
 mod fixtures;
 mod plan;
+pub mod remote;
 mod root;
+mod scope;
 mod security;
 mod seed;
 mod snapshot;
@@ -19,13 +22,16 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ovsdb::{Database, MonitorVersion, Session};
+use ovsdb::{Database, MonitorVersion};
 use serde_json::{json, Value};
 use tracing::{debug, warn};
 
+pub use conn::{DbConn, LocalDb};
 pub use error::DbError;
-pub use plan::{plan, Plan, Rejected, Unsupported};
+pub use plan::{plan, plan_scoped, Plan, Rejected, Unsupported};
+pub use remote::{RemoteDb, RemoteOptions};
 pub use root::{ensure_root_row, SYSTEM_ID_KEY};
+pub use scope::{Scope, BRIDGE_HOST_KEY};
 pub use seed::{seed_ops, SOURCE_KEY};
 pub use snapshot::Snapshot;
 
@@ -46,12 +52,12 @@ fn monitor_request() -> Value {
         "Open_vSwitch": {"columns": ["bridges", "next_cfg"]},
         "Bridge": {"columns": ["name", "ports", "other_config"]},
         "Port": {"columns": ["name", "interfaces", "tag", "trunks", "vlan_mode"]},
-        "Interface": {"columns": ["name", "type", "ofport_request", "other_config", "external_ids"]}
+        "Interface": {"columns": ["name", "type", "ofport_request", "other_config", "external_ids", "options"]}
     })
 }
 
 /// Errors inside a transaction's result array, as text.
-fn txn_errors(reply: &Value) -> Option<String> {
+pub(crate) fn txn_errors(reply: &Value) -> Option<String> {
     let errors: Vec<String> = reply
         .as_array()
         .map(|a| a.iter().filter(|r| r.get("error").is_some()).map(|r| r.to_string()).collect())
@@ -60,7 +66,10 @@ fn txn_errors(reply: &Value) -> Option<String> {
 }
 
 pub struct DbSync {
-    session: Session,
+    conn: Box<dyn DbConn>,
+    scope: Scope,
+    /// The connection's epoch the status cache is valid for.
+    epoch: u64,
     ofports: OfportAllocator,
     snapshot: Snapshot,
     plan: Plan,
@@ -68,6 +77,18 @@ pub struct DbSync {
     /// What earlier status writes put in the database (write only what changed).
     written: WriteCache,
     last_stats: Option<Instant>,
+}
+
+/// The lock a host takes: `ovs_vswitchd` on a database of its own, one per system-id on a
+/// shared one (a lock name is an OVSDB id: letters, digits, underscores).
+pub fn lock_name(system_id: Option<&str>) -> String {
+    match system_id {
+        None => LOCK.to_string(),
+        Some(id) => {
+            let id: String = id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            format!("{LOCK}_{id}")
+        }
+    }
 }
 
 impl DbSync {
@@ -84,22 +105,35 @@ impl DbSync {
             .monitor(MonitorVersion::V1, json!("rvswitchd"), &monitor_request())
             .map_err(DbError::Monitor)?;
         let notes = session.take_notifications();
-        let sync = DbSync {
-            session,
+        Ok((DbSync::with(Box::new(LocalDb { session }), Scope::default()), notes))
+    }
+
+    /// A remote ovsdb-server (or cluster): the connection thread starts now and connects in
+    /// the background; until it has the contents, [`DbSync::sync`] returns
+    /// [`DbError::NotLoaded`] and the announcement channel says when they arrive.
+    pub fn remote(opts: RemoteOptions, scope: Scope) -> std::io::Result<(DbSync, Receiver<Value>)> {
+        let (conn, notes) = RemoteDb::start(opts)?;
+        Ok((DbSync::with(Box::new(conn), scope), notes))
+    }
+
+    fn with(conn: Box<dyn DbConn>, scope: Scope) -> DbSync {
+        DbSync {
+            epoch: conn.epoch(),
+            conn,
+            scope,
             ofports: OfportAllocator::default(),
             snapshot: Snapshot::default(),
             plan: Plan::default(),
             assigned: HashMap::new(),
             written: WriteCache::default(),
             last_stats: None,
-        };
-        Ok((sync, notes))
+        }
     }
 
     /// Writes `desired` (from a config file) into the database as one transaction.
     pub fn seed(&mut self, desired: &DesiredState, source: &str) -> Result<(), DbError> {
-        let snap = Snapshot::read(&self.session)?;
-        let reply = self.session.transact(seed_ops(&snap, desired, source));
+        let snap = self.conn.snapshot()?;
+        let reply = self.conn.transact(seed_ops(&snap, desired, source, &self.scope))?;
         match txn_errors(&reply) {
             Some(e) => Err(DbError::ConfigRefused(e)),
             None => Ok(()),
@@ -108,8 +142,11 @@ impl DbSync {
 
     /// Reads the configuration, makes the datapath match it and writes status back.
     pub fn sync(&mut self, rec: &mut Reconciler) -> Result<Vec<String>, DbError> {
-        self.snapshot = Snapshot::read(&self.session)?;
-        self.plan = plan(&self.snapshot);
+        if !self.conn.has_lock() {
+            return Err(DbError::LockHeld);
+        }
+        self.snapshot = self.conn.snapshot()?;
+        self.plan = plan_scoped(&self.snapshot, &self.scope);
         for r in &self.plan.rejected {
             debug!(iface = r.iface_uuid, "not configurable: {}", r.error);
         }
@@ -132,6 +169,14 @@ impl DbSync {
     /// Writes the status columns that changed (statistics when due) and, once the configuration
     /// read last is live, `cur_cfg`. What to write is decided by [`status_ops`].
     pub fn write_status(&mut self, rec: &Reconciler) {
+        if !self.conn.has_lock() {
+            return;
+        }
+        if self.conn.epoch() != self.epoch {
+            // A new session: write everything again (the server may not have our last writes).
+            self.epoch = self.conn.epoch();
+            self.written = WriteCache::default();
+        }
         let stats_due = self.last_stats.is_none_or(|t| t.elapsed() >= STATS_INTERVAL);
         if stats_due {
             rec.sync_counters();
@@ -147,9 +192,13 @@ impl DbSync {
         if ops.is_empty() {
             return;
         }
-        let mut txn = vec![json!("Open_vSwitch"), json!({"op": "assert", "lock": LOCK})];
+        let mut txn = vec![json!("Open_vSwitch"), json!({"op": "assert", "lock": self.conn.lock_name()})];
         txn.extend(ops);
-        match txn_errors(&self.session.transact_volatile(Value::Array(txn))) {
+        let reply = match self.conn.transact_volatile(Value::Array(txn)) {
+            Ok(reply) => reply,
+            Err(e) => return debug!("status write-back postponed: {e}"),
+        };
+        match txn_errors(&reply) {
             None => {
                 if stats_due {
                     self.last_stats = Some(Instant::now());
@@ -188,7 +237,7 @@ mod tests {
         for round in 0..2 {
             // The second round seeds over existing rows (updates instead of inserts).
             let snap = Snapshot::read(&session).unwrap();
-            let reply = session.transact(seed_ops(&snap, &file, "example"));
+            let reply = session.transact(seed_ops(&snap, &file, "example", &Scope::default()));
             assert_eq!(txn_errors(&reply), None, "round {round}: {reply}");
             let snap = Snapshot::read(&session).unwrap();
             let planned = plan(&snap);
@@ -199,10 +248,47 @@ mod tests {
         let mut smaller = file.clone();
         smaller.bridges.retain(|b| b.name != "br-internet");
         let snap = Snapshot::read(&session).unwrap();
-        assert_eq!(txn_errors(&session.transact(seed_ops(&snap, &smaller, "example"))), None);
+        assert_eq!(
+            txn_errors(&session.transact(seed_ops(&snap, &smaller, "example", &Scope::default()))),
+            None
+        );
         let names: Vec<String> =
             plan(&Snapshot::read(&session).unwrap()).desired.bridges.into_iter().map(|b| b.name).collect();
         assert_eq!(names, vec!["br-intranet".to_string()]);
+    }
+
+    /// Two hosts seed their own config files (same path) into one shared database: each marks
+    /// its bridges, neither removes the other's, and each plans only its own.
+    #[test]
+    fn hosts_sharing_a_database_seed_and_plan_only_their_own_bridges() {
+        let db = Database::in_memory(DatabaseSchema::parse_str(ovsdb::VSWITCH_SCHEMA).unwrap());
+        let session = db.session();
+        let file = crate::config::parse(include_str!("../../../../examples/rvswitch.toml"), "f").unwrap();
+        let (a, b) = (Scope::new(Some("host-a".into())), Scope::new(Some("host-b".into())));
+        let only = |name: &str, scope: &Scope| {
+            let mut f = file.clone();
+            f.bridges.retain(|br| br.name == name);
+            let snap = Snapshot::read(&session).unwrap();
+            let reply = session.transact(seed_ops(&snap, &f, "/etc/rvswitch.toml", scope));
+            assert_eq!(txn_errors(&reply), None, "{reply}");
+        };
+        only("br-intranet", &a);
+        only("br-internet", &b);
+        only("br-intranet", &a); // a reload of host-a's file: host-b's bridge stays
+        let snap = Snapshot::read(&session).unwrap();
+        assert_eq!(snap.active_bridges().len(), 2);
+        let names = |scope: &Scope| -> Vec<String> {
+            plan_scoped(&snap, scope).desired.bridges.into_iter().map(|b| b.name).collect()
+        };
+        assert_eq!(names(&a), vec!["br-intranet".to_string()]);
+        assert_eq!(names(&b), vec!["br-internet".to_string()]);
+        assert!(names(&Scope::new(Some("host-c".into()))).is_empty());
+    }
+
+    #[test]
+    fn lock_names_are_ovsdb_ids() {
+        assert_eq!(lock_name(None), "ovs_vswitchd");
+        assert_eq!(lock_name(Some("3f2a-b.c")), "ovs_vswitchd_3f2a_b_c");
     }
 
     #[test]

@@ -3,13 +3,17 @@
 //! back as `rejected`, and the reason lands in the Interface's `error` column.
 
 use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use gateway::Prefix;
 
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
+use super::scope::Scope;
 use super::security::security_of;
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
-use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
+use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind, VpnOptions};
 use crate::tunnel::{tunnel_of, tunnel_proto, TunnelOptionError};
 
 /// An interface the database configures but the switch cannot run.
@@ -44,6 +48,7 @@ fn kind_of(t: &str, options: &[(String, String)]) -> Result<PortKind, Unsupporte
         "" | "system" => Ok(PortKind::System),
         "internal" => Ok(PortKind::Internal),
         "tap" => Ok(PortKind::Tap),
+        "rvswitch-vpn" => Ok(PortKind::Vpn),
         other => match tunnel_proto(other) {
             Some(proto) => Ok(PortKind::Tunnel(tunnel_of(proto, options)?)),
             None => Err(Unsupported::IfaceType(other.to_string())),
@@ -69,6 +74,28 @@ fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortV
     Ok(PortVlan::new(mode, tag, trunks)?)
 }
 
+/// A VPN gateway port's `options`: `wireguard` (the wg-quick file), `subnet`, `gateway`.
+fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
+    let get = |k: &str| {
+        options
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .ok_or(format!("options:{k} is missing"))
+    };
+    let wireguard = get("wireguard")?;
+    if !wireguard.starts_with('/') {
+        return Err(format!("options:wireguard {wireguard:?} must be an absolute path"));
+    }
+    let subnet: Prefix = get("subnet")?.parse().map_err(|e| format!("options:subnet: {e}"))?;
+    let gateway: Ipv4Addr =
+        get("gateway")?.parse().map_err(|_| "options:gateway must be an IPv4 address".to_string())?;
+    if !subnet.addr().is_ipv4() || !subnet.contains(gateway.into()) {
+        return Err(format!("options:gateway {gateway} is not in options:subnet {subnet}"));
+    }
+    Ok(VpnOptions { wireguard: wireguard.into(), subnet, gateway })
+}
+
 fn settings_of(b: &BridgeRow) -> BridgeSettings {
     let mut s = BridgeSettings::default();
     for (k, v) in &b.other_config {
@@ -90,15 +117,20 @@ fn settings_of(b: &BridgeRow) -> BridgeSettings {
     s
 }
 
-/// Builds the desired state from a snapshot.
+/// Builds the desired state from a snapshot (a database of this host's own).
 pub fn plan(s: &Snapshot) -> Plan {
+    plan_scoped(s, &Scope::default())
+}
+
+/// Builds the desired state from the bridges of `s` that `scope` says are this host's.
+pub fn plan_scoped(s: &Snapshot, scope: &Scope) -> Plan {
     let mut plan = Plan::default();
     let mut used_ports = HashSet::new();
     let mut reject = |iface_uuid: &str, error: String| {
         plan.rejected.push(Rejected { iface_uuid: iface_uuid.to_string(), error });
     };
     let mut bridges = Vec::new();
-    for b in s.active_bridges() {
+    for b in s.active_bridges().into_iter().filter(|b| scope.owns(s, b)) {
         if check_ifname(&b.name).is_err() {
             for p in b.ports.iter().filter_map(|u| s.ports.get(u)) {
                 for i in &p.interfaces {
@@ -140,8 +172,16 @@ pub fn plan(s: &Snapshot) -> Plan {
                     continue;
                 }
             };
+            let vpn = match (kind, vpn_of(&iface.options)) {
+                (PortKind::Vpn, Ok(v)) => Some(v),
+                (PortKind::Vpn, Err(e)) => {
+                    reject(iface_uuid, format!("interface {}: {e}", iface.name));
+                    continue;
+                }
+                _ => None,
+            };
             match vlan_of(p.tag, &p.trunks, p.vlan_mode.as_deref()) {
-                Ok(vlan) => ports.push(DesiredPort { name: iface.name.clone(), kind, vlan, security }),
+                Ok(vlan) => ports.push(DesiredPort { name: iface.name.clone(), kind, vlan, security, vpn }),
                 Err(e) => reject(iface_uuid, format!("port {}: {e}", p.name)),
             }
         }
@@ -164,6 +204,28 @@ mod tests {
         assert_eq!((n.mode(), n.tag()), (VlanMode::NativeUntagged, Some(42)));
         assert!(vlan_of(None, &[], Some("dot1q-tunnel")).is_err());
         assert!(vlan_of(None, &[], Some("native-tagged")).is_err(), "native mode needs a tag");
+    }
+
+    #[test]
+    fn vpn_options() {
+        let o = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+            kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let good = [
+            ("wireguard", "/etc/rvswitch/office.conf"),
+            ("subnet", "198.18.0.0/24"),
+            ("gateway", "198.18.0.1"),
+        ];
+        let v = vpn_of(&o(&good)).unwrap();
+        assert_eq!(v.gateway, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(vpn_of(&o(&good[1..])).unwrap_err(), "options:wireguard is missing");
+        let mut outside = good;
+        outside[2].1 = "198.19.0.1";
+        assert!(vpn_of(&o(&outside)).unwrap_err().contains("not in options:subnet"));
+        let mut relative = good;
+        relative[0].1 = "office.conf";
+        assert!(vpn_of(&o(&relative)).unwrap_err().contains("absolute path"));
+        assert_eq!(kind_of("rvswitch-vpn", &[]), Ok(PortKind::Vpn));
     }
 
     #[test]

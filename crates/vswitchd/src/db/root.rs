@@ -29,20 +29,25 @@ pub fn announce_columns() -> Value {
 }
 
 /// The transaction that gives `existing` (the root rows' `_uuid` and `external_ids` as selected)
-/// a ready root row: inserted when the table is empty, else brought up to date. A system-id,
-/// once chosen, is kept.
-pub fn root_row_ops(existing: &[Value], new_system_id: &str) -> Value {
+/// a ready root row: inserted when the table is empty (and still empty when the transaction
+/// runs: two hosts starting on one fresh shared database make one root row, not two), else
+/// brought up to date. A system-id, once chosen, is kept; `new_system_id` is given to a row
+/// without one (`None`: the row's system-id is left to others, see `scope`).
+pub fn root_row_ops(existing: &[Value], new_system_id: Option<&str>) -> Value {
     let mut row = announce_columns();
     match existing.first() {
         None => {
-            row["external_ids"] = map([(SYSTEM_ID_KEY, new_system_id)]);
-            json!(["Open_vSwitch", {"op": "insert", "table": "Open_vSwitch", "row": row}])
+            row["external_ids"] = map(new_system_id.map(|id| (SYSTEM_ID_KEY, id)));
+            json!(["Open_vSwitch",
+                {"op": "wait", "table": "Open_vSwitch", "where": [], "columns": ["_uuid"],
+                 "until": "==", "rows": [], "timeout": 0},
+                {"op": "insert", "table": "Open_vSwitch", "row": row}])
         }
         Some(root) => {
             let uuid = uuids(&root["_uuid"]).pop().unwrap_or_default();
             let mut ids = string_map(&root["external_ids"]);
-            if !ids.iter().any(|(k, _)| k == SYSTEM_ID_KEY) {
-                ids.push((SYSTEM_ID_KEY.into(), new_system_id.into()));
+            if let Some(id) = new_system_id.filter(|_| !ids.iter().any(|(k, _)| k == SYSTEM_ID_KEY)) {
+                ids.push((SYSTEM_ID_KEY.into(), id.into()));
             }
             row["external_ids"] = map(ids);
             json!(["Open_vSwitch", {"op": "update", "table": "Open_vSwitch", "where": by_uuid(&uuid), "row": row}])
@@ -55,7 +60,7 @@ pub fn ensure_root_row(db: &Database) -> Result<(), DbError> {
     let reply = db.transact(json!(["Open_vSwitch",
         {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["_uuid", "external_ids"]}]));
     let rows = reply[0]["rows"].as_array().cloned().ok_or_else(|| DbError::ReadRoot(reply.to_string()))?;
-    let reply = db.transact(root_row_ops(&rows, &uuid::Uuid::new_v4().to_string()));
+    let reply = db.transact(root_row_ops(&rows, Some(&uuid::Uuid::new_v4().to_string())));
     match txn_errors(&reply) {
         Some(e) => Err(DbError::PrepareRoot(e)),
         None => Ok(()),

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::datum::{by_uuid, map, set, uuid_ref};
+use super::scope::{Scope, BRIDGE_HOST_KEY};
 use super::snapshot::Snapshot;
 use crate::state::{DesiredPort, DesiredState, PortKind};
 
@@ -19,6 +20,7 @@ fn iface_type(kind: PortKind) -> &'static str {
         PortKind::Tap => "tap",
         PortKind::Internal => "internal",
         PortKind::Tunnel(t) => t.proto.as_str(),
+        PortKind::Vpn => "rvswitch-vpn",
     }
 }
 
@@ -36,8 +38,18 @@ fn vlan_columns(p: &DesiredPort) -> Value {
     })
 }
 
-/// The transaction that makes the database hold `desired`'s bridges. `source` labels them.
-pub fn seed_ops(snap: &Snapshot, desired: &DesiredState, source: &str) -> Value {
+/// The transaction that makes the database hold `desired`'s bridges. `source` labels them; in
+/// a shared database they are also marked as this host's (`scope`), and only this host's
+/// bridges are ever removed as stale.
+pub fn seed_ops(snap: &Snapshot, desired: &DesiredState, source: &str, scope: &Scope) -> Value {
+    let labels = |mut ids: Vec<(String, String)>| {
+        ids.retain(|(k, _)| k != SOURCE_KEY && k != BRIDGE_HOST_KEY);
+        ids.push((SOURCE_KEY.into(), source.into()));
+        if let Some(id) = &scope.system_id {
+            ids.push((BRIDGE_HOST_KEY.into(), id.clone()));
+        }
+        map(ids)
+    };
     let mut ops = vec![json!("Open_vSwitch")];
     if snap.ovs.is_none() {
         // A fresh database: create the root row, as `ovs-vsctl init` would.
@@ -88,11 +100,9 @@ pub fn seed_ops(snap: &Snapshot, desired: &DesiredState, source: &str) -> Value 
         ]);
         match snap.bridge_by_name(&b.name) {
             Some(existing) => {
-                let mut ids: Vec<(String, String)> =
-                    existing.external_ids.iter().filter(|(k, _)| k != SOURCE_KEY).cloned().collect();
-                ids.push((SOURCE_KEY.into(), source.into()));
+                let ids = labels(existing.external_ids.clone());
                 ops.push(json!({"op": "update", "table": "Bridge", "where": by_uuid(&existing.uuid),
-                                "row": {"ports": set(port_refs), "other_config": other_config, "external_ids": map(ids)}}));
+                                "row": {"ports": set(port_refs), "other_config": other_config, "external_ids": ids}}));
                 if !snap.ovs.as_ref().is_some_and(|o| o.bridges.contains(&existing.uuid)) {
                     ops.push(json!({"op": "mutate", "table": "Open_vSwitch", "where": root_where,
                                     "mutations": [["bridges", "insert", set([uuid_ref(&existing.uuid)])]]}));
@@ -102,7 +112,7 @@ pub fn seed_ops(snap: &Snapshot, desired: &DesiredState, source: &str) -> Value 
                 let name = format!("b{bi}");
                 ops.push(json!({"op": "insert", "table": "Bridge", "uuid-name": name,
                                 "row": {"name": b.name, "ports": set(port_refs), "other_config": other_config,
-                                        "external_ids": map([(SOURCE_KEY, source)])}}));
+                                        "external_ids": labels(Vec::new())}}));
                 ops.push(json!({"op": "mutate", "table": "Open_vSwitch", "where": root_where,
                                 "mutations": [["bridges", "insert", set([json!(["named-uuid", name])])]]}));
             }
@@ -118,6 +128,7 @@ pub fn seed_ops(snap: &Snapshot, desired: &DesiredState, source: &str) -> Value 
     // Bridges an earlier version of the file created but this one no longer names.
     for stale in snap.bridges.values().filter(|o| {
         o.external_ids.iter().any(|(k, _)| k == SOURCE_KEY)
+            && scope.owns(snap, o)
             && !desired.bridges.iter().any(|b| b.name == o.name)
     }) {
         ops.push(json!({"op": "mutate", "table": "Open_vSwitch", "where": root_where,

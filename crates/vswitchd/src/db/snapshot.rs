@@ -15,6 +15,7 @@ pub struct OvsRow {
     pub bridges: Vec<String>,
     pub next_cfg: i64,
     pub cur_cfg: i64,
+    pub external_ids: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,9 +45,10 @@ pub struct IfaceRow {
     pub kind: String,
     pub ofport: Option<i64>,
     pub ofport_request: Option<i64>,
-    pub options: Vec<(String, String)>,
     pub other_config: Vec<(String, String)>,
     pub external_ids: Vec<(String, String)>,
+    /// Type-specific settings (OvS: a tunnel's `remote_ip`; ours: a VPN port's `wireguard`...).
+    pub options: Vec<(String, String)>,
 }
 
 /// The configuration tables at one moment, by UUID, plus name indexes (names are unique per
@@ -62,19 +64,18 @@ pub struct Snapshot {
     iface_names: HashMap<String, String>,
 }
 
+/// The tables and columns a snapshot reads, in the order [`Snapshot::parse`] expects them: the
+/// selects of [`Snapshot::read`] and the monitor of a remote database are both made from it.
+pub const COLUMNS: [(&str, &[&str]); 4] = [
+    ("Open_vSwitch", &["bridges", "next_cfg", "cur_cfg", "external_ids"]),
+    ("Bridge", &["name", "ports", "other_config", "external_ids", "datapath_id"]),
+    ("Port", &["name", "interfaces", "tag", "trunks", "vlan_mode"]),
+    ("Interface", &["name", "type", "ofport", "ofport_request", "other_config", "external_ids", "options"]),
+];
+
 impl Snapshot {
     pub fn read(session: &Session) -> Result<Snapshot, DbError> {
-        let reply = session.transact(json!([
-            "Open_vSwitch",
-            {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["_uuid", "bridges", "next_cfg", "cur_cfg"]},
-            {"op": "select", "table": "Bridge", "where": [],
-             "columns": ["_uuid", "name", "ports", "other_config", "external_ids", "datapath_id"]},
-            {"op": "select", "table": "Port", "where": [],
-             "columns": ["_uuid", "name", "interfaces", "tag", "trunks", "vlan_mode"]},
-            {"op": "select", "table": "Interface", "where": [],
-             "columns": ["_uuid", "name", "type", "ofport", "ofport_request", "options", "other_config", "external_ids"]}
-        ]));
-        Snapshot::parse(&reply)
+        Snapshot::parse(&session.transact(read_ops()))
     }
 
     /// Parses the reply of [`Snapshot::read`]'s transaction.
@@ -94,6 +95,7 @@ impl Snapshot {
             bridges: uuids(&r["bridges"]),
             next_cfg: r["next_cfg"].as_i64().unwrap_or(0),
             cur_cfg: r["cur_cfg"].as_i64().unwrap_or(0),
+            external_ids: string_map(&r["external_ids"]),
         });
         let bridges = rows(1)?
             .iter()
@@ -127,9 +129,9 @@ impl Snapshot {
                 kind: str_of(r, "type"),
                 ofport: opt_int(&r["ofport"]),
                 ofport_request: opt_int(&r["ofport_request"]),
-                options: string_map(&r["options"]),
                 other_config: string_map(&r["other_config"]),
                 external_ids: string_map(&r["external_ids"]),
+                options: string_map(&r["options"]),
             })
             .map(|i| (i.uuid.clone(), i))
             .collect();
@@ -167,6 +169,17 @@ impl Snapshot {
     pub fn iface_by_name(&self, name: &str) -> Option<&IfaceRow> {
         self.iface_names.get(name).and_then(|u| self.ifaces.get(u))
     }
+}
+
+/// One transaction of selects, one per table of [`COLUMNS`].
+pub fn read_ops() -> Value {
+    let mut ops = vec![json!("Open_vSwitch")];
+    for (table, columns) in COLUMNS {
+        let mut cols = vec!["_uuid"];
+        cols.extend_from_slice(columns);
+        ops.push(json!({"op": "select", "table": table, "where": [], "columns": cols}));
+    }
+    Value::Array(ops)
 }
 
 #[cfg(test)]

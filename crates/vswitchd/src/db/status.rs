@@ -156,6 +156,7 @@ mod tests {
             link_up: true,
             error: None,
             counters,
+            vpn: None,
         })
     }
 

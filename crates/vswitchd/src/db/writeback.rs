@@ -71,15 +71,18 @@ pub fn iface_row(ofport: i64, st: Option<&IfaceStatus>, rejected: Option<&str>) 
             "ofport": OFPORT_FAILED, "error": error, "link_state": set([]), "admin_state": set([]),
             "ifindex": set([]), "mac_in_use": set([]), "mtu": set([]),
         }),
-        (Some(st), None) => json!({
-            "ofport": if st.error.is_some() { OFPORT_FAILED } else { ofport },
-            "error": opt(st.error.clone().map(Value::from)),
-            "link_state": if st.link_up { "up" } else { "down" },
-            "admin_state": if st.admin_up { "up" } else { "down" },
-            "ifindex": opt(st.ifindex.map(Value::from)),
-            "mac_in_use": opt(st.mac.map(|m| Value::from(packet::MacAddr(m).to_string()))),
-            "mtu": opt(st.mtu.map(Value::from)),
-        }),
+        (Some(st), None) => with_vpn_status(
+            json!({
+                "ofport": if st.error.is_some() { OFPORT_FAILED } else { ofport },
+                "error": opt(st.error.clone().map(Value::from)),
+                "link_state": if st.link_up { "up" } else { "down" },
+                "admin_state": if st.admin_up { "up" } else { "down" },
+                "ifindex": opt(st.ifindex.map(Value::from)),
+                "mac_in_use": opt(st.mac.map(|m| Value::from(packet::MacAddr(m).to_string()))),
+                "mtu": opt(st.mtu.map(Value::from)),
+            }),
+            st,
+        ),
         (None, None) => json!({"ofport": OFPORT_FAILED, "error": "interface not configured"}),
     }
 }
@@ -100,7 +103,32 @@ pub fn statistics(st: &IfaceStatus) -> Value {
     // Each non-zero drop reason as `drop_<reason>` (e.g. `drop_spoofed-mac`), so
     // `ovs-vsctl get Interface vnet0 statistics` says why, as `rvsctl show` does.
     let reasons = c.drops.iter().map(|(k, v)| (format!("drop_{k}"), *v));
-    map(totals.into_iter().map(|(k, v)| (k.to_string(), v)).chain(reasons))
+    map(totals.into_iter().map(|(k, v)| (k.to_string(), v)).chain(reasons).chain(vpn_statistics(st)))
+}
+
+/// Interface `status` of a VPN gateway port: its tunnel's state and peer (what changes
+/// rarely; ages and byte counts go to `statistics`). Empty for other ports.
+fn with_vpn_status(mut row: Value, st: &IfaceStatus) -> Value {
+    if let Some(v) = &st.vpn {
+        row["status"] = map([("vpn_state", v.state.clone()), ("vpn_endpoint", v.endpoint.clone())]);
+    }
+    row
+}
+
+/// A VPN gateway port's tunnel numbers in `statistics`: bytes, last handshake age, bad
+/// datagrams, and gateway drops as `vpn_drop_<reason>` (`vpn_drop_vpn-down`...).
+fn vpn_statistics(st: &IfaceStatus) -> Vec<(String, u64)> {
+    let Some(v) = &st.vpn else { return Vec::new() };
+    let mut out = vec![
+        ("vpn_rx_bytes".to_string(), v.rx_bytes),
+        ("vpn_tx_bytes".to_string(), v.tx_bytes),
+        ("vpn_bad_datagrams".to_string(), v.bad_datagrams),
+    ];
+    if let Some(age) = v.last_handshake_secs {
+        out.push(("vpn_last_handshake_age".to_string(), age));
+    }
+    out.extend(v.drops.iter().map(|(k, n)| (format!("vpn_drop_{k}"), *n)));
+    out
 }
 
 /// An update of one row's columns.

@@ -34,18 +34,20 @@ pub enum MetricsError {
 #[derive(Clone)]
 pub struct Source {
     pub shared: Shared,
-    /// Open OVSDB connections (the server is owned elsewhere).
-    pub ovsdb_clients: Arc<dyn Fn() -> usize + Send + Sync>,
+    /// Open OVSDB connections and transaction statistics (the server is owned elsewhere).
+    pub ovsdb: Arc<dyn Fn() -> (usize, ovsdb::server::StatsSnapshot) + Send + Sync>,
 }
 
 impl Source {
     fn sample(&self) -> Sample {
         let daemon = lock(&self.shared);
         let ports = Sample::ports_from(&daemon.show().bridges);
+        let events_lost = daemon.events().lost();
         // A stuck forwarding thread leaves the bridge part out rather than the whole scrape.
         let bridges = daemon.datapath().mac_stats(Duration::from_secs(1)).unwrap_or_default();
         drop(daemon);
-        Sample { ports, bridges, ovsdb_clients: (self.ovsdb_clients)() }
+        let (ovsdb_clients, ovsdb) = (self.ovsdb)();
+        Sample { ports, bridges, ovsdb_clients, ovsdb, events_lost }
     }
 }
 

@@ -3,10 +3,12 @@
 //! bridge, port and drop reason: configured names and a fixed set of reasons, so cardinality is
 //! bounded by the configuration (and capped at [`MAX_PORTS`] ports).
 
+use ovsdb::server::StatsSnapshot;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use switch::{DropReason, MacStats};
 
@@ -24,6 +26,8 @@ pub struct PortSample {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Of `rx_packets`, those the kernel fast path forwarded.
+    pub fast_rx_packets: u64,
     /// Per reason, every reason (zeros included, so a series exists before its first drop).
     pub drops: Vec<(&'static str, u64)>,
     pub up: bool,
@@ -35,6 +39,9 @@ pub struct Sample {
     pub ports: Vec<PortSample>,
     pub bridges: Vec<(String, MacStats)>,
     pub ovsdb_clients: usize,
+    pub ovsdb: StatsSnapshot,
+    /// Events (`rvsctl events`) the forwarding thread could not hand over.
+    pub events_lost: u64,
 }
 
 impl Sample {
@@ -55,6 +62,7 @@ impl Sample {
                     rx_bytes: st.rx_bytes,
                     tx_packets: st.tx_packets,
                     tx_bytes: st.tx_bytes,
+                    fast_rx_packets: st.fast_rx_packets,
                     drops,
                     up: p.link_state == "up",
                 }
@@ -104,6 +112,24 @@ impl Sample {
         family(enc, "port_rx_bytes", "Bytes received on the port.", self.port_counter(|p| p.rx_bytes))?;
         family(enc, "port_tx_packets", "Frames sent on the port.", self.port_counter(|p| p.tx_packets))?;
         family(enc, "port_tx_bytes", "Bytes sent on the port.", self.port_counter(|p| p.tx_bytes))?;
+        let paths = self
+            .ports
+            .iter()
+            .flat_map(|p| {
+                let slow = p.rx_packets.saturating_sub(p.fast_rx_packets);
+                [("kernel", p.fast_rx_packets), ("userspace", slow)].map(|(path, n)| {
+                    let mut l = port_labels(p);
+                    l.push(("path", path));
+                    (l, ConstCounter::new(n))
+                })
+            })
+            .collect();
+        family(
+            enc,
+            "port_rx_path_packets",
+            "Frames received on the port, by the path that forwarded them: the kernel fast path or the userspace pipeline.",
+            paths,
+        )?;
         let drops = self
             .ports
             .iter()
@@ -155,7 +181,50 @@ impl Collector for Sample {
         self.encode_ports(&mut enc)?;
         self.encode_bridges(&mut enc)?;
         let clients = vec![(Vec::new(), ConstGauge::new(self.ovsdb_clients as i64))];
-        family(&mut enc, "ovsdb_clients", "Open OVSDB client connections.", clients)
+        family(&mut enc, "ovsdb_clients", "Open OVSDB client connections.", clients)?;
+        let lost = vec![(Vec::new(), ConstCounter::new(self.events_lost))];
+        family(
+            &mut enc,
+            "events_lost",
+            "Events the forwarding thread could not hand over (queue full, rate limits).",
+            lost,
+        )?;
+        let txns = vec![(Vec::new(), ConstCounter::new(self.ovsdb.transactions))];
+        family(&mut enc, "ovsdb_transactions", "OVSDB transactions answered.", txns)?;
+        let latency = vec![(Vec::new(), Latency(&self.ovsdb))];
+        family(
+            &mut enc,
+            "ovsdb_transaction_seconds",
+            "Time from an OVSDB transaction's arrival to its answer (blocked waits included).",
+            latency,
+        )
+    }
+}
+
+/// The OVSDB server's latency buckets as a Prometheus histogram.
+struct Latency<'a>(&'a StatsSnapshot);
+
+impl EncodeMetric for Latency<'_> {
+    fn encode(&self, mut enc: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let st = self.0;
+        // The encoder wants per-bucket counts (it sums them up again) and the +Inf bucket.
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = st
+            .latency_le
+            .iter()
+            .map(|(bound_us, cum)| {
+                let n = cum.saturating_sub(below);
+                below = *cum;
+                (*bound_us as f64 / 1e6, n)
+            })
+            .collect();
+        buckets.push((f64::INFINITY, st.transactions.saturating_sub(below)));
+        let sum = st.latency_sum_us as f64 / 1e6;
+        enc.encode_histogram::<NoLabelSet>(sum, st.transactions, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -168,21 +237,41 @@ mod tests {
         let port = PortSample {
             bridge: "br\"0\\x".into(),
             port: "vnet0".into(),
-            rx_packets: 3,
+            rx_packets: 10,
             drops: vec![("runt", 2), ("tx-failed", 0)],
             up: true,
             ..Default::default()
         };
         let st = MacStats { entries: 1, limit: 8192, learned: 4, expired: 0, evicted: 0, moved: 1 };
-        let text = Sample { ports: vec![port], bridges: vec![("br0".into(), st)], ovsdb_clients: 2 }.render();
+        let ovsdb =
+            StatsSnapshot { transactions: 3, latency_sum_us: 1_500, latency_le: vec![(50, 1), (1_000, 2)] };
+        let port = PortSample { fast_rx_packets: 7, ..port };
+        let text = Sample {
+            ports: vec![port],
+            bridges: vec![("br0".into(), st)],
+            ovsdb_clients: 2,
+            ovsdb,
+            events_lost: 4,
+        }
+        .render();
         for want in [
             "# TYPE rvswitch_port_rx_packets_total counter",
-            r#"rvswitch_port_rx_packets_total{bridge="br\"0\\x",port="vnet0"} 3"#,
+            r#"rvswitch_port_rx_packets_total{bridge="br\"0\\x",port="vnet0"} 10"#,
             r#"rvswitch_port_drops_total{bridge="br\"0\\x",port="vnet0",reason="runt"} 2"#,
             r#"rvswitch_port_link_up{bridge="br\"0\\x",port="vnet0"} 1"#,
             r#"rvswitch_bridge_mac_moved_total{bridge="br0"} 1"#,
             r#"rvswitch_bridge_mac_table_size{bridge="br0"} 8192"#,
             "rvswitch_ovsdb_clients 2",
+            r#"rvswitch_port_rx_path_packets_total{bridge="br\"0\\x",port="vnet0",path="kernel"} 7"#,
+            r#"rvswitch_port_rx_path_packets_total{bridge="br\"0\\x",port="vnet0",path="userspace"} 3"#,
+            "rvswitch_ovsdb_transactions_total 3",
+            "rvswitch_events_lost_total 4",
+            "# TYPE rvswitch_ovsdb_transaction_seconds histogram",
+            r#"rvswitch_ovsdb_transaction_seconds_bucket{le="5e-05"} 1"#,
+            r#"rvswitch_ovsdb_transaction_seconds_bucket{le="0.001"} 2"#,
+            r#"rvswitch_ovsdb_transaction_seconds_bucket{le="+Inf"} 3"#,
+            "rvswitch_ovsdb_transaction_seconds_count 3",
+            "rvswitch_ovsdb_transaction_seconds_sum 0.0015",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }

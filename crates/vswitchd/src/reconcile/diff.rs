@@ -130,7 +130,7 @@ fn port_changes(old: &DesiredState, new: &DesiredState) -> Vec<Change> {
         let (name, bridge) = (port.name.clone(), b.name.clone());
         match old_ports.get(port.name.as_str()) {
             None => items.push(Change::AddedPort { name, bridge }),
-            Some((old_bridge, o)) if o.kind != port.kind || *old_bridge != bridge => {
+            Some((old_bridge, o)) if o.kind != port.kind || *old_bridge != bridge || o.vpn != port.vpn => {
                 let (old_kind, old_bridge) = (o.kind, old_bridge.to_string());
                 items.push(Change::ReplacedPort { name, old_kind, old_bridge, kind: port.kind, bridge });
             }
@@ -155,7 +155,13 @@ mod tests {
     use switch::{BridgeSettings, PortVlan};
 
     fn port(name: &str, kind: PortKind, tag: u16) -> DesiredPort {
-        DesiredPort { name: name.into(), kind, vlan: PortVlan::access(tag), security: Default::default() }
+        DesiredPort {
+            name: name.into(),
+            kind,
+            vlan: PortVlan::access(tag),
+            security: Default::default(),
+            vpn: None,
+        }
     }
 
     fn bridge(name: &str, ports: Vec<DesiredPort>) -> DesiredBridge {

@@ -110,6 +110,7 @@ mod tests {
             ifindex: Some(7),
             error: None,
             statistics: CounterSnapshot { rx_packets: 4, ..Default::default() },
+            vpn: None,
         };
         let br =
             BridgeStatus { name: "br0".into(), mac_aging_time: 300, mac_table_size: 8192, ports: vec![port] };

@@ -2,6 +2,8 @@
 //! namespace "VMs" on veth ports.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod ovsdb_server;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -128,6 +130,21 @@ impl Daemon {
             with_config: false,
         };
         d.spawn_process();
+        d
+    }
+
+    /// rvswitchd without `--config` on an existing ovsdb-server (`--db remotes`), with `args`
+    /// more; returned once its control socket answers (the database may still be connecting).
+    pub fn on_database(remotes: &str, args: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(unique("rvsd"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (socket, config) = (dir.join("ctl.sock"), dir.join("rvswitch.toml"));
+        let mut extra = vec!["--db".to_string(), remotes.to_string()];
+        extra.extend(args.iter().map(|a| a.to_string()));
+        let launch = Launch { args: extra, ..Launch::default() };
+        let mut d =
+            Daemon { child: None, wrapper: Vec::new(), launch, dir, socket, config, with_config: false };
+        d.spawn();
         d
     }
 
@@ -363,6 +380,17 @@ pub fn libvirt_attach(bridge: &str, port: &str, mac: &str) -> Vec<String> {
         args.push(format!("external-ids:{id}"));
     }
     args
+}
+
+/// rvsctl, built beside rvswitchd by the same workspace build (`cargo test --workspace` or
+/// `cargo build -p ctl`); a test binary cannot name another package's binary otherwise.
+pub fn rvsctl_path() -> PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_rvswitchd")).with_file_name("rvsctl")
+}
+
+/// Whether rvsctl is there to run (under CI it must be); else a skip for `test`.
+pub fn have_rvsctl(test: &str) -> bool {
+    rvsctl_path().exists() || testbed::skip(test, "rvsctl not built beside rvswitchd (cargo build -p ctl)")
 }
 
 /// Whether Debian's ovs-vsctl is there (under CI it must be: .ci/run installs it).

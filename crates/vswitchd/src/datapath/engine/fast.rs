@@ -7,11 +7,11 @@
 //! reach us through the tap fd, not through a device the program could sit on.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 
-use fastpath::maps::{flow_val, Counters, PortConf, PORT_SLOW};
+use fastpath::binds::{until_ns, BindMirror};
+use fastpath::maps::{flow_val, Counters, PortConf};
 use fastpath::mirror::{KernelPort, Mirror, Op};
-use fastpath::FastPath;
+use fastpath::{Binding, FastPath};
 use netdev::{Netdev, RxBatch};
 use packet::MacAddr;
 use tracing::{debug, warn};
@@ -21,6 +21,10 @@ use super::BridgeRt;
 pub(super) struct Fast {
     fp: FastPath,
     mirror: Mirror,
+    /// The served ports' IPv4 bindings as written to the kernel.
+    binds: BindMirror,
+    /// The bridges' lease generations (summed) when the bindings were last written.
+    binds_gen: u64,
     /// Bridge name → the id the maps use; stable across topology changes.
     bridge_ids: HashMap<String, u32>,
     /// Counter readings already added to the ports' counters, per ifindex.
@@ -29,6 +33,11 @@ pub(super) struct Fast {
     confs: HashMap<u32, PortConf>,
     /// Ticks so far: which slice of the last-seen stamps this tick reads.
     round: u64,
+}
+
+/// Changes whenever a lease changes on any bridge.
+fn lease_generation(bridges: &[BridgeRt]) -> u64 {
+    bridges.iter().fold(0u64, |g, b| g.wrapping_add(b.bridge.bindings_generation()))
 }
 
 /// Into how many slices the stamps are read, one per tick: every entry is read at least three
@@ -43,6 +52,8 @@ impl Fast {
         Fast {
             fp,
             mirror: Mirror::default(),
+            binds: BindMirror::default(),
+            binds_gen: 0,
             bridge_ids: HashMap::new(),
             counted: HashMap::new(),
             confs: HashMap::new(),
@@ -103,15 +114,17 @@ impl Fast {
         let gone: std::collections::HashSet<u32> = ifindexes.iter().copied().collect();
         let ops = self.mirror.retain(|_, v| !gone.contains(&v.ifindex));
         self.apply(ops);
+        for op in self.binds.forget(|i| gone.contains(&i)) {
+            let _ = self.fp.apply_binding(op);
+        }
     }
 
     /// Writes the program's config for the port of bridge `bridge` with VLAN rules `vlan` and
     /// device `ifindex`, when it changed (adding 1000 ports one by one stays linear).
-    /// A port whose port security checks layer 3 (ARP, IP, ND, DHCP, RA) is never fast-pathed:
-    /// the program decides by MAC pair alone.
+    /// A secured port's config carries its one allowed MAC and how much the program checks
+    /// (see [`fastpath::maps::guard`]); the IPv4 sources it may use are in the bindings map.
     pub fn configure(&mut self, bridge: &str, spec: &switch::PortSpec, ifindex: u32) {
-        let flags = if spec.security.checks_l3() { PORT_SLOW } else { 0 };
-        let conf = PortConf::new(self.bridge_id(bridge), &spec.vlan, flags);
+        let conf = PortConf::secured(self.bridge_id(bridge), &spec.vlan, 0, &spec.security);
         if self.confs.get(&ifindex) == Some(&conf) {
             return;
         }
@@ -139,6 +152,7 @@ impl Fast {
         // Entries go before configs change: a port that moved to another bridge must not be
         // reachable from its old bridge's entries for even one frame after its new config.
         self.prune(bridges, now);
+        self.write_bindings(bridges, now);
         for (ifindex, (bridge, spec)) in live {
             self.configure(bridge, spec, ifindex);
         }
@@ -157,6 +171,38 @@ impl Fast {
                 && flow_val(&spec.vlan, k.vlan, v.ifindex).is_some_and(|want| want.vid == v.vid)
         });
         self.apply(ops);
+    }
+
+    /// Copies the served ports' IPv4 bindings to the kernel when DHCP snooping or expiry
+    /// changed a lease since the last copy; call after every batch and on the tick. A lease
+    /// the pipeline dropped (DHCPNAK, an address moved to another client) is out of the
+    /// kernel's map before the next batch is received.
+    pub fn bindings_changed(&mut self, bridges: &[BridgeRt], now: u64) {
+        if lease_generation(bridges) != self.binds_gen {
+            self.write_bindings(bridges, now);
+        }
+    }
+
+    /// Makes the kernel's bindings map exactly the served ports' bindings now.
+    pub fn write_bindings(&mut self, bridges: &[BridgeRt], now: u64) {
+        self.binds_gen = lease_generation(bridges);
+        let kernel_now = fastpath::kernel_now_ns();
+        let mut want = HashMap::new();
+        for br in bridges {
+            for (slot, kif) in br.kifs.iter().enumerate() {
+                let Some(ifindex) = *kif else { continue };
+                for (prefix, until) in br.bridge.v4_bindings(slot, now) {
+                    if let Some(b) = Binding::new(ifindex, &prefix) {
+                        want.insert(b, until_ns(until, now, kernel_now));
+                    }
+                }
+            }
+        }
+        for op in self.binds.update(want) {
+            if let Err(e) = self.fp.apply_binding(op) {
+                warn!("fast path: {e}");
+            }
+        }
     }
 
     /// After the pipeline decided `n` frames from `slot` (device `ifindex`): mirror the sources
@@ -193,6 +239,7 @@ impl Fast {
     pub fn after_aging(&mut self, bridges: &[BridgeRt], now: u64) {
         self.fold_counters(bridges);
         self.prune(bridges, now);
+        self.bindings_changed(bridges, now);
     }
 
     /// Adds what the kernel forwarded since the last call to the ports' counters, so
@@ -204,8 +251,7 @@ impl Fast {
                 let now_c = self.fp.counters(ifindex);
                 let before = self.counted.insert(ifindex, now_c).unwrap_or_default();
                 let d = now_c.since(&before);
-                spec.counters.rx_packets.fetch_add(d.rx_packets, Relaxed);
-                spec.counters.rx_bytes.fetch_add(d.rx_bytes, Relaxed);
+                spec.counters.count_fast_rx(d.rx_packets, d.rx_bytes);
                 spec.counters.count_tx(d.tx_packets, d.tx_bytes);
             }
         }

@@ -36,6 +36,7 @@ struct Rig {
     waker: Arc<EventFd>,
     links: HashMap<String, Arc<PortLink>>,
     counters: HashMap<String, Arc<PortCounters>>,
+    events: crate::events::feed::EventFeed,
 }
 
 impl Rig {
@@ -43,8 +44,10 @@ impl Rig {
         let (commands, rx) = mpsc::channel();
         let waker = Arc::new(EventFd::new().expect("eventfd"));
         let heartbeat = crate::service::watchdog::Heartbeat::new();
-        let engine = Engine::new(rx, waker.clone(), Duration::ZERO, 1, heartbeat, None).expect("engine");
-        Rig { engine, commands, waker, links: HashMap::new(), counters: HashMap::new() }
+        let (event_tx, events) = crate::events::feed::channel();
+        let parts = EngineParts { commands: rx, waker: waker.clone(), heartbeat, events: event_tx };
+        let engine = Engine::new(parts, Duration::ZERO, 1, None).expect("engine");
+        Rig { engine, commands, waker, links: HashMap::new(), counters: HashMap::new(), events }
     }
 
     /// One round of the forwarding loop without blocking; returns the frames received.
@@ -282,4 +285,22 @@ fn fdb_flush_forgets_and_mac_stats_count() {
     let (reply, answer) = mpsc::channel();
     rig.command(Command::Fdb { bridge: "br0".into(), reply });
     assert_eq!(answer.try_recv().unwrap().unwrap(), vec![], "flushed");
+}
+
+/// A station seen on another port is reported to the event feed, with both ports named.
+#[test]
+fn a_mac_move_leaves_the_loop_as_an_event() {
+    let (mut rig, a, b, _c) = three_ports();
+    a.inject(&frame(mac(1), BROADCAST));
+    rig.turn();
+    b.inject(&frame(mac(1), BROADCAST));
+    rig.turn();
+    let got = rig.events.try_take();
+    let want = ctl::protocol::EventKind::MacMove {
+        mac: MacAddr(mac(1)).to_string(),
+        vlan: 10,
+        from_port: "a".into(),
+    };
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].bridge.as_str(), got[0].port.as_str(), &got[0].kind), ("br0", "b", &want));
 }

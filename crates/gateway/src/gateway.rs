@@ -1,0 +1,232 @@
+//! The gateway between a zone (Ethernet frames on its VLAN) and its tunnel (IP packets): it
+//! answers ARP for the gateway address, routes what the VMs send to the gateway MAC into the
+//! tunnel when the destination is in the peer's AllowedIPs, and frames what the tunnel returns
+//! for the VM that owns the address. While the tunnel is down it routes nothing (`vpn-down`).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use packet::ttl::{self, Hop};
+use packet::{arp, ipv4, ipv6, ArpSpec, EthernetHeader, FrameSpec, MacAddr};
+use packet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+
+use crate::{DropReason, Drops, Neighbours, Prefix};
+
+/// The gateway's place in the zone and what lies behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewaySpec {
+    pub mac: MacAddr,
+    /// The address the VMs use as their default gateway.
+    pub ip: Ipv4Addr,
+    /// The zone's subnet (the VMs' addresses; what the office routes to us).
+    pub subnet: Prefix,
+    /// Destinations the tunnel carries (the peer's AllowedIPs).
+    pub allowed: Vec<Prefix>,
+}
+
+/// What to do with a frame from the zone.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FromZone<'a> {
+    /// Send the frame of this length written to `out` back into the zone (an ARP reply).
+    Reply(usize),
+    /// Encrypt this IP packet (a slice of the input, TTL already decremented) into the tunnel.
+    Tunnel(&'a [u8]),
+    Drop(DropReason),
+}
+
+/// What to do with a packet that came out of the tunnel.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FromTunnel {
+    /// Send the frame of this length written to `out` into the zone.
+    Frame(usize),
+    /// The VM's MAC is unknown: the packet is dropped (`no-neighbour`) and the ARP request of
+    /// this length written to `out` goes into the zone instead.
+    Resolve(usize),
+    Drop(DropReason),
+}
+
+pub struct Gateway {
+    spec: GatewaySpec,
+    neighbours: Neighbours,
+    drops: Drops,
+}
+
+impl Gateway {
+    pub fn new(spec: GatewaySpec) -> Gateway {
+        Gateway { spec, neighbours: Neighbours::default(), drops: Drops::default() }
+    }
+
+    pub fn spec(&self) -> &GatewaySpec {
+        &self.spec
+    }
+
+    pub fn drops(&self) -> &Drops {
+        &self.drops
+    }
+
+    pub fn neighbours(&self) -> &Neighbours {
+        &self.neighbours
+    }
+
+    /// Counts a drop the shell decided (e.g. a tunnel packet it could not send).
+    pub fn count(&mut self, r: DropReason) {
+        self.drops.count(r);
+    }
+
+    /// Handles one frame the bridge sent to the gateway port. `tunnel_up` is the kill switch:
+    /// false routes nothing. `out` must hold an Ethernet ARP frame (42 bytes).
+    pub fn zone_frame<'a>(&mut self, frame: &'a mut [u8], tunnel_up: bool, out: &mut [u8]) -> FromZone<'a> {
+        let verdict = self.zone_verdict(frame, tunnel_up, out);
+        if let FromZone::Drop(r) = verdict {
+            self.drops.count(r);
+        }
+        verdict
+    }
+
+    fn zone_verdict<'a>(&mut self, frame: &'a mut [u8], up: bool, out: &mut [u8]) -> FromZone<'a> {
+        let Ok(eth) = EthernetHeader::parse(frame) else { return FromZone::Drop(DropReason::Malformed) };
+        let off = eth.payload_offset;
+        if eth.ethertype == ETHERTYPE_ARP {
+            return self.zone_arp(&eth, &frame[off..], out);
+        }
+        if eth.dst != self.spec.mac {
+            return FromZone::Drop(DropReason::NotForGateway);
+        }
+        let ip = &mut frame[off..];
+        let len = match eth.ethertype {
+            ETHERTYPE_IPV4 => self.zone_ipv4(eth.src, ip, up),
+            ETHERTYPE_IPV6 => self.zone_ipv6(ip, up),
+            _ => Err(DropReason::NotIp),
+        };
+        match len.and_then(|n| hop(&mut ip[..n]).map(|()| n)) {
+            Ok(n) => FromZone::Tunnel(&frame[off..off + n]),
+            Err(r) => FromZone::Drop(r),
+        }
+    }
+
+    /// Learns the sender; answers a request for the gateway address (ARP stays in the zone,
+    /// so it is answered whether or not the tunnel is up).
+    fn zone_arp(&mut self, eth: &EthernetHeader, body: &[u8], out: &mut [u8]) -> FromZone<'static> {
+        let Ok(a) = arp::Frame::new_checked(body) else { return FromZone::Drop(DropReason::Malformed) };
+        if self.spec.subnet.contains(a.sender_ip().into()) && a.sender_ip() != self.spec.ip {
+            self.neighbours.learn(a.sender_ip(), a.sender_mac());
+        }
+        if a.operation() != arp::OP_REQUEST || a.target_ip() != self.spec.ip {
+            return FromZone::Drop(DropReason::NotForGateway);
+        }
+        let reply = ArpSpec {
+            operation: arp::OP_REPLY,
+            sender_mac: self.spec.mac,
+            sender_ip: self.spec.ip,
+            target_mac: a.sender_mac(),
+            target_ip: a.sender_ip(),
+        };
+        let spec = FrameSpec { dst: eth.src, src: self.spec.mac, vlan: None, ethertype: ETHERTYPE_ARP };
+        match packet::arp_frame(out, &spec, &reply) {
+            Ok(n) => FromZone::Reply(n),
+            Err(_) => FromZone::Drop(DropReason::Malformed),
+        }
+    }
+
+    /// Checks an IPv4 packet from VM `src_mac`; returns its length without Ethernet padding.
+    fn zone_ipv4(&mut self, src_mac: MacAddr, ip: &[u8], up: bool) -> Result<usize, DropReason> {
+        let p = ipv4::Frame::new_checked(ip).map_err(|_| DropReason::Malformed)?;
+        let len = total_len(ip, 2, 0)?;
+        if !self.spec.subnet.contains(p.src().into()) || p.src() == self.spec.ip {
+            return Err(DropReason::BadSource);
+        }
+        self.neighbours.learn(p.src(), src_mac);
+        if !up {
+            return Err(DropReason::VpnDown);
+        }
+        if p.dst() == self.spec.ip {
+            return Err(DropReason::ToGateway);
+        }
+        self.route(p.dst().into())?;
+        Ok(len)
+    }
+
+    fn zone_ipv6(&mut self, ip: &[u8], up: bool) -> Result<usize, DropReason> {
+        let p = ipv6::Frame::new_checked(ip).map_err(|_| DropReason::Malformed)?;
+        let len = total_len(ip, 4, ipv6::HEADER_LEN)?;
+        if !up {
+            return Err(DropReason::VpnDown);
+        }
+        self.route(p.dst().into())?;
+        Ok(len)
+    }
+
+    fn route(&self, dst: IpAddr) -> Result<(), DropReason> {
+        if self.spec.allowed.iter().any(|p| p.contains(dst)) {
+            Ok(())
+        } else {
+            Err(DropReason::NoRoute)
+        }
+    }
+
+    /// Handles one IP packet the tunnel decrypted. `out` must hold the packet plus 14 bytes.
+    pub fn tunnel_packet(&mut self, ip: &mut [u8], out: &mut [u8]) -> FromTunnel {
+        let verdict = self.tunnel_verdict(ip, out);
+        match verdict {
+            FromTunnel::Drop(r) => self.drops.count(r),
+            FromTunnel::Resolve(_) => self.drops.count(DropReason::NoNeighbour),
+            FromTunnel::Frame(_) => {}
+        }
+        verdict
+    }
+
+    fn tunnel_verdict(&mut self, ip: &mut [u8], out: &mut [u8]) -> FromTunnel {
+        match ip.first().map(|b| b >> 4) {
+            Some(4) => {}
+            Some(6) => return FromTunnel::Drop(DropReason::Ipv6Unsupported),
+            _ => return FromTunnel::Drop(DropReason::Malformed),
+        }
+        let Ok(p) = ipv4::Frame::new_checked(&*ip) else { return FromTunnel::Drop(DropReason::Malformed) };
+        let (src, dst) = (p.src(), p.dst());
+        let Ok(len) = total_len(ip, 2, 0) else { return FromTunnel::Drop(DropReason::Malformed) };
+        if self.route(src.into()).is_err() || self.spec.subnet.contains(src.into()) {
+            return FromTunnel::Drop(DropReason::NotAllowedSource);
+        }
+        if !self.spec.subnet.contains(dst.into()) || dst == self.spec.ip {
+            return FromTunnel::Drop(DropReason::NotInSubnet);
+        }
+        let Some(mac) = self.neighbours.get(dst) else { return self.resolve(dst, out) };
+        if let Err(r) = hop(&mut ip[..len]) {
+            return FromTunnel::Drop(r);
+        }
+        let spec = FrameSpec { dst: mac, src: self.spec.mac, vlan: None, ethertype: ETHERTYPE_IPV4 };
+        match packet::ethernet_frame(out, &spec, &ip[..len]) {
+            Ok(n) => FromTunnel::Frame(n),
+            Err(_) => FromTunnel::Drop(DropReason::Malformed),
+        }
+    }
+
+    fn resolve(&self, ip: Ipv4Addr, out: &mut [u8]) -> FromTunnel {
+        match packet::arp_request(out, self.spec.mac, None, self.spec.ip.octets(), ip.octets()) {
+            Ok(n) => FromTunnel::Resolve(n),
+            Err(_) => FromTunnel::Drop(DropReason::NoNeighbour),
+        }
+    }
+}
+
+/// The packet's own length from its header (the 16-bit field at `at`, plus `extra` bytes of
+/// header it does not count), so Ethernet padding never enters the tunnel.
+fn total_len(ip: &[u8], at: usize, extra: usize) -> Result<usize, DropReason> {
+    let field = ip.get(at..at + 2).ok_or(DropReason::Malformed)?;
+    let n = usize::from(u16::from_be_bytes([field[0], field[1]])) + extra;
+    if n > ip.len() {
+        return Err(DropReason::Malformed);
+    }
+    Ok(n)
+}
+
+fn hop(ip: &mut [u8]) -> Result<(), DropReason> {
+    match ttl::decrement(ip) {
+        Hop::Forward => Ok(()),
+        Hop::Expired => Err(DropReason::TtlExpired),
+        Hop::Malformed => Err(DropReason::Malformed),
+    }
+}
+
+#[cfg(test)]
+#[path = "gateway_tests.rs"]
+mod tests;

@@ -1,0 +1,15 @@
+//! A zone's L3 edge, pure: the wg-quick file that configures its WireGuard uplink, and the
+//! gateway state machine between the zone's frames and the tunnel's IP packets. Like boringtun's
+//! `Tunn`, it takes bytes and says what to do with them; it does no I/O and reads no clock.
+
+mod drops;
+mod gateway;
+mod neighbours;
+mod prefix;
+pub mod wgconf;
+
+pub use drops::{DropReason, Drops};
+pub use gateway::{FromTunnel, FromZone, Gateway, GatewaySpec};
+pub use neighbours::Neighbours;
+pub use prefix::{Prefix, PrefixError};
+pub use wgconf::{WgConfError, WgConfig};

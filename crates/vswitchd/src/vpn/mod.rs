@@ -1,0 +1,33 @@
+//! A zone's gateway port with its built-in WireGuard uplink (Interface `type=rvswitch-vpn`).
+//! To the datapath it is one more [`netdev::Netdev`]: frames the bridge sends it go through
+//! the pure [`gateway::Gateway`] and boringtun's `Tunn` into a UDP socket; datagrams from the
+//! peer come back as frames for the zone. It has no kernel device and no other way out, so a
+//! zone whose only uplink it is can reach nothing but the tunnel: the kill switch is the
+//! absence of a path. While the tunnel is down the gateway routes nothing (`vpn-down`).
+
+mod health;
+mod open;
+mod port;
+mod timer;
+
+pub use open::{open, VpnOpenError};
+pub use port::VpnPort;
+
+use std::sync::{Arc, Mutex};
+
+use ctl::protocol::VpnStatus;
+
+/// The port's status, written by the forwarding thread (every timer tick), read by the
+/// reconciler for `rvsctl show` and the database.
+#[derive(Clone, Debug, Default)]
+pub struct VpnShared(Arc<Mutex<VpnStatus>>);
+
+impl VpnShared {
+    pub fn get(&self) -> VpnStatus {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, s: VpnStatus) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+}

@@ -1,0 +1,125 @@
+//! The port against an in-process boringtun peer on loopback: ARP answered, the handshake
+//! made, a zone frame arrives at the peer as the VM's IP packet and the peer's reply comes back
+//! as a frame to the VM; garbage is counted.
+
+use std::io::IoSlice;
+use std::net::{Ipv4Addr, UdpSocket};
+
+use boringtun::noise::{Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use gateway::{Gateway, GatewaySpec};
+use netdev::{Netdev, RxBatch, TxFrame, VnetHdr};
+use packet::MacAddr;
+
+use super::*;
+
+const VM_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
+
+fn pair() -> (VpnPort, Tunn, UdpSocket) {
+    let (ours, theirs) = (StaticSecret::from([1u8; 32]), StaticSecret::from([2u8; 32]));
+    let peer_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer_sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let tunn = Tunn::new(ours.clone(), PublicKey::from(&theirs), None, None, 0, None);
+    let peer = Tunn::new(theirs, PublicKey::from(&ours), None, None, 1, None);
+    let gw = Gateway::new(GatewaySpec {
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        ip: Ipv4Addr::new(198, 18, 0, 1),
+        subnet: "198.18.0.0/24".parse().unwrap(),
+        allowed: vec!["198.18.9.0/24".parse().unwrap()],
+    });
+    let port = VpnPort::new("wg-test", tunn, gw, sock, peer_sock.local_addr().unwrap()).unwrap();
+    (port, peer, peer_sock)
+}
+
+fn send(port: &mut VpnPort, frame: &[u8]) {
+    let parts = [IoSlice::new(frame)];
+    port.transmit(&[TxFrame { vnet: VnetHdr::default(), parts: &parts }]).unwrap();
+}
+
+/// Receives until `pred` holds for a frame or 200 tries passed (the port is non-blocking).
+fn recv_until(port: &mut VpnPort, batch: &mut RxBatch, pred: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    for _ in 0..200 {
+        port.recv_batch(batch).unwrap();
+        if let Some(f) = (0..batch.len()).map(|i| batch.frame(i).to_vec()).find(|f| pred(f)) {
+            return Some(f);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// ICMP echo 198.18.0.2 → 198.18.9.10 to the gateway MAC (checksums as in gateway's tests).
+fn echo() -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1];
+    f.extend(VM_MAC);
+    f.extend([0x08, 0x00, 0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 1, 0xa5, 0xaf, 198, 18, 0, 2, 198, 18, 9, 10]);
+    f.extend([8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+    f
+}
+
+/// The peer's side of one datagram: decapsulate it, send back what boringtun says to.
+fn peer_round(peer: &mut Tunn, sock: &UdpSocket) -> Option<Vec<u8>> {
+    let (mut buf, mut out) = (vec![0u8; 2048], vec![0u8; 2048]);
+    let (n, from) = sock.recv_from(&mut buf).ok()?;
+    match peer.decapsulate(Some(from.ip()), &buf[..n], &mut out) {
+        TunnResult::WriteToNetwork(p) => {
+            sock.send_to(p, from).unwrap();
+            None
+        }
+        TunnResult::WriteToTunnelV4(p, _) => Some(p.to_vec()),
+        _ => None,
+    }
+}
+
+#[test]
+fn arp_handshake_and_both_directions_through_a_real_tunnel() {
+    let (mut port, mut peer, peer_sock) = pair();
+    let mut batch = RxBatch::new(8);
+    let mut buf = [0u8; 64];
+    let n = packet::arp_request(&mut buf, MacAddr(VM_MAC), None, [198, 18, 0, 2], [198, 18, 0, 1]).unwrap();
+    send(&mut port, &buf[..n]);
+    let reply = recv_until(&mut port, &mut batch, |f| f.len() >= 42 && f[12..14] == [8, 6] && f[21] == 2);
+    assert_eq!(reply.expect("ARP reply")[..6], VM_MAC);
+
+    // The port started a handshake when it opened; the peer answers it.
+    assert_eq!(peer_round(&mut peer, &peer_sock), None);
+    assert!(recv_until(&mut port, &mut batch, |_| false).is_none());
+    assert!(port.is_up(Instant::now()), "handshake done: {:?}", port.shared().get());
+
+    send(&mut port, &echo());
+    // The keepalive that confirms the session may come first.
+    let ip = (0..3).find_map(|_| peer_round(&mut peer, &peer_sock).filter(|p| !p.is_empty()));
+    let ip = ip.expect("the peer got the VM's packet");
+    assert_eq!((&ip[12..16], &ip[16..20], ip[8]), (&[198, 18, 0, 2][..], &[198, 18, 9, 10][..], 63));
+
+    let mut back = vec![0x45, 0, 0, 28, 0, 2, 0, 0, 63, 1, 0xe6, 0xae, 198, 18, 9, 10, 198, 18, 0, 2];
+    back.extend([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+    let mut out = vec![0u8; 2048];
+    let TunnResult::WriteToNetwork(d) = peer.encapsulate(&back, &mut out) else { panic!("peer cannot send") };
+    peer_sock.send_to(d, port.sock.local_addr().unwrap()).unwrap();
+    let frame =
+        recv_until(&mut port, &mut batch, |f| f.len() > 14 && f[12..14] == [8, 0]).expect("reply frame");
+    assert_eq!(frame[..6], VM_MAC);
+    assert_eq!(frame[14 + 12..14 + 16], [198, 18, 9, 10]);
+
+    for junk in [&[1u8, 0, 0, 0, 9][..], &[4u8; 40][..], &[0xffu8; 200][..]] {
+        peer_sock.send_to(junk, port.sock.local_addr().unwrap()).unwrap();
+    }
+    recv_until(&mut port, &mut batch, |_| false);
+    assert_eq!(port.bad_datagrams, 3);
+}
+
+#[test]
+fn nothing_is_routed_before_the_handshake() {
+    let (mut port, _peer, peer_sock) = pair();
+    send(&mut port, &echo());
+    assert_eq!(port.gw.drops().get(gateway::DropReason::VpnDown), 1);
+    // Only the handshake initiation (148 bytes, type 1) reached the peer: no data.
+    let mut buf = [0u8; 2048];
+    let (n, _) = peer_sock.recv_from(&mut buf).unwrap();
+    assert_eq!((n, buf[0]), (148, 1));
+    peer_sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    assert!(peer_sock.recv_from(&mut buf).is_err(), "nothing else was sent");
+}
