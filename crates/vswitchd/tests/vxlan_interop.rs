@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bridge_config, Daemon};
+use common::{bridge_config, iperf_tcp, Daemon};
 use packet::{EthernetHeader, MacAddr};
 use testbed::{frame_capture, require_program, require_root, wait_until, Netns, Veth};
 
@@ -94,28 +94,6 @@ fn add_tunnel(d: &Daemon, kind: &str, name: &str, (vni, tag): (u32, u16), remote
 fn wait_up(d: &Daemon, port: &str) {
     let up = wait_until(Duration::from_secs(10), || d.port(port).link_state == "up");
     assert!(up, "{port} not up: {:?}\n{}", d.port(port), d.log());
-}
-
-/// Bytes received in a 2-second iperf3 TCP run from `client` to `server_ip`.
-fn iperf_tcp(client: &Netns, server: &Netns, server_ip: &str) -> Result<u64, String> {
-    let _srv = server.spawn(&["iperf3", "-s", "-1", "-B", server_ip]).map_err(|e| e.to_string())?;
-    let mut last = String::new();
-    for _ in 0..10 {
-        std::thread::sleep(Duration::from_millis(200));
-        match client.exec(&["iperf3", "-c", server_ip, "-t", "2", "-J", "--connect-timeout", "1000"]) {
-            Ok(json) => {
-                let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| format!("JSON: {e}"))?;
-                if let Some(err) = v.get("error") {
-                    return Err(format!("iperf3 error: {err}"));
-                }
-                return v["end"]["sum_received"]["bytes"]
-                    .as_u64()
-                    .ok_or_else(|| format!("no bytes in {json}"));
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
 }
 
 /// Frames from `macs` among what `raw` (a VM's NIC) captures for `secs` while the caller's
