@@ -37,6 +37,10 @@ pub enum NetdevError {
     /// the backend checks whether the ifindex still exists before returning this.
     #[error("network device {0} is gone")]
     DeviceGone(String),
+    /// A tunnel port cannot be opened as configured (no route to the remote, its remote and
+    /// key already taken by another port, its UDP port used by another protocol).
+    #[error("{0}")]
+    Tunnel(String),
     /// The device is not an L3 device (tun, xfrm, other point-to-point link without ARP), so it
     /// cannot carry bare IP packets as a tunnel uplink.
     #[error("network device {dev} is not an L3 (tun or point-to-point) device (link type {link_type})")]

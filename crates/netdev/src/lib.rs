@@ -22,6 +22,7 @@ mod system;
 mod system_rx;
 mod system_tx;
 mod tap;
+pub mod tunnel;
 mod vnet;
 
 pub use adopt::Labelled;
@@ -32,6 +33,7 @@ pub use l3tun::{L3Drops, L3Uplink, LinkState, L3_MAX_BATCH};
 pub use name::{IfName, MAX_NAME_LEN};
 pub use system::SystemPort;
 pub use tap::TapPort;
+pub use tunnel::{TunnelConfig, TunnelEndpoints, TunnelPort};
 pub use vnet::{VnetHdr, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_HDR_LEN};
 
 use std::io::IoSlice;
@@ -78,6 +80,13 @@ pub trait Netdev: Send {
     /// Frames the kernel dropped before we could read them (receive ring or socket queue full)
     /// since the last call. Backends that cannot tell return 0.
     fn take_kernel_drops(&mut self) -> u64 {
+        0
+    }
+
+    /// Frames [`Netdev::transmit`] did not send because they are larger than the device carries
+    /// (a tunnel's underlay MTU), since the last call: the caller counts them under that reason
+    /// instead of as failed sends. Backends whose kernel reports this as a send error return 0.
+    fn take_oversize_drops(&mut self) -> u64 {
         0
     }
 

@@ -58,6 +58,11 @@ impl<T: AsRef<[u8]>> Frame<T> {
         usize::from(self.as_bytes()[field::VER_IHL] & 0x0f) * 4
     }
 
+    /// The DSCP and ECN bits.
+    pub fn tos(&self) -> u8 {
+        self.as_bytes()[field::TOS]
+    }
+
     #[inline]
     pub fn protocol(&self) -> u8 {
         self.as_bytes()[field::PROTOCOL]

@@ -47,6 +47,16 @@ pub enum Upper<'a> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
+    /// The DSCP and ECN bits (they straddle the first two bytes).
+    pub fn traffic_class(&self) -> u8 {
+        let b = self.as_bytes();
+        (b[0] << 4) | (b[1] >> 4)
+    }
+
+    pub fn hop_limit(&self) -> u8 {
+        self.as_bytes()[field::HOP_LIMIT]
+    }
+
     pub fn next_header(&self) -> u8 {
         self.as_bytes()[field::NEXT_HEADER]
     }

@@ -40,10 +40,12 @@ pub enum DropReason {
     HiddenTag,
     /// Port security: the port already has its maximum of learned MACs.
     PortMacLimit,
+    /// Larger than a tunnel port's underlay carries once encapsulated (50 bytes for VXLAN).
+    TooBigForUnderlay,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Runt,
         DropReason::MulticastSource,
         DropReason::VlanNotAllowed,
@@ -59,6 +61,7 @@ impl DropReason {
         DropReason::RogueRa,
         DropReason::HiddenTag,
         DropReason::PortMacLimit,
+        DropReason::TooBigForUnderlay,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -78,12 +81,13 @@ impl DropReason {
             DropReason::RogueRa => "rogue-ra",
             DropReason::HiddenTag => "hidden-tag",
             DropReason::PortMacLimit => "port-mac-limit",
+            DropReason::TooBigForUnderlay => "too-big-for-underlay",
         }
     }
 
     /// Reasons only port security gives.
     pub fn is_port_security(&self) -> bool {
-        (*self as usize) >= DropReason::SpoofedMac as usize
+        (DropReason::SpoofedMac as usize..=DropReason::PortMacLimit as usize).contains(&(*self as usize))
     }
 
     fn index(self) -> usize {

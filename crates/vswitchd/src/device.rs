@@ -3,7 +3,7 @@
 
 use std::os::fd::OwnedFd;
 
-use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort};
+use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort, TunnelEndpoints, TunnelPort};
 use tracing::info;
 
 use crate::state::{PortKind, VpnOptions};
@@ -13,20 +13,24 @@ use crate::vpn::{VpnOpenError, VpnPort};
 pub enum Device {
     System(SystemPort),
     Tap(TapPort),
+    /// A VXLAN or Geneve tunnel port: no kernel device, a share of a UDP socket.
+    Tunnel(TunnelPort),
     /// A VPN gateway port: no kernel device, a UDP socket to the peer.
     Vpn(Box<VpnPort>),
 }
 
 impl Device {
-    /// Opens (system) or creates (tap, internal) the device of port `name`. With the kernel
-    /// fast path (`fast_path`) a system port's slow path carries only what the kernel does not
-    /// forward (first frames of a flow, broadcast, what port security must see), so it receives
-    /// without a ring (see [`SystemPort::open_per_cpu_copying`]).
+    /// Opens (system, tunnel) or creates (tap, internal) the device of port `name`. With the
+    /// kernel fast path (`fast_path`) a system port's slow path carries only what the kernel
+    /// does not forward (first frames of a flow, broadcast, what port security must see), so it
+    /// receives without a ring (see [`SystemPort::open_per_cpu_copying`]). Tunnel ports share
+    /// the UDP sockets in `endpoints`.
     pub fn open(
         name: &str,
         kind: PortKind,
         rx_queues: usize,
         fast_path: bool,
+        endpoints: &TunnelEndpoints,
     ) -> Result<Device, NetdevError> {
         let open_system = if fast_path { SystemPort::open_per_cpu_copying } else { SystemPort::open_per_cpu };
         match kind {
@@ -38,6 +42,7 @@ impl Device {
             }),
             PortKind::Tap => TapPort::create(name).map(Device::Tap),
             PortKind::Internal => TapPort::create_internal(name).map(Device::Tap),
+            PortKind::Tunnel(cfg) => TunnelPort::open(name, cfg, endpoints).map(Device::Tunnel),
             PortKind::Vpn => Err(no_descriptors(name)),
         }
     }
@@ -52,16 +57,21 @@ impl Device {
         match kind {
             PortKind::System => SystemPort::adopt(name, fds).map(Device::System),
             PortKind::Tap | PortKind::Internal => TapPort::adopt(name, fds).map(Device::Tap),
+            // Nothing is kept for tunnels (see `descriptors`): a fresh socket is opened.
+            PortKind::Tunnel(_) => Err(NetdevError::StaleDescriptors {
+                dev: name.to_string(),
+                reason: "tunnel ports are reopened".into(),
+            }),
             PortKind::Vpn => Err(no_descriptors(name)),
         }
     }
 
-    /// The kernel device's ifindex; None for a VPN port, which has none.
+    /// The kernel device's ifindex; None for a tunnel or VPN port, which have none.
     pub fn ifindex(&self) -> Option<u32> {
         match self {
             Device::System(p) => Some(p.ifindex()),
             Device::Tap(p) => Some(p.ifindex()),
-            Device::Vpn(_) => None,
+            Device::Tunnel(_) | Device::Vpn(_) => None,
         }
     }
 
@@ -70,6 +80,7 @@ impl Device {
         match self {
             Device::System(p) => p.descriptors(),
             Device::Tap(p) => p.descriptors(),
+            Device::Tunnel(p) => p.descriptors(),
             // A fresh UDP socket and a fresh handshake serve a restart as well.
             Device::Vpn(_) => Vec::new(),
         }
@@ -79,7 +90,17 @@ impl Device {
         match self {
             Device::System(p) => Box::new(p),
             Device::Tap(p) => Box::new(p),
+            Device::Tunnel(p) => Box::new(p),
             Device::Vpn(p) => p,
+        }
+    }
+
+    /// What Interface `error` should say about a device that works but not fully (a tunnel
+    /// whose underlay MTU is too small for 1500-byte inner packets).
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            Device::Tunnel(p) => p.underlay_problem(),
+            _ => None,
         }
     }
 }

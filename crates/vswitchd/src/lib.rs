@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod reconcile;
 pub mod service;
 pub mod state;
+pub mod tunnel;
 pub mod unixctl;
 pub mod vpn;

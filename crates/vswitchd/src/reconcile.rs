@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply, VpnStatus};
-use netdev::{interface_info, InterfaceInfo, NetdevError};
+use netdev::{interface_info, InterfaceInfo, NetdevError, TunnelEndpoints};
 use switch::{PortCounters, PortSpec};
 use tracing::{debug, info, warn};
 
@@ -62,6 +62,8 @@ pub struct Reconciler {
     store: Option<FdStore>,
     /// Descriptors the previous process kept, not yet adopted.
     kept: Kept,
+    /// The UDP sockets tunnel ports share.
+    endpoints: TunnelEndpoints,
 }
 
 impl Reconciler {
@@ -71,7 +73,14 @@ impl Reconciler {
 
     /// A reconciler that keeps device descriptors in `store` and adopts `kept` ones.
     pub fn with_store(datapath: Datapath, store: Option<FdStore>, kept: Kept) -> Reconciler {
-        Reconciler { desired: DesiredState::default(), ports: HashMap::new(), datapath, store, kept }
+        Reconciler {
+            desired: DesiredState::default(),
+            ports: HashMap::new(),
+            datapath,
+            store,
+            kept,
+            endpoints: TunnelEndpoints::default(),
+        }
     }
 
     /// Makes the datapath match `new`; returns a line per change. What changes is decided by
@@ -172,7 +181,12 @@ impl Reconciler {
                 if rt.error.take().is_some() || rt.ifindex.is_some() {
                     info!(port = name, ifindex, "port device is back");
                 }
+                // Tunnel and VPN ports have no device of their own, hence no ifindex.
                 rt.ifindex = ifindex;
+                rt.error = dev.warning();
+                if let Some(w) = &rt.error {
+                    warn!(port = name, "{w}");
+                }
                 rt.info = interface_info(name).ok().flatten();
                 rt.vpn = match &dev {
                     Device::Vpn(v) => Some(v.shared()),
@@ -201,12 +215,24 @@ impl Reconciler {
                 }
                 Err(e) => {
                     info!(port = name, "{e}; opening it afresh");
-                    Device::open(name, kind, self.datapath.rx_queues(), self.datapath.kernel_fast_path())
-                        .inspect(|d| self.keep(name, d))
+                    Device::open(
+                        name,
+                        kind,
+                        self.datapath.rx_queues(),
+                        self.datapath.kernel_fast_path(),
+                        &self.endpoints,
+                    )
+                    .inspect(|d| self.keep(name, d))
                 }
             },
-            None => Device::open(name, kind, self.datapath.rx_queues(), self.datapath.kernel_fast_path())
-                .inspect(|d| self.keep(name, d)),
+            None => Device::open(
+                name,
+                kind,
+                self.datapath.rx_queues(),
+                self.datapath.kernel_fast_path(),
+                &self.endpoints,
+            )
+            .inspect(|d| self.keep(name, d)),
         }
     }
 
@@ -266,7 +292,7 @@ impl Reconciler {
                 }
                 // Our own taps: only the datapath can tell they failed (they may also have been
                 // moved into another namespace on purpose, where we cannot see them by name).
-                PortKind::Tap | PortKind::Internal | PortKind::Vpn => {
+                PortKind::Tap | PortKind::Internal | PortKind::Tunnel(_) | PortKind::Vpn => {
                     if !rt.link.is_attached() {
                         self.open_port(&name);
                     }
@@ -336,7 +362,7 @@ impl Reconciler {
         // A device we hold is up when its link is; our taps may live in another namespace.
         let carrier = match p.kind {
             PortKind::System => interface_info(&p.name).ok().flatten().is_some_and(|i| i.carrier),
-            PortKind::Tap | PortKind::Internal => true,
+            PortKind::Tap | PortKind::Internal | PortKind::Tunnel(_) => true,
             PortKind::Vpn => rt.and_then(|r| r.vpn.as_ref()).is_some_and(|v| v.get().state == "up"),
         };
         PortStatus {

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use gateway::Prefix;
+use netdev::TunnelConfig;
 use serde::Deserialize;
 use switch::{BridgeSettings, PortSecurity, PortVlan};
 
@@ -18,6 +19,10 @@ pub enum PortKind {
     Tap,
     /// The host stack's leg on the bridge (a tap named like the port).
     Internal,
+    /// A VXLAN or Geneve tunnel to one remote (OvS's `vxlan` / `geneve` with their options).
+    /// Only the database configures these.
+    #[serde(skip)]
+    Tunnel(TunnelConfig),
     /// A zone's gateway with its WireGuard uplink (Interface `type=rvswitch-vpn`): no kernel
     /// device; frames become IP packets in a boringtun tunnel over a UDP socket.
     #[serde(rename = "rvswitch-vpn")]
@@ -30,6 +35,7 @@ impl PortKind {
             PortKind::System => "system",
             PortKind::Tap => "tap",
             PortKind::Internal => "internal",
+            PortKind::Tunnel(t) => t.proto.as_str(),
             PortKind::Vpn => "rvswitch-vpn",
         }
     }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::live::{Map, DESCRIPTION_KEY, PORTGROUPS_KEY, RELEASED_KEY, ROLE_KEY, VM_IPS_KEY, ZONE_KEY};
-use crate::model::{IpNet, Mac, Model, Uplink, Zone};
+use crate::model::{tunnel_port_name, IpNet, Mac, Model, Uplink, Zone};
 
 /// The `external_ids` keys zones owns; all other keys of a row are left as they are.
 pub const OUR_KEYS: [&str; 6] =
@@ -28,6 +28,45 @@ pub struct DesiredZone {
     pub uplink: Option<DesiredUplink>,
     /// `(MAC, allowed addresses)` of the zone's VMs that list `ips`, in file order.
     pub vm_ips: Vec<(Mac, Vec<IpNet>)>,
+    /// VXLAN ports to the zone's peers, by name.
+    pub tunnels: Vec<DesiredTunnel>,
+}
+
+/// A VXLAN port of a zone: one portgroup (VLAN, as an access port) to one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredTunnel {
+    /// Port and interface name ([`tunnel_port_name`]).
+    pub name: String,
+    /// The portgroup's VLAN (the port's `tag`).
+    pub vlan: u16,
+    /// Interface `options`: `remote_ip`, `key` (the VNI), `local_ip` if the zone pins it.
+    pub options: Map,
+}
+
+impl DesiredTunnel {
+    /// Its VLAN columns: an access port of the portgroup's VLAN.
+    pub fn vlans(&self) -> VlanCols {
+        VlanCols { vlan_mode: Some("access".into()), tag: Some(self.vlan), trunks: vec![] }
+    }
+}
+
+/// Interface `type` of the zones' tunnel ports.
+pub const TUNNEL_TYPE: &str = "vxlan";
+
+fn tunnels(z: &Zone) -> Vec<DesiredTunnel> {
+    let mut out = Vec::new();
+    for pg in &z.portgroups {
+        let Some(vni) = pg.vni else { continue };
+        for (n, peer) in z.peers.iter().enumerate() {
+            let mut options: Map =
+                [("remote_ip".into(), peer.to_string()), ("key".into(), vni.to_string())].into();
+            if let Some(l) = z.local_ip {
+                options.insert("local_ip".into(), l.to_string());
+            }
+            out.push(DesiredTunnel { name: tunnel_port_name(&z.name, vni, n), vlan: pg.vlan, options });
+        }
+    }
+    out
 }
 
 /// An uplink port: a NIC, or a VPN gateway port.
@@ -75,6 +114,8 @@ pub enum Role {
     Internal,
     /// The NIC uplink.
     Uplink,
+    /// A VXLAN port to a peer host.
+    Tunnel,
 }
 
 impl Role {
@@ -83,6 +124,7 @@ impl Role {
         match self {
             Role::Internal => "internal",
             Role::Uplink => "uplink",
+            Role::Tunnel => "tunnel",
         }
     }
 }
@@ -104,6 +146,7 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
                 .filter(|v| v.zone == z.name && !v.ips.is_empty())
                 .map(|v| (v.mac, v.ips.clone()))
                 .collect(),
+            tunnels: tunnels(z),
         })
         .collect()
 }

@@ -22,10 +22,11 @@ pub mod plan;
 mod raw;
 pub mod services;
 pub mod show;
+mod tunnels;
 mod txn;
 pub mod validate;
 pub mod verify;
 
 pub use diag::{Diagnostic, Pos};
-pub use model::{vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone};
+pub use model::{tunnel_port_name, vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone};
 pub use validate::{parse, render};

@@ -3,6 +3,7 @@
 //! range) instead of re-checking them.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 
 use crate::diag::Pos;
 
@@ -35,6 +36,11 @@ pub struct Zone {
     pub uplink: Option<Uplink>,
     /// VLAN portgroups; empty means the zone is untagged.
     pub portgroups: Vec<Portgroup>,
+    /// The other hosts' underlay addresses (unique, unicast): one VXLAN port per peer per
+    /// portgroup with a VNI.
+    pub peers: Vec<Ipv4Addr>,
+    /// This host's underlay address, if pinned.
+    pub local_ip: Option<Ipv4Addr>,
     /// NAT and DHCP for the zone's gateway.
     pub services: crate::services::Services,
 }
@@ -51,6 +57,11 @@ impl Zone {
         v.sort_unstable();
         v
     }
+}
+
+/// The name of the VXLAN port of `zone` carrying `vni` to its `n`-th peer (0-based).
+pub fn tunnel_port_name(zone: &str, vni: u32, n: usize) -> String {
+    format!("vx-{zone}-{vni}-{n}")
 }
 
 /// A zone's way out: a NIC carried as a trunk of the zone's VLANs, or a WireGuard tunnel
@@ -90,6 +101,8 @@ pub struct Portgroup {
     pub vlan: u16,
     /// The zone's default portgroup.
     pub default: bool,
+    /// 1..=16777215, unique inside the zone: the VNI carrying this VLAN to the peers.
+    pub vni: Option<u32>,
 }
 
 /// A libvirt domain's NIC on a zone.

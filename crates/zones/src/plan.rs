@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::desired::{our_marks, DesiredUplink, DesiredZone, Role, VlanCols};
+use crate::desired::{our_marks, DesiredTunnel, DesiredUplink, DesiredZone, Role, VlanCols, TUNNEL_TYPE};
 use crate::live::{LiveBridge, LiveDb, LivePort, Map, RELEASED_KEY, ROLE_KEY};
 use crate::txn::Txn;
 
@@ -33,6 +33,8 @@ pub enum Change {
     SetInterface { zone: String, port: String, kind: String, options: Map },
     /// A row's zones marks (`external_ids` keys owned by zones) changed.
     SetMarks { zone: String, table: String, row: String, from: Map, to: Map },
+    /// A tunnel port's Interface `options` (remote, VNI, local address) changed.
+    SetTunnel { zone: String, port: String, from: Map, to: Map },
 }
 
 impl std::fmt::Display for Change {
@@ -61,6 +63,9 @@ impl std::fmt::Display for Change {
             }
             Change::SetMarks { zone, table, row, from, to } => {
                 write!(f, "~ {table} {row} (zone {zone}): external_ids {from:?} -> {to:?}")
+            }
+            Change::SetTunnel { zone, port, from, to } => {
+                write!(f, "~ tunnel {port} (zone {zone}): options {from:?} -> {to:?}")
             }
         }
     }
@@ -156,7 +161,9 @@ impl Planner<'_> {
     /// The zone's port names (internal = bridge name, uplink NIC) must not be foreign ports on
     /// another bridge: OVSDB port names are unique, and taking one over would move it.
     fn names_free(&mut self, d: &DesiredZone) {
-        let wanted = std::iter::once(&d.bridge).chain(d.uplink.as_ref().map(|u| &u.nic));
+        let wanted = std::iter::once(&d.bridge)
+            .chain(d.uplink.as_ref().map(|u| &u.nic))
+            .chain(d.tunnels.iter().map(|t| &t.name));
         for name in wanted {
             for (b, p) in self.live.ports().filter(|(b, p)| &p.name == name && b.name != d.bridge) {
                 if p.zone().is_none() {
@@ -177,6 +184,9 @@ impl Planner<'_> {
         if let Some(u) = &d.uplink {
             ports.push(self.new_port(d, Role::Uplink, &u.nic, (&u.kind, &u.options), Some(&u.vlans)));
         }
+        for t in &d.tunnels {
+            ports.push(self.new_tunnel(d, t));
+        }
         self.txn.insert_bridge(&d.bridge, &ports, &d.bridge_marks());
     }
 
@@ -195,6 +205,10 @@ impl Planner<'_> {
             role,
         });
         self.txn.insert_port(name, kind, vlans, &d.port_marks(role), &d.interface_marks(role))
+    }
+
+    fn new_tunnel(&mut self, d: &DesiredZone, t: &DesiredTunnel) -> String {
+        self.new_port(d, Role::Tunnel, &t.name, (TUNNEL_TYPE, &t.options), Some(&t.vlans()))
     }
 
     fn marks(&mut self, zone: &str, table: &str, row: &str, uuid: &str, live: &Map, want: Map) {
@@ -225,6 +239,45 @@ impl Planner<'_> {
             Some(_) => {} // a local port zones did not create: left alone
         }
         self.uplink(d, b);
+        self.tunnels(d, b);
+    }
+
+    /// The zone's VXLAN ports: unwanted ones removed, missing ones added, changed ones updated
+    /// in place (VLAN and options), so a peer's address change keeps the port.
+    fn tunnels(&mut self, d: &DesiredZone, b: &LiveBridge) {
+        for p in b.ports.iter().filter(|p| role(p) == Some(Role::Tunnel.as_str())) {
+            if !d.tunnels.iter().any(|t| t.name == p.name) {
+                self.txn.remove_port(b, p);
+                let (zone, bridge, port) = (d.zone.clone(), b.name.clone(), p.name.clone());
+                self.changes.push(Change::RemovePort { zone, bridge, port });
+            }
+        }
+        for t in &d.tunnels {
+            let Some(p) = b.ports.iter().find(|p| p.name == t.name) else {
+                let p = self.new_tunnel(d, t);
+                self.txn.add_port(b, &p);
+                continue;
+            };
+            if p.zone().is_none() {
+                let (zone, port, bridge) = (d.zone.clone(), t.name.clone(), b.name.clone());
+                self.conflicts.push(Conflict::PortNotOurs { zone, port, bridge });
+                continue;
+            }
+            if live_vlans(p) != t.vlans() {
+                self.txn.set_vlans(p, &t.vlans());
+                let (zone, port, from, to) = (d.zone.clone(), p.name.clone(), live_vlans(p), t.vlans());
+                self.changes.push(Change::SetVlans { zone, port, from, to });
+            }
+            if let Some(i) = p.interfaces.iter().find(|i| i.name == p.name) {
+                if i.kind != TUNNEL_TYPE || i.options != t.options {
+                    self.txn.set_tunnel(p, &i.uuid, TUNNEL_TYPE, &t.options);
+                    let (zone, port, from, to) =
+                        (d.zone.clone(), p.name.clone(), i.options.clone(), t.options.clone());
+                    self.changes.push(Change::SetTunnel { zone, port, from, to });
+                }
+            }
+            self.port_marks(d, p, Role::Tunnel);
+        }
     }
 
     fn port_marks(&mut self, d: &DesiredZone, p: &LivePort, role: Role) {
@@ -301,7 +354,9 @@ impl Planner<'_> {
         if b.zone().is_none() {
             return; // released already; waits for its foreign ports to go
         }
-        for p in b.ports.iter().filter(|p| role(p) == Some(Role::Uplink.as_str())) {
+        // A released bridge keeps no way out of this host: uplink and tunnels go.
+        let leaves = [Some(Role::Uplink.as_str()), Some(Role::Tunnel.as_str())];
+        for p in b.ports.iter().filter(|p| leaves.contains(&role(p))) {
             self.txn.remove_port(b, p);
             self.changes.push(Change::RemovePort {
                 zone: zone.into(),

@@ -33,6 +33,11 @@ pub(crate) struct RawZone {
     pub(crate) gateway: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) portgroup: Vec<RawPortgroup>,
+    /// Underlay addresses of the other hosts this zone stretches to (VXLAN).
+    #[serde(default)]
+    pub(crate) peers: Vec<Spanned<String>>,
+    /// This host's underlay address (OvS `options:local_ip`); None: the route's.
+    pub(crate) local_ip: Option<Spanned<String>>,
     /// `nat = true`: the zone's IP services (crate::services).
     pub(crate) nat: Option<Spanned<bool>>,
     /// `dhcp = { range = [...] }` (crate::services).
@@ -53,6 +58,8 @@ pub(crate) struct RawPortgroup {
     pub(crate) name: Spanned<String>,
     pub(crate) vlan: Spanned<i64>,
     pub(crate) default: Option<Spanned<bool>>,
+    /// The VXLAN network identifier this VLAN is carried as to the zone's peers.
+    pub(crate) vni: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -62,7 +62,8 @@ impl Txn {
         format!("rvs_row{}", self.names)
     }
 
-    /// Inserts an Interface and a Port holding it; returns the port's uuid-name.
+    /// Inserts an Interface (`type` and `options`, none when empty) and a Port holding it;
+    /// returns the port's uuid-name.
     pub(crate) fn insert_port(
         &mut self,
         name: &str,
@@ -116,6 +117,13 @@ impl Txn {
         self.guard_port(p);
         self.ops.push(json!({"op": "mutate", "table": "Bridge", "where": by_uuid(&b.uuid),
             "mutations": [["ports", "delete", ["set", [["uuid", p.uuid]]]]]}));
+    }
+
+    /// Sets an existing tunnel Interface's `type` and `options` (guarded by its port).
+    pub(crate) fn set_tunnel(&mut self, p: &LivePort, iface_uuid: &str, kind: &str, options: &Map) {
+        self.guard_port(p);
+        self.ops.push(json!({"op": "update", "table": "Interface", "where": by_uuid(iface_uuid),
+            "row": {"type": kind, "options": map(options)}}));
     }
 
     /// Sets a port's VLAN columns.

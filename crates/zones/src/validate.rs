@@ -48,13 +48,13 @@ pub fn parse(text: &str, file_name: &str) -> Result<Model, Vec<Diagnostic>> {
     }
 }
 
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     text: &'a str,
-    r: &'a mut Report,
+    pub(crate) r: &'a mut Report,
 }
 
 impl Checker<'_> {
-    fn at<T>(&self, v: &Spanned<T>) -> Pos {
+    pub(crate) fn at<T>(&self, v: &Spanned<T>) -> Pos {
         Pos::of_span(self.text, &v.span())
     }
 
@@ -102,8 +102,20 @@ impl Checker<'_> {
         self.bridge_name(&bridge, bridge_pos, &name, z.bridge.is_some());
         let uplink = self.uplink(z, &name);
         let portgroups = self.portgroups(&name, name_pos, &z.portgroup);
+        let (peers, local_ip) = self.tunnels(z, &portgroups);
         let services = crate::services::zone(self.text, self.r, z.nat.as_ref(), z.dhcp.as_ref());
-        Zone { name, name_pos, description, bridge, bridge_pos, uplink, portgroups, services }
+        Zone {
+            name,
+            name_pos,
+            description,
+            bridge,
+            bridge_pos,
+            uplink,
+            portgroups,
+            peers,
+            local_ip,
+            services,
+        }
     }
 
     /// `uplink = { nic = ... }` or `{ wireguard = ... }` (with the zone's `subnet` and
@@ -313,15 +325,17 @@ impl Checker<'_> {
             name: name.to_string(),
             vlan: u16::try_from(vlan).unwrap_or(0),
             default: default.is_some(),
+            vni: self.vni(zone, pg, seen),
         }
     }
 }
 
-/// What a zone's portgroups used so far (names, VLANs, defaults).
+/// What a zone's portgroups used so far (names, VLANs, VNIs, defaults).
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     names: HashSet<String>,
     vlans: HashMap<i64, String>,
+    pub(crate) vnis: HashMap<i64, String>,
     defaults: usize,
 }
 

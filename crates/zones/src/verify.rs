@@ -8,8 +8,12 @@
 //! wire with a VID that B2's port accepts as v' — the same `PortVlan` ingress/egress rules the
 //! switch itself forwards by, so the proof and the data path cannot disagree on VLAN semantics.
 //! A path found by breadth-first search is reported with the objects that make it.
+//!
+//! Tunnel ports are wires too: every VXLAN/Geneve interface with the same type, VNI and UDP
+//! port is one medium (whatever the peers do with a VNI, it is one segment across hosts), so a
+//! VNI shared by two zones — on this host, or towards the same peers — is a join.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::Serialize;
 use switch::{PortVlan, VlanMode};
@@ -264,6 +268,31 @@ fn zone_portgroups(b: &LiveBridge) -> Vec<(String, u16)> {
     b.external_ids.get(PORTGROUPS_KEY).map(|s| decode_portgroups(s)).unwrap_or_default()
 }
 
+/// The tunnel interfaces of `live` as wires: all of one (type, VNI, UDP port) joined.
+fn tunnel_wires(live: &LiveDb) -> Vec<(String, String, String)> {
+    let mut media: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for (_, p) in live.ports() {
+        for i in &p.interfaces {
+            let port = match i.kind.as_str() {
+                "vxlan" => "4789",
+                "geneve" => "6081",
+                _ => continue,
+            };
+            let key = i.options.get("key").cloned().unwrap_or_else(|| "0".into());
+            let port = i.options.get("dst_port").map_or(port, String::as_str).to_string();
+            media.entry((i.kind.clone(), key, port)).or_default().push(i.name.clone());
+        }
+    }
+    let mut wires = Vec::new();
+    for ((kind, vni, _), names) in media {
+        let Some((first, rest)) = names.split_first() else { continue };
+        for other in rest {
+            wires.push((first.clone(), other.clone(), format!("{kind} VNI {vni}")));
+        }
+    }
+    wires
+}
+
 /// Computes the isolation report from the live rows and the host's device pairs.
 pub fn verify(live: &LiveDb, pairs: &[DevicePair]) -> Report {
     let mut at: HashMap<&str, (usize, &LivePort)> = HashMap::new();
@@ -281,6 +310,7 @@ pub fn verify(live: &LiveDb, pairs: &[DevicePair]) -> Report {
             }
         }
     }
+    wires.extend(tunnel_wires(live));
     let mut g = Graph::new(live);
     for c in components(&wires) {
         let ports: Vec<&String> = c.members.iter().filter(|m| at.contains_key(m.as_str())).collect();
@@ -598,5 +628,44 @@ mod tests {
         let b = bridge("br-x", &[(Z, "x"), (PORTGROUPS_KEY, "a=10,b=10")], vec![]);
         let r = verify(&db(vec![b]), &[]);
         assert_eq!(r.portgroup_joins[0].path, ["bridge br-x VLAN 10 is both portgroups"]);
+    }
+
+    fn tunnel(name: &str, tag: u16, zone: &str, vni: &str) -> LivePort {
+        let mut p = port(name, Some(tag), &[], None, &[(Z, zone), (ROLE_KEY, "tunnel")]);
+        p.interfaces[0].kind = "vxlan".into();
+        p.interfaces[0].options =
+            [("remote_ip".to_string(), "198.51.100.2".to_string()), ("key".into(), vni.into())].into();
+        p
+    }
+
+    #[test]
+    fn a_vni_shared_by_two_zones_is_a_join() {
+        let live = db(vec![
+            intranet(vec![tunnel("vx-intra-1", 10, "intranet", "100")]),
+            internet(vec![tunnel("vx-inet-1", 0, "internet", "100")]),
+        ]);
+        let r = verify(&live, &[]);
+        assert_eq!(r.zone_joins.len(), 1, "{r:#?}");
+        assert!(
+            r.zone_joins[0].path[0].contains("vxlan VNI 100 vx-inet-1↔vx-intra-1"),
+            "{:?}",
+            r.zone_joins[0].path
+        );
+        let apart = db(vec![
+            intranet(vec![tunnel("vx-intra-1", 10, "intranet", "100")]),
+            internet(vec![tunnel("vx-inet-1", 0, "internet", "200")]),
+        ]);
+        assert!(!verify(&apart, &[]).joined(), "different VNIs stay apart");
+    }
+
+    #[test]
+    fn one_vni_for_two_portgroups_joins_them() {
+        let live = db(vec![intranet(vec![
+            tunnel("vx-a", 10, "intranet", "100"),
+            tunnel("vx-b", 20, "intranet", "100"),
+        ])]);
+        let r = verify(&live, &[]);
+        assert_eq!(r.portgroup_joins.len(), 1, "{r:#?}");
+        assert!(r.portgroup_joins[0].path[0].contains("vxlan VNI 100"), "{:?}", r.portgroup_joins[0].path);
     }
 }

@@ -238,6 +238,49 @@ fn a_nic_moves_from_one_zone_to_another_in_one_transaction() {
     assert!(plan_for(&db, b_has_it).unwrap().changes.is_empty());
 }
 
+/// A zone stretched to two peers: VLAN 10 as VNI 100 (VLAN 20 stays local).
+const STRETCHED: &str = "[[zone]]\nname = \"corp\"\npeers = [\"198.51.100.2\", \"198.51.100.3\"]\n\
+    [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\nvni = 100\n\
+    [[zone.portgroup]]\nname = \"v20\"\nvlan = 20\n";
+
+#[test]
+fn tunnels_are_created_updated_in_place_and_removed() {
+    let db = db();
+    let c = apply(&db, STRETCHED);
+    assert_eq!(
+        lines(&c)[2..],
+        [
+            "+ port vx-corp-100-0 on br-corp (tunnel, zone corp)",
+            "+ port vx-corp-100-1 on br-corp (tunnel, zone corp)"
+        ]
+    );
+    let l = live(&db);
+    let (_, p) = l.ports().find(|(_, p)| p.name == "vx-corp-100-1").unwrap();
+    assert_eq!((p.tag, p.vlan_mode.as_deref()), (Some(10), Some("access")));
+    let i = &p.interfaces[0];
+    assert_eq!(i.kind, "vxlan");
+    assert_eq!((i.options["remote_ip"].as_str(), i.options["key"].as_str()), ("198.51.100.3", "100"));
+    assert!(plan_for(&db, STRETCHED).unwrap().changes.is_empty(), "second plan is empty");
+
+    // A peer's new address and a local_ip: options change in place, the ports stay.
+    let moved = STRETCHED
+        .replace("198.51.100.3", "198.51.100.9")
+        .replace("peers =", "local_ip = \"198.51.100.1\"\npeers =");
+    let c = lines(&apply(&db, &moved));
+    assert_eq!(c.len(), 2, "{c:#?}");
+    assert!(c.iter().all(|l| l.starts_with("~ tunnel vx-corp-100-")), "{c:#?}");
+    let l = live(&db);
+    let (_, p) = l.ports().find(|(_, p)| p.name == "vx-corp-100-1").unwrap();
+    assert_eq!(p.interfaces[0].options["remote_ip"], "198.51.100.9");
+    assert_eq!(p.interfaces[0].options["local_ip"], "198.51.100.1");
+
+    // One peer fewer: its port goes; no peers at all: no tunnels.
+    let one = moved.replace(", \"198.51.100.9\"", "");
+    assert_eq!(lines(&apply(&db, &one)), ["- port vx-corp-100-1 on br-corp (zone corp)"]);
+    let local = one.replace("peers = [\"198.51.100.2\"]\n", "").replace("vni = 100\n", "");
+    assert_eq!(lines(&apply(&db, &local)), ["- port vx-corp-100-0 on br-corp (zone corp)"]);
+}
+
 #[test]
 fn a_wireguard_zone_gets_its_gateway_port_and_follows_its_settings() {
     let db = db();

@@ -4,15 +4,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// RFC 1071 Internet checksum.
-pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 =
-        data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
+use packet::checksum::internet;
 
 /// An IPv4 header (no options, TTL 64) for `payload_len` bytes of protocol `proto`.
 fn ipv4_header(src: [u8; 4], dst: [u8; 4], proto: u8, payload_len: usize) -> Vec<u8> {
@@ -22,7 +14,7 @@ fn ipv4_header(src: [u8; 4], dst: [u8; 4], proto: u8, payload_len: usize) -> Vec
     h.extend([0, 1, 0x40, 0, 64, proto, 0, 0]);
     h.extend(src);
     h.extend(dst);
-    let sum = checksum(&h);
+    let sum = internet(&h);
     h[10..12].copy_from_slice(&sum.to_be_bytes());
     h
 }
@@ -45,7 +37,7 @@ pub fn echo_request(src: [u8; 4], dst: [u8; 4], id: u16, seq: u16, payload: &[u8
     icmp.extend(id.to_be_bytes());
     icmp.extend(seq.to_be_bytes());
     icmp.extend(payload);
-    let sum = checksum(&icmp);
+    let sum = internet(&icmp);
     icmp[2..4].copy_from_slice(&sum.to_be_bytes());
     let mut p = ipv4_header(src, dst, 1, icmp.len());
     p.extend(icmp);

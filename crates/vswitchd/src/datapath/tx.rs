@@ -123,8 +123,13 @@ impl TxScratch {
         let bytes: usize = self.lens[..sent.min(self.lens.len())].iter().sum();
         counters.count_tx(sent as u64, bytes as u64);
         let failed = items.len().saturating_sub(sent);
-        if failed > 0 {
-            counters.count_drop(DropReason::TxFailed, failed as u64);
+        // Of the frames not sent, those the device refused as too big have their own reason.
+        let too_big = (dev.take_oversize_drops() as usize).min(failed);
+        if too_big > 0 {
+            counters.count_drop(DropReason::TooBigForUnderlay, too_big as u64);
+        }
+        if failed > too_big {
+            counters.count_drop(DropReason::TxFailed, (failed - too_big) as u64);
         }
         self.frames = recycle(frames);
         self.iov = recycle_iov(iov);

@@ -14,6 +14,7 @@ use super::security::{security_of, with_zone_ips};
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
 use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind, VpnOptions};
+use crate::tunnel::{tunnel_of, tunnel_proto, TunnelOptionError};
 
 /// An interface the database configures but the switch cannot run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub enum Unsupported {
     VlanMode(String),
     #[error(transparent)]
     Vlan(#[from] VlanConfigError),
+    #[error(transparent)]
+    Tunnel(#[from] TunnelOptionError),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -39,14 +42,17 @@ pub struct Plan {
     pub rejected: Vec<Rejected>,
 }
 
-/// Interface `type` → port kind; OvS's "" means a system device.
-fn kind_of(t: &str) -> Result<PortKind, Unsupported> {
+/// Interface `type` (and, for tunnels, `options`) → port kind; OvS's "" means a system device.
+fn kind_of(t: &str, options: &[(String, String)]) -> Result<PortKind, Unsupported> {
     match t {
         "" | "system" => Ok(PortKind::System),
         "internal" => Ok(PortKind::Internal),
         "tap" => Ok(PortKind::Tap),
         "rvswitch-vpn" => Ok(PortKind::Vpn),
-        other => Err(Unsupported::IfaceType(other.to_string())),
+        other => match tunnel_proto(other) {
+            Some(proto) => Ok(PortKind::Tunnel(tunnel_of(proto, options)?)),
+            None => Err(Unsupported::IfaceType(other.to_string())),
+        },
     }
 }
 
@@ -152,7 +158,7 @@ pub fn plan_scoped(s: &Snapshot, scope: &Scope) -> Plan {
                 reject(iface_uuid, format!("{:?}: {e}", iface.name));
                 continue;
             }
-            let kind = match kind_of(&iface.kind) {
+            let kind = match kind_of(&iface.kind, &iface.options) {
                 Ok(k) => k,
                 Err(e) => {
                     reject(iface_uuid, e.to_string());
@@ -220,16 +226,21 @@ mod tests {
         let mut relative = good;
         relative[0].1 = "office.conf";
         assert!(vpn_of(&o(&relative)).unwrap_err().contains("absolute path"));
-        assert_eq!(kind_of("rvswitch-vpn"), Ok(PortKind::Vpn));
+        assert_eq!(kind_of("rvswitch-vpn", &[]), Ok(PortKind::Vpn));
     }
 
     #[test]
     fn interface_types() {
-        assert_eq!(kind_of(""), Ok(PortKind::System));
-        assert_eq!(kind_of("internal"), Ok(PortKind::Internal));
-        let e = kind_of("vxlan").unwrap_err();
-        assert_eq!(e, Unsupported::IfaceType("vxlan".into()));
-        assert_eq!(e.to_string(), "interface type \"vxlan\" is not supported by rvswitch");
+        assert_eq!(kind_of("", &[]), Ok(PortKind::System));
+        assert_eq!(kind_of("internal", &[]), Ok(PortKind::Internal));
+        let e = kind_of("gre", &[]).unwrap_err();
+        assert_eq!(e, Unsupported::IfaceType("gre".into()));
+        assert_eq!(e.to_string(), "interface type \"gre\" is not supported by rvswitch");
+        let e = kind_of("vxlan", &[]).unwrap_err();
+        assert_eq!(e.to_string(), "vxlan interface needs options:remote_ip");
+        let opts = [("remote_ip".to_string(), "198.18.0.2".to_string()), ("key".into(), "100".into())];
+        let Ok(PortKind::Tunnel(t)) = kind_of("geneve", &opts) else { panic!("geneve refused") };
+        assert_eq!((t.vni, t.dst_port), (100, 6081));
         let e = vlan_of(None, &[], Some("dot1q-tunnel")).unwrap_err();
         assert_eq!(e.to_string(), "vlan_mode dot1q-tunnel is not supported by rvswitch");
     }

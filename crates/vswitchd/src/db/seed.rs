@@ -19,6 +19,7 @@ fn iface_type(kind: PortKind) -> &'static str {
         PortKind::System => "",
         PortKind::Tap => "tap",
         PortKind::Internal => "internal",
+        PortKind::Tunnel(t) => t.proto.as_str(),
         PortKind::Vpn => "rvswitch-vpn",
     }
 }

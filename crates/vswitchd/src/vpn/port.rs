@@ -12,8 +12,7 @@ use boringtun::noise::{Tunn, TunnResult};
 use ctl::protocol::VpnStatus;
 use gateway::{FromTunnel, FromZone, Gateway};
 use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
-use packet::gso::{segment_tcpv4, GSO_TCPV4};
-use packet::EthernetHeader;
+use packet::gso::{segment_tcp, GSO_TCPV4};
 use tracing::{debug, info};
 
 use super::health::Health;
@@ -83,7 +82,7 @@ impl VpnPort {
             rx: vec![0; MAX_FRAME + OVERHEAD],
             out: vec![0; MAX_FRAME + OVERHEAD],
             frame: Vec::with_capacity(MAX_FRAME),
-            seg: Vec::with_capacity(MAX_FRAME),
+            seg: vec![0; MAX_FRAME],
         };
         port.tick(Instant::now());
         Ok(port)
@@ -181,7 +180,9 @@ impl VpnPort {
         match vnet.gso_type {
             VNET_GSO_NONE => {
                 let (start, off) = (usize::from(vnet.csum_start), usize::from(vnet.csum_offset));
-                if vnet.flags & VNET_F_NEEDS_CSUM != 0 && !packet::csum::complete_partial(frame, start, off) {
+                if vnet.flags & VNET_F_NEEDS_CSUM != 0
+                    && packet::csum::complete_partial(frame, start, off).is_err()
+                {
                     self.gw.count(gateway::DropReason::Malformed);
                     return;
                 }
@@ -189,9 +190,8 @@ impl VpnPort {
             }
             GSO_TCPV4 => {
                 let mut seg = std::mem::take(&mut self.seg);
-                let l2 = EthernetHeader::parse(frame).map(|h| h.payload_offset).unwrap_or(0);
                 let mss = usize::from(vnet.gso_size);
-                let done = segment_tcpv4(frame, l2, mss, &mut seg, |s| self.route_zone_frame(s, now));
+                let done = segment_tcp(frame, mss, &mut seg, |s| self.route_zone_frame(s, now));
                 if done.is_err() {
                     self.gw.count(gateway::DropReason::Malformed);
                 }

@@ -414,3 +414,28 @@ pub fn pinging_pair(bridge: &str, launch: Launch) -> (Vm, Vm, Daemon) {
     assert!(a.ping(&b, 3), "log:\n{}", d.log());
     (a, b, d)
 }
+
+/// Runs a 2-second iperf3 TCP test from `client` to `server_ip` (served from `server`) and
+/// returns the bytes received, or the failure text.
+pub fn iperf_tcp(client: &Netns, server: &Netns, server_ip: &str) -> Result<u64, String> {
+    let _srv = server.spawn(&["iperf3", "-s", "-1", "-B", server_ip]).map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    // The server needs a moment to listen; a few bounded attempts.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        match client.exec(&["iperf3", "-c", server_ip, "-t", "2", "-J", "--connect-timeout", "1000"]) {
+            Ok(json) => {
+                let v: serde_json::Value =
+                    serde_json::from_str(&json).map_err(|e| format!("iperf3 JSON: {e}"))?;
+                if let Some(err) = v.get("error") {
+                    return Err(format!("iperf3 error: {err}"));
+                }
+                return v["end"]["sum_received"]["bytes"]
+                    .as_u64()
+                    .ok_or_else(|| format!("no byte count in {json}"));
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}

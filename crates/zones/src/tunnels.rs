@@ -1,0 +1,151 @@
+//! The zones file's tunnel rules: a portgroup's `vni`, a zone's `peers` and `local_ip`. A zone
+//! stretched to other hosts gets one VXLAN port per peer per portgroup with a VNI, named
+//! [`tunnel_port_name`]; every such name must be a valid interface name (OVSDB port names are
+//! netdev names to ovs-vsctl users), so a name that does not fit is refused, never truncated.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+use toml::Spanned;
+
+use crate::model::{tunnel_port_name, Portgroup};
+use crate::raw::{RawPortgroup, RawZone};
+use crate::validate::{Checker, Seen};
+
+/// VXLAN's 24-bit VNI space (0 is left out: it is the "no key" of OvS tunnels).
+const MAX_VNI: i64 = (1 << 24) - 1;
+
+impl Checker<'_> {
+    /// A portgroup's `vni`: in range and not used twice in one zone (that would join VLANs).
+    pub(crate) fn vni(&mut self, zone: &str, pg: &RawPortgroup, seen: &mut Seen) -> Option<u32> {
+        let v = pg.vni.as_ref()?;
+        let vni = *v.get_ref();
+        if !(1..=MAX_VNI).contains(&vni) {
+            self.r.error(
+                self.at(v),
+                format!("VNI {vni} is out of range"),
+                format!("use a VNI from 1 to {MAX_VNI}"),
+            );
+            return None;
+        }
+        if let Some(other) = seen.vnis.insert(vni, pg.name.get_ref().clone()) {
+            let what = format!("VNI {vni} is already portgroup \"{other}\" of zone {zone}");
+            self.r.error(self.at(v), what, "one VNI carries one VLAN: give each portgroup its own VNI");
+        }
+        u32::try_from(vni).ok()
+    }
+
+    fn address(&mut self, v: &Spanned<String>, what: &str) -> Option<Ipv4Addr> {
+        match v.get_ref().parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) if !a.is_multicast() && !a.is_broadcast() && !a.is_unspecified() => Some(a),
+            Ok(IpAddr::V6(_)) => {
+                let msg = format!("{what} {} is IPv6; rvswitch tunnels run over IPv4", v.get_ref());
+                self.r.error(self.at(v), msg, "give the host's IPv4 underlay address");
+                None
+            }
+            _ => {
+                let msg = format!("{what} \"{}\" is not a unicast IPv4 address", v.get_ref().escape_debug());
+                self.r.error(self.at(v), msg, "write an address like \"198.51.100.2\"");
+                None
+            }
+        }
+    }
+
+    /// The zone's peers and local address, and the names of the ports they make.
+    pub(crate) fn tunnels(&mut self, z: &RawZone, pgs: &[Portgroup]) -> (Vec<Ipv4Addr>, Option<Ipv4Addr>) {
+        let local = z.local_ip.as_ref().and_then(|l| self.address(l, "local_ip"));
+        let mut seen = HashSet::new();
+        let mut peers = Vec::new();
+        for p in &z.peers {
+            let Some(a) = self.address(p, "peer") else { continue };
+            if Some(a) == local {
+                self.r.error(
+                    self.at(p),
+                    format!("peer {a} is this host's local_ip"),
+                    "list only the other hosts",
+                );
+            } else if !seen.insert(a) {
+                self.r.error(self.at(p), format!("peer {a} is listed twice"), "list every peer once");
+            } else {
+                peers.push(a);
+            }
+        }
+        let zone = z.name.get_ref();
+        let vnis: Vec<u32> = pgs.iter().filter_map(|p| p.vni).collect();
+        if let (Some(first), true) = (z.peers.first(), vnis.is_empty()) {
+            let what = format!("zone {zone} has peers but no portgroup with a vni");
+            self.r.error(self.at(first), what, "add `vni = N` to the portgroups to stretch to the peers");
+        }
+        self.tunnel_names(z, &vnis, peers.len());
+        (peers, local)
+    }
+
+    fn tunnel_names(&mut self, z: &RawZone, vnis: &[u32], peers: usize) {
+        let (Some(&vni), true) = (vnis.iter().max(), peers > 0) else { return };
+        let longest = tunnel_port_name(z.name.get_ref(), vni, peers - 1);
+        if longest.len() > netdev::MAX_NAME_LEN {
+            let what = format!(
+                "tunnel port \"{longest}\" would be {} bytes, longer than Linux's {}",
+                longest.len(),
+                netdev::MAX_NAME_LEN
+            );
+            let room = netdev::MAX_NAME_LEN.saturating_sub(longest.len() - z.name.get_ref().len());
+            self.r.error(
+                self.at(&z.name),
+                what,
+                format!("shorten the zone name to {room} bytes or use smaller VNIs"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    const OK: &str = "[[zone]]\nname = \"corp\"\npeers = [\"198.51.100.2\", \"198.51.100.3\"]\n\
+        local_ip = \"198.51.100.1\"\n[[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\nvni = 100\n\
+        [[zone.portgroup]]\nname = \"v20\"\nvlan = 20\n";
+
+    fn errors(text: &str) -> Vec<String> {
+        crate::parse(text, "z.toml").unwrap_err().iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn peers_local_ip_and_vni_are_read() {
+        let m = crate::parse(OK, "z.toml").unwrap();
+        let z = &m.zones[0];
+        assert_eq!(z.peers, vec![Ipv4Addr::new(198, 51, 100, 2), Ipv4Addr::new(198, 51, 100, 3)]);
+        assert_eq!(z.local_ip, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(z.portgroups.iter().map(|p| p.vni).collect::<Vec<_>>(), vec![Some(100), None]);
+    }
+
+    #[test]
+    fn bad_tunnel_settings_are_all_reported() {
+        let text = OK
+            .replace("\"198.51.100.3\"", "\"198.51.100.2\", \"2001:db8::1\", \"198.51.100.1\", \"nope\"")
+            .replace("vlan = 20\n", "vlan = 20\nvni = 100\n");
+        let e = errors(&text);
+        let has = |s: &str| e.iter().any(|d| d.contains(s));
+        assert!(has("peer 198.51.100.2 is listed twice"), "{e:#?}");
+        assert!(has("is IPv6"), "{e:#?}");
+        assert!(has("is this host's local_ip"), "{e:#?}");
+        assert!(has("\"nope\" is not a unicast IPv4"), "{e:#?}");
+        assert!(has("VNI 100 is already portgroup \"v10\""), "{e:#?}");
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(errors(&OK.replace("vni = 100", "vni = 16777216"))
+            .iter()
+            .any(|d| d.contains("out of range")));
+        let no_vni = errors(&OK.replace("vni = 100\n", ""));
+        assert!(no_vni.iter().any(|d| d.contains("peers but no portgroup with a vni")), "{no_vni:#?}");
+    }
+
+    #[test]
+    fn tunnel_names_must_fit_an_interface_name() {
+        // vx-corp-100-1 is 13 bytes: fine. vx-intranet-100-1 is 17: refused with the room left.
+        assert!(crate::parse(OK, "z.toml").is_ok());
+        let e = errors(&OK.replace("\"corp\"", "\"intranet\""));
+        assert!(e.iter().any(|d| d.contains("\"vx-intranet-100-1\" would be 17 bytes")), "{e:#?}");
+        assert!(e.iter().any(|d| d.contains("shorten the zone name to 6 bytes")), "{e:#?}");
+    }
+}
