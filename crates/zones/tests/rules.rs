@@ -389,3 +389,17 @@ fn vm_ips_are_addresses_or_prefixes() {
     let ips: Vec<String> = m.vms[0].ips.iter().map(|n| n.to_string()).collect();
     assert_eq!(ips, ["198.18.0.5/32", "2001:db8::5/128"]);
 }
+
+#[test]
+fn a_vpn_zone_cannot_be_stretched_over_vxlan() {
+    let stretched = VPN
+        .replace("gateway = \"10.1.0.1\"", "gateway = \"10.1.0.1\"\npeers = [\"198.51.100.2\"]")
+        .replace("default = true", "default = true\n  vni = 100");
+    let e = errs(&stretched);
+    assert!(
+        e.iter().any(|d| d.starts_with("z.toml:7:10: zone intranet has a WireGuard uplink and peers")),
+        "{e:#?}"
+    );
+    let local = VPN.replace("default = true", "default = true\n  vni = 100");
+    assert!(zones::parse(&local, "z.toml").is_ok(), "a vni without peers stays local");
+}
