@@ -160,7 +160,9 @@ impl DatapathMode {
         if self == DatapathMode::Userspace {
             return Ok(None);
         }
-        match fastpath::FastPath::load() {
+        let loaded = fastpath::FastPath::load();
+        sys::release_freed_heap();
+        match loaded {
             Ok(fp) => {
                 tracing::info!(
                     "kernel fast path loaded: known unicast between system ports stays in the kernel"
