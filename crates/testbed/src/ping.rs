@@ -63,6 +63,12 @@ impl BackgroundPing {
         PingReport { replies, longest_gap: Duration::from_secs_f64(longest.max(0.0)), transmitted, received }
     }
 
+    /// Ends the ping now (SIGINT, so it still prints its summary) and parses the replies.
+    pub fn stop(self) -> PingReport {
+        crate::signal_pid(self.child.pid(), libc::SIGINT);
+        self.finish()
+    }
+
     /// The interval the ping was started with.
     pub fn interval(&self) -> Duration {
         self.interval
