@@ -23,6 +23,9 @@ pub struct PingReport {
     /// Echo requests sent and replies received, from ping's summary (0 if it printed none).
     pub transmitted: u32,
     pub received: u32,
+    /// Echo requests without a reply among those before the last reply: losses, not counting
+    /// the requests still in flight when [`BackgroundPing::stop`] ended the ping.
+    pub lost_before_last_reply: u32,
 }
 
 impl BackgroundPing {
@@ -60,7 +63,15 @@ impl BackgroundPing {
         let replies = parse_reply_times(&out);
         let longest = replies.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
         let (transmitted, received) = parse_summary(&out);
-        PingReport { replies, longest_gap: Duration::from_secs_f64(longest.max(0.0)), transmitted, received }
+        let longest_gap = Duration::from_secs_f64(longest.max(0.0));
+        let lost_before_last_reply = unanswered_before_last(&out);
+        PingReport { replies, longest_gap, transmitted, received, lost_before_last_reply }
+    }
+
+    /// Ends the ping now (SIGINT, so it still prints its summary) and parses the replies.
+    pub fn stop(self) -> PingReport {
+        crate::signal_pid(self.child.pid(), libc::SIGINT);
+        self.finish()
     }
 
     /// The interval the ping was started with.
@@ -75,6 +86,15 @@ fn parse_reply_times(out: &str) -> Vec<f64> {
         .filter(|l| l.contains("icmp_seq="))
         .filter_map(|l| l.strip_prefix('[')?.split_once(']')?.0.parse().ok())
         .collect()
+}
+
+/// How many sequence numbers from 1 to the highest replied one got no reply.
+fn unanswered_before_last(out: &str) -> u32 {
+    let seqs: std::collections::BTreeSet<u32> = out
+        .lines()
+        .filter_map(|l| l.split_once("icmp_seq=")?.1.split_whitespace().next()?.parse().ok())
+        .collect();
+    seqs.last().map_or(0, |last| last - seqs.len() as u32)
 }
 
 /// `N packets transmitted, M received` from ping's summary line.
@@ -97,6 +117,7 @@ mod tests {
                    7 packets transmitted, 2 received, 71.4286% packet loss, time 30ms\n";
         assert_eq!(parse_reply_times(out), vec![1700000000.1, 1700000000.35]);
         assert_eq!(parse_summary(out), (7, 2));
+        assert_eq!(unanswered_before_last(out), 4, "2-5 lost; 7 may still have been in flight");
         let sum = "60 packets transmitted, 58 received, 3.33333% packet loss, time 5950ms\n";
         assert_eq!(parse_summary(sum), (60, 58));
     }

@@ -6,29 +6,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::ovsdb_server::{have_ovsdb_server, Cluster, OvsdbServer};
+use common::ovsdb_server::{have_ovsdb_server, vsctl, Cluster, OvsdbServer};
 use common::{Daemon, Vm};
 use testbed::{require_root, unique, wait_until, BackgroundPing};
-
-/// ovs-vsctl on `db` (one remote or several, comma-separated), waiting for `cur_cfg` unless
-/// the arguments say `--no-wait`.
-fn vsctl(db: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ovs-vsctl")
-        .arg(format!("--db={db}"))
-        .arg("--timeout=30")
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
-    if out.status.success() {
-        Ok(text(&out.stdout))
-    } else {
-        Err(format!("ovs-vsctl {args:?}: {}", text(&out.stderr)))
-    }
-}
 
 fn prerequisites(test: &str) -> bool {
     require_root(test) && common::have_ovs_vsctl() && have_ovsdb_server(test)
@@ -100,12 +82,9 @@ fn a_raft_cluster_loses_its_leader_and_rvswitchd_follows_the_new_one() {
 
     let ping = counted_ping(&a, &b, 100);
     std::thread::sleep(Duration::from_secs(1));
-    let old = cluster.leader().expect("a leader");
-    cluster.members[old].kill();
-    let rest: Vec<String> = (0..3).filter(|i| *i != old).map(|i| cluster.members[i].remote.clone()).collect();
-    let elected = wait_until(Duration::from_secs(30), || cluster.leader().is_some_and(|l| l != old));
-    assert!(elected, "no new leader");
-    vsctl(&rest.join(","), &["add-port", &br, &c.port, "tag=10"]).unwrap();
+    let old = cluster.kill_leader();
+    let rest = cluster.remotes_but(old);
+    vsctl(&rest, &["add-port", &br, &c.port, "tag=10"]).unwrap();
     assert!(wait_port_up(&d, &c.port), "not applied after the failover\n{}", d.log());
     assert!(c.ping(&b, 3), "no traffic on the port added after the failover\n{}", d.log());
     let report = ping.finish();
@@ -163,12 +142,10 @@ fn two_hosts_share_a_raft_cluster_and_each_applies_only_its_own_bridge() {
     }
     let pings: Vec<BackgroundPing> = hosts.iter().map(|h| counted_ping(&h.vms[0], &h.vms[1], 100)).collect();
     std::thread::sleep(Duration::from_secs(1));
-    let old = cluster.leader().expect("a leader");
-    cluster.members[old].kill();
-    assert!(wait_until(Duration::from_secs(30), || cluster.leader().is_some_and(|l| l != old)));
-    let rest: Vec<String> = (0..3).filter(|i| *i != old).map(|i| cluster.members[i].remote.clone()).collect();
+    let old = cluster.kill_leader();
+    let rest = cluster.remotes_but(old);
     for h in &hosts {
-        vsctl(&rest.join(","), &["--no-wait", "add-port", &h.br, &h.vms[2].port, "tag=10"]).unwrap();
+        vsctl(&rest, &["--no-wait", "add-port", &h.br, &h.vms[2].port, "tag=10"]).unwrap();
     }
     for h in &hosts {
         assert!(wait_port_up(&h.d, &h.vms[2].port), "not applied after the failover\n{}", h.d.log());

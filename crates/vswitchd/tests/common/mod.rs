@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod ovsdb_server;
+pub mod underlay;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -136,14 +137,20 @@ impl Daemon {
     /// rvswitchd without `--config` on an existing ovsdb-server (`--db remotes`), with `args`
     /// more; returned once its control socket answers (the database may still be connecting).
     pub fn on_database(remotes: &str, args: &[&str]) -> Daemon {
+        Daemon::on_database_under(&[], remotes, args)
+    }
+
+    /// Like [`Daemon::on_database`], run by `wrapper` (e.g. `ip netns exec HOST`: a "host"
+    /// whose tunnel sockets bind in its own namespace).
+    pub fn on_database_under(wrapper: &[&str], remotes: &str, args: &[&str]) -> Daemon {
         let dir = std::env::temp_dir().join(unique("rvsd"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (socket, config) = (dir.join("ctl.sock"), dir.join("rvswitch.toml"));
         let mut extra = vec!["--db".to_string(), remotes.to_string()];
         extra.extend(args.iter().map(|a| a.to_string()));
         let launch = Launch { args: extra, ..Launch::default() };
-        let mut d =
-            Daemon { child: None, wrapper: Vec::new(), launch, dir, socket, config, with_config: false };
+        let wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        let mut d = Daemon { child: None, wrapper, launch, dir, socket, config, with_config: false };
         d.spawn();
         d
     }

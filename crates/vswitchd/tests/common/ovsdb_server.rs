@@ -11,6 +11,23 @@ use ovsdb::client::Client;
 use serde_json::json;
 use testbed::{unique, wait_until, ChildGuard};
 
+/// ovs-vsctl on `db` (one remote or several, comma-separated), waiting for `cur_cfg` unless
+/// the arguments say `--no-wait`.
+pub fn vsctl(db: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ovs-vsctl")
+        .arg(format!("--db={db}"))
+        .arg("--timeout=30")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(format!("ovs-vsctl {args:?}: {}", text(&out.stderr)))
+    }
+}
+
 /// Debian's Open_vSwitch schema (openvswitch-common), or the reference copy beside the project.
 pub fn schema() -> &'static str {
     ["/usr/share/openvswitch/vswitch.ovsschema", "/work/shared/reference/vswitch.ovsschema"]
@@ -35,8 +52,11 @@ pub struct OvsdbServer {
     pub dir: PathBuf,
     /// What clients connect to (`unix:...` / `tcp:127.0.0.1:N`).
     pub remote: String,
-    /// ovsdb-server's `--remote` (`punix:...` / `ptcp:N:127.0.0.1`).
-    listen: String,
+    /// The same server on a unix socket: reachable from every network namespace (a daemon run
+    /// in a "host" namespace has a loopback of its own).
+    pub unix: String,
+    /// ovsdb-server's `--remote`s (`punix:...`, and `ptcp:N:127.0.0.1` for a Raft member).
+    listen: Vec<String>,
     child: Option<ChildGuard>,
     owns_dir: bool,
 }
@@ -55,7 +75,8 @@ impl OvsdbServer {
         let sock = dir.join("db.sock");
         let mut s = OvsdbServer {
             remote: format!("unix:{}", sock.display()),
-            listen: format!("punix:{}", sock.display()),
+            unix: format!("unix:{}", sock.display()),
+            listen: vec![format!("punix:{}", sock.display())],
             dir,
             child: None,
             owns_dir: true,
@@ -65,11 +86,13 @@ impl OvsdbServer {
     }
 
     /// One Raft member in `dir`, its database already made by `ovsdb-tool create-cluster` or
-    /// `join-cluster`, serving clients on loopback `port`.
+    /// `join-cluster`, serving clients on loopback `port` and on a unix socket in `dir`.
     fn member(dir: PathBuf, port: u16) -> OvsdbServer {
+        let sock = dir.join("db.sock");
         let mut s = OvsdbServer {
             remote: format!("tcp:127.0.0.1:{port}"),
-            listen: format!("ptcp:{port}:127.0.0.1"),
+            unix: format!("unix:{}", sock.display()),
+            listen: vec![format!("ptcp:{port}:127.0.0.1"), format!("punix:{}", sock.display())],
             dir,
             child: None,
             owns_dir: false,
@@ -83,7 +106,7 @@ impl OvsdbServer {
         let log = self.dir.join("ovsdb-server.log");
         let child = Command::new("ovsdb-server")
             .arg(self.dir.join("conf.db"))
-            .arg(format!("--remote={}", self.listen))
+            .args(self.listen.iter().map(|l| format!("--remote={l}")))
             .arg(format!("--unixctl={}", self.dir.join("ovsdb-server.ctl").display()))
             .arg(format!("--log-file={}", log.display()))
             .args(["--no-chdir", "-vconsole:off"])
@@ -174,6 +197,32 @@ impl Cluster {
     /// All members' client remotes, comma-separated (for `--db`).
     pub fn remotes(&self) -> String {
         self.members.iter().map(|m| m.remote.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// All members' unix-socket remotes, comma-separated (for a daemon in another namespace).
+    pub fn unix_remotes(&self) -> String {
+        self.members.iter().map(|m| m.unix.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The leader, then SIGKILL for it; returns its index once another member leads (bounded).
+    pub fn kill_leader(&mut self) -> usize {
+        let old = self.leader().expect("a leader");
+        self.members[old].kill();
+        let elected = wait_until(Duration::from_secs(30), || self.leader().is_some_and(|l| l != old));
+        assert!(elected, "no new leader after killing member {old}");
+        old
+    }
+
+    /// The client remotes of every member but `gone`, comma-separated.
+    pub fn remotes_but(&self, gone: usize) -> String {
+        let rest: Vec<&str> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != gone)
+            .map(|(_, m)| m.remote.as_str())
+            .collect();
+        rest.join(",")
     }
 }
 
