@@ -60,6 +60,11 @@ pub enum EventKind {
     PortDown,
     /// A learned address was seen on `port`, having been on `from_port`.
     MacMove { mac: String, vlan: u16, from_port: String },
+    /// The VPN port's tunnel came up (a session and the peer answers); `endpoint` is the peer.
+    VpnUp { endpoint: String },
+    /// The VPN port's tunnel went down (the kill switch holds); `endpoint` is the peer as last
+    /// heard from.
+    VpnDown { endpoint: String },
     /// Port security dropped a frame from `port`. `suppressed`: further drops on the port
     /// since the previous such event that the rate limit folded into this one.
     SecurityDrop {

@@ -177,6 +177,8 @@ pub fn events(events: &[crate::protocol::Event]) -> String {
         let what = match &e.kind {
             EventKind::PortUp => "port-up".to_string(),
             EventKind::PortDown => "port-down".to_string(),
+            EventKind::VpnUp { endpoint } => format!("vpn-up endpoint {endpoint}"),
+            EventKind::VpnDown { endpoint } => format!("vpn-down endpoint {endpoint}"),
             EventKind::MacMove { mac, vlan, from_port } => {
                 format!("mac-move {mac} vlan {vlan} from {from_port}")
             }
@@ -253,6 +255,7 @@ mod event_tests {
         let e = |kind| Event { seq: 1, time_ms: 0, bridge: "br0".into(), port: "vnet0".into(), kind };
         let text = events(&[
             e(EventKind::PortDown),
+            e(EventKind::VpnDown { endpoint: "198.18.60.1:51820".into() }),
             e(EventKind::SecurityDrop {
                 reason: "spoofed-ip".into(),
                 mac: "52:54:00:00:00:01".into(),
@@ -263,6 +266,7 @@ mod event_tests {
         assert_eq!(
             text,
             "1970-01-01T00:00:00.000Z br0 vnet0 port-down\n\
+             1970-01-01T00:00:00.000Z br0 vnet0 vpn-down endpoint 198.18.60.1:51820\n\
              1970-01-01T00:00:00.000Z br0 vnet0 security-drop spoofed-ip mac 52:54:00:00:00:01 ip 198.18.0.9 (+4 more)\n"
         );
     }

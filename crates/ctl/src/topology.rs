@@ -44,10 +44,14 @@ pub struct TopoPort {
     pub vm: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
-    /// `uplink` (the zone's NIC trunk) or `internal` (the bridge's own port), for zone ports.
+    /// `uplink` (the zone's NIC trunk) or `internal` (the bridge's own port), for zone ports;
+    /// `vpn-uplink` for a VPN gateway port (the zone's way out through its WireGuard tunnel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
 }
+
+/// The role of a VPN gateway port in the picture.
+const VPN_UPLINK: &str = "vpn-uplink";
 
 /// external_ids by row name.
 pub type IdsByName = BTreeMap<String, BTreeMap<String, String>>;
@@ -110,8 +114,11 @@ impl TopoBridge {
                 status: p.clone(),
                 vm: vm("vm-id").or_else(|| vm("vm-uuid")),
                 mac: vm("attached-mac"),
-                role: id(&ids.ports, &p.name, ROLE_KEY)
-                    .filter(|_| id(&ids.ports, &p.name, ZONE_KEY).is_some()),
+                role: if p.vpn.is_some() {
+                    Some(VPN_UPLINK.to_string())
+                } else {
+                    id(&ids.ports, &p.name, ROLE_KEY).filter(|_| id(&ids.ports, &p.name, ZONE_KEY).is_some())
+                },
             }
         };
         TopoBridge {
@@ -143,7 +150,9 @@ impl TopoBridge {
 impl Topology {
     /// Graphviz DOT: one cluster per bridge (titled with its zone), the bridge as a hub, a box
     /// per port (green when up, red when down) labelled with its VLAN rule and drops; the
-    /// zone's uplink as a NIC leading out of the cluster; the VM behind a port as its own node.
+    /// zone's uplink as a NIC leading out of the cluster, or its VPN gateway as a plum arrow
+    /// (green/red by tunnel state) labelled with the peer's endpoint and the handshake's age;
+    /// the VM behind a port as its own node.
     pub fn to_dot(&self) -> String {
         let mut s = String::from(
             "graph rvswitch {\n  rankdir=LR;\n  node [fontname=\"sans-serif\", fontsize=10];\n  \
@@ -166,9 +175,14 @@ impl Topology {
 impl TopoPort {
     fn to_dot(&self, s: &mut String, bridge: &str, hub: &str) {
         let id = quote(&format!("port:{bridge}:{}", self.status.name));
-        let color = if self.status.link_state == "up" { "darkgreen" } else { "red" };
+        let up = match &self.status.vpn {
+            Some(v) => v.state == "up",
+            None => self.status.link_state == "up",
+        };
+        let color = if up { "darkgreen" } else { "red" };
         let shape = match self.role.as_deref() {
             Some("uplink") => "box, style=\"rounded,filled\", fillcolor=lightblue",
+            Some(VPN_UPLINK) => "cds, style=filled, fillcolor=plum",
             _ => "box",
         };
         let width = if self.status.statistics.total_drops() > 0 { ", penwidth=2" } else { "" };
@@ -188,8 +202,15 @@ impl TopoPort {
 
     fn label(&self) -> String {
         let p = &self.status;
-        let mut l = match self.role.as_deref() {
-            Some("uplink") => format!("uplink {} ({})\nNIC trunk", p.name, p.kind),
+        let mut l = match (self.role.as_deref(), &p.vpn) {
+            (Some("uplink"), _) => format!("uplink {} ({})\nNIC trunk", p.name, p.kind),
+            (_, Some(v)) => {
+                let seen = v.last_handshake_secs.map_or("never".to_string(), |s| format!("{s} s ago"));
+                format!(
+                    "VPN uplink {}\nWireGuard to {}\nvpn {}, handshake {seen}",
+                    p.name, v.endpoint, v.state
+                )
+            }
             _ => format!("{} ({})", p.name, p.kind),
         };
         let _ = write!(l, "\n{}", p.vlan_mode);
@@ -304,5 +325,35 @@ mod tests {
             assert!(dot.contains(want), "missing {want:?} in {dot}");
         }
         assert_eq!(quote("a\\b\u{7}"), r#""a\\b""#);
+    }
+
+    #[test]
+    fn a_vpn_port_is_the_zones_uplink_with_endpoint_and_state() {
+        use crate::protocol::VpnStatus;
+        let mut show = show();
+        let mut vpn = show.bridges[0].ports[0].clone();
+        (vpn.name, vpn.kind) = ("vpn0".into(), "rvswitch-vpn".into());
+        let status = |state: &str, secs| VpnStatus {
+            state: state.into(),
+            endpoint: "198.18.60.1:51820".into(),
+            last_handshake_secs: secs,
+            ..Default::default()
+        };
+        vpn.vpn = Some(status("up", Some(12)));
+        let mut never = vpn.clone();
+        (never.name, never.vpn) = ("vpn1".into(), Some(status("down", None)));
+        show.bridges[0].ports.extend([vpn, never]);
+        let t = Topology::build(&show, &DbIds::default());
+        let roles: Vec<_> = t.bridges[0].ports.iter().map(|p| p.role.as_deref()).collect();
+        assert_eq!(roles, [None, None, None, Some("vpn-uplink"), Some("vpn-uplink")]);
+        let dot = t.to_dot();
+        for want in [
+            r#"[shape=cds, style=filled, fillcolor=plum, color=darkgreen, label="VPN uplink vpn0\nWireGuard to 198.18.60.1:51820\nvpn up, handshake 12 s ago\naccess tag 10\nlink up"]"#,
+            r#"[shape=cds, style=filled, fillcolor=plum, color=red, label="VPN uplink vpn1\nWireGuard to 198.18.60.1:51820\nvpn down, handshake never"#,
+        ] {
+            assert!(dot.contains(want), "missing {want:?} in {dot}");
+        }
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["bridges"][0]["ports"][3]["vpn"]["endpoint"], "198.18.60.1:51820");
     }
 }

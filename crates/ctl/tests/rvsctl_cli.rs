@@ -7,10 +7,37 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ctl::protocol::{
-    BridgeStatus, CounterSnapshot, FdbEntry, FdbReply, PortStatus, Reply, Request, ShowReply,
+    BridgeStatus, CounterSnapshot, FdbEntry, FdbReply, PortStatus, Reply, Request, ShowReply, VpnStatus,
 };
 
+/// A zone's VPN gateway port, tunnel up.
+fn vpn_port() -> PortStatus {
+    PortStatus {
+        name: "vpn-office".into(),
+        kind: "rvswitch-vpn".into(),
+        vlan_mode: "access".into(),
+        tag: Some(10),
+        trunks: vec![],
+        link_state: "up".into(),
+        ifindex: None,
+        error: None,
+        statistics: CounterSnapshot::default(),
+        vpn: Some(VpnStatus {
+            state: "up".into(),
+            endpoint: "198.18.60.1:51820".into(),
+            last_handshake_secs: Some(12),
+            ..Default::default()
+        }),
+    }
+}
+
 fn sample_show() -> ShowReply {
+    let mut show = one_port_show();
+    show.bridges[0].ports.push(vpn_port());
+    show
+}
+
+fn one_port_show() -> ShowReply {
     ShowReply {
         config_file: Some("/etc/rvswitch/rvswitch.toml".into()),
         bridges: vec![BridgeStatus {
@@ -239,6 +266,12 @@ fn topology_dot_json_and_svg() {
     let lint = Command::new("xmllint").arg("--noout").arg(&file).output().unwrap();
     assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stderr));
     assert!(svg.contains("<svg") && svg.contains("vnet0 (system)"), "{svg}");
+    // The VPN gateway is drawn as the zone's uplink, with its peer and tunnel state (Graphviz
+    // writes '-' as a character reference).
+    let text = svg.replace("&#45;", "-");
+    for want in ["VPN uplink vpn-office", "WireGuard to 198.18.60.1:51820", "vpn up, handshake 12 s ago"] {
+        assert!(text.contains(want), "missing {want:?} in:\n{svg}");
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::config::{self, ConfigError};
 use crate::datapath::Datapath;
 use crate::db::{DbError, DbSync};
 use crate::events::links::LinkWatch;
+use crate::events::vpn::VpnWatch;
 use crate::events::EventRing;
 use crate::reconcile::{FdbError, Reconciler};
 
@@ -35,11 +36,20 @@ pub struct Daemon {
     first_reload_pending: bool,
     events: Arc<EventRing>,
     links: LinkWatch,
+    vpns: VpnWatch,
 }
 
 impl Daemon {
     pub fn new(rec: Reconciler, db: DbSync, config_path: Option<PathBuf>, events: Arc<EventRing>) -> Daemon {
-        Daemon { rec, db, config_path, first_reload_pending: false, events, links: LinkWatch::default() }
+        Daemon {
+            rec,
+            db,
+            config_path,
+            first_reload_pending: false,
+            events,
+            links: LinkWatch::default(),
+            vpns: VpnWatch::default(),
+        }
     }
 
     /// The event ring, for readers that must not hold the daemon's lock while they wait.
@@ -84,11 +94,12 @@ impl Daemon {
         }
     }
 
-    /// Periodic work: re-check devices (vanished, reappeared), report links that went up or
-    /// down, and write status back.
+    /// Periodic work: re-check devices (vanished, reappeared), report links and VPN tunnels that
+    /// went up or down, and write status back.
     pub fn tick(&mut self) {
         self.rec.monitor();
-        for e in self.links.changes(self.rec.link_states()) {
+        let vpn = self.vpns.changes(self.rec.vpn_states());
+        for e in self.links.changes(self.rec.link_states()).into_iter().chain(vpn) {
             self.events.push(e);
         }
         self.db.write_status(&self.rec);

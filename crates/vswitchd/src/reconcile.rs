@@ -321,6 +321,19 @@ impl Reconciler {
         })
     }
 
+    /// Every VPN port's tunnel state as the forwarding thread last published it (for VPN
+    /// up/down events).
+    pub fn vpn_states(&self) -> Vec<crate::events::vpn::VpnState> {
+        self.desired
+            .ports()
+            .filter_map(|(b, p)| {
+                let v = self.ports.get(&p.name)?.vpn.as_ref()?.get();
+                let (bridge, port) = (b.name.clone(), p.name.clone());
+                Some(crate::events::vpn::VpnState { bridge, port, up: v.state == "up", endpoint: v.endpoint })
+            })
+            .collect()
+    }
+
     /// Every configured port's (bridge, port, link up), as the database is told (for port
     /// up/down events).
     pub fn link_states(&self) -> Vec<(String, String, bool)> {

@@ -317,6 +317,25 @@ fn check_kill_switch(d: &Daemon, vpn_port: &str, s: &Setup, bridge: &str, other:
     );
 }
 
+/// `rvsctl events` told the tunnel's life: up, down (the server died), up again, each with
+/// the peer's endpoint.
+fn check_vpn_events(d: &Daemon, vpn_port: &str, endpoint: &str) {
+    use ctl::protocol::{EventKind, EventsReply, Request};
+    let kinds = || {
+        let req = Request::Events { from: 0, wait_ms: 0 };
+        let r: EventsReply = ctl::client::call(&d.socket, &req, Duration::from_secs(5)).expect("events");
+        let vpn = r.events.into_iter().filter(|e| e.port == vpn_port);
+        vpn.filter_map(|e| match e.kind {
+            EventKind::VpnUp { endpoint } => Some(("vpn-up", endpoint)),
+            EventKind::VpnDown { endpoint } => Some(("vpn-down", endpoint)),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+    };
+    let want: Vec<_> = ["vpn-up", "vpn-down", "vpn-up"].map(|k| (k, endpoint.to_string())).into();
+    assert!(wait_until(Duration::from_secs(10), || kinds() == want), "VPN events: {:?}", kinds());
+}
+
 /// Garbage and truncated WireGuard messages at our port, from the office: counted as bad
 /// datagrams, dropped; the daemon goes on.
 fn send_garbage(d: &Daemon, vpn_port: &str, s: &Setup) {
@@ -402,6 +421,7 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
         d.port(&vpn_port)
     );
     assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
+    check_vpn_events(&d, &vpn_port, &format!("{}:{OFFICE_PORT}", s.office.office_wan));
 
     send_garbage(&d, &vpn_port, &s);
     assert!(vm.ping(OFFICE_HOST, 2), "the tunnel must survive garbage");

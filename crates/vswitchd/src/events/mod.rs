@@ -1,10 +1,11 @@
-//! Events an operator wants to hear about — port up/down, a MAC that moved to another port, a
+//! Events an operator wants to hear about — port up/down, a VPN tunnel up/down, a MAC that moved to another port, a
 //! port-security drop — go to the log and into a bounded ring that `rvsctl events` reads and
 //! follows. The forwarding thread hands its events over through a bounded channel it never
-//! waits on ([`feed`]); link changes come from the control loop's tick ([`links`]).
+//! waits on ([`feed`]); link and tunnel changes come from the control loop's tick ([`links`], [`vpn`]).
 
 pub mod feed;
 pub mod links;
+pub mod vpn;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -99,6 +100,8 @@ fn log(p: &Pending) {
     match &p.kind {
         EventKind::PortUp => info!(bridge, port, "port up"),
         EventKind::PortDown => warn!(bridge, port, "port down"),
+        EventKind::VpnUp { endpoint } => info!(bridge, port, endpoint, "VPN tunnel up"),
+        EventKind::VpnDown { endpoint } => warn!(bridge, port, endpoint, "VPN tunnel down"),
         EventKind::MacMove { mac, vlan, from_port } => {
             info!(bridge, port, mac, vlan, from_port, "MAC moved to another port")
         }

@@ -4,6 +4,7 @@
 //! timeouts: a scraper is one client every few seconds, and a stuck one cannot pile up threads.
 
 pub mod sample;
+pub mod vpn;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -41,13 +42,15 @@ pub struct Source {
 impl Source {
     fn sample(&self) -> Sample {
         let daemon = lock(&self.shared);
-        let ports = Sample::ports_from(&daemon.show().bridges);
+        let show = daemon.show();
+        let ports = Sample::ports_from(&show.bridges);
+        let vpns = vpn::VpnSample::from_show(&show.bridges);
         let events_lost = daemon.events().lost();
         // A stuck forwarding thread leaves the bridge part out rather than the whole scrape.
         let bridges = daemon.datapath().mac_stats(Duration::from_secs(1)).unwrap_or_default();
         drop(daemon);
         let (ovsdb_clients, ovsdb) = (self.ovsdb)();
-        Sample { ports, bridges, ovsdb_clients, ovsdb, events_lost }
+        Sample { ports, vpns, bridges, ovsdb_clients, ovsdb, events_lost }
     }
 }
 

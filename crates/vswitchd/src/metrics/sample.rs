@@ -14,6 +14,8 @@ use switch::{DropReason, MacStats};
 
 use ctl::protocol::BridgeStatus;
 
+use super::vpn::VpnSample;
+
 /// Most ports exported; beyond that a scrape would be megabytes for a dashboard nobody reads.
 pub const MAX_PORTS: usize = 4096;
 
@@ -37,6 +39,8 @@ pub struct PortSample {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sample {
     pub ports: Vec<PortSample>,
+    /// The VPN gateway ports (a subset of `ports`, with their tunnels' numbers).
+    pub vpns: Vec<VpnSample>,
     pub bridges: Vec<(String, MacStats)>,
     pub ovsdb_clients: usize,
     pub ovsdb: StatsSnapshot,
@@ -81,10 +85,10 @@ impl Sample {
     }
 }
 
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+pub(super) type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 /// One metric family: name, help, and its series.
-fn family<M: EncodeMetric>(
+pub(super) fn family<M: EncodeMetric>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -179,6 +183,7 @@ fn port_labels(p: &PortSample) -> Labels<'_> {
 impl Collector for Sample {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_ports(&mut enc)?;
+        super::vpn::encode(&self.vpns, &mut enc)?;
         self.encode_bridges(&mut enc)?;
         let clients = vec![(Vec::new(), ConstGauge::new(self.ovsdb_clients as i64))];
         family(&mut enc, "ovsdb_clients", "Open OVSDB client connections.", clients)?;
@@ -248,6 +253,7 @@ mod tests {
         let port = PortSample { fast_rx_packets: 7, ..port };
         let text = Sample {
             ports: vec![port],
+            vpns: Vec::new(),
             bridges: vec![("br0".into(), st)],
             ovsdb_clients: 2,
             ovsdb,

@@ -17,6 +17,16 @@ use std::sync::{Arc, Mutex};
 
 use ctl::protocol::VpnStatus;
 
+/// The drop reason for super-frames the port cannot segment (UDP, IPv6), counted beside the
+/// gateway's own reasons.
+pub const UNSEGMENTED: &str = "gso-unsegmented";
+
+/// Every drop reason a VPN port reports: a fixed set, so metrics can export each one (zeros
+/// included) with bounded cardinality.
+pub fn drop_reasons() -> impl Iterator<Item = &'static str> {
+    gateway::DropReason::ALL.iter().map(|r| r.as_str()).chain([UNSEGMENTED])
+}
+
 /// The port's status, written by the forwarding thread (every timer tick), read by the
 /// reconciler for `rvsctl show` and the database.
 #[derive(Clone, Debug, Default)]

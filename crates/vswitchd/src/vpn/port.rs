@@ -121,7 +121,7 @@ impl VpnPort {
         let mut drops: std::collections::BTreeMap<String, u64> =
             self.gw.drops().iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect();
         if self.unsegmented > 0 {
-            drops.insert("gso-unsegmented".to_string(), self.unsegmented);
+            drops.insert(super::UNSEGMENTED.to_string(), self.unsegmented);
         }
         self.shared.set(VpnStatus {
             state: if up { "up" } else { "down" }.to_string(),

@@ -123,3 +123,106 @@ fn nothing_is_routed_before_the_handshake() {
     peer_sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     assert!(peer_sock.recv_from(&mut buf).is_err(), "nothing else was sent");
 }
+
+/// `promtool check metrics` on `text`: (passed, what it said).
+fn promtool(text: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The port's published status as `rvsctl show` carries it, on bridge `br-z`.
+fn show_of(port: &VpnPort) -> Vec<ctl::protocol::BridgeStatus> {
+    let p = ctl::protocol::PortStatus {
+        name: port.name.clone(),
+        kind: "rvswitch-vpn".into(),
+        vlan_mode: "access".into(),
+        tag: None,
+        trunks: vec![],
+        link_state: "up".into(),
+        ifindex: None,
+        error: None,
+        statistics: Default::default(),
+        vpn: Some(port.shared().get()),
+    };
+    vec![ctl::protocol::BridgeStatus {
+        name: "br-z".into(),
+        mac_aging_time: 300,
+        mac_table_size: 8192,
+        ports: vec![p],
+    }]
+}
+
+/// The real tunnel's state through the event source and the metrics exposition: down before
+/// the handshake (no age series), up after it (a `vpn-up` event with the peer's endpoint, an
+/// age, the tunnel's bytes, the garbage counted), and promtool accepts both scrapes.
+#[test]
+fn tunnel_state_reaches_events_and_metrics() {
+    use crate::events::vpn::{VpnState, VpnWatch};
+    use crate::metrics::{sample::Sample, vpn::VpnSample};
+    if !testbed::require_program("vpn metrics", "promtool", "--version", "prometheus") {
+        return;
+    }
+    let (mut port, mut peer, peer_sock) = pair();
+    let mut batch = RxBatch::new(8);
+    let mut watch = VpnWatch::default();
+    let state = |port: &VpnPort| {
+        let v = port.shared().get();
+        vec![VpnState {
+            bridge: "br-z".into(),
+            port: port.name.clone(),
+            up: v.state == "up",
+            endpoint: v.endpoint,
+        }]
+    };
+    assert!(watch.changes(state(&port)).is_empty(), "down from the start: {:?}", port.shared().get());
+    let before = Sample { vpns: VpnSample::from_show(&show_of(&port)), ..Default::default() }.render();
+    let (ok, said) = promtool(&before);
+    assert!(ok, "promtool rejects: {said}\n{before}");
+    assert!(before.contains(r#"rvswitch_vpn_up{bridge="br-z",port="wg-test"} 0"#), "{before}");
+    assert!(!before.contains("rvswitch_vpn_last_handshake_age_seconds{"), "never handshaken: {before}");
+
+    assert_eq!(peer_round(&mut peer, &peer_sock), None);
+    recv_until(&mut port, &mut batch, |_| false);
+    send(&mut port, &echo());
+    let got = (0..3).find_map(|_| peer_round(&mut peer, &peer_sock).filter(|p| !p.is_empty()));
+    assert!(got.is_some(), "the peer got the VM's packet");
+    for junk in [&[1u8, 0, 0, 0, 9][..], &[0xffu8; 200][..]] {
+        peer_sock.send_to(junk, port.sock.local_addr().unwrap()).unwrap();
+    }
+    recv_until(&mut port, &mut batch, |_| false);
+    port.tick(Instant::now());
+    let v = port.shared().get();
+    let endpoint = peer_sock.local_addr().unwrap().to_string();
+    let ev: Vec<_> = watch.changes(state(&port)).into_iter().map(|p| (p.port, p.kind)).collect();
+    assert_eq!(ev, vec![("wg-test".to_string(), ctl::protocol::EventKind::VpnUp { endpoint })], "{v:?}");
+
+    let after = Sample { vpns: VpnSample::from_show(&show_of(&port)), ..Default::default() }.render();
+    let (ok, said) = promtool(&after);
+    assert!(ok, "promtool rejects: {said}\n{after}");
+    let l = r#"{bridge="br-z",port="wg-test"}"#;
+    let age = v.last_handshake_secs.expect("handshake done");
+    assert!(v.tx_bytes > 0 && v.bad_datagrams == 2, "{v:?}");
+    for want in [
+        format!("rvswitch_vpn_up{l} 1"),
+        format!("rvswitch_vpn_last_handshake_age_seconds{l} {age}"),
+        format!("rvswitch_vpn_tx_bytes_total{l} {}", v.tx_bytes),
+        format!("rvswitch_vpn_rx_bytes_total{l} {}", v.rx_bytes),
+        format!("rvswitch_vpn_bad_datagrams_total{l} 2"),
+        r#"rvswitch_vpn_drops_total{bridge="br-z",port="wg-test",reason="vpn-down"} 0"#.to_string(),
+    ] {
+        assert!(after.contains(&want), "missing {want:?} in:\n{after}");
+    }
+}
