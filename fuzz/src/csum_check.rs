@@ -25,11 +25,11 @@ pub fn v4(pkt: &[u8]) -> Option<V4> {
 }
 
 /// Whether every checksum of the packet verifies: the IPv4 header's, and (unfragmented) the
-/// TCP, UDP (unless 0: none) or ICMP one; for IPv6, TCP's. `None`: nothing to verify.
+/// TCP, UDP (unless 0: none) or ICMP one; for IPv6, TCP's, UDP's or ICMPv6's. `None`: nothing to verify.
 pub fn valid(pkt: &[u8]) -> Option<bool> {
     match pkt.first()? >> 4 {
         4 => valid_v4(pkt),
-        6 => valid_v6_tcp(pkt),
+        6 => valid_v6(pkt),
         _ => None,
     }
 }
@@ -51,12 +51,13 @@ fn valid_v4(pkt: &[u8]) -> Option<bool> {
     Some(header_ok && l4_ok)
 }
 
-fn valid_v6_tcp(pkt: &[u8]) -> Option<bool> {
+fn valid_v6(pkt: &[u8]) -> Option<bool> {
     let ip = ipv6::Frame::new_checked(pkt).ok()?;
     let (next, at) = ip.transport().ok()??;
     let end = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([pkt[4], pkt[5]]));
     let l4 = pkt.get(at..end)?;
-    (next == ipv6::NEXT_TCP).then(|| finish(pseudo_v6(ip.src(), ip.dst(), next, l4.len()) + sum(l4)) == 0)
+    // TCP, UDP, ICMPv6: all three put the checksum over the same pseudo-header.
+    [6, 17, 58].contains(&next).then(|| finish(pseudo_v6(ip.src(), ip.dst(), next, l4.len()) + sum(l4)) == 0)
 }
 
 /// Asserts that a rewrite kept correct checksums correct (`before` was computed on the input).

@@ -124,4 +124,13 @@ fn l3_seeds_do_real_work() {
     };
     let mut dhcp = l3::dhcp::DhcpServer::new(cfg).unwrap();
     assert!(dhcp.handle(&pkt("dhcp-discover.bin"), 1_700_000_000).unwrap().reply.is_some());
+    let mut gw = gateway::Gateway::new(gateway::GatewaySpec {
+        mac: packet::MacAddr([0x02, 0, 0, 0, 0, 1]),
+        ip: ip(1),
+        subnet: "198.18.0.0/24".parse().unwrap(),
+        allowed: vec!["198.19.0.0/16".parse().unwrap()],
+    });
+    let mut frame = pkt("gw-tcp-syn-up.bin");
+    let routed = gw.zone_frame(&mut frame, true, &mut [0; 64]);
+    assert!(matches!(routed, gateway::FromZone::Tunnel(_)), "{routed:?}");
 }
