@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../fuzz"
 secs="${1:-60}"
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ovsdb ovsdb_ops config frames zones)
+[ ${#targets[@]} -gt 0 ] || targets=(ovsdb ovsdb_ops config frames zones wgquick l3)
 
 if ! cargo afl --version >/dev/null 2>&1; then
   t0=$SECONDS

@@ -8,11 +8,16 @@
 //! crash can be debugged with no AFL installed.
 
 pub mod config;
+mod csum_check;
 pub mod frames;
 mod frames_model;
+pub mod l3;
+mod l3_dhcp;
+mod l3_gateway;
 pub mod ovsdb_check;
 pub mod ovsdb_ops;
 pub mod ovsdb_rpc;
+pub mod wgquick;
 pub mod zones;
 
 /// A fuzz target: panics if and only if the input broke something.
@@ -25,6 +30,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config", config::run),
     ("frames", frames::run),
     ("zones", zones::run),
+    ("wgquick", wgquick::run),
+    ("l3", l3::run),
 ];
 
 /// The target called `name`.

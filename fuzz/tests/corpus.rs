@@ -84,3 +84,53 @@ fn ovsdb_ops_seeds_commit_and_fail() {
     println!("{total:?}");
     assert!(total.failed > 0 && total.transactions - total.failed > 0, "{total:?}");
 }
+
+#[test]
+fn wgquick_corpus() {
+    assert!(replay("wgquick") >= 3, "the wgquick seeds are missing");
+}
+
+/// The wg-quick seeds include files the parser accepts, so the accepted-file oracle runs.
+#[test]
+fn wgquick_seeds_include_accepted_files() {
+    for name in ["office.conf", "minimal.conf"] {
+        let text = String::from_utf8(seed("wgquick", name)).expect("UTF-8 seed");
+        assert!(gateway::wgconf::parse(&text, name).is_ok(), "{name} is refused");
+    }
+}
+
+#[test]
+fn l3_corpus() {
+    assert!(replay("l3") >= 10, "the l3 seeds are missing");
+}
+
+/// The l3 seeds get past parsing: the NAT translates the SYN, the clamp lowers its MSS, the
+/// DHCP server offers an address to the DISCOVER (all after the control byte).
+#[test]
+fn l3_seeds_do_real_work() {
+    let pkt = |name| seed("l3", name)[1..].to_vec();
+    let mut nat = l3::nat::Nat::new(l3::nat::NatConfig::new("198.19.0.2".parse().unwrap()));
+    assert_eq!(nat.outbound(&mut pkt("nat-tcp-syn.bin"), 0), Ok(()));
+    assert!(matches!(l3::mss::clamp(&mut pkt("clamp-tcp-syn.bin"), 832), l3::mss::Clamp::Lowered { .. }));
+    let ip = |d| std::net::Ipv4Addr::new(198, 18, 0, d);
+    let cfg = l3::dhcp::DhcpConfig {
+        server: ip(1),
+        prefix_len: 24,
+        range: (ip(100), ip(103)),
+        dns: vec![],
+        mtu: None,
+        lease_secs: 600,
+        statics: vec![],
+    };
+    let mut dhcp = l3::dhcp::DhcpServer::new(cfg).unwrap();
+    assert!(dhcp.handle(&pkt("dhcp-discover.bin"), 1_700_000_000).unwrap().reply.is_some());
+    let mut gw = gateway::Gateway::new(gateway::GatewaySpec {
+        mac: packet::MacAddr([0x02, 0, 0, 0, 0, 1]),
+        ip: ip(1),
+        subnet: "198.18.0.0/24".parse().unwrap(),
+        allowed: vec!["198.19.0.0/16".parse().unwrap()],
+    });
+    let mut frame = pkt("gw-tcp-syn-up.bin");
+    let routed = gw.zone_frame(&mut frame, true, &mut [0; 64]);
+    assert!(matches!(routed, gateway::FromZone::Tunnel(_)), "{routed:?}");
+}

@@ -140,7 +140,9 @@ fn parse(pkt: &[u8]) -> Result<Msg<'_>, DhcpDrop> {
         return Err(DhcpDrop::Malformed);
     }
     let m = dhcp::Frame::new_checked(u.into_payload()).map_err(|_| DhcpDrop::Malformed)?;
-    if m.op() != dhcp::OP_REQUEST || !m.is_ethernet() {
+    // A multicast chaddr is no client's own address: a lease for it could never be saved
+    // (restore refuses it) and port security cannot pin traffic to it.
+    if m.op() != dhcp::OP_REQUEST || !m.is_ethernet() || m.client_mac().is_multicast() {
         return Err(DhcpDrop::Malformed);
     }
     if !m.giaddr().is_unspecified() {

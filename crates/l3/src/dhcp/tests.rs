@@ -270,6 +270,21 @@ fn malformed_and_relayed_requests_are_counted() {
     assert_eq!((s.counters().relayed, s.counters().malformed, s.counters().unexpected), (1, 2, 1));
 }
 
+/// Found by the `l3` fuzz target: a DISCOVER/REQUEST from a multicast chaddr was bound, and
+/// the lease then vanished on save/restore (restore refuses multicast MACs).
+#[test]
+fn multicast_client_macs_get_no_lease() {
+    let mut s = server();
+    let group = MacAddr([0xff, 0x54, 0, 0, 0, 0x42]);
+    assert_eq!(
+        s.handle(&msg(dhcp::DISCOVER, group, Ipv4Addr::UNSPECIFIED, &[]), T0),
+        Err(DhcpDrop::Malformed)
+    );
+    assert_eq!(s.handle(&selecting(group, "198.18.0.100"), T0), Err(DhcpDrop::Malformed));
+    assert!(s.bindings(T0).is_empty());
+    assert_eq!(s.counters().malformed, 2);
+}
+
 #[test]
 fn config_rules() {
     let bad = |f: fn(&mut DhcpConfig)| {
