@@ -62,6 +62,8 @@ pub struct Reconciler {
     store: Option<FdStore>,
     /// Descriptors the previous process kept, not yet adopted.
     kept: Kept,
+    /// Where ports keep state across restarts (the zone DHCP leases): the database's directory.
+    state_dir: Option<std::path::PathBuf>,
 }
 
 impl Reconciler {
@@ -71,7 +73,19 @@ impl Reconciler {
 
     /// A reconciler that keeps device descriptors in `store` and adopts `kept` ones.
     pub fn with_store(datapath: Datapath, store: Option<FdStore>, kept: Kept) -> Reconciler {
-        Reconciler { desired: DesiredState::default(), ports: HashMap::new(), datapath, store, kept }
+        Reconciler {
+            desired: DesiredState::default(),
+            ports: HashMap::new(),
+            datapath,
+            store,
+            kept,
+            state_dir: None,
+        }
+    }
+
+    /// Ports keep their state (DHCP leases) in `dir` from now on.
+    pub fn set_state_dir(&mut self, dir: Option<std::path::PathBuf>) {
+        self.state_dir = dir;
     }
 
     /// Makes the datapath match `new`; returns a line per change. What changes is decided by
@@ -214,7 +228,7 @@ impl Reconciler {
     fn open_vpn(&self, name: &str) -> Result<Device, String> {
         let opts = self.desired.ports().find(|(_, p)| p.name == name).and_then(|(_, p)| p.vpn.as_ref());
         let opts = opts.ok_or_else(|| format!("VPN port {name} has no options"))?;
-        Device::open_vpn(name, opts).map_err(|e| e.to_string())
+        Device::open_vpn(name, opts, self.state_dir.as_deref()).map_err(|e| e.to_string())
     }
 
     /// Hands `dev`'s descriptors to the keeper (if there is one).
