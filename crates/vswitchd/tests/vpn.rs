@@ -156,13 +156,13 @@ fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 /// The intranet VM: a namespace on an access port of the zone's VLAN, default route via the
-/// zone gateway, MTU for the tunnel. Offloads stay on: its TCP sends super-frames with partial
-/// checksums, which the gateway port segments and completes.
+/// zone gateway, MTU 1500 as a VM has it (the gateway clamps TCP's MSS to the tunnel's 1420 and
+/// answers bigger DF packets with fragmentation-needed). Offloads stay on: its TCP sends
+/// super-frames with partial checksums, which the gateway port segments and completes.
 fn intranet_vm() -> (Netns, Veth, String) {
     let ns = Netns::new("vm").expect("vm netns");
     let port = unique("p");
     let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{VM_IP}/24")), None).expect("vm veth");
-    ns.exec(&["ip", "link", "set", "eth0", "mtu", "1380"]).unwrap();
     ns.exec(&["ip", "route", "add", "default", "via", GATEWAY]).unwrap();
     (ns, veth, port)
 }
@@ -381,9 +381,16 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     eprintln!("iperf3 TCP VM → office host through rvswitch's WireGuard: {:.1} Mb/s", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
     assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
+    // A DF ping bigger than the tunnel: the gateway answers fragmentation-needed (ping -M do
+    // reports the MTU it learnt), and the drop is counted too-big.
+    let cmd = format!("ping -c 1 -W 2 -M do -s 1472 {OFFICE_HOST} 2>&1; true");
+    let big = vm.exec(&["sh", "-c", &cmd]).expect("ping -M do");
+    assert!(big.contains("mtu = 1420") || big.contains("mtu=1420"), "no frag-needed: {big}");
     let st = vpn_status(&d, &vpn_port);
     assert!(st.rx_bytes > 0 && st.tx_bytes > 0, "{st:?}");
     assert!(!st.drops.contains_key("gso-unsegmented") && !st.drops.contains_key("malformed"), "{st:?}");
+    let too_big = || vpn_status(&d, &vpn_port).drops.get("too-big").copied().unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(5), || too_big() >= 1), "{:?}", vpn_status(&d, &vpn_port));
     assert_eq!(st.endpoint, format!("{}:{OFFICE_PORT}", s.office.office_wan));
     let (db_status, _) = d.vsctl_output(&["get", "Interface", &vpn_port, "status"]).unwrap();
     assert!(db_status.contains("vpn_state=up"), "Interface status: {db_status}");
