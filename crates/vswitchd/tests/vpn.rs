@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon};
-use ctl::protocol::VpnStatus;
+use ctl::protocol::{BindingSource, VpnStatus};
 use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
 use testbed::{frame_capture, require_program, require_root, unique, wait_until, BackgroundPing, ChildGuard};
 use testbed::{Netns, Veth};
@@ -239,25 +239,27 @@ fn setup() -> Setup {
     Setup { office, _dir: dir, server_conf, our_conf, listen_port }
 }
 
-/// Adds the zone's gateway port to `bridge` on VLAN 10 through ovs-vsctl.
+/// Adds the zone's gateway port to `bridge` on VLAN 10 through ovs-vsctl, with `extra`
+/// Interface columns (e.g. `options:dhcp_range=...`).
 fn add_vpn_port(d: &Daemon, bridge: &str, port: &str, conf: &Path) -> Result<(String, String), String> {
+    add_vpn_port_with(d, bridge, port, conf, &[])
+}
+
+fn add_vpn_port_with(
+    d: &Daemon,
+    bridge: &str,
+    port: &str,
+    conf: &Path,
+    extra: &[&str],
+) -> Result<(String, String), String> {
     let wg = format!("options:wireguard={}", conf.display());
     let subnet = format!("options:subnet={ZONE_SUBNET}");
     let gw = format!("options:gateway={GATEWAY}");
-    d.vsctl_output(&[
-        "add-port",
-        bridge,
-        port,
-        "tag=10",
-        "--",
-        "set",
-        "Interface",
-        port,
-        "type=rvswitch-vpn",
-        &wg,
-        &subnet,
-        &gw,
-    ])
+    let mut args =
+        vec!["add-port", bridge, port, "tag=10", "--", "set", "Interface", port, "type=rvswitch-vpn", &wg];
+    args.extend([subnet.as_str(), gw.as_str()]);
+    args.extend(extra);
+    d.vsctl_output(&args)
 }
 
 /// iperf3 TCP from the VM to the office host; the server's JSON says whom it accepted.
@@ -494,4 +496,79 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     server.launch();
     assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(60)), "{:?}", d.port(&port));
     assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
+}
+
+/// udhcpc's event script: the leased address and the default route (busybox passes $ip, $mask
+/// as a prefix length, $router).
+const UDHCPC_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr flush dev \"$interface\"; \
+ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\" ;; esac\n";
+
+/// The zone's DHCP server: a secured VM port (attached-mac, as libvirt sets it) with no
+/// address gets one from the range by busybox udhcpc, the gateway port's DHCPACK binds it
+/// through snooping (`security show` lists it as `dhcp`), and the VM pings the office host
+/// through the tunnel with it. The lease is kept in a file next to the database.
+#[test]
+fn the_zone_dhcp_server_leases_and_snooping_binds() {
+    if !have_tools("the_zone_dhcp_server_leases_and_snooping_binds")
+        || !require_program(
+            "the_zone_dhcp_server_leases_and_snooping_binds",
+            "busybox",
+            "--help",
+            "busybox-static",
+        )
+    {
+        return;
+    }
+    let s = setup();
+    let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let vm = Netns::new("vm").expect("vm netns");
+    let vm_port = unique("p");
+    let _vm_link = Veth::to_ns(&vm_port, &vm, "eth0", None, None).expect("vm veth");
+    let mac = "52:54:00:50:00:07";
+    vm.exec(&["ip", "link", "set", "eth0", "address", mac]).unwrap();
+    let bridge = unique("brd");
+    let d = Daemon::start(&bridge_config(&bridge, &[(&vm_port, "tag = 10")]));
+    d.vsctl(&["set", "Interface", &vm_port, &format!("external_ids:attached-mac={mac}")])
+        .expect("attached-mac");
+    let vpn_port = unique("vpn");
+    let extra = ["options:dhcp_range=198.18.50.100-198.18.50.110"];
+    add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, &extra).expect("add the VPN port");
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(
+        wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)),
+        "{:?}\n{}",
+        d.port(&vpn_port),
+        d.log()
+    );
+
+    let script = write_file(s._dir.path(), "udhcpc.sh", UDHCPC_SCRIPT, 0o755).display().to_string();
+    let out =
+        vm.exec(&["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "10", "-T", "1", "-s", &script]);
+    assert!(out.is_ok(), "no lease: {out:?}\n{:?}\n{}", d.port(&vpn_port), d.log());
+    let addrs = vm.exec(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).unwrap();
+    let leased = addrs.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or_default().to_string();
+    eprintln!("udhcpc leased {leased} from the zone's gateway");
+    let ip = leased.split('/').next().unwrap_or_default().to_string();
+    let in_range = ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| {
+        (std::net::Ipv4Addr::new(198, 18, 50, 100)..=std::net::Ipv4Addr::new(198, 18, 50, 110)).contains(&a)
+    });
+    assert!(in_range && leased.ends_with("/24"), "{addrs}");
+    assert!(
+        vm.ping(OFFICE_HOST, 3),
+        "the leased VM cannot reach the office: {:?}\n{}",
+        d.port(&vpn_port),
+        d.log()
+    );
+
+    let sec = d.security(None);
+    let entry =
+        sec.bridges.iter().flat_map(|b| &b.ports).find(|p| p.port == vm_port).expect("VM port listed");
+    assert_eq!(entry.mode, "on");
+    assert!(
+        entry.bindings.iter().any(|b| b.address == format!("{ip}/32") && b.source == BindingSource::Dhcp),
+        "{entry:?}"
+    );
+    let file = d.db_file().parent().unwrap().join(format!("dhcp-{vpn_port}.leases"));
+    let kept = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(kept.contains(mac) && kept.contains(&ip), "lease file {}: {kept:?}", file.display());
 }
