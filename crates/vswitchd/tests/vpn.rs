@@ -24,6 +24,9 @@ const GATEWAY: &str = "198.18.50.1";
 const VM_IP: &str = "198.18.50.2";
 const OFFICE_HOST: &str = "198.18.60.10";
 const OFFICE_PORT: u16 = 51820;
+/// The tunnel address the office gives a NAT-mode zone (outside the zone subnet).
+const NAT_ADDRESS: &str = "198.18.51.2";
+const NAT_NET: &str = "198.18.51.0/24";
 
 fn have_tools(test: &str) -> bool {
     require_root(test)
@@ -92,6 +95,9 @@ impl<'a> OfficeServer<'a> {
         self.ns.exec(&["wg", "setconf", &self.ifname, &conf]).expect("wg setconf");
         self.ns.exec(&["ip", "link", "set", &self.ifname, "up"]).expect("wg up");
         self.ns.exec(&["ip", "route", "add", ZONE_SUBNET, "dev", &self.ifname]).expect("route to the zone");
+        self.ns
+            .exec(&["ip", "route", "add", NAT_NET, "dev", &self.ifname])
+            .expect("route to the NAT address");
     }
 
     /// Stops the server (by PID) as a crashed VPN server would: no goodbye to the peer.
@@ -217,20 +223,26 @@ struct Setup {
     listen_port: u16,
 }
 
-/// Keys, the office server's `wg setconf` file and our wg-quick file (0600).
+/// Keys, the office server's `wg setconf` file and our wg-quick file (0600), whose Address is
+/// the VM's own (routed mode).
 fn setup() -> Setup {
+    setup_with(VM_IP)
+}
+
+/// The same with [Interface] Address `address` (NAT mode's tunnel address).
+fn setup_with(address: &str) -> Setup {
     let office = office();
     let dir = tempfile::tempdir().unwrap();
     let (office_priv, office_pub) = keypair();
     let (our_priv, our_pub) = keypair();
     let server = format!(
         "[Interface]\nPrivateKey = {office_priv}\nListenPort = {OFFICE_PORT}\n\n\
-         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}\n"
+         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}\n"
     );
     let server_conf = write_file(dir.path(), "server.conf", &server, 0o600);
     let listen_port = free_udp_port();
     let ours = format!(
-        "[Interface]\nPrivateKey = {our_priv}\nAddress = {VM_IP}/32\nListenPort = {listen_port}\n\
+        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32\nListenPort = {listen_port}\n\
          DNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
          Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n",
         office.office_wan
@@ -571,4 +583,37 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
     let file = d.db_file().parent().unwrap().join(format!("dhcp-{vpn_port}.leases"));
     let kept = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(kept.contains(mac) && kept.contains(&ip), "lease file {}: {kept:?}", file.display());
+}
+
+/// NAT mode (`options:nat=true`): the VM leaves as the wg-quick Address; the office host sees
+/// that address, not the VM's, for iperf3 TCP, and ping works.
+#[test]
+fn nat_mode_shows_the_office_the_tunnel_address() {
+    if !have_tools("nat_mode_shows_the_office_the_tunnel_address") {
+        return;
+    }
+    let s = setup_with(NAT_ADDRESS);
+    let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let bridge = unique("brn");
+    let d = Daemon::start(&bridge_config(&bridge, &[(&vm_port, "tag = 10")]));
+    let vpn_port = unique("vpn");
+    add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, &["options:nat=true"]).expect("add the VPN port");
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(
+        wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)),
+        "{:?}\n{}",
+        d.port(&vpn_port),
+        d.log()
+    );
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through the NAT failed: {:?}", d.port(&vpn_port));
+    let (bps, peer) = iperf(&vm, &s.office.lan);
+    eprintln!(
+        "iperf3 TCP VM → office host through rvswitch's NAT + WireGuard: {:.1} Mb/s, seen as {peer}",
+        bps / 1e6
+    );
+    assert!(bps > 0.0, "no TCP throughput");
+    assert_eq!(peer, NAT_ADDRESS, "the office host sees the tunnel address");
+    let st = vpn_status(&d, &vpn_port);
+    assert!(!st.drops.contains_key("nat"), "{st:?}");
 }
