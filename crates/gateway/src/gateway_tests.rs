@@ -4,7 +4,7 @@ const GW_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 const VM_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 0x02];
 const NOW: Now = Now { ms: 1_000, unix: 1_764_590_000 };
 
-fn gw() -> Gateway {
+pub(super) fn gw() -> Gateway {
     Gateway::new(GatewaySpec {
         mac: GW_MAC,
         ip: Ipv4Addr::new(198, 18, 0, 1),

@@ -7,23 +7,14 @@ use l3::dhcp::{DhcpConfig, DhcpServer};
 use l3::nat::{Nat, NatConfig};
 use packet::{checksum, dhcp, ipv4, tcp, MacAddr};
 
-use crate::{DropReason, FromTunnel, FromZone, Gateway, GatewaySpec, Now};
+use super::tests::gw;
+use crate::{DropReason, FromTunnel, FromZone, Gateway, Now};
 
 const GW_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 const VM_MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x10, 0, 1]);
 const NOW: Now = Now { ms: 1_000, unix: 1_764_590_000 };
 const VM: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const OFFICE: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 10);
-
-fn gw() -> Gateway {
-    Gateway::new(GatewaySpec {
-        mac: GW_MAC,
-        ip: Ipv4Addr::new(198, 18, 0, 1),
-        subnet: "198.18.0.0/24".parse().unwrap(),
-        allowed: vec!["198.18.9.0/24".parse().unwrap()],
-        mtu: 1420,
-    })
-}
 
 /// An IPv4 datagram with valid checksums (TCP/UDP over the pseudo-header).
 fn ip4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, df: bool, mut l4: Vec<u8>) -> Vec<u8> {
