@@ -28,10 +28,17 @@ pub enum DropReason {
     Ipv6Unsupported,
     /// Truncated or inconsistent headers.
     Malformed,
+    /// Bigger than the tunnel MTU and not fragmentable (DF, IPv6): an ICMP error went back
+    /// unless the rate limit or the RFCs forbade one.
+    TooBig,
+    /// The NAT refused it (table full, no mapping, a fragment; `l3::nat` counts which).
+    Nat,
+    /// A DHCP message the zone's server gave no answer to (a RELEASE, a malformed or foreign one).
+    DhcpNoReply,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::VpnDown,
         DropReason::NoRoute,
         DropReason::NotIp,
@@ -44,6 +51,9 @@ impl DropReason {
         DropReason::ToGateway,
         DropReason::Ipv6Unsupported,
         DropReason::Malformed,
+        DropReason::TooBig,
+        DropReason::Nat,
+        DropReason::DhcpNoReply,
     ];
 
     /// The name in status and statistics (`drop-vpn-down`...).
@@ -61,6 +71,9 @@ impl DropReason {
             DropReason::ToGateway => "to-gateway",
             DropReason::Ipv6Unsupported => "ipv6-unsupported",
             DropReason::Malformed => "malformed",
+            DropReason::TooBig => "too-big",
+            DropReason::Nat => "nat",
+            DropReason::DhcpNoReply => "dhcp-no-reply",
         }
     }
 

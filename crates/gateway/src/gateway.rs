@@ -2,6 +2,8 @@
 //! answers ARP for the gateway address, routes what the VMs send to the gateway MAC into the
 //! tunnel when the destination is in the peer's AllowedIPs, and frames what the tunnel returns
 //! for the VM that owns the address. While the tunnel is down it routes nothing (`vpn-down`).
+//! On the way it applies the zone's IP services (see [`crate::services`]): MSS clamping and
+//! ICMP "too big" errors or fragmentation for the tunnel MTU, the DHCP server, NAT.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -9,6 +11,7 @@ use packet::ttl::{self, Hop};
 use packet::{arp, ipv4, ipv6, ArpSpec, EthernetHeader, FrameSpec, MacAddr};
 use packet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
+use crate::services::{Egress, Now, Services, Size};
 use crate::{DropReason, Drops, Neighbours, Prefix};
 
 /// The gateway's place in the zone and what lies behind it.
@@ -21,15 +24,21 @@ pub struct GatewaySpec {
     pub subnet: Prefix,
     /// Destinations the tunnel carries (the peer's AllowedIPs).
     pub allowed: Vec<Prefix>,
+    /// The tunnel's MTU (wg-quick `MTU`, default [`crate::DEFAULT_TUNNEL_MTU`]): bigger packets
+    /// are fragmented or answered with ICMP errors, TCP MSS is clamped to fit it.
+    pub mtu: u16,
 }
 
 /// What to do with a frame from the zone.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FromZone<'a> {
-    /// Send the frame of this length written to `out` back into the zone (an ARP reply).
+    /// Send the frame of this length written to `out` back into the zone (an ARP or DHCP
+    /// reply, an ICMP error about a packet too big for the tunnel).
     Reply(usize),
     /// Encrypt this IP packet (a slice of the input, TTL already decremented) into the tunnel.
     Tunnel(&'a [u8]),
+    /// Encrypt each of these IPv4 fragments of the packet into the tunnel.
+    Fragments(Vec<Vec<u8>>),
     Drop(DropReason),
 }
 
@@ -48,11 +57,13 @@ pub struct Gateway {
     spec: GatewaySpec,
     neighbours: Neighbours,
     drops: Drops,
+    services: Services,
 }
 
 impl Gateway {
     pub fn new(spec: GatewaySpec) -> Gateway {
-        Gateway { spec, neighbours: Neighbours::default(), drops: Drops::default() }
+        let services = Services::new(spec.mtu, spec.ip, spec.mac);
+        Gateway { spec, neighbours: Neighbours::default(), drops: Drops::default(), services }
     }
 
     pub fn spec(&self) -> &GatewaySpec {
@@ -67,26 +78,78 @@ impl Gateway {
         &self.neighbours
     }
 
+    /// Runs the zone's DHCP server (its leases restored by the shell beforehand).
+    pub fn with_dhcp(mut self, server: l3::dhcp::DhcpServer) -> Gateway {
+        self.services.dhcp = Some(server);
+        self
+    }
+
+    /// NAT mode: the zone's VMs leave as the NAT's public address.
+    pub fn with_nat(mut self, nat: l3::nat::Nat) -> Gateway {
+        self.services.nat = Some(nat);
+        self
+    }
+
+    pub fn dhcp(&self) -> Option<&l3::dhcp::DhcpServer> {
+        self.services.dhcp.as_ref()
+    }
+
+    pub fn nat(&self) -> Option<&l3::nat::Nat> {
+        self.services.nat.as_ref()
+    }
+
+    pub fn icmp_errors(&self) -> l3::icmp_error::IcmpCounters {
+        self.services.icmp.counters()
+    }
+
+    /// True once after a lease was bound or ended: the shell saves the leases then.
+    pub fn take_leases_changed(&mut self) -> bool {
+        std::mem::take(&mut self.services.leases_dirty)
+    }
+
+    /// Timers: NAT mappings and DHCP leases past their time end (call it about every second).
+    pub fn expire(&mut self, now: Now) {
+        if let Some(nat) = &mut self.services.nat {
+            nat.expire(now.ms);
+        }
+        if let Some(d) = &mut self.services.dhcp {
+            self.services.leases_dirty |= !d.expire(now.unix).is_empty();
+        }
+    }
+
     /// Counts a drop the shell decided (e.g. a tunnel packet it could not send).
     pub fn count(&mut self, r: DropReason) {
         self.drops.count(r);
     }
 
     /// Handles one frame the bridge sent to the gateway port. `tunnel_up` is the kill switch:
-    /// false routes nothing. `out` must hold an Ethernet ARP frame (42 bytes).
-    pub fn zone_frame<'a>(&mut self, frame: &'a mut [u8], tunnel_up: bool, out: &mut [u8]) -> FromZone<'a> {
-        let verdict = self.zone_verdict(frame, tunnel_up, out);
+    /// false routes nothing. `out` must hold a reply frame: 1294 bytes (an ICMPv6 error).
+    pub fn zone_frame<'a>(
+        &mut self,
+        frame: &'a mut [u8],
+        tunnel_up: bool,
+        now: Now,
+        out: &mut [u8],
+    ) -> FromZone<'a> {
+        let verdict = self.zone_verdict(frame, tunnel_up, now, out);
         if let FromZone::Drop(r) = verdict {
             self.drops.count(r);
         }
         verdict
     }
 
-    fn zone_verdict<'a>(&mut self, frame: &'a mut [u8], up: bool, out: &mut [u8]) -> FromZone<'a> {
+    fn zone_verdict<'a>(&mut self, frame: &'a mut [u8], up: bool, now: Now, out: &mut [u8]) -> FromZone<'a> {
         let Ok(eth) = EthernetHeader::parse(frame) else { return FromZone::Drop(DropReason::Malformed) };
         let off = eth.payload_offset;
         if eth.ethertype == ETHERTYPE_ARP {
             return self.zone_arp(&eth, &frame[off..], out);
+        }
+        // DHCP stays in the zone (broadcast, from 0.0.0.0): answered whether or not the tunnel is up.
+        let learn = &mut self.neighbours;
+        if let Some(r) =
+            self.services.dhcp(&eth, &frame[off..], self.spec.mac, now, out, |ip, mac| learn.learn(ip, mac))
+        {
+            return r.map_or_else(FromZone::Drop, FromZone::Reply);
         }
         if eth.dst != self.spec.mac {
             return FromZone::Drop(DropReason::NotForGateway);
@@ -97,10 +160,33 @@ impl Gateway {
             ETHERTYPE_IPV6 => self.zone_ipv6(ip, up),
             _ => Err(DropReason::NotIp),
         };
-        match len.and_then(|n| hop(&mut ip[..n]).map(|()| n)) {
-            Ok(n) => FromZone::Tunnel(&frame[off..off + n]),
+        match len.and_then(|n| self.egress(&mut ip[..n], eth.src, now, out).map(|e| (n, e))) {
+            Ok((n, None)) => FromZone::Tunnel(&frame[off..off + n]),
+            Ok((_, Some(v))) => v,
             Err(r) => FromZone::Drop(r),
         }
+    }
+
+    /// A routed packet on its way out: checked against the tunnel MTU (an oversize one is
+    /// dropped, counted `too-big`, and answered with an ICMP error to `vm`), one hop less, MSS
+    /// clamped, translated, fragmented if need be. `None`: send it whole.
+    fn egress(
+        &mut self,
+        ip: &mut [u8],
+        vm: MacAddr,
+        now: Now,
+        out: &mut [u8],
+    ) -> Result<Option<FromZone<'static>>, DropReason> {
+        let size = self.services.check_size(ip, self.spec.mac, vm, now, out)?;
+        if let Size::Error(n) = size {
+            self.drops.count(DropReason::TooBig);
+            return Ok(Some(FromZone::Reply(n)));
+        }
+        hop(ip)?;
+        Ok(match self.services.finish_out(ip, size == Size::Fragment, now)? {
+            Egress::Whole => None,
+            Egress::Fragments(f) => Some(FromZone::Fragments(f)),
+        })
     }
 
     /// Learns the sender; answers a request for the gateway address (ARP stays in the zone,
@@ -164,8 +250,8 @@ impl Gateway {
     }
 
     /// Handles one IP packet the tunnel decrypted. `out` must hold the packet plus 14 bytes.
-    pub fn tunnel_packet(&mut self, ip: &mut [u8], out: &mut [u8]) -> FromTunnel {
-        let verdict = self.tunnel_verdict(ip, out);
+    pub fn tunnel_packet(&mut self, ip: &mut [u8], now: Now, out: &mut [u8]) -> FromTunnel {
+        let verdict = self.tunnel_verdict(ip, now, out);
         match verdict {
             FromTunnel::Drop(r) => self.drops.count(r),
             FromTunnel::Resolve(_) => self.drops.count(DropReason::NoNeighbour),
@@ -174,7 +260,7 @@ impl Gateway {
         verdict
     }
 
-    fn tunnel_verdict(&mut self, ip: &mut [u8], out: &mut [u8]) -> FromTunnel {
+    fn tunnel_verdict(&mut self, ip: &mut [u8], now: Now, out: &mut [u8]) -> FromTunnel {
         match ip.first().map(|b| b >> 4) {
             Some(4) => {}
             Some(6) => return FromTunnel::Drop(DropReason::Ipv6Unsupported),
@@ -186,6 +272,11 @@ impl Gateway {
         if self.route(src.into()).is_err() || self.spec.subnet.contains(src.into()) {
             return FromTunnel::Drop(DropReason::NotAllowedSource);
         }
+        let dst = match self.services.nat_in(&mut ip[..len], dst, now) {
+            None => dst,
+            Some(Ok(vm)) => vm,
+            Some(Err(r)) => return FromTunnel::Drop(r),
+        };
         if !self.spec.subnet.contains(dst.into()) || dst == self.spec.ip {
             return FromTunnel::Drop(DropReason::NotInSubnet);
         }
@@ -193,6 +284,8 @@ impl Gateway {
         if let Err(r) = hop(&mut ip[..len]) {
             return FromTunnel::Drop(r);
         }
+        // The SYN-ACK too: the VM's own MSS then fits the tunnel whatever its MTU.
+        l3::mss::clamp(&mut ip[..len], self.services.mtu);
         let spec = FrameSpec { dst: mac, src: self.spec.mac, vlan: None, ethertype: ETHERTYPE_IPV4 };
         match packet::ethernet_frame(out, &spec, &ip[..len]) {
             Ok(n) => FromTunnel::Frame(n),
@@ -230,3 +323,7 @@ fn hop(ip: &mut [u8]) -> Result<(), DropReason> {
 #[cfg(test)]
 #[path = "gateway_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "services_tests.rs"]
+mod services_tests;

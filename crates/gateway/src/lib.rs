@@ -6,10 +6,12 @@ mod drops;
 mod gateway;
 mod neighbours;
 mod prefix;
+mod services;
 pub mod wgconf;
 
 pub use drops::{DropReason, Drops};
 pub use gateway::{FromTunnel, FromZone, Gateway, GatewaySpec};
 pub use neighbours::Neighbours;
 pub use prefix::{Prefix, PrefixError};
+pub use services::{Now, DEFAULT_TUNNEL_MTU};
 pub use wgconf::{WgConfError, WgConfig};

@@ -48,8 +48,12 @@ impl Device {
     }
 
     /// Opens the VPN gateway port `name` (reads its wg-quick file, binds its socket).
-    pub fn open_vpn(name: &str, opts: &VpnOptions) -> Result<Device, VpnOpenError> {
-        crate::vpn::open(name, opts).map(|p| Device::Vpn(Box::new(p)))
+    pub fn open_vpn(
+        name: &str,
+        opts: &VpnOptions,
+        state_dir: Option<&std::path::Path>,
+    ) -> Result<Device, VpnOpenError> {
+        crate::vpn::open(name, opts, state_dir).map(|p| Device::Vpn(Box::new(p)))
     }
 
     /// Rebuilds the device of port `name` from kept descriptors.

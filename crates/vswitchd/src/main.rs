@@ -206,7 +206,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let forwarding_beat = datapath.heartbeat();
     let events = collect_events(&mut datapath)?;
     let (store, kept) = open_fd_store(&args);
-    let rec = Reconciler::with_store(datapath, store, kept);
+    let mut rec = Reconciler::with_store(datapath, store, kept);
+    rec.set_state_dir(args.db_file.parent().map(std::path::Path::to_path_buf));
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
     // Bound first: a guard in the match scrutinee would live through the arms.
     let first = lock(&shared).reload();

@@ -64,6 +64,8 @@ pub struct Reconciler {
     kept: Kept,
     /// The UDP sockets tunnel ports share.
     endpoints: TunnelEndpoints,
+    /// Where ports keep state across restarts (the zone DHCP leases): the database's directory.
+    state_dir: Option<std::path::PathBuf>,
 }
 
 impl Reconciler {
@@ -80,7 +82,13 @@ impl Reconciler {
             store,
             kept,
             endpoints: TunnelEndpoints::default(),
+            state_dir: None,
         }
+    }
+
+    /// Ports keep their state (DHCP leases) in `dir` from now on.
+    pub fn set_state_dir(&mut self, dir: Option<std::path::PathBuf>) {
+        self.state_dir = dir;
     }
 
     /// Makes the datapath match `new`; returns a line per change. What changes is decided by
@@ -240,7 +248,7 @@ impl Reconciler {
     fn open_vpn(&self, name: &str) -> Result<Device, String> {
         let opts = self.desired.ports().find(|(_, p)| p.name == name).and_then(|(_, p)| p.vpn.as_ref());
         let opts = opts.ok_or_else(|| format!("VPN port {name} has no options"))?;
-        Device::open_vpn(name, opts).map_err(|e| e.to_string())
+        Device::open_vpn(name, opts, self.state_dir.as_deref()).map_err(|e| e.to_string())
     }
 
     /// Hands `dev`'s descriptors to the keeper (if there is one).

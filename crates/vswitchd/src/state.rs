@@ -62,6 +62,20 @@ pub struct VpnOptions {
     pub subnet: Prefix,
     /// The address the zone's VMs use as their gateway.
     pub gateway: Ipv4Addr,
+    /// `options:nat=true`: the VMs leave as the wg-quick file's [Interface] Address.
+    pub nat: bool,
+    /// `options:dhcp_range` (and `dhcp_static`): the zone's DHCP server.
+    pub dhcp: Option<DhcpOptions>,
+}
+
+/// The zone DHCP server's settings from the Interface options; the rest (router, DNS, MTU)
+/// comes from the gateway and the wg-quick file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DhcpOptions {
+    /// `options:dhcp_range=FIRST-LAST`, inclusive.
+    pub range: (Ipv4Addr, Ipv4Addr),
+    /// `options:dhcp_static=MAC=IP,...`: the zones file's `[[vm]] ip`s.
+    pub statics: Vec<(packet::MacAddr, Ipv4Addr)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon};
-use ctl::protocol::VpnStatus;
+use ctl::protocol::{BindingSource, VpnStatus};
 use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
 use testbed::{frame_capture, require_program, require_root, unique, wait_until, BackgroundPing, ChildGuard};
 use testbed::{Netns, Veth};
@@ -24,6 +24,9 @@ const GATEWAY: &str = "198.18.50.1";
 const VM_IP: &str = "198.18.50.2";
 const OFFICE_HOST: &str = "198.18.60.10";
 const OFFICE_PORT: u16 = 51820;
+/// The tunnel address the office gives a NAT-mode zone (outside the zone subnet).
+const NAT_ADDRESS: &str = "198.18.51.2";
+const NAT_NET: &str = "198.18.51.0/24";
 
 fn have_tools(test: &str) -> bool {
     require_root(test)
@@ -92,6 +95,9 @@ impl<'a> OfficeServer<'a> {
         self.ns.exec(&["wg", "setconf", &self.ifname, &conf]).expect("wg setconf");
         self.ns.exec(&["ip", "link", "set", &self.ifname, "up"]).expect("wg up");
         self.ns.exec(&["ip", "route", "add", ZONE_SUBNET, "dev", &self.ifname]).expect("route to the zone");
+        self.ns
+            .exec(&["ip", "route", "add", NAT_NET, "dev", &self.ifname])
+            .expect("route to the NAT address");
     }
 
     /// Stops the server (by PID) as a crashed VPN server would: no goodbye to the peer.
@@ -156,13 +162,13 @@ fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 /// The intranet VM: a namespace on an access port of the zone's VLAN, default route via the
-/// zone gateway, MTU for the tunnel. Offloads stay on: its TCP sends super-frames with partial
-/// checksums, which the gateway port segments and completes.
+/// zone gateway, MTU 1500 as a VM has it (the gateway clamps TCP's MSS to the tunnel's 1420 and
+/// answers bigger DF packets with fragmentation-needed). Offloads stay on: its TCP sends
+/// super-frames with partial checksums, which the gateway port segments and completes.
 fn intranet_vm() -> (Netns, Veth, String) {
     let ns = Netns::new("vm").expect("vm netns");
     let port = unique("p");
     let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{VM_IP}/24")), None).expect("vm veth");
-    ns.exec(&["ip", "link", "set", "eth0", "mtu", "1380"]).unwrap();
     ns.exec(&["ip", "route", "add", "default", "via", GATEWAY]).unwrap();
     (ns, veth, port)
 }
@@ -217,20 +223,26 @@ struct Setup {
     listen_port: u16,
 }
 
-/// Keys, the office server's `wg setconf` file and our wg-quick file (0600).
+/// Keys, the office server's `wg setconf` file and our wg-quick file (0600), whose Address is
+/// the VM's own (routed mode).
 fn setup() -> Setup {
+    setup_with(VM_IP)
+}
+
+/// The same with [Interface] Address `address` (NAT mode's tunnel address).
+fn setup_with(address: &str) -> Setup {
     let office = office();
     let dir = tempfile::tempdir().unwrap();
     let (office_priv, office_pub) = keypair();
     let (our_priv, our_pub) = keypair();
     let server = format!(
         "[Interface]\nPrivateKey = {office_priv}\nListenPort = {OFFICE_PORT}\n\n\
-         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}\n"
+         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}\n"
     );
     let server_conf = write_file(dir.path(), "server.conf", &server, 0o600);
     let listen_port = free_udp_port();
     let ours = format!(
-        "[Interface]\nPrivateKey = {our_priv}\nAddress = {VM_IP}/32\nListenPort = {listen_port}\n\
+        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32\nListenPort = {listen_port}\n\
          DNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
          Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n",
         office.office_wan
@@ -239,25 +251,27 @@ fn setup() -> Setup {
     Setup { office, _dir: dir, server_conf, our_conf, listen_port }
 }
 
-/// Adds the zone's gateway port to `bridge` on VLAN 10 through ovs-vsctl.
+/// Adds the zone's gateway port to `bridge` on VLAN 10 through ovs-vsctl, with `extra`
+/// Interface columns (e.g. `options:dhcp_range=...`).
 fn add_vpn_port(d: &Daemon, bridge: &str, port: &str, conf: &Path) -> Result<(String, String), String> {
+    add_vpn_port_with(d, bridge, port, conf, &[])
+}
+
+fn add_vpn_port_with(
+    d: &Daemon,
+    bridge: &str,
+    port: &str,
+    conf: &Path,
+    extra: &[&str],
+) -> Result<(String, String), String> {
     let wg = format!("options:wireguard={}", conf.display());
     let subnet = format!("options:subnet={ZONE_SUBNET}");
     let gw = format!("options:gateway={GATEWAY}");
-    d.vsctl_output(&[
-        "add-port",
-        bridge,
-        port,
-        "tag=10",
-        "--",
-        "set",
-        "Interface",
-        port,
-        "type=rvswitch-vpn",
-        &wg,
-        &subnet,
-        &gw,
-    ])
+    let mut args =
+        vec!["add-port", bridge, port, "tag=10", "--", "set", "Interface", port, "type=rvswitch-vpn", &wg];
+    args.extend([subnet.as_str(), gw.as_str()]);
+    args.extend(extra);
+    d.vsctl_output(&args)
 }
 
 /// iperf3 TCP from the VM to the office host; the server's JSON says whom it accepted.
@@ -400,9 +414,16 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     eprintln!("iperf3 TCP VM → office host through rvswitch's WireGuard: {:.1} Mb/s", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
     assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
+    // A DF ping bigger than the tunnel: the gateway answers fragmentation-needed (ping -M do
+    // reports the MTU it learnt), and the drop is counted too-big.
+    let cmd = format!("ping -c 1 -W 2 -M do -s 1472 {OFFICE_HOST} 2>&1; true");
+    let big = vm.exec(&["sh", "-c", &cmd]).expect("ping -M do");
+    assert!(big.contains("mtu = 1420") || big.contains("mtu=1420"), "no frag-needed: {big}");
     let st = vpn_status(&d, &vpn_port);
     assert!(st.rx_bytes > 0 && st.tx_bytes > 0, "{st:?}");
     assert!(!st.drops.contains_key("gso-unsegmented") && !st.drops.contains_key("malformed"), "{st:?}");
+    let too_big = || vpn_status(&d, &vpn_port).drops.get("too-big").copied().unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(5), || too_big() >= 1), "{:?}", vpn_status(&d, &vpn_port));
     assert_eq!(st.endpoint, format!("{}:{OFFICE_PORT}", s.office.office_wan));
     let (db_status, _) = d.vsctl_output(&["get", "Interface", &vpn_port, "status"]).unwrap();
     assert!(db_status.contains("vpn_state=up"), "Interface status: {db_status}");
@@ -507,4 +528,112 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     server.launch();
     assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(60)), "{:?}", d.port(&port));
     assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
+}
+
+/// udhcpc's event script: the leased address and the default route (busybox passes $ip, $mask
+/// as a prefix length, $router).
+const UDHCPC_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr flush dev \"$interface\"; \
+ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\" ;; esac\n";
+
+/// The zone's DHCP server: a secured VM port (attached-mac, as libvirt sets it) with no
+/// address gets one from the range by busybox udhcpc, the gateway port's DHCPACK binds it
+/// through snooping (`security show` lists it as `dhcp`), and the VM pings the office host
+/// through the tunnel with it. The lease is kept in a file next to the database.
+#[test]
+fn the_zone_dhcp_server_leases_and_snooping_binds() {
+    if !have_tools("the_zone_dhcp_server_leases_and_snooping_binds")
+        || !require_program(
+            "the_zone_dhcp_server_leases_and_snooping_binds",
+            "busybox",
+            "--help",
+            "busybox-static",
+        )
+    {
+        return;
+    }
+    let s = setup();
+    let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let vm = Netns::new("vm").expect("vm netns");
+    let vm_port = unique("p");
+    let _vm_link = Veth::to_ns(&vm_port, &vm, "eth0", None, None).expect("vm veth");
+    let mac = "52:54:00:50:00:07";
+    vm.exec(&["ip", "link", "set", "eth0", "address", mac]).unwrap();
+    let bridge = unique("brd");
+    let d = Daemon::start(&bridge_config(&bridge, &[(&vm_port, "tag = 10")]));
+    d.vsctl(&["set", "Interface", &vm_port, &format!("external_ids:attached-mac={mac}")])
+        .expect("attached-mac");
+    let vpn_port = unique("vpn");
+    let extra = ["options:dhcp_range=198.18.50.100-198.18.50.110"];
+    add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, &extra).expect("add the VPN port");
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(
+        wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)),
+        "{:?}\n{}",
+        d.port(&vpn_port),
+        d.log()
+    );
+
+    let script = write_file(s._dir.path(), "udhcpc.sh", UDHCPC_SCRIPT, 0o755).display().to_string();
+    let out =
+        vm.exec(&["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "10", "-T", "1", "-s", &script]);
+    assert!(out.is_ok(), "no lease: {out:?}\n{:?}\n{}", d.port(&vpn_port), d.log());
+    let addrs = vm.exec(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).unwrap();
+    let leased = addrs.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or_default().to_string();
+    eprintln!("udhcpc leased {leased} from the zone's gateway");
+    let ip = leased.split('/').next().unwrap_or_default().to_string();
+    let in_range = ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| {
+        (std::net::Ipv4Addr::new(198, 18, 50, 100)..=std::net::Ipv4Addr::new(198, 18, 50, 110)).contains(&a)
+    });
+    assert!(in_range && leased.ends_with("/24"), "{addrs}");
+    assert!(
+        vm.ping(OFFICE_HOST, 3),
+        "the leased VM cannot reach the office: {:?}\n{}",
+        d.port(&vpn_port),
+        d.log()
+    );
+
+    let sec = d.security(None);
+    let entry =
+        sec.bridges.iter().flat_map(|b| &b.ports).find(|p| p.port == vm_port).expect("VM port listed");
+    assert_eq!(entry.mode, "on");
+    assert!(
+        entry.bindings.iter().any(|b| b.address == format!("{ip}/32") && b.source == BindingSource::Dhcp),
+        "{entry:?}"
+    );
+    let file = d.db_file().parent().unwrap().join(format!("dhcp-{vpn_port}.leases"));
+    let kept = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(kept.contains(mac) && kept.contains(&ip), "lease file {}: {kept:?}", file.display());
+}
+
+/// NAT mode (`options:nat=true`): the VM leaves as the wg-quick Address; the office host sees
+/// that address, not the VM's, for iperf3 TCP, and ping works.
+#[test]
+fn nat_mode_shows_the_office_the_tunnel_address() {
+    if !have_tools("nat_mode_shows_the_office_the_tunnel_address") {
+        return;
+    }
+    let s = setup_with(NAT_ADDRESS);
+    let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let bridge = unique("brn");
+    let d = Daemon::start(&bridge_config(&bridge, &[(&vm_port, "tag = 10")]));
+    let vpn_port = unique("vpn");
+    add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, &["options:nat=true"]).expect("add the VPN port");
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(
+        wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)),
+        "{:?}\n{}",
+        d.port(&vpn_port),
+        d.log()
+    );
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through the NAT failed: {:?}", d.port(&vpn_port));
+    let (bps, peer) = iperf(&vm, &s.office.lan);
+    eprintln!(
+        "iperf3 TCP VM → office host through rvswitch's NAT + WireGuard: {:.1} Mb/s, seen as {peer}",
+        bps / 1e6
+    );
+    assert!(bps > 0.0, "no TCP throughput");
+    assert_eq!(peer, NAT_ADDRESS, "the office host sees the tunnel address");
+    let st = vpn_status(&d, &vpn_port);
+    assert!(!st.drops.contains_key("nat"), "{st:?}");
 }

@@ -139,7 +139,7 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
             bridge: z.bridge.clone(),
             description: z.description.clone(),
             portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
-            uplink: z.uplink.as_ref().map(|u| desired_uplink(z, u)),
+            uplink: z.uplink.as_ref().map(|u| desired_uplink(z, u, &model.vms)),
             vm_ips: model
                 .vms
                 .iter()
@@ -153,7 +153,7 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
 
 /// A NIC trunks the zone's VLANs (VLAN 0 untagged in an untagged zone); a VPN gateway port
 /// is an access port on the default portgroup's VLAN, where the VMs it routes for are.
-fn desired_uplink(z: &Zone, u: &Uplink) -> DesiredUplink {
+fn desired_uplink(z: &Zone, u: &Uplink, vms: &[crate::model::Vm]) -> DesiredUplink {
     let access = |tag: u16| VlanCols { vlan_mode: Some("access".into()), tag: Some(tag), trunks: vec![] };
     let Some(v) = &u.vpn else {
         let vlans = z.vlans();
@@ -164,12 +164,34 @@ fn desired_uplink(z: &Zone, u: &Uplink) -> DesiredUplink {
         };
         return DesiredUplink { nic: u.nic.clone(), vlans, kind: String::new(), options: Map::new() };
     };
-    let options: Map = [("wireguard", &v.wireguard), ("subnet", &v.subnet), ("gateway", &v.gateway)]
+    let mut options: Map = [("wireguard", &v.wireguard), ("subnet", &v.subnet), ("gateway", &v.gateway)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
+    options.extend(service_options(z, vms));
     let tag = z.default_portgroup().map_or(0, |p| p.vlan);
     DesiredUplink { nic: u.nic.clone(), vlans: access(tag), kind: "rvswitch-vpn".into(), options }
+}
+
+/// The gateway's IP services as Interface options: `nat=true`, `dhcp_range=FIRST-LAST` and
+/// `dhcp_static=MAC=IP,...` (the zone's VMs with an `ip`, their static leases).
+fn service_options(z: &Zone, vms: &[crate::model::Vm]) -> Map {
+    let mut m = Map::new();
+    if z.services.nat {
+        m.insert("nat".into(), "true".into());
+    }
+    if let Some(r) = z.services.dhcp {
+        m.insert("dhcp_range".into(), format!("{}-{}", r.first, r.last));
+        let statics: Vec<String> = vms
+            .iter()
+            .filter(|v| v.zone == z.name)
+            .filter_map(|v| Some(format!("{}={}", v.mac, v.ip?)))
+            .collect();
+        if !statics.is_empty() {
+            m.insert("dhcp_static".into(), statics.join(","));
+        }
+    }
+    m
 }
 
 impl DesiredZone {

@@ -3,8 +3,9 @@
 //! range), plus a VM's fixed `ip`, its static lease. Kept apart from the zone's other keys:
 //! shape here, the range rules themselves in `l3::dhcp` (their one owner).
 //!
-//! Not checked here yet: that the range and the VMs' addresses lie in the zone's `subnet`
-//! (a key the VPN uplink brings), and that `nat` has a VPN uplink to translate to.
+//! [`in_subnets`] checks what needs the whole zone: that the range and the VMs' addresses
+//! lie in the zone's `subnet` (a key the VPN uplink brings), and that `nat` and `dhcp` have
+//! a VPN uplink whose gateway serves them.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -13,8 +14,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Pos, Report};
-use crate::model::Vm;
-use crate::raw::RawVm;
+use crate::model::{Vm, Zone};
+use crate::raw::{RawVm, RawZone};
 
 /// `dhcp = { range = [...] }` as written.
 #[derive(Debug, Deserialize)]
@@ -101,6 +102,56 @@ pub(crate) fn unique_vm_ips(text: &str, r: &mut Report, raw: &[RawVm], vms: &[Vm
                 Pos::of_span(text, &at.span()),
                 format!("address {ip} is already VM {other}'s in zone {}", vm.zone),
                 "give every VM of a zone its own address",
+            );
+        }
+    }
+}
+
+/// The zone's VPN subnet, if it has a VPN uplink with a readable one.
+fn vpn_subnet(z: &Zone) -> Option<gateway::Prefix> {
+    z.uplink.as_ref()?.vpn.as_ref()?.subnet.parse().ok()
+}
+
+/// `nat` and `dhcp` need a VPN uplink; the range and every VM `ip` must lie in its subnet
+/// (`raw_*` and the validated lists in the same order).
+pub(crate) fn in_subnets(
+    text: &str,
+    r: &mut Report,
+    raw: (&[RawZone], &[RawVm]),
+    zones: &[Zone],
+    vms: &[Vm],
+) {
+    for (rz, z) in raw.0.iter().zip(zones) {
+        let subnet = vpn_subnet(z);
+        let has_vpn = z.uplink.as_ref().is_some_and(|u| u.vpn.is_some());
+        if let (Some(n), false) = (rz.nat.as_ref().filter(|n| *n.get_ref()), has_vpn) {
+            let fix = "give the zone uplink = { wireguard = ... } with subnet and gateway, or remove nat";
+            r.error(Pos::of_span(text, &n.span()), "nat needs a VPN uplink to translate to", fix);
+        }
+        let (Some(rd), Some(range)) = (rz.dhcp.as_ref(), z.services.dhcp) else { continue };
+        let at = Pos::of_span(text, &rd.range.span());
+        match subnet {
+            None if !has_vpn => r.error(
+                at,
+                "dhcp needs a VPN uplink (its gateway is the DHCP server)",
+                "give the zone uplink = { wireguard = ... } with subnet and gateway, or remove dhcp",
+            ),
+            Some(net) if !net.contains(range.first.into()) || !net.contains(range.last.into()) => r.error(
+                at,
+                format!("DHCP range {}-{} is not inside subnet {net}", range.first, range.last),
+                "pick the range from the zone's subnet",
+            ),
+            _ => {}
+        }
+    }
+    for (rv, v) in raw.1.iter().zip(vms) {
+        let (Some(at), Some(ip)) = (rv.ip.as_ref(), v.ip) else { continue };
+        let Some(net) = zones.iter().find(|z| z.name == v.zone).and_then(vpn_subnet) else { continue };
+        if !net.contains(ip.into()) {
+            r.error(
+                Pos::of_span(text, &at.span()),
+                format!("VM {} ip {ip} is not inside zone {}'s subnet {net}", v.name, v.zone),
+                "give the VM an address from the zone's subnet",
             );
         }
     }

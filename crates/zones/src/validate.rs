@@ -65,6 +65,7 @@ impl Checker<'_> {
         self.unique_bridges(&zones);
         self.uplinks(&zones);
         let vms = self.vms(&raw.vm, &zones);
+        crate::services::in_subnets(self.text, self.r, (&raw.zone, &raw.vm), &zones, &vms);
         Model { zones, vms }
     }
 

@@ -254,7 +254,29 @@ fn hostile_input_never_panics() {
 // (crates/zones/src/services.rs).
 
 fn zone(keys: &str) -> String {
-    format!("[[zone]]\nname = \"intranet\"\n{keys}\n")
+    format!("[[zone]]\nname = \"intranet\"\n{keys}\n{VPN_KEYS}")
+}
+
+/// A VPN uplink after the keys under test (so their line numbers stay 3).
+const VPN_KEYS: &str =
+    "uplink = { wireguard = \"/etc/rvswitch/office.conf\" }\nsubnet = \"198.18.0.0/24\"\ngateway = \"198.18.0.1\"\n";
+
+#[test]
+fn services_need_a_vpn_uplink_and_its_subnet() {
+    let plain =
+        "[[zone]]\nname = \"lan\"\nnat = true\ndhcp = { range = [\"198.18.0.100\", \"198.18.0.199\"] }\n";
+    let e = errs(plain);
+    assert!(e[0].contains("z.toml:3:7: nat needs a VPN uplink"), "{e:?}");
+    assert!(e[1].contains("z.toml:4:18: dhcp needs a VPN uplink"), "{e:?}");
+    one(
+        &zone("dhcp = { range = [\"198.18.0.100\", \"198.18.1.10\"] }"),
+        "z.toml:3:18: DHCP range 198.18.0.100-198.18.1.10 is not inside subnet 198.18.0.0/24",
+    );
+    let vm = "[[vm]]\nname = \"a\"\nzone = \"intranet\"\nmac = \"52:54:00:10:00:01\"\nip = \"198.19.0.10\"\n";
+    one(
+        &(zone("") + vm),
+        "z.toml:11:6: VM a ip 198.19.0.10 is not inside zone intranet's subnet 198.18.0.0/24",
+    );
 }
 
 #[test]
@@ -312,14 +334,14 @@ fn vm_addresses_are_ipv4_and_unique_per_zone() {
     let same = two_zones.clone()
         + &vm("a", "intranet", "52:54:00:10:00:01", "198.18.0.10")
         + &vm("b", "intranet", "52:54:00:10:00:02", "198.18.0.10");
-    one(&same, "z.toml:15:6: address 198.18.0.10 is already VM a's in zone intranet");
+    one(&same, "z.toml:18:6: address 198.18.0.10 is already VM a's in zone intranet");
     let other_zone = two_zones.clone()
         + &vm("a", "intranet", "52:54:00:10:00:01", "198.18.0.10")
         + &vm("b", "internet", "52:54:00:10:00:02", "198.18.0.10");
     assert!(zones::parse(&other_zone, "z.toml").is_ok(), "zones are separate networks");
     one(
         &(two_zones + &vm("a", "intranet", "52:54:00:10:00:01", "vm-a")),
-        "z.toml:10:6: VM ip: \"vm-a\" is not an IPv4",
+        "z.toml:13:6: VM ip: \"vm-a\" is not an IPv4",
     );
 }
 

@@ -13,7 +13,7 @@ use super::scope::Scope;
 use super::security::{security_of, with_zone_ips};
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
-use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind, VpnOptions};
+use crate::state::{DesiredBridge, DesiredPort, DesiredState, DhcpOptions, PortKind, VpnOptions};
 use crate::tunnel::{tunnel_of, tunnel_proto, TunnelOptionError};
 
 /// An interface the database configures but the switch cannot run.
@@ -93,7 +93,39 @@ fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
     if !subnet.addr().is_ipv4() || !subnet.contains(gateway.into()) {
         return Err(format!("options:gateway {gateway} is not in options:subnet {subnet}"));
     }
-    Ok(VpnOptions { wireguard: wireguard.into(), subnet, gateway })
+    let opt = |k: &str| options.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let nat = match opt("nat") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(format!("options:nat {v:?} must be true or false")),
+    };
+    let dhcp = match opt("dhcp_range") {
+        None => None,
+        Some(r) => Some(DhcpOptions { range: dhcp_range(r)?, statics: dhcp_statics(opt("dhcp_static"))? }),
+    };
+    Ok(VpnOptions { wireguard: wireguard.into(), subnet, gateway, nat, dhcp })
+}
+
+/// `FIRST-LAST`, two IPv4 addresses.
+fn dhcp_range(r: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let bad = || format!("options:dhcp_range {r:?} must be FIRST-LAST, two IPv4 addresses");
+    let (a, b) = r.split_once('-').ok_or_else(bad)?;
+    let first = a.trim().parse().map_err(|_| bad())?;
+    let last = b.trim().parse().map_err(|_| bad())?;
+    l3::dhcp::check_range(first, last).map_err(|e| format!("options:dhcp_range: {e}"))?;
+    Ok((first, last))
+}
+
+/// `MAC=IP,MAC=IP`; empty or absent: none.
+fn dhcp_statics(s: Option<&str>) -> Result<Vec<(packet::MacAddr, Ipv4Addr)>, String> {
+    let entries = s.unwrap_or("").split(',').map(str::trim).filter(|e| !e.is_empty());
+    entries
+        .map(|e| {
+            let bad = || format!("options:dhcp_static entry {e:?} must be MAC=IPv4");
+            let (mac, ip) = e.split_once('=').ok_or_else(bad)?;
+            Ok((mac.parse().map_err(|_| bad())?, ip.parse().map_err(|_| bad())?))
+        })
+        .collect()
 }
 
 fn settings_of(b: &BridgeRow) -> BridgeSettings {

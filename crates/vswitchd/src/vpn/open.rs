@@ -2,16 +2,19 @@
 //! peer, bind the UDP socket. Runs on the reconciler's thread (DNS may block), never on the
 //! forwarding thread.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::Path;
 
 use boringtun::noise::Tunn;
 use boringtun::x25519::{PublicKey, StaticSecret};
-use gateway::{Gateway, GatewaySpec, WgConfError};
+use gateway::{Gateway, GatewaySpec, WgConfError, WgConfig};
+use l3::dhcp::{DhcpConfig, DhcpConfigError, DhcpServer};
+use l3::nat::{Nat, NatConfig};
 use packet::MacAddr;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::port::VpnPort;
-use crate::state::VpnOptions;
+use crate::state::{DhcpOptions, VpnOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VpnOpenError {
@@ -19,6 +22,10 @@ pub enum VpnOpenError {
     Config(#[from] WgConfError),
     #[error("{file}: Endpoint {endpoint}: {reason}")]
     Endpoint { file: String, endpoint: String, reason: String },
+    #[error("VPN port {port}: DHCP: {0}", port = .1)]
+    Dhcp(DhcpConfigError, String),
+    #[error("{0}: options:nat=true needs an IPv4 Address in [Interface] to translate to")]
+    NoNatAddress(String),
     #[error("VPN port {port}: {op} failed: {source}")]
     Io {
         port: String,
@@ -38,8 +45,9 @@ pub fn gateway_mac(name: &str) -> MacAddr {
     MacAddr([0x02, b[3], b[4], b[5], b[6], b[7]])
 }
 
-/// Opens the VPN port `name` configured by `opts`.
-pub fn open(name: &str, opts: &VpnOptions) -> Result<VpnPort, VpnOpenError> {
+/// Opens the VPN port `name` configured by `opts`; its DHCP leases (if it serves DHCP) are
+/// kept in `state_dir` when there is one.
+pub fn open(name: &str, opts: &VpnOptions, state_dir: Option<&Path>) -> Result<VpnPort, VpnOpenError> {
     let conf = gateway::wgconf::load(&opts.wireguard)?;
     let file = opts.wireguard.display().to_string();
     for (line, key) in &conf.ignored {
@@ -67,14 +75,82 @@ pub fn open(name: &str, opts: &VpnOptions) -> Result<VpnPort, VpnOpenError> {
         0,
         None,
     );
-    let gw = Gateway::new(GatewaySpec {
+    let (gw, leases) = gateway(name, opts, &conf, &file, state_dir)?;
+    let port = VpnPort::new(name, tunn, gw, sock, endpoint).map_err(io("epoll/timerfd"))?;
+    Ok(match leases {
+        Some(path) => port.with_lease_file(path),
+        None => port,
+    })
+}
+
+/// The gateway with its services: MTU from the wg-quick file, NAT to its Address, the DHCP
+/// server with the leases restored from `state_dir/dhcp-NAME.leases` (and that path).
+fn gateway(
+    name: &str,
+    opts: &VpnOptions,
+    conf: &WgConfig,
+    file: &str,
+    state_dir: Option<&Path>,
+) -> Result<(Gateway, Option<std::path::PathBuf>), VpnOpenError> {
+    let mtu = conf.interface.mtu.unwrap_or(gateway::DEFAULT_TUNNEL_MTU);
+    let spec = GatewaySpec {
         mac: gateway_mac(name),
         ip: opts.gateway,
         subnet: opts.subnet,
         allowed: conf.peer.allowed_ips.clone(),
-    });
-    VpnPort::new(name, tunn, gw, sock, endpoint).map_err(io("epoll/timerfd"))
+        mtu,
+    };
+    let mut gw = Gateway::new(spec);
+    if opts.nat {
+        let public = conf.interface.addresses.iter().find_map(|p| match p.addr() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        });
+        gw = gw.with_nat(Nat::new(NatConfig::new(
+            public.ok_or_else(|| VpnOpenError::NoNatAddress(file.into()))?,
+        )));
+    }
+    let Some(d) = &opts.dhcp else { return Ok((gw, None)) };
+    let mut server = dhcp_server(opts, d, conf, mtu).map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
+    let leases = state_dir.map(|dir| dir.join(format!("dhcp-{name}.leases")));
+    if let Some(text) = leases.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match server.restore(&text, now) {
+            Ok(r) => {
+                info!(port = name, restored = r.bindings.len(), skipped = r.skipped, "DHCP leases restored")
+            }
+            Err(e) => warn!(port = name, "DHCP lease file not used: {e}"),
+        }
+    }
+    Ok((gw.with_dhcp(server), leases))
 }
+
+/// Router = the gateway, DNS = the wg-quick DNS line's IPv4 servers, MTU = the tunnel's (the
+/// VMs then never send what the tunnel cannot carry).
+fn dhcp_server(
+    opts: &VpnOptions,
+    d: &DhcpOptions,
+    conf: &WgConfig,
+    mtu: u16,
+) -> Result<DhcpServer, DhcpConfigError> {
+    let dns = conf.interface.dns.iter().filter_map(|a| match a {
+        IpAddr::V4(a) => Some(*a),
+        IpAddr::V6(_) => None,
+    });
+    DhcpServer::new(DhcpConfig {
+        server: opts.gateway,
+        prefix_len: opts.subnet.len(),
+        range: d.range,
+        dns: dns.collect(),
+        mtu: Some(mtu),
+        lease_secs: LEASE_SECS,
+        statics: d.statics.clone(),
+    })
+}
+
+/// An hour, dnsmasq's default.
+const LEASE_SECS: u32 = 3600;
 
 /// `host:port` or `[v6]:port`, as the standard library parses them (a name goes to DNS).
 fn resolve(endpoint: &str) -> Result<SocketAddr, String> {

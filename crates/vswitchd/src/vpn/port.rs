@@ -6,14 +6,15 @@ use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use boringtun::noise::{Tunn, TunnResult};
 use ctl::protocol::VpnStatus;
-use gateway::{FromTunnel, FromZone, Gateway};
+use gateway::{FromTunnel, FromZone, Gateway, Now};
 use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
 use packet::gso::{segment_tcp, GSO_TCPV4};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::health::Health;
 use super::timer::Timer;
@@ -43,6 +44,12 @@ pub struct VpnPort {
     unsegmented: u64,
     was_up: bool,
     shared: VpnShared,
+    /// The zone DHCP server's lease file (None: no server, or nowhere to keep them).
+    leases: Option<PathBuf>,
+    /// The origin of the gateway's monotonic milliseconds.
+    start: Instant,
+    /// Scratch for a reply the gateway makes (ARP, DHCP, ICMP error).
+    reply: Vec<u8>,
     /// Scratch: a datagram received, boringtun's output, a frame gathered for sending.
     rx: Vec<u8>,
     out: Vec<u8>,
@@ -79,6 +86,9 @@ impl VpnPort {
             unsegmented: 0,
             was_up: false,
             shared: VpnShared::default(),
+            leases: None,
+            start: Instant::now(),
+            reply: vec![0; MAX_FRAME],
             rx: vec![0; MAX_FRAME + OVERHEAD],
             out: vec![0; MAX_FRAME + OVERHEAD],
             frame: Vec::with_capacity(MAX_FRAME),
@@ -86,6 +96,31 @@ impl VpnPort {
         };
         port.tick(Instant::now());
         Ok(port)
+    }
+
+    /// Keeps the DHCP server's leases in `path` (written on every change).
+    pub fn with_lease_file(mut self, path: PathBuf) -> VpnPort {
+        self.leases = Some(path);
+        self
+    }
+
+    /// Both clocks of the gateway's services at `now`.
+    fn clock(&self, now: Instant) -> Now {
+        clock(self.start, now)
+    }
+
+    /// Writes the leases when they changed: to a temporary file renamed over the old one, so
+    /// a crash leaves the old or the new file, never half of one.
+    fn save_leases(&mut self, now: Now) {
+        if !self.gw.take_leases_changed() {
+            return;
+        }
+        let (Some(path), Some(server)) = (&self.leases, self.gw.dhcp()) else { return };
+        let tmp = path.with_extension("tmp");
+        let done = std::fs::write(&tmp, server.save(now.unix)).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = done {
+            warn!(port = self.name, file = %path.display(), "saving DHCP leases failed: {e}");
+        }
     }
 
     /// The status the reconciler reads.
@@ -113,6 +148,9 @@ impl VpnPort {
             info!(port = self.name, endpoint = %self.endpoint, "VPN tunnel {}", if up { "up" } else { "down" });
             self.was_up = up;
         }
+        let clock = self.clock(now);
+        self.gw.expire(clock);
+        self.save_leases(clock);
         self.publish(up);
     }
 
@@ -157,8 +195,9 @@ impl VpnPort {
         let Some(packet) = packet else { return };
         // Roaming (whitepaper §2.1): the peer is where its last authenticated data came from.
         self.endpoint = from;
+        let now = clock(self.start, Instant::now());
         let gw = &mut self.gw;
-        batch.push_with(|slot| match gw.tunnel_packet(packet, slot) {
+        batch.push_with(|slot| match gw.tunnel_packet(packet, now, slot) {
             FromTunnel::Frame(n) | FromTunnel::Resolve(n) => Some(n),
             FromTunnel::Drop(_) => None,
         });
@@ -205,23 +244,34 @@ impl VpnPort {
     /// One complete frame from the zone.
     fn route_zone_frame(&mut self, frame: &mut [u8], now: Instant) {
         let up = self.is_up(now);
-        let mut arp = [0u8; 64];
-        match self.gw.zone_frame(frame, up, &mut arp) {
+        let clock = self.clock(now);
+        match self.gw.zone_frame(frame, up, clock, &mut self.reply) {
             FromZone::Reply(n) => {
                 if self.to_zone.len() < MAX_TO_ZONE {
-                    self.to_zone.push_back(arp[..n].to_vec());
+                    self.to_zone.push_back(self.reply[..n].to_vec());
                     self.wake.wake();
                 }
+                self.save_leases(clock);
             }
-            FromZone::Tunnel(ip) => {
-                if let TunnResult::WriteToNetwork(p) = self.tunn.encapsulate(ip, &mut self.out) {
-                    send(&self.sock, p, self.endpoint);
-                }
-                self.health.sent(now);
-            }
+            FromZone::Tunnel(ip) => self.encrypt(ip, now),
+            FromZone::Fragments(pieces) => pieces.iter().for_each(|p| self.encrypt(p, now)),
             FromZone::Drop(_) => {}
         }
     }
+
+    fn encrypt(&mut self, ip: &[u8], now: Instant) {
+        if let TunnResult::WriteToNetwork(p) = self.tunn.encapsulate(ip, &mut self.out) {
+            send(&self.sock, p, self.endpoint);
+        }
+        self.health.sent(now);
+    }
+}
+
+/// Both clocks at `now`: milliseconds since `start`, and the wall clock's seconds.
+fn clock(start: Instant, now: Instant) -> Now {
+    let ms = now.saturating_duration_since(start).as_millis() as u64;
+    let unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Now { ms, unix }
 }
 
 /// Sends one datagram; a full socket buffer or an unreachable peer loses it, as a wire would
