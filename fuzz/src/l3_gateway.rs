@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 
-use gateway::{DropReason, FromTunnel, FromZone, Gateway, GatewaySpec, Prefix};
+use gateway::{DropReason, FromTunnel, FromZone, Gateway, GatewaySpec, Now, Prefix};
 use packet::{EthernetHeader, MacAddr};
 
 use crate::csum_check::{self, kept};
@@ -22,31 +22,35 @@ fn gateway() -> Gateway {
         subnet: p("198.18.0.0/24"),
         // Disjoint from the subnet, so a reply from there is always a tunnel source.
         allowed: vec![p("198.19.0.0/16"), p("10.0.0.0/8"), p("fd00::/8")],
+        // The largest MTU, so that neither MSS clamping nor ICMP errors rewrite what the
+        // oracle below compares byte for byte (those have their own operations in `l3`).
+        mtu: u16::MAX,
     })
 }
 
 /// `k` bit 0: the tunnel is up; bit 1: `data` is a packet from the tunnel, not a zone frame.
 pub fn run(data: &[u8], k: u8) {
     let mut gw = gateway();
-    let mut out = vec![0u8; data.len() + 64];
+    let mut out = vec![0u8; data.len().max(1294) + 64];
+    let now = Now { ms: 1_000, unix: 1_800_000_000 };
     if k & 2 != 0 {
         let mut ip = data.to_vec();
-        if let FromTunnel::Frame(n) | FromTunnel::Resolve(n) = gw.tunnel_packet(&mut ip, &mut out) {
+        if let FromTunnel::Frame(n) | FromTunnel::Resolve(n) = gw.tunnel_packet(&mut ip, now, &mut out) {
             assert!(n <= out.len() && EthernetHeader::parse(&out[..n]).is_ok(), "bad frame of {n} bytes");
         }
         return;
     }
     let mut frame = data.to_vec();
     let up = k & 1 != 0;
-    let reply = match gw.zone_frame(&mut frame, up, &mut out) {
+    let reply = match gw.zone_frame(&mut frame, up, now, &mut out) {
         FromZone::Reply(n) => return arp_reply(data, &out[..n]),
-        FromZone::Drop(_) => return,
+        FromZone::Drop(_) | FromZone::Fragments(_) => return,
         FromZone::Tunnel(ip) => tunnelled(data, ip),
     };
     assert!(up, "routed into a tunnel that is down");
     let Some(mut reply) = reply else { return };
     let vm = EthernetHeader::parse(data).expect("routed frames parse").src;
-    match gw.tunnel_packet(&mut reply, &mut out) {
+    match gw.tunnel_packet(&mut reply, now, &mut out) {
         FromTunnel::Frame(n) => {
             let eth = EthernetHeader::parse(&out[..n]).expect("framed replies parse");
             assert_eq!(eth.dst, vm, "the reply went to another MAC");
@@ -66,7 +70,10 @@ fn arp_reply(ask: &[u8], reply: &[u8]) {
 /// (IPv4 only: the tunnel side does not take IPv6 yet).
 fn tunnelled(frame: &[u8], ip: &[u8]) -> Option<Vec<u8>> {
     let off = EthernetHeader::parse(frame).expect("routed frames parse").payload_offset;
-    let original = &frame[off..off + ip.len()];
+    // The gateway clamps a SYN's MSS to the tunnel MTU: expect exactly that change too.
+    let mut clamped = frame[off..off + ip.len()].to_vec();
+    l3::mss::clamp(&mut clamped, u16::MAX);
+    let original = &clamped[..];
     // Only the TTL (IPv4: and the header checksum) or the hop limit may differ.
     let hop: &[usize] = if ip[0] >> 4 == 4 { &[8, 10, 11] } else { &[7] };
     let changed = (0..ip.len()).find(|&i| ip[i] != original[i] && !hop.contains(&i));

@@ -129,8 +129,10 @@ fn l3_seeds_do_real_work() {
         ip: ip(1),
         subnet: "198.18.0.0/24".parse().unwrap(),
         allowed: vec!["198.19.0.0/16".parse().unwrap()],
+        mtu: gateway::DEFAULT_TUNNEL_MTU,
     });
     let mut frame = pkt("gw-tcp-syn-up.bin");
-    let routed = gw.zone_frame(&mut frame, true, &mut [0; 64]);
+    let now = gateway::Now { ms: 1_000, unix: 1_700_000_000 };
+    let routed = gw.zone_frame(&mut frame, true, now, &mut [0; 1400]);
     assert!(matches!(routed, gateway::FromZone::Tunnel(_)), "{routed:?}");
 }
