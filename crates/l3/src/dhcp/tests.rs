@@ -9,24 +9,12 @@ use crate::testpkt::{addr, checksums_ok};
 /// A DHCPDISCOVER as busybox udhcpc 1.35 sends it (`udhcpc -x hostname:vm1` from
 /// 52:54:00:10:00:01), captured on a veth: IPv4 0.0.0.0 → 255.255.255.255, UDP 68 → 67,
 /// xid cd50e21e, options 53 (DISCOVER), 57 (max size 576), 55 (1 3 6 12 15 28 42),
-/// 12 "vm1", 60 "udhcp 1.35.0", 61, end, padding.
-const UDHCPC_DISCOVER: &str = concat!(
-    "4500014800000000401179a600000000ffffffff004400430134fe5e01010600cd50e21e000000000000000000000000",
-    "000000000000000052540010000100000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-    "000000000000000000000000000000000000000000000000638253633501013902024037070103060c0f1c2a0c03766d",
-    "313c0c756468637020312e33352e303d0701525400100001ff000000000000000000000000000000",
-);
+/// 12 "vm1", 60 "udhcp 1.35.0", 61, end, padding. (The gateway's tests use the same file.)
+const UDHCPC_DISCOVER: &[u8] = include_bytes!("../../testdata/udhcpc-discover.bin");
 
 const VM1: MacAddr = MacAddr([0x52, 0x54, 0, 0x10, 0, 1]);
 const VM2: MacAddr = MacAddr([0x52, 0x54, 0, 0x10, 0, 2]);
 const T0: UnixSecs = 1_764_590_000;
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
 
 fn config() -> DhcpConfig {
     DhcpConfig {
@@ -47,7 +35,7 @@ fn server() -> DhcpServer {
 /// The udhcpc DISCOVER turned into another message: type, client MAC, ciaddr, and options
 /// appended before the end option.
 fn msg(typ: u8, mac: MacAddr, ciaddr: Ipv4Addr, extra: &[u8]) -> Vec<u8> {
-    let ip = hex(UDHCPC_DISCOVER);
+    let ip = UDHCPC_DISCOVER.to_vec();
     let mut m = ip[28..].to_vec();
     m[dhcp::field::CHADDR].copy_from_slice(&mac.0);
     m[dhcp::field::CIADDR].copy_from_slice(&ciaddr.octets());
@@ -83,7 +71,7 @@ fn parsed(r: &DhcpReply) -> (Ipv4Addr, Vec<u8>) {
 #[test]
 fn udhcpc_discover_gets_a_full_offer() {
     let mut s = server();
-    let out = s.handle(&hex(UDHCPC_DISCOVER), T0).unwrap();
+    let out = s.handle(UDHCPC_DISCOVER, T0).unwrap();
     assert_eq!(out.event, None, "an offer binds nothing");
     let r = out.reply.unwrap();
     assert_eq!(r.dst_mac, VM1, "udhcpc did not ask for broadcast: unicast to its MAC");
@@ -107,7 +95,7 @@ fn udhcpc_discover_gets_a_full_offer() {
 #[test]
 fn request_binds_and_reports() {
     let mut s = server();
-    s.handle(&hex(UDHCPC_DISCOVER), T0).unwrap();
+    s.handle(UDHCPC_DISCOVER, T0).unwrap();
     let out = s.handle(&selecting(VM1, "198.18.0.100"), T0 + 1).unwrap();
     let b = Binding { mac: VM1, ip: addr("198.18.0.100"), expires: T0 + 1 + 3600 };
     assert_eq!(out.event, Some(BindingEvent::Bound(b)));
@@ -127,7 +115,7 @@ fn request_binds_and_reports() {
 #[test]
 fn another_servers_request_and_wrong_addresses() {
     let mut s = server();
-    s.handle(&hex(UDHCPC_DISCOVER), T0).unwrap();
+    s.handle(UDHCPC_DISCOVER, T0).unwrap();
     let other =
         [opt_addr(dhcp::OPT_REQUESTED_IP, "10.0.0.5"), opt_addr(dhcp::OPT_SERVER_ID, "10.0.0.1")].concat();
     assert_eq!(s.handle(&msg(dhcp::REQUEST, VM1, Ipv4Addr::UNSPECIFIED, &other), T0), Err(DhcpDrop::NotOurs));
@@ -258,14 +246,14 @@ fn bad_lease_files_change_nothing() {
 #[test]
 fn malformed_and_relayed_requests_are_counted() {
     let mut s = server();
-    let mut relayed = hex(UDHCPC_DISCOVER);
+    let mut relayed = UDHCPC_DISCOVER.to_vec();
     relayed[28 + 24] = 10; // giaddr 10.0.0.0
     relayed[26..28].fill(0); // no UDP checksum: the server does not need one
     assert_eq!(s.handle(&relayed, T0), Err(DhcpDrop::Relayed));
-    let mut reply = hex(UDHCPC_DISCOVER);
+    let mut reply = UDHCPC_DISCOVER.to_vec();
     reply[28] = dhcp::OP_REPLY;
     assert_eq!(s.handle(&reply, T0), Err(DhcpDrop::Malformed));
-    assert_eq!(s.handle(&hex(UDHCPC_DISCOVER)[..200], T0), Err(DhcpDrop::Malformed), "cut short");
+    assert_eq!(s.handle(&UDHCPC_DISCOVER[..200], T0), Err(DhcpDrop::Malformed), "cut short");
     assert_eq!(s.handle(&msg(9, VM1, Ipv4Addr::UNSPECIFIED, &[]), T0), Err(DhcpDrop::Unexpected));
     assert_eq!((s.counters().relayed, s.counters().malformed, s.counters().unexpected), (1, 2, 1));
 }
