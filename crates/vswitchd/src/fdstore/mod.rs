@@ -194,18 +194,24 @@ mod tests {
         rx.recv(&mut [0u8; 4]).is_ok()
     }
 
-    #[test]
-    fn when_the_owning_daemon_leaves_the_keeper_detaches_socket_filters() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.fdstore");
+    /// A keeper on its own thread, returned once its socket exists.
+    fn spawn_keeper(path: &Path) -> std::thread::JoinHandle<std::io::Result<()>> {
         let keeper = {
-            let path = path.clone();
+            let path = path.to_path_buf();
             std::thread::spawn(move || keeper::run(&path))
         };
         assert!((0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(5));
             path.exists()
         }));
+        keeper
+    }
+
+    #[test]
+    fn when_the_owning_daemon_leaves_the_keeper_detaches_socket_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.fdstore");
+        let keeper = spawn_keeper(&path);
         let no_exe = Path::new("/nonexistent");
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         attach_drop_all(&rx);
@@ -232,14 +238,7 @@ mod tests {
     fn the_keeper_keeps_replaces_forgets_and_exits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.fdstore");
-        let keeper = {
-            let path = path.clone();
-            std::thread::spawn(move || keeper::run(&path))
-        };
-        assert!((0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(5));
-            path.exists()
-        }));
+        let keeper = spawn_keeper(&path);
         let no_exe = Path::new("/nonexistent");
         let (store, kept) = FdStore::open(&path, no_exe).unwrap();
         assert!(kept.is_empty());
