@@ -43,6 +43,24 @@ fn line(cmd: &str, args: &[&str]) -> String {
     std::iter::once(cmd).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
 }
 
+/// `promtool check metrics` (Debian's prometheus) on a metrics exposition: whether it passed,
+/// and everything it printed (stdout, then stderr), for the assertion message.
+pub fn promtool_check_metrics(text: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

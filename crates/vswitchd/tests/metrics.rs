@@ -35,21 +35,6 @@ fn scrape(port: u16) -> String {
     body
 }
 
-/// `promtool check metrics` on `text`: (passed, what it printed).
-fn promtool(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), said)
-}
-
 /// Every counter series (`…_total{labels} value`) of a scrape.
 fn counters(text: &str) -> BTreeMap<String, f64> {
     text.lines()
@@ -84,7 +69,7 @@ fn metrics_daemon(
 fn live_scrapes_pass_promtool_and_counters_only_grow() {
     let Some((port, (a, b, d))) = metrics_daemon("metrics scrape", "promtool", "br-m1") else { return };
     let first = scrape(port);
-    let (ok, said) = promtool(&first);
+    let (ok, said) = testbed::promtool_check_metrics(&first);
     assert!(ok, "promtool rejects the scrape: {said}\n{first}");
     let clients = |text: &str| {
         let line = text.lines().find(|l| l.starts_with("rvswitch_ovsdb_clients ")).unwrap_or_default();
@@ -122,7 +107,7 @@ fn live_scrapes_pass_promtool_and_counters_only_grow() {
 
     assert!(a.ping(&b, 3));
     let second = scrape(port);
-    assert!(promtool(&second).0, "second scrape rejected");
+    assert!(testbed::promtool_check_metrics(&second).0, "second scrape rejected");
     let after = counters(&second);
     for (name, v) in &before {
         let now = after.get(name).copied().unwrap_or(-1.0);

@@ -125,25 +125,6 @@ fn nothing_is_routed_before_the_handshake() {
     assert!(peer_sock.recv_from(&mut buf).is_err(), "nothing else was sent");
 }
 
-/// `promtool check metrics` on `text`: (passed, what it said).
-fn promtool(text: &str) -> (bool, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 /// The port's published status as `rvsctl show` carries it, on bridge `br-z`.
 fn show_of(port: &VpnPort) -> Vec<ctl::protocol::BridgeStatus> {
     let p = ctl::protocol::PortStatus {
@@ -190,7 +171,7 @@ fn tunnel_state_reaches_events_and_metrics() {
     };
     assert!(watch.changes(state(&port)).is_empty(), "down from the start: {:?}", port.shared().get());
     let before = Sample { vpns: VpnSample::from_show(&show_of(&port)), ..Default::default() }.render();
-    let (ok, said) = promtool(&before);
+    let (ok, said) = testbed::promtool_check_metrics(&before);
     assert!(ok, "promtool rejects: {said}\n{before}");
     assert!(before.contains(r#"rvswitch_vpn_up{bridge="br-z",port="wg-test"} 0"#), "{before}");
     assert!(!before.contains("rvswitch_vpn_last_handshake_age_seconds{"), "never handshaken: {before}");
@@ -211,7 +192,7 @@ fn tunnel_state_reaches_events_and_metrics() {
     assert_eq!(ev, vec![("wg-test".to_string(), ctl::protocol::EventKind::VpnUp { endpoint })], "{v:?}");
 
     let after = Sample { vpns: VpnSample::from_show(&show_of(&port)), ..Default::default() }.render();
-    let (ok, said) = promtool(&after);
+    let (ok, said) = testbed::promtool_check_metrics(&after);
     assert!(ok, "promtool rejects: {said}\n{after}");
     let l = r#"{bridge="br-z",port="wg-test"}"#;
     let age = v.last_handshake_secs.expect("handshake done");
