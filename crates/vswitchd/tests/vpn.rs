@@ -5,161 +5,18 @@
 //! garbage at the WireGuard port is counted, not fatal; a readable key file is refused.
 
 mod common;
+mod office;
 
-use std::io::Write;
 use std::net::UdpSocket;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon};
-use ctl::protocol::{BindingSource, VpnStatus};
+use ctl::protocol::BindingSource;
+use office::*;
 use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
-use testbed::{frame_capture, require_program, require_root, unique, wait_until, BackgroundPing, ChildGuard};
+use testbed::{frame_capture, require_program, unique, wait_until, BackgroundPing};
 use testbed::{Netns, Veth};
-
-const ZONE_SUBNET: &str = "198.18.50.0/24";
-const GATEWAY: &str = "198.18.50.1";
-const VM_IP: &str = "198.18.50.2";
-const OFFICE_HOST: &str = "198.18.60.10";
-const OFFICE_PORT: u16 = 51820;
-/// The tunnel address the office gives a NAT-mode zone (outside the zone subnet).
-const NAT_ADDRESS: &str = "198.18.51.2";
-const NAT_NET: &str = "198.18.51.0/24";
-
-fn have_tools(test: &str) -> bool {
-    require_root(test)
-        && require_program(test, "wireguard-go", "--version", "wireguard-go")
-        && require_program(test, "wg", "--version", "wireguard-tools")
-        && require_program(test, "iperf3", "--version", "iperf3")
-        && common::have_ovs_vsctl()
-}
-
-/// A WireGuard key pair from `wg genkey` / `wg pubkey`.
-fn keypair() -> (String, String) {
-    let private = Command::new("wg").arg("genkey").output().expect("wg genkey");
-    let private = String::from_utf8(private.stdout).unwrap().trim().to_string();
-    let mut child = Command::new("wg")
-        .arg("pubkey")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("wg pubkey");
-    child.stdin.take().unwrap().write_all(private.as_bytes()).unwrap();
-    let public = child.wait_with_output().expect("wg pubkey output");
-    (private, String::from_utf8(public.stdout).unwrap().trim().to_string())
-}
-
-/// A UDP port free on the host right now (for our ListenPort, so the test can aim at it).
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The office's WireGuard server: wireguard-go in the office namespace, configured by `wg
-/// setconf`, routing the zone subnet to its peer (us). Drop kills it and removes its socket.
-struct OfficeServer<'a> {
-    ns: &'a Netns,
-    ifname: String,
-    conf: PathBuf,
-    child: Option<ChildGuard>,
-}
-
-impl<'a> OfficeServer<'a> {
-    fn start(ns: &'a Netns, conf: PathBuf) -> OfficeServer<'a> {
-        let mut s = OfficeServer { ns, ifname: unique("wg"), conf, child: None };
-        s.launch();
-        s
-    }
-
-    fn socket(&self) -> PathBuf {
-        Path::new("/var/run/wireguard").join(format!("{}.sock", self.ifname))
-    }
-
-    fn launch(&mut self) {
-        let _ = std::fs::remove_file(self.socket());
-        let child = self
-            .ns
-            .spawn(&[
-                "env",
-                "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1",
-                "wireguard-go",
-                "-f",
-                &self.ifname,
-            ])
-            .expect("wireguard-go");
-        self.child = Some(child);
-        let sock = self.socket();
-        assert!(wait_until(Duration::from_secs(10), || sock.exists()), "wireguard-go made no control socket");
-        let conf = self.conf.display().to_string();
-        self.ns.exec(&["wg", "setconf", &self.ifname, &conf]).expect("wg setconf");
-        self.ns.exec(&["ip", "link", "set", &self.ifname, "up"]).expect("wg up");
-        self.ns.exec(&["ip", "route", "add", ZONE_SUBNET, "dev", &self.ifname]).expect("route to the zone");
-        self.ns
-            .exec(&["ip", "route", "add", NAT_NET, "dev", &self.ifname])
-            .expect("route to the NAT address");
-    }
-
-    /// Stops the server (by PID) as a crashed VPN server would: no goodbye to the peer.
-    fn kill(&mut self) {
-        self.child = None;
-        let _ = std::fs::remove_file(self.socket());
-    }
-}
-
-impl Drop for OfficeServer<'_> {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The WAN link's /30 in the root namespace (the only addresses this test puts there): one per
-/// test and process, from 198.19.128.0/17, so parallel tests and runs do not share a route.
-fn wan_addresses() -> (String, String) {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = std::process::id()
-        .wrapping_mul(7)
-        .wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let slot = n % 8192; // 8192 /30s in a /17
-    let base = (198u32 << 24) | (19 << 16) | (128 << 8) | (slot * 4);
-    let ip = |k: u32| std::net::Ipv4Addr::from(base + k).to_string();
-    (ip(1), ip(2))
-}
-
-/// The office (WAN side toward the host, LAN side toward the office host) and its LAN host.
-struct Office {
-    office: Netns,
-    lan: Netns,
-    _wan: Veth,
-    _lan_link: Veth,
-    /// The host's and the office's WAN addresses.
-    host_wan: String,
-    office_wan: String,
-}
-
-fn office() -> Office {
-    let office = Netns::new("off").expect("office netns");
-    let lan = Netns::new("lan").expect("lan netns");
-    let wan_if = unique("wan");
-    let (host_wan, office_wan) = wan_addresses();
-    let wan = Veth::to_ns(&wan_if, &office, "wan0", Some(&format!("{office_wan}/30")), None).expect("wan");
-    testbed::run("ip", &["addr", "add", &format!("{host_wan}/30"), "dev", &wan_if])
-        .expect("host wan address");
-    let lan_link = Veth::between(&office, "lan0", &lan, "eth0").expect("lan link");
-    office.exec(&["ip", "addr", "add", "198.18.60.1/24", "dev", "lan0"]).unwrap();
-    lan.exec(&["ip", "addr", "add", &format!("{OFFICE_HOST}/24"), "dev", "eth0"]).unwrap();
-    lan.exec(&["ip", "route", "add", "default", "via", "198.18.60.1"]).unwrap();
-    office.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
-    Office { office, lan, _wan: wan, _lan_link: lan_link, host_wan, office_wan }
-}
-
-/// Writes `text` to `dir/name` with `mode`.
-fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
 
 /// The intranet VM: a namespace on an access port of the zone's VLAN, default route via the
 /// zone gateway, MTU 1500 as a VM has it (the gateway clamps TCP's MSS to the tunnel's 1420 and
@@ -171,14 +28,6 @@ fn intranet_vm() -> (Netns, Veth, String) {
     let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{VM_IP}/24")), None).expect("vm veth");
     ns.exec(&["ip", "route", "add", "default", "via", GATEWAY]).unwrap();
     (ns, veth, port)
-}
-
-fn vpn_status(d: &Daemon, port: &str) -> VpnStatus {
-    d.port(port).vpn.unwrap_or_default()
-}
-
-fn wait_vpn_state(d: &Daemon, port: &str, state: &str, limit: Duration) -> bool {
-    wait_until(limit, || vpn_status(d, port).state == state)
 }
 
 /// Frames that carry the intranet VM's address in the clear (as IPv4 source or destination).
@@ -212,43 +61,6 @@ fn wireguard_to_office(frames: &[Vec<u8>], kind: u8) -> usize {
                 && (kind != 4 || udp.len() > 8 + 32)
         })
         .count()
-}
-
-struct Setup {
-    office: Office,
-    /// Holds the key files until the test ends.
-    _dir: tempfile::TempDir,
-    server_conf: PathBuf,
-    our_conf: PathBuf,
-    listen_port: u16,
-}
-
-/// Keys, the office server's `wg setconf` file and our wg-quick file (0600), whose Address is
-/// the VM's own (routed mode).
-fn setup() -> Setup {
-    setup_with(VM_IP)
-}
-
-/// The same with [Interface] Address `address` (NAT mode's tunnel address).
-fn setup_with(address: &str) -> Setup {
-    let office = office();
-    let dir = tempfile::tempdir().unwrap();
-    let (office_priv, office_pub) = keypair();
-    let (our_priv, our_pub) = keypair();
-    let server = format!(
-        "[Interface]\nPrivateKey = {office_priv}\nListenPort = {OFFICE_PORT}\n\n\
-         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}\n"
-    );
-    let server_conf = write_file(dir.path(), "server.conf", &server, 0o600);
-    let listen_port = free_udp_port();
-    let ours = format!(
-        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32\nListenPort = {listen_port}\n\
-         DNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
-         Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n",
-        office.office_wan
-    );
-    let our_conf = write_file(dir.path(), "office.conf", &ours, 0o600);
-    Setup { office, _dir: dir, server_conf, our_conf, listen_port }
 }
 
 /// Adds the zone's gateway port to `bridge` on VLAN 10 through ovs-vsctl, with `extra`
@@ -530,11 +342,6 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
 }
 
-/// udhcpc's event script: the leased address and the default route (busybox passes $ip, $mask
-/// as a prefix length, $router).
-const UDHCPC_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr flush dev \"$interface\"; \
-ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\" ;; esac\n";
-
 /// The zone's DHCP server: a secured VM port (attached-mac, as libvirt sets it) with no
 /// address gets one from the range by busybox udhcpc, the gateway port's DHCPACK binds it
 /// through snooping (`security show` lists it as `dhcp`), and the VM pings the office host
@@ -553,11 +360,8 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
     }
     let s = setup();
     let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
-    let vm = Netns::new("vm").expect("vm netns");
-    let vm_port = unique("p");
-    let _vm_link = Veth::to_ns(&vm_port, &vm, "eth0", None, None).expect("vm veth");
     let mac = "52:54:00:50:00:07";
-    vm.exec(&["ip", "link", "set", "eth0", "address", mac]).unwrap();
+    let (vm, _vm_link, vm_port) = dhcp_vm(mac);
     let bridge = unique("brd");
     let d = Daemon::start(&bridge_config(&bridge, &[(&vm_port, "tag = 10")]));
     d.vsctl(&["set", "Interface", &vm_port, &format!("external_ids:attached-mac={mac}")])

@@ -1,5 +1,6 @@
 //! What the database should hold for a validated zones file: per zone one bridge with an
 //! internal port of the same name and, optionally, a NIC uplink trunking the zone's VLANs.
+//! A VPN zone's internal port carries none of the zone's VLANs ([`HOST_ONLY_VLAN`]).
 //! Every row carries `external_ids:rvswitch-zone=ZONE` so that later plans know what zones
 //! created (and may change or remove) and what belongs to someone else.
 
@@ -24,6 +25,9 @@ pub struct DesiredZone {
     pub description: String,
     /// `(portgroup, VLAN)`, in file order.
     pub portgroups: Vec<(String, u16)>,
+    /// The internal port's VLAN columns: trunk of all VLANs (as OvS makes it), or, in a VPN
+    /// zone, an access port of [`HOST_ONLY_VLAN`].
+    pub internal: VlanCols,
     /// The NIC uplink.
     pub uplink: Option<DesiredUplink>,
     /// `(MAC, allowed addresses)` of the zone's VMs that list `ips`, in file order.
@@ -47,6 +51,20 @@ impl DesiredTunnel {
     /// Its VLAN columns: an access port of the portgroup's VLAN.
     pub fn vlans(&self) -> VlanCols {
         VlanCols { vlan_mode: Some("access".into()), tag: Some(self.vlan), trunks: vec![] }
+    }
+}
+
+/// The VLAN of a VPN zone's internal port. IEEE 802.1Q reserves VID 4095 and portgroups are
+/// 1..=4094 (validation), so no VM port of a zone is ever on it: the host's IP stack (the
+/// internal device) hears none of the zone's frames, not even a VM's ARP or DHCP broadcast —
+/// the kill switch holds on layer 2 too, by construction. `zones verify` checks it.
+pub const HOST_ONLY_VLAN: u16 = 4095;
+
+/// The internal port's VLAN columns for zone `z` (see [`DesiredZone::internal`]).
+fn internal_vlans(z: &Zone) -> VlanCols {
+    match z.uplink.as_ref().and_then(|u| u.vpn.as_ref()) {
+        Some(_) => VlanCols { vlan_mode: Some("access".into()), tag: Some(HOST_ONLY_VLAN), trunks: vec![] },
+        None => VlanCols { vlan_mode: None, tag: None, trunks: vec![] },
     }
 }
 
@@ -139,6 +157,7 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
             bridge: z.bridge.clone(),
             description: z.description.clone(),
             portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
+            internal: internal_vlans(z),
             uplink: z.uplink.as_ref().map(|u| desired_uplink(z, u, &model.vms)),
             vm_ips: model
                 .vms

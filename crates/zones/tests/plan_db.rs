@@ -306,3 +306,34 @@ fn a_wireguard_zone_gets_its_gateway_port_and_follows_its_settings() {
     assert_eq!(p.interfaces[0].options["gateway"], "10.1.0.254");
     assert!(apply(&db, &moved).is_empty());
 }
+
+/// A VPN zone's internal port sits alone on the host-only VLAN 4095; one made a trunk of all
+/// VLANs (as zones apply used to make it, or by hand) is put back; a zone that turns into a
+/// NIC zone gets the trunk back.
+#[test]
+fn a_vpn_zones_internal_port_is_on_the_host_only_vlan() {
+    let db = db();
+    let vpn = "[[zone]]\nname = \"intranet\"\nuplink = { wireguard = \"/etc/rvswitch/office.conf\" }\n\
+               subnet = \"10.1.0.0/24\"\ngateway = \"10.1.0.1\"\n\
+               [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\n";
+    apply(&db, vpn);
+    let internal = |db: &Database| {
+        let l = live(db);
+        let (_, p) = l.ports().find(|(_, p)| p.name == "br-intranet").expect("internal port");
+        (p.vlan_mode.clone(), p.tag, p.trunks.clone(), p.uuid.clone())
+    };
+    let (mode, tag, trunks, uuid) = internal(&db);
+    assert_eq!((mode.as_deref(), tag, trunks), (Some("access"), Some(switch::HOST_ONLY_VID), vec![]));
+    let by_hand = json!({"op": "update", "table": "Port", "where": [["_uuid", "==", ["uuid", uuid]]],
+        "row": {"vlan_mode": ["set", []], "tag": ["set", []]}});
+    ok(&db, vec![by_hand]);
+    assert_eq!(
+        lines(&apply(&db, vpn)),
+        ["~ port br-intranet (zone intranet): vlan_mode=default tag=none trunks=[] -> vlan_mode=access tag=4095 trunks=[]"]
+    );
+    assert!(apply(&db, vpn).is_empty());
+    let nic = "[[zone]]\nname = \"intranet\"\nuplink = { nic = \"eth1\" }\n\
+               [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\n";
+    assert!(lines(&apply(&db, nic)).iter().any(|l| l.contains("-> vlan_mode=default tag=none trunks=[]")));
+    assert_eq!(internal(&db).1, None);
+}
