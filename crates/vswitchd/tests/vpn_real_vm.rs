@@ -167,6 +167,42 @@ fn iperf_peer(server: &mut testbed::ChildGuard) -> Option<String> {
     json["start"]["accepted_connection"]["host"].as_str().map(str::to_string)
 }
 
+/// The guest's own results: a lease from the zone's range, the ping, iperf3 TCP with some
+/// throughput (printed with the ping times). Returns the leased address.
+fn check_console(text: &str, name: &str, d: &Daemon, gw: &str) -> String {
+    let leased = console_value(text, "RVS-LEASE ")
+        .unwrap_or_else(|| panic!("no lease; console:\n{text}\n{}", d.log()));
+    let ip = leased.split('/').next().unwrap_or_default().to_string();
+    let in_range = ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| {
+        (DHCP_FIRST.parse::<std::net::Ipv4Addr>().unwrap()..=DHCP_LAST.parse().unwrap()).contains(&a)
+    });
+    assert!(in_range && leased.ends_with("/24"), "lease {leased} outside the zone's range");
+    assert!(
+        text.contains("RVS-PING-OK"),
+        "the guest could not ping the office; console:\n{text}\n{:?}",
+        d.port(gw)
+    );
+    let iperf = console_value(text, "RVS-IPERF ").unwrap_or_default();
+    let mbits = iperf
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[1] == "Mbits/sec")
+        .and_then(|w| w[0].parse::<f64>().ok());
+    eprintln!(
+        "guest {name}: lease {leased}; ping {}; iperf3 TCP guest → office host: {}",
+        console_value(text, "RVS-PING-STATS").unwrap_or_default(),
+        mbits.map_or("none".into(), |m| format!("{m} Mb/s"))
+    );
+    assert_eq!(
+        console_value(text, "RVS-IPERF-EXIT").as_deref(),
+        Some("0"),
+        "iperf3 failed; console:\n{text}"
+    );
+    assert!(mbits.is_some_and(|m| m > 0.0), "no TCP throughput: {iperf}");
+    ip
+}
+
 #[test]
 fn libvirt_guest_leases_in_a_vpn_zone_and_reaches_the_office() {
     let test = "libvirt_guest_leases_in_a_vpn_zone_and_reaches_the_office";
@@ -209,36 +245,7 @@ fn libvirt_guest_leases_in_a_vpn_zone_and_reaches_the_office() {
         });
     lv.virsh(&["destroy", &name]).unwrap();
 
-    let leased = console_value(&text, "RVS-LEASE ")
-        .unwrap_or_else(|| panic!("no lease; console:\n{text}\n{}", d.log()));
-    let ip = leased.split('/').next().unwrap_or_default().to_string();
-    let in_range = ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| {
-        (DHCP_FIRST.parse::<std::net::Ipv4Addr>().unwrap()..=DHCP_LAST.parse().unwrap()).contains(&a)
-    });
-    assert!(in_range && leased.ends_with("/24"), "lease {leased} outside the zone's range");
-    assert!(
-        text.contains("RVS-PING-OK"),
-        "the guest could not ping the office; console:\n{text}\n{:?}",
-        d.port(&gw)
-    );
-    let iperf = console_value(&text, "RVS-IPERF ").unwrap_or_default();
-    let mbits = iperf
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .find(|w| w[1] == "Mbits/sec")
-        .and_then(|w| w[0].parse::<f64>().ok());
-    eprintln!(
-        "guest {name}: lease {leased}; ping {}; iperf3 TCP guest → office host: {}",
-        console_value(&text, "RVS-PING-STATS").unwrap_or_default(),
-        mbits.map_or("none".into(), |m| format!("{m} Mb/s"))
-    );
-    assert_eq!(
-        console_value(&text, "RVS-IPERF-EXIT").as_deref(),
-        Some("0"),
-        "iperf3 failed; console:\n{text}"
-    );
-    assert!(mbits.is_some_and(|m| m > 0.0), "no TCP throughput: {iperf}");
+    let ip = check_console(&text, &name, &d, &gw);
     assert_eq!(
         iperf_peer(&mut iperf_server).as_deref(),
         Some(ip.as_str()),
