@@ -68,7 +68,7 @@ fn ovs_appctl_fdb_show_flush_stats_and_dpif() {
     assert!(stats.contains("Total number of learned MAC entries     : "), "{stats}");
 
     let dpif = ok(&d, &["dpif/show"]);
-    assert!(dpif.contains("  br-ap1:") && dpif.contains(&format!("    {} ", a.port)), "{dpif}");
+    assert!(dpif.contains(&format!("  {br}:")) && dpif.contains(&format!("    {} ", a.port)), "{dpif}");
 
     // The namespaces chatter (IPv6), so addresses may be learned again right after the flush:
     // let every entry grow at least a second old first; what the flush left would still be.

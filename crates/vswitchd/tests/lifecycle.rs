@@ -47,7 +47,8 @@ fn bad_config_is_rejected_and_running_config_stays() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
-    let good = bridge_config(&unique("br-l2"), &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
+    let br = unique("br-l2");
+    let good = bridge_config(&br, &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
     let d = Daemon::start(&good);
     wait_ports_up(&d, &[&a.port, &b.port]);
     let before = d.show();
@@ -61,7 +62,7 @@ fn bad_config_is_rejected_and_running_config_stays() {
 
     // Line 6 is `tag = 4096`.
     let bad = format!(
-        "[[bridge]]\nname = \"br-l2\"\n[[bridge.port]]\nname = \"{}\"\ntype = \"system\"\ntag = 4096\n",
+        "[[bridge]]\nname = \"{br}\"\n[[bridge.port]]\nname = \"{}\"\ntype = \"system\"\ntag = 4096\n",
         a.port
     );
     d.write_config(&bad);
@@ -86,7 +87,8 @@ fn bad_config_is_rejected_and_running_config_stays() {
         "SIGHUP refusal lacks file:line: {hup_line}"
     );
     assert_eq!(names(&before), names(&d.show()), "running config changed by SIGHUP with a bad file");
-    for garbage in ["[[bridge]\nname=", "[[bridge]]\nname = \"br-l2\"\nbogus = 1\n", "\u{0}\u{1}binary"] {
+    let unknown_key = format!("[[bridge]]\nname = \"{br}\"\nbogus = 1\n");
+    for garbage in ["[[bridge]\nname=", &unknown_key, "\u{0}\u{1}binary"] {
         d.write_config(garbage);
         assert!(d.reload().is_err(), "accepted {garbage:?}");
     }

@@ -101,7 +101,7 @@ fn kill9_and_restart_keeps_devices_and_resumes_forwarding() {
         assert!(bridges.lines().any(|b| b == acked), "an acknowledged bridge was lost: {bridges}");
     }
     let log = s.d.log();
-    // The three configured ports (br-acked's internal port too, if it was added).
+    // The three configured ports (the acked bridge's internal port too, if it was added).
     let adopted = log.matches("adopted the device").count() - before;
     assert!(adopted >= 3, "not every port was adopted ({adopted}):\n{log}");
     // A second crash right after the first: the devices are still kept.
