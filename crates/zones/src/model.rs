@@ -62,7 +62,7 @@ impl Zone {
 /// Bytes of the zone name kept in a tunnel port's name (after `vx`, before `-` and the hash).
 const TUNNEL_ZONE_PREFIX: usize = 4;
 /// Base-36 digits of the tunnel hash (36^8 ≈ 2^41: thousands of tunnels rarely collide).
-const TUNNEL_HASH_DIGITS: u32 = 8;
+const TUNNEL_HASH_DIGITS: usize = 8;
 
 /// The name of the VXLAN port of `zone` carrying `vni` to `peer`: `vx`, the zone name's first
 /// bytes (readable), `-`, 8 base-36 digits of a hash of (zone, VNI, peer) — at most 15 bytes
@@ -78,7 +78,7 @@ pub fn tunnel_port_name(zone: &str, vni: u32, peer: Ipv4Addr) -> String {
     let prefix: String =
         zone.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(TUNNEL_ZONE_PREFIX).collect();
     let mut h = stable_hash(&[zone.as_bytes(), &[0], &vni.to_be_bytes(), &peer.octets()].concat());
-    let mut digits = [b'0'; TUNNEL_HASH_DIGITS as usize];
+    let mut digits = [b'0'; TUNNEL_HASH_DIGITS];
     for d in digits.iter_mut() {
         *d = b"0123456789abcdefghijklmnopqrstuvwxyz"[(h % 36) as usize];
         h /= 36;
