@@ -75,13 +75,13 @@ fn tunnels(z: &Zone) -> Vec<DesiredTunnel> {
     let mut out = Vec::new();
     for pg in &z.portgroups {
         let Some(vni) = pg.vni else { continue };
-        for (n, peer) in z.peers.iter().enumerate() {
+        for peer in &z.peers {
             let mut options: Map =
                 [("remote_ip".into(), peer.to_string()), ("key".into(), vni.to_string())].into();
             if let Some(l) = z.local_ip {
                 options.insert("local_ip".into(), l.to_string());
             }
-            out.push(DesiredTunnel { name: tunnel_port_name(&z.name, vni, n), vlan: pg.vlan, options });
+            out.push(DesiredTunnel { name: tunnel_port_name(&z.name, vni, *peer), vlan: pg.vlan, options });
         }
     }
     out

@@ -63,6 +63,7 @@ impl Checker<'_> {
         let zones: Vec<Zone> = raw.zone.iter().map(|z| self.zone(z, &template)).collect();
         self.unique_zone_names(&zones);
         self.unique_bridges(&zones);
+        self.unique_tunnels(&zones);
         self.uplinks(&zones);
         let vms = self.vms(&raw.vm, &zones);
         crate::services::in_subnets(self.text, self.r, (&raw.zone, &raw.vm), &zones, &vms);
