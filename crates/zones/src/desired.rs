@@ -164,11 +164,10 @@ fn desired_uplink(z: &Zone, u: &Uplink, vms: &[crate::model::Vm]) -> DesiredUpli
         };
         return DesiredUplink { nic: u.nic.clone(), vlans, kind: String::new(), options: Map::new() };
     };
-    let mut options: Map =
-        [v.tunnel.option(), ("subnet", &v.subnet), ("gateway", &v.gateway)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    let mut options: Map = [v.tunnel.option(), ("subnet", &v.subnet), ("gateway", &v.gateway)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     options.extend(service_options(z, vms));
     let tag = z.default_portgroup().map_or(0, |p| p.vlan);
     DesiredUplink { nic: u.nic.clone(), vlans: access(tag), kind: "rvswitch-vpn".into(), options }

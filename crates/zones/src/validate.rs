@@ -7,7 +7,8 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Pos, Report};
 use crate::model::{
-    vpn_port_name, IpNet, Mac, Model, Portgroup, Uplink, Vm, VpnTunnel, VpnUplink, Zone, DEFAULT_BRIDGE_TEMPLATE,
+    vpn_port_name, IpNet, Mac, Model, Portgroup, Uplink, Vm, VpnTunnel, VpnUplink, Zone,
+    DEFAULT_BRIDGE_TEMPLATE,
 };
 use crate::raw::{RawFile, RawPortgroup, RawVm, RawZone};
 
@@ -238,11 +239,7 @@ impl Checker<'_> {
                 "write e.g. gateway = \"10.1.0.1\"",
             ),
         }
-        let vpn = VpnUplink {
-            tunnel,
-            subnet: subnet.get_ref().clone(),
-            gateway: gw.get_ref().clone(),
-        };
+        let vpn = VpnUplink { tunnel, subnet: subnet.get_ref().clone(), gateway: gw.get_ref().clone() };
         Some(Uplink { nic: port, pos, vpn: Some(vpn) })
     }
 

@@ -418,11 +418,18 @@ fn tun_uplink_rules() {
     one(&tun.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:18: a VPN uplink needs the zone's subnet");
     let outside = tun.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
     one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
-    one(&tun.replace("{ tun = \"tun0\" }", "{ }"), "z.toml:4:10: the uplink names none of nic, wireguard and tun");
+    one(
+        &tun.replace("{ tun = \"tun0\" }", "{ }"),
+        "z.toml:4:10: the uplink names none of nic, wireguard and tun",
+    );
     let stretched = tun
         .replace("gateway = \"10.1.0.1\"", "gateway = \"10.1.0.1\"\npeers = [\"198.51.100.2\"]")
         .replace("default = true", "default = true\n  vni = 100");
-    assert!(errs(&stretched).iter().any(|d| d.contains("has a VPN uplink and peers")), "{:?}", errs(&stretched));
+    assert!(
+        errs(&stretched).iter().any(|d| d.contains("has a VPN uplink and peers")),
+        "{:?}",
+        errs(&stretched)
+    );
 }
 
 #[test]

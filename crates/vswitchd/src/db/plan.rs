@@ -114,7 +114,9 @@ fn uplink_of(wireguard: Option<&str>, tun: Option<&str>) -> Result<VpnUplink, St
             Ok(_) => Ok(VpnUplink::Tun(dev.to_string())),
             Err(e) => Err(format!("options:tun {dev:?}: {e}")),
         },
-        (Some(_), Some(_)) => Err("options:wireguard and options:tun exclude each other: one tunnel per zone".into()),
+        (Some(_), Some(_)) => {
+            Err("options:wireguard and options:tun exclude each other: one tunnel per zone".into())
+        }
         (None, None) => Err("options:wireguard or options:tun is missing".into()),
     }
 }

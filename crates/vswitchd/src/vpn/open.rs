@@ -122,7 +122,12 @@ fn open_wireguard(
 /// is closed meanwhile). Everything goes into it (the client decides where); the MTU is the
 /// device's, or [`gateway::DEFAULT_TUNNEL_MTU`] while it is absent; NAT translates to its
 /// IPv4 address, so NAT needs the device with an address when the port opens.
-fn open_tun(name: &str, dev: &str, opts: &VpnOptions, state_dir: Option<&Path>) -> Result<TunPort, VpnOpenError> {
+fn open_tun(
+    name: &str,
+    dev: &str,
+    opts: &VpnOptions,
+    state_dir: Option<&Path>,
+) -> Result<TunPort, VpnOpenError> {
     let tun_err = |source| VpnOpenError::Tun { port: name.to_string(), source };
     let uplink = TunUplink::open(dev).map_err(tun_err)?;
     let info = netdev::interface_info(dev).map_err(tun_err)?;

@@ -25,6 +25,9 @@ use crate::datapath::sys::{Epoll, EventFd};
 const TICK: Duration = Duration::from_millis(250);
 /// ARP replies waiting for the next receive; more are dropped (a zone flooding ARP).
 const MAX_TO_ZONE: usize = 256;
+/// How often the gateway announces itself (gratuitous ARP): well inside the shortest MAC
+/// aging time OvS allows (15 s), so the bridge always knows where the gateway's MAC is.
+const ANNOUNCE: Duration = Duration::from_secs(10);
 /// Epoll tokens.
 const TOKEN_TUNNEL: u64 = 0;
 
@@ -39,6 +42,8 @@ pub struct GatewayPort<T: Transport> {
     /// Super-frames we cannot segment (UDP, IPv6).
     unsegmented: u64,
     was_up: bool,
+    /// When the gateway last announced itself (None: not yet).
+    announced: Option<Instant>,
     shared: VpnShared,
     /// The zone DHCP server's lease file (None: no server, or nowhere to keep them).
     leases: Option<PathBuf>,
@@ -71,6 +76,7 @@ impl<T: Transport> GatewayPort<T> {
             to_zone: VecDeque::new(),
             unsegmented: 0,
             was_up: false,
+            announced: None,
             shared: VpnShared::default(),
             leases: None,
             start: Instant::now(),
@@ -129,10 +135,30 @@ impl<T: Transport> GatewayPort<T> {
             info!(port = self.name, endpoint, "VPN tunnel {}", if up { "up" } else { "down" });
             self.was_up = up;
         }
+        self.announce(now);
         let clock = self.clock(now);
         self.gw.expire(clock);
         self.save_leases(clock);
         self.publish(up);
+    }
+
+    /// A gratuitous ARP to the zone at start and every [`ANNOUNCE`] (see `Gateway::announce`).
+    fn announce(&mut self, now: Instant) {
+        if self.announced.is_some_and(|t| now.saturating_duration_since(t) < ANNOUNCE) {
+            return;
+        }
+        self.announced = Some(now);
+        if let Some(n) = self.gw.announce(&mut self.reply) {
+            self.queue_to_zone(n);
+        }
+    }
+
+    /// Queues the reply scratch's first `n` bytes for the zone (bounded) and wakes the poller.
+    fn queue_to_zone(&mut self, n: usize) {
+        if self.to_zone.len() < MAX_TO_ZONE {
+            self.to_zone.push_back(self.reply[..n].to_vec());
+            self.wake.wake();
+        }
     }
 
     fn publish(&self, up: bool) {
@@ -187,10 +213,7 @@ impl<T: Transport> GatewayPort<T> {
         let clock = self.clock(now);
         match self.gw.zone_frame(frame, up, clock, &mut self.reply) {
             FromZone::Reply(n) => {
-                if self.to_zone.len() < MAX_TO_ZONE {
-                    self.to_zone.push_back(self.reply[..n].to_vec());
-                    self.wake.wake();
-                }
+                self.queue_to_zone(n);
                 self.save_leases(clock);
             }
             FromZone::Tunnel(ip) => self.uplink.send(ip, now),
@@ -200,7 +223,7 @@ impl<T: Transport> GatewayPort<T> {
     }
 
     /// Packets from the tunnel become frames for the zone (or ARP requests for their VM).
-    fn from_tunnel(&mut self, batch: &mut RxBatch) -> Result<(), NetdevError> {
+    fn receive_from_tunnel(&mut self, batch: &mut RxBatch) -> Result<(), NetdevError> {
         let room = batch.capacity() - batch.len();
         let now = clock(self.start, Instant::now());
         let gw = &mut self.gw;
@@ -243,7 +266,7 @@ impl<T: Transport> Netdev for GatewayPort<T> {
             self.wake.wake();
         }
         if batch.len() < batch.capacity() {
-            self.from_tunnel(batch)?;
+            self.receive_from_tunnel(batch)?;
         }
         Ok(batch.len())
     }

@@ -76,7 +76,11 @@ impl TunUplink {
         if let Some(link) = self.link.take() {
             let d = link.drops();
             self.closed_bad += d.rx_not_ip + d.rx_truncated;
-            info!(dev = self.dev, ifindex = link.ifindex(), "tun uplink gone; waiting for the device to return");
+            info!(
+                dev = self.dev,
+                ifindex = link.ifindex(),
+                "tun uplink gone; waiting for the device to return"
+            );
         }
         self.state = LinkState::Gone;
     }

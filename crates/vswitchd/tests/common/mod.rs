@@ -2,6 +2,7 @@
 //! namespace "VMs" on veth ports.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod office;
 pub mod ovsdb_server;
 pub mod underlay;
 
