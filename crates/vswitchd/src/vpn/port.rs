@@ -289,3 +289,7 @@ impl<T: Transport> Netdev for GatewayPort<T> {
 #[cfg(test)]
 #[path = "port_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "port_transport_tests.rs"]
+mod transport_tests;

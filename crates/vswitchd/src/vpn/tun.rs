@@ -170,3 +170,23 @@ impl Transport for TunUplink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_device_opens_closed_and_loopback_is_refused() {
+        // The AF_PACKET socket needs CAP_NET_RAW; without it opening fails before the lookup.
+        match TunUplink::open("rvsnotun0") {
+            Ok(t) => {
+                assert!(!t.is_up(Instant::now()), "no device, no tunnel");
+                assert_eq!((t.endpoint().as_str(), t.poll_fd()), ("rvsnotun0", None));
+            }
+            Err(NetdevError::Io { op, .. }) => assert_eq!(op, "socket(AF_PACKET)"),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+        assert!(TunUplink::open("lo").is_err(), "loopback is no VPN device");
+        assert!(matches!(TunUplink::open("a/b"), Err(NetdevError::InvalidName { .. })));
+    }
+}
