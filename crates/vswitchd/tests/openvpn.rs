@@ -53,22 +53,34 @@ struct OpenVpn {
 }
 
 impl OpenVpn {
-    /// The office's server, in `office` (its tun gets a unique name, routes the zone subnet).
-    fn server(office: &Netns, key: &Path, log: &Path) -> OpenVpn {
+    /// The office's server, in `office` (its tun gets a unique name, routes the zone subnet);
+    /// `tun_ips`: its tunnel address and the client's.
+    fn server(office: &Netns, key: &Path, log: &Path, tun_ips: (&str, &str)) -> OpenVpn {
         let mut args = common_args(&unique("ovs"), key, "0", log);
-        let serve = ["--lport", OPENVPN_PORT, "--ifconfig", SERVER_TUN_IP, CLIENT_TUN_IP];
+        let serve = ["--lport", OPENVPN_PORT, "--ifconfig", tun_ips.0, tun_ips.1];
         args.extend(serve.into_iter().chain(["--route", ZONE_NET, ZONE_MASK]).map(String::from));
         let mut s = OpenVpn { args, ns: Some(office.name().to_string()), child: None };
         s.launch();
         s
     }
 
-    /// The host's client on device `dev`, toward the office's WAN address; its tun gets no
-    /// address (the host has no route into it: only the zone uses it), `up` brings it up.
-    fn client(dev: &str, key: &Path, office_wan: &str, up: &Path, log: &Path) -> OpenVpn {
+    /// The host's client on device `dev`, toward the office's WAN address; `up` brings its tun
+    /// up. Routed mode gives the tun no address (`ifconfig` None: the host has no route into
+    /// it, only the zone uses it); NAT mode gives it (ours, the server's).
+    fn client(
+        dev: &str,
+        key: &Path,
+        wan: &str,
+        up: &Path,
+        log: &Path,
+        ifconfig: Option<(&str, &str)>,
+    ) -> OpenVpn {
         let mut args = common_args(dev, key, "1", log);
+        if let Some((ours, theirs)) = ifconfig {
+            args.extend(["--ifconfig", ours, theirs].map(String::from));
+        }
         let up = up.display().to_string();
-        let rest = ["--remote", office_wan, OPENVPN_PORT, "--nobind", "--ping-restart", "4", "--up-delay"];
+        let rest = ["--remote", wan, OPENVPN_PORT, "--nobind", "--ping-restart", "4", "--up-delay"];
         args.extend(rest.into_iter().chain(["--script-security", "2", "--up", &up]).map(String::from));
         let mut c = OpenVpn { args, ns: None, child: None };
         c.launch();
@@ -162,6 +174,23 @@ fn check_resumed(d: &Daemon, port: &str, vm: &Netns, dev: &str, files: &Files, w
     assert!(vm.ping(OFFICE_HOST, 3), "{what}: no traffic after the tunnel returned\n{}", files.logs());
 }
 
+/// The intranet bridge with the VM's port and the VPN port on tun `dev`, by ovs-vsctl; `extra`
+/// Interface columns (e.g. `options:nat=true`).
+fn add_zone_bridge(d: &Daemon, bridge: &str, vm_port: &str, port: &str, dev: &str, extra: &[&str]) {
+    let (tun, subnet, gw) = (
+        format!("options:tun={dev}"),
+        format!("options:subnet={ZONE_SUBNET}"),
+        format!("options:gateway={GATEWAY}"),
+    );
+    let add = [
+        &["add-br", bridge, "--", "add-port", bridge, vm_port, "tag=10", "--"][..],
+        &["add-port", bridge, port, "tag=10", "--", "set", "Interface", port, "type=rvswitch-vpn"],
+        &[&tun, &subnet, &gw],
+        extra,
+    ];
+    d.vsctl_output(&add.concat()).expect("add the bridge and the VPN port");
+}
+
 #[test]
 fn a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds() {
     if !have_tools("a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds") {
@@ -169,10 +198,11 @@ fn a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds() {
     }
     let office = office();
     let files = files();
-    let mut server = OpenVpn::server(&office.office, &files.key, &files.log("server.log"));
+    let tun_ips = (SERVER_TUN_IP, CLIENT_TUN_IP);
+    let mut server = OpenVpn::server(&office.office, &files.key, &files.log("server.log"), tun_ips);
     let dev = unique("tun");
-    let mut client =
-        OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &files.log("client.log"));
+    let client_log = files.log("client.log");
+    let mut client = OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &client_log, None);
     assert!(wait_until(Duration::from_secs(20), || device_up(&dev)), "client tun not up\n{}", files.logs());
 
     let (vm, _vm_link, vm_port) = intranet_vm();
@@ -184,17 +214,7 @@ fn a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds() {
     let (bridge, other_bridge) = (unique("bri"), unique("brx"));
     let mut d = Daemon::start(&bridge_config(&other_bridge, &[(&other_port, "tag = 20")]));
     let port = unique("vpn");
-    let (tun, subnet, gw) = (
-        format!("options:tun={dev}"),
-        format!("options:subnet={ZONE_SUBNET}"),
-        format!("options:gateway={GATEWAY}"),
-    );
-    let add = [
-        &["add-br", &bridge, "--", "add-port", &bridge, &vm_port, "tag=10", "--"][..],
-        &["add-port", &bridge, &port, "tag=10", "--", "set", "Interface", &port, "type=rvswitch-vpn"],
-        &[&tun, &subnet, &gw],
-    ];
-    d.vsctl_output(&add.concat()).expect("add the bridge and the VPN port");
+    add_zone_bridge(&d, &bridge, &vm_port, &port, &dev, &[]);
     wait_ports_up(&d, &[&vm_port, &other_port]);
     assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
 
@@ -246,4 +266,37 @@ fn a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds() {
     drop(bg);
     client.launch();
     check_resumed(&d, &port, &vm, &dev, &files, "client back after the restart");
+}
+
+/// NAT mode (`options:nat=true`): the VMs leave as the tun's address, which the office sees.
+#[test]
+fn nat_mode_through_openvpn_shows_the_office_the_tun_address() {
+    if !have_tools("nat_mode_through_openvpn_shows_the_office_the_tun_address") {
+        return;
+    }
+    let office = office();
+    let files = files();
+    // The tun's addresses are on the host (ours) and in its routing table (the server's):
+    // a /30 of their own, unique per test and run like the WAN link's.
+    let (ours, theirs) = wan_addresses();
+    let _server = OpenVpn::server(&office.office, &files.key, &files.log("server.log"), (&theirs, &ours));
+    let dev = unique("tun");
+    let client_log = files.log("client.log");
+    let _client =
+        OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &client_log, Some((&ours, &theirs)));
+    assert!(wait_until(Duration::from_secs(20), || device_up(&dev)), "client tun not up\n{}", files.logs());
+    let want = ours.parse().ok();
+    assert!(wait_until(Duration::from_secs(10), || netdev::ipv4_address(&dev).ok().flatten() == want));
+
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let d = Daemon::start("");
+    let (bridge, port) = (unique("bri"), unique("vpn"));
+    add_zone_bridge(&d, &bridge, &vm_port, &port, &dev, &["options:nat=true"]);
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through NAT failed: {:?}\n{}", d.port(&port), files.logs());
+    let (bps, peer) = iperf(&vm, &office.lan);
+    eprintln!("OpenVPN tun uplink, NAT: iperf3 TCP VM → office host {:.1} Mb/s as {peer}", bps / 1e6);
+    assert!(bps > 0.0, "no TCP throughput");
+    assert_eq!(peer, ours, "the office host sees the tun's address");
 }
