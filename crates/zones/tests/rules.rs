@@ -378,9 +378,12 @@ fn a_wireguard_uplink_becomes_a_gateway_port() {
 fn wireguard_uplink_rules() {
     let both = VPN.replace("{ wireguard =", "{ nic = \"eth1\", wireguard =");
     one(&both, "z.toml:4:10: an uplink is one NIC or one VPN tunnel (wireguard or tun), not several");
-    one(&VPN.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:");
-    let outside = VPN.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
-    one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
+    // The zone's subnet and gateway follow the same rules whatever carries the tunnel.
+    for text in [VPN.to_string(), tun_zone()] {
+        one(&text.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:");
+        let outside = text.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
+        one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
+    }
     one(
         &VPN.replace("\"/etc/rvswitch/office.conf\"", "\"office.conf\""),
         "z.toml:4:24: wireguard file \"office.conf\" is not an absolute path",
@@ -392,10 +395,15 @@ fn wireguard_uplink_rules() {
     one(&long, "z.toml:3:8: the gateway port wg-a-very-long-zone");
 }
 
+/// [`VPN`] with `uplink = { tun = "tun0" }`.
+fn tun_zone() -> String {
+    VPN.replace("{ wireguard = \"/etc/rvswitch/office.conf\" }", "{ tun = \"tun0\" }")
+}
+
 /// `uplink = { tun = "tun0" }`: the same gateway port, its tunnel a VPN client's device.
 #[test]
 fn a_tun_uplink_becomes_a_gateway_port_on_that_device() {
-    let tun = VPN.replace("{ wireguard = \"/etc/rvswitch/office.conf\" }", "{ tun = \"tun0\" }");
+    let tun = tun_zone();
     let m = zones::parse(&tun, "z.toml").unwrap();
     let u = m.zones[0].uplink.as_ref().unwrap();
     assert_eq!(u.nic, "wg-intranet");
@@ -410,14 +418,12 @@ fn a_tun_uplink_becomes_a_gateway_port_on_that_device() {
 
 #[test]
 fn tun_uplink_rules() {
-    let tun = VPN.replace("{ wireguard = \"/etc/rvswitch/office.conf\" }", "{ tun = \"tun0\" }");
+    let tun = tun_zone();
     let with_wg = VPN.replace("{ wireguard =", "{ tun = \"tun0\", wireguard =");
     one(&with_wg, "z.toml:4:10: an uplink is one NIC or one VPN tunnel (wireguard or tun), not several");
     one(&tun.replace("\"tun0\"", "\"tun/0\""), "z.toml:4:18: tun device \"tun/0\"");
     one(&tun.replace("\"tun0\"", "\"a-much-too-long-name\""), "z.toml:4:18: tun device");
     one(&tun.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:18: a VPN uplink needs the zone's subnet");
-    let outside = tun.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
-    one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
     one(
         &tun.replace("{ tun = \"tun0\" }", "{ }"),
         "z.toml:4:10: the uplink names none of nic, wireguard and tun",

@@ -169,6 +169,7 @@ impl<T: Transport> GatewayPort<T> {
             drops.insert(super::UNSEGMENTED.to_string(), self.unsegmented);
         }
         self.shared.set(VpnStatus {
+            transport: self.uplink.kind().to_string(),
             state: if up { "up" } else { "down" }.to_string(),
             endpoint: self.uplink.endpoint(),
             last_handshake_secs: st.since_handshake.map(|d| d.as_secs()),

@@ -49,6 +49,9 @@ impl Transport for Scripted {
         pending.into_iter().take(room).for_each(|mut p| deliver(&mut p));
         Ok(())
     }
+    fn kind(&self) -> &'static str {
+        "tun"
+    }
     fn endpoint(&self) -> String {
         "tun-test".into()
     }
@@ -123,6 +126,7 @@ fn what_the_transport_delivers_reaches_the_vm_and_the_gateway_announces_itself()
     port.tick(Instant::now());
     let st = port.shared().get();
     assert_eq!((st.state.as_str(), st.endpoint.as_str(), st.rx_bytes), ("down", "tun-test", 7));
+    assert_eq!(st.transport, "tun");
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub trait Transport: Send {
     /// each handed to `deliver` (which may rewrite it, e.g. NAT).
     fn recv(&mut self, room: usize, deliver: &mut dyn FnMut(&mut [u8])) -> Result<(), NetdevError>;
 
+    /// What carries the tunnel, for status: `wireguard` or `tun`.
+    fn kind(&self) -> &'static str;
+
     /// Where the tunnel goes, for status and logs (a peer's host:port, a device name).
     fn endpoint(&self) -> String;
 

@@ -156,6 +156,10 @@ impl Transport for TunUplink {
         Ok(())
     }
 
+    fn kind(&self) -> &'static str {
+        "tun"
+    }
+
     fn endpoint(&self) -> String {
         self.dev.clone()
     }

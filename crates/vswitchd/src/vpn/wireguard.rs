@@ -120,6 +120,10 @@ impl Transport for WireGuard {
         Ok(())
     }
 
+    fn kind(&self) -> &'static str {
+        "wireguard"
+    }
+
     fn endpoint(&self) -> String {
         self.endpoint.to_string()
     }
