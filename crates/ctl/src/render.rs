@@ -77,8 +77,13 @@ pub fn show(reply: &ShowReply) -> String {
 
 /// A VPN gateway port's tunnel: state, peer, handshake age, bytes, gateway drops.
 fn vpn(s: &mut String, v: &VpnStatus) {
-    let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
-    let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+    if v.transport == "tun" {
+        // A VPN client's device: rvswitch sees no handshake.
+        let _ = writeln!(s, "        vpn: {}  tun device: {}", v.state, v.endpoint);
+    } else {
+        let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
+        let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+    }
     let _ = writeln!(
         s,
         "        tunnel rx: {} bytes   tx: {} bytes   bad datagrams: {}",
@@ -280,6 +285,7 @@ mod tests {
     #[test]
     fn show_prints_a_vpn_ports_tunnel() {
         let vpn = VpnStatus {
+            transport: String::new(),
             state: "down".into(),
             endpoint: "198.19.200.2:51820".into(),
             last_handshake_secs: Some(42),
@@ -298,18 +304,21 @@ mod tests {
             ifindex: None,
             error: None,
             statistics: CounterSnapshot::default(),
-            vpn: Some(vpn),
+            vpn: Some(vpn.clone()),
         };
+        let mut on_tun = port.clone();
+        on_tun.vpn = Some(VpnStatus { transport: "tun".into(), endpoint: "tun0".into(), ..vpn });
         let reply = ShowReply {
             config_file: None,
             bridges: vec![BridgeStatus {
                 name: "br0".into(),
                 mac_aging_time: 300,
                 mac_table_size: 8192,
-                ports: vec![port],
+                ports: vec![port, on_tun],
             }],
         };
         let text = show(&reply);
+        assert!(text.contains("        vpn: down  tun device: tun0\n"), "{text}");
         assert!(
             text.contains("        vpn: down  endpoint: 198.19.200.2:51820  last handshake: 42 s ago\n"),
             "{text}"

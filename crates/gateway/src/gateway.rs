@@ -213,6 +213,16 @@ impl Gateway {
         }
     }
 
+    /// A gratuitous ARP for the gateway address, broadcast to the zone. The bridge learns
+    /// from it where the gateway's MAC is, so the VMs' frames to their gateway are never
+    /// flooded (to the bridge's internal port, the host's leg, among others) for lack of a MAC
+    /// table entry: after a restart, or when the tunnel was down longer than the aging time
+    /// and the gateway had nothing to send. VMs' caches are refreshed as a side effect.
+    pub fn announce(&self, out: &mut [u8]) -> Option<usize> {
+        let ip = self.spec.ip.octets();
+        packet::arp_request(out, self.spec.mac, None, ip, ip).ok()
+    }
+
     /// Checks an IPv4 packet from VM `src_mac`; returns its length without Ethernet padding.
     fn zone_ipv4(&mut self, src_mac: MacAddr, ip: &[u8], up: bool) -> Result<usize, DropReason> {
         let p = ipv4::Frame::new_checked(ip).map_err(|_| DropReason::Malformed)?;

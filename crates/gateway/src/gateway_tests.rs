@@ -47,6 +47,21 @@ fn reply_from_office() -> Vec<u8> {
 }
 
 #[test]
+fn announces_itself_with_a_gratuitous_arp() {
+    let mut out = [0u8; 64];
+    let n = gw().announce(&mut out).expect("room for an ARP frame");
+    let want: [u8; 42] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x08,
+        0x06, // broadcast, from the gateway
+        0, 1, 0x08, 0, 6, 4, 0, 1, // Ethernet/IPv4 request
+        0x02, 0, 0, 0, 0, 0x01, 198, 18, 0, 1, // sender: the gateway
+        0, 0, 0, 0, 0, 0, 198, 18, 0, 1, // target: its own address (gratuitous)
+    ];
+    assert_eq!(&out[..n], &want[..]);
+    assert_eq!(gw().announce(&mut out[..20]), None, "no room: nothing, no panic");
+}
+
+#[test]
 fn answers_arp_for_the_gateway_even_while_down() {
     let mut g = gw();
     let mut out = [0u8; 64];

@@ -197,7 +197,7 @@ impl Reconciler {
                 }
                 rt.info = interface_info(name).ok().flatten();
                 rt.vpn = match &dev {
-                    Device::Vpn(v) => Some(v.shared()),
+                    Device::Vpn(v) => Some(v.shared.clone()),
                     _ => None,
                 };
                 rt.link.set_attached(true);

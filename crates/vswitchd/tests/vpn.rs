@@ -5,43 +5,18 @@
 //! garbage at the WireGuard port is counted, not fatal; a readable key file is refused.
 
 mod common;
-mod office;
 
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
+use common::office::*;
+use common::wg_office::*;
 use common::{bridge_config, wait_ports_up, Daemon};
 use ctl::protocol::BindingSource;
-use office::*;
-use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
-use testbed::{frame_capture, require_program, unique, wait_until, BackgroundPing};
+use packet::{ipv4, EthernetHeader};
+use testbed::{require_program, unique, wait_until, BackgroundPing};
 use testbed::{Netns, Veth};
-
-/// The intranet VM: a namespace on an access port of the zone's VLAN, default route via the
-/// zone gateway, MTU 1500 as a VM has it (the gateway clamps TCP's MSS to the tunnel's 1420 and
-/// answers bigger DF packets with fragmentation-needed). Offloads stay on: its TCP sends
-/// super-frames with partial checksums, which the gateway port segments and completes.
-fn intranet_vm() -> (Netns, Veth, String) {
-    let ns = Netns::new("vm").expect("vm netns");
-    let port = unique("p");
-    let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{VM_IP}/24")), None).expect("vm veth");
-    ns.exec(&["ip", "route", "add", "default", "via", GATEWAY]).unwrap();
-    (ns, veth, port)
-}
-
-/// Frames that carry the intranet VM's address in the clear (as IPv4 source or destination).
-fn intranet_packets(frames: &[Vec<u8>]) -> usize {
-    let vm: std::net::Ipv4Addr = VM_IP.parse().unwrap();
-    frames
-        .iter()
-        .filter(|f| {
-            let Ok(h) = EthernetHeader::parse(f) else { return false };
-            let ip = f.get(h.payload_offset..).and_then(|b| ipv4::Frame::new_checked(b).ok());
-            h.ethertype == ETHERTYPE_IPV4 && ip.is_some_and(|ip| ip.src() == vm || ip.dst() == vm)
-        })
-        .count()
-}
 
 /// WireGuard messages to the office, by type: 1 handshake initiation, 4 data (only those
 /// longer than a 32-byte keepalive, i.e. encrypted zone traffic).
@@ -86,60 +61,31 @@ fn add_vpn_port_with(
     d.vsctl_output(&args)
 }
 
-/// iperf3 TCP from the VM to the office host; the server's JSON says whom it accepted.
-fn iperf(vm: &Netns, lan: &Netns) -> (f64, String) {
-    let mut server = lan.spawn(&["iperf3", "-s", "-1", "-J", "-B", OFFICE_HOST]).expect("iperf3 server");
-    std::thread::sleep(Duration::from_millis(500));
-    let out = vm.exec(&["iperf3", "-c", OFFICE_HOST, "-t", "3", "-J"]).expect("iperf3 client");
-    let client: serde_json::Value = serde_json::from_str(&out).expect("iperf3 client JSON");
-    let mut text = String::new();
-    if let Some(mut s) = server.child_mut().stdout.take() {
-        use std::io::Read;
-        let _ = s.read_to_string(&mut text);
-    }
-    let served: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let bps = client["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0);
-    let peer = served["start"]["accepted_connection"]["host"].as_str().unwrap_or("").to_string();
-    (bps, peer)
-}
-
 /// The kill switch with the server gone and the VM still pinging: `vpn-down` drops grow, and
 /// captures on the WAN wire, the bridge's internal port (the host stack's leg) and another zone
 /// show nothing of the zone (no clear-text packet, no tunnel data).
 fn check_kill_switch(d: &Daemon, vpn_port: &str, s: &Setup, bridge: &str, other: &Netns) {
     assert!(wait_vpn_state(d, vpn_port, "down", Duration::from_secs(40)), "{:?}", d.port(vpn_port));
-    let down_before = vpn_status(d, vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
-    // What leaves the host on the WAN link, seen from the office's end of the wire.
-    let mut wan = s.office.office.open_port("wan0").expect("capture on the WAN link");
-    let mut host_leg = netdev::SystemPort::open(bridge).expect("capture on the bridge's internal port");
-    let mut other_zone = other.open_port("eth0").expect("capture in the other zone");
-    let caught = std::thread::scope(|sc| {
-        let a = sc.spawn(|| frame_capture(&mut wan, Duration::from_secs(8), 10_000));
-        let b = sc.spawn(|| frame_capture(&mut host_leg, Duration::from_secs(8), 10_000));
-        let c = frame_capture(&mut other_zone, Duration::from_secs(8), 10_000);
-        (a.join().unwrap(), b.join().unwrap(), c)
-    });
-    let down_after = vpn_status(d, vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
-    let (wan_f, host_f, other_f) = caught;
-    assert_eq!(intranet_packets(&wan_f), 0, "intranet packets in the clear on the host's WAN link");
-    assert_eq!(wireguard_to_office(&wan_f, 4), 0, "zone data went into a tunnel that is down");
+    let down_before = vpn_down_drops(d, vpn_port);
+    let caught = capture_leaks(&s.office, bridge, other, Duration::from_secs(8));
+    let down_after = vpn_down_drops(d, vpn_port);
+    caught.assert_no_zone_packets();
+    assert_eq!(wireguard_to_office(&caught.wan, 4), 0, "zone data went into a tunnel that is down");
     // The capture works: it saw our handshake retries (one every 5 s while down).
     assert!(
-        wireguard_to_office(&wan_f, 1) >= 1,
+        wireguard_to_office(&caught.wan, 1) >= 1,
         "no handshake initiation seen in {} WAN frames",
-        wan_f.len()
+        caught.wan.len()
     );
-    assert_eq!(intranet_packets(&host_f), 0, "intranet packets reached the host stack");
-    assert_eq!(intranet_packets(&other_f), 0, "intranet packets reached another zone");
     assert!(
         down_after > down_before,
         "ping ran on, so vpn-down drops must grow: {down_before} → {down_after}"
     );
     eprintln!(
         "kill switch: {} frames on the WAN link, {} on the host's leg, {} in the other zone, none of the zone's; vpn-down drops {down_before} → {down_after}",
-        wan_f.len(),
-        host_f.len(),
-        other_f.len()
+        caught.wan.len(),
+        caught.host_leg.len(),
+        caught.other_zone.len()
     );
 }
 

@@ -8,13 +8,13 @@
 //! capture does see the VM's broadcasts; a second `zones apply` repairs it.
 
 mod common;
-mod office;
 
 use std::time::Duration;
 
+use common::office::*;
+use common::wg_office::*;
 use common::{wait_ports_up, Daemon};
 use ctl::zones_cli::ZonesCommand;
-use office::*;
 use packet::MacAddr;
 use testbed::{require_program, unique, Netns};
 

@@ -10,17 +10,17 @@
 
 mod common;
 mod libvirt;
-mod office;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::office::*;
+use common::wg_office::*;
 use common::{rvsctl_path, Daemon};
 use ctl::protocol::BindingSource;
 use ctl::zones_cli::ZonesCommand;
 use libvirt::guest::{boot_with, Booted};
 use libvirt::validate;
-use office::*;
 use testbed::{build_initramfs_with, guest_init, require_program, run, socket_answers, unique, vm_assets};
 use testbed::{wait_until, Libvirt};
 

@@ -96,7 +96,7 @@ pub struct DesiredUplink {
     pub vlans: VlanCols,
     /// Interface `type`: "" (a NIC) or `rvswitch-vpn`.
     pub kind: String,
-    /// Interface `options` (a VPN port's `wireguard`, `subnet`, `gateway`).
+    /// Interface `options` (a VPN port's `wireguard` or `tun`, `subnet`, `gateway`).
     pub options: Map,
 }
 
@@ -183,9 +183,9 @@ fn desired_uplink(z: &Zone, u: &Uplink, vms: &[crate::model::Vm]) -> DesiredUpli
         };
         return DesiredUplink { nic: u.nic.clone(), vlans, kind: String::new(), options: Map::new() };
     };
-    let mut options: Map = [("wireguard", &v.wireguard), ("subnet", &v.subnet), ("gateway", &v.gateway)]
+    let mut options: Map = [v.tunnel.option(), ("subnet", &v.subnet), ("gateway", &v.gateway)]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     options.extend(service_options(z, vms));
     let tag = z.default_portgroup().map_or(0, |p| p.vlan);

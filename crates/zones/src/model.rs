@@ -100,30 +100,50 @@ fn stable_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-/// A zone's way out: a NIC carried as a trunk of the zone's VLANs, or a WireGuard tunnel
-/// behind a gateway port (then the zone has no other way out: one uplink per zone).
+/// A zone's way out: a NIC carried as a trunk of the zone's VLANs, or a VPN tunnel (WireGuard
+/// or a VPN client's tun device) behind a gateway port (then the zone has no other way out: one uplink per zone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uplink {
     /// The uplink port's name: the NIC's interface name, or the VPN gateway port's (`wg-ZONE`).
     pub nic: String,
-    /// Where `nic =` (or `wireguard =`) is.
+    /// Where `nic =` (or `wireguard =`, `tun =`) is.
     pub pos: Pos,
-    /// Set for a WireGuard uplink.
+    /// Set for a VPN uplink.
     pub vpn: Option<VpnUplink>,
 }
 
-/// A WireGuard uplink: rvswitch's gateway port routes the zone's subnet into the tunnel.
+/// A VPN uplink: rvswitch's gateway port routes the zone's subnet into the tunnel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpnUplink {
-    /// The wg-quick file (absolute path).
-    pub wireguard: String,
+    /// What carries the tunnel.
+    pub tunnel: VpnTunnel,
     /// The zone's subnet, `ADDR/LEN`.
     pub subnet: String,
     /// The gateway address inside `subnet`.
     pub gateway: String,
 }
 
-/// The gateway port's name for zone `zone`.
+/// What carries a VPN zone's tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VpnTunnel {
+    /// `wireguard = "/etc/rvswitch/office.conf"`: rvswitch's WireGuard, by that wg-quick file
+    /// (absolute path).
+    WireGuard(String),
+    /// `tun = "tun0"`: an existing L3 device that a VPN client (OpenVPN...) holds.
+    Tun(String),
+}
+
+impl VpnTunnel {
+    /// The gateway port's Interface option: (`wireguard`, path) or (`tun`, device).
+    pub fn option(&self) -> (&'static str, &str) {
+        match self {
+            VpnTunnel::WireGuard(f) => ("wireguard", f),
+            VpnTunnel::Tun(d) => ("tun", d),
+        }
+    }
+}
+
+/// The gateway port's name for zone `zone` (whatever carries its tunnel).
 pub fn vpn_port_name(zone: &str) -> String {
     format!("wg-{zone}")
 }

@@ -44,12 +44,13 @@ pub(crate) struct RawZone {
     pub(crate) dhcp: Option<crate::services::RawDhcp>,
 }
 
-/// `{ nic = "eth1" }` or `{ wireguard = "/etc/rvswitch/office.conf" }`.
+/// `{ nic = "eth1" }`, `{ wireguard = "/etc/rvswitch/office.conf" }` or `{ tun = "tun0" }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUplink {
     pub(crate) nic: Option<Spanned<String>>,
     pub(crate) wireguard: Option<Spanned<String>>,
+    pub(crate) tun: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -79,11 +79,12 @@ impl Checker<'_> {
             let what = format!("zone {zone} has peers but no portgroup with a vni");
             self.r.error(self.at(first), what, "add `vni = N` to the portgroups to stretch to the peers");
         }
-        let vpn = z.uplink.as_ref().is_some_and(|u| u.get_ref().wireguard.is_some());
+        let vpn =
+            z.uplink.as_ref().is_some_and(|u| u.get_ref().wireguard.is_some() || u.get_ref().tun.is_some());
         if let (Some(first), true) = (z.peers.first(), vpn) {
             // VXLAN leaves through the host's own stack and NIC, in clear: a way out of a VPN
             // zone that the kill switch would not hold shut.
-            let what = format!("zone {zone} has a WireGuard uplink and peers");
+            let what = format!("zone {zone} has a VPN uplink and peers");
             self.r.error(self.at(first), what, "a VPN zone's only way out is its tunnel: remove peers");
         }
         (peers, local)

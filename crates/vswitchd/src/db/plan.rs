@@ -13,7 +13,7 @@ use super::scope::Scope;
 use super::security::{security_of, with_zone_ips};
 use super::snapshot::{BridgeRow, Snapshot};
 use crate::config::check_ifname;
-use crate::state::{DesiredBridge, DesiredPort, DesiredState, DhcpOptions, PortKind, VpnOptions};
+use crate::state::{DesiredBridge, DesiredPort, DesiredState, DhcpOptions, PortKind, VpnOptions, VpnUplink};
 use crate::tunnel::{tunnel_of, tunnel_proto, TunnelOptionError};
 
 /// An interface the database configures but the switch cannot run.
@@ -74,7 +74,8 @@ fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortV
     Ok(PortVlan::new(mode, tag, trunks)?)
 }
 
-/// A VPN gateway port's `options`: `wireguard` (the wg-quick file), `subnet`, `gateway`.
+/// A VPN gateway port's `options`: `wireguard` (the wg-quick file) or `tun` (a device),
+/// `subnet`, `gateway`.
 fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
     let get = |k: &str| {
         options
@@ -83,17 +84,14 @@ fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
             .map(|(_, v)| v.as_str())
             .ok_or(format!("options:{k} is missing"))
     };
-    let wireguard = get("wireguard")?;
-    if !wireguard.starts_with('/') {
-        return Err(format!("options:wireguard {wireguard:?} must be an absolute path"));
-    }
+    let opt = |k: &str| options.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let uplink = uplink_of(opt("wireguard"), opt("tun"))?;
     let subnet: Prefix = get("subnet")?.parse().map_err(|e| format!("options:subnet: {e}"))?;
     let gateway: Ipv4Addr =
         get("gateway")?.parse().map_err(|_| "options:gateway must be an IPv4 address".to_string())?;
     if !subnet.addr().is_ipv4() || !subnet.contains(gateway.into()) {
         return Err(format!("options:gateway {gateway} is not in options:subnet {subnet}"));
     }
-    let opt = |k: &str| options.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let nat = match opt("nat") {
         None | Some("false") => false,
         Some("true") => true,
@@ -103,7 +101,24 @@ fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
         None => None,
         Some(r) => Some(DhcpOptions { range: dhcp_range(r)?, statics: dhcp_statics(opt("dhcp_static"))? }),
     };
-    Ok(VpnOptions { wireguard: wireguard.into(), subnet, gateway, nat, dhcp })
+    Ok(VpnOptions { uplink, subnet, gateway, nat, dhcp })
+}
+
+/// Exactly one of `options:wireguard` (an absolute path) and `options:tun` (an interface
+/// name): a zone has one tunnel.
+fn uplink_of(wireguard: Option<&str>, tun: Option<&str>) -> Result<VpnUplink, String> {
+    match (wireguard, tun) {
+        (Some(wg), None) if wg.starts_with('/') => Ok(VpnUplink::WireGuard(wg.into())),
+        (Some(wg), None) => Err(format!("options:wireguard {wg:?} must be an absolute path")),
+        (None, Some(dev)) => match netdev::IfName::new(dev) {
+            Ok(_) => Ok(VpnUplink::Tun(dev.to_string())),
+            Err(e) => Err(format!("options:tun {dev:?}: {e}")),
+        },
+        (Some(_), Some(_)) => {
+            Err("options:wireguard and options:tun exclude each other: one tunnel per zone".into())
+        }
+        (None, None) => Err("options:wireguard or options:tun is missing".into()),
+    }
 }
 
 /// `FIRST-LAST`, two IPv4 addresses.
@@ -251,13 +266,21 @@ mod tests {
         ];
         let v = vpn_of(&o(&good)).unwrap();
         assert_eq!(v.gateway, Ipv4Addr::new(198, 18, 0, 1));
-        assert_eq!(vpn_of(&o(&good[1..])).unwrap_err(), "options:wireguard is missing");
+        assert_eq!(v.uplink, VpnUplink::WireGuard("/etc/rvswitch/office.conf".into()));
+        assert_eq!(vpn_of(&o(&good[1..])).unwrap_err(), "options:wireguard or options:tun is missing");
         let mut outside = good;
         outside[2].1 = "198.19.0.1";
         assert!(vpn_of(&o(&outside)).unwrap_err().contains("not in options:subnet"));
         let mut relative = good;
         relative[0].1 = "office.conf";
         assert!(vpn_of(&o(&relative)).unwrap_err().contains("absolute path"));
+        let mut tun = good;
+        tun[0] = ("tun", "tun0");
+        assert_eq!(vpn_of(&o(&tun)).unwrap().uplink, VpnUplink::Tun("tun0".into()));
+        tun[0].1 = "tun/0";
+        assert!(vpn_of(&o(&tun)).unwrap_err().starts_with("options:tun \"tun/0\""));
+        let both = [&good[..], &[("tun", "tun0")]].concat();
+        assert!(vpn_of(&o(&both)).unwrap_err().contains("exclude each other"));
         assert_eq!(kind_of("rvswitch-vpn", &[]), Ok(PortKind::Vpn));
     }
 

@@ -116,6 +116,7 @@ mod tests {
 
     fn show() -> Vec<BridgeStatus> {
         let up = VpnStatus {
+            transport: "wireguard".into(),
             state: "up".into(),
             endpoint: "198.18.60.1:51820".into(),
             last_handshake_secs: Some(42),

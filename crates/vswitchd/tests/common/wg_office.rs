@@ -1,29 +1,21 @@
-//! The office of the VPN tests: Debian's wireguard-go + wg as the office's WireGuard server in
-//! its own namespace, an office LAN host behind it, keys and the wg-quick file the host's zone
-//! uses. Shared by vpn.rs (namespace VMs), vpn_host_leg.rs and vpn_real_vm.rs (a libvirt guest).
-#![allow(dead_code)] // each test file uses its own part
+//! The office's WireGuard side for the VPN tests: Debian's wireguard-go + wg as the office's
+//! server in its namespace (see office.rs), keys, the wg-quick file and zones file the host's
+//! zone uses, DHCP VMs. Shared by vpn.rs (namespace VMs), vpn_host_leg.rs and vpn_real_vm.rs.
 
 use std::io::Write;
 use std::net::UdpSocket;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ctl::protocol::VpnStatus;
 use packet::{EthernetHeader, MacAddr};
 use testbed::{
     frame_capture_until, require_program, require_root, unique, wait_until, ChildGuard, Netns, Veth,
 };
 
-use crate::common::Daemon;
+use super::office::*;
 
-pub const ZONE_SUBNET: &str = "198.18.50.0/24";
-pub const GATEWAY: &str = "198.18.50.1";
-pub const VM_IP: &str = "198.18.50.2";
-pub const OFFICE_HOST: &str = "198.18.60.10";
-pub const OFFICE_PORT: u16 = 51820;
 /// The tunnel address the office gives a NAT-mode zone (outside the zone subnet).
 pub const NAT_ADDRESS: &str = "198.18.51.2";
 pub const NAT_NET: &str = "198.18.51.0/24";
@@ -33,7 +25,7 @@ pub fn have_tools(test: &str) -> bool {
         && require_program(test, "wireguard-go", "--version", "wireguard-go")
         && require_program(test, "wg", "--version", "wireguard-tools")
         && require_program(test, "iperf3", "--version", "iperf3")
-        && crate::common::have_ovs_vsctl()
+        && super::have_ovs_vsctl()
 }
 
 /// A WireGuard key pair from `wg genkey` / `wg pubkey`.
@@ -111,62 +103,6 @@ impl Drop for OfficeServer<'_> {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// The WAN link's /30 in the root namespace (the only addresses this test puts there): one per
-/// test and process, from 198.19.128.0/17, so parallel tests and runs do not share a route.
-pub fn wan_addresses() -> (String, String) {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = std::process::id()
-        .wrapping_mul(7)
-        .wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let slot = n % 8192; // 8192 /30s in a /17
-    let base = (198u32 << 24) | (19 << 16) | (128 << 8) | (slot * 4);
-    let ip = |k: u32| std::net::Ipv4Addr::from(base + k).to_string();
-    (ip(1), ip(2))
-}
-
-/// The office (WAN side toward the host, LAN side toward the office host) and its LAN host.
-pub struct Office {
-    pub office: Netns,
-    pub lan: Netns,
-    pub _wan: Veth,
-    pub _lan_link: Veth,
-    /// The host's and the office's WAN addresses.
-    pub host_wan: String,
-    pub office_wan: String,
-}
-
-pub fn office() -> Office {
-    let office = Netns::new("off").expect("office netns");
-    let lan = Netns::new("lan").expect("lan netns");
-    let wan_if = unique("wan");
-    let (host_wan, office_wan) = wan_addresses();
-    let wan = Veth::to_ns(&wan_if, &office, "wan0", Some(&format!("{office_wan}/30")), None).expect("wan");
-    testbed::run("ip", &["addr", "add", &format!("{host_wan}/30"), "dev", &wan_if])
-        .expect("host wan address");
-    let lan_link = Veth::between(&office, "lan0", &lan, "eth0").expect("lan link");
-    office.exec(&["ip", "addr", "add", "198.18.60.1/24", "dev", "lan0"]).unwrap();
-    lan.exec(&["ip", "addr", "add", &format!("{OFFICE_HOST}/24"), "dev", "eth0"]).unwrap();
-    lan.exec(&["ip", "route", "add", "default", "via", "198.18.60.1"]).unwrap();
-    office.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
-    Office { office, lan, _wan: wan, _lan_link: lan_link, host_wan, office_wan }
-}
-
-/// Writes `text` to `dir/name` with `mode`.
-pub fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
-
-pub fn vpn_status(d: &Daemon, port: &str) -> VpnStatus {
-    d.port(port).vpn.unwrap_or_default()
-}
-
-pub fn wait_vpn_state(d: &Daemon, port: &str, state: &str, limit: Duration) -> bool {
-    wait_until(limit, || vpn_status(d, port).state == state)
 }
 
 pub struct Setup {
