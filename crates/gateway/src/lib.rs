@@ -7,6 +7,7 @@ mod gateway;
 mod neighbours;
 mod prefix;
 mod services;
+mod v6;
 pub mod wgconf;
 
 pub use drops::{DropReason, Drops};
@@ -14,4 +15,5 @@ pub use gateway::{FromTunnel, FromZone, Gateway, GatewaySpec};
 pub use neighbours::Neighbours;
 pub use prefix::{Prefix, PrefixError};
 pub use services::{Now, DEFAULT_TUNNEL_MTU};
+pub use v6::{GatewayV6, ADVERT_INTERVAL_MS, ROUTER_LIFETIME_SECS};
 pub use wgconf::{WgConfError, WgConfig};

@@ -99,6 +99,7 @@ fn gateway(
         subnet: opts.subnet,
         allowed: conf.peer.allowed_ips.clone(),
         mtu,
+        v6: opts.v6,
     };
     let mut gw = Gateway::new(spec);
     if opts.nat {

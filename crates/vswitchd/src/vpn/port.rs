@@ -1,5 +1,5 @@
 //! The VPN gateway port's I/O: one UDP socket to the peer, a 250 ms timer for boringtun, and
-//! an eventfd for ARP replies made while transmitting, all behind one epoll fd that the
+//! an eventfd for ARP/ND replies made while transmitting (and periodic RAs), all behind one epoll fd that the
 //! datapath polls like any port's.
 
 use std::collections::VecDeque;
@@ -132,13 +132,14 @@ impl VpnPort {
         self.health.is_up(now, self.tunn.time_since_last_handshake())
     }
 
-    /// Every 250 ms: boringtun's timers (rekey, keepalive), a handshake while down, status.
+    /// Every 250 ms: boringtun's timers (rekey, keepalive), a handshake while down or idle, status.
     fn tick(&mut self, now: Instant) {
         if let TunnResult::WriteToNetwork(p) = self.tunn.update_timers(&mut self.out) {
             send(&self.sock, p, self.endpoint);
         }
         let up = self.is_up(now);
-        if self.health.initiate(now, up) {
+        // Down: retry a handshake every 5 s; up but silent: probe with one (see `health`).
+        if self.health.initiate(now, up) || self.health.probe(now, up) {
             if let TunnResult::WriteToNetwork(p) = self.tunn.format_handshake_initiation(&mut self.out, true)
             {
                 send(&self.sock, p, self.endpoint);
@@ -149,6 +150,9 @@ impl VpnPort {
             self.was_up = up;
         }
         let clock = self.clock(now);
+        if let Some(n) = self.gw.advertise(clock.ms, &mut self.reply) {
+            self.queue_to_zone(n);
+        }
         self.gw.expire(clock);
         self.save_leases(clock);
         self.publish(up);
@@ -191,7 +195,7 @@ impl VpnPort {
             }
             TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) => Some(p),
         };
-        self.health.heard();
+        self.health.heard(Instant::now());
         let Some(packet) = packet else { return };
         // Roaming (whitepaper §2.1): the peer is where its last authenticated data came from.
         self.endpoint = from;
@@ -247,15 +251,20 @@ impl VpnPort {
         let clock = self.clock(now);
         match self.gw.zone_frame(frame, up, clock, &mut self.reply) {
             FromZone::Reply(n) => {
-                if self.to_zone.len() < MAX_TO_ZONE {
-                    self.to_zone.push_back(self.reply[..n].to_vec());
-                    self.wake.wake();
-                }
+                self.queue_to_zone(n);
                 self.save_leases(clock);
             }
             FromZone::Tunnel(ip) => self.encrypt(ip, now),
             FromZone::Fragments(pieces) => pieces.iter().for_each(|p| self.encrypt(p, now)),
             FromZone::Drop(_) => {}
+        }
+    }
+
+    /// The gateway's frame of length `n` in `reply` goes to the zone at the next receive.
+    fn queue_to_zone(&mut self, n: usize) {
+        if self.to_zone.len() < MAX_TO_ZONE {
+            self.to_zone.push_back(self.reply[..n].to_vec());
+            self.wake.wake();
         }
     }
 
