@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon};
 use ctl::protocol::{BindingSource, VpnStatus};
-use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
+use packet::{ipv4, ipv6, EthernetHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use testbed::{frame_capture, require_program, require_root, unique, wait_until, BackgroundPing, ChildGuard};
 use testbed::{Netns, Veth};
 
@@ -27,6 +27,12 @@ const OFFICE_PORT: u16 = 51820;
 /// The tunnel address the office gives a NAT-mode zone (outside the zone subnet).
 const NAT_ADDRESS: &str = "198.18.51.2";
 const NAT_NET: &str = "198.18.51.0/24";
+/// IPv6 (documentation prefixes, inside the test's namespaces only): the zone's routed
+/// `subnet6` with its gateway, and the office LAN with its router and host.
+const ZONE6: &str = "2001:db8:50::/64";
+const GATEWAY6: &str = "2001:db8:50::1";
+const OFFICE_LAN6: &str = "2001:db8:60::/64";
+const OFFICE_HOST6: &str = "2001:db8:60::10";
 
 fn have_tools(test: &str) -> bool {
     require_root(test)
@@ -98,6 +104,9 @@ impl<'a> OfficeServer<'a> {
         self.ns
             .exec(&["ip", "route", "add", NAT_NET, "dev", &self.ifname])
             .expect("route to the NAT address");
+        self.ns
+            .exec(&["ip", "-6", "route", "add", ZONE6, "dev", &self.ifname])
+            .expect("IPv6 route to the zone");
     }
 
     /// Stops the server (by PID) as a crashed VPN server would: no goodbye to the peer.
@@ -150,6 +159,12 @@ fn office() -> Office {
     lan.exec(&["ip", "addr", "add", &format!("{OFFICE_HOST}/24"), "dev", "eth0"]).unwrap();
     lan.exec(&["ip", "route", "add", "default", "via", "198.18.60.1"]).unwrap();
     office.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
+    office.enable_ipv6().unwrap();
+    lan.enable_ipv6().unwrap();
+    office.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]).unwrap();
+    office.exec(&["ip", "-6", "addr", "add", "2001:db8:60::1/64", "dev", "lan0", "nodad"]).unwrap();
+    lan.exec(&["ip", "-6", "addr", "add", &format!("{OFFICE_HOST6}/64"), "dev", "eth0", "nodad"]).unwrap();
+    lan.exec(&["ip", "-6", "route", "add", "default", "via", "2001:db8:60::1"]).unwrap();
     Office { office, lan, _wan: wan, _lan_link: lan_link, host_wan, office_wan }
 }
 
@@ -181,15 +196,24 @@ fn wait_vpn_state(d: &Daemon, port: &str, state: &str, limit: Duration) -> bool 
     wait_until(limit, || vpn_status(d, port).state == state)
 }
 
-/// Frames that carry the intranet VM's address in the clear (as IPv4 source or destination).
+/// Frames that carry the intranet VM's address in the clear (as IPv4 source or destination),
+/// or any address of the zone's IPv6 subnet.
 fn intranet_packets(frames: &[Vec<u8>]) -> usize {
     let vm: std::net::Ipv4Addr = VM_IP.parse().unwrap();
+    let zone6: gateway::Prefix = ZONE6.parse().unwrap();
     frames
         .iter()
         .filter(|f| {
             let Ok(h) = EthernetHeader::parse(f) else { return false };
-            let ip = f.get(h.payload_offset..).and_then(|b| ipv4::Frame::new_checked(b).ok());
-            h.ethertype == ETHERTYPE_IPV4 && ip.is_some_and(|ip| ip.src() == vm || ip.dst() == vm)
+            let l3 = f.get(h.payload_offset..).unwrap_or_default();
+            match h.ethertype {
+                ETHERTYPE_IPV4 => {
+                    ipv4::Frame::new_checked(l3).is_ok_and(|ip| ip.src() == vm || ip.dst() == vm)
+                }
+                ETHERTYPE_IPV6 => ipv6::Frame::new_checked(l3)
+                    .is_ok_and(|ip| zone6.contains(ip.src().into()) || zone6.contains(ip.dst().into())),
+                _ => false,
+            }
         })
         .count()
 }
@@ -237,14 +261,14 @@ fn setup_with(address: &str) -> Setup {
     let (our_priv, our_pub) = keypair();
     let server = format!(
         "[Interface]\nPrivateKey = {office_priv}\nListenPort = {OFFICE_PORT}\n\n\
-         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}\n"
+         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}, {ZONE6}\n"
     );
     let server_conf = write_file(dir.path(), "server.conf", &server, 0o600);
     let listen_port = free_udp_port();
     let ours = format!(
-        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32\nListenPort = {listen_port}\n\
-         DNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
-         Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n",
+        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32, 2001:db8:50::2/128\n\
+         ListenPort = {listen_port}\nDNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
+         Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24, {OFFICE_LAN6}\nPersistentKeepalive = 25\n",
         office.office_wan
     );
     let our_conf = write_file(dir.path(), "office.conf", &ours, 0o600);
@@ -510,8 +534,8 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the zone's tunnel failed: {:?}", d.port(&port));
     assert_eq!(d.port(&port).tag, Some(10), "the gateway sits on the default portgroup's VLAN");
 
-    // rvswitchd restarted while the VPN is down: the zone stays closed. (Traffic is what shows
-    // a dead peer: an idle tunnel stays up, and nothing is sent through it either.)
+    // rvswitchd restarted while the VPN is down: the zone stays closed. (With traffic a dead
+    // peer shows within 15 s; an idle tunnel is probed, see the IPv6 test.)
     let ping = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(200), 60).expect("ping");
     server.kill();
     assert!(wait_vpn_state(&d, &port, "down", Duration::from_secs(40)), "{:?}", d.port(&port));
@@ -636,4 +660,110 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
     assert_eq!(peer, NAT_ADDRESS, "the office host sees the tunnel address");
     let st = vpn_status(&d, &vpn_port);
     assert!(!st.drops.contains_key("nat"), "{st:?}");
+}
+
+/// The VM's global IPv6 address, once SLAAC (from the gateway's RA) made one and DAD passed.
+fn slaac_address(vm: &Netns) -> Option<String> {
+    let out = vm.exec(&["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"]).ok()?;
+    let line = out.lines().find(|l| l.contains("2001:db8:50:") && !l.contains("tentative"))?;
+    let addr = line.split_whitespace().skip_while(|w| *w != "inet6").nth(1)?;
+    Some(addr.split('/').next()?.to_string())
+}
+
+/// IPv6 echo requests `src` → `dst` among `frames`.
+fn echo6(frames: &[Vec<u8>], src: &str, dst: &str) -> usize {
+    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let echo = |f: &Vec<u8>| {
+        let h = EthernetHeader::parse(f).ok()?;
+        let ip = ipv6::Frame::new_checked(f.get(h.payload_offset..)?).ok()?;
+        Some(
+            ip.src() == src
+                && ip.dst() == dst
+                && ip.next_header() == 58
+                && ip.payload().first() == Some(&128),
+        )
+    };
+    frames.iter().filter(|f| echo(f) == Some(true)).count()
+}
+
+/// Routed IPv6 (`options:subnet6`/`gateway6`): the VM configures an address by SLAAC from the
+/// gateway's RA (default route via its link-local), pings the office host, which sees the VM's
+/// own address; an oversize packet gets Packet Too Big with the tunnel MTU. Then the server
+/// dies while the tunnel is idle: the probe takes it down without any zone traffic, and with
+/// the VM pinging over IPv6 nothing of the zone shows on the WAN, the host or another zone.
+#[test]
+fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
+    if !have_tools("ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down") {
+        return;
+    }
+    let s = setup();
+    let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let other = Netns::new("inet").expect("other zone netns");
+    let other_port = unique("q");
+    let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
+    let (bridge, other_bridge) = (unique("bri"), unique("brx"));
+    let config = format!(
+        "{}{}",
+        bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
+        bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
+    );
+    let d = Daemon::start(&config);
+    let vpn_port = unique("vpn");
+    let v6 = [format!("options:subnet6={ZONE6}"), format!("options:gateway6={GATEWAY6}")];
+    let extra: Vec<&str> = v6.iter().map(String::as_str).collect();
+    add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, &extra).expect("add the VPN port");
+    wait_ports_up(&d, &[&vm_port, &other_port]);
+    let up = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20));
+    assert!(up, "tunnel not up: {:?}\n{}", d.port(&vpn_port), d.log());
+
+    // IPv6 on and the link up again: the VM solicits a router, and the gateway's RA configures it.
+    vm.enable_ipv6().unwrap();
+    vm.exec(&["ip", "link", "set", "eth0", "down"]).unwrap();
+    vm.exec(&["ip", "link", "set", "eth0", "up"]).unwrap();
+    let mut addr = None;
+    let configured = wait_until(Duration::from_secs(30), || {
+        addr = slaac_address(&vm);
+        addr.is_some()
+    });
+    let routes = vm.exec(&["ip", "-6", "route", "show", "default"]).unwrap_or_default();
+    assert!(configured, "no SLAAC address: {:?}", vm.exec(&["ip", "-6", "addr"]));
+    assert!(routes.contains("via fe80::"), "no default route from the RA: {routes}");
+    assert!(routes.contains("mtu 1420"), "the RA carries the tunnel MTU: {routes}");
+    let addr = addr.unwrap();
+    eprintln!("the VM configured {addr} from the gateway's RA; {routes}");
+
+    let mut lan = s.office.lan.open_port("eth0").expect("capture on the office LAN");
+    let (seen, pinged) = std::thread::scope(|sc| {
+        let cap = sc.spawn(|| frame_capture(&mut lan, Duration::from_secs(5), 1000));
+        let pinged = vm.ping(OFFICE_HOST6, 3);
+        (cap.join().unwrap(), pinged)
+    });
+    assert!(pinged, "ping -6 through the tunnel failed: {:#?}\n{}", d.port(&vpn_port), d.log());
+    assert!(echo6(&seen, &addr, OFFICE_HOST6) >= 1, "the office host did not see {addr}");
+    assert!(s.office.lan.ping(&addr, 2), "the office cannot reach the VM's address (routed mode)");
+    // A guest that ignores the RA's MTU (its own route to the office, link MTU 1500): its
+    // oversize packet gets Packet Too Big.
+    let router = routes.split_whitespace().skip_while(|w| *w != "via").nth(1).unwrap_or_default();
+    vm.exec(&["sysctl", "-qw", "net.ipv6.conf.eth0.mtu=1500"]).unwrap();
+    vm.exec(&["ip", "-6", "route", "add", OFFICE_LAN6, "via", router, "dev", "eth0"]).unwrap();
+    let cmd = format!("ping -6 -c 1 -W 2 -M do -s 1400 {OFFICE_HOST6} 2>&1; true");
+    let big = vm.exec(&["sh", "-c", &cmd]).expect("ping -M do");
+    assert!(big.contains("mtu=1420") || big.contains("mtu = 1420"), "no packet too big: {big}");
+
+    // Idle: the server dies and nothing is sent; the probe finds out.
+    std::thread::sleep(Duration::from_secs(1));
+    let t = std::time::Instant::now();
+    server.kill();
+    let down = wait_vpn_state(&d, &vpn_port, "down", Duration::from_secs(60));
+    assert!(down, "an idle tunnel to a dead server still up: {:?}", d.port(&vpn_port));
+    eprintln!("idle tunnel to a dead server went down after {:.1} s", t.elapsed().as_secs_f64());
+    let ping = BackgroundPing::start(&vm, OFFICE_HOST6, Duration::from_millis(100), 120).expect("ping -6");
+    check_kill_switch(&d, &vpn_port, &s, &bridge, &other);
+    drop(ping);
+
+    server.launch();
+    let back = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(60));
+    assert!(back, "tunnel not back: {:?}", d.port(&vpn_port));
+    assert!(vm.ping(OFFICE_HOST6, 3), "no IPv6 after the server returned");
 }
