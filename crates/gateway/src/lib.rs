@@ -2,6 +2,7 @@
 //! gateway state machine between the zone's frames and the tunnel's IP packets. Like boringtun's
 //! `Tunn`, it takes bytes and says what to do with them; it does no I/O and reads no clock.
 
+mod counters;
 mod drops;
 mod gateway;
 mod neighbours;
@@ -10,6 +11,7 @@ mod services;
 mod v6;
 pub mod wgconf;
 
+pub use counters::{DHCP_COUNTERS, NAT_ACTIVE, NAT_COUNTERS};
 pub use drops::{DropReason, Drops};
 pub use gateway::{FromTunnel, FromZone, Gateway, GatewaySpec};
 pub use neighbours::Neighbours;

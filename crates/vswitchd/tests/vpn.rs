@@ -624,6 +624,11 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
         entry.bindings.iter().any(|b| b.address == format!("{ip}/32") && b.source == BindingSource::Dhcp),
         "{entry:?}"
     );
+    check_service_counters(
+        &d,
+        &vpn_port,
+        &[("dhcp-offered", "vpn_dhcp_offered"), ("dhcp-acked", "vpn_dhcp_acked")],
+    );
     let file = d.db_file().parent().unwrap().join(format!("dhcp-{vpn_port}.leases"));
     let kept = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(kept.contains(mac) && kept.contains(&ip), "lease file {}: {kept:?}", file.display());
@@ -660,6 +665,24 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
     assert_eq!(peer, NAT_ADDRESS, "the office host sees the tunnel address");
     let st = vpn_status(&d, &vpn_port);
     assert!(!st.drops.contains_key("nat"), "{st:?}");
+    check_service_counters(
+        &d,
+        &vpn_port,
+        &[("nat-created", "vpn_nat_created"), ("nat-active", "vpn_nat_active")],
+    );
+    assert!(!st.services.contains_key("dhcp-offered"), "no DHCP server, no DHCP counters: {st:?}");
+}
+
+/// The gateway's service counters (status name, Interface `statistics` key) are non-zero in
+/// `rvsctl show` and in the database.
+fn check_service_counters(d: &Daemon, port: &str, names: &[(&str, &str)]) {
+    let shown = || vpn_status(d, port).services;
+    let all_counted = || names.iter().all(|(n, _)| shown().get(*n).is_some_and(|v| *v > 0));
+    assert!(wait_until(Duration::from_secs(5), all_counted), "service counters: {:?}", shown());
+    let stats = || d.vsctl_output(&["get", "Interface", port, "statistics"]).map(|o| o.0).unwrap_or_default();
+    let in_db = || names.iter().all(|(_, k)| stats().contains(&format!("{k}=")));
+    assert!(wait_until(Duration::from_secs(10), in_db), "Interface statistics: {}", stats());
+    eprintln!("service counters of {port}: {:?}", shown());
 }
 
 /// The VM's global IPv6 address, once SLAAC (from the gateway's RA) made one and DAD passed.

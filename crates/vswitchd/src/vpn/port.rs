@@ -173,6 +173,7 @@ impl VpnPort {
             tx_bytes: tx as u64,
             bad_datagrams: self.bad_datagrams,
             drops,
+            services: self.gw.service_counters().into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
         });
     }
 
