@@ -403,6 +403,41 @@ fn send_garbage(d: &Daemon, vpn_port: &str, s: &Setup) {
     );
 }
 
+/// The intranet VM on the zone's bridge with the gateway port (its tunnel up), and another
+/// zone on its own bridge, to show that nothing of the intranet reaches it.
+struct Zones {
+    vm: Netns,
+    _vm_link: Veth,
+    other: Netns,
+    _other_link: Veth,
+    bridge: String,
+    d: Daemon,
+    vpn_port: String,
+}
+
+impl Zones {
+    /// `extra`: more Interface columns for the gateway port (`options:subnet6=...`).
+    fn start(s: &Setup, extra: &[&str]) -> Zones {
+        let (vm, _vm_link, vm_port) = intranet_vm();
+        let other = Netns::new("inet").expect("other zone netns");
+        let other_port = unique("q");
+        let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
+        let (bridge, other_bridge) = (unique("bri"), unique("brx"));
+        let config = format!(
+            "{}{}",
+            bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
+            bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
+        );
+        let d = Daemon::start(&config);
+        let vpn_port = unique("vpn");
+        add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, extra).expect("add the VPN port");
+        wait_ports_up(&d, &[&vm_port, &other_port]);
+        let up = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20));
+        assert!(up, "tunnel not up: {:?}\n{}", d.port(&vpn_port), d.log());
+        Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port }
+    }
+}
+
 #[test]
 fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     if !have_tools("intranet_vm_reaches_the_office_and_the_kill_switch_holds") {
@@ -410,27 +445,7 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     }
     let s = setup();
     let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
-    let (vm, _vm_link, vm_port) = intranet_vm();
-    // Another zone on its own bridge, to show nothing of the intranet reaches it.
-    let other = Netns::new("inet").expect("other zone netns");
-    let other_port = unique("q");
-    let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
-    let (bridge, other_bridge) = (unique("bri"), unique("brx"));
-    let config = format!(
-        "{}{}",
-        bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
-        bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
-    );
-    let d = Daemon::start(&config);
-    let vpn_port = unique("vpn");
-    add_vpn_port(&d, &bridge, &vpn_port, &s.our_conf).expect("add the VPN port");
-    wait_ports_up(&d, &[&vm_port, &other_port]);
-    assert!(
-        wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)),
-        "tunnel not up: {:?}\n{}",
-        d.port(&vpn_port),
-        d.log()
-    );
+    let Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port } = Zones::start(&s, &[]);
 
     // Routed mode: the VM reaches the office host, which sees the VM's own address.
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the tunnel failed: {:#?}", d.port(&vpn_port));
@@ -671,6 +686,14 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
         &[("nat-created", "vpn_nat_created"), ("nat-active", "vpn_nat_active")],
     );
     assert!(!st.services.contains_key("dhcp-offered"), "no DHCP server, no DHCP counters: {st:?}");
+
+    // The NAT translates IPv4 only: the VM's IPv6 stops at the gateway, counted nat-ipv6.
+    vm.enable_ipv6().unwrap();
+    vm.exec(&["ip", "-6", "addr", "add", "2001:db8:50::2/64", "dev", "eth0", "nodad"]).unwrap();
+    vm.exec(&["ip", "-6", "route", "add", "default", "dev", "eth0"]).unwrap();
+    assert!(!vm.ping(OFFICE_HOST6, 2), "IPv6 left a NAT zone");
+    let nat6 = || vpn_status(&d, &vpn_port).drops.get("nat-ipv6").copied().unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(5), || nat6() > 0), "{:?}", vpn_status(&d, &vpn_port));
 }
 
 /// The gateway's service counters (status name, Interface `statistics` key) are non-zero in
@@ -721,24 +744,9 @@ fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
     }
     let s = setup();
     let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
-    let (vm, _vm_link, vm_port) = intranet_vm();
-    let other = Netns::new("inet").expect("other zone netns");
-    let other_port = unique("q");
-    let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
-    let (bridge, other_bridge) = (unique("bri"), unique("brx"));
-    let config = format!(
-        "{}{}",
-        bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
-        bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
-    );
-    let d = Daemon::start(&config);
-    let vpn_port = unique("vpn");
     let v6 = [format!("options:subnet6={ZONE6}"), format!("options:gateway6={GATEWAY6}")];
     let extra: Vec<&str> = v6.iter().map(String::as_str).collect();
-    add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, &extra).expect("add the VPN port");
-    wait_ports_up(&d, &[&vm_port, &other_port]);
-    let up = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20));
-    assert!(up, "tunnel not up: {:?}\n{}", d.port(&vpn_port), d.log());
+    let Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port } = Zones::start(&s, &extra);
 
     // IPv6 on and the link up again: the VM solicits a router, and the gateway's RA configures it.
     vm.enable_ipv6().unwrap();
@@ -774,13 +782,15 @@ fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
     let big = vm.exec(&["sh", "-c", &cmd]).expect("ping -M do");
     assert!(big.contains("mtu=1420") || big.contains("mtu = 1420"), "no packet too big: {big}");
 
-    // Idle: the server dies and nothing is sent; the probe finds out.
-    std::thread::sleep(Duration::from_secs(1));
+    // Idle: the last packets answered (the VM's last echo reply by the server's passive
+    // keepalive, 10 s later), the server dies and nothing is sent; the probe finds out.
+    std::thread::sleep(Duration::from_secs(13));
     let t = std::time::Instant::now();
     server.kill();
     let down = wait_vpn_state(&d, &vpn_port, "down", Duration::from_secs(60));
     assert!(down, "an idle tunnel to a dead server still up: {:?}", d.port(&vpn_port));
     eprintln!("idle tunnel to a dead server went down after {:.1} s", t.elapsed().as_secs_f64());
+    assert!(d.log().contains("probing it with a handshake"), "not found by the probe:\n{}", d.log());
     let ping = BackgroundPing::start(&vm, OFFICE_HOST6, Duration::from_millis(100), 120).expect("ping -6");
     check_kill_switch(&d, &vpn_port, &s, &bridge, &other);
     drop(ping);

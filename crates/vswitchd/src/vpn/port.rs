@@ -139,7 +139,12 @@ impl VpnPort {
         }
         let up = self.is_up(now);
         // Down: retry a handshake every 5 s; up but silent: probe with one (see `health`).
-        if self.health.initiate(now, up) || self.health.probe(now, up) {
+        let retry = self.health.initiate(now, up);
+        let probe = !retry && self.health.probe(now, up);
+        if probe {
+            debug!(port = self.name, "the peer has been silent for 25 s: probing it with a handshake");
+        }
+        if retry || probe {
             if let TunnResult::WriteToNetwork(p) = self.tunn.format_handshake_initiation(&mut self.out, true)
             {
                 send(&self.sock, p, self.endpoint);
