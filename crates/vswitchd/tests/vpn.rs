@@ -299,10 +299,10 @@ fn add_vpn_port_with(
 }
 
 /// iperf3 TCP from the VM to the office host; the server's JSON says whom it accepted.
-fn iperf(vm: &Netns, lan: &Netns) -> (f64, String) {
-    let mut server = lan.spawn(&["iperf3", "-s", "-1", "-J", "-B", OFFICE_HOST]).expect("iperf3 server");
+fn iperf(vm: &Netns, lan: &Netns, host: &str) -> (f64, String) {
+    let mut server = lan.spawn(&["iperf3", "-s", "-1", "-J", "-B", host]).expect("iperf3 server");
     std::thread::sleep(Duration::from_millis(500));
-    let out = vm.exec(&["iperf3", "-c", OFFICE_HOST, "-t", "3", "-J"]).expect("iperf3 client");
+    let out = vm.exec(&["iperf3", "-c", host, "-t", "3", "-J"]).expect("iperf3 client");
     let client: serde_json::Value = serde_json::from_str(&out).expect("iperf3 client JSON");
     let mut text = String::new();
     if let Some(mut s) = server.child_mut().stdout.take() {
@@ -449,7 +449,7 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
 
     // Routed mode: the VM reaches the office host, which sees the VM's own address.
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the tunnel failed: {:#?}", d.port(&vpn_port));
-    let (bps, peer) = iperf(&vm, &s.office.lan);
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST);
     eprintln!("iperf3 TCP VM → office host through rvswitch's WireGuard: {:.1} Mb/s", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
     assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
@@ -671,7 +671,7 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
         d.log()
     );
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the NAT failed: {:?}", d.port(&vpn_port));
-    let (bps, peer) = iperf(&vm, &s.office.lan);
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST);
     eprintln!(
         "iperf3 TCP VM → office host through rvswitch's NAT + WireGuard: {:.1} Mb/s, seen as {peer}",
         bps / 1e6
@@ -773,6 +773,14 @@ fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
     assert!(pinged, "ping -6 through the tunnel failed: {:#?}\n{}", d.port(&vpn_port), d.log());
     assert!(echo6(&seen, &addr, OFFICE_HOST6) >= 1, "the office host did not see {addr}");
     assert!(s.office.lan.ping(&addr, 2), "the office cannot reach the VM's address (routed mode)");
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST6);
+    eprintln!("iperf3 TCP over IPv6 VM → office host: {:.1} Mb/s, seen as {peer}", bps / 1e6);
+    assert!(
+        bps > 0.0 && peer == addr,
+        "TCP over IPv6: {bps} b/s from {peer}\n{:?}",
+        vpn_status(&d, &vpn_port)
+    );
+    assert!(!vpn_status(&d, &vpn_port).drops.contains_key("gso-unsegmented"), "TSO super-frames segmented");
     // A guest that ignores the RA's MTU (its own route to the office, link MTU 1500): its
     // oversize packet gets Packet Too Big.
     let router = routes.split_whitespace().skip_while(|w| *w != "via").nth(1).unwrap_or_default();

@@ -13,7 +13,7 @@ use boringtun::noise::{Tunn, TunnResult};
 use ctl::protocol::VpnStatus;
 use gateway::{FromTunnel, FromZone, Gateway, Now};
 use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
-use packet::gso::{segment_tcp, GSO_TCPV4};
+use packet::gso::{segment_tcp, GSO_TCPV4, GSO_TCPV6};
 use tracing::{debug, info, warn};
 
 use super::health::Health;
@@ -39,7 +39,7 @@ pub struct VpnPort {
     timer: Timer,
     wake: EventFd,
     to_zone: VecDeque<Vec<u8>>,
-    /// Datagrams that did not authenticate; super-frames we cannot segment (UDP, IPv6).
+    /// Datagrams that did not authenticate; super-frames we cannot segment (UDP).
     bad_datagrams: u64,
     unsegmented: u64,
     was_up: bool,
@@ -223,7 +223,7 @@ impl VpnPort {
         }
     }
 
-    /// One frame the bridge sent: a TCP super-frame is segmented first (each segment is
+    /// One frame the bridge sent: a TCP (IPv4 or IPv6) super-frame is segmented first (each segment is
     /// encrypted on its own), a partial checksum completed (nothing after us would).
     fn one_frame(&mut self, frame: &mut [u8], vnet: VnetHdr, now: Instant) {
         match vnet.gso_type {
@@ -237,7 +237,7 @@ impl VpnPort {
                 }
                 self.route_zone_frame(frame, now);
             }
-            GSO_TCPV4 => {
+            GSO_TCPV4 | GSO_TCPV6 => {
                 let mut seg = std::mem::take(&mut self.seg);
                 let mss = usize::from(vnet.gso_size);
                 let done = segment_tcp(frame, mss, &mut seg, |s| self.route_zone_frame(s, now));
@@ -246,7 +246,7 @@ impl VpnPort {
                 }
                 self.seg = seg;
             }
-            // UDP and TCP/IPv6 super-frames: not segmented yet.
+            // UDP super-frames: not segmented yet.
             _ => self.unsegmented += 1,
         }
     }
