@@ -15,6 +15,8 @@ pub const HOP_LIMIT: u8 = 255;
 pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// Option types of RFC 4861 §4.6 beyond the link-layer addresses.
 const OPT_PREFIX_INFO: u8 = 3;
+/// Redirect (RFC 4861 §4.5): like an RA, only a router sends it.
+const REDIRECT: u8 = 137;
 const OPT_MTU: u8 = 5;
 /// NA flags: router, solicited, override.
 const NA_ROUTER: u8 = 0x80;
@@ -55,7 +57,7 @@ pub fn parse(pkt: &[u8]) -> Option<Result<Nd, NdInvalid>> {
     let ip = ipv6::Frame::new_checked(pkt).ok()?;
     let msg = ip.payload();
     let kind = *msg.first()?;
-    if ip.next_header() != ipv6::NEXT_ICMPV6 || !(icmpv6::ROUTER_SOLICIT..=137).contains(&kind) {
+    if ip.next_header() != ipv6::NEXT_ICMPV6 || !(icmpv6::ROUTER_SOLICIT..=REDIRECT).contains(&kind) {
         return None;
     }
     Some(validate(&ip, msg, kind))
@@ -86,7 +88,7 @@ fn validate(ip: &ipv6::Frame<&[u8]>, msg: &[u8], kind: u8) -> Result<Nd, NdInval
                 Nd::NeighborAdvert { target }
             })
         }
-        icmpv6::ROUTER_ADVERT | 137 => Ok(Nd::RouterOnly),
+        icmpv6::ROUTER_ADVERT | REDIRECT => Ok(Nd::RouterOnly),
         _ => Err(NdInvalid("truncated")),
     }
 }
