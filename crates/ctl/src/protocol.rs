@@ -171,6 +171,10 @@ pub struct VpnStatus {
     pub bad_datagrams: u64,
     /// Packets the gateway dropped, by reason (`vpn-down`, `no-route`...), zeros left out.
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// What the zone's IP services did (`dhcp-offered`, `nat-active`...; gateway's
+    /// `DHCP_COUNTERS` and `NAT_COUNTERS`), only for the services the zone runs.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub services: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

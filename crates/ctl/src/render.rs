@@ -93,6 +93,10 @@ fn vpn(s: &mut String, v: &VpnStatus) {
         let reasons: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = writeln!(s, "        gateway drops: {}", reasons.join(" "));
     }
+    if !v.services.is_empty() {
+        let counts: Vec<String> = v.services.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(s, "        services: {}", counts.join(" "));
+    }
 }
 
 fn ifindex(p: &PortStatus) -> String {
@@ -293,6 +297,7 @@ mod tests {
             tx_bytes: 2000,
             bad_datagrams: 3,
             drops: [("vpn-down".to_string(), 7)].into(),
+            services: [("dhcp-acked".to_string(), 2), ("dhcp-offered".to_string(), 2)].into(),
         };
         let port = PortStatus {
             name: "wg-intranet".into(),
@@ -325,5 +330,6 @@ mod tests {
         );
         assert!(text.contains("tunnel rx: 1000 bytes   tx: 2000 bytes   bad datagrams: 3\n"), "{text}");
         assert!(text.contains("gateway drops: vpn-down=7\n"), "{text}");
+        assert!(text.contains("        services: dhcp-acked=2 dhcp-offered=2\n"), "{text}");
     }
 }

@@ -62,6 +62,8 @@ pub struct VpnOptions {
     pub subnet: Prefix,
     /// The address the zone's VMs use as their gateway.
     pub gateway: Ipv4Addr,
+    /// `options:subnet6` and `options:gateway6`: routed IPv6 (None: the zone drops IPv6).
+    pub v6: Option<gateway::GatewayV6>,
     /// `options:nat=true`: the VMs leave as the wg-quick file's [Interface] Address.
     pub nat: bool,
     /// `options:dhcp_range` (and `dhcp_static`): the zone's DHCP server.

@@ -222,7 +222,7 @@ fn a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds() {
     assert!(vm.ping(OFFICE_HOST, 3), "ping through OpenVPN failed: {:?}\n{}", d.port(&port), files.logs());
     let ping = vm.exec(&["ping", "-c", "50", "-i", "0.1", "-W", "2", OFFICE_HOST]).unwrap_or_default();
     let loss = ping.lines().find(|l| l.contains("packet loss")).unwrap_or("").to_string();
-    let (bps, peer) = iperf(&vm, &office.lan);
+    let (bps, peer) = iperf(&vm, &office.lan, OFFICE_HOST);
     eprintln!("OpenVPN tun uplink: ping {loss}; iperf3 TCP VM → office host {:.1} Mb/s", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
     assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
@@ -295,7 +295,7 @@ fn nat_mode_through_openvpn_shows_the_office_the_tun_address() {
     wait_ports_up(&d, &[&vm_port]);
     assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
     assert!(vm.ping(OFFICE_HOST, 3), "ping through NAT failed: {:?}\n{}", d.port(&port), files.logs());
-    let (bps, peer) = iperf(&vm, &office.lan);
+    let (bps, peer) = iperf(&vm, &office.lan, OFFICE_HOST);
     eprintln!("OpenVPN tun uplink, NAT: iperf3 TCP VM → office host {:.1} Mb/s as {peer}", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
     assert_eq!(peer, ours, "the office host sees the tun's address");

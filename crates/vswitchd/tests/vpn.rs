@@ -14,8 +14,8 @@ use common::office::*;
 use common::wg_office::*;
 use common::{bridge_config, wait_ports_up, Daemon};
 use ctl::protocol::BindingSource;
-use packet::{ipv4, EthernetHeader};
-use testbed::{require_program, unique, wait_until, BackgroundPing};
+use packet::{ipv4, ipv6, EthernetHeader};
+use testbed::{frame_capture, require_program, unique, wait_until, BackgroundPing};
 use testbed::{Netns, Veth};
 
 /// WireGuard messages to the office, by type: 1 handshake initiation, 4 data (only those
@@ -137,6 +137,41 @@ fn send_garbage(d: &Daemon, vpn_port: &str, s: &Setup) {
     );
 }
 
+/// The intranet VM on the zone's bridge with the gateway port (its tunnel up), and another
+/// zone on its own bridge, to show that nothing of the intranet reaches it.
+struct Zones {
+    vm: Netns,
+    _vm_link: Veth,
+    other: Netns,
+    _other_link: Veth,
+    bridge: String,
+    d: Daemon,
+    vpn_port: String,
+}
+
+impl Zones {
+    /// `extra`: more Interface columns for the gateway port (`options:subnet6=...`).
+    fn start(s: &Setup, extra: &[&str]) -> Zones {
+        let (vm, _vm_link, vm_port) = intranet_vm();
+        let other = Netns::new("inet").expect("other zone netns");
+        let other_port = unique("q");
+        let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
+        let (bridge, other_bridge) = (unique("bri"), unique("brx"));
+        let config = format!(
+            "{}{}",
+            bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
+            bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
+        );
+        let d = Daemon::start(&config);
+        let vpn_port = unique("vpn");
+        add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, extra).expect("add the VPN port");
+        wait_ports_up(&d, &[&vm_port, &other_port]);
+        let up = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20));
+        assert!(up, "tunnel not up: {:?}\n{}", d.port(&vpn_port), d.log());
+        Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port }
+    }
+}
+
 #[test]
 fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     if !have_tools("intranet_vm_reaches_the_office_and_the_kill_switch_holds") {
@@ -144,31 +179,11 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     }
     let s = setup();
     let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
-    let (vm, _vm_link, vm_port) = intranet_vm();
-    // Another zone on its own bridge, to show nothing of the intranet reaches it.
-    let other = Netns::new("inet").expect("other zone netns");
-    let other_port = unique("q");
-    let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
-    let (bridge, other_bridge) = (unique("bri"), unique("brx"));
-    let config = format!(
-        "{}{}",
-        bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
-        bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
-    );
-    let d = Daemon::start(&config);
-    let vpn_port = unique("vpn");
-    add_vpn_port(&d, &bridge, &vpn_port, &s.our_conf).expect("add the VPN port");
-    wait_ports_up(&d, &[&vm_port, &other_port]);
-    assert!(
-        wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)),
-        "tunnel not up: {:?}\n{}",
-        d.port(&vpn_port),
-        d.log()
-    );
+    let Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port } = Zones::start(&s, &[]);
 
     // Routed mode: the VM reaches the office host, which sees the VM's own address.
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the tunnel failed: {:#?}", d.port(&vpn_port));
-    let (bps, peer) = iperf(&vm, &s.office.lan);
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST);
     eprintln!("iperf3 TCP VM → office host through rvswitch's WireGuard: {:.1} Mb/s", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
     assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
@@ -268,8 +283,8 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the zone's tunnel failed: {:?}", d.port(&port));
     assert_eq!(d.port(&port).tag, Some(10), "the gateway sits on the default portgroup's VLAN");
 
-    // rvswitchd restarted while the VPN is down: the zone stays closed. (Traffic is what shows
-    // a dead peer: an idle tunnel stays up, and nothing is sent through it either.)
+    // rvswitchd restarted while the VPN is down: the zone stays closed. (With traffic a dead
+    // peer shows within 15 s; an idle tunnel is probed, see the IPv6 test.)
     let ping = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(200), 60).expect("ping");
     server.kill();
     assert!(wait_vpn_state(&d, &port, "down", Duration::from_secs(40)), "{:?}", d.port(&port));
@@ -350,6 +365,11 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
         entry.bindings.iter().any(|b| b.address == format!("{ip}/32") && b.source == BindingSource::Dhcp),
         "{entry:?}"
     );
+    check_service_counters(
+        &d,
+        &vpn_port,
+        &[("dhcp-offered", "vpn_dhcp_offered"), ("dhcp-acked", "vpn_dhcp_acked")],
+    );
     let file = d.db_file().parent().unwrap().join(format!("dhcp-{vpn_port}.leases"));
     let kept = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(kept.contains(mac) && kept.contains(&ip), "lease file {}: {kept:?}", file.display());
@@ -377,7 +397,7 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
         d.log()
     );
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the NAT failed: {:?}", d.port(&vpn_port));
-    let (bps, peer) = iperf(&vm, &s.office.lan);
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST);
     eprintln!(
         "iperf3 TCP VM → office host through rvswitch's NAT + WireGuard: {:.1} Mb/s, seen as {peer}",
         bps / 1e6
@@ -386,4 +406,131 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
     assert_eq!(peer, NAT_ADDRESS, "the office host sees the tunnel address");
     let st = vpn_status(&d, &vpn_port);
     assert!(!st.drops.contains_key("nat"), "{st:?}");
+    check_service_counters(
+        &d,
+        &vpn_port,
+        &[("nat-created", "vpn_nat_created"), ("nat-active", "vpn_nat_active")],
+    );
+    assert!(!st.services.contains_key("dhcp-offered"), "no DHCP server, no DHCP counters: {st:?}");
+
+    // The NAT translates IPv4 only: the VM's IPv6 stops at the gateway, counted nat-ipv6.
+    vm.enable_ipv6().unwrap();
+    vm.exec(&["ip", "-6", "addr", "add", "2001:db8:50::2/64", "dev", "eth0", "nodad"]).unwrap();
+    vm.exec(&["ip", "-6", "route", "add", "default", "dev", "eth0"]).unwrap();
+    assert!(!vm.ping(OFFICE_HOST6, 2), "IPv6 left a NAT zone");
+    let nat6 = || vpn_status(&d, &vpn_port).drops.get("nat-ipv6").copied().unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(5), || nat6() > 0), "{:?}", vpn_status(&d, &vpn_port));
+}
+
+/// The gateway's service counters (status name, Interface `statistics` key) are non-zero in
+/// `rvsctl show` and in the database.
+fn check_service_counters(d: &Daemon, port: &str, names: &[(&str, &str)]) {
+    let shown = || vpn_status(d, port).services;
+    let all_counted = || names.iter().all(|(n, _)| shown().get(*n).is_some_and(|v| *v > 0));
+    assert!(wait_until(Duration::from_secs(5), all_counted), "service counters: {:?}", shown());
+    let stats = || d.vsctl_output(&["get", "Interface", port, "statistics"]).map(|o| o.0).unwrap_or_default();
+    let in_db = || names.iter().all(|(_, k)| stats().contains(&format!("{k}=")));
+    assert!(wait_until(Duration::from_secs(10), in_db), "Interface statistics: {}", stats());
+    eprintln!("service counters of {port}: {:?}", shown());
+}
+
+/// The VM's global IPv6 address, once SLAAC (from the gateway's RA) made one and DAD passed.
+fn slaac_address(vm: &Netns) -> Option<String> {
+    let out = vm.exec(&["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"]).ok()?;
+    let line = out.lines().find(|l| l.contains("2001:db8:50:") && !l.contains("tentative"))?;
+    let addr = line.split_whitespace().skip_while(|w| *w != "inet6").nth(1)?;
+    Some(addr.split('/').next()?.to_string())
+}
+
+/// IPv6 echo requests `src` → `dst` among `frames`.
+fn echo6(frames: &[Vec<u8>], src: &str, dst: &str) -> usize {
+    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let echo = |f: &Vec<u8>| {
+        let h = EthernetHeader::parse(f).ok()?;
+        let ip = ipv6::Frame::new_checked(f.get(h.payload_offset..)?).ok()?;
+        Some(
+            ip.src() == src
+                && ip.dst() == dst
+                && ip.next_header() == 58
+                && ip.payload().first() == Some(&128),
+        )
+    };
+    frames.iter().filter(|f| echo(f) == Some(true)).count()
+}
+
+/// Routed IPv6 (`options:subnet6`/`gateway6`): the VM configures an address by SLAAC from the
+/// gateway's RA (default route via its link-local), pings the office host, which sees the VM's
+/// own address; an oversize packet gets Packet Too Big with the tunnel MTU. Then the server
+/// dies while the tunnel is idle: the probe takes it down without any zone traffic, and with
+/// the VM pinging over IPv6 nothing of the zone shows on the WAN, the host or another zone.
+#[test]
+fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
+    if !have_tools("ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down") {
+        return;
+    }
+    let s = setup();
+    let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let v6 = [format!("options:subnet6={ZONE6}"), format!("options:gateway6={GATEWAY6}")];
+    let extra: Vec<&str> = v6.iter().map(String::as_str).collect();
+    let Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port } = Zones::start(&s, &extra);
+
+    // IPv6 on and the link up again: the VM solicits a router, and the gateway's RA configures it.
+    vm.enable_ipv6().unwrap();
+    vm.exec(&["ip", "link", "set", "eth0", "down"]).unwrap();
+    vm.exec(&["ip", "link", "set", "eth0", "up"]).unwrap();
+    let mut addr = None;
+    let configured = wait_until(Duration::from_secs(30), || {
+        addr = slaac_address(&vm);
+        addr.is_some()
+    });
+    let routes = vm.exec(&["ip", "-6", "route", "show", "default"]).unwrap_or_default();
+    assert!(configured, "no SLAAC address: {:?}", vm.exec(&["ip", "-6", "addr"]));
+    assert!(routes.contains("via fe80::"), "no default route from the RA: {routes}");
+    assert!(routes.contains("mtu 1420"), "the RA carries the tunnel MTU: {routes}");
+    let addr = addr.unwrap();
+    eprintln!("the VM configured {addr} from the gateway's RA; {routes}");
+
+    let mut lan = s.office.lan.open_port("eth0").expect("capture on the office LAN");
+    let (seen, pinged) = std::thread::scope(|sc| {
+        let cap = sc.spawn(|| frame_capture(&mut lan, Duration::from_secs(5), 1000));
+        let pinged = vm.ping(OFFICE_HOST6, 3);
+        (cap.join().unwrap(), pinged)
+    });
+    assert!(pinged, "ping -6 through the tunnel failed: {:#?}\n{}", d.port(&vpn_port), d.log());
+    assert!(echo6(&seen, &addr, OFFICE_HOST6) >= 1, "the office host did not see {addr}");
+    assert!(s.office.lan.ping(&addr, 2), "the office cannot reach the VM's address (routed mode)");
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST6);
+    eprintln!("iperf3 TCP over IPv6 VM → office host: {:.1} Mb/s, seen as {peer}", bps / 1e6);
+    assert!(
+        bps > 0.0 && peer == addr,
+        "TCP over IPv6: {bps} b/s from {peer}\n{:?}",
+        vpn_status(&d, &vpn_port)
+    );
+    assert!(!vpn_status(&d, &vpn_port).drops.contains_key("gso-unsegmented"), "TSO super-frames segmented");
+    // A guest that ignores the RA's MTU (its own route to the office, link MTU 1500): its
+    // oversize packet gets Packet Too Big.
+    let router = routes.split_whitespace().skip_while(|w| *w != "via").nth(1).unwrap_or_default();
+    vm.exec(&["sysctl", "-qw", "net.ipv6.conf.eth0.mtu=1500"]).unwrap();
+    vm.exec(&["ip", "-6", "route", "add", OFFICE_LAN6, "via", router, "dev", "eth0"]).unwrap();
+    let cmd = format!("ping -6 -c 1 -W 2 -M do -s 1400 {OFFICE_HOST6} 2>&1; true");
+    let big = vm.exec(&["sh", "-c", &cmd]).expect("ping -M do");
+    assert!(big.contains("mtu=1420") || big.contains("mtu = 1420"), "no packet too big: {big}");
+
+    // Idle: the last packets answered (the VM's last echo reply by the server's passive
+    // keepalive, 10 s later), the server dies and nothing is sent; the probe finds out.
+    std::thread::sleep(Duration::from_secs(13));
+    let t = std::time::Instant::now();
+    server.kill();
+    let down = wait_vpn_state(&d, &vpn_port, "down", Duration::from_secs(60));
+    assert!(down, "an idle tunnel to a dead server still up: {:?}", d.port(&vpn_port));
+    eprintln!("idle tunnel to a dead server went down after {:.1} s", t.elapsed().as_secs_f64());
+    assert!(d.log().contains("probing it with a handshake"), "not found by the probe:\n{}", d.log());
+    let ping = BackgroundPing::start(&vm, OFFICE_HOST6, Duration::from_millis(100), 120).expect("ping -6");
+    check_kill_switch(&d, &vpn_port, &s, &bridge, &other);
+    drop(ping);
+
+    server.launch();
+    let back = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(60));
+    assert!(back, "tunnel not back: {:?}", d.port(&vpn_port));
+    assert!(vm.ping(OFFICE_HOST6, 3), "no IPv6 after the server returned");
 }

@@ -187,6 +187,10 @@ fn desired_uplink(z: &Zone, u: &Uplink, vms: &[crate::model::Vm]) -> DesiredUpli
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if let Some((subnet6, gateway6)) = &v.v6 {
+        options.insert("subnet6".into(), subnet6.clone());
+        options.insert("gateway6".into(), gateway6.clone());
+    }
     options.extend(service_options(z, vms));
     let tag = z.default_portgroup().map_or(0, |p| p.vlan);
     DesiredUplink { nic: u.nic.clone(), vlans: access(tag), kind: "rvswitch-vpn".into(), options }

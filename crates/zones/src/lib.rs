@@ -26,6 +26,7 @@ mod tunnels;
 mod txn;
 pub mod validate;
 pub mod verify;
+mod vpn6;
 
 pub use diag::{Diagnostic, Pos};
 pub use model::{

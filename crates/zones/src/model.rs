@@ -121,6 +121,9 @@ pub struct VpnUplink {
     pub subnet: String,
     /// The gateway address inside `subnet`.
     pub gateway: String,
+    /// Routed IPv6: `subnet6` and the gateway's address `gateway6` in it; None: the zone's
+    /// IPv6 is dropped at the gateway.
+    pub v6: Option<(String, String)>,
 }
 
 /// What carries a VPN zone's tunnel.

@@ -31,6 +31,9 @@ pub(crate) struct RawZone {
     /// A VPN zone's subnet (the VMs' addresses) and gateway address.
     pub(crate) subnet: Option<Spanned<String>>,
     pub(crate) gateway: Option<Spanned<String>>,
+    /// Its routed IPv6, optional (crate::vpn6).
+    pub(crate) subnet6: Option<Spanned<String>>,
+    pub(crate) gateway6: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) portgroup: Vec<RawPortgroup>,
     /// Underlay addresses of the other hosts this zone stretches to (VXLAN).

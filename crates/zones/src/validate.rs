@@ -124,7 +124,7 @@ impl Checker<'_> {
     /// `uplink = { nic = ... }`, `{ wireguard = ... }` or `{ tun = ... }` (the last two with
     /// the zone's `subnet` and `gateway`); exactly one: a VPN zone's only way out is its tunnel.
     fn uplink(&mut self, z: &RawZone, zone: &str) -> Option<Uplink> {
-        let vpn_keys = z.subnet.as_ref().or(z.gateway.as_ref());
+        let vpn_keys = [&z.subnet, &z.gateway, &z.subnet6, &z.gateway6].into_iter().find_map(Option::as_ref);
         let Some(u) = &z.uplink else {
             if let Some(k) = vpn_keys {
                 self.r.error(
@@ -240,7 +240,12 @@ impl Checker<'_> {
                 "write e.g. gateway = \"10.1.0.1\"",
             ),
         }
-        let vpn = VpnUplink { tunnel, subnet: subnet.get_ref().clone(), gateway: gw.get_ref().clone() };
+        let vpn = VpnUplink {
+            tunnel,
+            subnet: subnet.get_ref().clone(),
+            gateway: gw.get_ref().clone(),
+            v6: self.vpn_v6(z),
+        };
         Some(Uplink { nic: port, pos, vpn: Some(vpn) })
     }
 

@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 
 use ctl::protocol::VpnStatus;
 
-/// The drop reason for super-frames the port cannot segment (UDP, IPv6), counted beside the
+/// The drop reason for super-frames the port cannot segment (UDP), counted beside the
 /// gateway's own reasons.
 pub const UNSEGMENTED: &str = "gso-unsegmented";
 

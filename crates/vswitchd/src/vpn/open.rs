@@ -175,6 +175,7 @@ fn gateway(
         subnet: opts.subnet,
         allowed: facts.allowed,
         mtu: facts.mtu,
+        v6: opts.v6,
     };
     let mut gw = Gateway::new(spec);
     if opts.nat {

@@ -1,7 +1,7 @@
 //! A zone's gateway port over any [`Transport`]: frames the bridge sends it go through the
 //! pure [`gateway::Gateway`] into the tunnel; packets from the tunnel come back as frames for
 //! the zone. Besides the transport's descriptor it polls a 250 ms timer (the transport's
-//! timers, status) and an eventfd for ARP/DHCP replies made while transmitting, all behind
+//! timers, status, periodic RAs) and an eventfd for ARP/ND/DHCP replies made while transmitting, all behind
 //! one epoll fd that the datapath polls like any port's.
 
 use std::collections::VecDeque;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ctl::protocol::VpnStatus;
 use gateway::{FromTunnel, FromZone, Gateway, Now};
 use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
-use packet::gso::{segment_tcp, GSO_TCPV4};
+use packet::gso::{segment_tcp, GSO_TCPV4, GSO_TCPV6};
 use tracing::{info, warn};
 
 use super::timer::Timer;
@@ -39,7 +39,7 @@ pub struct GatewayPort<T: Transport> {
     timer: Timer,
     wake: EventFd,
     to_zone: VecDeque<Vec<u8>>,
-    /// Super-frames we cannot segment (UDP, IPv6).
+    /// Super-frames we cannot segment (UDP).
     unsegmented: u64,
     was_up: bool,
     /// When the gateway last announced itself (None: not yet).
@@ -137,6 +137,9 @@ impl<T: Transport> GatewayPort<T> {
         }
         self.announce(now);
         let clock = self.clock(now);
+        if let Some(n) = self.gw.advertise(clock.ms, &mut self.reply) {
+            self.queue_to_zone(n);
+        }
         self.gw.expire(clock);
         self.save_leases(clock);
         self.publish(up);
@@ -177,10 +180,11 @@ impl<T: Transport> GatewayPort<T> {
             tx_bytes: st.tx_bytes,
             bad_datagrams: st.bad_datagrams,
             drops,
+            services: self.gw.service_counters().into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
         });
     }
 
-    /// One frame the bridge sent: a TCP super-frame is segmented first (each segment is
+    /// One frame the bridge sent: a TCP (IPv4 or IPv6) super-frame is segmented first (each segment is
     /// encrypted on its own), a partial checksum completed (nothing after us would).
     fn one_frame(&mut self, frame: &mut [u8], vnet: VnetHdr, now: Instant) {
         match vnet.gso_type {
@@ -194,7 +198,7 @@ impl<T: Transport> GatewayPort<T> {
                 }
                 self.route_zone_frame(frame, now);
             }
-            GSO_TCPV4 => {
+            GSO_TCPV4 | GSO_TCPV6 => {
                 let mut seg = std::mem::take(&mut self.seg);
                 let mss = usize::from(vnet.gso_size);
                 let done = segment_tcp(frame, mss, &mut seg, |s| self.route_zone_frame(s, now));
@@ -203,7 +207,7 @@ impl<T: Transport> GatewayPort<T> {
                 }
                 self.seg = seg;
             }
-            // UDP and TCP/IPv6 super-frames: not segmented yet.
+            // UDP super-frames: not segmented yet.
             _ => self.unsegmented += 1,
         }
     }

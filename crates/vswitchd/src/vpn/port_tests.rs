@@ -30,6 +30,7 @@ fn pair() -> (VpnPort, Tunn, UdpSocket) {
         subnet: "198.18.0.0/24".parse().unwrap(),
         allowed: vec!["198.18.9.0/24".parse().unwrap()],
         mtu: 1420,
+        v6: None,
     });
     let wg = WireGuard::new(tunn, sock, peer_sock.local_addr().unwrap());
     let port = VpnPort::new("wg-test", wg, gw).unwrap();

@@ -68,6 +68,7 @@ fn port() -> (GatewayPort<Scripted>, Arc<Mutex<Script>>) {
         subnet: "198.18.0.0/24".parse().unwrap(),
         allowed: vec!["0.0.0.0/0".parse().unwrap()],
         mtu: 1500,
+        v6: None,
     });
     (GatewayPort::new("vpn-test", Scripted(script.clone()), gw).unwrap(), script)
 }

@@ -60,7 +60,7 @@ impl WireGuard {
             }
             TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) => Some(p),
         };
-        self.health.heard();
+        self.health.heard(Instant::now());
         let Some(packet) = packet else { return };
         // Roaming (whitepaper §2.1): the peer is where its last authenticated data came from.
         self.endpoint = from;
@@ -83,13 +83,19 @@ impl Transport for WireGuard {
         Some(self.sock.as_raw_fd())
     }
 
-    /// boringtun's timers (rekey, keepalive), and a handshake while down.
+    /// boringtun's timers (rekey, keepalive), a handshake while down or idle.
     fn tick(&mut self, now: Instant) -> Option<RawFd> {
         if let TunnResult::WriteToNetwork(p) = self.tunn.update_timers(&mut self.out) {
             send(&self.sock, p, self.endpoint);
         }
         let up = self.is_up(now);
-        if self.health.initiate(now, up) {
+        // Down: retry a handshake every 5 s; up but silent: probe with one (see `health`).
+        let retry = self.health.initiate(now, up);
+        let probe = !retry && self.health.probe(now, up);
+        if probe {
+            debug!("the peer has been silent for 25 s: probing it with a handshake");
+        }
+        if retry || probe {
             if let TunnResult::WriteToNetwork(p) = self.tunn.format_handshake_initiation(&mut self.out, true)
             {
                 send(&self.sock, p, self.endpoint);

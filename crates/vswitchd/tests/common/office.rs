@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ctl::protocol::VpnStatus;
-use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
+use packet::{ipv4, ipv6, EthernetHeader, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use testbed::{frame_capture, unique, wait_until, Netns, Veth};
 
 use super::Daemon;
@@ -17,6 +17,12 @@ pub const GATEWAY: &str = "198.18.50.1";
 pub const VM_IP: &str = "198.18.50.2";
 pub const OFFICE_HOST: &str = "198.18.60.10";
 pub const OFFICE_PORT: u16 = 51820;
+/// IPv6 (documentation prefixes, inside the test's namespaces only): the zone's routed
+/// `subnet6` with its gateway, and the office LAN with its router and host.
+pub const ZONE6: &str = "2001:db8:50::/64";
+pub const GATEWAY6: &str = "2001:db8:50::1";
+pub const OFFICE_LAN6: &str = "2001:db8:60::/64";
+pub const OFFICE_HOST6: &str = "2001:db8:60::10";
 /// The WAN link's /30 in the root namespace (the only addresses this test puts there): one per
 /// test and process, from 198.19.128.0/17, so parallel tests and runs do not share a route.
 pub fn wan_addresses() -> (String, String) {
@@ -54,6 +60,12 @@ pub fn office() -> Office {
     lan.exec(&["ip", "addr", "add", &format!("{OFFICE_HOST}/24"), "dev", "eth0"]).unwrap();
     lan.exec(&["ip", "route", "add", "default", "via", "198.18.60.1"]).unwrap();
     office.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
+    office.enable_ipv6().unwrap();
+    lan.enable_ipv6().unwrap();
+    office.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]).unwrap();
+    office.exec(&["ip", "-6", "addr", "add", "2001:db8:60::1/64", "dev", "lan0", "nodad"]).unwrap();
+    lan.exec(&["ip", "-6", "addr", "add", &format!("{OFFICE_HOST6}/64"), "dev", "eth0", "nodad"]).unwrap();
+    lan.exec(&["ip", "-6", "route", "add", "default", "via", "2001:db8:60::1"]).unwrap();
     Office { office, lan, _wan: wan, _lan_link: lan_link, host_wan, office_wan }
 }
 
@@ -77,24 +89,33 @@ pub fn intranet_vm() -> (Netns, Veth, String) {
     (ns, veth, port)
 }
 
-/// Frames that carry the intranet VM's address in the clear (as IPv4 source or destination).
+/// Frames that carry the intranet VM's address in the clear (as IPv4 source or destination),
+/// or any address of the zone's IPv6 subnet.
 pub fn intranet_packets(frames: &[Vec<u8>]) -> usize {
     let vm: std::net::Ipv4Addr = VM_IP.parse().unwrap();
+    let zone6: gateway::Prefix = ZONE6.parse().unwrap();
     frames
         .iter()
         .filter(|f| {
             let Ok(h) = EthernetHeader::parse(f) else { return false };
-            let ip = f.get(h.payload_offset..).and_then(|b| ipv4::Frame::new_checked(b).ok());
-            h.ethertype == ETHERTYPE_IPV4 && ip.is_some_and(|ip| ip.src() == vm || ip.dst() == vm)
+            let l3 = f.get(h.payload_offset..).unwrap_or_default();
+            match h.ethertype {
+                ETHERTYPE_IPV4 => {
+                    ipv4::Frame::new_checked(l3).is_ok_and(|ip| ip.src() == vm || ip.dst() == vm)
+                }
+                ETHERTYPE_IPV6 => ipv6::Frame::new_checked(l3)
+                    .is_ok_and(|ip| zone6.contains(ip.src().into()) || zone6.contains(ip.dst().into())),
+                _ => false,
+            }
         })
         .count()
 }
 
 /// iperf3 TCP from the VM to the office host; the server's JSON says whom it accepted.
-pub fn iperf(vm: &Netns, lan: &Netns) -> (f64, String) {
-    let mut server = lan.spawn(&["iperf3", "-s", "-1", "-J", "-B", OFFICE_HOST]).expect("iperf3 server");
+pub fn iperf(vm: &Netns, lan: &Netns, host: &str) -> (f64, String) {
+    let mut server = lan.spawn(&["iperf3", "-s", "-1", "-J", "-B", host]).expect("iperf3 server");
     std::thread::sleep(Duration::from_millis(500));
-    let out = vm.exec(&["iperf3", "-c", OFFICE_HOST, "-t", "3", "-J"]).expect("iperf3 client");
+    let out = vm.exec(&["iperf3", "-c", host, "-t", "3", "-J"]).expect("iperf3 client");
     let client: serde_json::Value = serde_json::from_str(&out).expect("iperf3 client JSON");
     let mut text = String::new();
     if let Some(mut s) = server.child_mut().stdout.take() {

@@ -90,6 +90,9 @@ impl<'a> OfficeServer<'a> {
         self.ns
             .exec(&["ip", "route", "add", NAT_NET, "dev", &self.ifname])
             .expect("route to the NAT address");
+        self.ns
+            .exec(&["ip", "-6", "route", "add", ZONE6, "dev", &self.ifname])
+            .expect("IPv6 route to the zone");
     }
 
     /// Stops the server (by PID) as a crashed VPN server would: no goodbye to the peer.
@@ -128,14 +131,14 @@ pub fn setup_with(address: &str) -> Setup {
     let (our_priv, our_pub) = keypair();
     let server = format!(
         "[Interface]\nPrivateKey = {office_priv}\nListenPort = {OFFICE_PORT}\n\n\
-         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}\n"
+         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}, {ZONE6}\n"
     );
     let server_conf = write_file(dir.path(), "server.conf", &server, 0o600);
     let listen_port = free_udp_port();
     let ours = format!(
-        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32\nListenPort = {listen_port}\n\
-         DNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
-         Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n",
+        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32, 2001:db8:50::2/128\n\
+         ListenPort = {listen_port}\nDNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
+         Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24, {OFFICE_LAN6}\nPersistentKeepalive = 25\n",
         office.office_wan
     );
     let our_conf = write_file(dir.path(), "office.conf", &ours, 0o600);
