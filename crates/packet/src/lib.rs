@@ -16,6 +16,7 @@ pub mod gso;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv4_ports;
 pub mod ipv6;
 mod mac;
 pub mod tcp;

@@ -89,12 +89,20 @@ fn bench_security(c: &mut Criterion, on: bool) {
         let mut now = 1;
         b.iter(|| {
             now += 1;
-            for _ in 0..FRAMES {
-                black_box(br.process(0, black_box(&f), now, &mut out));
-            }
+            security_batch(&mut br, &f, FRAMES, now, &mut out);
         })
     });
     group.finish();
+}
+
+/// One measured batch, never inlined so that an instruction counter can count exactly these
+/// frames: `valgrind --tool=callgrind --toggle-collect='*security_batch*' BENCH --bench
+/// "port security on" --profile-time 2`, then inclusive Ir ÷ (calls × frames).
+#[inline(never)]
+fn security_batch(br: &mut Bridge, f: &[u8], frames: u64, now: u64, out: &mut Vec<switch::Output>) {
+    for _ in 0..frames {
+        black_box(br.process(0, black_box(f), now, out));
+    }
 }
 
 fn pipeline(c: &mut Criterion) {
