@@ -9,6 +9,7 @@ pub mod checksum;
 mod craft;
 pub mod csum;
 pub mod dhcp;
+pub mod dhcpv6;
 mod error;
 mod ethernet;
 pub mod geneve;
