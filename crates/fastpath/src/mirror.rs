@@ -74,6 +74,16 @@ impl Mirror {
         self.flows.remove(&key).map(|_| Op::Remove(key))
     }
 
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.flows.contains_key(key)
+    }
+
+    /// Takes on an entry the kernel's map already has (a previous daemon wrote it and the
+    /// pipeline now backs it), with its last-seen stamp as read: no write needed.
+    pub fn adopt(&mut self, key: FlowKey, val: FlowVal) {
+        self.flows.insert(key, (val, val.seen_ns));
+    }
+
     /// Removes every entry `keep` rejects (aged, evicted, moved, port gone or reconfigured).
     pub fn retain(&mut self, mut keep: impl FnMut(&FlowKey, &FlowVal) -> bool) -> Vec<Op> {
         let mut ops = Vec::new();

@@ -83,6 +83,14 @@ struct Args {
     /// kernel when the BPF program loads here, else userspace, saying why.
     #[arg(long, default_value = "auto", value_parser = ["auto", "kernel", "userspace"])]
     datapath: String,
+    /// Where the kernel fast path pins its maps and tc links (bpffs; mounted on /sys/fs/bpf if
+    /// absent), so that a crash, an upgrade or a restart of rvswitchd leaves known unicast
+    /// forwarding in the kernel and the next daemon adopts it. Default:
+    /// /sys/fs/bpf/rvswitch/<the control socket's path, `/` as `_`>; `off`: nothing pinned (the
+    /// fast path ends with the process). `--datapath userspace` removes what a kernel-mode run
+    /// pinned there.
+    #[arg(long, value_name = "DIR")]
+    bpf_pin_dir: Option<PathBuf>,
     /// Where a small keeper process holds copies of the device descriptors, so that a crashed or
     /// upgraded daemon's successor adopts the open devices instead of reopening them (taps
     /// rvswitchd created survive). Default: beside the control socket; `off`: not kept.
@@ -202,10 +210,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             "userspace" => DatapathMode::Userspace,
             _ => DatapathMode::Auto,
         },
+        pins: pin_dir(&args),
     })?;
     let forwarding_beat = datapath.heartbeat();
     let events = collect_events(&mut datapath)?;
     let (store, kept) = open_fd_store(&args);
+    if let (Some(store), true) = (&store, datapath.kernel_pinned()) {
+        store.keep_filters();
+    }
     let mut rec = Reconciler::with_store(datapath, store, kept);
     rec.set_state_dir(args.db_file.parent().map(std::path::Path::to_path_buf));
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
@@ -398,6 +410,21 @@ fn serve_unixctl(args: &Args, shared: &control::Shared) -> anyhow::Result<Option
     let path = unixctl::serve(&path, unixctl::Ctx { shared: shared.clone(), exit })?;
     info!(unixctl = %path.display(), "ovs-appctl socket ready");
     Ok(Some(path))
+}
+
+/// `--bpf-pin-dir`, its default derived from the control socket (one directory per daemon
+/// instance: two daemons never share maps).
+fn pin_dir(args: &Args) -> Option<PathBuf> {
+    match &args.bpf_pin_dir {
+        Some(p) if p.as_os_str() == "off" => None,
+        Some(p) => Some(p.clone()),
+        None => {
+            let sock =
+                std::path::absolute(&args.control_socket).unwrap_or_else(|_| args.control_socket.clone());
+            let name = sock.to_string_lossy().trim_start_matches('/').replace('/', "_");
+            Some(PathBuf::from("/sys/fs/bpf/rvswitch").join(name))
+        }
+    }
 }
 
 /// Connects to (or starts) the descriptor keeper; without one the daemon still runs, it only

@@ -272,6 +272,7 @@ impl Reconciler {
             info!(port = name, "closing a kept device the configuration no longer has");
             self.forget(&name);
         }
+        self.datapath.settle();
     }
 
     /// One monitoring pass: detach system ports whose device vanished, reopen devices that

@@ -7,12 +7,14 @@ mod engine;
 pub(crate) mod sys;
 mod tx;
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use fastpath::pins::PinDir;
 use netdev::Netdev;
 use switch::{BridgeSettings, FdbEntry, MacStats, PortSecurityEntry, PortSpec, Trace};
 
@@ -91,6 +93,9 @@ pub(crate) enum Command {
     Barrier(mpsc::Sender<()>),
     /// Answered once the kernel fast path's counters are in the ports' counters.
     SyncCounters(mpsc::Sender<()>),
+    /// The first configuration is in place: what a previous daemon left in pinned maps is
+    /// adopted where the pipeline agrees and removed elsewhere.
+    Settle,
     Stop,
 }
 
@@ -115,6 +120,8 @@ pub struct Datapath {
     rx_queues: usize,
     /// Whether the kernel fast path is loaded (its counters then need folding in).
     kernel: bool,
+    /// Whether its maps and links are pinned (they outlive this process).
+    pinned: bool,
     commands: mpsc::Sender<Command>,
     waker: Arc<sys::EventFd>,
     heartbeat: Arc<Heartbeat>,
@@ -124,7 +131,7 @@ pub struct Datapath {
 }
 
 /// Tuning of the forwarding thread.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DatapathOptions {
     /// After a wakeup that moved frames, keep polling the ports without blocking for this long
     /// before sleeping again. Cuts wakeup latency for request/response traffic at the price of
@@ -135,6 +142,9 @@ pub struct DatapathOptions {
     pub sender_affinity: bool,
     /// Whether known unicast between system ports is forwarded by the kernel (TC-BPF).
     pub mode: DatapathMode,
+    /// Where the kernel fast path pins its maps and links so that they outlive the process
+    /// (`None`: not pinned; they end with it).
+    pub pins: Option<PathBuf>,
 }
 
 /// `--datapath`: where known unicast between system ports is forwarded.
@@ -156,21 +166,27 @@ pub struct KernelUnavailable(#[from] fastpath::Error);
 
 impl DatapathMode {
     /// The loaded fast path this mode calls for; `auto` falls back to userspace with a warning.
-    pub fn load(self) -> Result<Option<fastpath::FastPath>, KernelUnavailable> {
+    /// With `pins`, a previous kernel-mode run's maps are adopted — or, in userspace, its
+    /// programs and pins removed.
+    pub fn load(self, pins: Option<&Path>) -> Result<Option<fastpath::FastPath>, KernelUnavailable> {
+        let pins = pins.map(PinDir::new);
         if self == DatapathMode::Userspace {
+            remove_pins(pins.as_ref());
             return Ok(None);
         }
-        let loaded = fastpath::FastPath::load();
+        let loaded = load_pinned(pins.clone());
         sys::release_freed_heap();
         match loaded {
             Ok(fp) => {
                 tracing::info!(
+                    pinned = fp.pins().map(|p| p.root().display().to_string()),
                     "kernel fast path loaded: known unicast between system ports stays in the kernel"
                 );
                 Ok(Some(fp))
             }
             Err(e) if self == DatapathMode::Auto => {
                 tracing::warn!("kernel fast path unavailable ({e}); forwarding everything in userspace");
+                remove_pins(pins.as_ref());
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -178,9 +194,36 @@ impl DatapathMode {
     }
 }
 
+/// The fast path with pins; where they cannot be made (no bpffs), without them.
+fn load_pinned(pins: Option<PinDir>) -> Result<fastpath::FastPath, fastpath::Error> {
+    match fastpath::FastPath::load_pinned(pins) {
+        Err(e @ fastpath::Error::Pins { .. }) => {
+            tracing::warn!("{e}; the kernel fast path ends with this process");
+            fastpath::FastPath::load()
+        }
+        other => other,
+    }
+}
+
+/// Takes out of the kernel what a kernel-mode run pinned at `pins`.
+fn remove_pins(pins: Option<&PinDir>) {
+    let Some(p) = pins.filter(|p| p.exists()) else { return };
+    match p.remove() {
+        Ok(()) => {
+            tracing::info!(pins = %p.root().display(), "removed the kernel fast path an earlier run left")
+        }
+        Err(e) => tracing::warn!("cannot remove the kernel fast path an earlier run left: {e}"),
+    }
+}
+
 impl Default for DatapathOptions {
     fn default() -> Self {
-        DatapathOptions { busy_poll: Duration::ZERO, sender_affinity: true, mode: DatapathMode::Userspace }
+        DatapathOptions {
+            busy_poll: Duration::ZERO,
+            sender_affinity: true,
+            mode: DatapathMode::Userspace,
+            pins: None,
+        }
     }
 }
 
@@ -209,8 +252,9 @@ impl Datapath {
         let waker = Arc::new(sys::EventFd::new()?);
         let rx_queues = opts.rx_queues();
         let heartbeat = Heartbeat::new();
-        let fast = opts.mode.load().map_err(std::io::Error::other)?;
+        let fast = opts.mode.load(opts.pins.as_deref()).map_err(std::io::Error::other)?;
         let kernel = fast.is_some();
+        let pinned = fast.as_ref().is_some_and(|f| f.pins().is_some());
         let (event_tx, events) = feed::channel();
         let mut engine = engine::Engine::new(
             engine::EngineParts {
@@ -227,6 +271,7 @@ impl Datapath {
         Ok(Datapath {
             rx_queues,
             kernel,
+            pinned,
             commands,
             waker,
             heartbeat,
@@ -283,6 +328,19 @@ impl Datapath {
     /// Whether known unicast between system ports is forwarded by the kernel fast path.
     pub fn kernel_fast_path(&self) -> bool {
         self.kernel
+    }
+
+    /// Whether the kernel fast path outlives this process (pinned maps and links).
+    pub fn kernel_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// The first configuration is in place (every kept device claimed or closed): see
+    /// [`Command::Settle`].
+    pub fn settle(&self) {
+        if self.kernel {
+            self.send(Command::Settle);
+        }
     }
 
     /// Brings the ports' counters up to date with what the kernel fast path forwarded (it

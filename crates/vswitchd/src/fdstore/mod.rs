@@ -105,6 +105,14 @@ impl FdStore {
     }
 
     /// A clean stop: the keeper closes every descriptor and ends.
+    /// Tells the keeper that this daemon's fast path is pinned: its tc programs outlive it, so
+    /// the socket filters on the kept sockets stay when it leaves (see [`keeper`]).
+    pub fn keep_filters(&self) {
+        if let Err(e) = wire::send(self.sock.as_fd(), b"PINNED", None) {
+            warn!("cannot tell the keeper the fast path is pinned: {e}");
+        }
+    }
+
     pub fn close_all(self) {
         let _ = wire::send(self.sock.as_fd(), b"EXIT", None);
     }
