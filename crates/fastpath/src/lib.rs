@@ -27,6 +27,15 @@ pub fn kernel_now_ns() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
+/// How many programs are attached at TCX ingress of device `dev` (any loader's): a fast path
+/// taken out of the kernel leaves none.
+pub fn tcx_ingress_programs(dev: &str) -> Result<usize, Error> {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    let (_, progs) = SchedClassifier::query_tcx(dev, TcAttachType::Ingress)
+        .map_err(|e| Error::Attach { dev: dev.to_string(), msg: e.to_string() })?;
+    Ok(progs.len())
+}
+
 /// Why the fast path cannot be used here.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

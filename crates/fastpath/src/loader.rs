@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
 
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHash, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
@@ -29,14 +30,19 @@ pub struct TcLink {
 #[derive(Debug)]
 enum Hold {
     Owned(#[allow(dead_code)] SchedClassifierLink),
-    Pinned(PinnedLink),
+    /// The link fd and where it is pinned.
+    Pinned(#[allow(dead_code)] PinnedLink, PathBuf),
 }
 
 impl TcLink {
-    /// Takes the program off the device (a pinned link loses its pin first).
+    /// Takes the program off the device. Closing the last fd of a link detaches it there and
+    /// then (an RCU grace period under the RTNL lock: serial, ~15 ms each here); a pinned link
+    /// loses its fd first and then its pin, and the kernel detaches it from a work queue, so
+    /// this returns at once.
     fn detach(self) {
-        if let Hold::Pinned(p) = self.link {
-            if let Err(e) = p.unpin() {
+        if let Hold::Pinned(link, path) = self.link {
+            drop(link);
+            if let Err(e) = std::fs::remove_file(&path) {
                 tracing::debug!(dev = self.dev, "unpinning a tc link: {e}");
             }
         }
@@ -121,7 +127,8 @@ impl FastPath {
         self.pins.as_ref()
     }
 
-    /// Makes dropping take everything out of the kernel, pins included (a clean stop).
+    /// Makes dropping take everything out of the kernel, pins included (a clean stop: with
+    /// pinned links that returns at once, the kernel detaches them in the background).
     pub fn retire(&mut self) {
         self.retired = true;
     }
@@ -168,9 +175,9 @@ impl FastPath {
                 // programs share the maps (the decision slot too), so either executes a frame
                 // once. Its pin goes, so it leaves the device.
                 let _ = std::fs::remove_file(&path);
-                Hold::Pinned(
-                    fd.pin(&path).map_err(|e| Error::Attach { dev: dev.to_string(), msg: e.to_string() })?,
-                )
+                let pinned =
+                    fd.pin(&path).map_err(|e| Error::Attach { dev: dev.to_string(), msg: e.to_string() })?;
+                Hold::Pinned(pinned, path)
             }
         };
         self.links.insert(ifindex, TcLink { dev: dev.to_string(), link });
@@ -301,11 +308,11 @@ impl FastPath {
 }
 
 impl Drop for FastPath {
-    /// Before the tc links go (with the fields, right after this): the socket filter, which
-    /// may stay attached to sockets the fd keeper holds, stops hiding frames from them.
-    /// Detaching a TCX link waits for an RCU grace period (tens of ms on a busy small VM), so
-    /// 1000 ports' links are dropped from several threads whose waits overlap, as the datapath
-    /// closes its sockets.
+    /// Pinned and not retired: everything stays in the kernel for the next daemon (a crash, an
+    /// upgrade), and closing our fds costs nothing. Otherwise, before the links go: the socket
+    /// filter, which may stay attached to sockets the fd keeper holds, stops hiding frames from
+    /// them; then the links are detached (pinned ones asynchronously, see [`TcLink::detach`])
+    /// and the pins removed.
     fn drop(&mut self) {
         let links: Vec<TcLink> = self.links.drain().map(|(_, l)| l).collect();
         if self.pins.is_some() && !self.retired {
@@ -324,9 +331,10 @@ impl Drop for FastPath {
     }
 }
 
-/// Detaches links, from several threads when there are many, so that their RCU waits
-/// overlap: 1000 links go in about a second, not half a minute. The calling thread works too,
-/// so every link is detached even if no thread can be spawned.
+/// Detaches links, from several threads when there are many. Owned links still detach one at
+/// a time (the kernel serialises them on the RTNL lock: 1000 took 14–17 s here), pinned ones
+/// return at once. The calling thread works too, so every link is detached even if no thread
+/// can be spawned.
 fn drop_links(links: Vec<TcLink>) {
     let threads = links.len().min(DETACHERS);
     let queue = std::sync::Mutex::new(links);

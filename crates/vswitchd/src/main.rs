@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::daemon::ReloadError;
-use vswitchd::datapath::{Datapath, DatapathMode, DatapathOptions};
+use vswitchd::datapath::{release_freed_heap, Datapath, DatapathMode, DatapathOptions, TRIM_TICKS};
 use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
 use vswitchd::events::{self, EventRing};
 use vswitchd::fdstore::{self, FdStore, Kept};
@@ -257,6 +257,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let (shared, stopping, beat) = (shared.clone(), stopping.clone(), control_beat);
         std::thread::Builder::new().name("db-sync".into()).spawn(move || {
             let mut last_tick = Instant::now();
+            let mut ticks = 0u32;
             while !stopping.load(Ordering::Relaxed) {
                 // In slices, so a stop (or an upgrade) is seen within STOP_LATENCY, not a TICK.
                 let wait = TICK.saturating_sub(last_tick.elapsed()).min(STOP_LATENCY);
@@ -264,6 +265,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     Ok(_) => {
                         while notes.try_recv().is_ok() {}
                         lock(&shared).sync();
+                        release_freed_heap();
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -272,6 +274,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                     last_tick = Instant::now();
                     lock(&shared).tick();
                     beat.beat();
+                    ticks = ticks.wrapping_add(1);
+                    if ticks % TRIM_TICKS == 1 {
+                        release_freed_heap();
+                    }
                 }
             }
         })?

@@ -351,6 +351,11 @@ impl Engine {
                     f.settle(&mut self.bridges, now);
                 }
             }
+            Command::Retire => {
+                if let Some(f) = self.fast.as_mut() {
+                    f.retire();
+                }
+            }
             Command::Stop => self.stop = true,
         }
     }

@@ -7,6 +7,8 @@ mod engine;
 pub(crate) mod sys;
 mod tx;
 
+pub use sys::{release_freed_heap, TRIM_TICKS};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -96,6 +98,8 @@ pub(crate) enum Command {
     /// The first configuration is in place: what a previous daemon left in pinned maps is
     /// adopted where the pipeline agrees and removed elsewhere.
     Settle,
+    /// The stop that follows is for good: the kernel fast path leaves the kernel with it.
+    Retire,
     Stop,
 }
 
@@ -402,6 +406,14 @@ impl Datapath {
 }
 
 impl Datapath {
+    /// Makes the next [`Datapath::stop`] take the kernel fast path out of the kernel, pinned
+    /// state included (a clean stop; otherwise pinned state stays for the next daemon).
+    pub fn retire_fast_path(&self) {
+        if self.thread.is_some() && self.kernel {
+            self.send(Command::Retire);
+        }
+    }
+
     /// Stops the forwarding thread and waits for it; its devices are closed. Idempotent.
     pub fn stop(&mut self) {
         if let Some(t) = self.thread.take() {

@@ -77,7 +77,12 @@ impl Epoll {
 /// Hands the heap's free pages back to the kernel. Loading the fast path parses the kernel's
 /// whole BTF (twice, inside aya: ~20 MiB of short-lived allocations on a Debian 12 kernel); glibc
 /// keeps that freed memory in the heap, resident, for good — most of a small daemon's RSS. One
-/// `malloc_trim` after the load returns it; it runs once, at start-up, never on the forwarding path.
+/// `malloc_trim` after the load returns it. The control thread calls it again after database
+/// changes and every [`TRIM_TICKS`] ticks: a 1000-port reload and the status write-back leave
+/// ~20 MB of freed heap behind otherwise (82 → 61 MB RSS measured). Never on the forwarding path.
+/// Control-loop ticks between two heap trims (see [`release_freed_heap`]).
+pub const TRIM_TICKS: u32 = 30;
+
 pub fn release_freed_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks glibc's own free lists; it has no pointer arguments.

@@ -163,6 +163,11 @@ impl Daemon {
         }
     }
 
+    /// From the next (re)start on, rvswitchd runs with these extra arguments instead.
+    pub fn set_args(&mut self, args: Vec<String>) {
+        self.launch.args = args;
+    }
+
     /// Starts the daemon again on the same config, database and sockets.
     pub fn restart(&mut self) {
         self.kill9();
