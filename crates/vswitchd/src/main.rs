@@ -18,7 +18,9 @@ use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::daemon::ReloadError;
-use vswitchd::datapath::{release_freed_heap, Datapath, DatapathMode, DatapathOptions, TRIM_TICKS};
+use vswitchd::datapath::{
+    release_freed_heap, tune_heap, Datapath, DatapathMode, DatapathOptions, TRIM_TICKS,
+};
 use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
 use vswitchd::events::{self, EventRing};
 use vswitchd::fdstore::{self, FdStore, Kept};
@@ -86,7 +88,7 @@ struct Args {
     /// Where the kernel fast path pins its maps and tc links (bpffs; mounted on /sys/fs/bpf if
     /// absent), so that a crash, an upgrade or a restart of rvswitchd leaves known unicast
     /// forwarding in the kernel and the next daemon adopts it. Default:
-    /// /sys/fs/bpf/rvswitch/<the control socket's path, `/` as `_`>; `off`: nothing pinned (the
+    /// /sys/fs/bpf/rvswitch/<the control socket's path, `/` and `.` as `_`>; `off`: nothing pinned (the
     /// fast path ends with the process). `--datapath userspace` removes what a kernel-mode run
     /// pinned there.
     #[arg(long, value_name = "DIR")]
@@ -176,6 +178,7 @@ fn raise_fd_limit() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    tune_heap();
     raise_fd_limit();
     // Pid files and the switch to --user happen while the process still has a single thread.
     let mut service = Service::setup(
@@ -427,7 +430,13 @@ fn pin_dir(args: &Args) -> Option<PathBuf> {
         None => {
             let sock =
                 std::path::absolute(&args.control_socket).unwrap_or_else(|_| args.control_socket.clone());
-            let name = sock.to_string_lossy().trim_start_matches('/').replace('/', "_");
+            // bpffs refuses names with a '.' in them.
+            let name: String = sock
+                .to_string_lossy()
+                .trim_start_matches('/')
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                .collect();
             Some(PathBuf::from("/sys/fs/bpf/rvswitch").join(name))
         }
     }

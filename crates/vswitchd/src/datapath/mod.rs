@@ -7,7 +7,7 @@ mod engine;
 pub(crate) mod sys;
 mod tx;
 
-pub use sys::{release_freed_heap, TRIM_TICKS};
+pub use sys::{release_freed_heap, tune_heap, TRIM_TICKS};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
