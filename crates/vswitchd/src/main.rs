@@ -19,7 +19,7 @@ use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::daemon::ReloadError;
 use vswitchd::datapath::{
-    release_freed_heap, tune_heap, Datapath, DatapathMode, DatapathOptions, TRIM_TICKS,
+    default_pin_dir, release_freed_heap, tune_heap, Datapath, DatapathMode, DatapathOptions, TRIM_TICKS,
 };
 use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
 use vswitchd::events::{self, EventRing};
@@ -427,18 +427,7 @@ fn pin_dir(args: &Args) -> Option<PathBuf> {
     match &args.bpf_pin_dir {
         Some(p) if p.as_os_str() == "off" => None,
         Some(p) => Some(p.clone()),
-        None => {
-            let sock =
-                std::path::absolute(&args.control_socket).unwrap_or_else(|_| args.control_socket.clone());
-            // bpffs refuses names with a '.' in them.
-            let name: String = sock
-                .to_string_lossy()
-                .trim_start_matches('/')
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-                .collect();
-            Some(PathBuf::from("/sys/fs/bpf/rvswitch").join(name))
-        }
+        None => Some(default_pin_dir(&args.control_socket)),
     }
 }
 

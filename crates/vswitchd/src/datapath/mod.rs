@@ -198,6 +198,20 @@ impl DatapathMode {
     }
 }
 
+/// Where a daemon with control socket `control_socket` pins its fast path by default: one
+/// directory per daemon instance (two daemons never share maps), named after the socket's
+/// absolute path with `/` and `.` as `_` (bpffs refuses names with a `.`).
+pub fn default_pin_dir(control_socket: &Path) -> PathBuf {
+    let sock = std::path::absolute(control_socket).unwrap_or_else(|_| control_socket.to_path_buf());
+    let name: String = sock
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    PathBuf::from("/sys/fs/bpf/rvswitch").join(name)
+}
+
 /// The fast path with pins; where they cannot be made (no bpffs), without them.
 fn load_pinned(pins: Option<PinDir>) -> Result<fastpath::FastPath, fastpath::Error> {
     match fastpath::FastPath::load_pinned(pins) {

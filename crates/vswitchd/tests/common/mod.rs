@@ -312,6 +312,9 @@ impl Drop for Daemon {
                 eprintln!("--- rvswitchd log ---\n{}", self.log());
             }
         }
+        // A kernel-mode daemon killed last (-9) left its fast path pinned: take it away.
+        let pins = fastpath::pins::PinDir::new(vswitchd::datapath::default_pin_dir(&self.socket));
+        let _ = pins.remove();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
