@@ -212,15 +212,14 @@ pub fn default_pin_dir(control_socket: &Path) -> PathBuf {
     PathBuf::from("/sys/fs/bpf/rvswitch").join(name)
 }
 
-/// The fast path with pins; where they cannot be made (no bpffs), without them.
+/// The fast path with pins; where they cannot be made (no bpffs, a read-only /sys under a
+/// sandbox, maps that cannot be pinned), without them.
 fn load_pinned(pins: Option<PinDir>) -> Result<fastpath::FastPath, fastpath::Error> {
-    match fastpath::FastPath::load_pinned(pins) {
-        Err(e @ fastpath::Error::Pins { .. }) => {
-            tracing::warn!("{e}; the kernel fast path ends with this process");
-            fastpath::FastPath::load()
-        }
-        other => other,
-    }
+    let Some(p) = pins else { return fastpath::FastPath::load() };
+    fastpath::FastPath::load_pinned(Some(p)).or_else(|e| {
+        tracing::warn!("cannot pin the kernel fast path ({e}); it ends with this process");
+        fastpath::FastPath::load()
+    })
 }
 
 /// Takes out of the kernel what a kernel-mode run pinned at `pins`.
