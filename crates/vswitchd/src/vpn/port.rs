@@ -1,6 +1,9 @@
 //! The VPN gateway port's I/O: one UDP socket to the peer, a 250 ms timer for boringtun, and
 //! an eventfd for ARP replies made while transmitting, all behind one epoll fd that the
-//! datapath polls like any port's.
+//! datapath polls like any port's. Both directions are batched: a transmit segments the
+//! zone's super-frames once, encrypts every segment straight into the [`Outbox`] and sends
+//! them all with one `sendmmsg` (UDP GSO runs); a receive takes many datagrams with one
+//! `recvmmsg` and decrypts them in turn.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -12,11 +15,13 @@ use std::time::{Duration, Instant, SystemTime};
 use boringtun::noise::{Tunn, TunnResult};
 use ctl::protocol::VpnStatus;
 use gateway::{FromTunnel, FromZone, Gateway, Now};
-use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
-use packet::gso::{segment_tcp, GSO_TCPV4};
+use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM};
+use packet::gso::{segment_tcp, segment_udp, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use tracing::{debug, info, warn};
 
 use super::health::Health;
+use super::mmsg::{UdpReceiver, UdpSender};
+use super::outbox::Outbox;
 use super::timer::Timer;
 use super::VpnShared;
 use crate::datapath::sys::{Epoll, EventFd};
@@ -27,6 +32,12 @@ const TICK: Duration = Duration::from_millis(250);
 const MAX_TO_ZONE: usize = 256;
 /// Room for WireGuard's header and tag around a packet (and for a 148-byte handshake).
 const OVERHEAD: usize = 64;
+/// boringtun's data overhead (16-byte header, 16-byte tag) and the size its handshake
+/// initiation needs, which `encapsulate` may write instead of the packet.
+const DATA_OVERHEAD: usize = 32;
+const HANDSHAKE_LEN: usize = 148;
+/// Datagrams one `recvmmsg` takes (the batch's room bounds it further).
+const RX_SLOTS: usize = 32;
 
 pub struct VpnPort {
     name: String,
@@ -39,9 +50,11 @@ pub struct VpnPort {
     timer: Timer,
     wake: EventFd,
     to_zone: VecDeque<Vec<u8>>,
-    /// Datagrams that did not authenticate; super-frames we cannot segment (UDP, IPv6).
+    /// Datagrams that did not authenticate; super-frames we cannot segment (UFO); encrypted
+    /// datagrams the socket did not take.
     bad_datagrams: u64,
     unsegmented: u64,
+    send_lost: u64,
     was_up: bool,
     shared: VpnShared,
     /// The zone DHCP server's lease file (None: no server, or nowhere to keep them).
@@ -50,8 +63,11 @@ pub struct VpnPort {
     start: Instant,
     /// Scratch for a reply the gateway makes (ARP, DHCP, ICMP error).
     reply: Vec<u8>,
-    /// Scratch: a datagram received, boringtun's output, a frame gathered for sending.
-    rx: Vec<u8>,
+    /// Datagrams received in one call; encrypted ones waiting to be sent, and their sender.
+    rx: UdpReceiver,
+    outbox: Outbox,
+    sender: UdpSender,
+    /// Scratch: boringtun's output, a frame gathered for sending, a segment.
     out: Vec<u8>,
     frame: Vec<u8>,
     seg: Vec<u8>,
@@ -71,6 +87,7 @@ impl VpnPort {
         epoll.add(sock.as_raw_fd(), 0)?;
         epoll.add(timer.raw(), 1)?;
         epoll.add(wake.raw(), 2)?;
+        let sender = UdpSender::new(sock.as_raw_fd());
         let mut port = VpnPort {
             name: name.to_string(),
             tunn,
@@ -84,12 +101,15 @@ impl VpnPort {
             to_zone: VecDeque::new(),
             bad_datagrams: 0,
             unsegmented: 0,
+            send_lost: 0,
             was_up: false,
             shared: VpnShared::default(),
             leases: None,
             start: Instant::now(),
             reply: vec![0; MAX_FRAME],
-            rx: vec![0; MAX_FRAME + OVERHEAD],
+            rx: UdpReceiver::new(RX_SLOTS, MAX_FRAME + OVERHEAD),
+            outbox: Outbox::default(),
+            sender,
             out: vec![0; MAX_FRAME + OVERHEAD],
             frame: Vec::with_capacity(MAX_FRAME),
             seg: vec![0; MAX_FRAME],
@@ -158,8 +178,10 @@ impl VpnPort {
         let (since, tx, rx, ..) = self.tunn.stats();
         let mut drops: std::collections::BTreeMap<String, u64> =
             self.gw.drops().iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect();
-        if self.unsegmented > 0 {
-            drops.insert(super::UNSEGMENTED.to_string(), self.unsegmented);
+        for (reason, n) in [(super::UNSEGMENTED, self.unsegmented), (super::SEND_LOST, self.send_lost)] {
+            if n > 0 {
+                drops.insert(reason.to_string(), n);
+            }
         }
         self.shared.set(VpnStatus {
             state: if up { "up" } else { "down" }.to_string(),
@@ -174,8 +196,8 @@ impl VpnPort {
 
     /// One datagram from the network: handshake traffic answered, data decrypted and handed to
     /// the gateway, whose frame (or ARP request) lands in `batch`.
-    fn datagram(&mut self, len: usize, from: SocketAddr, batch: &mut RxBatch) {
-        let res = self.tunn.decapsulate(Some(from.ip()), &self.rx[..len], &mut self.out);
+    fn datagram(&mut self, datagram: &[u8], from: SocketAddr, batch: &mut RxBatch) {
+        let res = self.tunn.decapsulate(Some(from.ip()), datagram, &mut self.out);
         let packet = match res {
             TunnResult::Err(e) => {
                 debug!(port = self.name, %from, "dropped a datagram: {e:?}");
@@ -203,6 +225,29 @@ impl VpnPort {
         });
     }
 
+    /// One `recvmmsg` of up to `room` datagrams, each handled in turn; false when none waited
+    /// (or fewer than asked: the socket is drained).
+    fn recv_datagrams(&mut self, room: usize, batch: &mut RxBatch) -> Result<bool, NetdevError> {
+        let mut rx = std::mem::replace(&mut self.rx, UdpReceiver::new(0, 0));
+        let got = rx.recv(self.sock.as_raw_fd(), room.min(RX_SLOTS));
+        let n = match got {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => 0,
+            Err(e) => {
+                self.rx = rx;
+                return Err(NetdevError::Io { op: "recvmmsg", dev: self.name.clone(), source: e });
+            }
+        };
+        for i in 0..n {
+            match rx.datagram(i) {
+                (d, Some(from), false) => self.datagram(d, from, batch),
+                _ => self.bad_datagrams += 1,
+            }
+        }
+        self.rx = rx;
+        Ok(n == room.min(RX_SLOTS))
+    }
+
     /// After a handshake completes boringtun hands back the packets it queued meanwhile.
     fn flush_queued(&mut self) {
         for _ in 0..1024 {
@@ -213,32 +258,35 @@ impl VpnPort {
         }
     }
 
-    /// One frame the bridge sent: a TCP super-frame is segmented first (each segment is
-    /// encrypted on its own), a partial checksum completed (nothing after us would).
+    /// One complete frame the bridge sent (no GSO): a partial checksum completed (nothing
+    /// after us would), then routed.
     fn one_frame(&mut self, frame: &mut [u8], vnet: VnetHdr, now: Instant) {
-        match vnet.gso_type {
-            VNET_GSO_NONE => {
-                let (start, off) = (usize::from(vnet.csum_start), usize::from(vnet.csum_offset));
-                if vnet.flags & VNET_F_NEEDS_CSUM != 0
-                    && packet::csum::complete_partial(frame, start, off).is_err()
-                {
-                    self.gw.count(gateway::DropReason::Malformed);
-                    return;
-                }
-                self.route_zone_frame(frame, now);
-            }
-            GSO_TCPV4 => {
-                let mut seg = std::mem::take(&mut self.seg);
-                let mss = usize::from(vnet.gso_size);
-                let done = segment_tcp(frame, mss, &mut seg, |s| self.route_zone_frame(s, now));
-                if done.is_err() {
-                    self.gw.count(gateway::DropReason::Malformed);
-                }
-                self.seg = seg;
-            }
-            // UDP and TCP/IPv6 super-frames: not segmented yet.
-            _ => self.unsegmented += 1,
+        let (start, off) = (usize::from(vnet.csum_start), usize::from(vnet.csum_offset));
+        if vnet.flags & VNET_F_NEEDS_CSUM != 0 && packet::csum::complete_partial(frame, start, off).is_err() {
+            self.gw.count(gateway::DropReason::Malformed);
+            return;
         }
+        self.route_zone_frame(frame, now);
+    }
+
+    /// A super-frame: segmented once (each segment is encrypted on its own), straight from the
+    /// bridge's buffer. TCP over IPv4 and IPv6, and UDP (`UDP_SEGMENT` senders); the old UDP
+    /// fragmentation offload is not segmented but counted.
+    fn super_frame(&mut self, frame: &[u8], vnet: VnetHdr, now: Instant) {
+        let size = usize::from(vnet.gso_size);
+        let mut seg = std::mem::take(&mut self.seg);
+        let done = match vnet.gso_type & 0x7f {
+            GSO_TCPV4 | GSO_TCPV6 => segment_tcp(frame, size, &mut seg, |s| self.route_zone_frame(s, now)),
+            GSO_UDP_L4 => segment_udp(frame, size, &mut seg, |s| self.route_zone_frame(s, now)),
+            _ => {
+                self.unsegmented += 1;
+                Ok(0)
+            }
+        };
+        if done.is_err() {
+            self.gw.count(gateway::DropReason::Malformed);
+        }
+        self.seg = seg;
     }
 
     /// One complete frame from the zone.
@@ -259,11 +307,27 @@ impl VpnPort {
         }
     }
 
+    /// Encrypts `ip` straight into the outbox (flushed first when full); sent at the end of
+    /// the transmit.
     fn encrypt(&mut self, ip: &[u8], now: Instant) {
-        if let TunnResult::WriteToNetwork(p) = self.tunn.encapsulate(ip, &mut self.out) {
-            send(&self.sock, p, self.endpoint);
+        let need = (ip.len() + DATA_OVERHEAD).max(HANDSHAKE_LEN);
+        if self.outbox.space(need).is_none() {
+            self.flush();
+        }
+        let Some(dst) = self.outbox.space(need) else { return };
+        // boringtun writes the datagram (or a handshake initiation) at the start of `dst`.
+        if let TunnResult::WriteToNetwork(p) = self.tunn.encapsulate(ip, dst) {
+            let n = p.len();
+            self.outbox.commit(n);
         }
         self.health.sent(now);
+    }
+
+    /// Sends what the outbox holds to the peer.
+    fn flush(&mut self) {
+        if !self.outbox.is_empty() {
+            self.send_lost += self.outbox.flush(&mut self.sender, self.endpoint).dropped as u64;
+        }
     }
 }
 
@@ -306,14 +370,11 @@ impl Netdev for VpnPort {
         if !self.to_zone.is_empty() {
             self.wake.wake();
         }
-        for _ in 0..batch.capacity() {
-            if batch.len() >= batch.capacity() {
+        // Each datagram gives at most one frame; a few rounds while the room lasts.
+        for _ in 0..4 {
+            let room = batch.capacity() - batch.len();
+            if room == 0 || !self.recv_datagrams(room, batch)? {
                 break;
-            }
-            match self.sock.recv_from(&mut self.rx) {
-                Ok((len, from)) => self.datagram(len, from, batch),
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => break,
-                Err(e) => return Err(NetdevError::Io { op: "recvfrom", dev: self.name.clone(), source: e }),
             }
         }
         Ok(batch.len())
@@ -323,13 +384,22 @@ impl Netdev for VpnPort {
         let now = Instant::now();
         let mut frame = std::mem::take(&mut self.frame);
         for f in frames {
+            if f.vnet.is_gso() && f.parts.len() == 1 {
+                self.super_frame(&f.parts[0], f.vnet, now);
+                continue;
+            }
             frame.clear();
             for p in f.parts {
                 frame.extend_from_slice(p);
             }
-            self.one_frame(&mut frame, f.vnet, now);
+            if f.vnet.is_gso() {
+                self.super_frame(&frame, f.vnet, now);
+            } else {
+                self.one_frame(&mut frame, f.vnet, now);
+            }
         }
         self.frame = frame;
+        self.flush();
         Ok(frames.len())
     }
 }
