@@ -55,7 +55,7 @@ impl RawAddr {
         r
     }
 
-    fn to_socket_addr(&self) -> Option<SocketAddr> {
+    fn socket_addr(&self) -> Option<SocketAddr> {
         let p = (&self.storage as *const libc::sockaddr_storage).cast::<u8>();
         match i32::from(self.storage.ss_family) {
             libc::AF_INET => {
@@ -199,7 +199,13 @@ impl UdpReceiver {
         // SAFETY: the first `n` headers point at live slots of `buf`, `iovs` and `addrs`, which
         // outlive the call; no timeout is passed.
         let r = unsafe {
-            libc::recvmmsg(fd, self.msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if r < 0 {
             let e = io::Error::last_os_error();
@@ -218,7 +224,7 @@ impl UdpReceiver {
     /// did not fit a slot: no WireGuard message this port accepts is that long).
     pub fn datagram(&mut self, i: usize) -> (&mut [u8], Option<SocketAddr>, bool) {
         let (len, truncated) = self.got[i];
-        let from = self.addrs[i].to_socket_addr();
+        let from = self.addrs[i].socket_addr();
         (&mut self.buf[i * self.size..i * self.size + len], from, truncated)
     }
 }

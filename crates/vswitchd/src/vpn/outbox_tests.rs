@@ -91,8 +91,10 @@ fn eagain_drops_the_rest_and_the_box_is_usable_again() {
 fn refused_gso_is_turned_off_and_the_run_resent_datagram_by_datagram() {
     let mut b = Outbox::default();
     queue(&mut b, &[80, 1000, 1000, 500]);
-    let mut w =
-        Scripted { answers: [Ok(1), Err(io::Error::from_raw_os_error(libc::EIO))].into(), ..Default::default() };
+    let mut w = Scripted {
+        answers: [Ok(1), Err(io::Error::from_raw_os_error(libc::EIO))].into(),
+        ..Default::default()
+    };
     assert_eq!(b.flush(&mut w, to()), Flushed { sent: 4, dropped: 0 });
     assert_eq!(
         w.sent,
