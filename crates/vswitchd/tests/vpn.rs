@@ -668,7 +668,8 @@ for _ in range(int(sys.argv[2])):
 /// the bridge passed the port fewer frames than the office received (so they were super-frames).
 #[test]
 fn udp_super_frames_from_the_vm_arrive_as_datagrams() {
-    if !have_tools("udp_super_frames_from_the_vm_arrive_as_datagrams") {
+    let test = "udp_super_frames_from_the_vm_arrive_as_datagrams";
+    if !have_tools(test) || !require_program(test, "/usr/bin/python3", "--version", "python3") {
         return;
     }
     let s = setup();
