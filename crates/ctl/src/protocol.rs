@@ -148,12 +148,17 @@ pub struct PortStatus {
     pub vpn: Option<VpnStatus>,
 }
 
-/// A zone's WireGuard uplink as the daemon last saw it (refreshed every 250 ms).
+/// A zone's VPN uplink as the daemon last saw it (refreshed every 250 ms).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VpnStatus {
+    /// What carries the tunnel: `tun` (a VPN client's device); `wireguard` or absent (older
+    /// daemons): the built-in WireGuard.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub transport: String,
     /// `up` (a current session and the peer answers) or `down` (the kill switch holds).
     pub state: String,
-    /// Where the peer is (host:port as last heard from, or as configured).
+    /// Where the peer is (host:port as last heard from, or as configured); a tun uplink's
+    /// device name.
     pub endpoint: String,
     /// Seconds since the last completed handshake; None: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,6 +171,10 @@ pub struct VpnStatus {
     pub bad_datagrams: u64,
     /// Packets the gateway dropped, by reason (`vpn-down`, `no-route`...), zeros left out.
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// What the zone's IP services did (`dhcp-offered`, `nat-active`...; gateway's
+    /// `DHCP_COUNTERS` and `NAT_COUNTERS`), only for the services the zone runs.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub services: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -77,8 +77,13 @@ pub fn show(reply: &ShowReply) -> String {
 
 /// A VPN gateway port's tunnel: state, peer, handshake age, bytes, gateway drops.
 fn vpn(s: &mut String, v: &VpnStatus) {
-    let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
-    let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+    if v.transport == "tun" {
+        // A VPN client's device: rvswitch sees no handshake.
+        let _ = writeln!(s, "        vpn: {}  tun device: {}", v.state, v.endpoint);
+    } else {
+        let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
+        let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+    }
     let _ = writeln!(
         s,
         "        tunnel rx: {} bytes   tx: {} bytes   bad datagrams: {}",
@@ -87,6 +92,10 @@ fn vpn(s: &mut String, v: &VpnStatus) {
     if !v.drops.is_empty() {
         let reasons: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = writeln!(s, "        gateway drops: {}", reasons.join(" "));
+    }
+    if !v.services.is_empty() {
+        let counts: Vec<String> = v.services.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(s, "        services: {}", counts.join(" "));
     }
 }
 
@@ -280,6 +289,7 @@ mod tests {
     #[test]
     fn show_prints_a_vpn_ports_tunnel() {
         let vpn = VpnStatus {
+            transport: String::new(),
             state: "down".into(),
             endpoint: "198.19.200.2:51820".into(),
             last_handshake_secs: Some(42),
@@ -287,6 +297,7 @@ mod tests {
             tx_bytes: 2000,
             bad_datagrams: 3,
             drops: [("vpn-down".to_string(), 7)].into(),
+            services: [("dhcp-acked".to_string(), 2), ("dhcp-offered".to_string(), 2)].into(),
         };
         let port = PortStatus {
             name: "wg-intranet".into(),
@@ -298,23 +309,27 @@ mod tests {
             ifindex: None,
             error: None,
             statistics: CounterSnapshot::default(),
-            vpn: Some(vpn),
+            vpn: Some(vpn.clone()),
         };
+        let mut on_tun = port.clone();
+        on_tun.vpn = Some(VpnStatus { transport: "tun".into(), endpoint: "tun0".into(), ..vpn });
         let reply = ShowReply {
             config_file: None,
             bridges: vec![BridgeStatus {
                 name: "br0".into(),
                 mac_aging_time: 300,
                 mac_table_size: 8192,
-                ports: vec![port],
+                ports: vec![port, on_tun],
             }],
         };
         let text = show(&reply);
+        assert!(text.contains("        vpn: down  tun device: tun0\n"), "{text}");
         assert!(
             text.contains("        vpn: down  endpoint: 198.19.200.2:51820  last handshake: 42 s ago\n"),
             "{text}"
         );
         assert!(text.contains("tunnel rx: 1000 bytes   tx: 2000 bytes   bad datagrams: 3\n"), "{text}");
         assert!(text.contains("gateway drops: vpn-down=7\n"), "{text}");
+        assert!(text.contains("        services: dhcp-acked=2 dhcp-offered=2\n"), "{text}");
     }
 }

@@ -205,11 +205,15 @@ impl TopoPort {
         let mut l = match (self.role.as_deref(), &p.vpn) {
             (Some("uplink"), _) => format!("uplink {} ({})\nNIC trunk", p.name, p.kind),
             (_, Some(v)) => {
-                let seen = v.last_handshake_secs.map_or("never".to_string(), |s| format!("{s} s ago"));
-                format!(
-                    "VPN uplink {}\nWireGuard to {}\nvpn {}, handshake {seen}",
-                    p.name, v.endpoint, v.state
-                )
+                if v.transport == "tun" {
+                    format!("VPN uplink {}\ntun device {}\nvpn {}", p.name, v.endpoint, v.state)
+                } else {
+                    let seen = v.last_handshake_secs.map_or("never".to_string(), |s| format!("{s} s ago"));
+                    format!(
+                        "VPN uplink {}\nWireGuard to {}\nvpn {}, handshake {seen}",
+                        p.name, v.endpoint, v.state
+                    )
+                }
             }
             _ => format!("{} ({})", p.name, p.kind),
         };
@@ -342,14 +346,18 @@ mod tests {
         vpn.vpn = Some(status("up", Some(12)));
         let mut never = vpn.clone();
         (never.name, never.vpn) = ("vpn1".into(), Some(status("down", None)));
-        show.bridges[0].ports.extend([vpn, never]);
+        let mut tun = vpn.clone();
+        let on_tun = VpnStatus { transport: "tun".into(), endpoint: "tun0".into(), ..status("up", None) };
+        (tun.name, tun.vpn) = ("vpn2".into(), Some(on_tun));
+        show.bridges[0].ports.extend([vpn, never, tun]);
         let t = Topology::build(&show, &DbIds::default());
         let roles: Vec<_> = t.bridges[0].ports.iter().map(|p| p.role.as_deref()).collect();
-        assert_eq!(roles, [None, None, None, Some("vpn-uplink"), Some("vpn-uplink")]);
+        assert_eq!(roles, [None, None, None, Some("vpn-uplink"), Some("vpn-uplink"), Some("vpn-uplink")]);
         let dot = t.to_dot();
         for want in [
             r#"[shape=cds, style=filled, fillcolor=plum, color=darkgreen, label="VPN uplink vpn0\nWireGuard to 198.18.60.1:51820\nvpn up, handshake 12 s ago\naccess tag 10\nlink up"]"#,
             r#"[shape=cds, style=filled, fillcolor=plum, color=red, label="VPN uplink vpn1\nWireGuard to 198.18.60.1:51820\nvpn down, handshake never"#,
+            r#"label="VPN uplink vpn2\ntun device tun0\nvpn up\n"#,
         ] {
             assert!(dot.contains(want), "missing {want:?} in {dot}");
         }

@@ -245,12 +245,12 @@ mod tests {
 
     #[test]
     fn port_conf_carries_mode_tag_and_trunks() {
-        let p = PortVlan::new(Some(VlanMode::NativeUntagged), Some(42), &[43, 4095]).unwrap();
+        let p = PortVlan::new(Some(VlanMode::NativeUntagged), Some(42), &[43, 4094, 4095]).unwrap();
         let c = PortConf::new(7, &p, 0);
         assert_eq!((c.bridge, c.tag, c.mode), (7, 42, 3));
         assert_eq!(c.trunks[0], (1 << 42) | (1 << 43), "native VLAN added to the trunks");
         assert!(c.trunks[1..63].iter().all(|w| *w == 0));
-        assert_eq!(c.trunks[63] >> 63, 1);
+        assert_eq!(c.trunks[63], 1 << 62, "4094 carried; the host-only 4095 never is");
         let access = PortConf::new(1, &PortVlan::access(10), 0);
         assert_eq!((access.mode, access.tag), (0, 10));
         assert!(access.trunks.iter().all(|w| *w == 0));

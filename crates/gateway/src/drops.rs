@@ -24,7 +24,7 @@ pub enum DropReason {
     TtlExpired,
     /// Addressed to the gateway itself (it has no IP stack to answer with).
     ToGateway,
-    /// IPv6 from the tunnel: no neighbour discovery yet to find the VM.
+    /// IPv6 in a zone without `subnet6` (from the VMs or the tunnel).
     Ipv6Unsupported,
     /// Truncated or inconsistent headers.
     Malformed,
@@ -35,10 +35,13 @@ pub enum DropReason {
     Nat,
     /// A DHCP message the zone's server gave no answer to (a RELEASE, a malformed or foreign one).
     DhcpNoReply,
+    /// IPv6 in a NAT zone: the NAT translates IPv4 only, and untranslated IPv6 would leak
+    /// the VMs' own addresses.
+    NatIpv6,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::VpnDown,
         DropReason::NoRoute,
         DropReason::NotIp,
@@ -54,6 +57,7 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::Nat,
         DropReason::DhcpNoReply,
+        DropReason::NatIpv6,
     ];
 
     /// The name in status and statistics (`drop-vpn-down`...).
@@ -74,6 +78,7 @@ impl DropReason {
             DropReason::TooBig => "too-big",
             DropReason::Nat => "nat",
             DropReason::DhcpNoReply => "dhcp-no-reply",
+            DropReason::NatIpv6 => "nat-ipv6",
         }
     }
 

@@ -1,5 +1,5 @@
 //! The gateway between a zone (Ethernet frames on its VLAN) and its tunnel (IP packets): it
-//! answers ARP for the gateway address, routes what the VMs send to the gateway MAC into the
+//! answers ARP (and, with `subnet6`, neighbor discovery: see [`crate::v6`]) for the gateway, routes what the VMs send to the gateway MAC into the
 //! tunnel when the destination is in the peer's AllowedIPs, and frames what the tunnel returns
 //! for the VM that owns the address. While the tunnel is down it routes nothing (`vpn-down`).
 //! On the way it applies the zone's IP services (see [`crate::services`]): MSS clamping and
@@ -8,11 +8,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use packet::ttl::{self, Hop};
-use packet::{arp, ipv4, ipv6, ArpSpec, EthernetHeader, FrameSpec, MacAddr};
+use packet::{arp, ipv4, ArpSpec, EthernetHeader, FrameSpec, MacAddr};
 use packet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 use crate::services::{Egress, Now, Services, Size};
-use crate::{DropReason, Drops, Neighbours, Prefix};
+use crate::{DropReason, Drops, GatewayV6, Neighbours, Prefix};
 
 /// The gateway's place in the zone and what lies behind it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct GatewaySpec {
     /// The tunnel's MTU (wg-quick `MTU`, default [`crate::DEFAULT_TUNNEL_MTU`]): bigger packets
     /// are fragmented or answered with ICMP errors, TCP MSS is clamped to fit it.
     pub mtu: u16,
+    /// Routed IPv6 (the zone's `subnet6` and `gateway6`); None: the zone drops all IPv6.
+    pub v6: Option<GatewayV6>,
 }
 
 /// What to do with a frame from the zone.
@@ -54,16 +56,24 @@ pub enum FromTunnel {
 }
 
 pub struct Gateway {
-    spec: GatewaySpec,
-    neighbours: Neighbours,
+    pub(crate) spec: GatewaySpec,
+    pub(crate) neighbours: Neighbours,
     drops: Drops,
-    services: Services,
+    pub(crate) services: Services,
+    /// When the next unsolicited Router Advertisement is due (monotonic ms).
+    pub(crate) next_advert_ms: u64,
 }
 
 impl Gateway {
     pub fn new(spec: GatewaySpec) -> Gateway {
         let services = Services::new(spec.mtu, spec.ip, spec.mac);
-        Gateway { spec, neighbours: Neighbours::default(), drops: Drops::default(), services }
+        Gateway {
+            spec,
+            neighbours: Neighbours::default(),
+            drops: Drops::default(),
+            services,
+            next_advert_ms: 0,
+        }
     }
 
     pub fn spec(&self) -> &GatewaySpec {
@@ -144,6 +154,11 @@ impl Gateway {
         if eth.ethertype == ETHERTYPE_ARP {
             return self.zone_arp(&eth, &frame[off..], out);
         }
+        if eth.ethertype == ETHERTYPE_IPV6 {
+            if let Some(v) = self.zone_v6_local(&eth, &frame[off..], out) {
+                return v;
+            }
+        }
         // DHCP stays in the zone (broadcast, from 0.0.0.0): answered whether or not the tunnel is up.
         let learn = &mut self.neighbours;
         if let Some(r) =
@@ -157,7 +172,7 @@ impl Gateway {
         let ip = &mut frame[off..];
         let len = match eth.ethertype {
             ETHERTYPE_IPV4 => self.zone_ipv4(eth.src, ip, up),
-            ETHERTYPE_IPV6 => self.zone_ipv6(ip, up),
+            ETHERTYPE_IPV6 => self.zone_ipv6(eth.src, ip, up),
             _ => Err(DropReason::NotIp),
         };
         match len.and_then(|n| self.egress(&mut ip[..n], eth.src, now, out).map(|e| (n, e))) {
@@ -213,6 +228,16 @@ impl Gateway {
         }
     }
 
+    /// A gratuitous ARP for the gateway address, broadcast to the zone. The bridge learns
+    /// from it where the gateway's MAC is, so the VMs' frames to their gateway are never
+    /// flooded (to the bridge's internal port, the host's leg, among others) for lack of a MAC
+    /// table entry: after a restart, or when the tunnel was down longer than the aging time
+    /// and the gateway had nothing to send. VMs' caches are refreshed as a side effect.
+    pub fn announce(&self, out: &mut [u8]) -> Option<usize> {
+        let ip = self.spec.ip.octets();
+        packet::arp_request(out, self.spec.mac, None, ip, ip).ok()
+    }
+
     /// Checks an IPv4 packet from VM `src_mac`; returns its length without Ethernet padding.
     fn zone_ipv4(&mut self, src_mac: MacAddr, ip: &[u8], up: bool) -> Result<usize, DropReason> {
         let p = ipv4::Frame::new_checked(ip).map_err(|_| DropReason::Malformed)?;
@@ -231,17 +256,7 @@ impl Gateway {
         Ok(len)
     }
 
-    fn zone_ipv6(&mut self, ip: &[u8], up: bool) -> Result<usize, DropReason> {
-        let p = ipv6::Frame::new_checked(ip).map_err(|_| DropReason::Malformed)?;
-        let len = total_len(ip, 4, ipv6::HEADER_LEN)?;
-        if !up {
-            return Err(DropReason::VpnDown);
-        }
-        self.route(p.dst().into())?;
-        Ok(len)
-    }
-
-    fn route(&self, dst: IpAddr) -> Result<(), DropReason> {
+    pub(crate) fn route(&self, dst: IpAddr) -> Result<(), DropReason> {
         if self.spec.allowed.iter().any(|p| p.contains(dst)) {
             Ok(())
         } else {
@@ -263,7 +278,7 @@ impl Gateway {
     fn tunnel_verdict(&mut self, ip: &mut [u8], now: Now, out: &mut [u8]) -> FromTunnel {
         match ip.first().map(|b| b >> 4) {
             Some(4) => {}
-            Some(6) => return FromTunnel::Drop(DropReason::Ipv6Unsupported),
+            Some(6) => return self.tunnel_ipv6(ip, out),
             _ => return FromTunnel::Drop(DropReason::Malformed),
         }
         let Ok(p) = ipv4::Frame::new_checked(&*ip) else { return FromTunnel::Drop(DropReason::Malformed) };
@@ -303,7 +318,7 @@ impl Gateway {
 
 /// The packet's own length from its header (the 16-bit field at `at`, plus `extra` bytes of
 /// header it does not count), so Ethernet padding never enters the tunnel.
-fn total_len(ip: &[u8], at: usize, extra: usize) -> Result<usize, DropReason> {
+pub(crate) fn total_len(ip: &[u8], at: usize, extra: usize) -> Result<usize, DropReason> {
     let field = ip.get(at..at + 2).ok_or(DropReason::Malformed)?;
     let n = usize::from(u16::from_be_bytes([field[0], field[1]])) + extra;
     if n > ip.len() {
@@ -312,7 +327,7 @@ fn total_len(ip: &[u8], at: usize, extra: usize) -> Result<usize, DropReason> {
     Ok(n)
 }
 
-fn hop(ip: &mut [u8]) -> Result<(), DropReason> {
+pub(crate) fn hop(ip: &mut [u8]) -> Result<(), DropReason> {
     match ttl::decrement(ip) {
         Hop::Forward => Ok(()),
         Hop::Expired => Err(DropReason::TtlExpired),

@@ -11,6 +11,7 @@ pub(super) fn gw() -> Gateway {
         subnet: "198.18.0.0/24".parse().unwrap(),
         allowed: vec!["198.18.9.0/24".parse().unwrap()],
         mtu: 1420,
+        v6: None,
     })
 }
 
@@ -44,6 +45,21 @@ fn reply_from_office() -> Vec<u8> {
     let mut p = vec![0x45, 0, 0, 28, 0, 2, 0, 0, 63, 1, 0xe6, 0xae, 198, 18, 9, 10, 198, 18, 0, 2];
     p.extend([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
     p
+}
+
+#[test]
+fn announces_itself_with_a_gratuitous_arp() {
+    let mut out = [0u8; 64];
+    let n = gw().announce(&mut out).expect("room for an ARP frame");
+    let want: [u8; 42] = [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x08,
+        0x06, // broadcast, from the gateway
+        0, 1, 0x08, 0, 6, 4, 0, 1, // Ethernet/IPv4 request
+        0x02, 0, 0, 0, 0, 0x01, 198, 18, 0, 1, // sender: the gateway
+        0, 0, 0, 0, 0, 0, 198, 18, 0, 1, // target: its own address (gratuitous)
+    ];
+    assert_eq!(&out[..n], &want[..]);
+    assert_eq!(gw().announce(&mut out[..20]), None, "no room: nothing, no panic");
 }
 
 #[test]
@@ -85,9 +101,9 @@ fn the_kill_switch_routes_nothing() {
     v6.extend([0x60, 0, 0, 0, 0, 0, 59, 64]);
     v6.extend([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
     v6.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    assert_eq!(g.zone_frame(&mut v6, false, NOW, &mut out), FromZone::Drop(DropReason::VpnDown), "IPv6 too");
-    assert_eq!(g.drops().get(DropReason::VpnDown), 4);
-    assert_eq!(g.zone_frame(&mut v6, true, NOW, &mut out), FromZone::Drop(DropReason::NoRoute));
+    let no_v6 = FromZone::Drop(DropReason::Ipv6Unsupported);
+    assert_eq!(g.zone_frame(&mut v6, true, NOW, &mut out), no_v6, "a zone without subnet6 routes no IPv6");
+    assert_eq!(g.drops().get(DropReason::VpnDown), 3);
 }
 
 #[test]

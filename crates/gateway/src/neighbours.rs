@@ -1,8 +1,9 @@
-//! The zone's IPv4 → MAC table, learned from the VMs' own ARP and IP traffic, so replies from
-//! the tunnel reach the VM that holds the address.
+//! The zone's IP → MAC table (IPv4 and IPv6 in one, bounded together), learned from the VMs'
+//! own ARP, neighbor discovery and IP traffic, so replies from the tunnel reach the VM that
+//! holds the address.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use packet::MacAddr;
 
@@ -12,13 +13,14 @@ pub const MAX_NEIGHBOURS: usize = 4096;
 
 #[derive(Clone, Debug, Default)]
 pub struct Neighbours {
-    map: HashMap<Ipv4Addr, MacAddr>,
+    map: HashMap<IpAddr, MacAddr>,
 }
 
 impl Neighbours {
     /// Records that `ip` is at `mac`; a known address moves, a new one is refused when full.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) {
-        if mac.is_multicast() || ip.is_unspecified() {
+    pub fn learn(&mut self, ip: impl Into<IpAddr>, mac: MacAddr) {
+        let ip = ip.into();
+        if mac.is_multicast() || ip.is_unspecified() || ip.is_multicast() {
             return;
         }
         if self.map.len() < MAX_NEIGHBOURS || self.map.contains_key(&ip) {
@@ -26,8 +28,8 @@ impl Neighbours {
         }
     }
 
-    pub fn get(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.map.get(&ip).copied()
+    pub fn get(&self, ip: impl Into<IpAddr>) -> Option<MacAddr> {
+        self.map.get(&ip.into()).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -42,6 +44,7 @@ impl Neighbours {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn bounded_and_moves() {
@@ -59,5 +62,17 @@ mod tests {
         assert_eq!(n.len(), MAX_NEIGHBOURS);
         n.learn(Ipv4Addr::new(198, 18, 0, 2), a);
         assert_eq!(n.get(Ipv4Addr::new(198, 18, 0, 2)), Some(a), "a known one still moves when full");
+        n.learn("2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap(), a);
+        assert_eq!(n.len(), MAX_NEIGHBOURS, "IPv6 shares the bound");
+    }
+
+    #[test]
+    fn ipv6_neighbours() {
+        let mut n = Neighbours::default();
+        let a = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+        let ip: std::net::Ipv6Addr = "2001:db8::2".parse().unwrap();
+        n.learn(ip, a);
+        n.learn("ff02::1".parse::<std::net::Ipv6Addr>().unwrap(), a);
+        assert_eq!((n.get(ip), n.len()), (Some(a), 1), "no multicast address either");
     }
 }

@@ -141,7 +141,7 @@ fn to_dhcp_server(ip: &[u8]) -> bool {
 }
 
 /// An IP packet from the gateway to `dst` in the zone, framed into `out`.
-fn frame(out: &mut [u8], gw: MacAddr, dst: MacAddr, ip: &[u8]) -> Result<usize, DropReason> {
+pub(crate) fn frame(out: &mut [u8], gw: MacAddr, dst: MacAddr, ip: &[u8]) -> Result<usize, DropReason> {
     let ethertype = if ip.first().is_some_and(|b| b >> 4 == 6) { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
     let spec = FrameSpec { dst, src: gw, vlan: None, ethertype };
     packet::ethernet_frame(out, &spec, ip).map_err(|_| DropReason::Malformed)

@@ -186,6 +186,9 @@ fn the_zone_dhcp_server_answers_even_while_down_and_teaches_neighbours() {
     assert_eq!(g.dhcp().unwrap().bindings(NOW.unix).len(), 1);
     let mut junk = to_gw(MacAddr::BROADCAST, &udp((VM, 68), (Ipv4Addr::BROADCAST, 67), false, &[1, 2, 3]));
     assert_eq!(g.zone_frame(&mut junk, true, NOW, &mut out), FromZone::Drop(DropReason::DhcpNoReply));
+    let counted =
+        [("dhcp-offered", 1), ("dhcp-acked", 1), ("dhcp-nak", 0), ("dhcp-declined", 0), ("dhcp-released", 0)];
+    assert_eq!(g.service_counters(), counted, "no NAT counters: the zone runs no NAT");
 }
 
 #[test]
@@ -217,4 +220,6 @@ fn nat_mode_translates_both_ways() {
     assert!(l4_ok(&out[14..48]));
     let mut stray = udp((OFFICE, 53), (public, 9), true, b"?");
     assert_eq!(g.tunnel_packet(&mut stray, NOW, &mut out), FromTunnel::Drop(DropReason::Nat));
+    assert_eq!(g.service_counters(), [("nat-active", 1), ("nat-created", 1), ("nat-refused", 1)]);
+    assert_eq!(gw().service_counters(), [], "no services, no counters");
 }

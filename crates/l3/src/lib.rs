@@ -1,5 +1,6 @@
 //! A zone gateway's IP services as pure state machines: NAT ([`nat`]), a DHCP server
-//! ([`dhcp`]), TCP MSS clamping ([`mss`]) and ICMP "too big" errors ([`icmp_error`]).
+//! ([`dhcp`]), TCP MSS clamping ([`mss`]), ICMP "too big" errors ([`icmp_error`]) and IPv6
+//! neighbor discovery ([`nd`]).
 //!
 //! Everything takes and returns IP packets without a link header (`&mut [u8]` rewritten in
 //! place, or a `Vec<u8>` to send), and time as an argument ([`Millis`], a monotonic clock in
@@ -15,6 +16,7 @@ pub mod frag;
 pub mod icmp_error;
 pub mod mss;
 pub mod nat;
+pub mod nd;
 pub mod ratelimit;
 
 #[cfg(test)]

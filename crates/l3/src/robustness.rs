@@ -20,6 +20,9 @@ proptest! {
         if p.len() > 9 && p[0] >> 4 == 4 {
             p[9] = proto;
         }
+        if p.len() > 40 && p[0] >> 4 == 6 {
+            p[6] = 58; // ICMPv6, so ND parsing gets its turn
+        }
         let mut nat = crate::nat::Nat::new(crate::nat::NatConfig::new(addr("198.19.0.2")));
         let _ = nat.outbound(&mut p.clone(), 0);
         let _ = nat.inbound(&mut p.clone(), 0);
@@ -29,5 +32,6 @@ proptest! {
         let _ = e.check(&p, 60, 0);
         let _ = crate::icmp_error::frag_needed_v4(&p, 60, addr("198.18.0.1"));
         let _ = crate::icmp_error::packet_too_big_v6(&p, 60, std::net::Ipv6Addr::LOCALHOST);
+        let _ = crate::nd::parse(&p);
     }
 }

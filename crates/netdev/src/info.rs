@@ -97,6 +97,28 @@ pub(crate) fn set_admin_up_on(fd: RawFd, ifname: &IfName, name: &str) -> Result<
     sys::ioctl_ifreq(fd, libc::SIOCSIFFLAGS, &mut req).map_err(|e| map("SIOCSIFFLAGS", e))
 }
 
+/// The (first) IPv4 address of `name`, as `SIOCGIFADDR` reports it: what a VPN client gave
+/// its tun device, which a NAT gateway translates to. `Ok(None)` when the device does not
+/// exist or has no IPv4 address.
+pub fn ipv4_address(name: &str) -> Result<Option<std::net::Ipv4Addr>, NetdevError> {
+    let ifname = IfName::new(name)?;
+    let sock = sys::ioctl_socket().map_err(|e| NetdevError::io("socket", name, e))?;
+    let mut req = sys::ifreq(&ifname);
+    match sys::ioctl_ifreq(sock.as_raw_fd(), libc::SIOCGIFADDR, &mut req) {
+        Ok(()) => {}
+        Err(e) if is_no_device(&e) || sys::errno(&e) == libc::EADDRNOTAVAIL => return Ok(None),
+        Err(e) => return Err(NetdevError::io("SIOCGIFADDR", name, e)),
+    }
+    // SAFETY: SIOCGIFADDR filled the address member with a sockaddr_in (AF_INET socket).
+    let sa = unsafe { req.ifr_ifru.ifru_addr };
+    if i32::from(sa.sa_family) != libc::AF_INET {
+        return Ok(None);
+    }
+    // sockaddr_in: family (2 bytes), port (2), then the address in network order.
+    let b = sa.sa_data;
+    Ok(Some(std::net::Ipv4Addr::new(b[2] as u8, b[3] as u8, b[4] as u8, b[5] as u8)))
+}
+
 /// Reads the ifindex of `ifname` on socket `fd`; `NoSuchDevice` when it does not exist.
 pub(crate) fn ifindex_on(fd: RawFd, ifname: &IfName, name: &str) -> Result<u32, NetdevError> {
     let mut req = sys::ifreq(ifname);
@@ -123,11 +145,14 @@ mod tests {
         assert!(lo.ifindex > 0);
         assert_eq!(lo.mac, [0; 6]);
         assert!(lo.mtu > 0);
+        // lo has 127.0.0.1 unless a test namespace removed it.
+        assert!(ipv4_address("lo").unwrap().is_none_or(|a| a.is_loopback()));
     }
 
     #[test]
     fn missing_device_is_none() {
         assert_eq!(interface_info("rvsw-nonexist").unwrap(), None);
+        assert_eq!(ipv4_address("rvsw-nonexist").unwrap(), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod vnet;
 pub use adopt::Labelled;
 pub use batch::{RxBatch, HEADROOM, MAX_FRAME};
 pub use error::NetdevError;
-pub use info::{interface_info, set_admin_up, InterfaceInfo};
+pub use info::{interface_info, ipv4_address, set_admin_up, InterfaceInfo};
 pub use l3tun::{L3Drops, L3Uplink, LinkState, L3_MAX_BATCH};
 pub use name::{IfName, MAX_NAME_LEN};
 pub use system::SystemPort;

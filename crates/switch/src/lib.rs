@@ -24,7 +24,7 @@ pub use security::{
     SecurityConfigError, SecurityMode,
 };
 pub use trace::{Stage, Trace, TraceOutput, TraceStep, TraceVerdict};
-pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet};
+pub use vlan::{PortVlan, VlanConfigError, VlanMode, VlanSet, HOST_ONLY_VID};
 
 /// Milliseconds on a monotonic clock; the caller supplies it so tests can inject time.
 pub type Millis = u64;

@@ -297,7 +297,7 @@ fn vlan_rule(port: &PortSpec) -> String {
     }
     if v.mode() != VlanMode::Access {
         let trunks: Vec<String> = v.trunks().iter().map(|t| t.to_string()).collect();
-        if trunks.len() >= 4095 {
+        if v.trunks_all() {
             s.push_str(" trunks=all");
         } else {
             let _ = write!(s, " trunks={}", trunks.join(","));

@@ -116,14 +116,24 @@ pub enum VlanConfigError {
     UnknownMode(String),
 }
 
+/// VID 4095: 802.1Q reserves it "for implementation use" and says it shall not be a member
+/// of a VID set. Here it is the *host-only* VLAN: no trunk carries it (not even an all-VLANs
+/// trunk, nor one that lists it), so it is shared only by access ports of tag 4095 — and by
+/// a native port whose own VLAN it is. A zone puts its bridge's internal port there when the
+/// zone's frames must never reach the host's IP stack; a VM on a trunk cannot tag its way in.
+pub const HOST_ONLY_VID: u16 = 4095;
+
 /// The resolved VLAN behaviour of one port, computed once per config change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortVlan {
     mode: VlanMode,
     /// Access VLAN or native VLAN.
     tag: u16,
-    /// VLANs carried tagged (trunk/native modes); for native modes it includes `tag` and never 0.
+    /// VLANs carried tagged (trunk/native modes); for native modes it includes `tag` and never 0;
+    /// never [`HOST_ONLY_VID`] unless that is the native `tag`.
     trunks: VlanSet,
+    /// `trunks` came from an empty column: "all VLANs" (as the status reports it back).
+    all: bool,
 }
 
 impl PortVlan {
@@ -143,6 +153,7 @@ impl PortVlan {
         let mode = mode.unwrap_or(if tag.is_some() { VlanMode::Access } else { VlanMode::Trunk });
         let mut set: VlanSet =
             if trunks.is_empty() { VlanSet::all() } else { trunks.iter().copied().collect() };
+        set.remove(HOST_ONLY_VID);
         let tag = match mode {
             VlanMode::Access => {
                 if !trunks.is_empty() {
@@ -160,12 +171,19 @@ impl PortVlan {
                 t
             }
         };
-        Ok(PortVlan { mode, tag, trunks: set })
+        let all = trunks.is_empty() && mode != VlanMode::Access;
+        Ok(PortVlan { mode, tag, trunks: set, all })
     }
 
     /// An access port on `tag`.
     pub fn access(tag: u16) -> PortVlan {
-        PortVlan { mode: VlanMode::Access, tag: tag & 0x0fff, trunks: VlanSet::empty() }
+        PortVlan { mode: VlanMode::Access, tag: tag & 0x0fff, trunks: VlanSet::empty(), all: false }
+    }
+
+    /// A trunk or native port configured with an empty `trunks` column: all VLANs (but VLAN 0
+    /// on native ports and [`HOST_ONLY_VID`]), which the database spells as the empty set.
+    pub fn trunks_all(&self) -> bool {
+        self.all
     }
 
     pub fn mode(&self) -> VlanMode {
@@ -286,6 +304,26 @@ mod tests {
         let all = port(VlanMode::NativeUntagged, Some(5), &[]);
         assert_eq!(all.egress_vid(0), None, "VLAN 0 is never trunked on native ports");
         assert_eq!(all.egress_vid(100), Some(100));
+    }
+
+    #[test]
+    fn no_trunk_carries_the_host_only_vlan() {
+        for p in [port(VlanMode::Trunk, None, &[]), port(VlanMode::Trunk, None, &[10, HOST_ONLY_VID])] {
+            assert_eq!(p.ingress_vlan(Some(HOST_ONLY_VID)), None, "{p:?}");
+            assert_eq!(p.egress_vid(HOST_ONLY_VID), None, "{p:?}");
+        }
+        let native = port(VlanMode::NativeTagged, Some(5), &[]);
+        assert_eq!(native.ingress_vlan(Some(HOST_ONLY_VID)), None);
+        assert_eq!(native.egress_vid(HOST_ONLY_VID), None);
+        let host = port(VlanMode::Access, Some(HOST_ONLY_VID), &[]);
+        assert_eq!(host.ingress_vlan(None), Some(HOST_ONLY_VID));
+        assert_eq!(host.egress_vid(HOST_ONLY_VID), Some(0), "access ports of 4095 share it");
+        let own = port(VlanMode::NativeUntagged, Some(HOST_ONLY_VID), &[]);
+        assert_eq!(own.egress_vid(HOST_ONLY_VID), Some(0), "a native port keeps its own VLAN");
+        assert!(
+            port(VlanMode::Trunk, None, &[]).trunks_all() && !port(VlanMode::Trunk, None, &[1]).trunks_all()
+        );
+        assert!(!host.trunks_all() && native.trunks_all());
     }
 
     #[test]

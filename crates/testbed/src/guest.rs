@@ -56,8 +56,20 @@ pub fn guest_init(body: &str) -> String {
 /// Packs busybox, the virtio-net modules from `assets` and `init` (see [`guest_init`]) into a
 /// newc cpio archive `work/initrd.cpio` (made by busybox's own cpio); returns its path.
 pub fn build_initramfs(assets: &Path, work: &Path, init: &str) -> anyhow::Result<PathBuf> {
+    build_initramfs_with(assets, work, init, &[])
+}
+
+/// [`build_initramfs`] plus host programs (e.g. `/usr/bin/iperf3`, which busybox lacks), each
+/// with the shared libraries and the loader `ldd` names, at the same paths as on the host.
+pub fn build_initramfs_with(
+    assets: &Path,
+    work: &Path,
+    init: &str,
+    programs: &[&Path],
+) -> anyhow::Result<PathBuf> {
     let root = work.join("initramfs-root");
-    for d in ["bin", "lib", "proc", "sys", "dev"] {
+    // /tmp: iperf3 keeps its buffer in a temporary file.
+    for d in ["bin", "lib", "proc", "sys", "dev", "tmp"] {
         std::fs::create_dir_all(root.join(d)).with_context(|| format!("creating {}", root.display()))?;
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("copying /bin/busybox")?;
@@ -66,22 +78,56 @@ pub fn build_initramfs(assets: &Path, work: &Path, init: &str) -> anyhow::Result
         std::fs::copy(&src, root.join(format!("lib/{m}.ko")))
             .with_context(|| format!("copying {}", src.display()))?;
     }
+    for p in programs {
+        for file in std::iter::once(p.to_path_buf()).chain(shared_libraries(p)?) {
+            copy_into(&root, &file)?;
+        }
+    }
     let init_path = root.join("init");
     std::fs::write(&init_path, init).context("writing /init")?;
     std::fs::set_permissions(&init_path, std::fs::Permissions::from_mode(0o755)).context("chmod /init")?;
-    let out = work.join("initrd.cpio");
+    pack(&root, &work.join("initrd.cpio"))
+}
+
+/// The absolute paths `ldd program` resolves (libraries and the dynamic loader).
+fn shared_libraries(program: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let out = Command::new("ldd").arg(program).output().context("running ldd")?;
+    if !out.status.success() {
+        bail!("ldd {} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(PathBuf::from)
+        .collect())
+}
+
+/// Copies host file `file` (absolute) to the same path under `root`, mode kept.
+fn copy_into(root: &Path, file: &Path) -> anyhow::Result<()> {
+    let rel = file.strip_prefix("/").with_context(|| format!("{} is not absolute", file.display()))?;
+    let dst = root.join(rel);
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::copy(file, &dst).with_context(|| format!("copying {}", file.display()))?;
+    Ok(())
+}
+
+/// `find . | busybox cpio -o -H newc` in `root`, into `out`.
+fn pack(root: &Path, out: &Path) -> anyhow::Result<PathBuf> {
     let status = Command::new("sh")
         .arg("-c")
         .arg("cd \"$1\" && find . | busybox cpio -o -H newc > \"$2\" 2>/dev/null")
         .arg("sh")
-        .arg(&root)
-        .arg(&out)
+        .arg(root)
+        .arg(out)
         .status()
         .context("running busybox cpio")?;
     if !status.success() {
         bail!("busybox cpio failed ({status})");
     }
-    Ok(out)
+    Ok(out.to_path_buf())
 }
 
 /// Boots `assets`' kernel with `initrd` under qemu (TCG, 256 MiB, one vCPU) with a virtio-net

@@ -22,7 +22,10 @@ mod wait;
 pub use capture::{frame_capture, frame_capture_counted, frame_capture_until, send_frame};
 pub use child::ChildGuard;
 pub use cmd::{promtool_check_metrics, run, run_quiet_ok};
-pub use guest::{boot_guest, build_initramfs, guest_init, require_vm_assets, vm_assets, VIRTIO_NET_MODULES};
+pub use guest::{
+    boot_guest, build_initramfs, build_initramfs_with, guest_init, require_vm_assets, vm_assets,
+    VIRTIO_NET_MODULES,
+};
 pub use libvirt::Libvirt;
 pub use link::link_counter;
 pub use marked::{marked_frame, markers_in, ETHERTYPE_TEST};

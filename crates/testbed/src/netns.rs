@@ -30,6 +30,13 @@ impl Netns {
         Ok(ns)
     }
 
+    /// Turns IPv6 on for the namespace and every interface in it (and those added later), for
+    /// tests of IPv6 itself.
+    pub fn enable_ipv6(&self) -> anyhow::Result<()> {
+        self.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=0"])?;
+        self.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0"]).map(drop)
+    }
+
     /// The namespace's name (as listed by `ip netns list`).
     pub fn name(&self) -> &str {
         &self.name

@@ -7,7 +7,7 @@ use netdev::{Labelled, Netdev, NetdevError, SystemPort, TapPort, TunnelEndpoints
 use tracing::info;
 
 use crate::state::{PortKind, VpnOptions};
-use crate::vpn::{VpnOpenError, VpnPort};
+use crate::vpn::{VpnDevice, VpnOpenError};
 
 /// An open device of any backend.
 pub enum Device {
@@ -15,8 +15,9 @@ pub enum Device {
     Tap(TapPort),
     /// A VXLAN or Geneve tunnel port: no kernel device, a share of a UDP socket.
     Tunnel(TunnelPort),
-    /// A VPN gateway port: no kernel device, a UDP socket to the peer.
-    Vpn(Box<VpnPort>),
+    /// A VPN gateway port: no kernel device of its own; a UDP socket to the WireGuard peer,
+    /// or a VPN client's tun device.
+    Vpn(VpnDevice),
 }
 
 impl Device {
@@ -47,13 +48,14 @@ impl Device {
         }
     }
 
-    /// Opens the VPN gateway port `name` (reads its wg-quick file, binds its socket).
+    /// Opens the VPN gateway port `name` (reads its wg-quick file and binds its socket, or
+    /// opens its tun device).
     pub fn open_vpn(
         name: &str,
         opts: &VpnOptions,
         state_dir: Option<&std::path::Path>,
     ) -> Result<Device, VpnOpenError> {
-        crate::vpn::open(name, opts, state_dir).map(|p| Device::Vpn(Box::new(p)))
+        crate::vpn::open(name, opts, state_dir).map(Device::Vpn)
     }
 
     /// Rebuilds the device of port `name` from kept descriptors.
@@ -85,7 +87,8 @@ impl Device {
             Device::System(p) => p.descriptors(),
             Device::Tap(p) => p.descriptors(),
             Device::Tunnel(p) => p.descriptors(),
-            // A fresh UDP socket and a fresh handshake serve a restart as well.
+            // A fresh UDP socket and a fresh handshake (or the tun opened anew) serve a
+            // restart as well.
             Device::Vpn(_) => Vec::new(),
         }
     }
@@ -95,7 +98,7 @@ impl Device {
             Device::System(p) => Box::new(p),
             Device::Tap(p) => Box::new(p),
             Device::Tunnel(p) => Box::new(p),
-            Device::Vpn(p) => p,
+            Device::Vpn(v) => v.port,
         }
     }
 

@@ -197,7 +197,7 @@ impl Reconciler {
                 }
                 rt.info = interface_info(name).ok().flatten();
                 rt.vpn = match &dev {
-                    Device::Vpn(v) => Some(v.shared()),
+                    Device::Vpn(v) => Some(v.shared.clone()),
                     _ => None,
                 };
                 rt.link.set_attached(true);
@@ -391,11 +391,7 @@ impl Reconciler {
             kind: p.kind.as_str().to_string(),
             vlan_mode: p.vlan.mode().as_str().to_string(),
             tag: p.vlan.tag(),
-            trunks: if p.vlan.trunks().iter().count() >= 4095 {
-                Vec::new()
-            } else {
-                p.vlan.trunks().iter().collect()
-            },
+            trunks: if p.vlan.trunks_all() { Vec::new() } else { p.vlan.trunks().iter().collect() },
             link_state: if attached && carrier { "up" } else { "down" }.to_string(),
             ifindex: rt.and_then(|r| r.ifindex),
             error: rt.and_then(|r| r.error.clone()),

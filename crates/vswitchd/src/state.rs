@@ -52,20 +52,31 @@ pub struct DesiredPort {
     pub vpn: Option<VpnOptions>,
 }
 
-/// What a VPN gateway port is configured with (Interface `options:wireguard`, `subnet`,
-/// `gateway`). The wg-quick file is read when the port opens, so a bad file shows in the
-/// Interface's `error` column.
+/// What a VPN gateway port is configured with (Interface `options:wireguard` or `tun`,
+/// `subnet`, `gateway`). The wg-quick file is read when the port opens, so a bad file shows in
+/// the Interface's `error` column.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpnOptions {
-    pub wireguard: PathBuf,
+    pub uplink: VpnUplink,
     /// The zone's subnet: the VMs' addresses, routed by the office to us.
     pub subnet: Prefix,
     /// The address the zone's VMs use as their gateway.
     pub gateway: Ipv4Addr,
+    /// `options:subnet6` and `options:gateway6`: routed IPv6 (None: the zone drops IPv6).
+    pub v6: Option<gateway::GatewayV6>,
     /// `options:nat=true`: the VMs leave as the wg-quick file's [Interface] Address.
     pub nat: bool,
     /// `options:dhcp_range` (and `dhcp_static`): the zone's DHCP server.
     pub dhcp: Option<DhcpOptions>,
+}
+
+/// Where a gateway port's tunnel is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VpnUplink {
+    /// `options:wireguard=PATH`: the built-in WireGuard, configured by that wg-quick file.
+    WireGuard(PathBuf),
+    /// `options:tun=DEV`: an existing L3 device another VPN client holds (OpenVPN's tun0).
+    Tun(String),
 }
 
 /// The zone DHCP server's settings from the Interface options; the rest (router, DNS, MTU)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{bridge_config, pinging_pair, Daemon, Launch};
 use ctl::client;
 use ctl::protocol::Request;
-use testbed::{require_program, require_root, wait_until};
+use testbed::{require_program, require_root, unique, wait_until};
 
 /// Runs `ovs-appctl -t ovs-vswitchd ARGS` with the daemon's directory as OVS_RUNDIR; (exit
 /// code, stdout, stderr).
@@ -41,13 +41,14 @@ fn ovs_appctl_fdb_show_flush_stats_and_dpif() {
     {
         return;
     }
-    let (a, b, d) = pinging_pair("br-ap1", Launch { ovs_compat: true, ..Launch::default() });
+    let br = unique("br-ap");
+    let (a, b, d) = pinging_pair(&br, Launch { ovs_compat: true, ..Launch::default() });
 
-    let text = ok(&d, &["fdb/show", "br-ap1"]);
+    let text = ok(&d, &["fdb/show", &br]);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some(" port  VLAN  MAC                Age"), "{text}");
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
-    let ours = d.fdb("br-ap1").entries;
+    let ours = d.fdb(&br).entries;
     for vm in [&a, &b] {
         assert!(ours.iter().any(|e| e.mac == vm.mac.to_string() && e.vlan == 10), "{ours:?}");
     }
@@ -59,7 +60,7 @@ fn ovs_appctl_fdb_show_flush_stats_and_dpif() {
         assert_eq!((row[0], row[1]), (port.as_str(), e.vlan.to_string().as_str()), "{text}");
     }
 
-    let stats = ok(&d, &["fdb/stats-show", "br-ap1"]);
+    let stats = ok(&d, &["fdb/stats-show", &br]);
     assert!(
         stats.contains(&format!("Current/maximum MAC entries in the table: {}/8192", ours.len())),
         "{stats}"
@@ -67,13 +68,13 @@ fn ovs_appctl_fdb_show_flush_stats_and_dpif() {
     assert!(stats.contains("Total number of learned MAC entries     : "), "{stats}");
 
     let dpif = ok(&d, &["dpif/show"]);
-    assert!(dpif.contains("  br-ap1:") && dpif.contains(&format!("    {} ", a.port)), "{dpif}");
+    assert!(dpif.contains(&format!("  {br}:")) && dpif.contains(&format!("    {} ", a.port)), "{dpif}");
 
     // The namespaces chatter (IPv6), so addresses may be learned again right after the flush:
     // let every entry grow at least a second old first; what the flush left would still be.
-    assert!(wait_until(Duration::from_secs(5), || d.fdb("br-ap1").entries.iter().all(|e| e.age >= 1)));
-    assert_eq!(ok(&d, &["fdb/flush", "br-ap1"]).trim(), "table successfully flushed");
-    let left = d.fdb("br-ap1").entries;
+    assert!(wait_until(Duration::from_secs(5), || d.fdb(&br).entries.iter().all(|e| e.age >= 1)));
+    assert_eq!(ok(&d, &["fdb/flush", &br]).trim(), "table successfully flushed");
+    let left = d.fdb(&br).entries;
     assert!(left.iter().all(|e| e.age == 0), "flush left {left:?}");
     let (code, _, err) = appctl(&d, &["fdb/show", "br-nope"]);
     assert_eq!(code, 2, "an error reply makes ovs-appctl exit 2");
@@ -102,7 +103,7 @@ fn ovs_appctl_vlog_set_changes_the_level_and_exit_stops_cleanly() {
     {
         return;
     }
-    let d = compat_daemon(&bridge_config("br-ap2", &[]));
+    let d = compat_daemon(&bridge_config(&unique("br-ap"), &[]));
     let before = control_debug_lines(&d);
     assert!(before >= 1, "the test daemon starts at debug level; log:\n{}", d.log());
     ok(&d, &["vlog/set", "ANY:info"]);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{bridge_config, have_ovs_vsctl, wait_ports_up, Daemon, Vm};
 use ctl::protocol::BindingSource;
 use testbed::frames::{eth, udp4};
-use testbed::{require_program, require_root, send_frame, wait_until};
+use testbed::{require_program, require_root, send_frame, unique, wait_until};
 
 const SERVER_IP: &str = "198.18.0.254";
 /// The server's port: a trunk carrying VLAN 10 untagged and 20 tagged. Untagged because this
@@ -39,7 +39,7 @@ fn dnsmasq_leases_through_snooping_then_ping_and_iperf3() {
         return;
     }
     let (a, s) = (Vm::new(100), Vm::new(254));
-    let d = Daemon::start(&bridge_config("br-dhcp", &[(&a.port, "tag = 10"), (&s.port, TRUNK)]));
+    let d = Daemon::start(&bridge_config(&unique("br-dh"), &[(&a.port, "tag = 10"), (&s.port, TRUNK)]));
     wait_ports_up(&d, &[&a.port, &s.port]);
     d.vsctl(&["set", "Interface", &a.port, &format!("external_ids:attached-mac={}", a.mac)]).expect("vsctl");
     a.ns.exec(&["ip", "addr", "flush", "dev", "eth0"]).expect("flush");

@@ -15,7 +15,7 @@ use common::{bridge_config, have_ovs_vsctl, have_rvsctl, rvsctl_path, wait_ports
 use ctl::protocol::{Event, EventKind, EventsReply, Request};
 use packet::MacAddr;
 use testbed::frames::{eth, udp4};
-use testbed::{require_root, send_frame, wait_until, ChildGuard};
+use testbed::{require_root, send_frame, unique, wait_until, ChildGuard};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -77,9 +77,9 @@ fn probe(src: MacAddr, ip: [u8; 4]) -> Vec<u8> {
 }
 
 /// `a`'s address learned on a's port, then seen on `c`'s: returns the event to expect.
-fn cause_a_move(d: &Daemon, a: &Vm, c: &Vm) -> impl Fn(&Event) -> bool {
+fn cause_a_move(d: &Daemon, br: &str, a: &Vm, c: &Vm) -> impl Fn(&Event) -> bool {
     send_frame(&mut a.raw(), &probe(a.mac, [198, 18, 0, 1])).expect("inject from a");
-    assert!(wait_until(WAIT, || d.fdb("br-ev").entries.iter().any(|e| e.port == a.port)), "a learned");
+    assert!(wait_until(WAIT, || d.fdb(br).entries.iter().any(|e| e.port == a.port)), "a learned");
     send_frame(&mut c.raw(), &probe(a.mac, [198, 18, 0, 1])).expect("inject a's MAC from c");
     let (to, from, mac) = (c.port.clone(), a.port.clone(), a.mac.to_string());
     move |e: &Event| {
@@ -117,7 +117,8 @@ fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
     }
     let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));
     let ports = [(a.port.as_str(), "tag = 10"), (b.port.as_str(), "tag = 10"), (c.port.as_str(), "tag = 10")];
-    let d = Daemon::start(&bridge_config("br-ev", &ports));
+    let br = unique("br-ev");
+    let d = Daemon::start(&bridge_config(&br, &ports));
     wait_ports_up(&d, &[&a.port, &b.port, &c.port]);
     assert!(
         has(&d, |e| e.port == c.port && e.kind == EventKind::PortUp),
@@ -125,7 +126,7 @@ fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
         events(&d)
     );
 
-    let moved = cause_a_move(&d, &a, &c);
+    let moved = cause_a_move(&d, &br, &a, &c);
     assert!(has(&d, &moved), "no mac-move event: {:?}\nlog:\n{}", events(&d), d.log());
     let fake = MacAddr([0x02, 0, 0, 0, 0, 0x66]);
     let spoofed = cause_a_spoof(&d, &b, fake);
@@ -139,9 +140,9 @@ fn moves_spoofs_and_link_downs_are_events_rvsctl_shows_and_follows() {
     let text = rvsctl(&d, &["events"]);
     println!("rvsctl events:\n{text}");
     for want in [
-        format!("br-ev {} mac-move {} vlan 10 from {}", c.port, a.mac, a.port),
-        format!("br-ev {} security-drop spoofed-mac mac {fake} ip 198.18.0.102", b.port),
-        format!("br-ev {} port-down", c.port),
+        format!("{br} {} mac-move {} vlan 10 from {}", c.port, a.mac, a.port),
+        format!("{br} {} security-drop spoofed-mac mac {fake} ip 198.18.0.102", b.port),
+        format!("{br} {} port-down", c.port),
     ] {
         assert!(text.contains(&want), "rvsctl events lacks {want:?}:\n{text}");
     }

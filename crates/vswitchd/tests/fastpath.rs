@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon, Launch, Vm};
 use packet::MacAddr;
-use testbed::{frame_capture, marked_frame, markers_in, require_root, send_frame};
+use testbed::{frame_capture, marked_frame, markers_in, require_root, send_frame, unique};
 
-fn start(mode: &str, vms: &[&Vm]) -> Daemon {
+fn start(mode: &str, br: &str, vms: &[&Vm]) -> Daemon {
     let launch = Launch { args: vec![format!("--datapath={mode}")], ..Launch::default() };
     let ports: Vec<(&str, &str)> = vms.iter().map(|v| (v.port.as_str(), "")).collect();
-    let d = Daemon::start_with(launch, &bridge_config("br-fp", &ports));
+    let d = Daemon::start_with(launch, &bridge_config(br, &ports));
     wait_ports_up(&d, &vms.iter().map(|v| v.port.as_str()).collect::<Vec<_>>());
     d
 }
@@ -52,7 +52,8 @@ fn kernel_forwards_known_unicast_while_the_daemon_is_frozen() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
-    let d = start("kernel", &[&a, &b]);
+    let br = unique("br-fp");
+    let d = start("kernel", &br, &[&a, &b]);
     assert!(d.log().contains("kernel fast path loaded"), "log:\n{}", d.log());
     assert_eq!(ping(&a, &b, 3), (true, false), "first ping (slow path learns both); log:\n{}", d.log());
     let before = d.port(&b.port).statistics;
@@ -74,7 +75,7 @@ fn userspace_mode_stops_with_the_daemon() {
         return;
     }
     let (a, b) = (Vm::new(3), Vm::new(4));
-    let d = start("userspace", &[&a, &b]);
+    let d = start("userspace", &unique("br-fp"), &[&a, &b]);
     assert_eq!(ping(&a, &b, 3), (true, false));
     let _frozen = Frozen::new(&d);
     assert!(!ping(&a, &b, 2).0, "nothing forwards frames while the userspace switch is frozen");
@@ -95,7 +96,7 @@ fn each_frame_once_and_a_moved_mac_is_relearned_at_once() {
         return;
     }
     let (a, b, c) = (Vm::new(5), Vm::new(6), Vm::new(7));
-    let d = start("kernel", &[&a, &b, &c]);
+    let d = start("kernel", &unique("br-fp"), &[&a, &b, &c]);
     let (mut ra, mut rb, mut rc) = (a.raw(), b.raw(), c.raw());
     // Learn a and b (the first frames are flooded by the slow path).
     send_frame(&mut ra, &frame(a.mac, b.mac, 0)).unwrap();
@@ -129,7 +130,8 @@ fn a_removed_port_keeps_no_kernel_entry() {
         return;
     }
     let (a, b) = (Vm::new(8), Vm::new(9));
-    let d = start("kernel", &[&a, &b]);
+    let br = unique("br-fp");
+    let d = start("kernel", &br, &[&a, &b]);
     let (mut ra, mut rb) = (a.raw(), b.raw());
     send_frame(&mut ra, &frame(a.mac, b.mac, 0)).unwrap();
     send_frame(&mut rb, &frame(b.mac, a.mac, 0)).unwrap();
@@ -141,7 +143,7 @@ fn a_removed_port_keeps_no_kernel_entry() {
         assert_eq!(markers(&frame_capture(&mut rb, Duration::from_millis(300), 64)), vec![1], "kernel path");
     }
     // b's port leaves the bridge (its veth stays): nothing may still redirect to it.
-    d.write_config(&bridge_config("br-fp", &[(a.port.as_str(), "")]));
+    d.write_config(&bridge_config(&br, &[(a.port.as_str(), "")]));
     d.reload().expect("reload");
     let _frozen = Frozen::new(&d);
     for m in 2..=6 {
@@ -159,7 +161,8 @@ fn addresses_the_kernel_forwards_for_do_not_age_out() {
     let (a, b) = (Vm::new(10), Vm::new(11));
     let launch = Launch { args: vec!["--datapath=kernel".into()], ..Launch::default() };
     let ports = [(a.port.as_str(), ""), (b.port.as_str(), "")];
-    let config = bridge_config("br-fp", &ports).replacen("\n", "\nmac-aging-time = 3\n", 1);
+    let br = unique("br-fp");
+    let config = bridge_config(&br, &ports).replacen("\n", "\nmac-aging-time = 3\n", 1);
     let d = Daemon::start_with(launch, &config);
     wait_ports_up(&d, &[&a.port, &b.port]);
     // Permanent neighbours: no ARP after the pings, which would re-teach the addresses through
@@ -179,7 +182,7 @@ fn addresses_the_kernel_forwards_for_do_not_age_out() {
     // Let the daemon tick (at least once a second) after it was frozen for > 3 s: the kernel's
     // stamps must refresh both addresses before aging would remove them.
     std::thread::sleep(Duration::from_millis(2500));
-    let fdb = d.fdb("br-fp");
+    let fdb = d.fdb(&br);
     for vm in [&a, &b] {
         assert!(fdb.entries.iter().any(|e| e.mac == vm.mac.to_string()), "{} aged out: {fdb:?}", vm.mac);
     }

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{bridge_config, wait_ports_up, Daemon, Launch, Vm};
-use testbed::{require_root, BackgroundPing};
+use testbed::{require_root, unique, BackgroundPing};
 
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
@@ -30,7 +30,8 @@ fn kill9_in_kernel_mode_loses_little_and_forgets_removed_ports() {
     let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));
     let launch = Launch { args: vec!["--datapath=kernel".into()], ..Launch::default() };
     let ports = [(a.port.as_str(), ""), (b.port.as_str(), ""), (c.port.as_str(), "")];
-    let mut d = Daemon::start_with(launch, &bridge_config("br-fpr", &ports));
+    let br = unique("br-fr");
+    let mut d = Daemon::start_with(launch, &bridge_config(&br, &ports));
     wait_ports_up(&d, &[&a.port, &b.port, &c.port]);
     assert!(d.log().contains("kernel fast path loaded"), "log:\n{}", d.log());
     assert!(a.ping(&b, 3) && a.ping(&c, 3), "no traffic before the crash\n{}", d.log());
@@ -40,7 +41,7 @@ fn kill9_in_kernel_mode_loses_little_and_forgets_removed_ports() {
     d.kill9();
     let dead_from = now();
     // While no daemon runs, port c leaves the configuration.
-    d.write_config(&bridge_config("br-fpr", &ports[..2]));
+    d.write_config(&bridge_config(&br, &ports[..2]));
     std::thread::sleep(Duration::from_secs(1));
     let dead_until = now();
     d.restart();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{bridge_config, wait_ports_up, Daemon, Vm};
 use packet::{EthernetHeader, MacAddr, VlanTag};
-use testbed::{frame_capture, marked_frame, require_root, send_frame, wait_until, ETHERTYPE_TEST};
+use testbed::{frame_capture, marked_frame, require_root, send_frame, unique, wait_until, ETHERTYPE_TEST};
 
 /// Builds a frame from `src` carrying `marker` so captures can tell test frames apart.
 fn marked(dst: MacAddr, src: MacAddr, vid: Option<u16>, marker: u32) -> Vec<u8> {
@@ -100,11 +100,12 @@ fn two_vms_on_one_bridge_ping() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
-    let d = Daemon::start(&bridge_config("br-t1", &[(&a.port, ""), (&b.port, "")]));
+    let br = unique("br-t1");
+    let d = Daemon::start(&bridge_config(&br, &[(&a.port, ""), (&b.port, "")]));
     wait_ports_up(&d, &[&a.port, &b.port]);
     assert!(a.ping(&b, 3), "a cannot reach b; log:\n{}", d.log());
     assert!(b.ping(&a, 3));
-    let fdb = d.fdb("br-t1");
+    let fdb = d.fdb(&br);
     for vm in [&a, &b] {
         let e = fdb.entries.iter().find(|e| e.mac == vm.mac.to_string()).expect("learned");
         assert_eq!(e.port, vm.port);
@@ -121,7 +122,7 @@ fn access_vlans_on_one_bridge_are_isolated() {
     }
     let (a, b, c, e) = (Vm::new(1), Vm::new(2), Vm::new(3), Vm::new(4));
     let d = Daemon::start(&bridge_config(
-        "br-t2",
+        &unique("br-t2"),
         &[(&a.port, "tag = 10"), (&b.port, "tag = 10"), (&c.port, "tag = 20"), (&e.port, "tag = 20")],
     ));
     wait_ports_up(&d, &[&a.port, &b.port, &c.port, &e.port]);
@@ -145,8 +146,9 @@ fn separate_bridges_are_isolated() {
         return;
     }
     let (a, b, c, e) = (Vm::new(1), Vm::new(2), Vm::new(3), Vm::new(4));
-    let config = bridge_config("br-t3a", &[(&a.port, ""), (&b.port, "")])
-        + &bridge_config("br-t3b", &[(&c.port, ""), (&e.port, "")]);
+    let (br_a, br_b) = (unique("br-t3"), unique("br-t3"));
+    let config = bridge_config(&br_a, &[(&a.port, ""), (&b.port, "")])
+        + &bridge_config(&br_b, &[(&c.port, ""), (&e.port, "")]);
     let d = Daemon::start(&config);
     wait_ports_up(&d, &[&a.port, &b.port, &c.port, &e.port]);
     assert!(a.ping(&b, 2));
@@ -158,8 +160,5 @@ fn separate_bridges_are_isolated() {
     // On a trunk-all bridge even the tagged frames flood to b, tags intact.
     let seen_b = foreign(&at_b, &[a.mac]);
     assert!(seen_b.len() >= 5, "b should see a's flood incl. tagged frames: {seen_b:?}");
-    assert!(
-        d.fdb("br-t3b").entries.iter().all(|e| e.mac != a.mac.to_string()),
-        "a learned on the other bridge"
-    );
+    assert!(d.fdb(&br_b).entries.iter().all(|e| e.mac != a.mac.to_string()), "a learned on the other bridge");
 }

@@ -14,9 +14,9 @@ fn removing_and_readding_a_port_does_not_disturb_others() {
         return;
     }
     let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));
-    let with_c =
-        bridge_config("br-l1", &[(&a.port, "tag = 10"), (&b.port, "tag = 10"), (&c.port, "tag = 10")]);
-    let without_c = bridge_config("br-l1", &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
+    let br = unique("br-l1");
+    let with_c = bridge_config(&br, &[(&a.port, "tag = 10"), (&b.port, "tag = 10"), (&c.port, "tag = 10")]);
+    let without_c = bridge_config(&br, &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
     let d = Daemon::start(&with_c);
     wait_ports_up(&d, &[&a.port, &b.port, &c.port]);
     assert!(a.ping(&b, 3) && a.ping(&c, 3));
@@ -47,7 +47,8 @@ fn bad_config_is_rejected_and_running_config_stays() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
-    let good = bridge_config("br-l2", &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
+    let br = unique("br-l2");
+    let good = bridge_config(&br, &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
     let d = Daemon::start(&good);
     wait_ports_up(&d, &[&a.port, &b.port]);
     let before = d.show();
@@ -61,7 +62,7 @@ fn bad_config_is_rejected_and_running_config_stays() {
 
     // Line 6 is `tag = 4096`.
     let bad = format!(
-        "[[bridge]]\nname = \"br-l2\"\n[[bridge.port]]\nname = \"{}\"\ntype = \"system\"\ntag = 4096\n",
+        "[[bridge]]\nname = \"{br}\"\n[[bridge.port]]\nname = \"{}\"\ntype = \"system\"\ntag = 4096\n",
         a.port
     );
     d.write_config(&bad);
@@ -86,7 +87,8 @@ fn bad_config_is_rejected_and_running_config_stays() {
         "SIGHUP refusal lacks file:line: {hup_line}"
     );
     assert_eq!(names(&before), names(&d.show()), "running config changed by SIGHUP with a bad file");
-    for garbage in ["[[bridge]\nname=", "[[bridge]]\nname = \"br-l2\"\nbogus = 1\n", "\u{0}\u{1}binary"] {
+    let unknown_key = format!("[[bridge]]\nname = \"{br}\"\nbogus = 1\n");
+    for garbage in ["[[bridge]\nname=", &unknown_key, "\u{0}\u{1}binary"] {
         d.write_config(garbage);
         assert!(d.reload().is_err(), "accepted {garbage:?}");
     }
@@ -102,10 +104,11 @@ fn sighup_applies_a_new_config() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
-    let d = Daemon::start(&bridge_config("br-l3", &[(&a.port, "")]));
+    let br = unique("br-l3");
+    let d = Daemon::start(&bridge_config(&br, &[(&a.port, "")]));
     wait_ports_up(&d, &[&a.port]);
     assert!(!a.ping(&b, 1));
-    d.write_config(&bridge_config("br-l3", &[(&a.port, ""), (&b.port, "")]));
+    d.write_config(&bridge_config(&br, &[(&a.port, ""), (&b.port, "")]));
     d.signal(libc::SIGHUP);
     wait_ports_up(&d, &[&b.port]);
     assert!(a.ping(&b, 2));
@@ -117,7 +120,7 @@ fn vanished_device_marks_port_down_and_recovers() {
         return;
     }
     let (a, mut b) = (Vm::new(1), Vm::new(2));
-    let d = Daemon::start(&bridge_config("br-l4", &[(&a.port, ""), (&b.port, "")]));
+    let d = Daemon::start(&bridge_config(&unique("br-l4"), &[(&a.port, ""), (&b.port, "")]));
     wait_ports_up(&d, &[&a.port, &b.port]);
     assert!(a.ping(&b, 3));
 
@@ -183,7 +186,7 @@ fn control_socket_is_private_and_survives_bad_clients() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixStream;
 
-    let d = Daemon::start(&bridge_config("br-l6", &[]));
+    let d = Daemon::start(&bridge_config(&unique("br-l6"), &[]));
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "control socket mode {mode:o}");
 
@@ -232,8 +235,10 @@ fn open_file_limit_is_raised_to_the_hard_limit() {
     let hard = "8192";
     let a = Vm::new(1);
     let limit = format!("--nofile=256:{hard}");
-    let d =
-        Daemon::start_under(&["prlimit", &limit, "--"], &bridge_config("br-fd", &[(&a.port, "tag = 10")]));
+    let d = Daemon::start_under(
+        &["prlimit", &limit, "--"],
+        &bridge_config(&unique("br-fd"), &[(&a.port, "tag = 10")]),
+    );
     wait_ports_up(&d, &[&a.port]);
     assert_eq!(soft_nofile(d.pid()).to_string(), hard, "rvswitchd kept the soft limit it was started with");
 }
@@ -245,7 +250,7 @@ fn sigterm_ends_the_daemon_after_its_socket_directory_is_removed() {
     }
     use std::io::Write;
     use std::os::unix::net::UnixStream;
-    let d = Daemon::start(&bridge_config("br-l7", &[]));
+    let d = Daemon::start(&bridge_config(&unique("br-l7"), &[]));
     // OVSDB clients at the time, one of them mid-message, must not hold the exit up either.
     let _idle = UnixStream::connect(d.db_socket()).unwrap();
     let mut half = UnixStream::connect(d.db_socket()).unwrap();

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{pinging_pair, Launch};
-use testbed::{require_program, require_root};
+use testbed::{require_program, require_root, unique};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
@@ -67,7 +67,8 @@ fn metrics_daemon(
 
 #[test]
 fn live_scrapes_pass_promtool_and_counters_only_grow() {
-    let Some((port, (a, b, d))) = metrics_daemon("metrics scrape", "promtool", "br-m1") else { return };
+    let br = unique("br-m1");
+    let Some((port, (a, b, d))) = metrics_daemon("metrics scrape", "promtool", &br) else { return };
     let first = scrape(port);
     let (ok, said) = testbed::promtool_check_metrics(&first);
     assert!(ok, "promtool rejects the scrape: {said}\n{first}");
@@ -93,14 +94,14 @@ fn live_scrapes_pass_promtool_and_counters_only_grow() {
     assert!(txns(&third).is_some_and(|t| t > before_txn), "transaction not counted:\n{third}");
     assert_eq!(value(&third, "rvswitch_ovsdb_transaction_seconds_count"), txns(&third));
     assert!(third.contains(r#"rvswitch_ovsdb_transaction_seconds_bucket{le="+Inf"}"#), "{third}");
-    let series = format!("rvswitch_port_rx_packets_total{{bridge=\"br-m1\",port=\"{}\"}}", a.port);
+    let series = format!("rvswitch_port_rx_packets_total{{bridge=\"{br}\",port=\"{}\"}}", a.port);
     let before = counters(&first);
     assert!(before.get(&series).copied().unwrap_or(0.0) >= 3.0, "{series} missing or low:\n{first}");
-    assert!(first.contains("rvswitch_bridge_mac_learned_total{bridge=\"br-m1\"}"), "{first}");
-    assert!(first.contains(&format!("rvswitch_port_link_up{{bridge=\"br-m1\",port=\"{}\"}} 1", a.port)));
+    assert!(first.contains(&format!("rvswitch_bridge_mac_learned_total{{bridge=\"{br}\"}}")), "{first}");
+    assert!(first.contains(&format!("rvswitch_port_link_up{{bridge=\"{br}\",port=\"{}\"}} 1", a.port)));
     // Every received frame went one way or the other: kernel + userspace = rx, per scrape.
     let path = |p: &str| {
-        format!("rvswitch_port_rx_path_packets_total{{bridge=\"br-m1\",port=\"{}\",path=\"{p}\"}}", a.port)
+        format!("rvswitch_port_rx_path_packets_total{{bridge=\"{br}\",port=\"{}\",path=\"{p}\"}}", a.port)
     };
     let (kernel, user) = (before.get(&path("kernel")), before.get(&path("userspace")));
     assert_eq!(kernel.zip(user).map(|(k, u)| k + u), before.get(&series).copied(), "{first}");
@@ -133,7 +134,9 @@ fn a_remote_metrics_address_needs_the_flag() {
 /// A real Prometheus server scrapes the endpoint and can query what it scraped.
 #[test]
 fn a_prometheus_server_scrapes_it() {
-    let Some((port, (a, _b, d))) = metrics_daemon("prometheus scrape", "prometheus", "br-m2") else { return };
+    let Some((port, (a, _b, d))) = metrics_daemon("prometheus scrape", "prometheus", &unique("br-m2")) else {
+        return;
+    };
     let web = free_port();
     let config = d.dir.join("prometheus.yml");
     let job = format!("scrape_configs:\n  - job_name: rvswitch\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n");

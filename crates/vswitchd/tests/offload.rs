@@ -21,8 +21,8 @@ fn tcp_super_frames_cross_vlan_push_and_pop() {
     run("ip", &["link", "add", &tx, "type", "veth", "peer", "name", &ty]).unwrap();
     let _cable = LinkGuard(tx.clone());
     let trunk = "vlan_mode = \"trunk\"\ntrunks = [10]";
-    let config = bridge_config("br-ox", &[(&a.port, "tag = 10"), (&tx, trunk)])
-        + &bridge_config("br-oy", &[(&b.port, "tag = 10"), (&ty, trunk)]);
+    let config = bridge_config(&unique("br-ox"), &[(&a.port, "tag = 10"), (&tx, trunk)])
+        + &bridge_config(&unique("br-oy"), &[(&b.port, "tag = 10"), (&ty, trunk)]);
     let d = Daemon::start(&config);
     wait_ports_up(&d, &[&a.port, &b.port, &tx, &ty]);
     assert!(a.ping(&b, 3));
@@ -45,7 +45,7 @@ fn tcp_between_a_tap_and_a_veth() {
     }
     let a = Vm::new(1);
     let tap = unique("tap");
-    let d = Daemon::start(&bridge_config("br-ot", &[(&a.port, ""), (&tap, "type = \"tap\"")]));
+    let d = Daemon::start(&bridge_config(&unique("br-ot"), &[(&a.port, ""), (&tap, "type = \"tap\"")]));
     wait_ports_up(&d, &[&a.port, &tap]);
     let vm = Netns::new("tv").unwrap();
     run("ip", &["link", "set", &tap, "netns", vm.name()]).unwrap();

@@ -92,13 +92,14 @@ fn libvirt_attach_and_detach_lines() {
         return;
     }
     let (vm, peer) = (Vm::new(1), Vm::new(2));
-    let d = Daemon::start(&common::bridge_config("br-intranet", &[(&peer.port, "tag = 10")]));
+    let br = unique("br-in");
+    let d = Daemon::start(&common::bridge_config(&br, &[(&peer.port, "tag = 10")]));
     common::wait_ports_up(&d, &[&peer.port]);
     let p = vm.port.as_str();
     // The exact line libvirt 9.0 runs when a VM with <virtualport type='openvswitch'/> starts
     // (only the device name and MAC differ; --db points at this test's daemon). The MAC is the
     // VM's own, as libvirt's is: with port security on by default, any other is a spoof.
-    let attach = common::libvirt_attach("br-intranet", p, &vm.mac.to_string());
+    let attach = common::libvirt_attach(&br, p, &vm.mac.to_string());
     let attached_mac = format!("external-ids:attached-mac=\"{}\"", vm.mac);
     let attach: Vec<&str> = attach.iter().map(String::as_str).collect();
     let t = Instant::now();
@@ -122,7 +123,7 @@ fn libvirt_attach_and_detach_lines() {
         p,
         "--",
         "add-port",
-        "br-intranet",
+        &br,
         p,
         "tag=10",
         "--",
@@ -203,7 +204,10 @@ fn acknowledged_transactions_survive_kill_9() {
         return;
     }
     let (a, b) = (Vm::new(1), Vm::new(2));
-    let mut d = Daemon::start(&common::bridge_config("br-k9", &[(&a.port, "tag = 7"), (&b.port, "tag = 7")]));
+    let mut d = Daemon::start(&common::bridge_config(
+        &unique("br-k9"),
+        &[(&a.port, "tag = 7"), (&b.port, "tag = 7")],
+    ));
     common::wait_ports_up(&d, &[&a.port, &b.port]);
     assert!(a.ping(&b, 3));
     let db = d.db_socket();
@@ -263,7 +267,8 @@ fn ovsdb_client_sees_the_daemon_write_ofport() {
     use std::io::BufRead;
     let a = Vm::new(1);
     let d = Daemon::start("");
-    vsctl(&d, &["add-br", "br-mon"]).unwrap();
+    let br = unique("br-mo");
+    vsctl(&d, &["add-br", &br]).unwrap();
     let db = format!("unix:{}", d.db_socket().display());
     let child = Command::new("ovsdb-client")
         .args(["--format=json", "monitor", &db, "Open_vSwitch", "Interface", "name", "ofport"])
@@ -291,7 +296,7 @@ fn ovsdb_client_sees_the_daemon_write_ofport() {
     );
     assert!(rows.iter().all(|(_, name, _)| name != &json!(a.port)), "port already there: {initial}");
 
-    vsctl(&d, &["add-port", "br-mon", &a.port]).unwrap();
+    vsctl(&d, &["add-port", &br, &a.port]).unwrap();
     let ofport: i64 = vsctl(&d, &["get", "Interface", &a.port, "ofport"]).unwrap().parse().unwrap();
     assert!(ofport > 0, "ofport {ofport}");
     // The update that carries it: an insert with ofport already set, or a modify whose new row
@@ -320,22 +325,23 @@ fn config_file_and_ovs_vsctl_share_one_database() {
         return;
     }
     let (a, b, c) = (Vm::new(1), Vm::new(2), Vm::new(3));
-    let file_cfg = common::bridge_config("br-file", &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
+    let (file_br, cli_br) = (unique("br-fi"), unique("br-cl"));
+    let file_cfg = common::bridge_config(&file_br, &[(&a.port, "tag = 10"), (&b.port, "tag = 10")]);
     let d = Daemon::start(&file_cfg);
     common::wait_ports_up(&d, &[&a.port, &b.port]);
     // The file's bridge is in the database, as ovs-vsctl sees it.
-    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), "br-file");
+    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), file_br);
     assert_eq!(vsctl(&d, &["get", "Port", &a.port, "tag"]).unwrap(), "10");
     let mut ports: Vec<String> =
-        vsctl(&d, &["list-ports", "br-file"]).unwrap().lines().map(str::to_string).collect();
+        vsctl(&d, &["list-ports", &file_br]).unwrap().lines().map(str::to_string).collect();
     ports.sort();
     let mut want = vec![a.port.clone(), b.port.clone()];
     want.sort();
     assert_eq!(ports, want);
 
     // A bridge made with ovs-vsctl lives beside it.
-    vsctl(&d, &["add-br", "br-cli"]).unwrap();
-    vsctl(&d, &["add-port", "br-cli", &c.port]).unwrap();
+    vsctl(&d, &["add-br", &cli_br]).unwrap();
+    vsctl(&d, &["add-port", &cli_br, &c.port]).unwrap();
     // Someone changes a file port by hand; a reload puts the file's view back.
     vsctl(&d, &["set", "Port", &b.port, "tag=20"]).unwrap();
     assert!(!a.ping(&b, 1));
@@ -343,16 +349,16 @@ fn config_file_and_ovs_vsctl_share_one_database() {
     assert_eq!(vsctl(&d, &["get", "Port", &b.port, "tag"]).unwrap(), "10");
     assert!(a.ping(&b, 3), "reload did not restore the file's VLAN");
 
-    // Dropping a port and then the whole bridge from the file removes them; br-cli stays.
-    d.write_config(&common::bridge_config("br-file", &[(&a.port, "tag = 10")]));
+    // Dropping a port and then the whole bridge from the file removes them; the ovs-vsctl bridge stays.
+    d.write_config(&common::bridge_config(&file_br, &[(&a.port, "tag = 10")]));
     d.reload().expect("reload without b");
-    assert_eq!(vsctl(&d, &["list-ports", "br-file"]).unwrap(), a.port);
+    assert_eq!(vsctl(&d, &["list-ports", &file_br]).unwrap(), a.port);
     assert!(vsctl(&d, &["get", "Interface", &b.port, "name"]).is_err(), "b's rows were not collected");
     d.write_config("");
     d.reload().expect("reload empty");
-    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), "br-cli");
-    assert_eq!(vsctl(&d, &["list-ports", "br-cli"]).unwrap(), c.port);
+    assert_eq!(vsctl(&d, &["list-br"]).unwrap(), cli_br);
+    assert_eq!(vsctl(&d, &["list-ports", &cli_br]).unwrap(), c.port);
     let show = d.show();
     assert_eq!(show.bridges.len(), 1);
-    assert_eq!(show.bridges[0].name, "br-cli");
+    assert_eq!(show.bridges[0].name, cli_br);
 }

@@ -33,7 +33,7 @@ fn qemu_guest_on_its_own_tap_is_switched() {
     let peer = Vm::new(1);
     let tap = unique("vnet");
     // The tap does not exist yet: the port starts down and comes up when qemu creates it.
-    let d = Daemon::start(&bridge_config("br-vm", &[(&peer.port, "tag = 10"), (&tap, "tag = 10")]));
+    let d = Daemon::start(&bridge_config(&unique("br-vm"), &[(&peer.port, "tag = 10"), (&tap, "tag = 10")]));
     let work = d.dir.join("vm");
     std::fs::create_dir_all(&work).unwrap();
     let initrd = build_initramfs(&assets, &work, &init_script(&peer.ip)).expect("initramfs");

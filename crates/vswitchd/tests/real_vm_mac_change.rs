@@ -40,7 +40,7 @@ fn guest_changing_its_mac_is_cut_off_until_it_changes_back() {
     };
     let peer = Vm::new(1);
     let tap = unique("vnet");
-    let d = Daemon::start(&bridge_config("br-macchg", &[(&peer.port, "tag = 10"), (&tap, "tag = 10")]));
+    let d = Daemon::start(&bridge_config(&unique("br-mc"), &[(&peer.port, "tag = 10"), (&tap, "tag = 10")]));
     d.vsctl(&["set", "Interface", &tap, &format!("external_ids:attached-mac={GUEST_MAC}")]).expect("vsctl");
     let work = d.dir.join("vm");
     std::fs::create_dir_all(&work).unwrap();

@@ -26,7 +26,7 @@ fn setup() -> Setup {
     let (a, b) = (Vm::new(1), Vm::new(2));
     let tap = unique("vt");
     let tap_extra = "type = \"tap\"";
-    let config = bridge_config("br-rst", &[(&a.port, ""), (&b.port, ""), (&tap, tap_extra)]);
+    let config = bridge_config(&unique("br-rs"), &[(&a.port, ""), (&b.port, ""), (&tap, tap_extra)]);
     let d = Daemon::start(&config);
     wait_ports_up(&d, &[&a.port, &b.port, &tap]);
     assert!(a.ping(&b, 3), "no traffic before the restart\n{}", d.log());
@@ -90,17 +90,18 @@ fn kill9_and_restart_keeps_devices_and_resumes_forwarding() {
     }
     let vsctl = testbed::require_program("kill9 restart", "ovs-vsctl", "--version", "openvswitch-switch");
     let mut s = setup();
+    let acked = unique("br-ac");
     if vsctl {
-        s.d.vsctl(&["add-br", "br-acked"]).expect("add-br");
+        s.d.vsctl(&["add-br", &acked]).expect("add-br");
     }
     let before = s.d.log().matches("adopted the device").count();
     outage_across(&mut s, "kill -9 + restart", |d| d.restart());
     if vsctl {
         let bridges = s.d.vsctl(&["list-br"]).expect("list-br");
-        assert!(bridges.lines().any(|b| b == "br-acked"), "an acknowledged bridge was lost: {bridges}");
+        assert!(bridges.lines().any(|b| b == acked), "an acknowledged bridge was lost: {bridges}");
     }
     let log = s.d.log();
-    // The three configured ports (br-acked's internal port too, if it was added).
+    // The three configured ports (the acked bridge's internal port too, if it was added).
     let adopted = log.matches("adopted the device").count() - before;
     assert!(adopted >= 3, "not every port was adopted ({adopted}):\n{log}");
     // A second crash right after the first: the devices are still kept.

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{bridge_config, have_ovs_vsctl, wait_ports_up, Daemon, Launch, Vm};
-use testbed::{require_root, wait_until};
+use testbed::{require_root, unique, wait_until};
 
 /// The service manager's end of sd_notify: a datagram socket in a directory of its own.
 struct Manager {
@@ -62,14 +62,15 @@ fn systemd_hears_ready_then_watchdog_keep_alives_then_stopping() {
         env: vec![("NOTIFY_SOCKET".into(), manager.path()), ("WATCHDOG_USEC".into(), "3000000".into())],
         ..Launch::default()
     };
-    let d = Daemon::start_with(launch, &bridge_config("br-sd", &[]));
+    let br = unique("br-sd");
+    let d = Daemon::start_with(launch, &bridge_config(&br, &[]));
     let (ready, seen) = manager.wait_for("READY=1", Duration::from_secs(10));
     assert!(ready, "no READY=1, got {seen:?}\n{}", d.log());
     let ready_msg = seen.last().unwrap();
     assert!(ready_msg.lines().any(|l| l.starts_with("STATUS=serving ")), "{ready_msg:?}");
     // Ready means ready: the database takes clients and the config file's bridge is applied.
     assert!(UnixStream::connect(d.db_socket()).is_ok(), "READY=1 before the database socket");
-    assert!(d.show().bridges.iter().any(|b| b.name == "br-sd"), "READY=1 before the first apply");
+    assert!(d.show().bridges.iter().any(|b| b.name == br), "READY=1 before the first apply");
 
     // Keep-alives keep coming while both the forwarding and the db-sync thread beat.
     for n in 1..=3 {
@@ -105,7 +106,7 @@ fn a_bad_notify_socket_is_a_clear_error() {
 #[test]
 fn logs_carry_no_colour_codes_off_a_terminal() {
     // stderr is a file here (common::Daemon sends it to rvswitchd.log).
-    let d = Daemon::start(&bridge_config("br-log", &[]));
+    let d = Daemon::start(&bridge_config(&unique("br-lo"), &[]));
     // The control socket answers just before the "running" line is written.
     let running = wait_until(Duration::from_secs(5), || d.log().contains("rvswitchd running"));
     let stderr_log = d.log();
@@ -116,7 +117,7 @@ fn logs_carry_no_colour_codes_off_a_terminal() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("rvswitchd.log");
     let launch = Launch { args: vec!["--log-file".into(), file.display().to_string()], ..Launch::default() };
-    let d = Daemon::start_with(launch, &bridge_config("br-log2", &[]));
+    let d = Daemon::start_with(launch, &bridge_config(&unique("br-lo"), &[]));
     assert!(d.stop());
     let text = std::fs::read_to_string(&file).expect("--log-file written");
     assert!(text.contains("rvswitchd running") && text.contains("rvswitchd stopped"), "{text}");
@@ -203,9 +204,10 @@ fn ovs_compat_lets_ovs_vsctl_work_without_db() {
         assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    vsctl(&["add-br", "br-compat"]);
-    assert_eq!(vsctl(&["list-br"]), "br-compat");
-    assert!(d.show().bridges.iter().any(|b| b.name == "br-compat"));
+    let br = unique("br-co");
+    vsctl(&["add-br", &br]);
+    assert_eq!(vsctl(&["list-br"]), br);
+    assert!(d.show().bridges.iter().any(|b| b.name == br));
 
     // A second daemon on the same run directory is refused (the pid files are locked).
     let second = Command::new(env!("CARGO_BIN_EXE_rvswitchd"))
@@ -287,7 +289,8 @@ fn as_nobody_ports_added_later_still_attach_and_forward() {
     // nobody at exit.
     let launch =
         Launch { args: vec!["--user".into(), "nobody".into()], ovs_compat: true, ..Launch::default() };
-    let mut d = Daemon::start_with(launch, &bridge_config("br-nobody", &[]));
+    let br = unique("br-no");
+    let mut d = Daemon::start_with(launch, &bridge_config(&br, &[]));
     let pid_file = d.dir.join("ovs-vswitchd.pid");
     assert_eq!(std::fs::read_to_string(&pid_file).expect("pid file").trim(), d.pid().to_string());
     let (uids, caps) = ids_and_caps(d.pid());
@@ -301,7 +304,7 @@ fn as_nobody_ports_added_later_still_attach_and_forward() {
     let tap = testbed::unique("tp");
     let ports =
         [(a.port.as_str(), "tag = 10"), (b.port.as_str(), "tag = 10"), (tap.as_str(), "type = \"tap\"")];
-    d.write_config(&bridge_config("br-nobody", &ports));
+    d.write_config(&bridge_config(&br, &ports));
     d.reload().expect("reload as nobody");
     wait_ports_up(&d, &[&a.port, &b.port]);
     assert_tap_attached(&d, &tap);
@@ -337,7 +340,10 @@ fn with_only_the_units_capabilities_ports_attach_and_forward() {
     let (a, b) = (Vm::new(1), Vm::new(2));
     let tap = testbed::unique("tp");
     let ports = [(a.port.as_str(), ""), (b.port.as_str(), ""), (tap.as_str(), "type = \"tap\"")];
-    let d = Daemon::start_under(&["setpriv", "--bounding-set", &bounding], &bridge_config("br-caps", &ports));
+    let d = Daemon::start_under(
+        &["setpriv", "--bounding-set", &bounding],
+        &bridge_config(&unique("br-ca"), &ports),
+    );
     let (_, caps) = ids_and_caps(d.pid());
     let caps = u64::from_str_radix(&caps, 16).expect("CapEff");
     assert_eq!(caps & (1 << 1), 0, "CAP_DAC_OVERRIDE kept: {caps:x}");
@@ -418,7 +424,10 @@ fn the_daemons_syscalls_pass_the_units_filter() {
     let (a, b) = (Vm::new(1), Vm::new(2));
     let tap = testbed::unique("tp");
     let ports = [(a.port.as_str(), ""), (b.port.as_str(), ""), (tap.as_str(), "type = \"tap\"")];
-    let d = Daemon::start_under(&["strace", "-f", "-qq", "-o", &log_arg], &bridge_config("br-sc", &ports));
+    let d = Daemon::start_under(
+        &["strace", "-f", "-qq", "-o", &log_arg],
+        &bridge_config(&unique("br-sc"), &ports),
+    );
     wait_ports_up(&d, &[&a.port, &b.port]);
     assert_tap_attached(&d, &tap);
     assert!(a.ping(&b, 2), "no forwarding under strace\n{}", d.log());

@@ -67,12 +67,13 @@ fn statistics_are_there_in_the_first_read_after_add_port() {
     }
     let d = Daemon::start("");
     let vm = Vm::new(1);
-    d.vsctl(&["add-br", "br-st"]).unwrap();
-    d.vsctl(&["add-port", "br-st", &vm.port]).unwrap();
+    let br = unique("br-st");
+    d.vsctl(&["add-br", &br]).unwrap();
+    d.vsctl(&["add-port", &br, &vm.port]).unwrap();
     let stats = d.vsctl(&["get", "Interface", &vm.port, "statistics"]).unwrap();
     assert!(stats.contains("rx_packets=") && stats.contains("tx_packets="), "first read: {stats}");
     // The internal port that add-br made, too.
-    let stats = d.vsctl(&["get", "Interface", "br-st", "statistics"]).unwrap();
+    let stats = d.vsctl(&["get", "Interface", &br, "statistics"]).unwrap();
     assert!(stats.contains("rx_packets="), "bridge port: {stats}");
 }
 

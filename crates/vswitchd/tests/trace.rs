@@ -12,9 +12,13 @@ use ctl::client;
 use ctl::flow::to_hex;
 use ctl::protocol::{Request, Trace};
 use packet::{MacAddr, VlanTag};
-use testbed::{frame_capture, marked_frame, markers_in, require_program, require_root, send_frame};
+use testbed::{frame_capture, marked_frame, markers_in, require_program, require_root, send_frame, unique};
 
-const BRIDGE: &str = "br-tr";
+/// The bridge's name, unique to this test process (its internal port is a host interface).
+fn bridge() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| unique("br-tr"))
+}
 
 fn marked(dst: MacAddr, src: MacAddr, vid: Option<u16>, marker: u32) -> Vec<u8> {
     marked_frame(src, dst, vid.map(|v| VlanTag::vid(v).unwrap()), marker)
@@ -25,7 +29,7 @@ fn carries(frames: &[Vec<u8>], marker: u32) -> bool {
 }
 
 fn trace(d: &Daemon, from: &Vm, frame: &[u8]) -> Trace {
-    let req = Request::Trace { bridge: BRIDGE.into(), in_port: from.port.clone(), frame: to_hex(frame) };
+    let req = Request::Trace { bridge: bridge().into(), in_port: from.port.clone(), frame: to_hex(frame) };
     client::call(&d.socket, &req, Duration::from_secs(5)).expect("trace")
 }
 
@@ -43,7 +47,10 @@ fn traced_and_seen(
     let traced = t.outputs.iter().map(|o| o.port.clone()).collect();
     let mut caps: Vec<(String, netdev::SystemPort)> =
         vms.iter().filter(|v| v.port != from.port).map(|v| (v.port.clone(), v.raw())).collect();
-    caps.push((BRIDGE.to_string(), netdev::SystemPort::open(BRIDGE).expect("capture on the internal port")));
+    caps.push((
+        bridge().to_string(),
+        netdev::SystemPort::open(bridge()).expect("capture on the internal port"),
+    ));
     send_frame(&mut from.raw(), frame).expect("inject");
     let mut seen = BTreeSet::new();
     for (port, cap) in &mut caps {
@@ -63,13 +70,13 @@ fn trace_verdicts_match_the_datapath() {
     let ports = [(&a.port, "tag = 10"), (&b.port, "tag = 10"), (&c.port, "tag = 20"), (&e.port, "tag = 20")];
     let d = Daemon::start_with(
         Launch { ovs_compat: true, ..Launch::default() },
-        &bridge_config(BRIDGE, &ports.map(|(p, t)| (p.as_str(), t))),
+        &bridge_config(bridge(), &ports.map(|(p, t)| (p.as_str(), t))),
     );
     wait_ports_up(&d, &[&a.port, &b.port, &c.port, &e.port]);
     assert!(a.ping(&b, 2) && c.ping(&e, 2), "log:\n{}", d.log());
     let vms = [&a, &b, &c, &e];
     let set = |v: &[&Vm]| v.iter().map(|v| v.port.clone()).collect::<BTreeSet<_>>();
-    let with_bridge = |v: &[&Vm]| set(v).into_iter().chain([BRIDGE.to_string()]).collect::<BTreeSet<_>>();
+    let with_bridge = |v: &[&Vm]| set(v).into_iter().chain([bridge().to_string()]).collect::<BTreeSet<_>>();
 
     let unicast = marked(b.mac, a.mac, None, 0x7101);
     let t = trace(&d, &a, &unicast);
@@ -97,7 +104,7 @@ fn trace_verdicts_match_the_datapath() {
         let flow = format!("in_port={},dl_src={},dl_dst={}", a.port, a.mac, b.mac);
         let out = std::process::Command::new("ovs-appctl")
             .env("OVS_RUNDIR", &d.dir)
-            .args(["-t", "ovs-vswitchd", "ofproto/trace", BRIDGE, &flow])
+            .args(["-t", "ovs-vswitchd", "ofproto/trace", bridge(), &flow])
             .output()
             .expect("ovs-appctl");
         let text = String::from_utf8_lossy(&out.stdout);

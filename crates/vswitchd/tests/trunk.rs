@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{bridge_config, wait_ports_up, Daemon, Vm};
 use netdev::SystemPort;
 use packet::{ethernet_frame, EthernetHeader, FrameSpec, MacAddr, VlanTag};
-use testbed::{frame_capture, require_root, send_frame};
+use testbed::{frame_capture, require_root, send_frame, unique};
 
 const ETHERTYPE_TEST: u16 = 0x88b5;
 
@@ -62,7 +62,7 @@ fn tags_are_pushed_and_popped_per_vlan_mode() {
         "vlan_mode = \"native-tagged\"\ntag = 10\ntrunks = [20]",   // M: native-tagged 10 (+20)
     ];
     let ports: Vec<(&str, &str)> = vms.iter().zip(modes).map(|(vm, m)| (vm.port.as_str(), m)).collect();
-    let d = Daemon::start(&bridge_config("br-trunk", &ports));
+    let d = Daemon::start(&bridge_config(&unique("br-tr"), &ports));
     let names: Vec<&str> = vms.iter().map(|v| v.port.as_str()).collect();
     wait_ports_up(&d, &names);
     let mut st: Vec<Station> = vms.into_iter().map(|vm| Station { raw: vm.raw(), vm }).collect();

@@ -6,193 +6,17 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::UdpSocket;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+use common::office::*;
+use common::wg_office::*;
 use common::{bridge_config, wait_ports_up, Daemon};
-use ctl::protocol::{BindingSource, VpnStatus};
-use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
-use testbed::{frame_capture, require_program, require_root, unique, wait_until, BackgroundPing, ChildGuard};
+use ctl::protocol::BindingSource;
+use packet::{ipv4, ipv6, EthernetHeader};
+use testbed::{frame_capture, require_program, unique, wait_until, BackgroundPing};
 use testbed::{Netns, Veth};
-
-const ZONE_SUBNET: &str = "198.18.50.0/24";
-const GATEWAY: &str = "198.18.50.1";
-const VM_IP: &str = "198.18.50.2";
-const OFFICE_HOST: &str = "198.18.60.10";
-const OFFICE_PORT: u16 = 51820;
-/// The tunnel address the office gives a NAT-mode zone (outside the zone subnet).
-const NAT_ADDRESS: &str = "198.18.51.2";
-const NAT_NET: &str = "198.18.51.0/24";
-
-fn have_tools(test: &str) -> bool {
-    require_root(test)
-        && require_program(test, "wireguard-go", "--version", "wireguard-go")
-        && require_program(test, "wg", "--version", "wireguard-tools")
-        && require_program(test, "iperf3", "--version", "iperf3")
-        && common::have_ovs_vsctl()
-}
-
-/// A WireGuard key pair from `wg genkey` / `wg pubkey`.
-fn keypair() -> (String, String) {
-    let private = Command::new("wg").arg("genkey").output().expect("wg genkey");
-    let private = String::from_utf8(private.stdout).unwrap().trim().to_string();
-    let mut child = Command::new("wg")
-        .arg("pubkey")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("wg pubkey");
-    child.stdin.take().unwrap().write_all(private.as_bytes()).unwrap();
-    let public = child.wait_with_output().expect("wg pubkey output");
-    (private, String::from_utf8(public.stdout).unwrap().trim().to_string())
-}
-
-/// A UDP port free on the host right now (for our ListenPort, so the test can aim at it).
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The office's WireGuard server: wireguard-go in the office namespace, configured by `wg
-/// setconf`, routing the zone subnet to its peer (us). Drop kills it and removes its socket.
-struct OfficeServer<'a> {
-    ns: &'a Netns,
-    ifname: String,
-    conf: PathBuf,
-    child: Option<ChildGuard>,
-}
-
-impl<'a> OfficeServer<'a> {
-    fn start(ns: &'a Netns, conf: PathBuf) -> OfficeServer<'a> {
-        let mut s = OfficeServer { ns, ifname: unique("wg"), conf, child: None };
-        s.launch();
-        s
-    }
-
-    fn socket(&self) -> PathBuf {
-        Path::new("/var/run/wireguard").join(format!("{}.sock", self.ifname))
-    }
-
-    fn launch(&mut self) {
-        let _ = std::fs::remove_file(self.socket());
-        let child = self
-            .ns
-            .spawn(&[
-                "env",
-                "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1",
-                "wireguard-go",
-                "-f",
-                &self.ifname,
-            ])
-            .expect("wireguard-go");
-        self.child = Some(child);
-        let sock = self.socket();
-        assert!(wait_until(Duration::from_secs(10), || sock.exists()), "wireguard-go made no control socket");
-        let conf = self.conf.display().to_string();
-        self.ns.exec(&["wg", "setconf", &self.ifname, &conf]).expect("wg setconf");
-        self.ns.exec(&["ip", "link", "set", &self.ifname, "up"]).expect("wg up");
-        self.ns.exec(&["ip", "route", "add", ZONE_SUBNET, "dev", &self.ifname]).expect("route to the zone");
-        self.ns
-            .exec(&["ip", "route", "add", NAT_NET, "dev", &self.ifname])
-            .expect("route to the NAT address");
-    }
-
-    /// Stops the server (by PID) as a crashed VPN server would: no goodbye to the peer.
-    fn kill(&mut self) {
-        self.child = None;
-        let _ = std::fs::remove_file(self.socket());
-    }
-}
-
-impl Drop for OfficeServer<'_> {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The WAN link's /30 in the root namespace (the only addresses this test puts there): one per
-/// test and process, from 198.19.128.0/17, so parallel tests and runs do not share a route.
-fn wan_addresses() -> (String, String) {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = std::process::id()
-        .wrapping_mul(7)
-        .wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let slot = n % 8192; // 8192 /30s in a /17
-    let base = (198u32 << 24) | (19 << 16) | (128 << 8) | (slot * 4);
-    let ip = |k: u32| std::net::Ipv4Addr::from(base + k).to_string();
-    (ip(1), ip(2))
-}
-
-/// The office (WAN side toward the host, LAN side toward the office host) and its LAN host.
-struct Office {
-    office: Netns,
-    lan: Netns,
-    _wan: Veth,
-    _lan_link: Veth,
-    /// The host's and the office's WAN addresses.
-    host_wan: String,
-    office_wan: String,
-}
-
-fn office() -> Office {
-    let office = Netns::new("off").expect("office netns");
-    let lan = Netns::new("lan").expect("lan netns");
-    let wan_if = unique("wan");
-    let (host_wan, office_wan) = wan_addresses();
-    let wan = Veth::to_ns(&wan_if, &office, "wan0", Some(&format!("{office_wan}/30")), None).expect("wan");
-    testbed::run("ip", &["addr", "add", &format!("{host_wan}/30"), "dev", &wan_if])
-        .expect("host wan address");
-    let lan_link = Veth::between(&office, "lan0", &lan, "eth0").expect("lan link");
-    office.exec(&["ip", "addr", "add", "198.18.60.1/24", "dev", "lan0"]).unwrap();
-    lan.exec(&["ip", "addr", "add", &format!("{OFFICE_HOST}/24"), "dev", "eth0"]).unwrap();
-    lan.exec(&["ip", "route", "add", "default", "via", "198.18.60.1"]).unwrap();
-    office.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
-    Office { office, lan, _wan: wan, _lan_link: lan_link, host_wan, office_wan }
-}
-
-/// Writes `text` to `dir/name` with `mode`.
-fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
-
-/// The intranet VM: a namespace on an access port of the zone's VLAN, default route via the
-/// zone gateway, MTU 1500 as a VM has it (the gateway clamps TCP's MSS to the tunnel's 1420 and
-/// answers bigger DF packets with fragmentation-needed). Offloads stay on: its TCP sends
-/// super-frames with partial checksums, which the gateway port segments and completes.
-fn intranet_vm() -> (Netns, Veth, String) {
-    let ns = Netns::new("vm").expect("vm netns");
-    let port = unique("p");
-    let veth = Veth::to_ns(&port, &ns, "eth0", Some(&format!("{VM_IP}/24")), None).expect("vm veth");
-    ns.exec(&["ip", "route", "add", "default", "via", GATEWAY]).unwrap();
-    (ns, veth, port)
-}
-
-fn vpn_status(d: &Daemon, port: &str) -> VpnStatus {
-    d.port(port).vpn.unwrap_or_default()
-}
-
-fn wait_vpn_state(d: &Daemon, port: &str, state: &str, limit: Duration) -> bool {
-    wait_until(limit, || vpn_status(d, port).state == state)
-}
-
-/// Frames that carry the intranet VM's address in the clear (as IPv4 source or destination).
-fn intranet_packets(frames: &[Vec<u8>]) -> usize {
-    let vm: std::net::Ipv4Addr = VM_IP.parse().unwrap();
-    frames
-        .iter()
-        .filter(|f| {
-            let Ok(h) = EthernetHeader::parse(f) else { return false };
-            let ip = f.get(h.payload_offset..).and_then(|b| ipv4::Frame::new_checked(b).ok());
-            h.ethertype == ETHERTYPE_IPV4 && ip.is_some_and(|ip| ip.src() == vm || ip.dst() == vm)
-        })
-        .count()
-}
 
 /// WireGuard messages to the office, by type: 1 handshake initiation, 4 data (only those
 /// longer than a 32-byte keepalive, i.e. encrypted zone traffic).
@@ -212,43 +36,6 @@ fn wireguard_to_office(frames: &[Vec<u8>], kind: u8) -> usize {
                 && (kind != 4 || udp.len() > 8 + 32)
         })
         .count()
-}
-
-struct Setup {
-    office: Office,
-    /// Holds the key files until the test ends.
-    _dir: tempfile::TempDir,
-    server_conf: PathBuf,
-    our_conf: PathBuf,
-    listen_port: u16,
-}
-
-/// Keys, the office server's `wg setconf` file and our wg-quick file (0600), whose Address is
-/// the VM's own (routed mode).
-fn setup() -> Setup {
-    setup_with(VM_IP)
-}
-
-/// The same with [Interface] Address `address` (NAT mode's tunnel address).
-fn setup_with(address: &str) -> Setup {
-    let office = office();
-    let dir = tempfile::tempdir().unwrap();
-    let (office_priv, office_pub) = keypair();
-    let (our_priv, our_pub) = keypair();
-    let server = format!(
-        "[Interface]\nPrivateKey = {office_priv}\nListenPort = {OFFICE_PORT}\n\n\
-         [Peer]\nPublicKey = {our_pub}\nAllowedIPs = {ZONE_SUBNET}, {NAT_NET}\n"
-    );
-    let server_conf = write_file(dir.path(), "server.conf", &server, 0o600);
-    let listen_port = free_udp_port();
-    let ours = format!(
-        "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32\nListenPort = {listen_port}\n\
-         DNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
-         Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n",
-        office.office_wan
-    );
-    let our_conf = write_file(dir.path(), "office.conf", &ours, 0o600);
-    Setup { office, _dir: dir, server_conf, our_conf, listen_port }
 }
 
 /// Adds the zone's gateway port to `bridge` on VLAN 10 through ovs-vsctl, with `extra`
@@ -274,60 +61,31 @@ fn add_vpn_port_with(
     d.vsctl_output(&args)
 }
 
-/// iperf3 TCP from the VM to the office host; the server's JSON says whom it accepted.
-fn iperf(vm: &Netns, lan: &Netns) -> (f64, String) {
-    let mut server = lan.spawn(&["iperf3", "-s", "-1", "-J", "-B", OFFICE_HOST]).expect("iperf3 server");
-    std::thread::sleep(Duration::from_millis(500));
-    let out = vm.exec(&["iperf3", "-c", OFFICE_HOST, "-t", "3", "-J"]).expect("iperf3 client");
-    let client: serde_json::Value = serde_json::from_str(&out).expect("iperf3 client JSON");
-    let mut text = String::new();
-    if let Some(mut s) = server.child_mut().stdout.take() {
-        use std::io::Read;
-        let _ = s.read_to_string(&mut text);
-    }
-    let served: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    let bps = client["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0);
-    let peer = served["start"]["accepted_connection"]["host"].as_str().unwrap_or("").to_string();
-    (bps, peer)
-}
-
 /// The kill switch with the server gone and the VM still pinging: `vpn-down` drops grow, and
 /// captures on the WAN wire, the bridge's internal port (the host stack's leg) and another zone
 /// show nothing of the zone (no clear-text packet, no tunnel data).
 fn check_kill_switch(d: &Daemon, vpn_port: &str, s: &Setup, bridge: &str, other: &Netns) {
     assert!(wait_vpn_state(d, vpn_port, "down", Duration::from_secs(40)), "{:?}", d.port(vpn_port));
-    let down_before = vpn_status(d, vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
-    // What leaves the host on the WAN link, seen from the office's end of the wire.
-    let mut wan = s.office.office.open_port("wan0").expect("capture on the WAN link");
-    let mut host_leg = netdev::SystemPort::open(bridge).expect("capture on the bridge's internal port");
-    let mut other_zone = other.open_port("eth0").expect("capture in the other zone");
-    let caught = std::thread::scope(|sc| {
-        let a = sc.spawn(|| frame_capture(&mut wan, Duration::from_secs(8), 10_000));
-        let b = sc.spawn(|| frame_capture(&mut host_leg, Duration::from_secs(8), 10_000));
-        let c = frame_capture(&mut other_zone, Duration::from_secs(8), 10_000);
-        (a.join().unwrap(), b.join().unwrap(), c)
-    });
-    let down_after = vpn_status(d, vpn_port).drops.get("vpn-down").copied().unwrap_or(0);
-    let (wan_f, host_f, other_f) = caught;
-    assert_eq!(intranet_packets(&wan_f), 0, "intranet packets in the clear on the host's WAN link");
-    assert_eq!(wireguard_to_office(&wan_f, 4), 0, "zone data went into a tunnel that is down");
+    let down_before = vpn_down_drops(d, vpn_port);
+    let caught = capture_leaks(&s.office, bridge, other, Duration::from_secs(8));
+    let down_after = vpn_down_drops(d, vpn_port);
+    caught.assert_no_zone_packets();
+    assert_eq!(wireguard_to_office(&caught.wan, 4), 0, "zone data went into a tunnel that is down");
     // The capture works: it saw our handshake retries (one every 5 s while down).
     assert!(
-        wireguard_to_office(&wan_f, 1) >= 1,
+        wireguard_to_office(&caught.wan, 1) >= 1,
         "no handshake initiation seen in {} WAN frames",
-        wan_f.len()
+        caught.wan.len()
     );
-    assert_eq!(intranet_packets(&host_f), 0, "intranet packets reached the host stack");
-    assert_eq!(intranet_packets(&other_f), 0, "intranet packets reached another zone");
     assert!(
         down_after > down_before,
         "ping ran on, so vpn-down drops must grow: {down_before} → {down_after}"
     );
     eprintln!(
         "kill switch: {} frames on the WAN link, {} on the host's leg, {} in the other zone, none of the zone's; vpn-down drops {down_before} → {down_after}",
-        wan_f.len(),
-        host_f.len(),
-        other_f.len()
+        caught.wan.len(),
+        caught.host_leg.len(),
+        caught.other_zone.len()
     );
 }
 
@@ -379,6 +137,41 @@ fn send_garbage(d: &Daemon, vpn_port: &str, s: &Setup) {
     );
 }
 
+/// The intranet VM on the zone's bridge with the gateway port (its tunnel up), and another
+/// zone on its own bridge, to show that nothing of the intranet reaches it.
+struct Zones {
+    vm: Netns,
+    _vm_link: Veth,
+    other: Netns,
+    _other_link: Veth,
+    bridge: String,
+    d: Daemon,
+    vpn_port: String,
+}
+
+impl Zones {
+    /// `extra`: more Interface columns for the gateway port (`options:subnet6=...`).
+    fn start(s: &Setup, extra: &[&str]) -> Zones {
+        let (vm, _vm_link, vm_port) = intranet_vm();
+        let other = Netns::new("inet").expect("other zone netns");
+        let other_port = unique("q");
+        let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
+        let (bridge, other_bridge) = (unique("bri"), unique("brx"));
+        let config = format!(
+            "{}{}",
+            bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
+            bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
+        );
+        let d = Daemon::start(&config);
+        let vpn_port = unique("vpn");
+        add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, extra).expect("add the VPN port");
+        wait_ports_up(&d, &[&vm_port, &other_port]);
+        let up = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20));
+        assert!(up, "tunnel not up: {:?}\n{}", d.port(&vpn_port), d.log());
+        Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port }
+    }
+}
+
 #[test]
 fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     if !have_tools("intranet_vm_reaches_the_office_and_the_kill_switch_holds") {
@@ -386,31 +179,11 @@ fn intranet_vm_reaches_the_office_and_the_kill_switch_holds() {
     }
     let s = setup();
     let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
-    let (vm, _vm_link, vm_port) = intranet_vm();
-    // Another zone on its own bridge, to show nothing of the intranet reaches it.
-    let other = Netns::new("inet").expect("other zone netns");
-    let other_port = unique("q");
-    let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
-    let (bridge, other_bridge) = (unique("bri"), unique("brx"));
-    let config = format!(
-        "{}{}",
-        bridge_config(&bridge, &[(&vm_port, "tag = 10")]),
-        bridge_config(&other_bridge, &[(&other_port, "tag = 20")])
-    );
-    let d = Daemon::start(&config);
-    let vpn_port = unique("vpn");
-    add_vpn_port(&d, &bridge, &vpn_port, &s.our_conf).expect("add the VPN port");
-    wait_ports_up(&d, &[&vm_port, &other_port]);
-    assert!(
-        wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)),
-        "tunnel not up: {:?}\n{}",
-        d.port(&vpn_port),
-        d.log()
-    );
+    let Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port } = Zones::start(&s, &[]);
 
     // Routed mode: the VM reaches the office host, which sees the VM's own address.
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the tunnel failed: {:#?}", d.port(&vpn_port));
-    let (bps, peer) = iperf(&vm, &s.office.lan);
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST);
     eprintln!("iperf3 TCP VM → office host through rvswitch's WireGuard: {:.1} Mb/s", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
     assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
@@ -510,8 +283,8 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the zone's tunnel failed: {:?}", d.port(&port));
     assert_eq!(d.port(&port).tag, Some(10), "the gateway sits on the default portgroup's VLAN");
 
-    // rvswitchd restarted while the VPN is down: the zone stays closed. (Traffic is what shows
-    // a dead peer: an idle tunnel stays up, and nothing is sent through it either.)
+    // rvswitchd restarted while the VPN is down: the zone stays closed. (With traffic a dead
+    // peer shows within 15 s; an idle tunnel is probed, see the IPv6 test.)
     let ping = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(200), 60).expect("ping");
     server.kill();
     assert!(wait_vpn_state(&d, &port, "down", Duration::from_secs(40)), "{:?}", d.port(&port));
@@ -529,11 +302,6 @@ fn zones_apply_gives_a_vpn_zone_its_gateway_port() {
     assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(60)), "{:?}", d.port(&port));
     assert!(vm.ping(OFFICE_HOST, 3), "no traffic after the server returned");
 }
-
-/// udhcpc's event script: the leased address and the default route (busybox passes $ip, $mask
-/// as a prefix length, $router).
-const UDHCPC_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr flush dev \"$interface\"; \
-ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\" ;; esac\n";
 
 /// The zone's DHCP server: a secured VM port (attached-mac, as libvirt sets it) with no
 /// address gets one from the range by busybox udhcpc, the gateway port's DHCPACK binds it
@@ -553,11 +321,8 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
     }
     let s = setup();
     let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
-    let vm = Netns::new("vm").expect("vm netns");
-    let vm_port = unique("p");
-    let _vm_link = Veth::to_ns(&vm_port, &vm, "eth0", None, None).expect("vm veth");
     let mac = "52:54:00:50:00:07";
-    vm.exec(&["ip", "link", "set", "eth0", "address", mac]).unwrap();
+    let (vm, _vm_link, vm_port) = dhcp_vm(mac);
     let bridge = unique("brd");
     let d = Daemon::start(&bridge_config(&bridge, &[(&vm_port, "tag = 10")]));
     d.vsctl(&["set", "Interface", &vm_port, &format!("external_ids:attached-mac={mac}")])
@@ -600,6 +365,11 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
         entry.bindings.iter().any(|b| b.address == format!("{ip}/32") && b.source == BindingSource::Dhcp),
         "{entry:?}"
     );
+    check_service_counters(
+        &d,
+        &vpn_port,
+        &[("dhcp-offered", "vpn_dhcp_offered"), ("dhcp-acked", "vpn_dhcp_acked")],
+    );
     let file = d.db_file().parent().unwrap().join(format!("dhcp-{vpn_port}.leases"));
     let kept = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(kept.contains(mac) && kept.contains(&ip), "lease file {}: {kept:?}", file.display());
@@ -627,7 +397,7 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
         d.log()
     );
     assert!(vm.ping(OFFICE_HOST, 3), "ping through the NAT failed: {:?}", d.port(&vpn_port));
-    let (bps, peer) = iperf(&vm, &s.office.lan);
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST);
     eprintln!(
         "iperf3 TCP VM → office host through rvswitch's NAT + WireGuard: {:.1} Mb/s, seen as {peer}",
         bps / 1e6
@@ -636,6 +406,133 @@ fn nat_mode_shows_the_office_the_tunnel_address() {
     assert_eq!(peer, NAT_ADDRESS, "the office host sees the tunnel address");
     let st = vpn_status(&d, &vpn_port);
     assert!(!st.drops.contains_key("nat"), "{st:?}");
+    check_service_counters(
+        &d,
+        &vpn_port,
+        &[("nat-created", "vpn_nat_created"), ("nat-active", "vpn_nat_active")],
+    );
+    assert!(!st.services.contains_key("dhcp-offered"), "no DHCP server, no DHCP counters: {st:?}");
+
+    // The NAT translates IPv4 only: the VM's IPv6 stops at the gateway, counted nat-ipv6.
+    vm.enable_ipv6().unwrap();
+    vm.exec(&["ip", "-6", "addr", "add", "2001:db8:50::2/64", "dev", "eth0", "nodad"]).unwrap();
+    vm.exec(&["ip", "-6", "route", "add", "default", "dev", "eth0"]).unwrap();
+    assert!(!vm.ping(OFFICE_HOST6, 2), "IPv6 left a NAT zone");
+    let nat6 = || vpn_status(&d, &vpn_port).drops.get("nat-ipv6").copied().unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(5), || nat6() > 0), "{:?}", vpn_status(&d, &vpn_port));
+}
+
+/// The gateway's service counters (status name, Interface `statistics` key) are non-zero in
+/// `rvsctl show` and in the database.
+fn check_service_counters(d: &Daemon, port: &str, names: &[(&str, &str)]) {
+    let shown = || vpn_status(d, port).services;
+    let all_counted = || names.iter().all(|(n, _)| shown().get(*n).is_some_and(|v| *v > 0));
+    assert!(wait_until(Duration::from_secs(5), all_counted), "service counters: {:?}", shown());
+    let stats = || d.vsctl_output(&["get", "Interface", port, "statistics"]).map(|o| o.0).unwrap_or_default();
+    let in_db = || names.iter().all(|(_, k)| stats().contains(&format!("{k}=")));
+    assert!(wait_until(Duration::from_secs(10), in_db), "Interface statistics: {}", stats());
+    eprintln!("service counters of {port}: {:?}", shown());
+}
+
+/// The VM's global IPv6 address, once SLAAC (from the gateway's RA) made one and DAD passed.
+fn slaac_address(vm: &Netns) -> Option<String> {
+    let out = vm.exec(&["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"]).ok()?;
+    let line = out.lines().find(|l| l.contains("2001:db8:50:") && !l.contains("tentative"))?;
+    let addr = line.split_whitespace().skip_while(|w| *w != "inet6").nth(1)?;
+    Some(addr.split('/').next()?.to_string())
+}
+
+/// IPv6 echo requests `src` → `dst` among `frames`.
+fn echo6(frames: &[Vec<u8>], src: &str, dst: &str) -> usize {
+    let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let echo = |f: &Vec<u8>| {
+        let h = EthernetHeader::parse(f).ok()?;
+        let ip = ipv6::Frame::new_checked(f.get(h.payload_offset..)?).ok()?;
+        Some(
+            ip.src() == src
+                && ip.dst() == dst
+                && ip.next_header() == 58
+                && ip.payload().first() == Some(&128),
+        )
+    };
+    frames.iter().filter(|f| echo(f) == Some(true)).count()
+}
+
+/// Routed IPv6 (`options:subnet6`/`gateway6`): the VM configures an address by SLAAC from the
+/// gateway's RA (default route via its link-local), pings the office host, which sees the VM's
+/// own address; an oversize packet gets Packet Too Big with the tunnel MTU. Then the server
+/// dies while the tunnel is idle: the probe takes it down without any zone traffic, and with
+/// the VM pinging over IPv6 nothing of the zone shows on the WAN, the host or another zone.
+#[test]
+fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
+    if !have_tools("ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down") {
+        return;
+    }
+    let s = setup();
+    let mut server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let v6 = [format!("options:subnet6={ZONE6}"), format!("options:gateway6={GATEWAY6}")];
+    let extra: Vec<&str> = v6.iter().map(String::as_str).collect();
+    let Zones { vm, _vm_link, other, _other_link, bridge, d, vpn_port } = Zones::start(&s, &extra);
+
+    // IPv6 on and the link up again: the VM solicits a router, and the gateway's RA configures it.
+    vm.enable_ipv6().unwrap();
+    vm.exec(&["ip", "link", "set", "eth0", "down"]).unwrap();
+    vm.exec(&["ip", "link", "set", "eth0", "up"]).unwrap();
+    let mut addr = None;
+    let configured = wait_until(Duration::from_secs(30), || {
+        addr = slaac_address(&vm);
+        addr.is_some()
+    });
+    let routes = vm.exec(&["ip", "-6", "route", "show", "default"]).unwrap_or_default();
+    assert!(configured, "no SLAAC address: {:?}", vm.exec(&["ip", "-6", "addr"]));
+    assert!(routes.contains("via fe80::"), "no default route from the RA: {routes}");
+    assert!(routes.contains("mtu 1420"), "the RA carries the tunnel MTU: {routes}");
+    let addr = addr.unwrap();
+    eprintln!("the VM configured {addr} from the gateway's RA; {routes}");
+
+    let mut lan = s.office.lan.open_port("eth0").expect("capture on the office LAN");
+    let (seen, pinged) = std::thread::scope(|sc| {
+        let cap = sc.spawn(|| frame_capture(&mut lan, Duration::from_secs(5), 1000));
+        let pinged = vm.ping(OFFICE_HOST6, 3);
+        (cap.join().unwrap(), pinged)
+    });
+    assert!(pinged, "ping -6 through the tunnel failed: {:#?}\n{}", d.port(&vpn_port), d.log());
+    assert!(echo6(&seen, &addr, OFFICE_HOST6) >= 1, "the office host did not see {addr}");
+    assert!(s.office.lan.ping(&addr, 2), "the office cannot reach the VM's address (routed mode)");
+    let (bps, peer) = iperf(&vm, &s.office.lan, OFFICE_HOST6);
+    eprintln!("iperf3 TCP over IPv6 VM → office host: {:.1} Mb/s, seen as {peer}", bps / 1e6);
+    assert!(
+        bps > 0.0 && peer == addr,
+        "TCP over IPv6: {bps} b/s from {peer}\n{:?}",
+        vpn_status(&d, &vpn_port)
+    );
+    assert!(!vpn_status(&d, &vpn_port).drops.contains_key("gso-unsegmented"), "TSO super-frames segmented");
+    // A guest that ignores the RA's MTU (its own route to the office, link MTU 1500): its
+    // oversize packet gets Packet Too Big.
+    let router = routes.split_whitespace().skip_while(|w| *w != "via").nth(1).unwrap_or_default();
+    vm.exec(&["sysctl", "-qw", "net.ipv6.conf.eth0.mtu=1500"]).unwrap();
+    vm.exec(&["ip", "-6", "route", "add", OFFICE_LAN6, "via", router, "dev", "eth0"]).unwrap();
+    let cmd = format!("ping -6 -c 1 -W 2 -M do -s 1400 {OFFICE_HOST6} 2>&1; true");
+    let big = vm.exec(&["sh", "-c", &cmd]).expect("ping -M do");
+    assert!(big.contains("mtu=1420") || big.contains("mtu = 1420"), "no packet too big: {big}");
+
+    // Idle: the last packets answered (the VM's last echo reply by the server's passive
+    // keepalive, 10 s later), the server dies and nothing is sent; the probe finds out.
+    std::thread::sleep(Duration::from_secs(13));
+    let t = std::time::Instant::now();
+    server.kill();
+    let down = wait_vpn_state(&d, &vpn_port, "down", Duration::from_secs(60));
+    assert!(down, "an idle tunnel to a dead server still up: {:?}", d.port(&vpn_port));
+    eprintln!("idle tunnel to a dead server went down after {:.1} s", t.elapsed().as_secs_f64());
+    assert!(d.log().contains("probing it with a handshake"), "not found by the probe:\n{}", d.log());
+    let ping = BackgroundPing::start(&vm, OFFICE_HOST6, Duration::from_millis(100), 120).expect("ping -6");
+    check_kill_switch(&d, &vpn_port, &s, &bridge, &other);
+    drop(ping);
+
+    server.launch();
+    let back = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(60));
+    assert!(back, "tunnel not back: {:?}", d.port(&vpn_port));
+    assert!(vm.ping(OFFICE_HOST6, 3), "no IPv6 after the server returned");
 }
 
 /// Receives UDP on the office host for `secs` seconds; prints each datagram's length, one a line.

@@ -248,17 +248,22 @@ fn a_zone_stretched_between_two_rvswitch_hosts() {
         let g = Globals { db: format!("unix:{}", d.db_socket().display()), json: false, timeout: 20 };
         let apply = ZonesCommand::Apply { file: stretched_zone(dir.path(), host, peer), no_wait: false };
         let out = zones_cli::run(&apply, &g).unwrap_or_else(|e| panic!("zones apply: {e:#}\n{}", d.log()));
-        assert!(out.stdout.contains("+ port vx-corp-100-0 on br-corp (tunnel, zone corp)"), "{}", out.stdout);
+        let vx = zones::tunnel_port_name("corp", 100, peer.parse().unwrap());
+        assert!(
+            out.stdout.contains(&format!("+ port {vx} on br-corp (tunnel, zone corp)")),
+            "{}",
+            out.stdout
+        );
         d.vsctl(&["add-port", "br-corp", vm, "tag=10"]).unwrap();
         assert_eq!(zones_cli::run(&ZonesCommand::Verify, &g).unwrap().code, 0, "one zone: isolated");
-        daemons.push(d);
+        daemons.push((d, vx));
     }
-    for d in &daemons {
-        wait_up(d, "vx-corp-100-0");
+    for (d, vx) in &daemons {
+        wait_up(d, vx);
     }
-    let logs = || daemons.iter().map(|d| d.log()).collect::<Vec<_>>().join("\n----\n");
+    let logs = || daemons.iter().map(|(d, _)| d.log()).collect::<Vec<_>>().join("\n----\n");
     assert!(a1.ns.ping(&b1.ip, 3) && b1.ns.ping(&a1.ip, 3), "ping across the stretched zone\n{}", logs());
-    let st = daemons[0].port("vx-corp-100-0").statistics;
+    let st = daemons[0].0.port(&daemons[0].1).statistics;
     assert!(st.rx_packets > 0 && st.tx_packets > 0, "{st:?}");
 }
 

@@ -1,5 +1,6 @@
 //! What the database should hold for a validated zones file: per zone one bridge with an
 //! internal port of the same name and, optionally, a NIC uplink trunking the zone's VLANs.
+//! A VPN zone's internal port carries none of the zone's VLANs ([`HOST_ONLY_VLAN`]).
 //! Every row carries `external_ids:rvswitch-zone=ZONE` so that later plans know what zones
 //! created (and may change or remove) and what belongs to someone else.
 
@@ -24,6 +25,9 @@ pub struct DesiredZone {
     pub description: String,
     /// `(portgroup, VLAN)`, in file order.
     pub portgroups: Vec<(String, u16)>,
+    /// The internal port's VLAN columns: trunk of all VLANs (as OvS makes it), or, in a VPN
+    /// zone, an access port of [`HOST_ONLY_VLAN`].
+    pub internal: VlanCols,
     /// The NIC uplink.
     pub uplink: Option<DesiredUplink>,
     /// `(MAC, allowed addresses)` of the zone's VMs that list `ips`, in file order.
@@ -50,6 +54,20 @@ impl DesiredTunnel {
     }
 }
 
+/// The VLAN of a VPN zone's internal port. IEEE 802.1Q reserves VID 4095 and portgroups are
+/// 1..=4094 (validation), so no VM port of a zone is ever on it: the host's IP stack (the
+/// internal device) hears none of the zone's frames, not even a VM's ARP or DHCP broadcast —
+/// the kill switch holds on layer 2 too, by construction. `zones verify` checks it.
+pub const HOST_ONLY_VLAN: u16 = 4095;
+
+/// The internal port's VLAN columns for zone `z` (see [`DesiredZone::internal`]).
+fn internal_vlans(z: &Zone) -> VlanCols {
+    match z.uplink.as_ref().and_then(|u| u.vpn.as_ref()) {
+        Some(_) => VlanCols { vlan_mode: Some("access".into()), tag: Some(HOST_ONLY_VLAN), trunks: vec![] },
+        None => VlanCols { vlan_mode: None, tag: None, trunks: vec![] },
+    }
+}
+
 /// Interface `type` of the zones' tunnel ports.
 pub const TUNNEL_TYPE: &str = "vxlan";
 
@@ -57,13 +75,13 @@ fn tunnels(z: &Zone) -> Vec<DesiredTunnel> {
     let mut out = Vec::new();
     for pg in &z.portgroups {
         let Some(vni) = pg.vni else { continue };
-        for (n, peer) in z.peers.iter().enumerate() {
+        for peer in &z.peers {
             let mut options: Map =
                 [("remote_ip".into(), peer.to_string()), ("key".into(), vni.to_string())].into();
             if let Some(l) = z.local_ip {
                 options.insert("local_ip".into(), l.to_string());
             }
-            out.push(DesiredTunnel { name: tunnel_port_name(&z.name, vni, n), vlan: pg.vlan, options });
+            out.push(DesiredTunnel { name: tunnel_port_name(&z.name, vni, *peer), vlan: pg.vlan, options });
         }
     }
     out
@@ -78,7 +96,7 @@ pub struct DesiredUplink {
     pub vlans: VlanCols,
     /// Interface `type`: "" (a NIC) or `rvswitch-vpn`.
     pub kind: String,
-    /// Interface `options` (a VPN port's `wireguard`, `subnet`, `gateway`).
+    /// Interface `options` (a VPN port's `wireguard` or `tun`, `subnet`, `gateway`).
     pub options: Map,
 }
 
@@ -139,6 +157,7 @@ pub fn desired(model: &Model) -> Vec<DesiredZone> {
             bridge: z.bridge.clone(),
             description: z.description.clone(),
             portgroups: z.portgroups.iter().map(|p| (p.name.clone(), p.vlan)).collect(),
+            internal: internal_vlans(z),
             uplink: z.uplink.as_ref().map(|u| desired_uplink(z, u, &model.vms)),
             vm_ips: model
                 .vms
@@ -164,10 +183,14 @@ fn desired_uplink(z: &Zone, u: &Uplink, vms: &[crate::model::Vm]) -> DesiredUpli
         };
         return DesiredUplink { nic: u.nic.clone(), vlans, kind: String::new(), options: Map::new() };
     };
-    let mut options: Map = [("wireguard", &v.wireguard), ("subnet", &v.subnet), ("gateway", &v.gateway)]
+    let mut options: Map = [v.tunnel.option(), ("subnet", &v.subnet), ("gateway", &v.gateway)]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if let Some((subnet6, gateway6)) = &v.v6 {
+        options.insert("subnet6".into(), subnet6.clone());
+        options.insert("gateway6".into(), gateway6.clone());
+    }
     options.extend(service_options(z, vms));
     let tag = z.default_portgroup().map_or(0, |p| p.vlan);
     DesiredUplink { nic: u.nic.clone(), vlans: access(tag), kind: "rvswitch-vpn".into(), options }

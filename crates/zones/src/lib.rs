@@ -26,7 +26,10 @@ mod tunnels;
 mod txn;
 pub mod validate;
 pub mod verify;
+mod vpn6;
 
 pub use diag::{Diagnostic, Pos};
-pub use model::{tunnel_port_name, vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone};
+pub use model::{
+    tunnel_port_name, vpn_port_name, Mac, Model, Portgroup, Uplink, Vm, VpnTunnel, VpnUplink, Zone,
+};
 pub use validate::{parse, render};

@@ -59,35 +59,94 @@ impl Zone {
     }
 }
 
-/// The name of the VXLAN port of `zone` carrying `vni` to its `n`-th peer (0-based).
-pub fn tunnel_port_name(zone: &str, vni: u32, n: usize) -> String {
-    format!("vx-{zone}-{vni}-{n}")
+/// Bytes of the zone name kept in a tunnel port's name (after `vx`, before `-` and the hash).
+const TUNNEL_ZONE_PREFIX: usize = 4;
+/// Base-36 digits of the tunnel hash (36^8 ≈ 2^41: thousands of tunnels rarely collide).
+const TUNNEL_HASH_DIGITS: usize = 8;
+
+/// The name of the VXLAN port of `zone` carrying `vni` to `peer`: `vx`, the zone name's first
+/// bytes (readable), `-`, 8 base-36 digits of a hash of (zone, VNI, peer) — at most 15 bytes
+/// for any zone name, so always an interface name. It depends on nothing but those three, so
+/// every apply computes the same name for the same tunnel, and dropping a peer touches only its
+/// own ports. Two tunnels of one file hashing alike are refused by validation, never renamed.
+///
+/// ```
+/// let name = zones::tunnel_port_name("intranet", 100, "198.51.100.2".parse().unwrap());
+/// assert_eq!(name, "vxintr-lvcfhdim");
+/// ```
+pub fn tunnel_port_name(zone: &str, vni: u32, peer: Ipv4Addr) -> String {
+    let prefix: String =
+        zone.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(TUNNEL_ZONE_PREFIX).collect();
+    let mut h = stable_hash(&[zone.as_bytes(), &[0], &vni.to_be_bytes(), &peer.octets()].concat());
+    let mut digits = [b'0'; TUNNEL_HASH_DIGITS];
+    for d in digits.iter_mut() {
+        *d = b"0123456789abcdefghijklmnopqrstuvwxyz"[(h % 36) as usize];
+        h /= 36;
+    }
+    format!("vx{}-{}", prefix.trim_end_matches('-'), String::from_utf8_lossy(&digits))
 }
 
-/// A zone's way out: a NIC carried as a trunk of the zone's VLANs, or a WireGuard tunnel
-/// behind a gateway port (then the zone has no other way out: one uplink per zone).
+/// FNV-1a with MurmurHash3's 64-bit finaliser. Spelled out rather than `std`'s hasher because
+/// port names made from it must stay the same across Rust releases (a changed name would make
+/// the next apply replace every tunnel).
+fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h = bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// A zone's way out: a NIC carried as a trunk of the zone's VLANs, or a VPN tunnel (WireGuard
+/// or a VPN client's tun device) behind a gateway port (then the zone has no other way out: one uplink per zone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uplink {
     /// The uplink port's name: the NIC's interface name, or the VPN gateway port's (`wg-ZONE`).
     pub nic: String,
-    /// Where `nic =` (or `wireguard =`) is.
+    /// Where `nic =` (or `wireguard =`, `tun =`) is.
     pub pos: Pos,
-    /// Set for a WireGuard uplink.
+    /// Set for a VPN uplink.
     pub vpn: Option<VpnUplink>,
 }
 
-/// A WireGuard uplink: rvswitch's gateway port routes the zone's subnet into the tunnel.
+/// A VPN uplink: rvswitch's gateway port routes the zone's subnet into the tunnel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpnUplink {
-    /// The wg-quick file (absolute path).
-    pub wireguard: String,
+    /// What carries the tunnel.
+    pub tunnel: VpnTunnel,
     /// The zone's subnet, `ADDR/LEN`.
     pub subnet: String,
     /// The gateway address inside `subnet`.
     pub gateway: String,
+    /// Routed IPv6: `subnet6` and the gateway's address `gateway6` in it; None: the zone's
+    /// IPv6 is dropped at the gateway.
+    pub v6: Option<(String, String)>,
 }
 
-/// The gateway port's name for zone `zone`.
+/// What carries a VPN zone's tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VpnTunnel {
+    /// `wireguard = "/etc/rvswitch/office.conf"`: rvswitch's WireGuard, by that wg-quick file
+    /// (absolute path).
+    WireGuard(String),
+    /// `tun = "tun0"`: an existing L3 device that a VPN client (OpenVPN...) holds.
+    Tun(String),
+}
+
+impl VpnTunnel {
+    /// The gateway port's Interface option: (`wireguard`, path) or (`tun`, device).
+    pub fn option(&self) -> (&'static str, &str) {
+        match self {
+            VpnTunnel::WireGuard(f) => ("wireguard", f),
+            VpnTunnel::Tun(d) => ("tun", d),
+        }
+    }
+}
+
+/// The gateway port's name for zone `zone` (whatever carries its tunnel).
 pub fn vpn_port_name(zone: &str) -> String {
     format!("wg-{zone}")
 }

@@ -180,7 +180,7 @@ impl Planner<'_> {
     fn create(&mut self, d: &DesiredZone) {
         let (z, br) = (d.zone.clone(), d.bridge.clone());
         self.changes.push(Change::CreateBridge { zone: z.clone(), bridge: br.clone() });
-        let mut ports = vec![self.new_port(d, Role::Internal, &d.bridge, ("internal", &Map::new()), None)];
+        let mut ports = vec![self.new_internal(d)];
         if let Some(u) = &d.uplink {
             ports.push(self.new_port(d, Role::Uplink, &u.nic, (&u.kind, &u.options), Some(&u.vlans)));
         }
@@ -205,6 +205,19 @@ impl Planner<'_> {
             role,
         });
         self.txn.insert_port(name, kind, vlans, &d.port_marks(role), &d.interface_marks(role))
+    }
+
+    fn new_internal(&mut self, d: &DesiredZone) -> String {
+        self.new_port(d, Role::Internal, &d.bridge, ("internal", &Map::new()), Some(&d.internal))
+    }
+
+    /// A zones-created port's VLAN columns set to `want` if they differ.
+    fn vlans(&mut self, d: &DesiredZone, p: &LivePort, want: &VlanCols) {
+        if live_vlans(p) != *want {
+            self.txn.set_vlans(p, want);
+            let (zone, port, from, to) = (d.zone.clone(), p.name.clone(), live_vlans(p), want.clone());
+            self.changes.push(Change::SetVlans { zone, port, from, to });
+        }
     }
 
     fn new_tunnel(&mut self, d: &DesiredZone, t: &DesiredTunnel) -> String {
@@ -232,10 +245,13 @@ impl Planner<'_> {
         self.marks(&d.zone, "Bridge", &b.name, &b.uuid, &b.external_ids, d.bridge_marks());
         match b.ports.iter().find(|p| p.name == b.name) {
             None => {
-                let p = self.new_port(d, Role::Internal, &d.bridge, ("internal", &Map::new()), None);
+                let p = self.new_internal(d);
                 self.txn.add_port(b, &p);
             }
-            Some(p) if p.zone().is_some() => self.port_marks(d, p, Role::Internal),
+            Some(p) if p.zone().is_some() => {
+                self.vlans(d, p, &d.internal);
+                self.port_marks(d, p, Role::Internal);
+            }
             Some(_) => {} // a local port zones did not create: left alone
         }
         self.uplink(d, b);
@@ -263,11 +279,7 @@ impl Planner<'_> {
                 self.conflicts.push(Conflict::PortNotOurs { zone, port, bridge });
                 continue;
             }
-            if live_vlans(p) != t.vlans() {
-                self.txn.set_vlans(p, &t.vlans());
-                let (zone, port, from, to) = (d.zone.clone(), p.name.clone(), live_vlans(p), t.vlans());
-                self.changes.push(Change::SetVlans { zone, port, from, to });
-            }
+            self.vlans(d, p, &t.vlans());
             if let Some(i) = p.interfaces.iter().find(|i| i.name == p.name) {
                 if i.kind != TUNNEL_TYPE || i.options != t.options {
                     self.txn.set_tunnel(p, &i.uuid, TUNNEL_TYPE, &t.options);
@@ -307,15 +319,7 @@ impl Planner<'_> {
                 bridge: b.name.clone(),
             }),
             Some(p) => {
-                if live_vlans(p) != u.vlans {
-                    self.txn.set_vlans(p, &u.vlans);
-                    self.changes.push(Change::SetVlans {
-                        zone: d.zone.clone(),
-                        port: p.name.clone(),
-                        from: live_vlans(p),
-                        to: u.vlans.clone(),
-                    });
-                }
+                self.vlans(d, p, &u.vlans);
                 self.uplink_interface(d, p, u);
                 self.port_marks(d, p, Role::Uplink);
             }

@@ -31,6 +31,9 @@ pub(crate) struct RawZone {
     /// A VPN zone's subnet (the VMs' addresses) and gateway address.
     pub(crate) subnet: Option<Spanned<String>>,
     pub(crate) gateway: Option<Spanned<String>>,
+    /// Its routed IPv6, optional (crate::vpn6).
+    pub(crate) subnet6: Option<Spanned<String>>,
+    pub(crate) gateway6: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) portgroup: Vec<RawPortgroup>,
     /// Underlay addresses of the other hosts this zone stretches to (VXLAN).
@@ -44,12 +47,13 @@ pub(crate) struct RawZone {
     pub(crate) dhcp: Option<crate::services::RawDhcp>,
 }
 
-/// `{ nic = "eth1" }` or `{ wireguard = "/etc/rvswitch/office.conf" }`.
+/// `{ nic = "eth1" }`, `{ wireguard = "/etc/rvswitch/office.conf" }` or `{ tun = "tun0" }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUplink {
     pub(crate) nic: Option<Spanned<String>>,
     pub(crate) wireguard: Option<Spanned<String>>,
+    pub(crate) tun: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

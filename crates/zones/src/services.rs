@@ -125,7 +125,7 @@ pub(crate) fn in_subnets(
         let subnet = vpn_subnet(z);
         let has_vpn = z.uplink.as_ref().is_some_and(|u| u.vpn.is_some());
         if let (Some(n), false) = (rz.nat.as_ref().filter(|n| *n.get_ref()), has_vpn) {
-            let fix = "give the zone uplink = { wireguard = ... } with subnet and gateway, or remove nat";
+            let fix = "give the zone uplink = { wireguard = ... } (or { tun = ... }) with subnet and gateway, or remove nat";
             r.error(Pos::of_span(text, &n.span()), "nat needs a VPN uplink to translate to", fix);
         }
         let (Some(rd), Some(range)) = (rz.dhcp.as_ref(), z.services.dhcp) else { continue };
@@ -134,7 +134,7 @@ pub(crate) fn in_subnets(
             None if !has_vpn => r.error(
                 at,
                 "dhcp needs a VPN uplink (its gateway is the DHCP server)",
-                "give the zone uplink = { wireguard = ... } with subnet and gateway, or remove dhcp",
+                "give the zone uplink = { wireguard = ... } (or { tun = ... }) with subnet and gateway, or remove dhcp",
             ),
             Some(net) if !net.contains(range.first.into()) || !net.contains(range.last.into()) => r.error(
                 at,

@@ -1,16 +1,19 @@
 //! The zones file's tunnel rules: a portgroup's `vni`, a zone's `peers` and `local_ip`. A zone
 //! stretched to other hosts gets one VXLAN port per peer per portgroup with a VNI, named
-//! [`tunnel_port_name`]; every such name must be a valid interface name (OVSDB port names are
-//! netdev names to ovs-vsctl users), so a name that does not fit is refused, never truncated.
+//! [`tunnel_port_name`]: always a valid interface name (OVSDB port names are netdev names to
+//! ovs-vsctl users), unique in the file or the file is refused.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use toml::Spanned;
 
-use crate::model::{tunnel_port_name, Portgroup};
+use crate::model::{tunnel_port_name, Portgroup, Zone};
 use crate::raw::{RawPortgroup, RawZone};
 use crate::validate::{Checker, Seen};
+
+/// Who a port name is for: a description, and the (zone, VNI, peer) of a tunnel (None: a bridge).
+type Claim<'a> = (String, Option<(&'a str, u32, Ipv4Addr)>);
 
 /// VXLAN's 24-bit VNI space (0 is left out: it is the "no key" of OvS tunnels).
 const MAX_VNI: i64 = (1 << 24) - 1;
@@ -51,7 +54,7 @@ impl Checker<'_> {
         }
     }
 
-    /// The zone's peers and local address, and the names of the ports they make.
+    /// The zone's peers and local address.
     pub(crate) fn tunnels(&mut self, z: &RawZone, pgs: &[Portgroup]) -> (Vec<Ipv4Addr>, Option<Ipv4Addr>) {
         let local = z.local_ip.as_ref().and_then(|l| self.address(l, "local_ip"));
         let mut seen = HashSet::new();
@@ -76,39 +79,56 @@ impl Checker<'_> {
             let what = format!("zone {zone} has peers but no portgroup with a vni");
             self.r.error(self.at(first), what, "add `vni = N` to the portgroups to stretch to the peers");
         }
-        let vpn = z.uplink.as_ref().is_some_and(|u| u.get_ref().wireguard.is_some());
+        let vpn =
+            z.uplink.as_ref().is_some_and(|u| u.get_ref().wireguard.is_some() || u.get_ref().tun.is_some());
         if let (Some(first), true) = (z.peers.first(), vpn) {
             // VXLAN leaves through the host's own stack and NIC, in clear: a way out of a VPN
             // zone that the kill switch would not hold shut.
-            let what = format!("zone {zone} has a WireGuard uplink and peers");
+            let what = format!("zone {zone} has a VPN uplink and peers");
             self.r.error(self.at(first), what, "a VPN zone's only way out is its tunnel: remove peers");
         }
-        self.tunnel_names(z, &vnis, peers.len());
         (peers, local)
     }
 
-    fn tunnel_names(&mut self, z: &RawZone, vnis: &[u32], peers: usize) {
-        let (Some(&vni), true) = (vnis.iter().max(), peers > 0) else { return };
-        let longest = tunnel_port_name(z.name.get_ref(), vni, peers - 1);
-        if longest.len() > netdev::MAX_NAME_LEN {
-            let what = format!(
-                "tunnel port \"{longest}\" would be {} bytes, longer than Linux's {}",
-                longest.len(),
-                netdev::MAX_NAME_LEN
-            );
-            let room = netdev::MAX_NAME_LEN.saturating_sub(longest.len() - z.name.get_ref().len());
-            self.r.error(
-                self.at(&z.name),
-                what,
-                format!("shorten the zone name to {room} bytes or use smaller VNIs"),
-            );
+    /// Tunnel port names carry a hash: two tunnels of the file (or a tunnel and a bridge) whose
+    /// names come out alike are refused, since renaming one would not be stable across applies.
+    pub(crate) fn unique_tunnels(&mut self, zones: &[Zone]) {
+        // A repeat of the same tunnel (a VNI or zone given twice) is not a collision: it has
+        // its own error.
+        let mut seen: HashMap<String, Claim> = zones
+            .iter()
+            .map(|z| (z.bridge.clone(), (format!("the bridge of zone {}", z.name), None)))
+            .collect();
+        for z in zones {
+            for vni in z.portgroups.iter().filter_map(|p| p.vni) {
+                for peer in &z.peers {
+                    let (name, key) =
+                        (tunnel_port_name(&z.name, vni, *peer), Some((z.name.as_str(), vni, *peer)));
+                    let this = format!("zone {}'s tunnel for VNI {vni} to {peer}", z.name);
+                    match seen.get(&name) {
+                        Some((_, k)) if *k == key => {}
+                        Some((other, _)) => self.r.error(
+                            z.name_pos,
+                            format!("{this} would be port {name}, as would {other}"),
+                            "use another VNI for one of them",
+                        ),
+                        None => {
+                            seen.insert(name, (this, key));
+                        }
+                    }
+                }
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::net::Ipv4Addr;
+
+    /// `tunnel_port_name("corp", 100, 198.51.100.2)`, pinned.
+    const GOLDEN: &str = "vxcorp-63o57cul";
 
     const OK: &str = "[[zone]]\nname = \"corp\"\npeers = [\"198.51.100.2\", \"198.51.100.3\"]\n\
         local_ip = \"198.51.100.1\"\n[[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\nvni = 100\n\
@@ -148,11 +168,52 @@ mod tests {
     }
 
     #[test]
-    fn tunnel_names_must_fit_an_interface_name() {
-        // vx-corp-100-1 is 13 bytes: fine. vx-intranet-100-1 is 17: refused with the room left.
-        assert!(crate::parse(OK, "z.toml").is_ok());
-        let e = errors(&OK.replace("\"corp\"", "\"intranet\""));
-        assert!(e.iter().any(|d| d.contains("\"vx-intranet-100-1\" would be 17 bytes")), "{e:#?}");
-        assert!(e.iter().any(|d| d.contains("shorten the zone name to 6 bytes")), "{e:#?}");
+    fn long_zone_names_get_tunnel_names_that_fit() {
+        // Once refused ("vx-intranet-100-1" was 17 bytes); a zone name of any length now fits.
+        let m = crate::parse(&OK.replace("\"corp\"", "\"intranet\""), "z.toml").unwrap();
+        let names: Vec<String> =
+            crate::desired::desired(&m).remove(0).tunnels.into_iter().map(|t| t.name).collect();
+        let p = |last| Ipv4Addr::new(198, 51, 100, last);
+        let want =
+            [super::tunnel_port_name("intranet", 100, p(2)), super::tunnel_port_name("intranet", 100, p(3))];
+        assert_eq!(names, want);
+        let long = OK.replace("\"corp\"", &format!("\"{}\"\nbridge = \"br-long\"", "z".repeat(200)));
+        assert!(crate::parse(&long, "z.toml").is_ok());
+    }
+
+    #[test]
+    fn tunnel_names_are_short_distinct_and_stable() {
+        let base = "intranet-of-the-branch-office-".repeat(10);
+        let mut seen = HashSet::new();
+        for len in (1..=40).chain([120, 300]) {
+            let zone = &base[..len];
+            for vni in [1, 100, 4094, 65_536, 16_777_215] {
+                for last in 0..=255 {
+                    let peer = Ipv4Addr::new(198, 51, 100, last);
+                    let name = super::tunnel_port_name(zone, vni, peer);
+                    assert!(netdev::IfName::new(&name).is_ok() && name.len() <= 15, "{name}");
+                    assert!(name.starts_with(&format!("vx{}-", &zone[..len.min(4)])), "{name}");
+                    assert_eq!(name, super::tunnel_port_name(zone, vni, peer));
+                    assert!(seen.insert(name), "zone {zone} VNI {vni} peer {peer}");
+                }
+            }
+        }
+        assert_eq!(seen.len(), 42 * 5 * 256);
+        // Pinned: the names in live databases must not change with the hash's implementation.
+        assert_eq!(super::tunnel_port_name("corp", 100, Ipv4Addr::new(198, 51, 100, 2)), GOLDEN);
+    }
+
+    #[test]
+    fn tunnels_whose_names_collide_are_refused() {
+        // Found by search: (584, 198.51.3.220) and (737, 198.51.2.156) hash alike in zone corp.
+        let a = super::tunnel_port_name("corp", 584, Ipv4Addr::new(198, 51, 3, 220));
+        assert_eq!(a, super::tunnel_port_name("corp", 737, Ipv4Addr::new(198, 51, 2, 156)));
+        let text = "[[zone]]\nname = \"corp\"\npeers = [\"198.51.3.220\", \"198.51.2.156\"]\n\
+            [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\nvni = 584\n\
+            [[zone.portgroup]]\nname = \"v20\"\nvlan = 20\nvni = 737\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(e[0].contains(&format!("VNI 737 to 198.51.2.156 would be port {a}")), "{e:#?}");
+        assert!(e[0].contains("VNI 584 to 198.51.3.220"), "{e:#?}");
     }
 }

@@ -7,7 +7,8 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Pos, Report};
 use crate::model::{
-    vpn_port_name, IpNet, Mac, Model, Portgroup, Uplink, Vm, VpnUplink, Zone, DEFAULT_BRIDGE_TEMPLATE,
+    vpn_port_name, IpNet, Mac, Model, Portgroup, Uplink, Vm, VpnTunnel, VpnUplink, Zone,
+    DEFAULT_BRIDGE_TEMPLATE,
 };
 use crate::raw::{RawFile, RawPortgroup, RawVm, RawZone};
 
@@ -63,6 +64,7 @@ impl Checker<'_> {
         let zones: Vec<Zone> = raw.zone.iter().map(|z| self.zone(z, &template)).collect();
         self.unique_zone_names(&zones);
         self.unique_bridges(&zones);
+        self.unique_tunnels(&zones);
         self.uplinks(&zones);
         let vms = self.vms(&raw.vm, &zones);
         crate::services::in_subnets(self.text, self.r, (&raw.zone, &raw.vm), &zones, &vms);
@@ -119,50 +121,57 @@ impl Checker<'_> {
         }
     }
 
-    /// `uplink = { nic = ... }` or `{ wireguard = ... }` (with the zone's `subnet` and
-    /// `gateway`); one of the two, never both: a VPN zone's only way out is its tunnel.
+    /// `uplink = { nic = ... }`, `{ wireguard = ... }` or `{ tun = ... }` (the last two with
+    /// the zone's `subnet` and `gateway`); exactly one: a VPN zone's only way out is its tunnel.
     fn uplink(&mut self, z: &RawZone, zone: &str) -> Option<Uplink> {
-        let vpn_keys = z.subnet.as_ref().or(z.gateway.as_ref());
+        let vpn_keys = [&z.subnet, &z.gateway, &z.subnet6, &z.gateway6].into_iter().find_map(Option::as_ref);
         let Some(u) = &z.uplink else {
             if let Some(k) = vpn_keys {
                 self.r.error(
                     self.at(k),
-                    "subnet and gateway belong to a WireGuard uplink",
-                    "add uplink = { wireguard = \"/etc/rvswitch/office.conf\" } or remove them",
+                    "subnet and gateway belong to a VPN uplink",
+                    "add uplink = { wireguard = \"/etc/rvswitch/office.conf\" } (or { tun = \"tun0\" }) or remove them",
                 );
             }
             return None;
         };
-        match (&u.get_ref().nic, &u.get_ref().wireguard) {
-            (Some(nic), None) => {
-                if let Some(k) = vpn_keys {
-                    self.r.error(
-                        self.at(k),
-                        "subnet and gateway belong to a WireGuard uplink, not a NIC",
-                        "remove them, or make the uplink { wireguard = ... }",
-                    );
-                }
-                Some(Uplink { nic: nic.get_ref().clone(), pos: self.at(nic), vpn: None })
+        let raw = u.get_ref();
+        let named = [raw.nic.is_some(), raw.wireguard.is_some(), raw.tun.is_some()];
+        match named.iter().filter(|n| **n).count() {
+            0 => {
+                self.r.error(self.at(u), "the uplink names none of nic, wireguard and tun", "write uplink = { nic = \"eth1\" }, uplink = { wireguard = \"/etc/rvswitch/office.conf\" } or uplink = { tun = \"tun0\" }");
+                return None;
             }
-            (None, Some(wg)) => self.vpn_uplink(z, zone, wg),
-            (Some(_), Some(_)) => {
+            1 => {}
+            _ => {
                 self.r.error(
                     self.at(u),
-                    "an uplink is a NIC or a WireGuard tunnel, not both",
-                    "a VPN zone has no way out but its tunnel: keep one of nic and wireguard",
+                    "an uplink is one NIC or one VPN tunnel (wireguard or tun), not several",
+                    "a VPN zone has no way out but its tunnel: keep one of nic, wireguard and tun",
                 );
-                None
-            }
-            (None, None) => {
-                self.r.error(self.at(u), "the uplink names neither nic nor wireguard", "write uplink = { nic = \"eth1\" } or uplink = { wireguard = \"/etc/rvswitch/office.conf\" }");
-                None
+                return None;
             }
         }
+        if let Some(nic) = &raw.nic {
+            if let Some(k) = vpn_keys {
+                self.r.error(
+                    self.at(k),
+                    "subnet and gateway belong to a VPN uplink, not a NIC",
+                    "remove them, or make the uplink { wireguard = ... } or { tun = ... }",
+                );
+            }
+            return Some(Uplink { nic: nic.get_ref().clone(), pos: self.at(nic), vpn: None });
+        }
+        let (at, tunnel) = match (&raw.wireguard, &raw.tun) {
+            (Some(wg), _) => (self.wireguard_file(wg), VpnTunnel::WireGuard(wg.get_ref().clone())),
+            (None, Some(dev)) => (self.tun_device(dev), VpnTunnel::Tun(dev.get_ref().clone())),
+            (None, None) => return None,
+        };
+        self.vpn_uplink(z, zone, at, tunnel)
     }
 
-    fn vpn_uplink(&mut self, z: &RawZone, zone: &str, wg: &Spanned<String>) -> Option<Uplink> {
+    fn wireguard_file(&mut self, wg: &Spanned<String>) -> Pos {
         let pos = self.at(wg);
-        let port = vpn_port_name(zone);
         if !wg.get_ref().starts_with('/') {
             self.r.error(
                 pos,
@@ -170,6 +179,24 @@ impl Checker<'_> {
                 "give the full path, e.g. /etc/rvswitch/office.conf",
             );
         }
+        pos
+    }
+
+    /// The tun device's name follows the kernel's rules (netdev::IfName owns them).
+    fn tun_device(&mut self, dev: &Spanned<String>) -> Pos {
+        let pos = self.at(dev);
+        if let Err(e) = netdev::IfName::new(dev.get_ref()) {
+            self.r.error(
+                pos,
+                format!("tun device \"{}\": {e}", dev.get_ref().escape_debug()),
+                "name the VPN client's device, e.g. tun0",
+            );
+        }
+        pos
+    }
+
+    fn vpn_uplink(&mut self, z: &RawZone, zone: &str, pos: Pos, tunnel: VpnTunnel) -> Option<Uplink> {
+        let port = vpn_port_name(zone);
         if netdev::IfName::new(&port).is_err() {
             self.r.error(
                 self.at(&z.name),
@@ -180,7 +207,7 @@ impl Checker<'_> {
         let (Some(subnet), Some(gw)) = (&z.subnet, &z.gateway) else {
             self.r.error(
                 pos,
-                "a WireGuard uplink needs the zone's subnet and gateway",
+                "a VPN uplink needs the zone's subnet and gateway",
                 "add e.g. subnet = \"10.1.0.0/24\" and gateway = \"10.1.0.1\" to the zone",
             );
             return None;
@@ -214,9 +241,10 @@ impl Checker<'_> {
             ),
         }
         let vpn = VpnUplink {
-            wireguard: wg.get_ref().clone(),
+            tunnel,
             subnet: subnet.get_ref().clone(),
             gateway: gw.get_ref().clone(),
+            v6: self.vpn_v6(z),
         };
         Some(Uplink { nic: port, pos, vpn: Some(vpn) })
     }

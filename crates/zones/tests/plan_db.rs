@@ -243,6 +243,11 @@ const STRETCHED: &str = "[[zone]]\nname = \"corp\"\npeers = [\"198.51.100.2\", \
     [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\nvni = 100\n\
     [[zone.portgroup]]\nname = \"v20\"\nvlan = 20\n";
 
+/// The name zones gives corp's VNI 100 tunnel to 198.51.100.`last`.
+fn vx(last: u8) -> String {
+    zones::tunnel_port_name("corp", 100, std::net::Ipv4Addr::new(198, 51, 100, last))
+}
+
 #[test]
 fn tunnels_are_created_updated_in_place_and_removed() {
     let db = db();
@@ -250,35 +255,79 @@ fn tunnels_are_created_updated_in_place_and_removed() {
     assert_eq!(
         lines(&c)[2..],
         [
-            "+ port vx-corp-100-0 on br-corp (tunnel, zone corp)",
-            "+ port vx-corp-100-1 on br-corp (tunnel, zone corp)"
+            format!("+ port {} on br-corp (tunnel, zone corp)", vx(2)),
+            format!("+ port {} on br-corp (tunnel, zone corp)", vx(3))
         ]
     );
     let l = live(&db);
-    let (_, p) = l.ports().find(|(_, p)| p.name == "vx-corp-100-1").unwrap();
+    let (_, p) = l.ports().find(|(_, p)| p.name == vx(3)).unwrap();
     assert_eq!((p.tag, p.vlan_mode.as_deref()), (Some(10), Some("access")));
     let i = &p.interfaces[0];
     assert_eq!(i.kind, "vxlan");
     assert_eq!((i.options["remote_ip"].as_str(), i.options["key"].as_str()), ("198.51.100.3", "100"));
     assert!(plan_for(&db, STRETCHED).unwrap().changes.is_empty(), "second plan is empty");
 
-    // A peer's new address and a local_ip: options change in place, the ports stay.
-    let moved = STRETCHED
-        .replace("198.51.100.3", "198.51.100.9")
-        .replace("peers =", "local_ip = \"198.51.100.1\"\npeers =");
-    let c = lines(&apply(&db, &moved));
+    // A local_ip: options change in place, the ports stay.
+    let pinned = STRETCHED.replace("peers =", "local_ip = \"198.51.100.1\"\npeers =");
+    let c = lines(&apply(&db, &pinned));
     assert_eq!(c.len(), 2, "{c:#?}");
-    assert!(c.iter().all(|l| l.starts_with("~ tunnel vx-corp-100-")), "{c:#?}");
+    assert!(
+        c[0].starts_with(&format!("~ tunnel {} ", vx(2)))
+            && c[1].starts_with(&format!("~ tunnel {} ", vx(3))),
+        "{c:#?}"
+    );
     let l = live(&db);
-    let (_, p) = l.ports().find(|(_, p)| p.name == "vx-corp-100-1").unwrap();
-    assert_eq!(p.interfaces[0].options["remote_ip"], "198.51.100.9");
+    let (_, p) = l.ports().find(|(_, p)| p.name == vx(3)).unwrap();
     assert_eq!(p.interfaces[0].options["local_ip"], "198.51.100.1");
+
+    // A peer's new address is another tunnel: its port is replaced, the other peer's is kept.
+    let moved = pinned.replace("198.51.100.3", "198.51.100.9");
+    assert_eq!(
+        lines(&apply(&db, &moved)),
+        [
+            format!("- port {} on br-corp (zone corp)", vx(3)),
+            format!("+ port {} on br-corp (tunnel, zone corp)", vx(9))
+        ]
+    );
+    let l = live(&db);
+    let (_, p) = l.ports().find(|(_, p)| p.name == vx(9)).unwrap();
+    assert_eq!(p.interfaces[0].options["remote_ip"], "198.51.100.9");
 
     // One peer fewer: its port goes; no peers at all: no tunnels.
     let one = moved.replace(", \"198.51.100.9\"", "");
-    assert_eq!(lines(&apply(&db, &one)), ["- port vx-corp-100-1 on br-corp (zone corp)"]);
+    assert_eq!(lines(&apply(&db, &one)), [format!("- port {} on br-corp (zone corp)", vx(9))]);
     let local = one.replace("peers = [\"198.51.100.2\"]\n", "").replace("vni = 100\n", "");
-    assert_eq!(lines(&apply(&db, &local)), ["- port vx-corp-100-0 on br-corp (zone corp)"]);
+    assert_eq!(lines(&apply(&db, &local)), [format!("- port {} on br-corp (zone corp)", vx(2))]);
+}
+
+/// A tunnel port an older zones named `vx-<zone>-<vni>-<n>` is zones' own (its marks say so):
+/// the next apply replaces it by the port of today's name, in the one transaction.
+#[test]
+fn a_tunnel_port_of_an_old_name_is_replaced() {
+    let db = db();
+    let one = STRETCHED.replace(", \"198.51.100.3\"", "");
+    apply(&db, &one);
+    let l = live(&db);
+    let (_, new) = l.ports().find(|(_, p)| p.name == vx(2)).unwrap();
+    let (bridge, new) = (l.bridge("br-corp").unwrap().uuid.clone(), new.uuid.clone());
+    let marks = json!(["map", [["rvswitch-zone", "corp"], ["rvswitch-role", "tunnel"]]]);
+    let options = json!(["map", [["remote_ip", "198.51.100.2"], ["key", "100"]]]);
+    ok(
+        &db,
+        vec![
+            json!({"op": "insert", "table": "Interface", "uuid-name": "i", "row": {"name": "vx-corp-100-0", "type": "vxlan", "options": options, "external_ids": marks}}),
+            json!({"op": "insert", "table": "Port", "uuid-name": "p", "row": {"name": "vx-corp-100-0", "tag": 10, "vlan_mode": "access", "interfaces": ["named-uuid", "i"], "external_ids": marks}}),
+            json!({"op": "mutate", "table": "Bridge", "where": [["_uuid", "==", ["uuid", bridge]]], "mutations": [["ports", "delete", ["set", [["uuid", new]]]], ["ports", "insert", ["set", [["named-uuid", "p"]]]]]}),
+        ],
+    );
+    assert_eq!(
+        lines(&apply(&db, &one)),
+        [
+            "- port vx-corp-100-0 on br-corp (zone corp)".to_string(),
+            format!("+ port {} on br-corp (tunnel, zone corp)", vx(2))
+        ]
+    );
+    assert!(plan_for(&db, &one).unwrap().changes.is_empty());
 }
 
 #[test]
@@ -305,4 +354,35 @@ fn a_wireguard_zone_gets_its_gateway_port_and_follows_its_settings() {
     let (_, p) = l.ports().find(|(_, p)| p.name == "wg-intranet").unwrap();
     assert_eq!(p.interfaces[0].options["gateway"], "10.1.0.254");
     assert!(apply(&db, &moved).is_empty());
+}
+
+/// A VPN zone's internal port sits alone on the host-only VLAN 4095; one made a trunk of all
+/// VLANs (as zones apply used to make it, or by hand) is put back; a zone that turns into a
+/// NIC zone gets the trunk back.
+#[test]
+fn a_vpn_zones_internal_port_is_on_the_host_only_vlan() {
+    let db = db();
+    let vpn = "[[zone]]\nname = \"intranet\"\nuplink = { wireguard = \"/etc/rvswitch/office.conf\" }\n\
+               subnet = \"10.1.0.0/24\"\ngateway = \"10.1.0.1\"\n\
+               [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\n";
+    apply(&db, vpn);
+    let internal = |db: &Database| {
+        let l = live(db);
+        let (_, p) = l.ports().find(|(_, p)| p.name == "br-intranet").expect("internal port");
+        (p.vlan_mode.clone(), p.tag, p.trunks.clone(), p.uuid.clone())
+    };
+    let (mode, tag, trunks, uuid) = internal(&db);
+    assert_eq!((mode.as_deref(), tag, trunks), (Some("access"), Some(switch::HOST_ONLY_VID), vec![]));
+    let by_hand = json!({"op": "update", "table": "Port", "where": [["_uuid", "==", ["uuid", uuid]]],
+        "row": {"vlan_mode": ["set", []], "tag": ["set", []]}});
+    ok(&db, vec![by_hand]);
+    assert_eq!(
+        lines(&apply(&db, vpn)),
+        ["~ port br-intranet (zone intranet): vlan_mode=default tag=none trunks=[] -> vlan_mode=access tag=4095 trunks=[]"]
+    );
+    assert!(apply(&db, vpn).is_empty());
+    let nic = "[[zone]]\nname = \"intranet\"\nuplink = { nic = \"eth1\" }\n\
+               [[zone.portgroup]]\nname = \"v10\"\nvlan = 10\ndefault = true\n";
+    assert!(lines(&apply(&db, nic)).iter().any(|l| l.contains("-> vlan_mode=default tag=none trunks=[]")));
+    assert_eq!(internal(&db).1, None);
 }

@@ -364,8 +364,8 @@ fn a_wireguard_uplink_becomes_a_gateway_port() {
     assert_eq!(u.nic, "wg-intranet");
     let v = u.vpn.as_ref().unwrap();
     assert_eq!(
-        (v.wireguard.as_str(), v.subnet.as_str(), v.gateway.as_str()),
-        ("/etc/rvswitch/office.conf", "10.1.0.0/24", "10.1.0.1")
+        (&v.tunnel, v.subnet.as_str(), v.gateway.as_str()),
+        (&zones::VpnTunnel::WireGuard("/etc/rvswitch/office.conf".into()), "10.1.0.0/24", "10.1.0.1")
     );
     let d = zones::desired::desired(&m);
     let du = d[0].uplink.as_ref().unwrap();
@@ -377,19 +377,65 @@ fn a_wireguard_uplink_becomes_a_gateway_port() {
 #[test]
 fn wireguard_uplink_rules() {
     let both = VPN.replace("{ wireguard =", "{ nic = \"eth1\", wireguard =");
-    one(&both, "z.toml:4:10: an uplink is a NIC or a WireGuard tunnel, not both");
-    one(&VPN.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:");
-    let outside = VPN.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
-    one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
+    one(&both, "z.toml:4:10: an uplink is one NIC or one VPN tunnel (wireguard or tun), not several");
+    // The zone's subnet and gateway follow the same rules whatever carries the tunnel.
+    for text in [VPN.to_string(), tun_zone()] {
+        one(&text.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:");
+        let outside = text.replace("gateway = \"10.1.0.1\"", "gateway = \"10.2.0.1\"");
+        one(&outside, "z.toml:6:11: gateway 10.2.0.1 is not in subnet 10.1.0.0/24");
+    }
     one(
         &VPN.replace("\"/etc/rvswitch/office.conf\"", "\"office.conf\""),
         "z.toml:4:24: wireguard file \"office.conf\" is not an absolute path",
     );
     one(&VPN.replace("10.1.0.0/24", "10.1.0.0/33"), "z.toml:5:10: subnet: prefix length 33");
     let nic_with_subnet = VPN.replace("{ wireguard = \"/etc/rvswitch/office.conf\" }", "{ nic = \"eth1\" }");
-    one(&nic_with_subnet, "z.toml:5:10: subnet and gateway belong to a WireGuard uplink, not a NIC");
+    one(&nic_with_subnet, "z.toml:5:10: subnet and gateway belong to a VPN uplink, not a NIC");
     let long = VPN.replace("name = \"intranet\"", "name = \"a-very-long-zone\"\nbridge = \"br-x\"");
     one(&long, "z.toml:3:8: the gateway port wg-a-very-long-zone");
+}
+
+/// [`VPN`] with `uplink = { tun = "tun0" }`.
+fn tun_zone() -> String {
+    VPN.replace("{ wireguard = \"/etc/rvswitch/office.conf\" }", "{ tun = \"tun0\" }")
+}
+
+/// `uplink = { tun = "tun0" }`: the same gateway port, its tunnel a VPN client's device.
+#[test]
+fn a_tun_uplink_becomes_a_gateway_port_on_that_device() {
+    let tun = tun_zone();
+    let m = zones::parse(&tun, "z.toml").unwrap();
+    let u = m.zones[0].uplink.as_ref().unwrap();
+    assert_eq!(u.nic, "wg-intranet");
+    assert_eq!(u.vpn.as_ref().unwrap().tunnel, zones::VpnTunnel::Tun("tun0".into()));
+    let d = zones::desired::desired(&m);
+    let du = d[0].uplink.as_ref().unwrap();
+    assert_eq!(du.kind, "rvswitch-vpn");
+    assert_eq!(du.options["tun"], "tun0");
+    assert!(!du.options.contains_key("wireguard"));
+    assert_eq!(du.options["subnet"], "10.1.0.0/24");
+}
+
+#[test]
+fn tun_uplink_rules() {
+    let tun = tun_zone();
+    let with_wg = VPN.replace("{ wireguard =", "{ tun = \"tun0\", wireguard =");
+    one(&with_wg, "z.toml:4:10: an uplink is one NIC or one VPN tunnel (wireguard or tun), not several");
+    one(&tun.replace("\"tun0\"", "\"tun/0\""), "z.toml:4:18: tun device \"tun/0\"");
+    one(&tun.replace("\"tun0\"", "\"a-much-too-long-name\""), "z.toml:4:18: tun device");
+    one(&tun.replace("subnet = \"10.1.0.0/24\"\n", ""), "z.toml:4:18: a VPN uplink needs the zone's subnet");
+    one(
+        &tun.replace("{ tun = \"tun0\" }", "{ }"),
+        "z.toml:4:10: the uplink names none of nic, wireguard and tun",
+    );
+    let stretched = tun
+        .replace("gateway = \"10.1.0.1\"", "gateway = \"10.1.0.1\"\npeers = [\"198.51.100.2\"]")
+        .replace("default = true", "default = true\n  vni = 100");
+    assert!(
+        errs(&stretched).iter().any(|d| d.contains("has a VPN uplink and peers")),
+        "{:?}",
+        errs(&stretched)
+    );
 }
 
 #[test]
@@ -419,7 +465,7 @@ fn a_vpn_zone_cannot_be_stretched_over_vxlan() {
         .replace("default = true", "default = true\n  vni = 100");
     let e = errs(&stretched);
     assert!(
-        e.iter().any(|d| d.starts_with("z.toml:7:10: zone intranet has a WireGuard uplink and peers")),
+        e.iter().any(|d| d.starts_with("z.toml:7:10: zone intranet has a VPN uplink and peers")),
         "{e:#?}"
     );
     let local = VPN.replace("default = true", "default = true\n  vni = 100");

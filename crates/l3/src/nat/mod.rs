@@ -117,6 +117,8 @@ impl NatDrop {
 pub struct NatCounters {
     pub outbound: u64,
     pub inbound: u64,
+    /// Mappings made, and removed by timeout.
+    pub created: u64,
     pub expired: u64,
     pub table_full: u64,
     pub no_mapping: u64,
@@ -135,6 +137,11 @@ impl NatCounters {
             NatDrop::Unsupported => &mut self.unsupported,
         };
         *c += 1;
+    }
+
+    /// Packets the NAT would not translate, whatever the reason.
+    pub fn refused(&self) -> u64 {
+        self.drops().iter().map(|(_, n)| n).sum()
     }
 
     /// Every drop counter with its name.
@@ -172,7 +179,7 @@ impl Nat {
     }
 
     pub fn counters(&self) -> NatCounters {
-        NatCounters { expired: self.table.expired, ..self.counters }
+        NatCounters { expired: self.table.expired, created: self.table.created, ..self.counters }
     }
 
     /// Mappings held now (expired ones included until the next [`Nat::expire`]).

@@ -46,6 +46,8 @@ pub(crate) struct Table {
     cursor: u16,
     /// Mappings removed by timeout so far (by a sweep the caller asked for or a lazy one).
     pub(crate) expired: u64,
+    /// Mappings made so far.
+    pub(crate) created: u64,
 }
 
 impl Table {
@@ -56,6 +58,7 @@ impl Table {
             next_expiry: Millis::MAX,
             cursor: cfg.ports.0,
             expired: 0,
+            created: 0,
         }
     }
 
@@ -100,6 +103,7 @@ impl Table {
         let port = self.free_port(cfg, inside)?;
         let m = Mapping { inside, outside_port: port, last_seen: now, tcp: TcpState::Opening };
         self.by_inside.insert(inside, port);
+        self.created += 1;
         self.next_expiry = self.next_expiry.min(deadline(cfg, &m));
         self.by_outside.entry((inside.proto, port)).or_insert(m).into()
     }

@@ -86,6 +86,8 @@ fn full_table_drops_new_flows_until_one_expires() {
     assert_eq!(n.counters().expired, 1);
     let mut late = testpkt::udp((addr("198.19.9.9"), 53), (addr("198.19.0.2"), 2001), b"r");
     assert_eq!(n.inbound(&mut late, 400_000), Err(NatDrop::NoMapping));
+    let c = n.counters();
+    assert_eq!((c.created, c.refused(), n.len()), (3, 2, 2), "2000, 2001, 2002; full and no mapping");
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod security;
 mod seed;
 mod snapshot;
 mod status;
+mod vpn_options;
 mod writeback;
 
 use std::collections::HashMap;

@@ -3,17 +3,15 @@
 //! back as `rejected`, and the reason lands in the Interface's `error` column.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
-
-use gateway::Prefix;
 
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
 use super::scope::Scope;
 use super::security::{security_of, with_zone_ips};
 use super::snapshot::{BridgeRow, Snapshot};
+use super::vpn_options::vpn_of;
 use crate::config::check_ifname;
-use crate::state::{DesiredBridge, DesiredPort, DesiredState, DhcpOptions, PortKind, VpnOptions};
+use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
 use crate::tunnel::{tunnel_of, tunnel_proto, TunnelOptionError};
 
 /// An interface the database configures but the switch cannot run.
@@ -72,60 +70,6 @@ fn vlan_of(tag: Option<i64>, trunks: &[i64], mode: Option<&str>) -> Result<PortV
     // Like ovs-vswitchd, an access port ignores `trunks` rather than refusing the port.
     let trunks: &[u16] = if access { &[] } else { &trunks };
     Ok(PortVlan::new(mode, tag, trunks)?)
-}
-
-/// A VPN gateway port's `options`: `wireguard` (the wg-quick file), `subnet`, `gateway`.
-fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
-    let get = |k: &str| {
-        options
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-            .ok_or(format!("options:{k} is missing"))
-    };
-    let wireguard = get("wireguard")?;
-    if !wireguard.starts_with('/') {
-        return Err(format!("options:wireguard {wireguard:?} must be an absolute path"));
-    }
-    let subnet: Prefix = get("subnet")?.parse().map_err(|e| format!("options:subnet: {e}"))?;
-    let gateway: Ipv4Addr =
-        get("gateway")?.parse().map_err(|_| "options:gateway must be an IPv4 address".to_string())?;
-    if !subnet.addr().is_ipv4() || !subnet.contains(gateway.into()) {
-        return Err(format!("options:gateway {gateway} is not in options:subnet {subnet}"));
-    }
-    let opt = |k: &str| options.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let nat = match opt("nat") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => return Err(format!("options:nat {v:?} must be true or false")),
-    };
-    let dhcp = match opt("dhcp_range") {
-        None => None,
-        Some(r) => Some(DhcpOptions { range: dhcp_range(r)?, statics: dhcp_statics(opt("dhcp_static"))? }),
-    };
-    Ok(VpnOptions { wireguard: wireguard.into(), subnet, gateway, nat, dhcp })
-}
-
-/// `FIRST-LAST`, two IPv4 addresses.
-fn dhcp_range(r: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
-    let bad = || format!("options:dhcp_range {r:?} must be FIRST-LAST, two IPv4 addresses");
-    let (a, b) = r.split_once('-').ok_or_else(bad)?;
-    let first = a.trim().parse().map_err(|_| bad())?;
-    let last = b.trim().parse().map_err(|_| bad())?;
-    l3::dhcp::check_range(first, last).map_err(|e| format!("options:dhcp_range: {e}"))?;
-    Ok((first, last))
-}
-
-/// `MAC=IP,MAC=IP`; empty or absent: none.
-fn dhcp_statics(s: Option<&str>) -> Result<Vec<(packet::MacAddr, Ipv4Addr)>, String> {
-    let entries = s.unwrap_or("").split(',').map(str::trim).filter(|e| !e.is_empty());
-    entries
-        .map(|e| {
-            let bad = || format!("options:dhcp_static entry {e:?} must be MAC=IPv4");
-            let (mac, ip) = e.split_once('=').ok_or_else(bad)?;
-            Ok((mac.parse().map_err(|_| bad())?, ip.parse().map_err(|_| bad())?))
-        })
-        .collect()
 }
 
 fn settings_of(b: &BridgeRow) -> BridgeSettings {
@@ -240,30 +184,9 @@ mod tests {
     }
 
     #[test]
-    fn vpn_options() {
-        let o = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
-            kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        };
-        let good = [
-            ("wireguard", "/etc/rvswitch/office.conf"),
-            ("subnet", "198.18.0.0/24"),
-            ("gateway", "198.18.0.1"),
-        ];
-        let v = vpn_of(&o(&good)).unwrap();
-        assert_eq!(v.gateway, Ipv4Addr::new(198, 18, 0, 1));
-        assert_eq!(vpn_of(&o(&good[1..])).unwrap_err(), "options:wireguard is missing");
-        let mut outside = good;
-        outside[2].1 = "198.19.0.1";
-        assert!(vpn_of(&o(&outside)).unwrap_err().contains("not in options:subnet"));
-        let mut relative = good;
-        relative[0].1 = "office.conf";
-        assert!(vpn_of(&o(&relative)).unwrap_err().contains("absolute path"));
-        assert_eq!(kind_of("rvswitch-vpn", &[]), Ok(PortKind::Vpn));
-    }
-
-    #[test]
     fn interface_types() {
         assert_eq!(kind_of("", &[]), Ok(PortKind::System));
+        assert_eq!(kind_of("rvswitch-vpn", &[]), Ok(PortKind::Vpn));
         assert_eq!(kind_of("internal", &[]), Ok(PortKind::Internal));
         let e = kind_of("gre", &[]).unwrap_err();
         assert_eq!(e, Unsupported::IfaceType("gre".into()));

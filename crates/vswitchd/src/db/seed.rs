@@ -29,7 +29,7 @@ fn vlan_columns(p: &DesiredPort) -> Value {
     let mode = p.vlan.mode();
     let trunks = p.vlan.trunks();
     // "All VLANs" (and, for native modes, all but VLAN 0) is the empty set in OvS's columns.
-    let all = trunks.iter().count() >= 4095;
+    let all = p.vlan.trunks_all();
     let trunks: Vec<Value> = if all { Vec::new() } else { trunks.iter().map(Value::from).collect() };
     json!({
         "vlan_mode": mode.as_str(),

@@ -116,7 +116,8 @@ fn with_vpn_status(mut row: Value, st: &IfaceStatus) -> Value {
 }
 
 /// A VPN gateway port's tunnel numbers in `statistics`: bytes, last handshake age, bad
-/// datagrams, and gateway drops as `vpn_drop_<reason>` (`vpn_drop_vpn-down`...).
+/// datagrams, gateway drops as `vpn_drop_<reason>` (`vpn_drop_vpn-down`...), and the IP
+/// services' counters (`vpn_dhcp_offered`, `vpn_nat_active`...).
 fn vpn_statistics(st: &IfaceStatus) -> Vec<(String, u64)> {
     let Some(v) = &st.vpn else { return Vec::new() };
     let mut out = vec![
@@ -128,6 +129,7 @@ fn vpn_statistics(st: &IfaceStatus) -> Vec<(String, u64)> {
         out.push(("vpn_last_handshake_age".to_string(), age));
     }
     out.extend(v.drops.iter().map(|(k, n)| (format!("vpn_drop_{k}"), *n)));
+    out.extend(v.services.iter().map(|(k, n)| (format!("vpn_{}", k.replace('-', "_")), *n)));
     out
 }
 

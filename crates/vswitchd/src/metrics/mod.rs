@@ -5,6 +5,7 @@
 
 pub mod sample;
 pub mod vpn;
+pub mod vpn_services;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -28,6 +28,8 @@ pub struct VpnSample {
     pub bad_datagrams: u64,
     /// Every reason, zeros included (so a series exists before its first drop).
     pub drops: Vec<(&'static str, u64)>,
+    /// The zone's IP services' counters (only those it runs): [`super::vpn_services`].
+    pub services: Vec<(&'static str, u64)>,
 }
 
 impl VpnSample {
@@ -45,11 +47,12 @@ impl VpnSample {
                 tx_bytes: v.tx_bytes,
                 bad_datagrams: v.bad_datagrams,
                 drops: drop_reasons().map(|r| (r, v.drops.get(r).copied().unwrap_or(0))).collect(),
+                services: super::vpn_services::known(&v.services),
             })
             .collect()
     }
 
-    fn labels(&self) -> Labels<'_> {
+    pub(super) fn labels(&self) -> Labels<'_> {
         vec![("bridge", self.bridge.as_str()), ("port", self.port.as_str())]
     }
 }
@@ -90,7 +93,13 @@ pub fn encode(vpns: &[VpnSample], enc: &mut DescriptorEncoder) -> Result<(), std
             })
         })
         .collect();
-    family(enc, "vpn_drops", "Packets the VPN gateway dropped, by reason (vpn-down: the kill switch).", drops)
+    family(
+        enc,
+        "vpn_drops",
+        "Packets the VPN gateway dropped, by reason (vpn-down: the kill switch).",
+        drops,
+    )?;
+    super::vpn_services::encode(vpns, enc)
 }
 
 #[cfg(test)]
@@ -116,6 +125,7 @@ mod tests {
 
     fn show() -> Vec<BridgeStatus> {
         let up = VpnStatus {
+            transport: "wireguard".into(),
             state: "up".into(),
             endpoint: "198.18.60.1:51820".into(),
             last_handshake_secs: Some(42),
@@ -123,6 +133,7 @@ mod tests {
             tx_bytes: 2000,
             bad_datagrams: 5,
             drops: [("vpn-down".to_string(), 3), ("gso-unsegmented".to_string(), 1)].into(),
+            services: Default::default(),
         };
         let never =
             VpnStatus { state: "down".into(), endpoint: "198.18.61.1:51820".into(), ..Default::default() };

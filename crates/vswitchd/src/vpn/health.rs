@@ -9,6 +9,15 @@
 //! for up to three minutes. Once down it stays down until the peer is heard again (a
 //! handshake response, or data): our own retries do not count, so a dead server cannot make
 //! the tunnel flap up.
+//!
+//! An idle tunnel sends nothing, so the rule above alone would keep a dead server "up" until
+//! `REJECT_AFTER`. So a tunnel we have not heard from for [`PROBE_AFTER`] is probed with a
+//! handshake initiation, which counts as unanswered data: a live peer answers within
+//! `REKEY_TIMEOUT`, a dead one leaves the tunnel down [`UNANSWERED`] later (40 s after the
+//! last word from the peer at most). A handshake, not a keepalive: WireGuard answers no
+//! keepalive (Linux and wireguard-go skip the passive-keepalive timer for zero-length data),
+//! so only a handshake is sure to draw an authenticated reply. Our own PersistentKeepalive
+//! does not change this; a peer with one keeps itself heard and is never probed.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +27,9 @@ pub const REJECT_AFTER: Duration = Duration::from_secs(180);
 pub const UNANSWERED: Duration = Duration::from_secs(15);
 /// `Rekey-Timeout`: how often a handshake is retried while down.
 pub const RETRY: Duration = Duration::from_secs(5);
+/// Silence from the peer after which an up tunnel is probed (wg-quick's usual
+/// PersistentKeepalive; one 148-byte handshake per idle interval).
+pub const PROBE_AFTER: Duration = Duration::from_secs(25);
 
 #[derive(Clone, Debug, Default)]
 pub struct Health {
@@ -25,6 +37,8 @@ pub struct Health {
     unanswered_since: Option<Instant>,
     /// When we last started a handshake ourselves.
     last_initiation: Option<Instant>,
+    /// When an authenticated datagram last came from the peer.
+    last_heard: Option<Instant>,
 }
 
 impl Health {
@@ -41,8 +55,20 @@ impl Health {
     }
 
     /// An authenticated datagram came from the peer (data, keepalive, handshake response).
-    pub fn heard(&mut self) {
+    pub fn heard(&mut self, now: Instant) {
         self.unanswered_since = None;
+        self.last_heard = Some(now);
+    }
+
+    /// An up tunnel silent for [`PROBE_AFTER`] is probed: true means "send a handshake
+    /// initiation now" (and counts it as data awaiting an answer).
+    pub fn probe(&mut self, now: Instant, up: bool) -> bool {
+        let quiet = self.last_heard.is_none_or(|t| now.saturating_duration_since(t) >= PROBE_AFTER);
+        if !up || self.unanswered_since.is_some() || !quiet {
+            return false;
+        }
+        self.sent(now);
+        true
     }
 
     /// While down, a handshake is started at once and then every `RETRY`; true means "start
@@ -80,7 +106,7 @@ mod tests {
         h.sent(t + S(10)); // the first unanswered send counts
         assert!(h.is_up(t + S(14), Some(S(20))));
         assert!(!h.is_up(t + S(15), Some(S(20))));
-        h.heard();
+        h.heard(t);
         assert!(h.is_up(t + S(15), Some(S(20))), "any answer brings it back");
     }
 
@@ -95,7 +121,23 @@ mod tests {
         h.sent(t);
         assert!(h.initiate(t + S(70), false));
         assert!(!h.is_up(t + S(70), Some(S(100))), "our own retry does not bring it up");
-        h.heard();
+        h.heard(t);
         assert!(h.is_up(t + S(71), Some(S(0))), "the peer's answer does");
+    }
+
+    #[test]
+    fn an_idle_tunnel_is_probed_and_goes_down_when_the_probe_is_unanswered() {
+        let mut h = Health::default();
+        let t = Instant::now();
+        h.heard(t);
+        assert!(!h.probe(t + S(24), true), "heard recently");
+        assert!(!h.probe(t + S(30), false), "never while down");
+        assert!(h.probe(t + S(25), true));
+        assert!(!h.probe(t + S(26), true), "one probe at a time");
+        assert!(h.is_up(t + S(39), Some(S(30))));
+        assert!(!h.is_up(t + S(40), Some(S(30))), "the dead peer is down 40 s after its last word");
+        h.heard(t + S(27));
+        assert!(h.is_up(t + S(40), Some(S(30))), "a live peer answers the probe");
+        assert!(!h.probe(t + S(51), true) && h.probe(t + S(52), true), "the next probe after 25 s quiet");
     }
 }

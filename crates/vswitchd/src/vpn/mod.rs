@@ -1,9 +1,11 @@
-//! A zone's gateway port with its built-in WireGuard uplink (Interface `type=rvswitch-vpn`).
-//! To the datapath it is one more [`netdev::Netdev`]: frames the bridge sends it go through
-//! the pure [`gateway::Gateway`] and boringtun's `Tunn` into a UDP socket; datagrams from the
-//! peer come back as frames for the zone. It has no kernel device and no other way out, so a
-//! zone whose only uplink it is can reach nothing but the tunnel: the kill switch is the
-//! absence of a path. While the tunnel is down the gateway routes nothing (`vpn-down`).
+//! A zone's gateway port (Interface `type=rvswitch-vpn`) with its uplink: the built-in
+//! WireGuard (`options:wireguard`, boringtun over a UDP socket) or a tun device that another
+//! VPN client holds (`options:tun`). To the datapath it is one more [`netdev::Netdev`]:
+//! frames the bridge sends it go through the pure [`gateway::Gateway`] into the tunnel;
+//! packets from the tunnel come back as frames for the zone. It has no kernel device on the
+//! bridge and no other way out, so a zone whose only uplink it is can reach nothing but the
+//! tunnel: the kill switch is the absence of a path. While the tunnel is down the gateway
+//! routes nothing (`vpn-down`).
 
 mod health;
 mod mmsg;
@@ -11,9 +13,33 @@ mod open;
 mod outbox;
 mod port;
 mod timer;
+mod transport;
+mod tun;
+mod wireguard;
 
 pub use open::{open, VpnOpenError};
-pub use port::VpnPort;
+pub use port::GatewayPort;
+pub use transport::{Transport, TransportStats};
+pub use tun::TunUplink;
+pub use wireguard::WireGuard;
+
+/// The gateway port with the built-in WireGuard.
+pub type VpnPort = GatewayPort<WireGuard>;
+/// The gateway port on a tun device.
+pub type TunPort = GatewayPort<TunUplink>;
+
+/// An opened gateway port, whatever its transport: the datapath's netdev and the status the
+/// reconciler reads.
+pub struct VpnDevice {
+    pub port: Box<dyn netdev::Netdev>,
+    pub shared: VpnShared,
+}
+
+impl<T: Transport + 'static> From<GatewayPort<T>> for VpnDevice {
+    fn from(p: GatewayPort<T>) -> VpnDevice {
+        VpnDevice { shared: p.shared(), port: Box::new(p) }
+    }
+}
 
 use std::sync::{Arc, Mutex};
 

@@ -1,20 +1,21 @@
-//! Opening a VPN gateway port: read the wg-quick file (refusing a readable key), resolve the
-//! peer, bind the UDP socket. Runs on the reconciler's thread (DNS may block), never on the
-//! forwarding thread.
+//! Opening a VPN gateway port: for WireGuard read the wg-quick file (refusing a readable
+//! key), resolve the peer, bind the UDP socket; for a tun uplink open the device. Then the
+//! same gateway and services for both. Runs on the reconciler's thread (DNS may block), never
+//! on the forwarding thread.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use boringtun::noise::Tunn;
 use boringtun::x25519::{PublicKey, StaticSecret};
-use gateway::{Gateway, GatewaySpec, WgConfError, WgConfig};
+use gateway::{Gateway, GatewaySpec, Prefix, WgConfError};
 use l3::dhcp::{DhcpConfig, DhcpConfigError, DhcpServer};
 use l3::nat::{Nat, NatConfig};
 use packet::MacAddr;
 use tracing::{info, warn};
 
-use super::port::VpnPort;
-use crate::state::{DhcpOptions, VpnOptions};
+use super::{GatewayPort, Transport, TunPort, TunUplink, VpnDevice, VpnPort, WireGuard};
+use crate::state::{DhcpOptions, VpnOptions, VpnUplink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VpnOpenError {
@@ -24,8 +25,14 @@ pub enum VpnOpenError {
     Endpoint { file: String, endpoint: String, reason: String },
     #[error("VPN port {port}: DHCP: {0}", port = .1)]
     Dhcp(DhcpConfigError, String),
-    #[error("{0}: options:nat=true needs an IPv4 Address in [Interface] to translate to")]
+    #[error("{0}: options:nat=true needs an IPv4 address to translate to")]
     NoNatAddress(String),
+    #[error("VPN port {port}: tun uplink: {source}")]
+    Tun {
+        port: String,
+        #[source]
+        source: netdev::NetdevError,
+    },
     #[error("VPN port {port}: {op} failed: {source}")]
     Io {
         port: String,
@@ -47,9 +54,33 @@ pub fn gateway_mac(name: &str) -> MacAddr {
 
 /// Opens the VPN port `name` configured by `opts`; its DHCP leases (if it serves DHCP) are
 /// kept in `state_dir` when there is one.
-pub fn open(name: &str, opts: &VpnOptions, state_dir: Option<&Path>) -> Result<VpnPort, VpnOpenError> {
-    let conf = gateway::wgconf::load(&opts.wireguard)?;
-    let file = opts.wireguard.display().to_string();
+pub fn open(name: &str, opts: &VpnOptions, state_dir: Option<&Path>) -> Result<VpnDevice, VpnOpenError> {
+    match &opts.uplink {
+        VpnUplink::WireGuard(file) => open_wireguard(name, file, opts, state_dir).map(VpnDevice::from),
+        VpnUplink::Tun(dev) => open_tun(name, dev, opts, state_dir).map(VpnDevice::from),
+    }
+}
+
+/// What the tunnel tells the gateway: where it routes, its MTU, the address NAT translates
+/// to, the DNS servers the zone's DHCP offers; `source` names it in errors.
+struct TunnelFacts {
+    source: String,
+    allowed: Vec<Prefix>,
+    mtu: u16,
+    nat_address: Option<Ipv4Addr>,
+    dns: Vec<Ipv4Addr>,
+}
+
+/// The built-in WireGuard: the wg-quick file (refusing a readable key), the peer resolved,
+/// the UDP socket bound.
+fn open_wireguard(
+    name: &str,
+    path: &Path,
+    opts: &VpnOptions,
+    state_dir: Option<&Path>,
+) -> Result<VpnPort, VpnOpenError> {
+    let conf = gateway::wgconf::load(path)?;
+    let file = path.display().to_string();
     for (line, key) in &conf.ignored {
         warn!(port = name, "{file}:{line}: {key} is a wg-quick script setting; rvswitch does not run it");
     }
@@ -75,43 +106,85 @@ pub fn open(name: &str, opts: &VpnOptions, state_dir: Option<&Path>) -> Result<V
         0,
         None,
     );
-    let (gw, leases) = gateway(name, opts, &conf, &file, state_dir)?;
-    let port = VpnPort::new(name, tunn, gw, sock, endpoint).map_err(io("epoll/timerfd"))?;
-    Ok(match leases {
-        Some(path) => port.with_lease_file(path),
-        None => port,
-    })
+    let facts = TunnelFacts {
+        source: file,
+        allowed: conf.peer.allowed_ips.clone(),
+        mtu: conf.interface.mtu.unwrap_or(gateway::DEFAULT_TUNNEL_MTU),
+        nat_address: conf.interface.addresses.iter().find_map(|p| ipv4(p.addr())),
+        dns: conf.interface.dns.iter().copied().filter_map(ipv4).collect(),
+    };
+    let (gw, leases) = gateway(name, opts, facts, state_dir)?;
+    let port = VpnPort::new(name, WireGuard::new(tunn, sock, endpoint), gw).map_err(io("epoll/timerfd"))?;
+    Ok(with_leases(port, leases))
 }
 
-/// The gateway with its services: MTU from the wg-quick file, NAT to its Address, the DHCP
-/// server with the leases restored from `state_dir/dhcp-NAME.leases` (and that path).
+/// A VPN client's tun device `dev`: opened now if it exists (else at a later tick; the zone
+/// is closed meanwhile). Everything goes into it (the client decides where); the MTU is the
+/// device's, or [`gateway::DEFAULT_TUNNEL_MTU`] while it is absent; NAT translates to its
+/// IPv4 address, so NAT needs the device with an address when the port opens.
+fn open_tun(
+    name: &str,
+    dev: &str,
+    opts: &VpnOptions,
+    state_dir: Option<&Path>,
+) -> Result<TunPort, VpnOpenError> {
+    let tun_err = |source| VpnOpenError::Tun { port: name.to_string(), source };
+    let uplink = TunUplink::open(dev).map_err(tun_err)?;
+    let info = netdev::interface_info(dev).map_err(tun_err)?;
+    let facts = TunnelFacts {
+        source: format!("tun uplink {dev}"),
+        allowed: [IpAddr::from(Ipv4Addr::UNSPECIFIED), Ipv6Addr::UNSPECIFIED.into()]
+            .into_iter()
+            .filter_map(|a| Prefix::new(a, 0))
+            .collect(),
+        mtu: info.map_or(gateway::DEFAULT_TUNNEL_MTU, |i| u16::try_from(i.mtu).unwrap_or(u16::MAX)),
+        nat_address: if opts.nat { netdev::ipv4_address(dev).map_err(tun_err)? } else { None },
+        dns: Vec::new(),
+    };
+    let (gw, leases) = gateway(name, opts, facts, state_dir)?;
+    let io = |source| VpnOpenError::Io { port: name.to_string(), op: "epoll/timerfd", source };
+    let port = TunPort::new(name, uplink, gw).map_err(io)?;
+    Ok(with_leases(port, leases))
+}
+
+fn with_leases<T: Transport>(port: GatewayPort<T>, leases: Option<PathBuf>) -> GatewayPort<T> {
+    match leases {
+        Some(path) => port.with_lease_file(path),
+        None => port,
+    }
+}
+
+fn ipv4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// The gateway with its services: MTU from the tunnel, NAT to its address, the DHCP server
+/// with the leases restored from `state_dir/dhcp-NAME.leases` (and that path).
 fn gateway(
     name: &str,
     opts: &VpnOptions,
-    conf: &WgConfig,
-    file: &str,
+    facts: TunnelFacts,
     state_dir: Option<&Path>,
-) -> Result<(Gateway, Option<std::path::PathBuf>), VpnOpenError> {
-    let mtu = conf.interface.mtu.unwrap_or(gateway::DEFAULT_TUNNEL_MTU);
+) -> Result<(Gateway, Option<PathBuf>), VpnOpenError> {
     let spec = GatewaySpec {
         mac: gateway_mac(name),
         ip: opts.gateway,
         subnet: opts.subnet,
-        allowed: conf.peer.allowed_ips.clone(),
-        mtu,
+        allowed: facts.allowed,
+        mtu: facts.mtu,
+        v6: opts.v6,
     };
     let mut gw = Gateway::new(spec);
     if opts.nat {
-        let public = conf.interface.addresses.iter().find_map(|p| match p.addr() {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        });
-        gw = gw.with_nat(Nat::new(NatConfig::new(
-            public.ok_or_else(|| VpnOpenError::NoNatAddress(file.into()))?,
-        )));
+        let public = facts.nat_address.ok_or_else(|| VpnOpenError::NoNatAddress(facts.source.clone()))?;
+        gw = gw.with_nat(Nat::new(NatConfig::new(public)));
     }
     let Some(d) = &opts.dhcp else { return Ok((gw, None)) };
-    let mut server = dhcp_server(opts, d, conf, mtu).map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
+    let mut server =
+        dhcp_server(opts, d, facts.dns, facts.mtu).map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
     let leases = state_dir.map(|dir| dir.join(format!("dhcp-{name}.leases")));
     if let Some(text) = leases.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
         let now =
@@ -126,23 +199,19 @@ fn gateway(
     Ok((gw.with_dhcp(server), leases))
 }
 
-/// Router = the gateway, DNS = the wg-quick DNS line's IPv4 servers, MTU = the tunnel's (the
+/// Router = the gateway, DNS = the tunnel's (wg-quick's DNS line), MTU = the tunnel's (the
 /// VMs then never send what the tunnel cannot carry).
 fn dhcp_server(
     opts: &VpnOptions,
     d: &DhcpOptions,
-    conf: &WgConfig,
+    dns: Vec<Ipv4Addr>,
     mtu: u16,
 ) -> Result<DhcpServer, DhcpConfigError> {
-    let dns = conf.interface.dns.iter().filter_map(|a| match a {
-        IpAddr::V4(a) => Some(*a),
-        IpAddr::V6(_) => None,
-    });
     DhcpServer::new(DhcpConfig {
         server: opts.gateway,
         prefix_len: opts.subnet.len(),
         range: d.range,
-        dns: dns.collect(),
+        dns,
         mtu: Some(mtu),
         lease_secs: LEASE_SECS,
         statics: d.statics.clone(),

@@ -1,61 +1,53 @@
-//! The VPN gateway port's I/O: one UDP socket to the peer, a 250 ms timer for boringtun, and
-//! an eventfd for ARP replies made while transmitting, all behind one epoll fd that the
-//! datapath polls like any port's. Both directions are batched: a transmit segments the
-//! zone's super-frames once, encrypts every segment straight into the [`Outbox`] and sends
-//! them all with one `sendmmsg` (UDP GSO runs); a receive takes many datagrams with one
-//! `recvmmsg` and decrypts them in turn.
+//! A zone's gateway port over any [`Transport`]: frames the bridge sends it go through the
+//! pure [`gateway::Gateway`] into the tunnel; packets from the tunnel come back as frames for
+//! the zone. Besides the transport's descriptor it polls a 250 ms timer (the transport's
+//! timers, status, periodic RAs) and an eventfd for ARP/ND/DHCP replies made while
+//! transmitting, all behind one epoll fd that the datapath polls like any port's.
+//!
+//! A transmit segments the zone's super-frames here, once, for every transport (TCP over IPv4
+//! and IPv6, UDP), hands each packet to [`Transport::send`] and ends with one
+//! [`Transport::flush`], so a transport may batch its sends (WireGuard: one `sendmmsg`).
 
 use std::collections::VecDeque;
-use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use boringtun::noise::{Tunn, TunnResult};
 use ctl::protocol::VpnStatus;
 use gateway::{FromTunnel, FromZone, Gateway, Now};
 use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM};
 use packet::gso::{segment_tcp, segment_udp, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::health::Health;
-use super::mmsg::{UdpReceiver, UdpSender};
-use super::outbox::Outbox;
 use super::timer::Timer;
+use super::transport::Transport;
 use super::VpnShared;
 use crate::datapath::sys::{Epoll, EventFd};
 
-/// boringtun's advice: call `update_timers` about every 250 ms.
+/// boringtun's advice: call `update_timers` about every 250 ms; a tun device's state is read
+/// as often.
 const TICK: Duration = Duration::from_millis(250);
 /// ARP replies waiting for the next receive; more are dropped (a zone flooding ARP).
 const MAX_TO_ZONE: usize = 256;
-/// Room for WireGuard's header and tag around a packet (and for a 148-byte handshake).
-const OVERHEAD: usize = 64;
-/// boringtun's data overhead (16-byte header, 16-byte tag) and the size its handshake
-/// initiation needs, which `encapsulate` may write instead of the packet.
-const DATA_OVERHEAD: usize = 32;
-const HANDSHAKE_LEN: usize = 148;
-/// Datagrams one `recvmmsg` takes (the batch's room bounds it further).
-const RX_SLOTS: usize = 32;
+/// How often the gateway announces itself (gratuitous ARP): well inside the shortest MAC
+/// aging time OvS allows (15 s), so the bridge always knows where the gateway's MAC is.
+const ANNOUNCE: Duration = Duration::from_secs(10);
+/// Epoll tokens.
+const TOKEN_TUNNEL: u64 = 0;
 
-pub struct VpnPort {
+pub struct GatewayPort<T: Transport> {
     name: String,
-    tunn: Tunn,
-    gw: Gateway,
-    sock: UdpSocket,
-    endpoint: SocketAddr,
-    health: Health,
+    pub(super) uplink: T,
+    pub(super) gw: Gateway,
     epoll: Epoll,
     timer: Timer,
     wake: EventFd,
     to_zone: VecDeque<Vec<u8>>,
-    /// Datagrams that did not authenticate; super-frames we cannot segment (UFO); encrypted
-    /// datagrams the socket did not take.
-    bad_datagrams: u64,
+    /// Super-frames we cannot segment (UDP fragmentation offload, an unknown GSO type).
     unsegmented: u64,
-    send_lost: u64,
     was_up: bool,
+    /// When the gateway last announced itself (None: not yet).
+    announced: Option<Instant>,
     shared: VpnShared,
     /// The zone DHCP server's lease file (None: no server, or nowhere to keep them).
     leases: Option<PathBuf>,
@@ -63,54 +55,36 @@ pub struct VpnPort {
     start: Instant,
     /// Scratch for a reply the gateway makes (ARP, DHCP, ICMP error).
     reply: Vec<u8>,
-    /// Datagrams received in one call; encrypted ones waiting to be sent, and their sender.
-    rx: UdpReceiver,
-    outbox: Outbox,
-    sender: UdpSender,
-    /// Scratch: boringtun's output, a frame gathered for sending, a segment.
-    out: Vec<u8>,
+    /// Scratch: a frame gathered for sending, a segment of a super-frame.
     frame: Vec<u8>,
     seg: Vec<u8>,
 }
 
-impl VpnPort {
-    pub fn new(
-        name: &str,
-        tunn: Tunn,
-        gw: Gateway,
-        sock: UdpSocket,
-        endpoint: SocketAddr,
-    ) -> std::io::Result<VpnPort> {
+impl<T: Transport> GatewayPort<T> {
+    pub fn new(name: &str, uplink: T, gw: Gateway) -> std::io::Result<GatewayPort<T>> {
         let epoll = Epoll::new()?;
         let timer = Timer::periodic(TICK)?;
         let wake = EventFd::new()?;
-        epoll.add(sock.as_raw_fd(), 0)?;
+        if let Some(fd) = uplink.poll_fd() {
+            epoll.add(fd, TOKEN_TUNNEL)?;
+        }
         epoll.add(timer.raw(), 1)?;
         epoll.add(wake.raw(), 2)?;
-        let sender = UdpSender::new(sock.as_raw_fd());
-        let mut port = VpnPort {
+        let mut port = GatewayPort {
             name: name.to_string(),
-            tunn,
+            uplink,
             gw,
-            sock,
-            endpoint,
-            health: Health::default(),
             epoll,
             timer,
             wake,
             to_zone: VecDeque::new(),
-            bad_datagrams: 0,
             unsegmented: 0,
-            send_lost: 0,
             was_up: false,
+            announced: None,
             shared: VpnShared::default(),
             leases: None,
             start: Instant::now(),
             reply: vec![0; MAX_FRAME],
-            rx: UdpReceiver::new(RX_SLOTS, MAX_FRAME + OVERHEAD),
-            outbox: Outbox::default(),
-            sender,
-            out: vec![0; MAX_FRAME + OVERHEAD],
             frame: Vec::with_capacity(MAX_FRAME),
             seg: vec![0; MAX_FRAME],
         };
@@ -119,7 +93,7 @@ impl VpnPort {
     }
 
     /// Keeps the DHCP server's leases in `path` (written on every change).
-    pub fn with_lease_file(mut self, path: PathBuf) -> VpnPort {
+    pub fn with_lease_file(mut self, path: PathBuf) -> GatewayPort<T> {
         self.leases = Some(path);
         self
     }
@@ -148,114 +122,72 @@ impl VpnPort {
         self.shared.clone()
     }
 
-    fn is_up(&self, now: Instant) -> bool {
-        self.health.is_up(now, self.tunn.time_since_last_handshake())
+    pub(super) fn is_up(&self, now: Instant) -> bool {
+        self.uplink.is_up(now)
     }
 
-    /// Every 250 ms: boringtun's timers (rekey, keepalive), a handshake while down, status.
+    /// Every 250 ms: the transport's timers (a reopened tun joins the poll set), status.
     fn tick(&mut self, now: Instant) {
-        if let TunnResult::WriteToNetwork(p) = self.tunn.update_timers(&mut self.out) {
-            send(&self.sock, p, self.endpoint);
-        }
-        let up = self.is_up(now);
-        if self.health.initiate(now, up) {
-            if let TunnResult::WriteToNetwork(p) = self.tunn.format_handshake_initiation(&mut self.out, true)
-            {
-                send(&self.sock, p, self.endpoint);
+        if let Some(fd) = self.uplink.tick(now) {
+            if let Err(e) = self.epoll.add(fd, TOKEN_TUNNEL) {
+                warn!(port = self.name, "cannot poll the reopened tunnel: {e}");
             }
         }
+        let up = self.is_up(now);
         if up != self.was_up {
-            info!(port = self.name, endpoint = %self.endpoint, "VPN tunnel {}", if up { "up" } else { "down" });
+            let endpoint = self.uplink.endpoint();
+            info!(port = self.name, endpoint, "VPN tunnel {}", if up { "up" } else { "down" });
             self.was_up = up;
         }
+        self.announce(now);
         let clock = self.clock(now);
+        if let Some(n) = self.gw.advertise(clock.ms, &mut self.reply) {
+            self.queue_to_zone(n);
+        }
         self.gw.expire(clock);
         self.save_leases(clock);
         self.publish(up);
     }
 
+    /// A gratuitous ARP to the zone at start and every [`ANNOUNCE`] (see `Gateway::announce`).
+    fn announce(&mut self, now: Instant) {
+        if self.announced.is_some_and(|t| now.saturating_duration_since(t) < ANNOUNCE) {
+            return;
+        }
+        self.announced = Some(now);
+        if let Some(n) = self.gw.announce(&mut self.reply) {
+            self.queue_to_zone(n);
+        }
+    }
+
+    /// Queues the reply scratch's first `n` bytes for the zone (bounded) and wakes the poller.
+    fn queue_to_zone(&mut self, n: usize) {
+        if self.to_zone.len() < MAX_TO_ZONE {
+            self.to_zone.push_back(self.reply[..n].to_vec());
+            self.wake.wake();
+        }
+    }
+
     fn publish(&self, up: bool) {
-        let (since, tx, rx, ..) = self.tunn.stats();
+        let st = self.uplink.stats();
         let mut drops: std::collections::BTreeMap<String, u64> =
             self.gw.drops().iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect();
-        for (reason, n) in [(super::UNSEGMENTED, self.unsegmented), (super::SEND_LOST, self.send_lost)] {
+        for (reason, n) in [(super::UNSEGMENTED, self.unsegmented), (super::SEND_LOST, st.send_lost)] {
             if n > 0 {
                 drops.insert(reason.to_string(), n);
             }
         }
         self.shared.set(VpnStatus {
+            transport: self.uplink.kind().to_string(),
             state: if up { "up" } else { "down" }.to_string(),
-            endpoint: self.endpoint.to_string(),
-            last_handshake_secs: since.map(|d| d.as_secs()),
-            rx_bytes: rx as u64,
-            tx_bytes: tx as u64,
-            bad_datagrams: self.bad_datagrams,
+            endpoint: self.uplink.endpoint(),
+            last_handshake_secs: st.since_handshake.map(|d| d.as_secs()),
+            rx_bytes: st.rx_bytes,
+            tx_bytes: st.tx_bytes,
+            bad_datagrams: st.bad_datagrams,
             drops,
+            services: self.gw.service_counters().into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
         });
-    }
-
-    /// One datagram from the network: handshake traffic answered, data decrypted and handed to
-    /// the gateway, whose frame (or ARP request) lands in `batch`.
-    fn datagram(&mut self, datagram: &[u8], from: SocketAddr, batch: &mut RxBatch) {
-        let res = self.tunn.decapsulate(Some(from.ip()), datagram, &mut self.out);
-        let packet = match res {
-            TunnResult::Err(e) => {
-                debug!(port = self.name, %from, "dropped a datagram: {e:?}");
-                self.bad_datagrams += 1;
-                return;
-            }
-            TunnResult::Done => None,
-            TunnResult::WriteToNetwork(p) => {
-                // A handshake answer (or cookie) goes back where the message came from.
-                send(&self.sock, p, from);
-                self.flush_queued();
-                None
-            }
-            TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) => Some(p),
-        };
-        self.health.heard();
-        let Some(packet) = packet else { return };
-        // Roaming (whitepaper §2.1): the peer is where its last authenticated data came from.
-        self.endpoint = from;
-        let now = clock(self.start, Instant::now());
-        let gw = &mut self.gw;
-        batch.push_with(|slot| match gw.tunnel_packet(packet, now, slot) {
-            FromTunnel::Frame(n) | FromTunnel::Resolve(n) => Some(n),
-            FromTunnel::Drop(_) => None,
-        });
-    }
-
-    /// One `recvmmsg` of up to `room` datagrams, each handled in turn; false when none waited
-    /// (or fewer than asked: the socket is drained).
-    fn recv_datagrams(&mut self, room: usize, batch: &mut RxBatch) -> Result<bool, NetdevError> {
-        let mut rx = std::mem::replace(&mut self.rx, UdpReceiver::new(0, 0));
-        let got = rx.recv(self.sock.as_raw_fd(), room.min(RX_SLOTS));
-        let n = match got {
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => 0,
-            Err(e) => {
-                self.rx = rx;
-                return Err(NetdevError::Io { op: "recvmmsg", dev: self.name.clone(), source: e });
-            }
-        };
-        for i in 0..n {
-            match rx.datagram(i) {
-                (d, Some(from), false) => self.datagram(d, from, batch),
-                _ => self.bad_datagrams += 1,
-            }
-        }
-        self.rx = rx;
-        Ok(n == room.min(RX_SLOTS))
-    }
-
-    /// After a handshake completes boringtun hands back the packets it queued meanwhile.
-    fn flush_queued(&mut self) {
-        for _ in 0..1024 {
-            match self.tunn.decapsulate(None, &[], &mut self.out) {
-                TunnResult::WriteToNetwork(p) => send(&self.sock, p, self.endpoint),
-                _ => break,
-            }
-        }
     }
 
     /// One complete frame the bridge sent (no GSO): a partial checksum completed (nothing
@@ -269,9 +201,10 @@ impl VpnPort {
         self.route_zone_frame(frame, now);
     }
 
-    /// A super-frame: segmented once (each segment is encrypted on its own), straight from the
-    /// bridge's buffer. TCP over IPv4 and IPv6, and UDP (`UDP_SEGMENT` senders); the old UDP
-    /// fragmentation offload is not segmented but counted.
+    /// A super-frame: segmented once (each segment enters the tunnel on its own), straight
+    /// from the bridge's buffer. TCP over IPv4 and IPv6 (the ECN bit on the type does not
+    /// change the cut), and UDP (`UDP_SEGMENT` senders); the old UDP fragmentation offload is
+    /// not segmented but counted.
     fn super_frame(&mut self, frame: &[u8], vnet: VnetHdr, now: Instant) {
         let size = usize::from(vnet.gso_size);
         let mut seg = std::mem::take(&mut self.seg);
@@ -295,39 +228,26 @@ impl VpnPort {
         let clock = self.clock(now);
         match self.gw.zone_frame(frame, up, clock, &mut self.reply) {
             FromZone::Reply(n) => {
-                if self.to_zone.len() < MAX_TO_ZONE {
-                    self.to_zone.push_back(self.reply[..n].to_vec());
-                    self.wake.wake();
-                }
+                self.queue_to_zone(n);
                 self.save_leases(clock);
             }
-            FromZone::Tunnel(ip) => self.encrypt(ip, now),
-            FromZone::Fragments(pieces) => pieces.iter().for_each(|p| self.encrypt(p, now)),
+            FromZone::Tunnel(ip) => self.uplink.send(ip, now),
+            FromZone::Fragments(pieces) => pieces.iter().for_each(|p| self.uplink.send(p, now)),
             FromZone::Drop(_) => {}
         }
     }
 
-    /// Encrypts `ip` straight into the outbox (flushed first when full); sent at the end of
-    /// the transmit.
-    fn encrypt(&mut self, ip: &[u8], now: Instant) {
-        let need = (ip.len() + DATA_OVERHEAD).max(HANDSHAKE_LEN);
-        if self.outbox.space(need).is_none() {
-            self.flush();
-        }
-        let Some(dst) = self.outbox.space(need) else { return };
-        // boringtun writes the datagram (or a handshake initiation) at the start of `dst`.
-        if let TunnResult::WriteToNetwork(p) = self.tunn.encapsulate(ip, dst) {
-            let n = p.len();
-            self.outbox.commit(n);
-        }
-        self.health.sent(now);
-    }
-
-    /// Sends what the outbox holds to the peer.
-    fn flush(&mut self) {
-        if !self.outbox.is_empty() {
-            self.send_lost += self.outbox.flush(&mut self.sender, self.endpoint).dropped as u64;
-        }
+    /// Packets from the tunnel become frames for the zone (or ARP requests for their VM).
+    fn receive_from_tunnel(&mut self, batch: &mut RxBatch) -> Result<(), NetdevError> {
+        let room = batch.capacity() - batch.len();
+        let now = clock(self.start, Instant::now());
+        let gw = &mut self.gw;
+        self.uplink.recv(room, &mut |packet| {
+            batch.push_with(|slot| match gw.tunnel_packet(packet, now, slot) {
+                FromTunnel::Frame(n) | FromTunnel::Resolve(n) => Some(n),
+                FromTunnel::Drop(_) => None,
+            });
+        })
     }
 }
 
@@ -338,17 +258,7 @@ fn clock(start: Instant, now: Instant) -> Now {
     Now { ms, unix }
 }
 
-/// Sends one datagram; a full socket buffer or an unreachable peer loses it, as a wire would
-/// (WireGuard's timers recover).
-fn send(sock: &UdpSocket, p: &[u8], to: SocketAddr) {
-    if let Err(e) = sock.send_to(p, to) {
-        if e.kind() != ErrorKind::WouldBlock {
-            debug!(%to, "WireGuard send failed: {e}");
-        }
-    }
-}
-
-impl Netdev for VpnPort {
+impl<T: Transport> Netdev for GatewayPort<T> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -370,12 +280,8 @@ impl Netdev for VpnPort {
         if !self.to_zone.is_empty() {
             self.wake.wake();
         }
-        // Each datagram gives at most one frame; a few rounds while the room lasts.
-        for _ in 0..4 {
-            let room = batch.capacity() - batch.len();
-            if room == 0 || !self.recv_datagrams(room, batch)? {
-                break;
-            }
+        if batch.len() < batch.capacity() {
+            self.receive_from_tunnel(batch)?;
         }
         Ok(batch.len())
     }
@@ -399,7 +305,7 @@ impl Netdev for VpnPort {
             }
         }
         self.frame = frame;
-        self.flush();
+        self.uplink.flush();
         Ok(frames.len())
     }
 }
@@ -407,3 +313,7 @@ impl Netdev for VpnPort {
 #[cfg(test)]
 #[path = "port_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "port_transport_tests.rs"]
+mod transport_tests;

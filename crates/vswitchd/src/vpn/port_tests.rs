@@ -7,11 +7,12 @@ use std::net::{Ipv4Addr, UdpSocket};
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use gateway::{Gateway, GatewaySpec};
+use gateway::{Gateway, GatewaySpec, GatewayV6};
 use netdev::{Netdev, RxBatch, TxFrame, VnetHdr};
 use packet::MacAddr;
 
 use super::*;
+use crate::vpn::{VpnPort, WireGuard};
 
 const VM_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
 
@@ -29,8 +30,11 @@ fn pair() -> (VpnPort, Tunn, UdpSocket) {
         subnet: "198.18.0.0/24".parse().unwrap(),
         allowed: vec!["198.18.9.0/24".parse().unwrap(), "fd00:9::/64".parse().unwrap()],
         mtu: 1420,
+        // Routed IPv6 (as a zone's subnet6/gateway6), for the IPv6 super-frames.
+        v6: Some(GatewayV6 { ip: "fd00::1".parse().unwrap(), subnet: "fd00::/64".parse().unwrap() }),
     });
-    let port = VpnPort::new("wg-test", tunn, gw, sock, peer_sock.local_addr().unwrap()).unwrap();
+    let wg = WireGuard::new(tunn, sock, peer_sock.local_addr().unwrap());
+    let port = VpnPort::new("wg-test", wg, gw).unwrap();
     (port, peer, peer_sock)
 }
 
@@ -99,17 +103,17 @@ fn arp_handshake_and_both_directions_through_a_real_tunnel() {
     back.extend([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
     let mut out = vec![0u8; 2048];
     let TunnResult::WriteToNetwork(d) = peer.encapsulate(&back, &mut out) else { panic!("peer cannot send") };
-    peer_sock.send_to(d, port.sock.local_addr().unwrap()).unwrap();
+    peer_sock.send_to(d, port.uplink.sock.local_addr().unwrap()).unwrap();
     let frame =
         recv_until(&mut port, &mut batch, |f| f.len() > 14 && f[12..14] == [8, 0]).expect("reply frame");
     assert_eq!(frame[..6], VM_MAC);
     assert_eq!(frame[14 + 12..14 + 16], [198, 18, 9, 10]);
 
     for junk in [&[1u8, 0, 0, 0, 9][..], &[4u8; 40][..], &[0xffu8; 200][..]] {
-        peer_sock.send_to(junk, port.sock.local_addr().unwrap()).unwrap();
+        peer_sock.send_to(junk, port.uplink.sock.local_addr().unwrap()).unwrap();
     }
     recv_until(&mut port, &mut batch, |_| false);
-    assert_eq!(port.bad_datagrams, 3);
+    assert_eq!(port.uplink.bad_datagrams, 3);
 }
 
 #[test]
@@ -182,7 +186,7 @@ fn tunnel_state_reaches_events_and_metrics() {
     let got = (0..3).find_map(|_| peer_round(&mut peer, &peer_sock).filter(|p| !p.is_empty()));
     assert!(got.is_some(), "the peer got the VM's packet");
     for junk in [&[1u8, 0, 0, 0, 9][..], &[0xffu8; 200][..]] {
-        peer_sock.send_to(junk, port.sock.local_addr().unwrap()).unwrap();
+        peer_sock.send_to(junk, port.uplink.sock.local_addr().unwrap()).unwrap();
     }
     recv_until(&mut port, &mut batch, |_| false);
     port.tick(Instant::now());

@@ -2,8 +2,10 @@
 //! namespace "VMs" on veth ports.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod office;
 pub mod ovsdb_server;
 pub mod underlay;
+pub mod wg_office;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -42,6 +42,11 @@ impl Booted {
     pub fn console(&self) -> String {
         std::fs::read_to_string(&self.console).unwrap_or_default()
     }
+
+    /// Host wall-clock time since `virsh start`.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 /// The guest's /init body (see the module doc).
@@ -62,14 +67,13 @@ fn script(g: &Guest) -> String {
 
 /// A domain around the `<interface>` snippet: TCG, the cloud kernel and the guest's initramfs,
 /// ACPI (so the guest's poweroff ends the domain), serial console into a file.
-fn domain_xml(g: &Guest, interface: &str, kernel: &Path, initrd: &Path, console: &Path) -> String {
+fn domain_xml(name: &str, interface: &str, kernel: &Path, initrd: &Path, console: &Path) -> String {
     format!(
         "<domain type='qemu'>\n  <name>{name}</name>\n  <memory unit='MiB'>256</memory>\n  <vcpu>1</vcpu>\n  \
          <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <kernel>{k}</kernel>\n    <initrd>{i}</initrd>\n    \
          <cmdline>console=ttyS0 panic=-1 quiet</cmdline>\n  </os>\n  <features><acpi/></features>\n  \
          <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n  \
          <devices>\n{interface}    <serial type='file'><source path='{c}'/><target port='0'/></serial>\n  </devices>\n</domain>\n",
-        name = g.name,
         k = kernel.display(),
         i = initrd.display(),
         c = console.display(),
@@ -81,16 +85,29 @@ fn domain_xml(g: &Guest, interface: &str, kernel: &Path, initrd: &Path, console:
 pub fn boot(lv: &mut Libvirt, g: &Guest, interface: &str, assets: &Path, work: &Path) -> Booted {
     let dir = work.join(g.name);
     std::fs::create_dir_all(&dir).unwrap();
-    // Private copies: libvirt hands the files to the libvirt-qemu user while the VM runs.
+    let initrd = build_initramfs(assets, &dir, &script(g)).unwrap();
+    boot_with(lv, g.name, interface, assets, &dir, &initrd)
+}
+
+/// Defines and starts domain `name` around `interface` with `assets`' kernel and `initrd`
+/// (built in `dir`, which also gets the kernel copy, the domain XML and the console log).
+pub fn boot_with(
+    lv: &mut Libvirt,
+    name: &str,
+    interface: &str,
+    assets: &Path,
+    dir: &Path,
+    initrd: &Path,
+) -> Booted {
+    // A private kernel copy: libvirt hands the files to the libvirt-qemu user while the VM runs.
     let kernel = dir.join("vmlinuz");
     std::fs::copy(assets.join("vmlinuz"), &kernel).unwrap();
-    let initrd = build_initramfs(assets, &dir, &script(g)).unwrap();
     let console = dir.join("console.log");
     let xml = dir.join("domain.xml");
-    std::fs::write(&xml, domain_xml(g, interface, &kernel, &initrd, &console)).unwrap();
+    std::fs::write(&xml, domain_xml(name, interface, &kernel, initrd, &console)).unwrap();
     validate(&xml, "domain");
     let started = Instant::now();
-    lv.start_domain(g.name, &xml).unwrap_or_else(|e| panic!("{e}\n{}", lv.logs()));
+    lv.start_domain(name, &xml).unwrap_or_else(|e| panic!("{e}\n{}", lv.logs()));
     Booted { console, started }
 }
 

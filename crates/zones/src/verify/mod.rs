@@ -21,6 +21,9 @@ use switch::{PortVlan, VlanMode};
 use crate::desired::decode_portgroups;
 use crate::live::{LiveBridge, LiveDb, LivePort, PORTGROUPS_KEY, ROLE_KEY};
 
+mod vpn;
+pub use vpn::{VpnEscape, VpnReach};
+
 /// Two network devices that are one wire (veth peers), as the host reports them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DevicePair {
@@ -56,20 +59,6 @@ pub struct TrunkNote {
     pub portgroups: Vec<String>,
 }
 
-/// A way out of a VPN zone other than its tunnel: the kill switch holds only while the
-/// gateway port is the zone's one exit, so a NIC uplink or a patch port beside it breaks it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct VpnEscape {
-    /// Zone.
-    pub zone: String,
-    /// The zone's gateway port (type `rvswitch-vpn`).
-    pub gateway: String,
-    /// The other exit.
-    pub port: String,
-    /// Why it is one (`NIC uplink`, `patch port`).
-    pub what: String,
-}
-
 /// The verdict.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -85,6 +74,9 @@ pub struct Report {
     pub trunks: Vec<TrunkNote>,
     /// Exits of VPN zones beside their tunnel.
     pub vpn_escapes: Vec<VpnEscape>,
+    /// Per VPN zone bridge: which ports its VLANs reach (only VM ports and the gateway when
+    /// `vpn_escapes` names none of it).
+    pub vpn_zones: Vec<VpnReach>,
 }
 
 impl Report {
@@ -92,33 +84,6 @@ impl Report {
     pub fn joined(&self) -> bool {
         !self.zone_joins.is_empty() || !self.portgroup_joins.is_empty() || !self.vpn_escapes.is_empty()
     }
-}
-
-/// Per zone bridge with a gateway port: every NIC uplink or patch port beside it.
-fn vpn_escapes(live: &LiveDb) -> Vec<VpnEscape> {
-    let mut out = Vec::new();
-    for b in &live.bridges {
-        let Some(zone) = b.zone() else { continue };
-        let is_vpn = |p: &LivePort| p.interfaces.iter().any(|i| i.kind == "rvswitch-vpn");
-        let Some(gw) = b.ports.iter().find(|p| is_vpn(p)) else { continue };
-        for p in b.ports.iter().filter(|p| !is_vpn(p)) {
-            let what = if p.interfaces.iter().any(|i| i.kind == "patch") {
-                "patch port"
-            } else if p.zone().is_some() && p.external_ids.get(ROLE_KEY).map(String::as_str) == Some("uplink")
-            {
-                "NIC uplink"
-            } else {
-                continue;
-            };
-            out.push(VpnEscape {
-                zone: zone.into(),
-                gateway: gw.name.clone(),
-                port: p.name.clone(),
-                what: what.into(),
-            });
-        }
-    }
-    out
 }
 
 type Seg = (usize, u16);
@@ -131,7 +96,7 @@ struct Graph<'a> {
 
 /// The VLAN behaviour of a port as the switch resolves it; None if the switch refuses it
 /// (such a port forwards nothing). Like ovs-vswitchd, an access port ignores `trunks`.
-fn port_vlan(p: &LivePort) -> Option<PortVlan> {
+pub(crate) fn port_vlan(p: &LivePort) -> Option<PortVlan> {
     let mode = match p.vlan_mode.as_deref() {
         Some(m) => Some(m.parse::<VlanMode>().ok()?),
         None => None,
@@ -261,7 +226,7 @@ fn components(wires: &[(String, String, String)]) -> Vec<Component> {
     out
 }
 
-fn zone_portgroups(b: &LiveBridge) -> Vec<(String, u16)> {
+pub(crate) fn zone_portgroups(b: &LiveBridge) -> Vec<(String, u16)> {
     if b.zone().is_none() {
         return Vec::new();
     }
@@ -335,7 +300,7 @@ pub fn verify(live: &LiveDb, pairs: &[DevicePair]) -> Report {
     zone_joins(&g, &mut r);
     portgroup_joins(&g, &mut r);
     r.trunks = trunks(live);
-    r.vpn_escapes = vpn_escapes(live);
+    (r.vpn_zones, r.vpn_escapes) = vpn::check(live);
     r
 }
 
@@ -433,12 +398,7 @@ pub fn render(r: &Report) -> String {
             ));
         }
     }
-    for e in &r.vpn_escapes {
-        s.push_str(&format!(
-            "\nVPN ZONE {} HAS ANOTHER WAY OUT: {} {} beside its gateway port {} (the kill switch needs the tunnel to be the only exit)\n",
-            e.zone, e.what, e.port, e.gateway
-        ));
-    }
+    s.push_str(&vpn::render(r));
     s.push_str(if r.joined() { "\nverdict: JOINED\n" } else { "\nverdict: isolated\n" });
     s
 }
@@ -492,31 +452,6 @@ mod tests {
             vec![port("br-internet", None, &[], None, &[(Z, "internet"), (ROLE_KEY, "internal")])];
         ports.extend(extra);
         bridge("br-internet", &[(Z, "internet")], ports)
-    }
-
-    #[test]
-    fn a_vpn_zone_with_a_nic_uplink_is_not_isolated() {
-        let mut gw = port("wg-intranet", Some(10), &[], None, &[(Z, "intranet"), (ROLE_KEY, "uplink")]);
-        gw.interfaces[0].kind = "rvswitch-vpn".into();
-        let vpn_only = bridge(
-            "br-intranet",
-            &[(Z, "intranet"), (PORTGROUPS_KEY, "vlan-10=10")],
-            vec![
-                port("br-intranet", None, &[], None, &[(Z, "intranet"), (ROLE_KEY, "internal")]),
-                gw.clone(),
-            ],
-        );
-        let r = verify(&db(vec![vpn_only]), &[]);
-        assert!(!r.joined() && r.vpn_escapes.is_empty(), "{r:?}");
-        let r = verify(&db(vec![intranet(vec![gw])]), &[]);
-        assert_eq!(r.vpn_escapes.len(), 1, "{r:?}");
-        assert_eq!((r.vpn_escapes[0].port.as_str(), r.vpn_escapes[0].what.as_str()), ("eth1", "NIC uplink"));
-        assert!(r.joined());
-        assert!(
-            render(&r).contains("VPN ZONE intranet HAS ANOTHER WAY OUT: NIC uplink eth1"),
-            "{}",
-            render(&r)
-        );
     }
 
     fn veth(a: &str, b: &str) -> DevicePair {

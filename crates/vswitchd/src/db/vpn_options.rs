@@ -1,0 +1,158 @@
+//! A VPN gateway port's Interface `options`, checked whole: a bad one refuses the port with
+//! a message naming the option (in the Interface's `error` column).
+
+use std::net::Ipv4Addr;
+
+use gateway::Prefix;
+
+use crate::state::{DhcpOptions, VpnOptions, VpnUplink};
+
+/// A VPN gateway port's `options`: `wireguard` (the wg-quick file) or `tun` (a device), `subnet`, `gateway`,
+/// `subnet6` and `gateway6` (optional), `nat`, `dhcp_range`, `dhcp_static`.
+pub(super) fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
+    let get = |k: &str| {
+        options
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .ok_or(format!("options:{k} is missing"))
+    };
+    let opt = |k: &str| options.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let uplink = uplink_of(opt("wireguard"), opt("tun"))?;
+    let subnet: Prefix = get("subnet")?.parse().map_err(|e| format!("options:subnet: {e}"))?;
+    let gateway: Ipv4Addr =
+        get("gateway")?.parse().map_err(|_| "options:gateway must be an IPv4 address".to_string())?;
+    if !subnet.addr().is_ipv4() || !subnet.contains(gateway.into()) {
+        return Err(format!("options:gateway {gateway} is not in options:subnet {subnet}"));
+    }
+    let nat = match opt("nat") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(format!("options:nat {v:?} must be true or false")),
+    };
+    let dhcp = match opt("dhcp_range") {
+        None => None,
+        Some(r) => Some(DhcpOptions { range: dhcp_range(r)?, statics: dhcp_statics(opt("dhcp_static"))? }),
+    };
+    let v6 = vpn_v6(opt("subnet6"), opt("gateway6"), nat)?;
+    Ok(VpnOptions { uplink, subnet, gateway, v6, nat, dhcp })
+}
+
+/// Exactly one of `options:wireguard` (an absolute path) and `options:tun` (an interface
+/// name): a zone has one tunnel.
+fn uplink_of(wireguard: Option<&str>, tun: Option<&str>) -> Result<VpnUplink, String> {
+    match (wireguard, tun) {
+        (Some(wg), None) if wg.starts_with('/') => Ok(VpnUplink::WireGuard(wg.into())),
+        (Some(wg), None) => Err(format!("options:wireguard {wg:?} must be an absolute path")),
+        (None, Some(dev)) => match netdev::IfName::new(dev) {
+            Ok(_) => Ok(VpnUplink::Tun(dev.to_string())),
+            Err(e) => Err(format!("options:tun {dev:?}: {e}")),
+        },
+        (Some(_), Some(_)) => {
+            Err("options:wireguard and options:tun exclude each other: one tunnel per zone".into())
+        }
+        (None, None) => Err("options:wireguard or options:tun is missing".into()),
+    }
+}
+
+/// `options:subnet6` and `options:gateway6`, both or neither; routed mode only (the NAT
+/// translates IPv4, and a NAT zone drops IPv6).
+fn vpn_v6(subnet: Option<&str>, gw: Option<&str>, nat: bool) -> Result<Option<gateway::GatewayV6>, String> {
+    let (subnet, gw) = match (subnet, gw) {
+        (None, None) => return Ok(None),
+        (Some(s), Some(g)) => (s, g),
+        _ => return Err("options:subnet6 and options:gateway6 go together".to_string()),
+    };
+    if nat {
+        return Err("options:subnet6 is for routed zones; options:nat=true translates IPv4 only".to_string());
+    }
+    let subnet: Prefix = subnet.parse().map_err(|e| format!("options:subnet6: {e}"))?;
+    let ip: std::net::Ipv6Addr =
+        gw.parse().map_err(|_| "options:gateway6 must be an IPv6 address".to_string())?;
+    if !subnet.addr().is_ipv6() || !subnet.contains(ip.into()) || ip.is_unicast_link_local() {
+        return Err(format!("options:gateway6 {ip} is not in options:subnet6 {subnet}"));
+    }
+    Ok(Some(gateway::GatewayV6 { ip, subnet }))
+}
+
+/// `FIRST-LAST`, two IPv4 addresses.
+fn dhcp_range(r: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let bad = || format!("options:dhcp_range {r:?} must be FIRST-LAST, two IPv4 addresses");
+    let (a, b) = r.split_once('-').ok_or_else(bad)?;
+    let first = a.trim().parse().map_err(|_| bad())?;
+    let last = b.trim().parse().map_err(|_| bad())?;
+    l3::dhcp::check_range(first, last).map_err(|e| format!("options:dhcp_range: {e}"))?;
+    Ok((first, last))
+}
+
+/// `MAC=IP,MAC=IP`; empty or absent: none.
+fn dhcp_statics(s: Option<&str>) -> Result<Vec<(packet::MacAddr, Ipv4Addr)>, String> {
+    let entries = s.unwrap_or("").split(',').map(str::trim).filter(|e| !e.is_empty());
+    entries
+        .map(|e| {
+            let bad = || format!("options:dhcp_static entry {e:?} must be MAC=IPv4");
+            let (mac, ip) = e.split_once('=').ok_or_else(bad)?;
+            Ok((mac.parse().map_err(|_| bad())?, ip.parse().map_err(|_| bad())?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// A routed zone with IPv4 and IPv6.
+    const GOOD: [(&str, &str); 5] = [
+        ("wireguard", "/etc/rvswitch/office.conf"),
+        ("subnet", "198.18.0.0/24"),
+        ("gateway", "198.18.0.1"),
+        ("subnet6", "2001:db8:50::/64"),
+        ("gateway6", "2001:db8:50::1"),
+    ];
+
+    #[test]
+    fn vpn_options() {
+        let good: [(&str, &str); 3] = GOOD[..3].try_into().unwrap();
+        let v = vpn_of(&o(&good)).unwrap();
+        assert_eq!(v.gateway, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(v.uplink, VpnUplink::WireGuard("/etc/rvswitch/office.conf".into()));
+        assert_eq!(vpn_of(&o(&good[1..])).unwrap_err(), "options:wireguard or options:tun is missing");
+        let mut outside = good;
+        outside[2].1 = "198.19.0.1";
+        assert!(vpn_of(&o(&outside)).unwrap_err().contains("not in options:subnet"));
+        let mut relative = good;
+        relative[0].1 = "office.conf";
+        assert!(vpn_of(&o(&relative)).unwrap_err().contains("absolute path"));
+        let mut tun = good;
+        tun[0] = ("tun", "tun0");
+        assert_eq!(vpn_of(&o(&tun)).unwrap().uplink, VpnUplink::Tun("tun0".into()));
+        tun[0].1 = "tun/0";
+        assert!(vpn_of(&o(&tun)).unwrap_err().starts_with("options:tun \"tun/0\""));
+        let both = [&good[..], &[("tun", "tun0")]].concat();
+        assert!(vpn_of(&o(&both)).unwrap_err().contains("exclude each other"));
+    }
+
+    #[test]
+    fn ipv6_options_come_in_pairs_for_routed_zones() {
+        let base = GOOD;
+        let v6 = vpn_of(&o(&base)).unwrap().v6.unwrap();
+        assert_eq!(
+            (v6.ip.to_string(), v6.subnet.to_string()),
+            ("2001:db8:50::1".into(), "2001:db8:50::/64".into())
+        );
+        assert_eq!(vpn_of(&o(&base[..3])).unwrap().v6, None, "IPv6 is optional");
+        assert!(vpn_of(&o(&base[..4])).unwrap_err().contains("go together"));
+        let mut outside = base;
+        outside[4].1 = "2001:db8:51::1";
+        assert!(vpn_of(&o(&outside)).unwrap_err().contains("not in options:subnet6"));
+        let mut v4 = base;
+        v4[4].1 = "198.18.0.1";
+        assert!(vpn_of(&o(&v4)).unwrap_err().contains("must be an IPv6 address"));
+        let nat = [&base[..], &[("nat", "true")]].concat();
+        assert!(vpn_of(&o(&nat)).unwrap_err().contains("translates IPv4 only"));
+    }
+}

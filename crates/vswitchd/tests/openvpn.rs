@@ -1,0 +1,302 @@
+//! A zone's VPN egress through a tun device that another VPN client holds (`options:tun`),
+//! against Debian's real OpenVPN: the office namespace runs `openvpn` as the server (static
+//! key, tun mode), the host runs an `openvpn` client whose tun device is the zone's uplink.
+//! An intranet VM reaches the office LAN host with its own address (routed mode); the kill
+//! switch holds when the server dies (the client's `--ping-restart` closes its tun), when the
+//! client dies (the tun is deleted) and across an rvswitchd restart while the tun is gone:
+//! nothing of the zone appears anywhere else, the drops are counted `vpn-down`, and traffic
+//! resumes on the re-created device (same name, new ifindex).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::office::*;
+use common::{bridge_config, wait_ports_up, Daemon};
+use testbed::{require_program, require_root, unique, wait_until, BackgroundPing, ChildGuard, Netns, Veth};
+
+const OPENVPN_PORT: &str = "1194";
+/// The server's end of the tunnel, inside the office namespace only.
+const SERVER_TUN_IP: &str = "198.18.61.1";
+const CLIENT_TUN_IP: &str = "198.18.61.2";
+/// The zone subnet (common::office's ZONE_SUBNET) as OpenVPN's `--route NETWORK MASK`.
+const ZONE_NET: &str = "198.18.50.0";
+const ZONE_MASK: &str = "255.255.255.0";
+
+fn have_tools(test: &str) -> bool {
+    require_root(test)
+        && require_program(test, "openvpn", "--version", "openvpn")
+        && require_program(test, "iperf3", "--version", "iperf3")
+        && common::have_ovs_vsctl()
+}
+
+/// Static-key mode (`--secret`, still in OpenVPN 2.6) with a modern cipher: no certificates.
+/// Both ends ping every second; the client restarts after 4 s without an answer and, with
+/// `--up-delay` and without `--persist-tun`, keeps its tun closed until the server answers:
+/// the VPN client itself says "the tunnel is down" by having no device.
+/// `direction` is the static key's: 0 on the server, 1 on the client.
+fn common_args(dev: &str, key: &Path, direction: &str, log: &Path) -> Vec<String> {
+    let (key, log) = (key.display().to_string(), log.display().to_string());
+    let fixed =
+        ["--dev-type", "tun", "--proto", "udp4", "--cipher", "AES-256-CBC", "--ping", "1", "--verb", "3"];
+    let named = ["--dev", dev, "--secret", &key, direction, "--log", &log];
+    fixed.into_iter().chain(named).map(String::from).collect()
+}
+
+/// An `openvpn` process and how to start it again; Drop kills it (by PID).
+struct OpenVpn {
+    args: Vec<String>,
+    ns: Option<String>,
+    child: Option<ChildGuard>,
+}
+
+impl OpenVpn {
+    /// The office's server, in `office` (its tun gets a unique name, routes the zone subnet);
+    /// `tun_ips`: its tunnel address and the client's.
+    fn server(office: &Netns, key: &Path, log: &Path, tun_ips: (&str, &str)) -> OpenVpn {
+        let mut args = common_args(&unique("ovs"), key, "0", log);
+        let serve = ["--lport", OPENVPN_PORT, "--ifconfig", tun_ips.0, tun_ips.1];
+        args.extend(serve.into_iter().chain(["--route", ZONE_NET, ZONE_MASK]).map(String::from));
+        let mut s = OpenVpn { args, ns: Some(office.name().to_string()), child: None };
+        s.launch();
+        s
+    }
+
+    /// The host's client on device `dev`, toward the office's WAN address; `up` brings its tun
+    /// up. Routed mode gives the tun no address (`ifconfig` None: the host has no route into
+    /// it, only the zone uses it); NAT mode gives it (ours, the server's).
+    fn client(
+        dev: &str,
+        key: &Path,
+        wan: &str,
+        up: &Path,
+        log: &Path,
+        ifconfig: Option<(&str, &str)>,
+    ) -> OpenVpn {
+        let mut args = common_args(dev, key, "1", log);
+        if let Some((ours, theirs)) = ifconfig {
+            args.extend(["--ifconfig", ours, theirs].map(String::from));
+        }
+        let up = up.display().to_string();
+        let rest = ["--remote", wan, OPENVPN_PORT, "--nobind", "--ping-restart", "4", "--up-delay"];
+        args.extend(rest.into_iter().chain(["--script-security", "2", "--up", &up]).map(String::from));
+        let mut c = OpenVpn { args, ns: None, child: None };
+        c.launch();
+        c
+    }
+
+    fn launch(&mut self) {
+        let mut cmd = match &self.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "openvpn"]);
+                c
+            }
+            None => Command::new("openvpn"),
+        };
+        let child = cmd.args(&self.args).stdin(Stdio::null()).stdout(Stdio::null()).spawn();
+        self.child = Some(ChildGuard::new(child.expect("start openvpn")));
+    }
+
+    /// SIGKILL by PID, as a crashed VPN process: no goodbye to the peer.
+    fn kill(&mut self) {
+        self.child = None;
+    }
+}
+
+fn device_up(dev: &str) -> bool {
+    netdev::interface_info(dev).ok().flatten().is_some_and(|i| i.admin_up && i.carrier)
+}
+
+fn device_exists(dev: &str) -> bool {
+    netdev::interface_info(dev).ok().flatten().is_some()
+}
+
+/// Key, `--up` script and logs in one directory that lives as long as the test.
+struct Files {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    up: PathBuf,
+}
+
+fn files() -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("static.key");
+    let out =
+        Command::new("openvpn").args(["--genkey", "secret"]).arg(&key).output().expect("openvpn --genkey");
+    assert!(out.status.success(), "openvpn --genkey: {}", String::from_utf8_lossy(&out.stderr));
+    // OpenVPN calls the script with the device first; without --ifconfig it leaves it down.
+    let up = write_file(dir.path(), "up.sh", "#!/bin/sh\nexec ip link set dev \"$1\" up\n", 0o755);
+    Files { dir, key, up }
+}
+
+impl Files {
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn logs(&self) -> String {
+        ["server.log", "client.log"]
+            .iter()
+            .map(|n| format!("--- {n}\n{}", std::fs::read_to_string(self.log(n)).unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// While the tun is gone the VM keeps pinging: the drops grow as `vpn-down`, and nothing of the
+/// zone shows on the WAN link, the host's leg or the other zone.
+fn check_kill_switch(d: &Daemon, port: &str, office: &Office, bridge: &str, other: &Netns, what: &str) {
+    assert!(wait_vpn_state(d, port, "down", Duration::from_secs(30)), "{what}: {:?}", d.port(port));
+    let before = vpn_down_drops(d, port);
+    let caught = capture_leaks(office, bridge, other, Duration::from_secs(6));
+    let after = vpn_down_drops(d, port);
+    caught.assert_no_zone_packets();
+    assert!(after > before, "{what}: ping ran on, so vpn-down drops must grow: {before} → {after}");
+    eprintln!(
+        "kill switch ({what}): {} frames on the WAN link, {} on the host's leg, {} in the other zone, none of the zone's; vpn-down {before} → {after}",
+        caught.wan.len(),
+        caught.host_leg.len(),
+        caught.other_zone.len()
+    );
+}
+
+/// Back up: the device is there again (a new ifindex), rvswitch reopened it, the VM pings.
+fn check_resumed(d: &Daemon, port: &str, vm: &Netns, dev: &str, files: &Files, what: &str) {
+    assert!(wait_until(Duration::from_secs(30), || device_up(dev)), "{what}: no tun\n{}", files.logs());
+    assert!(
+        wait_vpn_state(d, port, "up", Duration::from_secs(20)),
+        "{what}: {:?}\n{}",
+        d.port(port),
+        d.log()
+    );
+    assert!(vm.ping(OFFICE_HOST, 3), "{what}: no traffic after the tunnel returned\n{}", files.logs());
+}
+
+/// The intranet bridge with the VM's port and the VPN port on tun `dev`, by ovs-vsctl; `extra`
+/// Interface columns (e.g. `options:nat=true`).
+fn add_zone_bridge(d: &Daemon, bridge: &str, vm_port: &str, port: &str, dev: &str, extra: &[&str]) {
+    let (tun, subnet, gw) = (
+        format!("options:tun={dev}"),
+        format!("options:subnet={ZONE_SUBNET}"),
+        format!("options:gateway={GATEWAY}"),
+    );
+    let add = [
+        &["add-br", bridge, "--", "add-port", bridge, vm_port, "tag=10", "--"][..],
+        &["add-port", bridge, port, "tag=10", "--", "set", "Interface", port, "type=rvswitch-vpn"],
+        &[&tun, &subnet, &gw],
+        extra,
+    ];
+    d.vsctl_output(&add.concat()).expect("add the bridge and the VPN port");
+}
+
+#[test]
+fn a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds() {
+    if !have_tools("a_tun_uplink_carries_the_zone_through_openvpn_and_the_kill_switch_holds") {
+        return;
+    }
+    let office = office();
+    let files = files();
+    let tun_ips = (SERVER_TUN_IP, CLIENT_TUN_IP);
+    let mut server = OpenVpn::server(&office.office, &files.key, &files.log("server.log"), tun_ips);
+    let dev = unique("tun");
+    let client_log = files.log("client.log");
+    let mut client = OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &client_log, None);
+    assert!(wait_until(Duration::from_secs(20), || device_up(&dev)), "client tun not up\n{}", files.logs());
+
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let other = Netns::new("inet").expect("other zone netns");
+    let other_port = unique("q");
+    let _other_link = Veth::to_ns(&other_port, &other, "eth0", Some("198.18.70.2/24"), None).unwrap();
+    // The intranet bridge comes from ovs-vsctl alone: the config file is authoritative for
+    // the bridges it names, and this one must keep its VPN port across the restart below.
+    let (bridge, other_bridge) = (unique("bri"), unique("brx"));
+    let mut d = Daemon::start(&bridge_config(&other_bridge, &[(&other_port, "tag = 20")]));
+    let port = unique("vpn");
+    add_zone_bridge(&d, &bridge, &vm_port, &port, &dev, &[]);
+    wait_ports_up(&d, &[&vm_port, &other_port]);
+    assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
+
+    // Routed: the office host sees the VM's own address.
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through OpenVPN failed: {:?}\n{}", d.port(&port), files.logs());
+    let ping = vm.exec(&["ping", "-c", "50", "-i", "0.1", "-W", "2", OFFICE_HOST]).unwrap_or_default();
+    let loss = ping.lines().find(|l| l.contains("packet loss")).unwrap_or("").to_string();
+    let (bps, peer) = iperf(&vm, &office.lan, OFFICE_HOST);
+    eprintln!("OpenVPN tun uplink: ping {loss}; iperf3 TCP VM → office host {:.1} Mb/s", bps / 1e6);
+    assert!(bps > 0.0, "no TCP throughput");
+    assert_eq!(peer, VM_IP, "the office host sees the VM's own address");
+    let st = vpn_status(&d, &port);
+    assert_eq!(st.endpoint, dev);
+    assert!(st.rx_bytes > 0 && st.tx_bytes > 0, "{st:?}");
+    let (db_status, _) = d.vsctl_output(&["get", "Interface", &port, "status"]).unwrap();
+    assert!(db_status.contains("vpn_state=up"), "Interface status: {db_status}");
+
+    // 1. The server dies mid-ping: the client gives up its tun; nothing leaks.
+    let bg = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(100), 60).expect("ping");
+    server.kill();
+    assert!(
+        wait_until(Duration::from_secs(20), || !device_exists(&dev)),
+        "client kept its tun\n{}",
+        files.logs()
+    );
+    check_kill_switch(&d, &port, &office, &bridge, &other, "server killed");
+    drop(bg);
+    server.launch();
+    check_resumed(&d, &port, &vm, &dev, &files, "server back");
+
+    // 2. The client dies: its tun is deleted with it.
+    let bg = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(100), 60).expect("ping");
+    client.kill();
+    assert!(wait_until(Duration::from_secs(10), || !device_exists(&dev)), "tun outlived its client");
+    check_kill_switch(&d, &port, &office, &bridge, &other, "client killed");
+    drop(bg);
+
+    // 3. rvswitchd restarts while the tun is gone: the zone stays closed.
+    d.restart();
+    wait_ports_up(&d, &[&vm_port, &other_port]);
+    let has_port = || d.show().bridges.iter().flat_map(|b| &b.ports).any(|p| p.name == port);
+    assert!(
+        wait_until(Duration::from_secs(20), has_port),
+        "VPN port not back after the restart\n{}",
+        d.log()
+    );
+    let bg = BackgroundPing::start(&vm, OFFICE_HOST, Duration::from_millis(100), 60).expect("ping");
+    check_kill_switch(&d, &port, &office, &bridge, &other, "rvswitchd restarted without the tun");
+    drop(bg);
+    client.launch();
+    check_resumed(&d, &port, &vm, &dev, &files, "client back after the restart");
+}
+
+/// NAT mode (`options:nat=true`): the VMs leave as the tun's address, which the office sees.
+#[test]
+fn nat_mode_through_openvpn_shows_the_office_the_tun_address() {
+    if !have_tools("nat_mode_through_openvpn_shows_the_office_the_tun_address") {
+        return;
+    }
+    let office = office();
+    let files = files();
+    // The tun's addresses are on the host (ours) and in its routing table (the server's):
+    // a /30 of their own, unique per test and run like the WAN link's.
+    let (ours, theirs) = wan_addresses();
+    let _server = OpenVpn::server(&office.office, &files.key, &files.log("server.log"), (&theirs, &ours));
+    let dev = unique("tun");
+    let client_log = files.log("client.log");
+    let _client =
+        OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &client_log, Some((&ours, &theirs)));
+    assert!(wait_until(Duration::from_secs(20), || device_up(&dev)), "client tun not up\n{}", files.logs());
+    let want = ours.parse().ok();
+    assert!(wait_until(Duration::from_secs(10), || netdev::ipv4_address(&dev).ok().flatten() == want));
+
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let d = Daemon::start("");
+    let (bridge, port) = (unique("bri"), unique("vpn"));
+    add_zone_bridge(&d, &bridge, &vm_port, &port, &dev, &["options:nat=true"]);
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through NAT failed: {:?}\n{}", d.port(&port), files.logs());
+    let (bps, peer) = iperf(&vm, &office.lan, OFFICE_HOST);
+    eprintln!("OpenVPN tun uplink, NAT: iperf3 TCP VM → office host {:.1} Mb/s as {peer}", bps / 1e6);
+    assert!(bps > 0.0, "no TCP throughput");
+    assert_eq!(peer, ours, "the office host sees the tun's address");
+}
