@@ -90,6 +90,17 @@ struct decision {
 	__u8 out_tagged;
 };
 
+// Built twice (build.rs): with RVS_PINNED every map is pinned by name under the directory the
+// loader names (fastpath::pins), so a restarted rvswitchd adopts the same maps and the programs
+// it replaces share them with its own — the decision slot included, so an old filter's decision
+// is executed by a new tc program and vice versa, once. Without it (tests, --bpf-pin-dir off)
+// the maps are private to one load.
+#ifdef RVS_PINNED
+#define PINNED __uint(pinning, 1 /* LIBBPF_PIN_BY_NAME */);
+#else
+#define PINNED
+#endif
+
 // Sizes: hash maps are preallocated, so these are kernel memory whether used or not (ports:
 // 8192 × ~600 B ≈ 5 MB; counters: 8192 × 32 B per CPU). Flows are allocated on insert (only
 // rvswitchd inserts; the program updates stamps in place), up to 256k MACs.
@@ -98,6 +109,7 @@ struct {
 	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, struct port_conf);
+	PINNED
 } fp_ports SEC(".maps");
 
 struct {
@@ -106,6 +118,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
+	PINNED
 } fp_flows SEC(".maps");
 
 struct {
@@ -113,6 +126,7 @@ struct {
 	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, struct counters);
+	PINNED
 } fp_counters SEC(".maps");
 
 struct {
@@ -121,6 +135,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct bind_key);
 	__type(value, struct bind_val);
+	PINNED
 } fp_binds SEC(".maps");
 
 struct {
@@ -128,6 +143,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct decision);
+	PINNED
 } fp_slot SEC(".maps");
 
 // 1 while the rvswitchd that loaded this program runs; it writes 0 when it stops. Sockets may
@@ -140,6 +156,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
+	PINNED
 } fp_live SEC(".maps");
 
 // Standalone mode only: the last decision executed per CPU, for tests to read back
@@ -149,6 +166,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct decision);
+	PINNED
 } fp_last SEC(".maps");
 
 static __always_inline int vlan_in(const struct port_conf *p, __u16 vid)

@@ -11,6 +11,7 @@ pub mod binds;
 mod loader;
 pub mod maps;
 pub mod mirror;
+pub mod pins;
 mod testrun;
 
 pub use loader::{FastPath, TcLink};
@@ -26,6 +27,15 @@ pub fn kernel_now_ns() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
+/// How many programs are attached at TCX ingress of device `dev` (any loader's): a fast path
+/// taken out of the kernel leaves none.
+pub fn tcx_ingress_programs(dev: &str) -> Result<usize, Error> {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    let (_, progs) = SchedClassifier::query_tcx(dev, TcAttachType::Ingress)
+        .map_err(|e| Error::Attach { dev: dev.to_string(), msg: e.to_string() })?;
+    Ok(progs.len())
+}
+
 /// Why the fast path cannot be used here.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,17 +47,29 @@ pub enum Error {
     Attach { dev: String, msg: String },
     #[error("BPF map {map}: {msg}")]
     Map { map: &'static str, msg: String },
+    #[error("pin directory {dir}: {msg}")]
+    Pins { dir: std::path::PathBuf, msg: String },
     #[error("BPF_PROG_TEST_RUN: {0}")]
     TestRun(std::io::Error),
 }
 
 #[cfg(fastpath_bpf)]
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fastpath.bpf.o"));
+#[cfg(fastpath_bpf)]
+static OBJECT_PINNED: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fastpath-pinned.bpf.o"));
 
-/// The compiled BPF object, or why there is none.
+/// The compiled BPF object, or why there is none: its maps private to one load.
 pub fn object() -> Result<&'static [u8], Error> {
     #[cfg(fastpath_bpf)]
     return Ok(OBJECT);
+    #[cfg(not(fastpath_bpf))]
+    Err(Error::NotBuilt)
+}
+
+/// The same program with every map pinned by name (see [`pins`]).
+pub fn object_pinned() -> Result<&'static [u8], Error> {
+    #[cfg(fastpath_bpf)]
+    return Ok(OBJECT_PINNED);
     #[cfg(not(fastpath_bpf))]
     Err(Error::NotBuilt)
 }

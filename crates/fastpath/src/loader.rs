@@ -1,25 +1,52 @@
 //! Loading the program, attaching it to devices, and the map operations rvswitchd needs. One
-//! [`FastPath`] serves every port: all devices share its maps; dropping it detaches everything
-//! it attached (TCX links and program fds close with it).
+//! [`FastPath`] serves every port: all devices share its maps. Unpinned, dropping it detaches
+//! everything it attached (TCX links and program fds close with it); pinned (see
+//! [`crate::pins`]), the links and maps stay in the kernel for the next daemon unless it was
+//! [retired](FastPath::retire).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
 
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHash, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{SchedClassifier, SocketFilter, TcAttachType};
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 
 use crate::maps::{BindData, BindVal, Binding, Counters, Decision, FlowKey, FlowVal, PortConf};
+use crate::pins::PinDir;
 use crate::Error;
 
-/// A device the tc program is attached to (ingress); dropping it detaches the program.
+/// A device the tc program is attached to (ingress). Dropping an owned link detaches the
+/// program; a pinned one stays attached until its pin is removed too ([`TcLink::detach`]).
 #[derive(Debug)]
 pub struct TcLink {
     pub dev: String,
-    /// Held only to be dropped: that detaches the program from `dev`.
-    _link: SchedClassifierLink,
+    link: Hold,
+}
+
+#[derive(Debug)]
+enum Hold {
+    Owned(#[allow(dead_code)] SchedClassifierLink),
+    /// The link fd and where it is pinned.
+    Pinned(#[allow(dead_code)] PinnedLink, PathBuf),
+}
+
+impl TcLink {
+    /// Takes the program off the device. Closing the last fd of a link detaches it there and
+    /// then (an RCU grace period under the RTNL lock: serial, ~15 ms each here); a pinned link
+    /// loses its fd first and then its pin, and the kernel detaches it from a work queue, so
+    /// this returns at once.
+    fn detach(self) {
+        if let Hold::Pinned(link, path) = self.link {
+            drop(link);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::debug!(dev = self.dev, "unpinning a tc link: {e}");
+            }
+        }
+    }
 }
 
 /// Most threads [`FastPath`]'s drop detaches links from.
@@ -35,6 +62,9 @@ pub struct FastPath {
     last: PerCpuArray<MapData, Decision>,
     live: Array<MapData, u32>,
     links: HashMap<u32, TcLink>,
+    pins: Option<PinDir>,
+    /// Whether dropping takes everything out of the kernel (pins included).
+    retired: bool,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
@@ -53,7 +83,20 @@ impl FastPath {
     /// Loads and verifies both programs (the kernel's verifier runs here: a kernel without BPF,
     /// or one that rejects the program, fails now rather than at the first port).
     pub fn load() -> Result<FastPath, Error> {
-        let mut bpf = Ebpf::load(crate::object()?).map_err(|e| Error::Load(e.to_string()))?;
+        FastPath::load_pinned(None)
+    }
+
+    /// [`FastPath::load`]; with `pins`, the maps a previous daemon pinned there are adopted
+    /// with their entries (or pinned there when there are none) and links are pinned there.
+    pub fn load_pinned(pins: Option<PinDir>) -> Result<FastPath, Error> {
+        let mut bpf = match &pins {
+            None => Ebpf::load(crate::object()?),
+            Some(p) => {
+                p.create()?;
+                EbpfLoader::new().map_pin_path(p.maps()).load(crate::object_pinned()?)
+            }
+        }
+        .map_err(|e| Error::Load(e.to_string()))?;
         for (name, tc) in [("fp_tc", true), ("fp_sock", false)] {
             let prog = bpf.program_mut(name).ok_or_else(|| Error::Load(format!("{name} missing")))?;
             let loaded = if tc {
@@ -73,8 +116,21 @@ impl FastPath {
             binds: take(&mut bpf, "fp_binds")?,
             last: take(&mut bpf, "fp_last")?,
             links: HashMap::new(),
+            pins,
+            retired: false,
             bpf,
         })
+    }
+
+    /// The pin directory, when the kernel state outlives this process.
+    pub fn pins(&self) -> Option<&PinDir> {
+        self.pins.as_ref()
+    }
+
+    /// Makes dropping take everything out of the kernel, pins included (a clean stop: with
+    /// pinned links that returns at once, the kernel detaches them in the background).
+    pub fn retire(&mut self) {
+        self.retired = true;
     }
 
     fn tc(&mut self) -> &mut SchedClassifier {
@@ -103,12 +159,51 @@ impl FastPath {
             return Ok(());
         }
         let err = |e: aya::programs::ProgramError| Error::Attach { dev: dev.to_string(), msg: e.to_string() };
+        let pin = self.pins.as_ref().map(|p| p.link(ifindex));
         let tc = self.tc();
         let id = tc.attach(dev, TcAttachType::Ingress).map_err(err)?;
         // Owned, so that many links can be dropped (detached) in parallel; see Drop below.
         let link = tc.take_link(id).map_err(err)?;
-        self.links.insert(ifindex, TcLink { dev: dev.to_string(), _link: link });
+        let link = match pin {
+            None => Hold::Owned(link),
+            Some(path) => {
+                let fd = FdLink::try_from(link).map_err(|e| Error::Attach {
+                    dev: dev.to_string(),
+                    msg: format!("not a TCX link, cannot be pinned: {e}"),
+                })?;
+                // A previous daemon's link on this device: ours is attached already, and both
+                // programs share the maps (the decision slot too), so either executes a frame
+                // once. Its pin goes, so it leaves the device.
+                let _ = std::fs::remove_file(&path);
+                let pinned =
+                    fd.pin(&path).map_err(|e| Error::Attach { dev: dev.to_string(), msg: e.to_string() })?;
+                Hold::Pinned(pinned, path)
+            }
+        };
+        self.links.insert(ifindex, TcLink { dev: dev.to_string(), link });
         Ok(())
+    }
+
+    /// After the first configuration is in place: what a previous daemon pinned for devices
+    /// this one does not serve goes (program links, port configs and counters). Entries in the
+    /// flow map are the caller's (it knows which ones the pipeline backs).
+    pub fn forget_unserved(&mut self) {
+        let served = |i: &u32| self.links.contains_key(i);
+        let stale: Vec<u32> = self.ports.keys().filter_map(Result::ok).filter(|i| !served(i)).collect();
+        for ifindex in &stale {
+            let _ = self.ports.remove(ifindex);
+            let _ = self.counters.remove(ifindex);
+        }
+        if let Some(p) = &self.pins {
+            for ifindex in p.pinned_links().into_iter().filter(|i| !served(i)) {
+                p.unpin_link(ifindex);
+            }
+        }
+    }
+
+    /// Every entry of the flow map (a previous daemon's, to adopt or remove).
+    pub fn flow_entries(&self) -> Vec<(FlowKey, FlowVal)> {
+        self.flows.iter().filter_map(Result::ok).collect()
     }
 
     /// Detaches from `ifindex` and forgets its port config and counters. A device that is
@@ -213,36 +308,49 @@ impl FastPath {
 }
 
 impl Drop for FastPath {
-    /// Before the tc links go (with the fields, right after this): the socket filter, which
-    /// may stay attached to sockets the fd keeper holds, stops hiding frames from them.
-    /// Detaching a TCX link waits for an RCU grace period (tens of ms on a busy small VM), so
-    /// 1000 ports' links are dropped from several threads whose waits overlap, as the datapath
-    /// closes its sockets.
+    /// Pinned and not retired: everything stays in the kernel for the next daemon (a crash, an
+    /// upgrade), and closing our fds costs nothing. Otherwise, before the links go: the socket
+    /// filter, which may stay attached to sockets the fd keeper holds, stops hiding frames from
+    /// them; then the links are detached (pinned ones asynchronously, see [`TcLink::detach`])
+    /// and the pins removed.
     fn drop(&mut self) {
+        let links: Vec<TcLink> = self.links.drain().map(|(_, l)| l).collect();
+        if self.pins.is_some() && !self.retired {
+            // Everything stays in the kernel for the next daemon: closing our link fds is all.
+            return;
+        }
         if let Err(e) = self.live.set(0, 0, 0) {
             tracing::warn!("fast path: cannot switch the socket filter off: {e}");
         }
-        drop_links(self.links.drain().map(|(_, l)| l).collect());
+        drop_links(links);
+        if let Some(p) = &self.pins {
+            if let Err(e) = p.remove() {
+                tracing::warn!("fast path: {e}");
+            }
+        }
     }
 }
 
-/// Drops (detaches) links, from several threads when there are many, so that their RCU waits
-/// overlap: 1000 links go in about a second, not half a minute.
-fn drop_links(mut links: Vec<TcLink>) {
-    if links.len() <= 2 {
-        return;
-    }
-    let per = links.len().div_ceil(DETACHERS);
+/// Detaches links, from several threads when there are many. Owned links still detach one at
+/// a time (the kernel serialises them on the RTNL lock: 1000 took 14–17 s here), pinned ones
+/// return at once. The calling thread works too, so every link is detached even if no thread
+/// can be spawned.
+fn drop_links(links: Vec<TcLink>) {
+    let threads = links.len().min(DETACHERS);
+    let queue = std::sync::Mutex::new(links);
+    let work = || {
+        while let Some(link) = queue.lock().ok().and_then(|mut q| q.pop()) {
+            link.detach();
+        }
+    };
     std::thread::scope(|s| {
-        while !links.is_empty() {
-            let chunk: Vec<TcLink> = links.drain(..per.min(links.len())).collect();
-            // If a thread cannot be spawned, the chunk is dropped here instead.
-            let spawned =
-                std::thread::Builder::new().name("tc-detach".into()).spawn_scoped(s, move || drop(chunk));
-            if let Err(e) = spawned {
-                tracing::debug!("detaching inline: {e}");
+        for _ in 1..threads {
+            if let Err(e) = std::thread::Builder::new().name("tc-detach".into()).spawn_scoped(s, work) {
+                tracing::debug!("detaching on fewer threads: {e}");
+                break;
             }
         }
+        work();
     });
 }
 

@@ -8,7 +8,7 @@ use switch::{IpPrefix, PortSecurity, PortVlan, SecurityMode, VlanMode};
 
 /// `struct port_conf`: how the program decides a frame's VLAN on one ingress port.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PortConf {
     pub bridge: u32,
     pub tag: u16,

@@ -28,7 +28,31 @@ pub struct KernelPort<'a> {
 /// read back (to tell which sources the kernel forwarded since).
 #[derive(Debug, Default)]
 pub struct Mirror {
-    flows: HashMap<FlowKey, (FlowVal, u64)>,
+    flows: HashMap<FlowKey, Entry>,
+}
+
+/// One entry, packed: 24 bytes with its key instead of 40 (100k MACs: 3.3 MB of table, not
+/// 5.4). The stamp is only compared for change, so a 32-bit fold of it is enough.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    ifindex: u32,
+    vid: u16,
+    seen: u32,
+}
+
+impl Entry {
+    fn new(v: &FlowVal, seen_ns: u64) -> Entry {
+        Entry { ifindex: v.ifindex, vid: v.vid, seen: fold(seen_ns) }
+    }
+
+    fn val(&self) -> FlowVal {
+        FlowVal { ifindex: self.ifindex, vid: self.vid, pad: 0, seen_ns: 0 }
+    }
+}
+
+/// A stamp folded to 32 bits; 0 stays 0 ("never forwarded by the kernel").
+fn fold(ns: u64) -> u32 {
+    (ns ^ (ns >> 32)) as u32
 }
 
 impl Mirror {
@@ -57,10 +81,10 @@ impl Mirror {
         let vlan = port.vlan.ingress_vlan(eth.vlan.map(|t| t.vid))?;
         let key = FlowKey::new(port.bridge, vlan, eth.src);
         let val = flow_val(port.vlan, vlan, port.ifindex)?;
-        if self.flows.get(&key).is_some_and(|(v, _)| same(v, &val)) || !learned_here(vlan, eth.src) {
+        if self.flows.get(&key).is_some_and(|e| same(&e.val(), &val)) || !learned_here(vlan, eth.src) {
             return None;
         }
-        self.flows.insert(key, (val, 0));
+        self.flows.insert(key, Entry::new(&val, 0));
         Some(Op::Set(key, val))
     }
 
@@ -74,11 +98,21 @@ impl Mirror {
         self.flows.remove(&key).map(|_| Op::Remove(key))
     }
 
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.flows.contains_key(key)
+    }
+
+    /// Takes on an entry the kernel's map already has (a previous daemon wrote it and the
+    /// pipeline now backs it), with its last-seen stamp as read: no write needed.
+    pub fn adopt(&mut self, key: FlowKey, val: FlowVal) {
+        self.flows.insert(key, Entry::new(&val, val.seen_ns));
+    }
+
     /// Removes every entry `keep` rejects (aged, evicted, moved, port gone or reconfigured).
     pub fn retain(&mut self, mut keep: impl FnMut(&FlowKey, &FlowVal) -> bool) -> Vec<Op> {
         let mut ops = Vec::new();
-        self.flows.retain(|k, (v, _)| {
-            let ok = keep(k, v);
+        self.flows.retain(|k, e| {
+            let ok = keep(k, &e.val());
             if !ok {
                 ops.push(Op::Remove(*k));
             }
@@ -99,14 +133,14 @@ impl Mirror {
     ) -> Vec<(FlowKey, FlowVal)> {
         let (part, parts) = (slice.0, slice.1.max(1));
         let mut fresh = Vec::new();
-        for (k, (v, seen)) in self.flows.iter_mut() {
+        for (k, e) in self.flows.iter_mut() {
             if bucket(k) % parts != part % parts {
                 continue;
             }
-            if let Some(now) = read(k) {
-                if now != *seen {
-                    *seen = now;
-                    fresh.push((*k, *v));
+            if let Some(now) = read(k).map(fold) {
+                if now != e.seen {
+                    e.seen = now;
+                    fresh.push((*k, e.val()));
                 }
             }
         }

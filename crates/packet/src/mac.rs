@@ -20,6 +20,15 @@ impl MacAddr {
         })
     }
 
+    /// The six bytes as one 48-bit word (first byte lowest, as they lie in memory on a
+    /// little-endian machine), for a compare or a hash key in one operation. Not the address
+    /// order: compare `MacAddr`s themselves to sort.
+    #[inline]
+    pub fn key(self) -> u64 {
+        let [a, b, c, d, e, f] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
+    }
+
     /// Group bit set: broadcast or multicast. Such an address may never be a *source*.
     #[inline]
     pub fn is_multicast(&self) -> bool {
@@ -75,6 +84,13 @@ impl FromStr for MacAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_one_word() {
+        assert_eq!(MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]).key(), 0x5634_1200_5452);
+        assert_eq!(MacAddr::BROADCAST.key(), 0xffff_ffff_ffff);
+        assert_ne!(MacAddr([1, 0, 0, 0, 0, 0]).key(), MacAddr([0, 0, 0, 0, 0, 1]).key());
+    }
 
     #[test]
     fn parse_and_print_round_trip() {

@@ -1,9 +1,15 @@
 //! ns/frame of the pure pipeline (ingress VLAN → learn → lookup → egress VLAN) with 1, 1k and
-//! 100k learned MACs: the cost the forwarding thread pays per frame before any I/O.
+//! 100k learned MACs: the cost the forwarding thread pays per frame before any I/O. Measured in
+//! CPU time of the bench thread (support/cpu_time.rs), which a loaded machine skews far less
+//! than wall time; `bench/pipeline-ir` counts instructions, which it does not skew at all.
 //! Run: `cargo bench -p switch`.
+
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 
 use std::hint::black_box;
 
+use cpu_time::CpuTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use packet::{ethernet_frame, ipv4_udp, FrameSpec, MacAddr, VlanTag};
 use switch::{parse_allowed_ips, Bridge, BridgeSettings, PortSecurity, PortSpec, PortVlan, VlanMode};
@@ -28,7 +34,7 @@ fn port(name: &str, vlan: PortVlan) -> PortSpec {
 /// Stations `0..macs` live behind port 0 (access 10); frames come tagged from the trunk (port 2)
 /// from stations `macs..2*macs` to them, so every frame learns (refreshes) its source, finds its
 /// destination, pops the tag.
-fn bench_macs(c: &mut Criterion, macs: u32) {
+fn bench_macs(c: &mut Criterion<CpuTime>, macs: u32) {
     let settings = BridgeSettings { mac_table_size: 2 * macs as usize + 16, ..BridgeSettings::default() };
     let mut br = Bridge::new(
         settings,
@@ -63,7 +69,7 @@ fn bench_macs(c: &mut Criterion, macs: u32) {
 /// A VM port (access 10) sends IPv4/UDP from its bound address to a station learned on the
 /// trunk: the frames port security checks most (source MAC, MAC limit, IPv4 source, UDP port).
 /// The same frames with port security on and off; the ratio is the check's cost.
-fn bench_security(c: &mut Criterion, on: bool) {
+fn bench_security(c: &mut Criterion<CpuTime>, on: bool) {
     let mut vm = PortSecurity::vm(mac(1));
     vm.ips = parse_allowed_ips("198.18.0.1").unwrap();
     let sec = if on { vm } else { PortSecurity::off() };
@@ -89,15 +95,23 @@ fn bench_security(c: &mut Criterion, on: bool) {
         let mut now = 1;
         b.iter(|| {
             now += 1;
-            for _ in 0..FRAMES {
-                black_box(br.process(0, black_box(&f), now, &mut out));
-            }
+            security_batch(&mut br, &f, FRAMES, now, &mut out);
         })
     });
     group.finish();
 }
 
-fn pipeline(c: &mut Criterion) {
+/// One measured batch, never inlined so that an instruction counter can count exactly these
+/// frames: `valgrind --tool=callgrind --toggle-collect='*security_batch*' BENCH --bench
+/// "port security on" --profile-time 2`, then inclusive Ir ÷ (calls × frames).
+#[inline(never)]
+fn security_batch(br: &mut Bridge, f: &[u8], frames: u64, now: u64, out: &mut Vec<switch::Output>) {
+    for _ in 0..frames {
+        black_box(br.process(0, black_box(f), now, out));
+    }
+}
+
+fn pipeline(c: &mut Criterion<CpuTime>) {
     for macs in [1, 1_000, 100_000] {
         bench_macs(c, macs);
     }
@@ -105,5 +119,9 @@ fn pipeline(c: &mut Criterion) {
     bench_security(c, true);
 }
 
-criterion_group!(benches, pipeline);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = pipeline
+}
 criterion_main!(benches);

@@ -8,6 +8,7 @@
 mod bridge;
 mod counters;
 mod events;
+mod keyed_hash;
 mod mac_table;
 mod security;
 mod trace;

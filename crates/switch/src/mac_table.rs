@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use packet::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use crate::keyed_hash::KeyedState;
 use crate::Millis;
 
 const NIL: u32 = u32::MAX;
@@ -52,7 +53,8 @@ pub struct MacStats {
 /// the scratch copy `trace` runs the pipeline on.
 #[derive(Clone, Debug)]
 pub struct MacTable {
-    index: HashMap<(u16, MacAddr), u32>,
+    /// [`key`] → slab index. Keyed hashing: the MACs are chosen by whoever sends frames.
+    index: HashMap<u64, u32, KeyedState>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Least recently seen.
@@ -72,7 +74,7 @@ pub struct MacTable {
 impl MacTable {
     pub fn new(limit: usize, aging_ms: Millis) -> MacTable {
         MacTable {
-            index: HashMap::with_capacity(limit.min(1 << 16)),
+            index: HashMap::with_capacity_and_hasher(limit.min(1 << 16), KeyedState::new()),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -122,7 +124,7 @@ impl MacTable {
     /// Records that `mac` on `vlan` was seen on `port` at `now`. Returns the port it was
     /// learned on before when it moved (for the move event).
     pub fn learn(&mut self, vlan: u16, mac: MacAddr, port: u32, now: Millis) -> Option<u32> {
-        if let Some(&i) = self.index.get(&(vlan, mac)) {
+        if let Some(&i) = self.index.get(&key(vlan, mac)) {
             let s = &mut self.slots[i as usize];
             let old = std::mem::replace(&mut s.port, port);
             if old != port {
@@ -153,7 +155,7 @@ impl MacTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert((vlan, mac), i);
+        self.index.insert(key(vlan, mac), i);
         *self.per_port.entry(port).or_default() += 1;
         self.push_tail(i);
         self.learned += 1;
@@ -176,7 +178,7 @@ impl MacTable {
 
     /// The port `mac` was learned on in `vlan`, unless unknown or expired at `now`.
     pub fn lookup(&self, vlan: u16, mac: MacAddr, now: Millis) -> Option<u32> {
-        let i = *self.index.get(&(vlan, mac))?;
+        let i = *self.index.get(&key(vlan, mac))?;
         let s = &self.slots[i as usize];
         (now.saturating_sub(s.last_seen) < self.aging_ms).then_some(s.port)
     }
@@ -254,8 +256,8 @@ impl MacTable {
     fn remove_slot(&mut self, i: u32) {
         self.unlink(i);
         let s = &self.slots[i as usize];
-        let (key, port) = ((s.vlan, s.mac), s.port);
-        self.index.remove(&key);
+        let (k, port) = (key(s.vlan, s.mac), s.port);
+        self.index.remove(&k);
         self.uncount(port);
         self.free.push(i);
     }
@@ -296,6 +298,13 @@ impl MacTable {
     }
 }
 
+/// One `u64` per (VLAN, MAC): the 12-bit VLAN above the 48-bit MAC, so a lookup hashes a
+/// single word instead of a tuple and a byte array.
+#[inline]
+fn key(vlan: u16, mac: MacAddr) -> u64 {
+    u64::from(vlan) << 48 | mac.key()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +326,13 @@ mod tests {
         t.learn(10, mac(1), 2, 12); // seen again on the same port: a refresh, not a move
         let st = t.stats();
         assert_eq!((st.learned, st.moved, st.entries, st.limit), (1, 1, 1, 10));
+    }
+
+    #[test]
+    fn keys_keep_vlan_and_mac_apart() {
+        assert_ne!(key(1, MacAddr([0; 6])), key(0, MacAddr::BROADCAST));
+        assert_eq!(key(0xffff, MacAddr::BROADCAST), u64::MAX);
+        assert_eq!(key(10, mac(1)), 0x000a_0100_0000_5452);
     }
 
     #[test]

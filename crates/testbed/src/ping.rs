@@ -26,6 +26,8 @@ pub struct PingReport {
     /// Echo requests without a reply among those before the last reply: losses, not counting
     /// the requests still in flight when [`BackgroundPing::stop`] ended the ping.
     pub lost_before_last_reply: u32,
+    /// Replies ping marked `(DUP!)`: a request or reply delivered twice.
+    pub duplicates: u32,
 }
 
 impl BackgroundPing {
@@ -65,7 +67,8 @@ impl BackgroundPing {
         let (transmitted, received) = parse_summary(&out);
         let longest_gap = Duration::from_secs_f64(longest.max(0.0));
         let lost_before_last_reply = unanswered_before_last(&out);
-        PingReport { replies, longest_gap, transmitted, received, lost_before_last_reply }
+        let duplicates = out.lines().filter(|l| l.contains("(DUP!)")).count() as u32;
+        PingReport { replies, longest_gap, transmitted, received, lost_before_last_reply, duplicates }
     }
 
     /// Ends the ping now (SIGINT, so it still prints its summary) and parses the replies.

@@ -18,7 +18,9 @@ use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
 use vswitchd::daemon::Daemon;
 use vswitchd::daemon::ReloadError;
-use vswitchd::datapath::{Datapath, DatapathMode, DatapathOptions};
+use vswitchd::datapath::{
+    default_pin_dir, release_freed_heap, tune_heap, Datapath, DatapathMode, DatapathOptions, TRIM_TICKS,
+};
 use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
 use vswitchd::events::{self, EventRing};
 use vswitchd::fdstore::{self, FdStore, Kept};
@@ -83,6 +85,14 @@ struct Args {
     /// kernel when the BPF program loads here, else userspace, saying why.
     #[arg(long, default_value = "auto", value_parser = ["auto", "kernel", "userspace"])]
     datapath: String,
+    /// Where the kernel fast path pins its maps and tc links (bpffs; mounted on /sys/fs/bpf if
+    /// absent), so that a crash, an upgrade or a restart of rvswitchd leaves known unicast
+    /// forwarding in the kernel and the next daemon adopts it. Default:
+    /// /sys/fs/bpf/rvswitch/<the control socket's path, `/` and `.` as `_`>; `off`: nothing pinned (the
+    /// fast path ends with the process). `--datapath userspace` removes what a kernel-mode run
+    /// pinned there.
+    #[arg(long, value_name = "DIR")]
+    bpf_pin_dir: Option<PathBuf>,
     /// Where a small keeper process holds copies of the device descriptors, so that a crashed or
     /// upgraded daemon's successor adopts the open devices instead of reopening them (taps
     /// rvswitchd created survive). Default: beside the control socket; `off`: not kept.
@@ -168,6 +178,7 @@ fn raise_fd_limit() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    tune_heap();
     raise_fd_limit();
     // Pid files and the switch to --user happen while the process still has a single thread.
     let mut service = Service::setup(
@@ -202,10 +213,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             "userspace" => DatapathMode::Userspace,
             _ => DatapathMode::Auto,
         },
+        pins: pin_dir(&args),
     })?;
     let forwarding_beat = datapath.heartbeat();
     let events = collect_events(&mut datapath)?;
     let (store, kept) = open_fd_store(&args);
+    if let (Some(store), true) = (&store, datapath.kernel_pinned()) {
+        store.keep_filters();
+    }
     let mut rec = Reconciler::with_store(datapath, store, kept);
     rec.set_state_dir(args.db_file.parent().map(std::path::Path::to_path_buf));
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
@@ -245,6 +260,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let (shared, stopping, beat) = (shared.clone(), stopping.clone(), control_beat);
         std::thread::Builder::new().name("db-sync".into()).spawn(move || {
             let mut last_tick = Instant::now();
+            let mut ticks = 0u32;
             while !stopping.load(Ordering::Relaxed) {
                 // In slices, so a stop (or an upgrade) is seen within STOP_LATENCY, not a TICK.
                 let wait = TICK.saturating_sub(last_tick.elapsed()).min(STOP_LATENCY);
@@ -252,6 +268,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     Ok(_) => {
                         while notes.try_recv().is_ok() {}
                         lock(&shared).sync();
+                        release_freed_heap();
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -260,6 +277,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                     last_tick = Instant::now();
                     lock(&shared).tick();
                     beat.beat();
+                    ticks = ticks.wrapping_add(1);
+                    if ticks % TRIM_TICKS == 1 {
+                        release_freed_heap();
+                    }
                 }
             }
         })?
@@ -398,6 +419,16 @@ fn serve_unixctl(args: &Args, shared: &control::Shared) -> anyhow::Result<Option
     let path = unixctl::serve(&path, unixctl::Ctx { shared: shared.clone(), exit })?;
     info!(unixctl = %path.display(), "ovs-appctl socket ready");
     Ok(Some(path))
+}
+
+/// `--bpf-pin-dir`, its default derived from the control socket (one directory per daemon
+/// instance: two daemons never share maps).
+fn pin_dir(args: &Args) -> Option<PathBuf> {
+    match &args.bpf_pin_dir {
+        Some(p) if p.as_os_str() == "off" => None,
+        Some(p) => Some(p.clone()),
+        None => Some(default_pin_dir(&args.control_socket)),
+    }
 }
 
 /// Connects to (or starts) the descriptor keeper; without one the daemon still runs, it only

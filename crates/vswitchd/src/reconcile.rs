@@ -272,6 +272,7 @@ impl Reconciler {
             info!(port = name, "closing a kept device the configuration no longer has");
             self.forget(&name);
         }
+        self.datapath.settle();
     }
 
     /// One monitoring pass: detach system ports whose device vanished, reopen devices that
@@ -401,8 +402,12 @@ impl Reconciler {
     }
 
     /// Stops forwarding and closes every device (our taps disappear with their fds). With
-    /// `keep_devices` (an upgrade) the keeper goes on holding them for the next process.
+    /// `keep_devices` (an upgrade) the keeper goes on holding them for the next process, and a
+    /// pinned kernel fast path stays in the kernel; otherwise it leaves with the devices.
     pub fn shutdown(&mut self, keep_devices: bool) {
+        if !keep_devices {
+            self.datapath.retire_fast_path();
+        }
         self.datapath.stop();
         if let Some(store) = self.store.take() {
             if !keep_devices {

@@ -28,11 +28,17 @@ pub(crate) struct Ctx<'a> {
     pub limit_reachable: bool,
 }
 
+/// An EtherType that announces another VLAN tag (802.1Q, 802.1ad, pre-standard QinQ).
+#[inline]
+pub(crate) fn is_tag(ethertype: u16) -> bool {
+    matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD)
+}
+
 /// `Ok` when a frame from a port with `checks_l2()` may go on, else the reason to drop it.
 pub(crate) fn admit(cx: &Ctx<'_>, eth: &EthernetHeader, frame: &[u8]) -> Result<(), DropReason> {
     // A VM port carries untagged frames; one that still holds a tag (behind a priority tag, or
     // an S-tag the bridge does not read) would be a second VLAN the bridge never checked.
-    if matches!(eth.ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) {
+    if is_tag(eth.ethertype) {
         return Err(DropReason::HiddenTag);
     }
     if !cx.sec.macs.contains(&eth.src) {

@@ -45,7 +45,7 @@ pub(crate) fn gate(
     seen: &Seen<'_>,
 ) -> Result<(), DropReason> {
     let Some(policy) = policies.get(slot) else { return Ok(()) };
-    if policy.l2 {
+    if policy.checks() {
         let l3 = seen.frame.get(seen.eth.payload_offset..).unwrap_or_default();
         let leased = || bindings.slot_lease(slot, seen.now);
         if !policy.admits_fast(seen.eth.src, seen.eth.ethertype, l3, leased) {

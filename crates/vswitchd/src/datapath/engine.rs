@@ -345,6 +345,17 @@ impl Engine {
                 }
                 let _ = reply.send(());
             }
+            Command::Settle => {
+                let now = self.now_ms();
+                if let Some(f) = self.fast.as_mut() {
+                    f.settle(&mut self.bridges, now);
+                }
+            }
+            Command::Retire => {
+                if let Some(f) = self.fast.as_mut() {
+                    f.retire();
+                }
+            }
             Command::Stop => self.stop = true,
         }
     }

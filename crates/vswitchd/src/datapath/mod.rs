@@ -7,12 +7,16 @@ mod engine;
 pub(crate) mod sys;
 mod tx;
 
+pub use sys::{release_freed_heap, tune_heap, TRIM_TICKS};
+
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use fastpath::pins::PinDir;
 use netdev::Netdev;
 use switch::{BridgeSettings, FdbEntry, MacStats, PortSecurityEntry, PortSpec, Trace};
 
@@ -91,6 +95,11 @@ pub(crate) enum Command {
     Barrier(mpsc::Sender<()>),
     /// Answered once the kernel fast path's counters are in the ports' counters.
     SyncCounters(mpsc::Sender<()>),
+    /// The first configuration is in place: what a previous daemon left in pinned maps is
+    /// adopted where the pipeline agrees and removed elsewhere.
+    Settle,
+    /// The stop that follows is for good: the kernel fast path leaves the kernel with it.
+    Retire,
     Stop,
 }
 
@@ -115,6 +124,8 @@ pub struct Datapath {
     rx_queues: usize,
     /// Whether the kernel fast path is loaded (its counters then need folding in).
     kernel: bool,
+    /// Whether its maps and links are pinned (they outlive this process).
+    pinned: bool,
     commands: mpsc::Sender<Command>,
     waker: Arc<sys::EventFd>,
     heartbeat: Arc<Heartbeat>,
@@ -124,7 +135,7 @@ pub struct Datapath {
 }
 
 /// Tuning of the forwarding thread.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DatapathOptions {
     /// After a wakeup that moved frames, keep polling the ports without blocking for this long
     /// before sleeping again. Cuts wakeup latency for request/response traffic at the price of
@@ -135,6 +146,9 @@ pub struct DatapathOptions {
     pub sender_affinity: bool,
     /// Whether known unicast between system ports is forwarded by the kernel (TC-BPF).
     pub mode: DatapathMode,
+    /// Where the kernel fast path pins its maps and links so that they outlive the process
+    /// (`None`: not pinned; they end with it).
+    pub pins: Option<PathBuf>,
 }
 
 /// `--datapath`: where known unicast between system ports is forwarded.
@@ -156,21 +170,27 @@ pub struct KernelUnavailable(#[from] fastpath::Error);
 
 impl DatapathMode {
     /// The loaded fast path this mode calls for; `auto` falls back to userspace with a warning.
-    pub fn load(self) -> Result<Option<fastpath::FastPath>, KernelUnavailable> {
+    /// With `pins`, a previous kernel-mode run's maps are adopted — or, in userspace, its
+    /// programs and pins removed.
+    pub fn load(self, pins: Option<&Path>) -> Result<Option<fastpath::FastPath>, KernelUnavailable> {
+        let pins = pins.map(PinDir::new);
         if self == DatapathMode::Userspace {
+            remove_pins(pins.as_ref());
             return Ok(None);
         }
-        let loaded = fastpath::FastPath::load();
+        let loaded = load_pinned(pins.clone());
         sys::release_freed_heap();
         match loaded {
             Ok(fp) => {
                 tracing::info!(
+                    pinned = fp.pins().map(|p| p.root().display().to_string()),
                     "kernel fast path loaded: known unicast between system ports stays in the kernel"
                 );
                 Ok(Some(fp))
             }
             Err(e) if self == DatapathMode::Auto => {
                 tracing::warn!("kernel fast path unavailable ({e}); forwarding everything in userspace");
+                remove_pins(pins.as_ref());
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -178,9 +198,49 @@ impl DatapathMode {
     }
 }
 
+/// Where a daemon with control socket `control_socket` pins its fast path by default: one
+/// directory per daemon instance (two daemons never share maps), named after the socket's
+/// absolute path with `/` and `.` as `_` (bpffs refuses names with a `.`).
+pub fn default_pin_dir(control_socket: &Path) -> PathBuf {
+    let sock = std::path::absolute(control_socket).unwrap_or_else(|_| control_socket.to_path_buf());
+    let name: String = sock
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    PathBuf::from("/sys/fs/bpf/rvswitch").join(name)
+}
+
+/// The fast path with pins; where they cannot be made (no bpffs, a read-only /sys under a
+/// sandbox, maps that cannot be pinned), without them.
+fn load_pinned(pins: Option<PinDir>) -> Result<fastpath::FastPath, fastpath::Error> {
+    let Some(p) = pins else { return fastpath::FastPath::load() };
+    fastpath::FastPath::load_pinned(Some(p)).or_else(|e| {
+        tracing::warn!("cannot pin the kernel fast path ({e}); it ends with this process");
+        fastpath::FastPath::load()
+    })
+}
+
+/// Takes out of the kernel what a kernel-mode run pinned at `pins`.
+fn remove_pins(pins: Option<&PinDir>) {
+    let Some(p) = pins.filter(|p| p.exists()) else { return };
+    match p.remove() {
+        Ok(()) => {
+            tracing::info!(pins = %p.root().display(), "removed the kernel fast path an earlier run left")
+        }
+        Err(e) => tracing::warn!("cannot remove the kernel fast path an earlier run left: {e}"),
+    }
+}
+
 impl Default for DatapathOptions {
     fn default() -> Self {
-        DatapathOptions { busy_poll: Duration::ZERO, sender_affinity: true, mode: DatapathMode::Userspace }
+        DatapathOptions {
+            busy_poll: Duration::ZERO,
+            sender_affinity: true,
+            mode: DatapathMode::Userspace,
+            pins: None,
+        }
     }
 }
 
@@ -209,8 +269,9 @@ impl Datapath {
         let waker = Arc::new(sys::EventFd::new()?);
         let rx_queues = opts.rx_queues();
         let heartbeat = Heartbeat::new();
-        let fast = opts.mode.load().map_err(std::io::Error::other)?;
+        let fast = opts.mode.load(opts.pins.as_deref()).map_err(std::io::Error::other)?;
         let kernel = fast.is_some();
+        let pinned = fast.as_ref().is_some_and(|f| f.pins().is_some());
         let (event_tx, events) = feed::channel();
         let mut engine = engine::Engine::new(
             engine::EngineParts {
@@ -227,6 +288,7 @@ impl Datapath {
         Ok(Datapath {
             rx_queues,
             kernel,
+            pinned,
             commands,
             waker,
             heartbeat,
@@ -283,6 +345,19 @@ impl Datapath {
     /// Whether known unicast between system ports is forwarded by the kernel fast path.
     pub fn kernel_fast_path(&self) -> bool {
         self.kernel
+    }
+
+    /// Whether the kernel fast path outlives this process (pinned maps and links).
+    pub fn kernel_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// The first configuration is in place (every kept device claimed or closed): see
+    /// [`Command::Settle`].
+    pub fn settle(&self) {
+        if self.kernel {
+            self.send(Command::Settle);
+        }
     }
 
     /// Brings the ports' counters up to date with what the kernel fast path forwarded (it
@@ -344,6 +419,14 @@ impl Datapath {
 }
 
 impl Datapath {
+    /// Makes the next [`Datapath::stop`] take the kernel fast path out of the kernel, pinned
+    /// state included (a clean stop; otherwise pinned state stays for the next daemon).
+    pub fn retire_fast_path(&self) {
+        if self.thread.is_some() && self.kernel {
+            self.send(Command::Retire);
+        }
+    }
+
     /// Stops the forwarding thread and waits for it; its devices are closed. Idempotent.
     pub fn stop(&mut self) {
         if let Some(t) = self.thread.take() {

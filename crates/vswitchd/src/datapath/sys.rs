@@ -77,7 +77,27 @@ impl Epoll {
 /// Hands the heap's free pages back to the kernel. Loading the fast path parses the kernel's
 /// whole BTF (twice, inside aya: ~20 MiB of short-lived allocations on a Debian 12 kernel); glibc
 /// keeps that freed memory in the heap, resident, for good — most of a small daemon's RSS. One
-/// `malloc_trim` after the load returns it; it runs once, at start-up, never on the forwarding path.
+/// `malloc_trim` after the load returns it. The control thread calls it again after database
+/// changes and every [`TRIM_TICKS`] ticks: a 1000-port reload and the status write-back leave
+/// ~20 MB of freed heap behind otherwise (82 → 61 MB RSS measured). Never on the forwarding path.
+/// Control-loop ticks between two heap trims (see [`release_freed_heap`]).
+pub const TRIM_TICKS: u32 = 5;
+
+/// Heap settings for a daemon whose big tables (MAC table, flow mirror: MiBs each at 100k
+/// MACs) grow by doubling: a fixed mmap threshold keeps every block above 128 KiB in a mapping
+/// of its own, returned to the kernel when a table moves on (glibc otherwise raises the
+/// threshold after the first such free, and the old tables stay behind as holes in the heap),
+/// and at most two arenas keep the control and forwarding threads' frees from stranding pages
+/// in per-thread heaps. At 1000 ports and 100k MACs: RSS 67 → 56 MB. Call before any thread.
+pub fn tune_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets glibc's allocator parameters; no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 pub fn release_freed_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks glibc's own free lists; it has no pointer arguments.

@@ -8,16 +8,24 @@
 //! Protocol (one SOCK_SEQPACKET message each, descriptors by SCM_RIGHTS): `PUT <key>` with a
 //! descriptor stores or replaces; `DEL <prefix>` drops every key starting with it and answers
 //! `OK` once they are closed; `GET` answers
-//! `FD <key>` with a descriptor per entry, then `END`; `EXIT` closes everything and ends the
+//! `FD <key>` with a descriptor per entry, then `END`; `PINNED` (from the client that took them
+//! last) says its fast path outlives it (see below); `EXIT` closes everything and ends the
 //! keeper. A keeper that has had no client for [`GRACE`] ends too, so descriptors of a daemon
 //! that never comes back are not held forever.
 //!
 //! The fast path's socket filter hides from the slow path the frames the daemon's tc programs
-//! forward; those programs end with the daemon, the filter stays on the sockets kept here. So
-//! when the connection of the daemon that last took the descriptors (`GET`) closes — it died
-//! or exited — the keeper detaches every socket filter from what it holds, before any
-//! successor can take them: frames then queue for the successor's slow path instead of being
-//! hidden with nobody forwarding them (a `kill -9` leaves no chance to switch the filter off).
+//! forward, and the filter stays on the sockets kept here. Two cases when the connection of the
+//! daemon that last took the descriptors (`GET`) closes — it died or exited:
+//! - its fast path was pinned (it sent `PINNED` after `GET`): its tc programs and maps stay in
+//!   the kernel, so the filters stay too. Fast-pathed flows keep being forwarded by the kernel,
+//!   exactly once (filter and program share the maps); frames for the slow path wait in the
+//!   kept sockets' queues for the successor (dropped once a queue is full). When this keeper
+//!   ends (no daemon for [`GRACE`]) the sockets close and nothing decides any more: the
+//!   programs then pass every frame to the host stack.
+//! - otherwise its tc programs ended with it: the keeper detaches every socket filter from what
+//!   it holds, before any successor can take them, so frames queue for the successor's slow
+//!   path instead of being hidden with nobody forwarding them (a `kill -9` leaves no chance to
+//!   switch the filter off).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -47,6 +55,7 @@ pub fn run(path: &Path) -> std::io::Result<()> {
         clients: Vec::new(),
         idle_since: Some(Instant::now()),
         owner: None,
+        owner_pinned: false,
     };
     loop {
         if keeper.idle_since.is_some_and(|t| t.elapsed() >= GRACE) {
@@ -94,6 +103,8 @@ struct Keeper {
     /// The client that last took the descriptors (its socket's number while connected): the
     /// daemon whose socket filters are attached to them.
     owner: Option<RawFd>,
+    /// Whether the owner's tc programs outlive it (it sent `PINNED`).
+    owner_pinned: bool,
 }
 
 impl Keeper {
@@ -163,6 +174,10 @@ impl Keeper {
     fn closed(&mut self, i: usize) -> Drained {
         if self.owner == Some(self.clients[i].as_raw_fd()) {
             self.owner = None;
+            if self.owner_pinned {
+                tracing::debug!("the owning daemon left; its fast path is pinned: socket filters stay");
+                return Drained::Closed;
+            }
             let n = self.entries.values().filter(|fd| unix::detach_filter(fd)).count();
             tracing::debug!(sockets = n, "the owning daemon left: socket filters detached");
         }
@@ -186,12 +201,14 @@ impl Keeper {
             }
             ("GET", _) => {
                 self.owner = Some(self.clients[client].as_raw_fd());
+                self.owner_pinned = false;
                 let sock = self.clients[client].as_fd();
                 for (k, fd) in &self.entries {
                     let _ = wire::send(sock, format!("FD {k}").as_bytes(), Some(fd.as_fd()));
                 }
                 let _ = wire::send(sock, b"END", None);
             }
+            ("PINNED", _) if self.owner == Some(self.clients[client].as_raw_fd()) => self.owner_pinned = true,
             ("EXIT", _) => return Flow::Exit,
             _ => {} // unknown or malformed: ignored (a descriptor that came with it is closed)
         }

@@ -105,6 +105,14 @@ impl FdStore {
     }
 
     /// A clean stop: the keeper closes every descriptor and ends.
+    /// Tells the keeper that this daemon's fast path is pinned: its tc programs outlive it, so
+    /// the socket filters on the kept sockets stay when it leaves (see [`keeper`]).
+    pub fn keep_filters(&self) {
+        if let Err(e) = wire::send(self.sock.as_fd(), b"PINNED", None) {
+            warn!("cannot tell the keeper the fast path is pinned: {e}");
+        }
+    }
+
     pub fn close_all(self) {
         let _ = wire::send(self.sock.as_fd(), b"EXIT", None);
     }
@@ -231,6 +239,30 @@ mod tests {
         assert!(delivers(&rx), "the filter is gone once its owner left");
         drop(store);
         store2.close_all();
+        keeper.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_pinned_owner_leaving_keeps_the_socket_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.fdstore");
+        let keeper = spawn_keeper(&path);
+        let no_exe = Path::new("/nonexistent");
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        attach_drop_all(&rx);
+        let (store, _) = FdStore::open(&path, no_exe).unwrap();
+        store.put("eth1", &[("rx0:1".into(), rx.as_fd())]);
+        // Its tc programs outlive it: the filter must go on deciding for them.
+        store.keep_filters();
+        drop(store);
+        let (store2, kept) = FdStore::open(&path, no_exe).unwrap();
+        assert_eq!(kept["eth1"].len(), 1);
+        assert!(!delivers(&rx), "a pinned owner's filter stays when it leaves");
+        // The next owner did not say PINNED: its leaving detaches the filter again.
+        drop(store2);
+        let (store3, _) = FdStore::open(&path, no_exe).unwrap();
+        assert!(delivers(&rx), "an unpinned owner's filter goes when it leaves");
+        store3.close_all();
         keeper.join().unwrap().unwrap();
     }
 

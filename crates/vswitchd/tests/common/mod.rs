@@ -165,6 +165,11 @@ impl Daemon {
         }
     }
 
+    /// From the next (re)start on, rvswitchd runs with these extra arguments instead.
+    pub fn set_args(&mut self, args: Vec<String>) {
+        self.launch.args = args;
+    }
+
     /// Starts the daemon again on the same config, database and sockets.
     pub fn restart(&mut self) {
         self.kill9();
@@ -309,6 +314,9 @@ impl Drop for Daemon {
                 eprintln!("--- rvswitchd log ---\n{}", self.log());
             }
         }
+        // A kernel-mode daemon killed last (-9) left its fast path pinned: take it away.
+        let pins = fastpath::pins::PinDir::new(vswitchd::datapath::default_pin_dir(&self.socket));
+        let _ = pins.remove();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use fastpath::binds::{until_ns, BindMirror};
 use fastpath::maps::{flow_val, Counters, PortConf};
 use fastpath::mirror::{KernelPort, Mirror, Op};
-use fastpath::{Binding, FastPath};
+use fastpath::{Binding, FastPath, FlowKey, FlowVal};
 use netdev::{Netdev, RxBatch};
 use packet::MacAddr;
-use tracing::{debug, warn};
+use switch::PortVlan;
+use tracing::{debug, info, warn};
 
 use super::BridgeRt;
 
@@ -29,10 +30,15 @@ pub(super) struct Fast {
     bridge_ids: HashMap<String, u32>,
     /// Counter readings already added to the ports' counters, per ifindex.
     counted: HashMap<u32, Counters>,
-    /// The port configs as written, so an unchanged port costs no map write.
-    confs: HashMap<u32, PortConf>,
+    /// A digest of the port configs as written, so an unchanged port costs no map write (the
+    /// configs themselves are 528 bytes each: 1.1 MB at 1000 ports).
+    confs: HashMap<u32, u64>,
     /// Ticks so far: which slice of the last-seen stamps this tick reads.
     round: u64,
+    /// Flow entries a previous daemon left in the pinned map, by egress device, until
+    /// [`Fast::settle`]: they keep forwarding meanwhile, unless their port's new config
+    /// contradicts them.
+    adopted: HashMap<u32, Vec<(FlowKey, FlowVal)>>,
 }
 
 /// Changes whenever a lease changes on any bridge.
@@ -47,9 +53,44 @@ fn stamp_slices(bridges: &[BridgeRt]) -> u64 {
     (aging_s / 3).clamp(1, 100)
 }
 
+/// A 64-bit digest of a port config (SipHash with fixed keys: the same config, the same digest).
+fn digest(conf: &PortConf) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(conf)
+}
+
+/// Whether a flow entry fits its egress port's config: keyed by the port's own bridge, and
+/// leaving with the VID the port's VLAN rules give that VLAN.
+fn fits(k: &FlowKey, v: &FlowVal, bridge: u32, vlan: &PortVlan) -> bool {
+    k.bridge == bridge && flow_val(vlan, k.vlan, v.ifindex).is_some_and(|want| want.vid == v.vid)
+}
+
+/// A bridge's id in the maps, the same in every daemon (a restarted one adopts entries keyed by
+/// it): a hash of the name, probing past ids other bridges have. Entries are only ever adopted
+/// where they [fit](fits) the port's current bridge, so even a differently resolved collision
+/// cannot carry an entry across bridges.
+fn stable_id(name: &str, taken: &HashMap<String, u32>) -> u32 {
+    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let mut id = h.max(1);
+    while taken.values().any(|&t| t == id) {
+        id = id.wrapping_add(1).max(1);
+    }
+    id
+}
+
 impl Fast {
     pub fn new(fp: FastPath) -> Fast {
+        let mut adopted: HashMap<u32, Vec<(FlowKey, FlowVal)>> = HashMap::new();
+        if fp.pins().is_some() {
+            for (k, v) in fp.flow_entries() {
+                adopted.entry(v.ifindex).or_default().push((k, v));
+            }
+        }
+        if !adopted.is_empty() {
+            info!(devices = adopted.len(), "fast path: adopting the flow entries of a previous rvswitchd");
+        }
         Fast {
+            adopted,
             fp,
             mirror: Mirror::default(),
             binds: BindMirror::default(),
@@ -61,9 +102,18 @@ impl Fast {
         }
     }
 
+    /// See [`FastPath::retire`].
+    pub fn retire(&mut self) {
+        self.fp.retire();
+    }
+
     fn bridge_id(&mut self, name: &str) -> u32 {
-        let next = self.bridge_ids.len() as u32 + 1;
-        *self.bridge_ids.entry(name.to_string()).or_insert(next)
+        if let Some(&id) = self.bridge_ids.get(name) {
+            return id;
+        }
+        let id = stable_id(name, &self.bridge_ids);
+        self.bridge_ids.insert(name.to_string(), id);
+        id
     }
 
     fn apply(&mut self, ops: impl IntoIterator<Item = Op>) {
@@ -124,17 +174,77 @@ impl Fast {
     /// A secured port's config carries its one allowed MAC and how much the program checks
     /// (see [`fastpath::maps::guard`]); the IPv4 sources it may use are in the bindings map.
     pub fn configure(&mut self, bridge: &str, spec: &switch::PortSpec, ifindex: u32) {
-        let conf = PortConf::secured(self.bridge_id(bridge), &spec.vlan, 0, &spec.security);
-        if self.confs.get(&ifindex) == Some(&conf) {
+        let id = self.bridge_id(bridge);
+        let conf = PortConf::secured(id, &spec.vlan, 0, &spec.security);
+        let digest = digest(&conf);
+        if self.confs.get(&ifindex) == Some(&digest) {
             return;
         }
+        self.drop_unfit_adopted(id, &spec.vlan, ifindex);
         match self.fp.set_port(ifindex, &conf) {
             Ok(()) => {
-                self.confs.insert(ifindex, conf);
+                self.confs.insert(ifindex, digest);
             }
             Err(e) => warn!(ifindex, "fast path: {e}"),
         }
         self.counted.entry(ifindex).or_insert_with(|| self.fp.counters(ifindex));
+    }
+
+    /// Before a port's config is (re)written: adopted entries to it that the new config
+    /// contradicts go now, not at [`Fast::settle`] (a port moved to another bridge while no
+    /// daemon ran must not be reachable from its old bridge's entries).
+    fn drop_unfit_adopted(&mut self, bridge: u32, vlan: &PortVlan, ifindex: u32) {
+        let Some(entries) = self.adopted.get_mut(&ifindex) else { return };
+        let (fp, mirror) = (&mut self.fp, &self.mirror);
+        entries.retain(|(k, v)| {
+            let keep = mirror.contains(k) || fits(k, v, bridge, vlan);
+            if !keep {
+                fp.remove_flow(k);
+            }
+            keep
+        });
+    }
+
+    /// Once the first configuration is in place: each entry a previous daemon left is adopted
+    /// (learned into the MAC table, mirrored) where its port serves it and the pipeline knows
+    /// nothing newer, else removed; programs, configs and counters of devices no port has any
+    /// more go too. Only then is the kernel state this daemon's alone.
+    pub fn settle(&mut self, bridges: &mut [BridgeRt], now: u64) {
+        let mut homes: HashMap<u32, (usize, usize)> = HashMap::new();
+        for (b, br) in bridges.iter().enumerate() {
+            for (s, kif) in br.kifs.iter().enumerate() {
+                homes.extend(kif.map(|i| (i, (b, s))));
+            }
+        }
+        let (mut kept, mut dropped) = (0usize, 0usize);
+        for (ifindex, entries) in std::mem::take(&mut self.adopted) {
+            for (k, v) in entries {
+                if self.mirror.contains(&k) {
+                    continue; // the pipeline wrote a newer entry since
+                }
+                let home = homes.get(&ifindex).copied().filter(|&(b, s)| {
+                    let br = &bridges[b];
+                    let fresh = br.bridge.lookup_slot(k.vlan, MacAddr(k.mac), now).is_none_or(|at| at == s);
+                    let id = self.bridge_ids.get(&br.name).copied().unwrap_or(0);
+                    fresh && fits(&k, &v, id, &br.bridge.ports()[s].vlan)
+                });
+                match home {
+                    Some((b, s)) => {
+                        bridges[b].bridge.refresh(k.vlan, MacAddr(k.mac), s, now);
+                        self.mirror.adopt(k, v);
+                        kept += 1;
+                    }
+                    None => {
+                        self.fp.remove_flow(&k);
+                        dropped += 1;
+                    }
+                }
+            }
+        }
+        self.fp.forget_unserved();
+        if kept + dropped > 0 {
+            info!(kept, dropped, "fast path: settled the flow entries of a previous rvswitchd");
+        }
     }
 
     /// After any change of ports: every served port's config written, programs on devices no
