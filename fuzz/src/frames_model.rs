@@ -28,9 +28,13 @@ impl ModelPort {
         let native = self.tag.filter(|_| self.mode != VlanMode::Trunk);
         match self.mode {
             VlanMode::Access => false,
-            VlanMode::Trunk => self.trunks.is_empty() || self.trunks.contains(&vlan),
-            // The native VLAN is always carried; VLAN 0 never is on native ports.
-            _ => vlan != 0 && (native == Some(vlan) || self.trunks.is_empty() || self.trunks.contains(&vlan)),
+            // VID 4095 is host-only: no trunk set carries it, whatever it lists.
+            VlanMode::Trunk => vlan != 4095 && (self.trunks.is_empty() || self.trunks.contains(&vlan)),
+            // The native VLAN is always carried (4095 too); VLAN 0 never is on native ports.
+            _ => {
+                let listed = vlan != 4095 && (self.trunks.is_empty() || self.trunks.contains(&vlan));
+                vlan != 0 && (native == Some(vlan) || listed)
+            }
         }
     }
 
