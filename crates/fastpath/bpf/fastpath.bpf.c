@@ -199,13 +199,34 @@ struct l2 {
 	__be16 inner;
 };
 
+// True for an IPv6 UDP datagram to port 546 (a DHCPv6 server's REPLY, which snooping binds
+// leases from) or 547 (a client's RELEASE, which unbinds them), and for any IPv6 packet with
+// an extension header, behind which either could hide: the pipeline walks those.
+static __always_inline int is_dhcpv6(struct __sk_buff *skb, __u32 l3)
+{
+	__u8 next;
+	__be16 dport;
+
+	if (bpf_skb_load_bytes(skb, l3 + 6, &next, 1) < 0)
+		return 1;
+	if (next == 0 || next == 43 || next == 44 || next == 60)
+		return 1; // hop-by-hop, routing, fragment, destination options
+	if (next != 17)
+		return 0;
+	if (bpf_skb_load_bytes(skb, l3 + 40 + 2, &dport, sizeof(dport)) < 0)
+		return 1;
+	return dport == bpf_htons(546) || dport == bpf_htons(547);
+}
+
 // True for an IPv4 UDP datagram to port 68 (a DHCP server's answer to a client); any IPv4
-// fragment after the first, whose ports cannot be seen, counts as one too.
+// fragment after the first, whose ports cannot be seen, counts as one too. IPv6: is_dhcpv6.
 static __always_inline int is_dhcp_to_client(struct __sk_buff *skb, __be16 ethertype, __u32 l3)
 {
 	__u8 ip[20];
 	__be16 dport;
 
+	if (ethertype == bpf_htons(0x86dd))
+		return is_dhcpv6(skb, l3);
 	if (ethertype != bpf_htons(0x0800))
 		return 0;
 	if (bpf_skb_load_bytes(skb, l3, ip, sizeof(ip)) < 0)
@@ -303,8 +324,9 @@ static __always_inline int decide(struct __sk_buff *skb, struct decision *d)
 	}
 	if ((h.dst[0] & 1) || (h.src[0] & 1))
 		return 0; // flooding, reserved groups and bogus sources stay in userspace
-	// DHCP answers to clients stay in userspace: port security's DHCP snooping binds leases
-	// from them, and a unicast DHCPACK the kernel forwarded would never be seen there.
+	// DHCP answers to clients (and DHCPv6 both ways) stay in userspace: port security's DHCP
+	// snooping binds leases from them, and a unicast DHCPACK or DHCPv6 REPLY the kernel
+	// forwarded would never be seen there.
 	int tag_in_data = tagged && !skb->vlan_present;
 	__be16 ethertype = tag_in_data ? h.inner : h.proto;
 	__u32 l3 = tag_in_data ? 18 : 14;

@@ -64,6 +64,10 @@ enum Kind {
         ip: usize,
         secs: u32,
     },
+    /// A DHCPv6 REPLY to `mac(dst)` leasing it 2001:db8::1:<dst> for `secs` (0: ends it).
+    Dhcpv6Reply {
+        secs: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -120,6 +124,11 @@ fn frame(p: &Probe) -> Vec<u8> {
                 frames::dhcp(packet::dhcp::OP_REPLY, packet::dhcp::ACK, mac(client), IPS[ip], Some(secs));
             frames::udp4(spec, IPS[1], IPS[ip], (67, 68), &msg)
         }
+        Kind::Dhcpv6Reply { secs } => {
+            let leased = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, u16::from(p.dst));
+            let msg = frames::dhcpv6(packet::dhcpv6::REPLY, &[(leased, secs)]);
+            frames::udp6_data(spec, v6(1), v6(2), (547, 546), &msg)
+        }
     }
 }
 
@@ -134,6 +143,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         1 => Just(Kind::Ipv6),
         1 => (0u8..3, 0usize..3, prop_oneof![Just(60u32), Just(3600)])
             .prop_map(|(client, ip, secs)| Kind::DhcpAck { client, ip, secs }),
+        1 => prop_oneof![Just(0u32), Just(60), Just(3600)].prop_map(|secs| Kind::Dhcpv6Reply { secs }),
     ]
 }
 
@@ -262,6 +272,9 @@ impl Rig {
                         "kernel forwarded what the pipeline did not cache: {verdict:?} {outs:?}"
                     ));
                 }
+                if snooped(p) {
+                    return Err(format!("kernel forwarded a DHCP answer snooping must see: {:?}", p.kind));
+                }
                 let o = outs[0];
                 let encap = if d.out_tagged != 0 { Encap::Tagged(d.out_tci) } else { Encap::Untagged };
                 if self.ifindex[o.slot] != d.out_ifindex || o.encap != encap {
@@ -293,8 +306,18 @@ impl Rig {
     }
 }
 
+/// A DHCP server's answer to a client: DHCP snooping learns from it, so only the pipeline may
+/// forward it (a unicast one the kernel forwarded would never bind).
+fn snooped(p: &Probe) -> bool {
+    match p.kind {
+        Kind::DhcpAck { .. } | Kind::Dhcpv6Reply { .. } => true,
+        Kind::Udp { ports, later_fragment, .. } => later_fragment || ports.1 == 68,
+        _ => false,
+    }
+}
+
 /// Whether a cacheable probe is one the program must fast-path, not merely may: from an
-/// unsecured port anything but DHCP to a client; from a secured port (which the program
+/// unsecured port anything but DHCP (v4 to a client, DHCPv6 either way); from a secured port (which the program
 /// mirrors only as an access port with one MAC) a frame of its MAC that is not IP/ARP (`mac`)
 /// or unicast IPv4 without DHCP from a source bound to the port (`on`).
 fn must_fast_path(bridge: &Bridge, p: &Probe, now: u64) -> bool {
@@ -304,7 +327,7 @@ fn must_fast_path(bridge: &Bridge, p: &Probe, now: u64) -> bool {
     if sec.mode == SecurityMode::Off {
         return match p.kind {
             Kind::Udp { ports, later_fragment, .. } => !later_fragment && ports.1 != 68,
-            Kind::DhcpAck { .. } => false,
+            Kind::DhcpAck { .. } | Kind::Dhcpv6Reply { .. } => false,
             _ => true,
         };
     }
@@ -314,7 +337,7 @@ fn must_fast_path(bridge: &Bridge, p: &Probe, now: u64) -> bool {
     match (sec.mode, &p.kind) {
         (SecurityMode::Mac, Kind::Raw(0x9100)) => false,
         (SecurityMode::Mac, Kind::Udp { ports, later_fragment, .. }) => !later_fragment && ports.1 != 68,
-        (SecurityMode::Mac, Kind::DhcpAck { .. }) => false,
+        (SecurityMode::Mac, Kind::DhcpAck { .. } | Kind::Dhcpv6Reply { .. }) => false,
         (SecurityMode::Mac, _) => true,
         (SecurityMode::On, Kind::Udp { src, ports, later_fragment: false, .. }) => {
             let ip = IpAddr::V4(IPS[*src]);

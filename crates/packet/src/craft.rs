@@ -81,6 +81,46 @@ pub fn dhcp_message(buf: &mut [u8], d: &DhcpSpec) -> Result<usize, PacketError> 
     Ok(need)
 }
 
+/// Bytes [`dhcpv6_message`] writes for `n` IA_NA addresses: the fixed part, then one IA_NA
+/// per address (its header, its IA Address option).
+pub const fn dhcpv6_message_len(n: usize) -> usize {
+    crate::dhcpv6::field::OPTIONS + n * (4 + crate::dhcpv6::ia_na::OPTIONS + 4 + 24)
+}
+
+/// A DHCPv6 client/server message (the UDP payload): type, transaction id, then for each of
+/// `addrs` an IA_NA (IAID its index + 1, T1/T2 0) holding one address with preferred and valid
+/// lifetime both the given seconds. What a server's REPLY or a client's RELEASE carries.
+pub fn dhcpv6_message(
+    buf: &mut [u8],
+    msg_type: u8,
+    xid: u32,
+    addrs: &[(Ipv6Addr, u32)],
+) -> Result<usize, PacketError> {
+    use crate::dhcpv6::{ia_addr, ia_na, option, OPT_IAADDR, OPT_IA_NA};
+    let need = dhcpv6_message_len(addrs.len());
+    let have = buf.len();
+    let out = buf.get_mut(..need).ok_or(PacketError::BufferTooSmall { have, need })?;
+    out.fill(0);
+    out[crate::dhcpv6::field::MSG_TYPE] = msg_type;
+    out[crate::dhcpv6::field::TRANSACTION_ID].copy_from_slice(&xid.to_be_bytes()[1..]);
+    let ia_len = ia_na::OPTIONS + option::BODY + ia_addr::VALID_LIFETIME.end;
+    for (i, (chunk, (addr, secs))) in out[4..].chunks_exact_mut(option::BODY + ia_len).zip(addrs).enumerate()
+    {
+        chunk[option::CODE].copy_from_slice(&OPT_IA_NA.to_be_bytes());
+        chunk[option::LEN].copy_from_slice(&(ia_len as u16).to_be_bytes());
+        let body = &mut chunk[option::BODY..];
+        body[ia_na::IAID].copy_from_slice(&(i as u32 + 1).to_be_bytes());
+        let sub = &mut body[ia_na::OPTIONS..];
+        sub[option::CODE].copy_from_slice(&OPT_IAADDR.to_be_bytes());
+        sub[option::LEN].copy_from_slice(&(ia_addr::VALID_LIFETIME.end as u16).to_be_bytes());
+        let a = &mut sub[option::BODY..];
+        a[ia_addr::ADDRESS].copy_from_slice(&addr.octets());
+        a[ia_addr::PREFERRED_LIFETIME].copy_from_slice(&secs.to_be_bytes());
+        a[ia_addr::VALID_LIFETIME].copy_from_slice(&secs.to_be_bytes());
+    }
+    Ok(need)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +166,17 @@ mod tests {
         );
         let n = dhcp_message(&mut m, &DhcpSpec { lease_secs: None, ..spec }).unwrap();
         assert_eq!(dhcp::Frame::new_checked(&m[..n]).unwrap().lease_secs(), None);
+    }
+
+    #[test]
+    fn dhcpv6_parses_back() {
+        let addrs = [("2001:db8::10".parse().unwrap(), 7200), ("2001:db8::11".parse().unwrap(), 0)];
+        let mut m = [0u8; dhcpv6_message_len(2)];
+        let n = dhcpv6_message(&mut m, crate::dhcpv6::REPLY, 0xab_cdef, &addrs).unwrap();
+        assert_eq!(n, 4 + 2 * 44);
+        let f = crate::dhcpv6::Frame::new_checked(&m[..n]).unwrap();
+        assert_eq!((f.msg_type(), f.transaction_id()), (crate::dhcpv6::REPLY, 0xab_cdef));
+        assert_eq!(f.ia_na_addresses().collect::<Vec<_>>(), addrs.to_vec());
+        assert!(dhcpv6_message(&mut m[..40], crate::dhcpv6::REPLY, 1, &addrs).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! snooping reads — the client's DUID and the addresses an IA_NA leases, with their valid
 //! lifetimes. Relay messages (RELAY-FORW/RELAY-REPL) have another header and are not read here.
 //!
-//! Groundwork for DHCPv6 snooping: nothing in the switch uses this view yet.
+//! Port security's DHCPv6 snooping reads server REPLYs and client RELEASE/DECLINEs with it.
 
 use std::net::Ipv6Addr;
 
@@ -49,6 +49,7 @@ pub const RENEW: u8 = 5;
 pub const REBIND: u8 = 6;
 pub const REPLY: u8 = 7;
 pub const RELEASE: u8 = 8;
+pub const DECLINE: u8 = 9;
 pub const RELAY_FORW: u8 = 12;
 pub const RELAY_REPL: u8 = 13;
 

@@ -71,9 +71,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// The payload: up to the payload length, or to the end of a truncated buffer.
     pub fn payload(&self) -> &[u8] {
-        let b = self.as_bytes();
-        let end = (HEADER_LEN + usize::from(be16(b, field::PAYLOAD_LEN))).min(b.len());
-        &b[HEADER_LEN..end]
+        payload_of(self.as_bytes())
     }
 
     /// Skips hop-by-hop, routing, destination-options and fragment headers to the transport.
@@ -147,6 +145,25 @@ pub fn eui64_mac(addr: Ipv6Addr) -> Option<crate::MacAddr> {
     let link_local = o[..8] == [0xfe, 0x80, 0, 0, 0, 0, 0, 0];
     (link_local && o[11] == 0xff && o[12] == 0xfe)
         .then(|| crate::MacAddr([o[8] ^ 0x02, o[9], o[10], o[13], o[14], o[15]]))
+}
+
+impl<'a> Frame<&'a [u8]> {
+    /// [`Frame::upper_layer`] with the buffer's lifetime, so a parser can return it.
+    pub fn into_upper_layer(self) -> Result<Upper<'a>, PacketError> {
+        let transport = self.transport()?;
+        let payload = payload_of(self.into_inner());
+        Ok(match transport {
+            Some((proto, at)) => Upper::Protocol(proto, &payload[at - HEADER_LEN..]),
+            None => Upper::LaterFragment,
+        })
+    }
+}
+
+/// The payload of the (length-checked) packet `b`: up to the payload length, or to the end of
+/// a truncated buffer.
+fn payload_of(b: &[u8]) -> &[u8] {
+    let end = (HEADER_LEN + usize::from(be16(b, field::PAYLOAD_LEN))).min(b.len());
+    &b[HEADER_LEN..end]
 }
 
 #[cfg(test)]

@@ -29,7 +29,10 @@ pub mod vlan;
 pub mod vxlan;
 
 pub use builder::{arp_request, ethernet_frame, ipv4_udp, FrameSpec};
-pub use craft::{arp_frame, dhcp_message, ipv6_frame, ArpSpec, DhcpSpec, DHCP_MESSAGE_MAX};
+pub use craft::{
+    arp_frame, dhcp_message, dhcpv6_message, dhcpv6_message_len, ipv6_frame, ArpSpec, DhcpSpec,
+    DHCP_MESSAGE_MAX,
+};
 pub use error::PacketError;
 pub use ethernet::{
     EthernetHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN,

@@ -15,6 +15,7 @@ pub mod field {
 pub const HEADER_LEN: usize = 8;
 pub const PORT_DHCP_SERVER: u16 = 67;
 pub const PORT_DHCP_CLIENT: u16 = 68;
+pub const PORT_DHCPV6_CLIENT: u16 = 546;
 pub const PORT_DHCPV6_SERVER: u16 = 547;
 
 view!("a UDP datagram");

@@ -145,7 +145,6 @@ impl Bridge {
         self.macs.expire(now)
     }
 
-    /// The DHCP leases snooped so far that have not ended at `now`.
     /// The IPv4 prefixes port `slot` may send from, each with the time it stops holding
     /// (`Millis::MAX`: configured). Empty for a port without layer-3 checks.
     pub fn v4_bindings(&self, slot: usize, now: Millis) -> Vec<(IpPrefix, Millis)> {
@@ -158,6 +157,7 @@ impl Bridge {
         self.bindings.generation()
     }
 
+    /// The DHCP and DHCPv6 leases snooped so far that have not ended at `now`.
     pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {
         self.bindings.leases(now)
     }

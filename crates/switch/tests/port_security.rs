@@ -1,7 +1,7 @@
 //! Port security in the pipeline, one rule at a time: VM A and C on VLAN 10 (C with configured
 //! addresses), B on VLAN 20, a trunk T (not a VM port: unchecked, trusted).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use packet::{arp, dhcp, icmpv6, ipv6::eui64_link_local, MacAddr, ETHERTYPE_QINQ};
 use switch::{
@@ -236,7 +236,10 @@ fn dhcp_snooping_binds_until_the_lease_ends() {
     assert!(br.leases(1).is_empty());
     run(&mut br, ST, &from_server, 1_000).unwrap();
     let leases = br.leases(1_000);
-    assert_eq!((leases.len(), leases[0].mac, leases[0].ip, leases[0].remaining_ms), (1, A, v4(10), 60_000));
+    assert_eq!(
+        (leases.len(), leases[0].mac, leases[0].ip, leases[0].remaining_ms),
+        (1, A, IpAddr::V4(v4(10)), 60_000)
+    );
     let src = |ip| udp4(eth(BCAST, A, None), ip, v4(255), (1, 2), b"");
     assert_eq!(run(&mut br, SA, &src(v4(10)), 2_000), Ok(2));
     assert_eq!(run(&mut br, SA, &src(v4(1)), 2_000), Err(DropReason::SpoofedIp), "bound now");

@@ -1,7 +1,8 @@
 //! Property test: the pipeline's port-security decision on arbitrary frames from VM A equals an
 //! independent model of issue 9's rules. The model reads the *structured* description a frame
 //! was built from; the pipeline parses the bytes. Neighbour C owns 198.18.0.3, 2001:db8::3 and
-//! its EUI-64 link-local; A may or may not have configured addresses and a snooped lease.
+//! its EUI-64 link-local, and holds a DHCPv6 lease of 2001:db8:5::30; A may or may not have
+//! configured addresses and snooped leases (a DHCPACK and a DHCPv6 REPLY).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -17,13 +18,15 @@ const A: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
 const C: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 3]);
 const SERVER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x67]);
 const LEASED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+const LEASED6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, 0x10);
+const C_LEASED6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, 0x30);
 
 fn v4_pool() -> [Ipv4Addr; 7] {
     let n = |d| Ipv4Addr::new(198, 18, 0, d);
     [Ipv4Addr::UNSPECIFIED, n(1), n(3), n(9), LEASED, Ipv4Addr::new(224, 0, 0, 251), Ipv4Addr::BROADCAST]
 }
 
-fn v6_pool() -> [Ipv6Addr; 8] {
+fn v6_pool() -> [Ipv6Addr; 10] {
     let p = |s: &str| s.parse::<Ipv6Addr>().unwrap();
     [
         Ipv6Addr::UNSPECIFIED,
@@ -34,6 +37,8 @@ fn v6_pool() -> [Ipv6Addr; 8] {
         p("2001:db8::3"),
         p("2001:db8::99"),
         p("ff02::1"),
+        LEASED6,
+        C_LEASED6,
     ]
 }
 
@@ -65,12 +70,12 @@ fn l3() -> impl Strategy<Value = L3> {
         (0..7usize, (port.clone(), port.clone()), proptest::option::of(1u8..9))
             .prop_map(|(src, ports, dhcp_type)| L3::Ipv4 { src, ports, dhcp_type }),
         (
-            0..8usize,
+            0..10usize,
             prop_oneof![Just(128u8), Just(133), Just(134), Just(135), Just(136), Just(143)],
-            0..8usize
+            0..10usize
         )
             .prop_map(|(src, kind, target)| L3::Icmp6 { src, kind, target }),
-        (0..8usize, port).prop_map(|(src, sport)| L3::Udp6 { src, sport }),
+        (0..10usize, port).prop_map(|(src, sport)| L3::Udp6 { src, sport }),
     ]
 }
 
@@ -117,8 +122,11 @@ fn model(c: &Case) -> Result<(), DropReason> {
         (false, false) => &[],
     };
     let c_v4 = [Ipv4Addr::new(198, 18, 0, 3)];
-    let a_v6: Vec<Ipv6Addr> = if c.a_configured { vec!["2001:db8::1".parse().unwrap()] } else { vec![] };
-    let c_v6: [Ipv6Addr; 2] = ["2001:db8::3".parse().unwrap(), eui64_link_local(C)];
+    let mut a_v6: Vec<Ipv6Addr> = if c.a_configured { vec!["2001:db8::1".parse().unwrap()] } else { vec![] };
+    if c.a_leased {
+        a_v6.push(LEASED6);
+    }
+    let c_v6: [Ipv6Addr; 3] = ["2001:db8::3".parse().unwrap(), eui64_link_local(C), C_LEASED6];
     let ok4 = |ip: Ipv4Addr| a_has_v4.contains(&ip) || (a_has_v4.is_empty() && !c_v4.contains(&ip));
     let ok6 = |ip: Ipv6Addr| {
         ip == eui64_link_local(A) || a_v6.contains(&ip) || (a_v6.is_empty() && !c_v6.contains(&ip))
@@ -196,6 +204,21 @@ fn bridge(c: &Case) -> Bridge {
         let ack = dhcp(2, dhcp::ACK, A, LEASED, Some(3600));
         let f = udp4(eth(A, SERVER, Some(10)), Ipv4Addr::new(198, 18, 0, 254), LEASED, (67, 68), &ack);
         br.process(2, &f, 1, &mut Vec::new());
+    }
+    let mut reply6 = |client: MacAddr, addr: Ipv6Addr| {
+        let m = dhcpv6(packet::dhcpv6::REPLY, &[(addr, 3600)]);
+        let f = udp6_data(
+            eth(client, SERVER, Some(10)),
+            "fe80::547".parse().unwrap(),
+            eui64_link_local(client),
+            (547, 546),
+            &m,
+        );
+        br.process(2, &f, 1, &mut Vec::new());
+    };
+    reply6(C, C_LEASED6);
+    if c.a_leased {
+        reply6(A, LEASED6);
     }
     br
 }

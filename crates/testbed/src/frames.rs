@@ -5,8 +5,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use packet::{
-    arp_frame, dhcp_message, ethernet_frame, ipv4_udp, ipv6_frame, ArpSpec, DhcpSpec, FrameSpec, MacAddr,
-    VlanTag, DHCP_MESSAGE_MAX,
+    arp_frame, dhcp_message, dhcpv6_message, dhcpv6_message_len, ethernet_frame, ipv4_udp, ipv6_frame,
+    ArpSpec, DhcpSpec, FrameSpec, MacAddr, VlanTag, DHCP_MESSAGE_MAX,
 };
 
 pub fn eth(dst: MacAddr, src: MacAddr, vid: Option<u16>) -> FrameSpec {
@@ -64,11 +64,25 @@ pub fn icmp6(spec: FrameSpec, src: Ipv6Addr, dst: Ipv6Addr, kind: u8, target: Op
 }
 
 pub fn udp6(spec: FrameSpec, src: Ipv6Addr, dst: Ipv6Addr, ports: (u16, u16)) -> Vec<u8> {
+    udp6_data(spec, src, dst, ports, &[])
+}
+
+/// An IPv6/UDP datagram carrying `data` (checksum 0: the switch does not read it).
+pub fn udp6_data(spec: FrameSpec, src: Ipv6Addr, dst: Ipv6Addr, ports: (u16, u16), data: &[u8]) -> Vec<u8> {
     let mut msg = Vec::new();
     msg.extend_from_slice(&ports.0.to_be_bytes());
     msg.extend_from_slice(&ports.1.to_be_bytes());
-    msg.extend_from_slice(&[0, 8, 0, 0]);
+    msg.extend_from_slice(&u16::try_from(8 + data.len()).unwrap().to_be_bytes());
+    msg.extend_from_slice(&[0, 0]);
+    msg.extend_from_slice(data);
     ip6(spec, src, dst, 17, &msg)
+}
+
+/// A DHCPv6 message of `msg_type` with one IA_NA per (address, valid lifetime in seconds).
+pub fn dhcpv6(msg_type: u8, addrs: &[(Ipv6Addr, u32)]) -> Vec<u8> {
+    let mut m = vec![0u8; dhcpv6_message_len(addrs.len())];
+    let n = dhcpv6_message(&mut m, msg_type, 0x00c0_ffee, addrs).unwrap();
+    done(m, n)
 }
 
 pub fn ip6(spec: FrameSpec, src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {

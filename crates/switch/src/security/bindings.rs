@@ -1,12 +1,13 @@
 //! Which port owns which address: configured allowed-ips, MACs of secured ports (and their
-//! EUI-64 link-locals), and DHCP leases snooped from trusted ports.
+//! EUI-64 link-locals), and DHCP (v4) and DHCPv6 leases snooped from trusted ports.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use packet::{dhcp, ipv4, ipv6, udp, EthernetHeader, MacAddr, ETHERTYPE_IPV4};
+use packet::{dhcp, dhcpv6, ipv6, EthernetHeader, MacAddr};
 
 use super::config::{IpPrefix, PortSecurity};
+use super::snoop;
 use crate::{Millis, PortSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,24 +16,34 @@ struct Lease {
     until: Millis,
 }
 
-/// A DHCP lease as `rvsctl` may show it.
+/// One IA_NA address a DHCPv6 server leased to a client MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lease6 {
+    mac: MacAddr,
+    until: Millis,
+}
+
+/// A DHCP or DHCPv6 lease as `rvsctl` may show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseEntry {
     pub mac: MacAddr,
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// Milliseconds left (`Millis::MAX`: infinite).
     pub remaining_ms: Millis,
 }
 
 /// Bridge-wide address ownership. Ports are referred to by slot; `rebuild` runs on every
 /// reconfiguration. Leases are keyed by client MAC (one IPv4 lease per MAC, as one DHCP server
-/// per VLAN hands out), so they survive a port being renumbered.
+/// per VLAN hands out), so they survive a port being renumbered. DHCPv6 leases are keyed by
+/// address: a client may hold several (one per IA_NA, or several in one), each with its own
+/// valid lifetime.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Bindings {
     mac_owner: HashMap<MacAddr, usize>,
     claims: Vec<(usize, IpPrefix)>,
     leases: HashMap<MacAddr, Lease>,
     by_ip: HashMap<Ipv4Addr, MacAddr>,
+    leases6: HashMap<Ipv6Addr, Lease6>,
     generation: u64,
     /// A live lease of each slot's MACs (any one), so the per-frame fast path finds a VM's
     /// leased address by slot without hashing. Recomputed whenever leases or ports change.
@@ -73,6 +84,21 @@ impl Bindings {
 
     fn lease_ip(&self, mac: &MacAddr, now: Millis) -> Option<Ipv4Addr> {
         self.leases.get(mac).filter(|l| l.until > now).map(|l| l.ip)
+    }
+
+    fn lease6_live(&self, ip: Ipv6Addr, now: Millis) -> Option<MacAddr> {
+        self.leases6.get(&ip).filter(|l| l.until > now).map(|l| l.mac)
+    }
+
+    /// `ip` is one of the port's own IPv6 addresses (configured or leased by DHCPv6).
+    pub fn bound_v6(&self, sec: &PortSecurity, ip: Ipv6Addr, now: Millis) -> bool {
+        sec.allows_ip(IpAddr::V6(ip)) || self.lease6_live(ip, now).is_some_and(|m| sec.macs.contains(&m))
+    }
+
+    /// The port has an IPv6 binding, so its IPv6 sources are checked. A walk over the DHCPv6
+    /// leases: only IPv6 frames that the per-frame fast path left to the full checks ask.
+    pub fn has_v6_binding(&self, sec: &PortSecurity, now: Millis) -> bool {
+        sec.has_v6_config() || self.leases6.values().any(|l| l.until > now && sec.macs.contains(&l.mac))
     }
 
     /// `ip` is one of the port's own IPv4 addresses (configured or leased).
@@ -116,38 +142,91 @@ impl Bindings {
                 .get(&v4)
                 .filter(|m| self.lease_ip(m, now) == Some(v4))
                 .is_some_and(|m| other(self.mac_owner.get(m))),
-            IpAddr::V6(v6) => ipv6::eui64_mac(v6).is_some_and(|m| other(self.mac_owner.get(&m))),
+            IpAddr::V6(v6) => ipv6::eui64_mac(v6)
+                .or_else(|| self.lease6_live(v6, now))
+                .is_some_and(|m| other(self.mac_owner.get(&m))),
         }
     }
 
-    /// Learns from a DHCPACK (binds) or DHCPNAK (unbinds) sent by a trusted port, when the
-    /// client MAC belongs to a secured port on the frame's VLAN.
+    /// Learns from a DHCPACK (binds) or DHCPNAK (unbinds), or a DHCPv6 REPLY, sent by a
+    /// trusted port, when the client MAC belongs to a secured port on the frame's VLAN.
     pub fn snoop(&mut self, ports: &[PortSpec], eth: &EthernetHeader, frame: &[u8], vlan: u16, now: Millis) {
-        let Some((mac, kind, ip, secs)) = dhcp_reply(eth, frame) else { return };
-        let Some(&slot) = self.mac_owner.get(&mac) else { return };
-        if ports.get(slot).and_then(|p| p.vlan.egress_vid(vlan)).is_none() {
-            return; // a server on another VLAN cannot lease this VM an address
+        if let Some(r) = snoop::dhcp_reply(eth, frame) {
+            if self.client_on(ports, r.mac, vlan) {
+                self.bind_v4(r, now);
+                self.index_slots(ports.len());
+            }
+        } else if let Some(m) = snoop::dhcpv6_reply(eth, frame) {
+            // The REPLY goes to the client's link-local unicast address, so to its MAC: the
+            // frame's destination says whose addresses these are without a DUID to map back
+            // or a transaction to remember (see README, DHCPv6 snooping).
+            if self.client_on(ports, eth.dst, vlan) {
+                self.bind_v6(eth.dst, &m, now);
+            }
         }
+    }
+
+    /// `mac` is a secured port's, and that port is on `vlan`: a server on another VLAN cannot
+    /// lease this VM an address.
+    fn client_on(&self, ports: &[PortSpec], mac: MacAddr, vlan: u16) -> bool {
+        let slot = self.mac_owner.get(&mac);
+        slot.and_then(|s| ports.get(*s)).and_then(|p| p.vlan.egress_vid(vlan)).is_some()
+    }
+
+    fn bind_v4(&mut self, r: snoop::Reply4, now: Millis) {
         self.generation += 1;
-        if let Some(old) = self.leases.remove(&mac) {
+        if let Some(old) = self.leases.remove(&r.mac) {
             self.by_ip.remove(&old.ip);
         }
-        if kind == dhcp::ACK && !ip.is_unspecified() {
-            let until =
-                if secs == u32::MAX { Millis::MAX } else { now.saturating_add(u64::from(secs) * 1000) };
-            if let Some(prev) = self.by_ip.insert(ip, mac) {
+        if r.kind == dhcp::ACK && !r.ip.is_unspecified() {
+            let until = lease_end(now, r.secs);
+            if let Some(prev) = self.by_ip.insert(r.ip, r.mac) {
                 self.leases.remove(&prev); // the server moved the address to a new client
             }
-            self.leases.insert(mac, Lease { ip, until });
+            self.leases.insert(r.mac, Lease { ip: r.ip, until });
         }
-        self.index_slots(ports.len());
+    }
+
+    /// Each IA_NA address with a valid lifetime binds to `mac` (taking it from a client the
+    /// server gave it to before); a lifetime of 0 ends `mac`'s lease of it. Addresses that
+    /// are not global unicast (link-local, multicast, `::`) are no lease to take.
+    fn bind_v6(&mut self, mac: MacAddr, m: &dhcpv6::Frame<&[u8]>, now: Millis) {
+        for (ip, secs) in m.ia_na_addresses() {
+            if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || ip.is_unicast_link_local() {
+                continue;
+            }
+            self.generation += 1;
+            if secs > 0 {
+                self.leases6.insert(ip, Lease6 { mac, until: lease_end(now, secs) });
+            } else if self.leases6.get(&ip).is_some_and(|l| l.mac == mac) {
+                self.leases6.remove(&ip);
+            }
+        }
+    }
+
+    /// A client's RELEASE or DECLINE from its own port (`src`, past the port's checks): the
+    /// addresses it gives back stop being its binding at once. Only its own leases go.
+    pub fn snoop_release(&mut self, eth: &EthernetHeader, frame: &[u8]) {
+        let Some(m) = snoop::dhcpv6_release(eth, frame) else { return };
+        for (ip, _) in m.ia_na_addresses() {
+            if self.leases6.get(&ip).is_some_and(|l| l.mac == eth.src) {
+                self.leases6.remove(&ip);
+                self.generation += 1;
+            }
+        }
+    }
+
+    /// Whether any DHCPv6 lease is held (a RELEASE could change something).
+    pub fn has_v6_leases(&self) -> bool {
+        !self.leases6.is_empty()
     }
 
     /// Drops leases that ended.
     pub fn expire(&mut self, now: Millis) {
-        let before = self.leases.len();
+        let before = (self.leases.len(), self.leases6.len());
         self.leases.retain(|_, l| l.until > now);
-        if self.leases.len() != before {
+        self.leases6.retain(|_, l| l.until > now);
+        if (self.leases.len(), self.leases6.len()) != before {
             self.generation += 1;
         }
         let leases = &self.leases;
@@ -156,36 +235,32 @@ impl Bindings {
     }
 
     pub fn leases(&self, now: Millis) -> Vec<LeaseEntry> {
-        let mut v: Vec<LeaseEntry> = self
+        let entry = |mac: MacAddr, ip: IpAddr, until: Millis| LeaseEntry {
+            mac,
+            ip,
+            remaining_ms: if until == Millis::MAX { Millis::MAX } else { until.saturating_sub(now) },
+        };
+        let v4 = self
             .leases
             .iter()
             .filter(|(_, l)| l.until > now)
-            .map(|(mac, l)| LeaseEntry { mac: *mac, ip: l.ip, remaining_ms: l.until.saturating_sub(now) })
-            .collect();
+            .map(|(m, l)| entry(*m, IpAddr::V4(l.ip), l.until));
+        let v6 = self
+            .leases6
+            .iter()
+            .filter(|(_, l)| l.until > now)
+            .map(|(ip, l)| entry(l.mac, IpAddr::V6(*ip), l.until));
+        let mut v: Vec<LeaseEntry> = v4.chain(v6).collect();
         v.sort_by_key(|e| e.ip);
         v
     }
 }
 
-/// (client MAC, message type, yiaddr, lease seconds) of a DHCPACK/NAK in `frame`.
-fn dhcp_reply(eth: &EthernetHeader, frame: &[u8]) -> Option<(MacAddr, u8, Ipv4Addr, u32)> {
-    if eth.ethertype != ETHERTYPE_IPV4 {
-        return None;
+/// When a lease of `secs` seconds granted at `now` ends (`u32::MAX`: never).
+fn lease_end(now: Millis, secs: u32) -> Millis {
+    if secs == u32::MAX {
+        Millis::MAX
+    } else {
+        now.saturating_add(u64::from(secs) * 1000)
     }
-    let ip = ipv4::Frame::new_checked(frame.get(eth.payload_offset..)?).ok()?;
-    if ip.protocol() != ipv4::PROTO_UDP || ip.is_later_fragment() {
-        return None;
-    }
-    let u = udp::Frame::new_checked(ip.payload()).ok()?;
-    if (u.src_port(), u.dst_port()) != (udp::PORT_DHCP_SERVER, udp::PORT_DHCP_CLIENT) {
-        return None;
-    }
-    let d = dhcp::Frame::new_checked(u.payload()).ok()?;
-    let kind = d.message_type().filter(|t| matches!(*t, dhcp::ACK | dhcp::NAK))?;
-    if d.op() != dhcp::OP_REPLY {
-        return None;
-    }
-    // An ACK without a lease time (a reply to INFORM) binds nothing.
-    let secs = if kind == dhcp::ACK { d.lease_secs()? } else { 0 };
-    Some((d.client_mac(), kind, d.yiaddr(), secs))
 }

@@ -142,12 +142,15 @@ fn v4_source_ok(cx: &Ctx<'_>, ip: Ipv4Addr) -> bool {
 }
 
 /// An IPv6 address the port may claim. The EUI-64 link-local of its MAC always; configured
-/// addresses; and while it has no IPv6 binding, any address no other port owns (so a guest
+/// and DHCPv6-leased addresses; and while it has no IPv6 binding, any address no other port owns (so a guest
 /// with a stable-privacy link-local, RFC 7217, keeps working). A port's EUI-64 link-local is
 /// owned by it, so no neighbour can claim it.
 fn v6_address_ok(cx: &Ctx<'_>, ip: Ipv6Addr) -> bool {
-    if cx.sec.macs.iter().any(|m| ipv6::eui64_link_local(*m) == ip) || cx.sec.allows_ip(IpAddr::V6(ip)) {
+    if cx.sec.macs.iter().any(|m| ipv6::eui64_link_local(*m) == ip)
+        || cx.bindings.bound_v6(cx.sec, ip, cx.now)
+    {
         return true;
     }
-    !cx.bindings.owned_by_other(cx.slot, IpAddr::V6(ip), cx.now) && !cx.sec.has_v6_config()
+    !cx.bindings.owned_by_other(cx.slot, IpAddr::V6(ip), cx.now)
+        && !cx.bindings.has_v6_binding(cx.sec, cx.now)
 }

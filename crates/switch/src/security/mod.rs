@@ -1,12 +1,13 @@
 //! Port security: a VM port speaks only with its own addresses. Pure like the rest of the
 //! pipeline: the bridge calls [`check::admit`] for frames from secured ports and
-//! [`bindings::Bindings::snoop`] for frames from trusted ones, with the time as an argument.
+//! [`bindings::Bindings::snoop`] (DHCPACK, DHCPv6 REPLY) for frames from trusted ones, with the time as an argument.
 
 mod bindings;
 mod check;
 mod config;
 mod policy;
 mod report;
+mod snoop;
 
 pub(crate) use bindings::Bindings;
 pub use bindings::LeaseEntry;
@@ -15,7 +16,7 @@ pub(crate) use policy::Policy;
 pub(crate) use report::report;
 pub use report::{BindingEntry, BindingSource, PortSecurityEntry};
 
-use packet::EthernetHeader;
+use packet::{EthernetHeader, ETHERTYPE_IPV6};
 
 use crate::{DropReason, MacTable, Millis, PortSpec};
 
@@ -32,8 +33,9 @@ pub(crate) fn compile(ports: &[PortSpec]) -> Vec<Policy> {
     ports.iter().map(|p| Policy::compile(&p.security, &p.vlan)).collect()
 }
 
-/// Port security for a frame from `slot`: the checks when the port is secured, then DHCP
-/// snooping when it is trusted (a trusted VM's own DHCPACKs are snooped after its checks).
+/// Port security for a frame from `slot`: the checks when the port is secured (and a DHCPv6
+/// RELEASE/DECLINE it sent unbinds what it gives back), then DHCP snooping when it is trusted
+/// (a trusted VM's own DHCPACKs and REPLYs are snooped after its checks).
 /// The compiled policy answers the common frame; the full checks see the rest.
 #[inline]
 pub(crate) fn gate(
@@ -50,6 +52,9 @@ pub(crate) fn gate(
         let leased = || bindings.slot_lease(slot, seen.now);
         if !policy.admits_fast(seen.eth.src, seen.eth.ethertype, l3, leased) {
             full_check(bindings, policy, ports, macs, slot, seen)?;
+        }
+        if seen.eth.ethertype == ETHERTYPE_IPV6 && bindings.has_v6_leases() {
+            bindings.snoop_release(seen.eth, seen.frame);
         }
     }
     if policy.trusted && bindings.active() {

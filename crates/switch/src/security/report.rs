@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bindings::LeaseEntry;
+use super::config::IpPrefix;
 use crate::PortSpec;
 
 /// Where a binding came from.
@@ -14,7 +15,7 @@ pub enum BindingSource {
     Static,
     /// The zones file's `ips` for the VM's MAC.
     Zones,
-    /// A DHCPACK snooped from a trusted port.
+    /// A DHCPACK or DHCPv6 REPLY snooped from a trusted port.
     Dhcp,
 }
 
@@ -55,7 +56,7 @@ fn entry(p: &PortSpec, leases: &[LeaseEntry]) -> PortSecurityEntry {
     });
     let leased =
         leases.iter().filter(|l| sec.checks_l2() && sec.macs.contains(&l.mac)).map(|l| BindingEntry {
-            address: format!("{}/32", l.ip),
+            address: IpPrefix::host(l.ip).to_string(),
             source: BindingSource::Dhcp,
             expires_in: (l.remaining_ms != u64::MAX).then(|| l.remaining_ms.div_ceil(1000)),
         });
