@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 
-use gateway::{DropReason, FromTunnel, FromZone, Gateway, GatewaySpec, Now, Prefix};
+use gateway::{DropReason, FromTunnel, FromZone, Gateway, GatewaySpec, GatewayV6, Now, Prefix};
 use packet::{EthernetHeader, MacAddr};
 
 use crate::csum_check::{self, kept};
@@ -25,6 +25,8 @@ fn gateway() -> Gateway {
         // The largest MTU, so that neither MSS clamping nor ICMP errors rewrite what the
         // oracle below compares byte for byte (those have their own operations in `l3`).
         mtu: u16::MAX,
+        // Routed IPv6 too, so ND, RAs and IPv6 routing are fuzzed with the rest.
+        v6: Some(GatewayV6 { ip: "2001:db8::1".parse().expect("fuzz address"), subnet: p("2001:db8::/64") }),
     })
 }
 

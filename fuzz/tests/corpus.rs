@@ -130,6 +130,7 @@ fn l3_seeds_do_real_work() {
         subnet: "198.18.0.0/24".parse().unwrap(),
         allowed: vec!["198.19.0.0/16".parse().unwrap()],
         mtu: gateway::DEFAULT_TUNNEL_MTU,
+        v6: None,
     });
     let mut frame = pkt("gw-tcp-syn-up.bin");
     let now = gateway::Now { ms: 1_000, unix: 1_700_000_000 };

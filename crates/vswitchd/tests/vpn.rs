@@ -534,3 +534,66 @@ fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
     assert!(back, "tunnel not back: {:?}", d.port(&vpn_port));
     assert!(vm.ping(OFFICE_HOST6, 3), "no IPv6 after the server returned");
 }
+
+/// Receives UDP on the office host for `secs` seconds; prints each datagram's length, one a line.
+const UDP_SINK: &str = "import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 9999))
+s.settimeout(0.5)
+print('ready', flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    try:
+        print(len(s.recv(65535)), flush=True)
+    except socket.timeout:
+        pass
+";
+
+/// Sends `count` UDP_SEGMENT (socket option 103) super-datagrams of 3500 bytes cut at 1000
+/// (UDP GSO, as QUIC stacks send), 0.1 s apart.
+const UDP_GSO_SENDER: &str = "import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(17, 103, 1000)
+for _ in range(int(sys.argv[2])):
+    s.sendto(b'x' * 3500, (sys.argv[1], 9999))
+    time.sleep(0.1)
+";
+
+/// A VM sending with UDP GSO hands the bridge UDP super-frames (virtio-net GSO_UDP_L4); the
+/// gateway port cuts them into the datagrams the sender asked for before encrypting: the
+/// office host receives 1000+1000+1000+500 bytes per send, none is counted unsegmented, and
+/// the bridge passed the port fewer frames than the office received (so they were super-frames).
+#[test]
+fn udp_super_frames_from_the_vm_arrive_as_datagrams() {
+    let test = "udp_super_frames_from_the_vm_arrive_as_datagrams";
+    if !have_tools(test) || !require_program(test, "/usr/bin/python3", "--version", "python3") {
+        return;
+    }
+    let s = setup();
+    let _server = OfficeServer::start(&s.office.office, s.server_conf.clone());
+    let (vm, _vm_link, vm_port) = intranet_vm();
+    let bridge = unique("bru");
+    let d = Daemon::start(&bridge_config(&bridge, &[(&vm_port, "tag = 10")]));
+    let vpn_port = unique("vpn");
+    add_vpn_port(&d, &bridge, &vpn_port, &s.our_conf).expect("add the VPN port");
+    wait_ports_up(&d, &[&vm_port]);
+    assert!(wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(20)), "{:?}", d.port(&vpn_port));
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through the tunnel failed: {:#?}", d.port(&vpn_port));
+
+    let mut sink = s.office.lan.spawn(&["/usr/bin/python3", "-c", UDP_SINK, OFFICE_HOST, "4"]).expect("sink");
+    let mut out = std::io::BufReader::new(sink.child_mut().stdout.take().expect("sink stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("sink ready");
+    let frames_before = d.port(&vpn_port).statistics.tx_packets;
+    vm.exec(&["/usr/bin/python3", "-c", UDP_GSO_SENDER, OFFICE_HOST, "5"]).expect("UDP GSO sender");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut out, &mut text).expect("sink output");
+    let lens: Vec<usize> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let frames = d.port(&vpn_port).statistics.tx_packets - frames_before;
+
+    assert!(lens.len() >= 8, "at least two sends arrive whole: {lens:?}\n{:?}", d.port(&vpn_port));
+    assert!(lens.chunks(4).all(|c| c == [1000, 1000, 1000, 500]), "cut as the sender asked: {lens:?}");
+    assert!(frames < lens.len() as u64, "{frames} frames for {} datagrams: no super-frames", lens.len());
+    let st = vpn_status(&d, &vpn_port);
+    assert!(!st.drops.contains_key("gso-unsegmented") && !st.drops.contains_key("malformed"), "{st:?}");
+}

@@ -145,7 +145,7 @@ mod tests {
     fn vpn_ports_have_state_age_bytes_and_every_drop_reason() {
         let vpns = VpnSample::from_show(&show());
         assert_eq!(vpns.iter().map(|v| v.port.as_str()).collect::<Vec<_>>(), ["vpn0", "vpn1"]);
-        assert_eq!(vpns[0].drops.len(), gateway::DropReason::ALL.len() + 1);
+        assert_eq!(vpns[0].drops.len(), gateway::DropReason::ALL.len() + 2, "the port's own two reasons too");
         let text = Sample { vpns, ..Default::default() }.render();
         let l = |p: &str| format!(r#"{{bridge="br0",port="{p}"}}"#);
         for want in [
@@ -160,6 +160,7 @@ mod tests {
             r#"rvswitch_vpn_drops_total{bridge="br0",port="vpn0",reason="vpn-down"} 3"#.to_string(),
             r#"rvswitch_vpn_drops_total{bridge="br0",port="vpn0",reason="gso-unsegmented"} 1"#.to_string(),
             r#"rvswitch_vpn_drops_total{bridge="br0",port="vpn1",reason="no-route"} 0"#.to_string(),
+            r#"rvswitch_vpn_drops_total{bridge="br0",port="vpn1",reason="send-lost"} 0"#.to_string(),
         ] {
             assert!(text.contains(&want), "missing {want:?} in:\n{text}");
         }

@@ -8,7 +8,9 @@
 //! routes nothing (`vpn-down`).
 
 mod health;
+mod mmsg;
 mod open;
+mod outbox;
 mod port;
 mod timer;
 mod transport;
@@ -43,14 +45,16 @@ use std::sync::{Arc, Mutex};
 
 use ctl::protocol::VpnStatus;
 
-/// The drop reason for super-frames the port cannot segment (UDP), counted beside the
-/// gateway's own reasons.
+/// The drop reason for super-frames the port cannot segment (UDP fragmentation offload, an
+/// unknown GSO type), counted beside the gateway's own reasons.
 pub const UNSEGMENTED: &str = "gso-unsegmented";
+/// Encrypted datagrams the socket did not take (its buffer full, a send error).
+pub const SEND_LOST: &str = "send-lost";
 
 /// Every drop reason a VPN port reports: a fixed set, so metrics can export each one (zeros
 /// included) with bounded cardinality.
 pub fn drop_reasons() -> impl Iterator<Item = &'static str> {
-    gateway::DropReason::ALL.iter().map(|r| r.as_str()).chain([UNSEGMENTED])
+    gateway::DropReason::ALL.iter().map(|r| r.as_str()).chain([UNSEGMENTED, SEND_LOST])
 }
 
 /// The port's status, written by the forwarding thread (every timer tick), read by the

@@ -1,8 +1,12 @@
 //! A zone's gateway port over any [`Transport`]: frames the bridge sends it go through the
 //! pure [`gateway::Gateway`] into the tunnel; packets from the tunnel come back as frames for
 //! the zone. Besides the transport's descriptor it polls a 250 ms timer (the transport's
-//! timers, status, periodic RAs) and an eventfd for ARP/ND/DHCP replies made while transmitting, all behind
-//! one epoll fd that the datapath polls like any port's.
+//! timers, status, periodic RAs) and an eventfd for ARP/ND/DHCP replies made while
+//! transmitting, all behind one epoll fd that the datapath polls like any port's.
+//!
+//! A transmit segments the zone's super-frames here, once, for every transport (TCP over IPv4
+//! and IPv6, UDP), hands each packet to [`Transport::send`] and ends with one
+//! [`Transport::flush`], so a transport may batch its sends (WireGuard: one `sendmmsg`).
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -11,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ctl::protocol::VpnStatus;
 use gateway::{FromTunnel, FromZone, Gateway, Now};
-use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM, VNET_GSO_NONE};
-use packet::gso::{segment_tcp, GSO_TCPV4, GSO_TCPV6};
+use netdev::{Netdev, NetdevError, RxBatch, TxFrame, VnetHdr, MAX_FRAME, VNET_F_NEEDS_CSUM};
+use packet::gso::{segment_tcp, segment_udp, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4};
 use tracing::{info, warn};
 
 use super::timer::Timer;
@@ -39,7 +43,7 @@ pub struct GatewayPort<T: Transport> {
     timer: Timer,
     wake: EventFd,
     to_zone: VecDeque<Vec<u8>>,
-    /// Super-frames we cannot segment (UDP).
+    /// Super-frames we cannot segment (UDP fragmentation offload, an unknown GSO type).
     unsegmented: u64,
     was_up: bool,
     /// When the gateway last announced itself (None: not yet).
@@ -168,8 +172,10 @@ impl<T: Transport> GatewayPort<T> {
         let st = self.uplink.stats();
         let mut drops: std::collections::BTreeMap<String, u64> =
             self.gw.drops().iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.to_string(), n)).collect();
-        if self.unsegmented > 0 {
-            drops.insert(super::UNSEGMENTED.to_string(), self.unsegmented);
+        for (reason, n) in [(super::UNSEGMENTED, self.unsegmented), (super::SEND_LOST, st.send_lost)] {
+            if n > 0 {
+                drops.insert(reason.to_string(), n);
+            }
         }
         self.shared.set(VpnStatus {
             transport: self.uplink.kind().to_string(),
@@ -184,32 +190,36 @@ impl<T: Transport> GatewayPort<T> {
         });
     }
 
-    /// One frame the bridge sent: a TCP (IPv4 or IPv6) super-frame is segmented first (each segment is
-    /// encrypted on its own), a partial checksum completed (nothing after us would).
+    /// One complete frame the bridge sent (no GSO): a partial checksum completed (nothing
+    /// after us would), then routed.
     fn one_frame(&mut self, frame: &mut [u8], vnet: VnetHdr, now: Instant) {
-        match vnet.gso_type {
-            VNET_GSO_NONE => {
-                let (start, off) = (usize::from(vnet.csum_start), usize::from(vnet.csum_offset));
-                if vnet.flags & VNET_F_NEEDS_CSUM != 0
-                    && packet::csum::complete_partial(frame, start, off).is_err()
-                {
-                    self.gw.count(gateway::DropReason::Malformed);
-                    return;
-                }
-                self.route_zone_frame(frame, now);
-            }
-            GSO_TCPV4 | GSO_TCPV6 => {
-                let mut seg = std::mem::take(&mut self.seg);
-                let mss = usize::from(vnet.gso_size);
-                let done = segment_tcp(frame, mss, &mut seg, |s| self.route_zone_frame(s, now));
-                if done.is_err() {
-                    self.gw.count(gateway::DropReason::Malformed);
-                }
-                self.seg = seg;
-            }
-            // UDP super-frames: not segmented yet.
-            _ => self.unsegmented += 1,
+        let (start, off) = (usize::from(vnet.csum_start), usize::from(vnet.csum_offset));
+        if vnet.flags & VNET_F_NEEDS_CSUM != 0 && packet::csum::complete_partial(frame, start, off).is_err() {
+            self.gw.count(gateway::DropReason::Malformed);
+            return;
         }
+        self.route_zone_frame(frame, now);
+    }
+
+    /// A super-frame: segmented once (each segment enters the tunnel on its own), straight
+    /// from the bridge's buffer. TCP over IPv4 and IPv6 (the ECN bit on the type does not
+    /// change the cut), and UDP (`UDP_SEGMENT` senders); the old UDP fragmentation offload is
+    /// not segmented but counted.
+    fn super_frame(&mut self, frame: &[u8], vnet: VnetHdr, now: Instant) {
+        let size = usize::from(vnet.gso_size);
+        let mut seg = std::mem::take(&mut self.seg);
+        let done = match vnet.gso_type & 0x7f {
+            GSO_TCPV4 | GSO_TCPV6 => segment_tcp(frame, size, &mut seg, |s| self.route_zone_frame(s, now)),
+            GSO_UDP_L4 => segment_udp(frame, size, &mut seg, |s| self.route_zone_frame(s, now)),
+            _ => {
+                self.unsegmented += 1;
+                Ok(0)
+            }
+        };
+        if done.is_err() {
+            self.gw.count(gateway::DropReason::Malformed);
+        }
+        self.seg = seg;
     }
 
     /// One complete frame from the zone.
@@ -280,13 +290,22 @@ impl<T: Transport> Netdev for GatewayPort<T> {
         let now = Instant::now();
         let mut frame = std::mem::take(&mut self.frame);
         for f in frames {
+            if f.vnet.is_gso() && f.parts.len() == 1 {
+                self.super_frame(&f.parts[0], f.vnet, now);
+                continue;
+            }
             frame.clear();
             for p in f.parts {
                 frame.extend_from_slice(p);
             }
-            self.one_frame(&mut frame, f.vnet, now);
+            if f.vnet.is_gso() {
+                self.super_frame(&frame, f.vnet, now);
+            } else {
+                self.one_frame(&mut frame, f.vnet, now);
+            }
         }
         self.frame = frame;
+        self.uplink.flush();
         Ok(frames.len())
     }
 }

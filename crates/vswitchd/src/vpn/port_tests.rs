@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use gateway::{Gateway, GatewaySpec};
+use gateway::{Gateway, GatewaySpec, GatewayV6};
 use netdev::{Netdev, RxBatch, TxFrame, VnetHdr};
 use packet::MacAddr;
 
@@ -28,9 +28,10 @@ fn pair() -> (VpnPort, Tunn, UdpSocket) {
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         ip: Ipv4Addr::new(198, 18, 0, 1),
         subnet: "198.18.0.0/24".parse().unwrap(),
-        allowed: vec!["198.18.9.0/24".parse().unwrap()],
+        allowed: vec!["198.18.9.0/24".parse().unwrap(), "fd00:9::/64".parse().unwrap()],
         mtu: 1420,
-        v6: None,
+        // Routed IPv6 (as a zone's subnet6/gateway6), for the IPv6 super-frames.
+        v6: Some(GatewayV6 { ip: "fd00::1".parse().unwrap(), subnet: "fd00::/64".parse().unwrap() }),
     });
     let wg = WireGuard::new(tunn, sock, peer_sock.local_addr().unwrap());
     let port = VpnPort::new("wg-test", wg, gw).unwrap();
@@ -210,4 +211,118 @@ fn tunnel_state_reaches_events_and_metrics() {
     ] {
         assert!(after.contains(&want), "missing {want:?} in:\n{after}");
     }
+}
+
+/// The peer's side until `n` data packets (v4 or v6) came through, keepalives and handshake
+/// traffic answered on the way; at most 4n datagrams are read.
+fn peer_packets(peer: &mut Tunn, sock: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
+    let (mut buf, mut out) = (vec![0u8; 2048], vec![0u8; 2048]);
+    let mut got = Vec::new();
+    for _ in 0..4 * n {
+        let Ok((len, from)) = sock.recv_from(&mut buf) else { break };
+        match peer.decapsulate(Some(from.ip()), &buf[..len], &mut out) {
+            TunnResult::WriteToNetwork(p) => drop(sock.send_to(p, from)),
+            TunnResult::WriteToTunnelV4(p, _) | TunnResult::WriteToTunnelV6(p, _) if !p.is_empty() => {
+                got.push(p.to_vec())
+            }
+            _ => {}
+        }
+        if got.len() == n {
+            break;
+        }
+    }
+    got
+}
+
+/// A port whose tunnel is up, its peer and the peer's socket.
+fn up_pair() -> (VpnPort, Tunn, UdpSocket) {
+    let (mut port, mut peer, peer_sock) = pair();
+    assert_eq!(peer_round(&mut peer, &peer_sock), None, "the peer answers the handshake");
+    recv_until(&mut port, &mut RxBatch::new(8), |_| false);
+    assert!(port.is_up(Instant::now()), "handshake done: {:?}", port.shared().get());
+    (port, peer, peer_sock)
+}
+
+/// Ethernet (to the gateway) + `ip` header + `l4` header + `n` payload bytes.
+fn frame_of(ethertype: [u8; 2], ip: &[u8], l4: &[u8], n: usize) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1];
+    f.extend(VM_MAC);
+    f.extend(ethertype);
+    f.extend_from_slice(ip);
+    f.extend_from_slice(l4);
+    f.extend((0..n).map(|i| i as u8));
+    f
+}
+
+fn ipv4_header(proto: u8, len: usize) -> Vec<u8> {
+    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0, 198, 18, 0, 2, 198, 18, 9, 10];
+    h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    let c = packet::checksum::internet(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+fn transmit_gso(port: &mut VpnPort, frame: &[u8], gso_type: u8, gso_size: u16, l4: usize, csum: u16) {
+    let vnet = VnetHdr {
+        flags: netdev::VNET_F_NEEDS_CSUM,
+        gso_type,
+        hdr_len: 0,
+        gso_size,
+        csum_start: l4 as u16,
+        csum_offset: csum,
+    };
+    let parts = [IoSlice::new(frame)];
+    assert_eq!(port.transmit(&[TxFrame { vnet, parts: &parts }]).unwrap(), 1);
+}
+
+#[test]
+fn udp_super_frames_leave_as_datagrams() {
+    let (mut port, mut peer, peer_sock) = up_pair();
+    let udp = [0x0f, 0xa0, 0, 9, 0, 0, 0, 0];
+    let f = frame_of([8, 0], &ipv4_header(17, 20 + 8 + 2500), &udp, 2500);
+    transmit_gso(&mut port, &f, packet::gso::GSO_UDP_L4, 1000, 34, 6);
+    let got = peer_packets(&mut peer, &peer_sock, 3);
+    let lens: Vec<usize> = got.iter().map(|p| p.len()).collect();
+    assert_eq!(lens, [1028, 1028, 528], "one IP datagram per 1000 bytes: {:?}", port.shared().get());
+    for p in &got {
+        assert_eq!(usize::from(u16::from_be_bytes([p[24], p[25]])), p.len() - 20, "UDP length");
+        assert_eq!(p[8], 63, "routed: one hop less");
+    }
+    assert_eq!(port.unsegmented, 0);
+}
+
+#[test]
+fn tcp_super_frames_over_ipv4_and_ipv6_leave_as_segments() {
+    let (mut port, mut peer, peer_sock) = up_pair();
+    let tcp = [0x1f, 0x90, 0x14, 0x51, 0, 0, 0x03, 0xe8, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0];
+    let v4 = frame_of([8, 0], &ipv4_header(6, 20 + 20 + 3000), &tcp, 3000);
+    transmit_gso(&mut port, &v4, packet::gso::GSO_TCPV4, 1300, 34, 16);
+    let lens: Vec<usize> = peer_packets(&mut peer, &peer_sock, 3).iter().map(|p| p.len()).collect();
+    assert_eq!(lens, [1340, 1340, 440]);
+
+    let mut ip6 = vec![0x60, 0, 0, 0];
+    ip6.extend(((20 + 3000) as u16).to_be_bytes());
+    ip6.extend([6, 64]);
+    ip6.extend("fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    ip6.extend("fd00:9::10".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let v6 = frame_of([0x86, 0xdd], &ip6, &tcp, 3000);
+    // The ECN bit on the GSO type (0x80) does not change how it is cut.
+    transmit_gso(&mut port, &v6, packet::gso::GSO_TCPV6 | 0x80, 1300, 54, 16);
+    let got = peer_packets(&mut peer, &peer_sock, 3);
+    let lens: Vec<usize> = got.iter().map(|p| p.len()).collect();
+    assert_eq!(lens, [1360, 1360, 460], "{:?}", port.shared().get());
+    assert!(got.iter().all(|p| p[0] >> 4 == 6 && p[7] == 63), "IPv6, one hop less");
+    assert_eq!(port.unsegmented, 0);
+}
+
+#[test]
+fn udp_fragmentation_offload_is_counted_not_sent() {
+    let (mut port, _peer, peer_sock) = up_pair();
+    let f = frame_of([8, 0], &ipv4_header(17, 20 + 8 + 2500), &[0x0f, 0xa0, 0, 9, 0, 0, 0, 0], 2500);
+    transmit_gso(&mut port, &f, 3, 1000, 34, 6);
+    assert_eq!(port.unsegmented, 1);
+    peer_sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 2048];
+    let data = std::iter::from_fn(|| peer_sock.recv_from(&mut buf).ok()).filter(|&(n, _)| n > 32).count();
+    assert_eq!(data, 0, "no data datagram left");
 }

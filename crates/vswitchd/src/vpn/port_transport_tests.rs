@@ -1,7 +1,7 @@
 //! The gateway port over a scripted [`Transport`], the seam a tun uplink plugs into: nothing
 //! enters a transport that says down (counted `vpn-down`), everything does once it is up, what
 //! it delivers reaches the VM, a descriptor a tick reopens joins the poll set, and the port
-//! announces the gateway to the zone.
+//! announces the gateway to the zone; a transmit flushes the transport once, after all its packets.
 
 use std::io::IoSlice;
 use std::net::Ipv4Addr;
@@ -24,6 +24,8 @@ const VM_MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
 struct Script {
     up: bool,
     sent: Vec<Vec<u8>>,
+    /// How many packets had been sent at each flush.
+    flushed_at: Vec<usize>,
     to_deliver: Vec<Vec<u8>>,
     /// A descriptor the next tick reports as reopened.
     reopened: Option<RawFd>,
@@ -44,6 +46,11 @@ impl Transport for Scripted {
     fn send(&mut self, ip: &[u8], _now: Instant) {
         self.0.lock().unwrap().sent.push(ip.to_vec());
     }
+    fn flush(&mut self) {
+        let mut s = self.0.lock().unwrap();
+        let n = s.sent.len();
+        s.flushed_at.push(n);
+    }
     fn recv(&mut self, room: usize, deliver: &mut dyn FnMut(&mut [u8])) -> Result<(), NetdevError> {
         let pending: Vec<Vec<u8>> = self.0.lock().unwrap().to_deliver.drain(..).collect();
         pending.into_iter().take(room).for_each(|mut p| deliver(&mut p));
@@ -56,7 +63,7 @@ impl Transport for Scripted {
         "tun-test".into()
     }
     fn stats(&self) -> TransportStats {
-        TransportStats { rx_bytes: 7, ..TransportStats::default() }
+        TransportStats { rx_bytes: 7, send_lost: 2, ..TransportStats::default() }
     }
 }
 
@@ -128,6 +135,23 @@ fn what_the_transport_delivers_reaches_the_vm_and_the_gateway_announces_itself()
     let st = port.shared().get();
     assert_eq!((st.state.as_str(), st.endpoint.as_str(), st.rx_bytes), ("down", "tun-test", 7));
     assert_eq!(st.transport, "tun");
+    assert_eq!(st.drops.get(crate::vpn::SEND_LOST), Some(&2), "the transport's losses: {st:?}");
+}
+
+/// A transport may batch: every packet of one transmit is sent before its one flush, and a
+/// transmit flushes even when nothing entered the tunnel (the kill switch).
+#[test]
+fn one_flush_per_transmit_after_all_its_packets() {
+    let (mut port, script) = port();
+    script.lock().unwrap().up = true;
+    let f = echo();
+    let parts = [IoSlice::new(&f)];
+    let frame = TxFrame { vnet: VnetHdr::default(), parts: &parts };
+    assert_eq!(port.transmit(&[frame, frame, frame]).unwrap(), 3);
+    send(&mut port, &f);
+    script.lock().unwrap().up = false;
+    send(&mut port, &f);
+    assert_eq!(script.lock().unwrap().flushed_at, [3, 4, 4]);
 }
 
 #[test]

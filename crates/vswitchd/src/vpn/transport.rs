@@ -22,8 +22,14 @@ pub trait Transport: Send {
     /// packet, so it must be cheap (no syscall).
     fn is_up(&self, now: Instant) -> bool;
 
-    /// One IP packet from the zone into the tunnel (only while [`Transport::is_up`]).
+    /// One IP packet from the zone into the tunnel (only while [`Transport::is_up`]). A
+    /// transport may queue it until [`Transport::flush`].
     fn send(&mut self, ip: &[u8], now: Instant);
+
+    /// Pushes out what [`Transport::send`] queued: the port calls it once at the end of every
+    /// transmit, so a batch of the zone's frames leaves in as few syscalls as the transport
+    /// can manage. Transports that send at once have nothing to do.
+    fn flush(&mut self) {}
 
     /// Takes what the tunnel has for the zone without blocking: at most `room` IP packets,
     /// each handed to `deliver` (which may rewrite it, e.g. NAT).
@@ -49,4 +55,7 @@ pub struct TransportStats {
     pub tx_bytes: u64,
     /// What arrived from the tunnel's side and was refused (did not authenticate; not IP).
     pub bad_datagrams: u64,
+    /// Packets of the zone the tunnel's socket did not take (its buffer full, a send error):
+    /// the `send-lost` drop reason.
+    pub send_lost: u64,
 }

@@ -171,6 +171,8 @@ impl Transport for TunUplink {
             rx_bytes: self.rx_bytes,
             tx_bytes: self.tx_bytes,
             bad_datagrams: self.closed_bad + open.rx_not_ip + open.rx_truncated,
+            // The uplink counts what the kernel refused itself (`L3Drops::tx_dropped`).
+            send_lost: 0,
         }
     }
 }
