@@ -1,7 +1,7 @@
 //! Atomic values (RFC 7047 §5.1 `<atom>`).
 //!
-//! Atoms are totally ordered so that sets and maps can be kept in `BTreeSet` /
-//! `BTreeMap`, which gives canonical ordering, O(log n) membership and cheap
+//! Atoms are totally ordered so that sets and maps can be kept sorted
+//! ([`crate::sorted`]), which gives canonical ordering, O(log n) membership and cheap
 //! equality for the datum comparisons that `wait`, conditions and monitors need.
 
 use crate::error::{OResult, OvsdbError};

@@ -147,7 +147,9 @@ fn remove_weak(
             let uuids: Vec<Uuid> =
                 state.tables.get(&ts.name).map(|t| t.rows.keys().copied().collect()).unwrap_or_default();
             for u in uuids {
-                let Some(d) = state.row(&ts.name, &u).and_then(|r| r.cols.get(&c.name)) else { continue };
+                let Some(d) = state.row(&ts.name, &u).and_then(|r| r.cols.get(c.name.as_str())) else {
+                    continue;
+                };
                 let cleaned = match d {
                     Datum::Set(s) => {
                         Datum::Set(s.iter().filter(|a| exists(state, &kw, a)).cloned().collect())
@@ -167,7 +169,7 @@ fn remove_weak(
                         )));
                     }
                     if let Some(r) = state.tables.get_mut(&ts.name).and_then(|t| t.rows.get_mut(&u)) {
-                        Arc::make_mut(r).cols.insert(c.name.clone(), cleaned);
+                        Arc::make_mut(r).set(&c.name, cleaned);
                         touched.insert((ts.name.clone(), u));
                     }
                 }

@@ -2,36 +2,38 @@
 //!
 //! Every value is a set or a map; a scalar is a one-element set. Keeping one
 //! representation makes mutations, conditions and update2 diffs uniform.
+//! Sets and maps are sorted vectors ([`crate::sorted`]), not B-trees: a
+//! scalar then costs one small allocation instead of a whole tree node.
 
 use crate::atom::{short, Atom};
 use crate::error::{OResult, OvsdbError};
 use crate::schema::ColumnType;
+use crate::sorted::{SortedMap, SortedSet};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// A column value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Datum {
     /// A set of atoms (scalars are one-element sets).
-    Set(BTreeSet<Atom>),
+    Set(SortedSet<Atom>),
     /// A map from key atoms to value atoms.
-    Map(BTreeMap<Atom, Atom>),
+    Map(SortedMap<Atom, Atom>),
 }
 
 impl Datum {
     /// A one-element set.
     pub fn scalar(a: Atom) -> Self {
-        Datum::Set(BTreeSet::from([a]))
+        Datum::Set(SortedSet::from([a]))
     }
 
     /// The default value for a column type: empty for optional/set/map columns,
     /// the type's default atom for mandatory scalars.
     pub fn default_for(ty: &ColumnType) -> Self {
         if ty.is_map() {
-            Datum::Map(BTreeMap::new())
+            Datum::Map(SortedMap::new())
         } else if ty.min == 0 {
-            Datum::Set(BTreeSet::new())
+            Datum::Set(SortedSet::new())
         } else {
             // Prefer the first enum value for constrained scalars so the
             // default is itself valid.
@@ -141,17 +143,22 @@ impl Datum {
             }
             let pairs =
                 arr[1].as_array().ok_or_else(|| OvsdbError::syntax("map contents must be an array"))?;
-            let mut m = BTreeMap::new();
+            let mut v = Vec::with_capacity(pairs.len());
             for p in pairs {
                 let pa = p
                     .as_array()
                     .filter(|a| a.len() == 2)
                     .ok_or_else(|| OvsdbError::syntax("map pair must be [k, v]"))?;
-                let k = Atom::from_json(ty.key.atomic, &pa[0], resolve)?;
-                let val = Atom::from_json(vt.atomic, &pa[1], resolve)?;
-                if m.insert(k, val).is_some() {
-                    return Err(OvsdbError::new("ovsdb error", "map contains duplicate key"));
-                }
+                v.push((
+                    Atom::from_json(ty.key.atomic, &pa[0], resolve)?,
+                    Atom::from_json(vt.atomic, &pa[1], resolve)?,
+                ));
+            }
+            // Collecting sorts once (a 4094-VLAN trunk set stays O(n log n)); a shorter
+            // result means a key was repeated.
+            let m: SortedMap<Atom, Atom> = v.into_iter().collect();
+            if m.len() != pairs.len() {
+                return Err(OvsdbError::new("ovsdb error", "map contains duplicate key"));
             }
             return Ok(Datum::Map(m));
         }
@@ -159,11 +166,12 @@ impl Datum {
             if arr.len() == 2 && arr[0].as_str() == Some("set") {
                 let elems =
                     arr[1].as_array().ok_or_else(|| OvsdbError::syntax("set contents must be an array"))?;
-                let mut s = BTreeSet::new();
-                for e in elems {
-                    if !s.insert(Atom::from_json(ty.key.atomic, e, resolve)?) {
-                        return Err(OvsdbError::new("ovsdb error", "set contains duplicate value"));
-                    }
+                let s = elems
+                    .iter()
+                    .map(|e| Atom::from_json(ty.key.atomic, e, resolve))
+                    .collect::<OResult<SortedSet<Atom>>>()?;
+                if s.len() != elems.len() {
+                    return Err(OvsdbError::new("ovsdb error", "set contains duplicate value"));
                 }
                 return Ok(Datum::Set(s));
             }
@@ -209,7 +217,7 @@ impl Datum {
         match (self, new) {
             (Datum::Set(a), Datum::Set(b)) => Datum::Set(a.symmetric_difference(b).cloned().collect()),
             (Datum::Map(a), Datum::Map(b)) => {
-                let mut d = BTreeMap::new();
+                let mut d = SortedMap::new();
                 for (k, v) in a {
                     if !b.contains_key(k) {
                         d.insert(k.clone(), v.clone());
@@ -254,6 +262,7 @@ mod tests {
     use super::*;
     use crate::atom::no_named;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn ty(v: Value) -> ColumnType {
         ColumnType::from_json(&v).unwrap()
@@ -306,7 +315,7 @@ mod tests {
     proptest! {
         #[test]
         fn map_diff_applies(a in arb_map(), b in arb_map()) {
-            let (a, b) = (Datum::Map(a), Datum::Map(b));
+            let (a, b) = (Datum::Map(a.into_iter().collect()), Datum::Map(b.into_iter().collect()));
             prop_assert_eq!(a.apply_diff(&a.diff(&b)), b);
         }
 

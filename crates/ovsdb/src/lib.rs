@@ -61,6 +61,7 @@ pub mod row;
 pub mod schema;
 pub mod server;
 pub mod server_db;
+pub mod sorted;
 pub mod storage;
 pub mod txn;
 

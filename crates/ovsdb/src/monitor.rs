@@ -174,7 +174,7 @@ fn parse_one(ts: &TableSchema, r: &Value, version: MonitorVersion) -> OResult<Ta
 fn row_obj(row: &Row, columns: &[String], skip_defaults: Option<&TableSchema>) -> Value {
     let mut m = Map::new();
     for c in columns {
-        if let Some(d) = row.cols.get(c) {
+        if let Some(d) = row.cols.get(c.as_str()) {
             if let Some(ts) = skip_defaults {
                 if ts.columns.get(c).is_some_and(|cs| *d == Datum::default_for(&cs.ty)) {
                     continue;
@@ -242,8 +242,12 @@ fn update_v1(mon: &TableMon, ch: &RowChange) -> Option<Value> {
         (None, Some(n)) if mon.select.insert => Some(json!({"new": row_obj(n, &mon.columns, None)})),
         (Some(o), None) if mon.select.delete => Some(json!({"old": row_obj(o, &mon.columns, None)})),
         (Some(o), Some(n)) if mon.select.modify => {
-            let changed: Vec<String> =
-                mon.columns.iter().filter(|c| o.cols.get(*c) != n.cols.get(*c)).cloned().collect();
+            let changed: Vec<String> = mon
+                .columns
+                .iter()
+                .filter(|c| o.cols.get(c.as_str()) != n.cols.get(c.as_str()))
+                .cloned()
+                .collect();
             if changed.is_empty() {
                 return None;
             }
@@ -264,7 +268,9 @@ fn update_v2(ts: &TableSchema, mon: &TableMon, ch: &RowChange) -> Option<Value> 
         (true, true, Some(o), Some(n)) if mon.select.modify => {
             let mut m = Map::new();
             for c in &mon.columns {
-                let (Some(a), Some(b), Some(cs)) = (o.cols.get(c), n.cols.get(c), ts.columns.get(c)) else {
+                let (Some(a), Some(b), Some(cs)) =
+                    (o.cols.get(c.as_str()), n.cols.get(c.as_str()), ts.columns.get(c))
+                else {
                     continue;
                 };
                 if a != b {

@@ -4,8 +4,8 @@ use crate::atom::{Atom, AtomicType};
 use crate::datum::Datum;
 use crate::error::{OResult, OvsdbError};
 use crate::schema::{ColumnType, TableSchema};
+use crate::sorted::SortedSet;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// A mutator.
@@ -120,7 +120,9 @@ pub fn apply(m: &Mutation, val: &Datum, ty: &ColumnType) -> OResult<Datum> {
             (Datum::Map(s), Datum::Map(a)) => {
                 let mut r = s.clone();
                 for (k, v) in a {
-                    r.entry(k.clone()).or_insert_with(|| v.clone());
+                    if !r.contains_key(k) {
+                        r.insert(k.clone(), v.clone());
+                    }
                 }
                 Datum::Map(r)
             }
@@ -139,7 +141,7 @@ pub fn apply(m: &Mutation, val: &Datum, ty: &ColumnType) -> OResult<Datum> {
         op => {
             let Datum::Set(s) = val else { return Err(OvsdbError::syntax("arithmetic on a map")) };
             let arg = m.arg.first().ok_or_else(|| OvsdbError::syntax("missing argument"))?;
-            let mut r = BTreeSet::new();
+            let mut r = SortedSet::new();
             for a in s {
                 if !r.insert(arith(op, a, arg)?) {
                     return Err(OvsdbError::constraint("mutation produced duplicate set elements"));

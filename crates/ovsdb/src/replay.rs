@@ -17,13 +17,13 @@ fn now_ms() -> u64 {
 fn persistent_row(ts: &TableSchema, row: &Row) -> Map<String, Value> {
     let mut m = Map::new();
     for (c, d) in &row.cols {
-        let Some(cs) = ts.columns.get(c) else { continue };
+        let Some(cs) = ts.columns.get(&**c) else { continue };
         if cs.ephemeral || *d == Datum::default_for(&cs.ty) {
             continue;
         }
         // Diff against the default: for non-scalars the default is empty, so
         // the diff is the value itself.
-        m.insert(c.clone(), d.to_json());
+        m.insert(c.to_string(), d.to_json());
     }
     m
 }
@@ -40,7 +40,7 @@ pub fn txn_record(schema: &DatabaseSchema, changes: &[RowChange], comments: &[St
             (Some(o), Some(n)) => {
                 let mut m = Map::new();
                 for (c, nd) in &n.cols {
-                    let Some(cs) = ts.columns.get(c) else { continue };
+                    let Some(cs) = ts.columns.get(&**c) else { continue };
                     let od = o.cols.get(c);
                     if cs.ephemeral || od == Some(nd) {
                         continue;
@@ -49,7 +49,7 @@ pub fn txn_record(schema: &DatabaseSchema, changes: &[RowChange], comments: &[St
                         Some(od) if !cs.ty.is_scalar() => od.diff(nd),
                         _ => nd.clone(),
                     };
-                    m.insert(c.clone(), d.to_json());
+                    m.insert(c.to_string(), d.to_json());
                 }
                 if m.is_empty() {
                     continue;
@@ -119,11 +119,11 @@ pub fn apply_record(schema: &DatabaseSchema, state: &mut DbState, rec: &Value) -
             for (c, v) in cols {
                 let Some(cs) = ts.columns.get(c) else { continue };
                 let d = Datum::from_json_unchecked(&cs.ty, v, &mut crate::atom::no_named)?;
-                let nd = match row.cols.get(c) {
+                let nd = match row.cols.get(c.as_str()) {
                     Some(old) if is_diff && existed && !cs.ty.is_scalar() => old.apply_diff(&d),
                     _ => d,
                 };
-                row.cols.insert(c.clone(), nd);
+                row.set(c, nd);
             }
         }
     }

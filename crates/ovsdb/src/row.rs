@@ -16,8 +16,10 @@ use uuid::Uuid;
 pub struct Row {
     /// `_version`: changes whenever the row is modified.
     pub version: Uuid,
-    /// Column values by name; every schema column is present.
-    pub cols: BTreeMap<String, Datum>,
+    /// Column values by name; every schema column is present. The names are
+    /// the schema's shared [`crate::schema::ColumnSchema::key`]s; write with
+    /// [`Row::set`] so they stay shared.
+    pub cols: BTreeMap<Arc<str>, Datum>,
 }
 
 impl Row {
@@ -25,7 +27,18 @@ impl Row {
     pub fn with_defaults(table: &TableSchema) -> Row {
         Row {
             version: Uuid::new_v4(),
-            cols: table.columns.values().map(|c| (c.name.clone(), Datum::default_for(&c.ty))).collect(),
+            cols: table.columns.values().map(|c| (c.key.clone(), Datum::default_for(&c.ty))).collect(),
+        }
+    }
+
+    /// Sets a column, keeping the row's existing (shared) name key; a name
+    /// the row lacks gets its own key.
+    pub fn set(&mut self, col: &str, d: Datum) {
+        match self.cols.get_mut(col) {
+            Some(v) => *v = d,
+            None => {
+                self.cols.insert(Arc::from(col), d);
+            }
         }
     }
 
@@ -81,7 +94,8 @@ impl DbState {
         for (t, td) in &self.tables {
             let mut rows = Map::new();
             for (u, r) in &td.rows {
-                let cols: Map<String, Value> = r.cols.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                let cols: Map<String, Value> =
+                    r.cols.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect();
                 rows.insert(u.to_string(), Value::Object(cols));
             }
             out.insert(t.clone(), Value::Object(rows));

@@ -9,6 +9,7 @@ use crate::atom::{no_named, Atom, AtomicType};
 use crate::error::{OResult, OvsdbError};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// `"max": "unlimited"`.
 pub const UNLIMITED: usize = usize::MAX;
@@ -277,6 +278,9 @@ impl ColumnType {
 pub struct ColumnSchema {
     /// Column name.
     pub name: String,
+    /// The same name, shared by every row's column map: 1000 rows of 40
+    /// columns then hold one copy of each name, not 40 000 (issue 13).
+    pub key: Arc<str>,
     /// Its type.
     pub ty: ColumnType,
     /// Ephemeral columns are not written to the file log.
@@ -400,7 +404,10 @@ fn parse_table(tname: &str, tj: &Value, any_root: bool) -> OResult<TableSchema> 
             ColumnType::from_json(co.get("type").ok_or_else(|| OvsdbError::syntax("column lacks type"))?)?;
         let ephemeral = co.get("ephemeral").and_then(Value::as_bool).unwrap_or(false);
         let mutable = co.get("mutable").and_then(Value::as_bool).unwrap_or(true);
-        columns.insert(cname.clone(), ColumnSchema { name: cname.clone(), ty, ephemeral, mutable });
+        columns.insert(
+            cname.clone(),
+            ColumnSchema { name: cname.clone(), key: Arc::from(cname.as_str()), ty, ephemeral, mutable },
+        );
     }
     let max_rows = match to.get("maxRows") {
         None => None,

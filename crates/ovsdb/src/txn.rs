@@ -254,7 +254,7 @@ impl<'a> Txn<'a> {
         let mut row = Row::with_defaults(ts);
         if let Some(rv) = o.get("row") {
             for (k, d) in self.parse_row(ts, rv, false)? {
-                row.cols.insert(k, d);
+                row.set(&k, d);
             }
         }
         self.put(ts, uuid, row);
@@ -321,7 +321,7 @@ impl<'a> Txn<'a> {
             if let Some(r) = self.state.tables.get_mut(&ts.name).and_then(|t| t.rows.get_mut(u)) {
                 let r = Arc::make_mut(r);
                 for (k, d) in &newcols {
-                    r.cols.insert(k.clone(), d.clone());
+                    r.set(k, d.clone());
                 }
                 self.touched.insert((ts.name.clone(), *u));
             }
@@ -340,9 +340,10 @@ impl<'a> Txn<'a> {
                 let r = Arc::make_mut(r);
                 for m in &muts {
                     let col = ts.columns.get(&m.column).ok_or_else(|| ts.unknown_column(&m.column))?;
-                    let cur = r.cols.get(&m.column).cloned().unwrap_or_else(|| Datum::default_for(&col.ty));
+                    let cur =
+                        r.cols.get(m.column.as_str()).cloned().unwrap_or_else(|| Datum::default_for(&col.ty));
                     let nv = apply(m, &cur, &col.ty)?;
-                    r.cols.insert(m.column.clone(), nv);
+                    r.set(&m.column, nv);
                 }
                 self.touched.insert((ts.name.clone(), *u));
             }
