@@ -18,6 +18,20 @@ impl ChildGuard {
         self.child.id()
     }
 
+    /// SIGTERM, then waits up to `limit` for the child to end by itself; its exit status if it
+    /// did (None: still running, and dropping the guard will SIGKILL it). A daemon that cleans
+    /// up on SIGTERM (e.g. rvswitchd unpinning its kernel fast path) needs the wait: the guard's
+    /// SIGKILL right after the signal would look like a crash to it.
+    pub fn terminate(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        crate::signal_pid(self.pid(), libc::SIGTERM);
+        let mut status = None;
+        crate::wait_until(limit, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+
     /// The wrapped child, e.g. to take its stdout.
     pub fn child_mut(&mut self) -> &mut Child {
         &mut self.child

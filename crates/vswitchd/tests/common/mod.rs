@@ -285,8 +285,11 @@ impl Daemon {
     /// SIGTERM, then waits up to `limit` for the process to end; its exit status if it did. The
     /// directory (and what the daemon left in it) stays until drop.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        testbed::signal_pid(self.child.as_ref()?.pid(), libc::SIGTERM);
-        self.wait_exit(limit)
+        let status = self.child.as_mut()?.terminate(limit);
+        if status.is_some() {
+            self.child = None;
+        }
+        status
     }
 
     /// Waits up to `limit` for the process to end by itself (no signal sent); its exit status
