@@ -7,6 +7,9 @@
 //!   zone internet: bridge br-internet:           inet-1, inet-2
 //!
 //! All five use addresses from one subnet (198.18.0.0/24), so nothing but the switch keeps them apart.
+//!
+//! Then the VPN act (vpn.rs): a third zone whose uplink is rvswitch's built-in WireGuard to an
+//! office server in a namespace, and its kill switch.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -14,6 +17,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use testbed::{require_root, unique, wait_until, ChildGuard, Netns, Veth};
+
+mod vpn;
 
 struct Vm {
     name: &'static str,
@@ -108,8 +113,9 @@ fn demo() -> anyhow::Result<bool> {
     );
 
     let zones_file = dir.join("zones.toml");
-    let example = include_str!("../../../examples/zones.toml");
-    std::fs::write(&zones_file, example.replace("nic = \"eth1\"", &format!("nic = \"{nic}\"")))?;
+    let example = include_str!("../../../../examples/zones.toml");
+    let zones = example.replace("nic = \"eth1\"", &format!("nic = \"{nic}\""));
+    std::fs::write(&zones_file, &zones)?;
     println!("\n== rvsctl zones apply examples/zones.toml (uplink eth1 played by veth {nic})");
     print!("{}", ctl.run(&["zones", "apply", &zones_file.display().to_string()])?.0);
     attach_vms(&ctl.db, &vms)?;
@@ -118,7 +124,14 @@ fn demo() -> anyhow::Result<bool> {
             .is_ok_and(|(s, _)| s.matches("\"link_state\": \"up\"").count() >= vms.len() + 3)
     });
     anyhow::ensure!(up, "rvswitchd did not bring the ports up");
-    let ok = report(&ctl, &vms)?;
+    let zones_ok = report(&ctl, &vms)?;
+    let (vpn_ok, _vpn_leftovers) = vpn::act(&ctl, &dir, &zones, &vms)?;
+    let ok = zones_ok && vpn_ok;
+    if ok {
+        println!("\nresult: zones, VLANs and the VPN zone behave exactly as configured. Cleaning up.");
+    } else {
+        println!("\nresult: something UNEXPECTED (marked with (!)); see above. Cleaning up.");
+    }
     // Stop the daemon before the guards remove links under it, and let it exit cleanly: only
     // a clean stop takes its pinned fast path out of the kernel.
     daemon.terminate(Duration::from_secs(10));
@@ -145,9 +158,9 @@ fn report(ctl: &Ctl, vms: &[Vm]) -> anyhow::Result<bool> {
     }
     let ok = as_expected && verify_code == 0;
     if ok {
-        println!("result: zones and VLANs isolate exactly as configured, and verify agrees. Cleaning up.");
+        println!("zones and VLANs isolate exactly as configured, and verify agrees.");
     } else {
-        println!("result: UNEXPECTED reachability (marked with (!)) or verify found a join. Cleaning up.");
+        println!("UNEXPECTED reachability (marked with (!)) or verify found a join.");
     }
     Ok(ok)
 }
@@ -187,28 +200,42 @@ fn start_daemon(rvswitchd: &Path, dir: &Path) -> anyhow::Result<ChildGuard> {
         .arg("--db-file")
         .arg(dir.join("conf.db"))
         .arg("--log")
-        .arg("warn")
+        .arg("warn,boringtun=error")
         .stdin(Stdio::null())
         .spawn()?;
     Ok(ChildGuard::new(daemon))
 }
 
+/// A VM's port as libvirt adds it when the domain starts.
+struct Attachment {
+    port: String,
+    /// libvirt's vm-id is the domain's UUID; these VMs have only names.
+    vm_id: String,
+    mac: String,
+    bridge: String,
+    /// The portgroup's VLAN; 0 = untagged.
+    vlan: u16,
+    /// `other_config:allowed-ips`: the address a VM without DHCP may use (port security).
+    allowed_ips: Option<String>,
+}
+
 /// Adds each VM's port to its zone's bridge the way libvirt does when a domain starts: a port
 /// tagged with the portgroup's VLAN and `external_ids:attached-mac` and `vm-id` on the
-/// interface (libvirt's vm-id is the domain's UUID; these VMs have only names). One
-/// transaction, then wait until the daemon applied it (cur_cfg), like `ovs-vsctl add-port`.
-fn attach_vms(db: &str, vms: &[Vm]) -> anyhow::Result<()> {
+/// interface. One transaction, then wait until the daemon applied it (cur_cfg), like
+/// `ovs-vsctl add-port`.
+fn attach(db: &str, ports: &[Attachment]) -> anyhow::Result<()> {
     let mut c = ovsdb::client::Client::connect(db, Duration::from_secs(10))?;
     let mut ops = Vec::new();
-    for (i, (vm, (_, zone, vlan))) in vms.iter().zip(VMS).enumerate() {
+    for (i, a) in ports.iter().enumerate() {
         let (iface, port) = (format!("i{i}"), format!("p{i}"));
-        let mac = vm_mac(i);
+        let other_config: Vec<_> = a.allowed_ips.iter().map(|ips| json!(["allowed-ips", ips])).collect();
         ops.push(json!({"op": "insert", "table": "Interface", "uuid-name": iface,
-            "row": {"name": vm.port, "external_ids": ["map", [["attached-mac", mac], ["vm-id", vm.name]]]}}));
-        let tag = if vlan == 0 { json!(["set", []]) } else { json!(vlan) };
+            "row": {"name": a.port, "external_ids": ["map", [["attached-mac", a.mac], ["vm-id", a.vm_id]]],
+                    "other_config": ["map", other_config]}}));
+        let tag = if a.vlan == 0 { json!(["set", []]) } else { json!(a.vlan) };
         ops.push(json!({"op": "insert", "table": "Port", "uuid-name": port,
-            "row": {"name": vm.port, "tag": tag, "interfaces": ["named-uuid", iface]}}));
-        ops.push(json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", format!("br-{zone}")]],
+            "row": {"name": a.port, "tag": tag, "interfaces": ["named-uuid", iface]}}));
+        ops.push(json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", a.bridge]],
             "mutations": [["ports", "insert", ["set", [["named-uuid", port]]]]]}));
     }
     ops.push(
@@ -218,6 +245,24 @@ fn attach_vms(db: &str, vms: &[Vm]) -> anyhow::Result<()> {
     let r = c.transact("Open_vSwitch", &ops)?;
     let next = r.last().and_then(|r| r["rows"][0]["next_cfg"].as_i64()).unwrap_or(0);
     c.wait_cur_cfg("Open_vSwitch", next)?;
+    Ok(())
+}
+
+fn attach_vms(db: &str, vms: &[Vm]) -> anyhow::Result<()> {
+    let ports: Vec<Attachment> = vms
+        .iter()
+        .zip(VMS)
+        .enumerate()
+        .map(|(i, (vm, (_, zone, vlan)))| Attachment {
+            port: vm.port.clone(),
+            vm_id: vm.name.to_string(),
+            mac: vm_mac(i),
+            bridge: format!("br-{zone}"),
+            vlan,
+            allowed_ips: None,
+        })
+        .collect();
+    attach(db, &ports)?;
     println!("== attached the 5 VM ports like libvirt (tag = portgroup VLAN, external_ids:attached-mac)");
     Ok(())
 }
