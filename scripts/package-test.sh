@@ -40,6 +40,8 @@ man -w rvswitchd
 man -w rvsctl
 man -w rvsctl-show
 man -P cat rvswitchd 2>/dev/null | grep -q -- '--ovs-compat'
+# bash-completion loads the installed script by the command's name; it must define the function.
+bash -c 'source /usr/share/bash-completion/completions/rvsctl && complete -p rvsctl' | grep -q -- '-F _rvsctl'
 dpkg-query -W -f='${Conffiles}\n' rvswitch | grep -q '/etc/rvswitch/rvswitch.toml'
 unit=/lib/systemd/system/rvswitchd.service
 said="$(systemd-analyze verify --man=no "$unit" 2>&1)" || { echo "$said" >&2; exit 1; }
@@ -61,7 +63,7 @@ wait "$daemon" || { echo "package-test: rvswitchd exited non-zero" >&2; cat "$tm
 daemon=""
 
 timeout 120 apt-get purge -y -qq rvswitch >/dev/null
-for gone in /usr/sbin/rvswitchd /usr/bin/rvsctl /etc/rvswitch "$unit"; do
+for gone in /usr/sbin/rvswitchd /usr/bin/rvsctl /etc/rvswitch /usr/share/bash-completion/completions/rvsctl "$unit"; do
   [ ! -e "$gone" ] || { echo "package-test: $gone left after purge" >&2; exit 1; }
 done
-echo "package-test: install, run, man pages, unit verify, purge: all good ($((SECONDS)) s in total)"
+echo "package-test: install, run, man pages, completions, unit verify, purge: all good ($((SECONDS)) s in total)"

@@ -3,6 +3,7 @@
 //! agree on them; rvsctl reaches the daemon only through this socket.
 
 pub mod client;
+pub mod completions;
 pub mod flow;
 pub mod manpage;
 pub mod protocol;

@@ -72,6 +72,9 @@ enum Command {
     /// Write the man page to DIR (used when packaging).
     #[command(hide = true)]
     GenerateMan { dir: PathBuf },
+    /// Print a completion script for SHELL: `source <(rvsctl completions bash)`. The Debian
+    /// package installs the bash, zsh and fish ones.
+    Completions { shell: clap_complete::Shell },
     /// Declarative isolated networks from a zones file (talks OVSDB, like ovs-vsctl).
     Zones {
         #[command(subcommand)]
@@ -147,6 +150,7 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
                 render::security(&r)
             }
         }
+        Command::Completions { shell } => ctl::completions::script(Cli::command(), *shell),
         Command::GenerateMan { dir } => {
             manpage::write(Cli::command(), dir)?.iter().map(|p| format!("{}\n", p.display())).collect()
         }
