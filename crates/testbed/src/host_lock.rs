@@ -157,21 +157,10 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         // util-linux flock(1) holds the same kind of lock; without a fork (-F) the process that
         // holds it is the child itself, which says so before it sleeps.
-        let child = std::process::Command::new("flock")
-            .arg("-F")
-            .arg(&path)
-            .args(["sh", "-c", "echo locked; exec sleep 60"])
-            .stdout(std::process::Stdio::piped())
-            .spawn();
-        let Ok(child) = child else {
-            crate::skip("another_process_holding_the_lock_excludes_us_until_it_ends", "no flock(1)");
-            return;
-        };
-        let mut child = crate::ChildGuard::new(child);
-        let mut line = String::new();
-        let out = child.child_mut().stdout.take().unwrap();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
-        assert_eq!(line.trim(), "locked");
+        let mut cmd = std::process::Command::new("flock");
+        cmd.arg("-F").arg(&path).args(["sh", "-c", "echo locked; exec sleep 60"]);
+        let child = crate::ChildGuard::spawn_ready(&mut cmd, "locked", Duration::from_secs(10))
+            .expect("flock(1) (util-linux) holding the lock");
         assert!(HostLock::acquire(&path, "us", Duration::from_millis(300)).is_err(), "not excluded");
         drop(child); // SIGKILL: the kernel drops its lock
         assert!(HostLock::acquire(&path, "us", Duration::from_secs(10)).is_ok());
