@@ -152,6 +152,7 @@ fn sigkill_right_after_sigterm_leaves_no_pins_and_no_programs() {
     assert_eq!(pins.0.pinned_links().len(), 2, "one pinned link per port\n{}", d.log());
     let programs = |dev: &str| fastpath::tcx_ingress_programs(dev).unwrap_or(usize::MAX);
     assert!(programs(&a.port) >= 1 && programs(&b.port) >= 1, "no program attached before the stop");
+    let flows = fastpath::pinned_map_id(&pins.0.maps().join("fp_flows")).expect("the pinned flow map");
 
     let sent = std::time::Instant::now();
     d.signal(libc::SIGTERM);
@@ -176,4 +177,12 @@ fn sigkill_right_after_sigterm_leaves_no_pins_and_no_programs() {
         programs(&a.port),
         programs(&b.port)
     );
+    // Nor the maps: no program uses them any more (the keeper, told that the fast path was
+    // unpinned, detached its socket filters; at the latest it ends after its 10 s grace).
+    let killed = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || !fastpath::map_exists(flows)),
+        "the flow map (id {flows}) is still in the kernel 30 s after SIGKILL"
+    );
+    println!("SIGKILL -> flow map released by the kernel: {:?}", killed.elapsed());
 }
