@@ -36,6 +36,20 @@ pub fn tcx_ingress_programs(dev: &str) -> Result<usize, Error> {
     Ok(progs.len())
 }
 
+/// The kernel's id of the map pinned at `path`: with [`map_exists`], whether the kernel still
+/// holds that map after its pin and every process using it are gone (ids are not reused soon:
+/// the kernel allocates them cyclically).
+pub fn pinned_map_id(path: &std::path::Path) -> Result<u32, Error> {
+    let info = aya::maps::MapInfo::from_pin(path)
+        .map_err(|e| Error::Pins { dir: path.to_path_buf(), msg: e.to_string() })?;
+    Ok(info.id())
+}
+
+/// Whether a map with kernel id `id` exists (see [`pinned_map_id`]).
+pub fn map_exists(id: u32) -> bool {
+    aya::maps::MapInfo::from_id(id).is_ok()
+}
+
 /// Why the fast path cannot be used here.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

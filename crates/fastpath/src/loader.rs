@@ -42,8 +42,12 @@ impl TcLink {
     fn detach(self) {
         if let Hold::Pinned(link, path) = self.link {
             drop(link);
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::debug!(dev = self.dev, "unpinning a tc link: {e}");
+            // Already gone when the stopping daemon unlinked its pins first.
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::debug!(dev = self.dev, "unpinning a tc link: {e}")
+                }
+                _ => {}
             }
         }
     }

@@ -93,9 +93,8 @@ impl PinDir {
 
     /// Takes down what a previous daemon left: the socket filters on sockets it may have left
     /// with the descriptor keeper stop hiding frames (first: without links nothing would
-    /// forward what they hide), every link is unpinned (its program leaves the device), the
-    /// maps are unpinned, the directories removed. For `--datapath userspace` after a kernel
-    /// run, and a clean stop.
+    /// forward what they hide), then every pin goes ([`PinDir::unlink`]). For `--datapath
+    /// userspace` after a kernel run, and a clean stop.
     pub fn remove(&self) -> Result<(), Error> {
         if !self.exists() {
             return Ok(());
@@ -103,9 +102,30 @@ impl PinDir {
         if let Err(e) = switch_filters_off(&self.maps().join("fp_live")) {
             tracing::debug!("pinned fp_live: {e}");
         }
-        for ifindex in self.pinned_links() {
-            self.unpin_link(ifindex);
+        self.unlink()
+    }
+
+    /// Removes every pin and directory, and nothing else: links and maps whose descriptors a
+    /// live process holds stay in the kernel, and go when that process's descriptors close, be
+    /// it by a clean exit or SIGKILL. So a daemon that is stopping calls this first (it costs a
+    /// few unlinks): a supervisor's SIGKILL any time later cannot leave its fast path behind.
+    ///
+    /// A link pinned meanwhile by another thread (an attach racing with the stop) keeps its
+    /// directory from going; the directory is emptied again, a bounded number of times. Once
+    /// the directory is gone nothing can be pinned below it any more.
+    pub fn unlink(&self) -> Result<(), Error> {
+        const PASSES: usize = 100;
+        let mut last = Ok(());
+        for _ in 0..PASSES {
+            last = self.unlink_once();
+            if last.is_ok() {
+                break;
+            }
         }
+        last
+    }
+
+    fn unlink_once(&self) -> Result<(), Error> {
         for dir in [self.links(), self.maps()] {
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 entries.flatten().for_each(|e| drop(std::fs::remove_file(e.path())));
@@ -168,6 +188,27 @@ mod tests {
         assert!(matches!(p.create(), Err(Error::Pins { .. })));
         p.remove().unwrap();
         assert!(!p.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn unlink_removes_every_pin_and_directory_and_nothing_foreign() {
+        let dir = tempfile_dir().join("unlink");
+        let p = PinDir::new(&dir);
+        for d in [p.maps(), p.links()] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(p.maps().join("fp_flows"), b"").unwrap();
+        std::fs::write(p.link(7), b"").unwrap();
+        p.unlink().unwrap();
+        assert!(!p.exists());
+        p.unlink().unwrap(); // already gone: fine
+
+        // Something that is not ours below the root: an error, and it stays.
+        std::fs::create_dir_all(p.links()).unwrap();
+        std::fs::write(dir.join("notes"), b"mine").unwrap();
+        assert!(matches!(p.unlink(), Err(Error::Pins { .. })));
+        assert!(dir.join("notes").exists() && !p.links().exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -13,6 +13,30 @@ impl ChildGuard {
         ChildGuard { child }
     }
 
+    /// Spawns `cmd` with its stdout piped and waits (bounded by `limit`) until its first line
+    /// is `ready`: for a helper that must have done something (taken a lock, bound a socket)
+    /// before the test goes on. An error if it says something else, ends, or stays silent.
+    pub fn spawn_ready(
+        cmd: &mut std::process::Command,
+        ready: &str,
+        limit: std::time::Duration,
+    ) -> std::io::Result<ChildGuard> {
+        let mut guard = ChildGuard::new(cmd.stdout(std::process::Stdio::piped()).spawn()?);
+        let out = guard.child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Ends at the first line or when the child (killed by the guard at the latest) closes.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(limit) {
+            Ok(line) if line.trim() == ready => Ok(guard),
+            Ok(line) => Err(std::io::Error::other(format!("the child said {line:?}, not {ready:?}"))),
+            Err(_) => Err(std::io::Error::other(format!("the child did not say {ready:?} within {limit:?}"))),
+        }
+    }
+
     /// The child's PID.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -7,6 +7,7 @@ mod child;
 mod cmd;
 pub mod frames;
 mod guest;
+mod host_lock;
 mod libvirt;
 mod link;
 mod marked;
@@ -26,6 +27,7 @@ pub use guest::{
     boot_guest, build_initramfs, build_initramfs_with, guest_init, require_vm_assets, vm_assets,
     VIRTIO_NET_MODULES,
 };
+pub use host_lock::{HostLock, OVS_DB_LOCK, OVS_DB_WAIT};
 pub use libvirt::Libvirt;
 pub use link::link_counter;
 pub use marked::{marked_frame, markers_in, ETHERTYPE_TEST};

@@ -17,4 +17,5 @@ pub mod service;
 pub mod state;
 pub mod tunnel;
 pub mod unixctl;
+pub mod unpin;
 pub mod vpn;

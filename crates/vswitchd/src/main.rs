@@ -28,6 +28,7 @@ use vswitchd::handover;
 use vswitchd::reconcile::Reconciler;
 use vswitchd::service::watchdog::Heartbeat;
 use vswitchd::service::{self, Service, ServiceArgs};
+use vswitchd::unpin::{UnpinFirst, Unpinned};
 use vswitchd::{metrics, unixctl};
 
 /// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
@@ -221,6 +222,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let (Some(store), true) = (&store, datapath.kernel_pinned()) {
         store.keep_filters();
     }
+    let mut unpin = UnpinFirst::new(&datapath, store.as_ref());
     let mut rec = Reconciler::with_store(datapath, store, kept);
     rec.set_state_dir(args.db_file.parent().map(std::path::Path::to_path_buf));
     let shared = Arc::new(Mutex::new(Daemon::new(rec, db, args.config.clone(), events)));
@@ -303,6 +305,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 break;
             }
             _ => {
+                // First, before anything that takes time: see `unpin`.
+                unpin_first(&mut unpin, sig);
                 info!("signal {sig}: shutting down");
                 service.stopping();
                 break;
@@ -336,6 +340,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     pass.push(handover::pass_on(handover::CONTROL_LISTENER, socket.hand_over())?);
     lock(&shared).shutdown(true);
     Err(reexec(pass))
+}
+
+/// A clean stop's first step ([`UnpinFirst`]), logged.
+fn unpin_first(unpin: &mut UnpinFirst, sig: i32) {
+    match unpin.run() {
+        Some(Unpinned { dir, took, result: Ok(()) }) => {
+            info!(pins = %dir.display(), "signal {sig}: fast path unpinned in {took:?}")
+        }
+        Some(Unpinned { dir, result: Err(e), .. }) => {
+            warn!(pins = %dir.display(), "signal {sig}: cannot unpin the fast path: {e}")
+        }
+        None => {}
+    }
 }
 
 /// The database: the embedded server (and our session with it), or with `--db` the connection

@@ -22,7 +22,7 @@ use common::{rvsctl_path, Daemon, Vm};
 use libvirt::capture::{assert_captures, send_probe, Captures, Expect, Heard};
 use libvirt::guest::{assert_reach, boot, wait_done, Guest};
 use libvirt::validate;
-use testbed::{require_root, run, socket_answers, vm_assets, wait_until, ChildGuard, Libvirt};
+use testbed::{require_root, run, socket_answers, vm_assets, wait_until, ChildGuard, HostLock, Libvirt};
 
 /// Where libvirt's ovs-vsctl looks for the database (it passes no --db).
 const OVS_DB: &str = "/var/run/openvswitch/db.sock";
@@ -290,6 +290,9 @@ fn libvirt_vms_in_two_zones_reach_only_their_own() {
     if !require_root("libvirt_vms_in_two_zones_reach_only_their_own") || !tools_present() {
         return;
     }
+    // First and dropped last: another test run on this host's db.sock (and libvirt's system
+    // sockets) waits until this one is done.
+    let _host = HostLock::ovs_db("libvirt_vms_in_two_zones_reach_only_their_own");
     let t0 = Instant::now();
     let assets = vm_assets().expect("checked above");
     assert!(

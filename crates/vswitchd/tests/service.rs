@@ -168,6 +168,10 @@ fn the_unit_file_passes_systemd_analyze_verify() {
     {
         assert!(text.contains(needed), "unit lacks {needed}");
     }
+    // A clean stop takes ~0.1 s at 1000 ports; the tests give it 10 s, so must the unit.
+    let stop = text.lines().find_map(|l| l.strip_prefix("TimeoutStopSec=")).expect("TimeoutStopSec");
+    let secs: u64 = stop.trim().trim_end_matches('s').parse().expect("TimeoutStopSec in seconds");
+    assert!(secs >= 10, "TimeoutStopSec={stop} may SIGKILL a clean stop on a loaded host");
     let dir = tempfile::tempdir().expect("temp dir");
     let copy = dir.path().join("rvswitchd.service");
     std::fs::write(&copy, text.replace("/usr/sbin/rvswitchd", env!("CARGO_BIN_EXE_rvswitchd"))).unwrap();

@@ -22,7 +22,7 @@ use ctl::zones_cli::ZonesCommand;
 use libvirt::guest::{boot_with, Booted};
 use libvirt::validate;
 use testbed::{build_initramfs_with, guest_init, require_program, run, socket_answers, unique, vm_assets};
-use testbed::{wait_until, Libvirt};
+use testbed::{wait_until, HostLock, Libvirt};
 
 /// Where libvirt's ovs-vsctl looks for the database (it passes no --db).
 const OVS_DB: &str = "/var/run/openvswitch/db.sock";
@@ -209,6 +209,9 @@ fn libvirt_guest_leases_in_a_vpn_zone_and_reaches_the_office() {
     if !tools_present(test) {
         return;
     }
+    // First and dropped last: another test run on this host's db.sock (and libvirt's system
+    // sockets) waits until this one is done.
+    let _host = HostLock::ovs_db(test);
     assert!(!socket_answers(Path::new(OVS_DB)), "{OVS_DB} answers: another OVSDB server runs");
     let assets = vm_assets().expect("checked above");
     let s = setup();

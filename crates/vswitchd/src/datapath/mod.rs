@@ -124,8 +124,8 @@ pub struct Datapath {
     rx_queues: usize,
     /// Whether the kernel fast path is loaded (its counters then need folding in).
     kernel: bool,
-    /// Whether its maps and links are pinned (they outlive this process).
-    pinned: bool,
+    /// Where its maps and links are pinned, when they are (they outlive this process).
+    pins: Option<PinDir>,
     commands: mpsc::Sender<Command>,
     waker: Arc<sys::EventFd>,
     heartbeat: Arc<Heartbeat>,
@@ -271,7 +271,7 @@ impl Datapath {
         let heartbeat = Heartbeat::new();
         let fast = opts.mode.load(opts.pins.as_deref()).map_err(std::io::Error::other)?;
         let kernel = fast.is_some();
-        let pinned = fast.as_ref().is_some_and(|f| f.pins().is_some());
+        let pins = fast.as_ref().and_then(|f| f.pins().cloned());
         let (event_tx, events) = feed::channel();
         let mut engine = engine::Engine::new(
             engine::EngineParts {
@@ -288,7 +288,7 @@ impl Datapath {
         Ok(Datapath {
             rx_queues,
             kernel,
-            pinned,
+            pins,
             commands,
             waker,
             heartbeat,
@@ -349,7 +349,13 @@ impl Datapath {
 
     /// Whether the kernel fast path outlives this process (pinned maps and links).
     pub fn kernel_pinned(&self) -> bool {
-        self.pinned
+        self.pins.is_some()
+    }
+
+    /// Where the kernel fast path is pinned, if it is: a stopping daemon unlinks that first
+    /// (see [`PinDir::unlink`]).
+    pub fn pin_dir(&self) -> Option<&PinDir> {
+        self.pins.as_ref()
     }
 
     /// The first configuration is in place (every kept device claimed or closed): see

@@ -9,7 +9,8 @@
 //! descriptor stores or replaces; `DEL <prefix>` drops every key starting with it and answers
 //! `OK` once they are closed; `GET` answers
 //! `FD <key>` with a descriptor per entry, then `END`; `PINNED` (from the client that took them
-//! last) says its fast path outlives it (see below); `EXIT` closes everything and ends the
+//! last) says its fast path outlives it (see below), `UNPINNED` (from the same client) takes
+//! that back (a stopping daemon has unlinked its pins); `EXIT` closes everything and ends the
 //! keeper. A keeper that has had no client for [`GRACE`] ends too, so descriptors of a daemon
 //! that never comes back are not held forever.
 //!
@@ -209,6 +210,9 @@ impl Keeper {
                 let _ = wire::send(sock, b"END", None);
             }
             ("PINNED", _) if self.owner == Some(self.clients[client].as_raw_fd()) => self.owner_pinned = true,
+            ("UNPINNED", _) if self.owner == Some(self.clients[client].as_raw_fd()) => {
+                self.owner_pinned = false
+            }
             ("EXIT", _) => return Flow::Exit,
             _ => {} // unknown or malformed: ignored (a descriptor that came with it is closed)
         }

@@ -113,8 +113,27 @@ impl FdStore {
         }
     }
 
+    /// A second handle on this connection, for the one message a stopping daemon sends from
+    /// its main thread while the reconciler still owns this store (see [`UnpinNotice`]).
+    pub fn unpin_notice(&self) -> io::Result<UnpinNotice> {
+        Ok(UnpinNotice(self.sock.try_clone()?))
+    }
+
     pub fn close_all(self) {
         let _ = wire::send(self.sock.as_fd(), b"EXIT", None);
+    }
+}
+
+/// Tells the keeper that this daemon's fast path no longer outlives it (its pins are unlinked):
+/// should the daemon die before its clean stop ends, the keeper detaches the socket filters
+/// then, as after any unpinned owner, instead of leaving them to hide frames nothing forwards.
+pub struct UnpinNotice(OwnedFd);
+
+impl UnpinNotice {
+    pub fn send(self) {
+        if let Err(e) = wire::send(self.0.as_fd(), b"UNPINNED", None) {
+            warn!("cannot tell the keeper the fast path is no longer pinned: {e}");
+        }
     }
 }
 
@@ -243,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pinned_owner_leaving_keeps_the_socket_filters() {
+    fn a_pinned_owner_leaving_keeps_the_socket_filters_unless_it_unpinned() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.fdstore");
         let keeper = spawn_keeper(&path);
@@ -262,7 +281,15 @@ mod tests {
         drop(store2);
         let (store3, _) = FdStore::open(&path, no_exe).unwrap();
         assert!(delivers(&rx), "an unpinned owner's filter goes when it leaves");
-        store3.close_all();
+        // Pinned, then a clean stop's first step (from another handle on the same connection),
+        // then the daemon dies before its stop ends: the filter goes.
+        attach_drop_all(&rx);
+        store3.keep_filters();
+        store3.unpin_notice().unwrap().send();
+        drop(store3);
+        let (store4, _) = FdStore::open(&path, no_exe).unwrap();
+        assert!(delivers(&rx), "the filter outlived an owner whose fast path was unpinned");
+        store4.close_all();
         keeper.join().unwrap().unwrap();
     }
 

@@ -135,21 +135,16 @@ mod tests {
         std::fs::write(&path, "4242\n").unwrap();
         // POSIX locks belong to a process, so the holder must be another one (as a real
         // ovs-vswitchd would be): python's lockf takes the same fcntl lock.
-        let holder = std::process::Command::new("/usr/bin/python3")
-            .arg("-c")
+        let mut cmd = std::process::Command::new("/usr/bin/python3");
+        cmd.arg("-c")
             .arg("import fcntl,sys,time\nf=open(sys.argv[1],'r+')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(30)")
-            .arg(&path)
-            .stdout(std::process::Stdio::piped())
-            .spawn();
-        let Ok(holder) = holder else {
+            .arg(&path);
+        if !std::path::Path::new("/usr/bin/python3").exists() {
             testbed::skip("pid file lock test", "/usr/bin/python3 missing (Debian package python3)");
             return;
-        };
-        let mut holder = testbed::ChildGuard::new(holder);
-        let mut line = String::new();
-        let stdout = holder.child_mut().stdout.take().unwrap();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-        assert_eq!(line.trim(), "locked");
+        }
+        let holder = testbed::ChildGuard::spawn_ready(&mut cmd, "locked", std::time::Duration::from_secs(20))
+            .expect("python3 holding the lock");
         let e = PidFiles::create(dir.path()).unwrap_err();
         drop(holder);
         assert!(matches!(&e, PidFileError::Held { pid, .. } if pid == "4242"), "{e}");
