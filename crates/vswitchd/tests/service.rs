@@ -163,9 +163,17 @@ fn the_unit_file_passes_systemd_analyze_verify() {
     }
     let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/rvswitchd.service");
     let text = std::fs::read_to_string(&unit).expect("packaging/rvswitchd.service");
-    for needed in
-        ["Type=notify", "WatchdogSec=", "Restart=on-failure", "--ovs-compat", "ProtectSystem=strict"]
-    {
+    for needed in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "--ovs-compat",
+        "ProtectSystem=strict",
+        // The keeper (and its socket) must survive the main process's death for a restart
+        // to adopt the devices (see the unit's comment).
+        "KillMode=process",
+        "RuntimeDirectoryPreserve=restart",
+    ] {
         assert!(text.contains(needed), "unit lacks {needed}");
     }
     // A clean stop takes ~0.1 s at 1000 ports; the tests give it 10 s, so must the unit.
