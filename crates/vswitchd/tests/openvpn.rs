@@ -128,29 +128,11 @@ fn nat_mode_through_openvpn_shows_the_office_the_tun_address() {
     if !have_tools("nat_mode_through_openvpn_shows_the_office_the_tun_address") {
         return;
     }
-    let office = office();
-    let files = files();
-    // The tun's addresses are on the host (ours) and in its routing table (the server's):
-    // a /30 of their own, unique per test and run like the WAN link's.
-    let (ours, theirs) = wan_addresses();
-    let _server = OpenVpn::server(&office.office, &files.key, &files.log("server.log"), (&theirs, &ours));
-    let dev = unique("tun");
-    let client_log = files.log("client.log");
-    let _client =
-        OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &client_log, Some((&ours, &theirs)));
-    assert!(wait_until(Duration::from_secs(20), || device_up(&dev)), "client tun not up\n{}", files.logs());
-    let want = ours.parse().ok();
-    assert!(wait_until(Duration::from_secs(10), || netdev::ipv4_address(&dev).ok().flatten() == want));
-
-    let (vm, _vm_link, vm_port) = intranet_vm();
-    let d = Daemon::start("");
-    let (bridge, port) = (unique("bri"), unique("vpn"));
-    add_zone_bridge(&d, &bridge, &vm_port, &port, &dev, &["options:nat=true"]);
-    wait_ports_up(&d, &[&vm_port]);
-    assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
-    assert!(vm.ping(OFFICE_HOST, 3), "ping through NAT failed: {:?}\n{}", d.port(&port), files.logs());
-    let (bps, peer) = iperf(&vm, &office.lan, OFFICE_HOST);
+    // Bound whole: each part lives as long as the test.
+    let z = nat_zone(&[]);
+    let (office, vm, ours) = (&z.office, &z.vm, &z.ours);
+    let (bps, peer) = iperf(vm, &office.lan, OFFICE_HOST);
     eprintln!("OpenVPN tun uplink, NAT: iperf3 TCP VM → office host {:.1} Mb/s as {peer}", bps / 1e6);
     assert!(bps > 0.0, "no TCP throughput");
-    assert_eq!(peer, ours, "the office host sees the tun's address");
+    assert_eq!(&peer, ours, "the office host sees the tun's address");
 }

@@ -74,29 +74,11 @@ fn a_nat_zone_follows_the_tuns_new_mtu_and_new_address() {
     if !tools("a_nat_zone_follows_the_tuns_new_mtu_and_new_address") {
         return;
     }
-    let office = office();
+    let (later, third) = (wan_addresses().0, wan_addresses().0);
+    // Every part bound by name, so each lives as long as the test.
+    let NatZone { office, files, _server, mut client, dev, ours, theirs, vm, _vm_link, d, port } =
+        nat_zone(&[&later, &third]);
     office.lan.exec(&["ip", "addr", "add", &format!("{OFFICE_HOST2}/24"), "dev", "eth0"]).unwrap();
-    let files = files();
-    let ((ours, theirs), (later, _), (third, _)) = (wan_addresses(), wan_addresses(), wan_addresses());
-    let server_log = files.log("server.log");
-    let _server =
-        OpenVpn::server_routing(&office.office, &files.key, &server_log, (&theirs, &ours), &[&later, &third]);
-    let dev = unique("tun");
-    let client_log = files.log("client.log");
-    let mut client =
-        OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &client_log, Some((&ours, &theirs)));
-    assert!(wait_until(Duration::from_secs(20), || device_up(&dev)), "client tun not up\n{}", files.logs());
-    let want = ours.parse().ok();
-    assert!(wait_until(Duration::from_secs(10), || netdev::ipv4_address(&dev).ok().flatten() == want));
-
-    let (vm, _vm_link, vm_port) = intranet_vm();
-    let d = Daemon::start("");
-    let (bridge, port) = (unique("bri"), unique("vpn"));
-    add_zone_bridge(&d, &bridge, &vm_port, &port, &dev, &["options:nat=true"]);
-    wait_ports_up(&d, &[&vm_port]);
-    assert!(wait_vpn_state(&d, &port, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&port), d.log());
-    assert!(vm.ping(OFFICE_HOST, 3), "ping through NAT failed: {:?}\n{}", d.port(&port), files.logs());
-
     // The MTU: OpenVPN's tun starts at 1500, so a 1400-byte DF ping passes; SYNs keep 1460
     // but for OpenVPN's own `--mssfix` (its default: ~1359 for this cipher), above 1260.
     let before = df_ping(&vm, OFFICE_HOST, 1372);
@@ -142,6 +124,7 @@ fn a_nat_zone_follows_the_tuns_new_mtu_and_new_address() {
     // afresh, and the zone follows both.
     client.kill();
     assert!(wait_until(Duration::from_secs(10), || !device_exists(&dev)), "tun outlived its client");
+    let client_log = files.log("client.log");
     let _client = OpenVpn::client(
         &dev,
         &files.key,

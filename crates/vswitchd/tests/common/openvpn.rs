@@ -168,3 +168,48 @@ pub fn add_zone_bridge(d: &Daemon, bridge: &str, vm_port: &str, port: &str, dev:
     ];
     d.vsctl_output(&add.concat()).expect("add the bridge and the VPN port");
 }
+
+/// A NAT zone (`options:nat=true`) on the tun of a running OpenVPN client, the VM pinging the
+/// office host through it. The tun's addresses are on the host (`ours`) and in its routing
+/// table (the server's, `theirs`): a /30 of their own, unique per test and run like the WAN
+/// link's. The server also routes `hosts` (addresses the client may take later).
+pub struct NatZone {
+    pub office: Office,
+    pub files: Files,
+    pub _server: OpenVpn,
+    pub client: OpenVpn,
+    pub dev: String,
+    pub ours: String,
+    pub theirs: String,
+    pub vm: Netns,
+    pub _vm_link: testbed::Veth,
+    pub d: Daemon,
+    pub port: String,
+}
+
+pub fn nat_zone(hosts: &[&str]) -> NatZone {
+    let office = office();
+    let files = files();
+    let (ours, theirs) = wan_addresses();
+    let server_log = files.log("server.log");
+    let server = OpenVpn::server_routing(&office.office, &files.key, &server_log, (&theirs, &ours), hosts);
+    let dev = unique("tun");
+    let client_log = files.log("client.log");
+    let client =
+        OpenVpn::client(&dev, &files.key, &office.office_wan, &files.up, &client_log, Some((&ours, &theirs)));
+    let waited = testbed::wait_until(std::time::Duration::from_secs(20), || device_up(&dev));
+    assert!(waited, "client tun not up\n{}", files.logs());
+    let want = ours.parse().ok();
+    let addressed = || netdev::ipv4_address(&dev).ok().flatten() == want;
+    assert!(testbed::wait_until(std::time::Duration::from_secs(10), addressed), "no address on {dev}");
+
+    let (vm, vm_link, vm_port) = intranet_vm();
+    let d = Daemon::start("");
+    let (bridge, port) = (unique("bri"), unique("vpn"));
+    add_zone_bridge(&d, &bridge, &vm_port, &port, &dev, &["options:nat=true"]);
+    super::wait_ports_up(&d, &[&vm_port]);
+    let up = wait_vpn_state(&d, &port, "up", std::time::Duration::from_secs(20));
+    assert!(up, "{:?}\n{}", d.port(&port), d.log());
+    assert!(vm.ping(OFFICE_HOST, 3), "ping through NAT failed: {:?}\n{}", d.port(&port), files.logs());
+    NatZone { office, files, _server: server, client, dev, ours, theirs, vm, _vm_link: vm_link, d, port }
+}
