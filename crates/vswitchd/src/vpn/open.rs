@@ -194,9 +194,8 @@ fn gateway(
         gw = gw.with_nat(Nat::new(NatConfig::new(public)));
     }
     let Some(d) = &opts.dhcp else { return Ok((gw, None)) };
-    // The zones file's `dhcp.dns` wins over the tunnel's (a tun has none).
-    let dns = if d.dns.is_empty() { facts.dns } else { d.dns.clone() };
-    let mut server = dhcp_server(opts, d, dns, facts.mtu).map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
+    let mut server = dhcp_server(opts, d, offered_dns(&d.dns, facts.dns), facts.mtu)
+        .map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
     let leases = state_dir.map(|dir| dir.join(format!("dhcp-{name}.leases")));
     if let Some(text) = leases.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
         let now =
@@ -230,6 +229,16 @@ fn dhcp_server(
     })
 }
 
+/// The DNS servers the zone's DHCP offers: the zones file's `dhcp.dns` (`options:dhcp_dns`)
+/// if it names any, else the tunnel's own (wg-quick's `DNS` line; a tun has none).
+fn offered_dns(zone: &[Ipv4Addr], tunnel: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    if zone.is_empty() {
+        tunnel
+    } else {
+        zone.to_vec()
+    }
+}
+
 /// An hour, dnsmasq's default.
 const LEASE_SECS: u32 = 3600;
 
@@ -252,6 +261,14 @@ mod tests {
         assert_eq!(a, gateway_mac("vpn-intranet"));
         assert_ne!(a, gateway_mac("vpn-other"));
         assert_eq!(a.0[0] & 0x03, 0x02, "locally administered, unicast");
+    }
+
+    #[test]
+    fn the_zones_dns_overrides_the_tunnels() {
+        let (zone, wg) = (Ipv4Addr::new(198, 18, 60, 53), Ipv4Addr::new(198, 18, 61, 53));
+        assert_eq!(offered_dns(&[zone], vec![wg]), [zone], "the zones file's wins");
+        assert_eq!(offered_dns(&[], vec![wg]), [wg], "else wg-quick's DNS line");
+        assert!(offered_dns(&[], vec![]).is_empty(), "a tun zone without dhcp.dns offers none");
     }
 
     #[test]
