@@ -16,7 +16,7 @@ use testbed::{frame_capture_until, require_program, unique, wait_until, Netns, V
 
 use common::office::*;
 use common::openvpn::*;
-use common::wg_office::{dhcp_vm, zones_cmd};
+use common::wg_office::{dhcp_vm, udhcpc_script_recording_dns, zones_cmd};
 use common::{bridge_config, wait_ports_up, Daemon};
 
 /// A second address of the office LAN host: a destination the VM has no path-MTU for yet, so
@@ -164,17 +164,6 @@ fn office_resolver(lan: &Netns, dir: &std::path::Path) -> testbed::ChildGuard {
     guard
 }
 
-/// udhcpc's script: the lease as usual, and the DNS servers it was offered into `dns.txt`.
-fn udhcpc_script(dir: &std::path::Path) -> String {
-    let record = dir.join("dns.txt").display().to_string();
-    let text = format!(
-        "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr flush dev \"$interface\"; \
-         ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\"; \
-         echo \"$dns\" > {record} ;; esac\n"
-    );
-    write_file(dir, "udhcpc.sh", &text, 0o755).display().to_string()
-}
-
 /// A routed tun zone from a zones file: `dhcp = { range, dns }` is what the VM's DHCP client
 /// is offered, and its DNS goes into the tunnel only.
 #[test]
@@ -219,11 +208,11 @@ fn a_tun_zones_dhcp_offers_the_zones_file_dns_which_goes_only_into_the_tunnel() 
     assert_eq!(opts.trim().trim_matches('"'), OFFICE_DNS, "the zones file's dns reaches the port");
     assert!(wait_vpn_state(&d, &gw, "up", Duration::from_secs(20)), "{:?}\n{}", d.port(&gw), d.log());
 
-    let script = udhcpc_script(files.dir.path());
+    let (script, offered) = udhcpc_script_recording_dns(files.dir.path());
     let lease =
         vm.exec(&["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "10", "-T", "1", "-s", &script]);
     assert!(lease.is_ok(), "no lease: {lease:?}\n{:?}\n{}", d.port(&gw), d.log());
-    let offered = std::fs::read_to_string(files.dir.path().join("dns.txt")).unwrap_or_default();
+    let offered = std::fs::read_to_string(offered).unwrap_or_default();
     eprintln!("udhcpc in the VM was offered DNS {offered:?}");
     assert_eq!(offered.trim(), OFFICE_DNS, "DHCP option 6 is the zones file's dns");
     let answer = vm.exec(&["busybox", "nslookup", "-type=a", OFFICE_NAME, OFFICE_DNS]).unwrap_or_default();
