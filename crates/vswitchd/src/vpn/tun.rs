@@ -5,7 +5,9 @@
 //! The kill switch follows the device: up only while it exists, is admin-up and has carrier
 //! (a tun has carrier while a process holds it). Gone (the client exited, or restarted and
 //! deleted it) closes the uplink; a device by the same name is opened afresh (a new ifindex)
-//! at the next tick. The state is read once per tick, not per packet.
+//! at the next tick. The state is read once per tick, not per packet; so are the device's
+//! MTU and IPv4 address, which the client may change while it runs (the port makes the zone
+//! follow them: [`Transport::device_facts`]).
 
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -35,9 +37,10 @@ pub struct TunUplink {
     facts: DeviceFacts,
     /// Non-IP and cut packets of uplinks already closed (the open one counts its own).
     closed_bad: u64,
-    /// Zone packets the device did not take: of uplinks already closed (the open one counts
-    /// its own `tx_dropped`), and send errors the uplink does not count (`send-lost`).
+    /// Zone packets the devices of uplinks already closed did not take (the open one counts
+    /// its own `tx_dropped`): part of `send-lost`.
     closed_lost: u64,
+    /// Sends that failed otherwise (an error the uplink does not count): `send-lost` too.
     send_errors: u64,
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
