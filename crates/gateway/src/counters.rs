@@ -7,9 +7,10 @@ use crate::Gateway;
 /// The DHCP server's lease events.
 pub const DHCP_COUNTERS: [&str; 5] =
     ["dhcp-offered", "dhcp-acked", "dhcp-nak", "dhcp-declined", "dhcp-released"];
-/// The NAT's translations: held now (a gauge), made so far, and packets refused (table full,
-/// no mapping, a fragment, malformed, unsupported: each also a `nat` drop).
-pub const NAT_COUNTERS: [&str; 3] = ["nat-active", "nat-created", "nat-refused"];
+/// The NAT's translations: held now (a gauge), made so far, packets refused (table full,
+/// no mapping, a fragment, malformed, unsupported: each also a `nat` drop), and mappings
+/// dropped because the tunnel's address changed (`Gateway::set_nat_address`).
+pub const NAT_COUNTERS: [&str; 4] = ["nat-active", "nat-created", "nat-refused", "nat-readdressed"];
 /// The one of them that is a level, not a running count.
 pub const NAT_ACTIVE: &str = NAT_COUNTERS[0];
 
@@ -23,7 +24,7 @@ impl Gateway {
         }
         if let Some(n) = self.nat() {
             let c = n.counters();
-            out.extend(NAT_COUNTERS.into_iter().zip([n.len() as u64, c.created, c.refused()]));
+            out.extend(NAT_COUNTERS.into_iter().zip([n.len() as u64, c.created, c.refused(), c.readdressed]));
         }
         out
     }

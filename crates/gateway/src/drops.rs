@@ -38,10 +38,13 @@ pub enum DropReason {
     /// IPv6 in a NAT zone: the NAT translates IPv4 only, and untranslated IPv6 would leak
     /// the VMs' own addresses.
     NatIpv6,
+    /// A NAT zone's packet while its tun device has no IPv4 address to translate to (the VPN
+    /// client took it away, or has not set one yet).
+    NatNoAddress,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::VpnDown,
         DropReason::NoRoute,
         DropReason::NotIp,
@@ -58,6 +61,7 @@ impl DropReason {
         DropReason::Nat,
         DropReason::DhcpNoReply,
         DropReason::NatIpv6,
+        DropReason::NatNoAddress,
     ];
 
     /// The name in status and statistics (`drop-vpn-down`...).
@@ -79,6 +83,7 @@ impl DropReason {
             DropReason::Nat => "nat",
             DropReason::DhcpNoReply => "dhcp-no-reply",
             DropReason::NatIpv6 => "nat-ipv6",
+            DropReason::NatNoAddress => "nat-no-address",
         }
     }
 

@@ -31,6 +31,10 @@ pub struct GatewaySpec {
     pub v6: Option<GatewayV6>,
 }
 
+/// The smallest tunnel MTU the gateway works with: IPv4's minimum datagram every link must
+/// carry whole (RFC 791), also the tun driver's floor.
+pub const MIN_MTU: u16 = 68;
+
 /// What to do with a frame from the zone.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FromZone<'a> {
@@ -115,6 +119,35 @@ impl Gateway {
     /// True once after a lease was bound or ended: the shell saves the leases then.
     pub fn take_leases_changed(&mut self) -> bool {
         std::mem::take(&mut self.services.leases_dirty)
+    }
+
+    /// The tunnel's MTU changed (a VPN client set its tun's): from the next packet on, bigger
+    /// ones are fragmented or answered with ICMP errors for it, MSS is clamped to it, Router
+    /// Advertisements and new DHCP leases announce it. Clamped to 68..=65535 (IPv4's minimum,
+    /// RFC 791). Returns whether it changed.
+    pub fn set_mtu(&mut self, mtu: u16) -> bool {
+        let mtu = mtu.max(MIN_MTU);
+        if mtu == self.spec.mtu {
+            return false;
+        }
+        self.spec.mtu = mtu;
+        self.services.mtu = mtu;
+        if let Some(d) = &mut self.services.dhcp {
+            d.set_mtu(Some(mtu));
+        }
+        true
+    }
+
+    /// A NAT zone's tunnel address changed (a VPN client reconnected with a new one, or
+    /// `ip addr` on its tun): new flows leave as `public`; the mappings of the old address
+    /// are dropped (`nat-readdressed`; see `l3::nat::Nat::readdress`). None: the device has
+    /// no IPv4 address now, and the zone's packets are dropped (`nat-no-address`) until it
+    /// has one. Returns the number of mappings dropped, or None if nothing changed (the same
+    /// address, or no NAT).
+    pub fn set_nat_address(&mut self, public: Option<Ipv4Addr>) -> Option<usize> {
+        let nat = self.services.nat.as_mut()?;
+        let public = public.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        (nat.config().public != public).then(|| nat.readdress(public))
     }
 
     /// Timers: NAT mappings and DHCP leases past their time end (call it about every second).

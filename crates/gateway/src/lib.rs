@@ -13,7 +13,7 @@ pub mod wgconf;
 
 pub use counters::{DHCP_COUNTERS, NAT_ACTIVE, NAT_COUNTERS};
 pub use drops::{DropReason, Drops};
-pub use gateway::{FromTunnel, FromZone, Gateway, GatewaySpec};
+pub use gateway::{FromTunnel, FromZone, Gateway, GatewaySpec, MIN_MTU};
 pub use neighbours::Neighbours;
 pub use prefix::{Prefix, PrefixError};
 pub use services::{Now, DEFAULT_TUNNEL_MTU};

@@ -79,6 +79,9 @@ impl Services {
     pub(crate) fn finish_out(&mut self, ip: &mut [u8], frag: bool, now: Now) -> Result<Egress, DropReason> {
         l3::mss::clamp(ip, self.mtu);
         if let Some(nat) = &mut self.nat {
+            if nat.config().public.is_unspecified() {
+                return Err(DropReason::NatNoAddress);
+            }
             if ip.first().is_some_and(|b| b >> 4 == 4) {
                 nat.outbound(ip, now.ms).map_err(|_| DropReason::Nat)?;
             }

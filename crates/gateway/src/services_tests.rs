@@ -220,6 +220,66 @@ fn nat_mode_translates_both_ways() {
     assert!(l4_ok(&out[14..48]));
     let mut stray = udp((OFFICE, 53), (public, 9), true, b"?");
     assert_eq!(g.tunnel_packet(&mut stray, NOW, &mut out), FromTunnel::Drop(DropReason::Nat));
-    assert_eq!(g.service_counters(), [("nat-active", 1), ("nat-created", 1), ("nat-refused", 1)]);
+    assert_eq!(
+        g.service_counters(),
+        [("nat-active", 1), ("nat-created", 1), ("nat-refused", 1), ("nat-readdressed", 0)]
+    );
     assert_eq!(gw().service_counters(), [], "no services, no counters");
+}
+
+/// A tun's VPN client changed the device's MTU: fragmentation-needed, the MSS clamp both ways
+/// and the DHCP server's option 26 follow from the next packet on.
+#[test]
+fn a_changed_tunnel_mtu_moves_frag_needed_the_mss_clamp_and_dhcp() {
+    let mut g = dhcp_gw();
+    let mut out = vec![0u8; 2048];
+    assert!(g.set_mtu(1300));
+    assert!(!g.set_mtu(1300), "the same MTU is no change");
+    let seg = tcp_seg((VM, 40000), (OFFICE, 5201), tcp::ACK, 1460, 1356);
+    assert_eq!(seg.len(), 1400, "fit the old 1420, not the new 1300");
+    let mut f = to_gw(GW_MAC, &seg);
+    let FromZone::Reply(n) = g.zone_frame(&mut f, true, NOW, &mut out) else { panic!("no error") };
+    assert_eq!(u16::from_be_bytes([out[14 + 26], out[14 + 27]]), 1300, "next-hop MTU: the new one");
+    assert!(n > 14 + 28);
+    let mut f = to_gw(GW_MAC, &tcp_seg((VM, 40001), (OFFICE, 5201), tcp::SYN, 1460, 0));
+    let FromZone::Tunnel(ip) = g.zone_frame(&mut f, true, NOW, &mut out) else { panic!("not routed") };
+    assert_eq!(mss_of(ip), 1260, "1300 - 40");
+    assert!(l4_ok(ip));
+    let mut back = tcp_seg((OFFICE, 5201), (VM, 40001), tcp::SYN | tcp::ACK, 1460, 0);
+    assert_eq!(g.tunnel_packet(&mut back, NOW, &mut out), FromTunnel::Frame(14 + 44));
+    assert_eq!(mss_of(&out[14..58]), 1260, "the SYN-ACK too");
+    assert_eq!(g.dhcp().unwrap().config().mtu, Some(1300), "new leases announce it");
+    assert!(g.set_mtu(20) && g.spec().mtu == crate::MIN_MTU, "never below IPv4's 68");
+}
+
+/// A NAT zone's tun got a new address: new flows leave as it, the old one's mappings are
+/// dropped and counted; without an address nothing leaves (`nat-no-address`).
+#[test]
+fn a_new_tunnel_address_is_used_by_new_flows() {
+    let (old, new) = (Ipv4Addr::new(198, 19, 5, 5), Ipv4Addr::new(198, 19, 5, 9));
+    let mut g = gw().with_nat(Nat::new(NatConfig::new(old)));
+    let mut out = vec![0u8; 2048];
+    let mut send = |g: &mut Gateway, port: u16| {
+        let mut f = to_gw(GW_MAC, &udp((VM, port), (OFFICE, 53), true, b"query"));
+        match g.zone_frame(&mut f, true, NOW, &mut out) {
+            FromZone::Tunnel(ip) => Ok(ipv4::Frame::new_checked(ip).unwrap().src()),
+            FromZone::Drop(r) => Err(r),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(send(&mut g, 5000), Ok(old));
+    assert_eq!(g.set_nat_address(Some(old)), None, "the same address is no change");
+    assert_eq!(g.set_nat_address(Some(new)), Some(1), "the one mapping of the old address goes");
+    assert_eq!(send(&mut g, 5000), Ok(new), "the same flow again is a new one, on the new address");
+    let mut late = udp((OFFICE, 53), (old, 5000), true, b"late");
+    let mut out2 = vec![0u8; 2048];
+    assert_eq!(g.tunnel_packet(&mut late, NOW, &mut out2), FromTunnel::Drop(DropReason::NotInSubnet));
+    let counted: Vec<_> = g.service_counters().into_iter().filter(|(k, _)| k.starts_with("nat-")).collect();
+    assert_eq!(counted, [("nat-active", 1), ("nat-created", 2), ("nat-refused", 0), ("nat-readdressed", 1)]);
+    assert_eq!(g.set_nat_address(None), Some(1), "the address went away");
+    assert_eq!(send(&mut g, 5001), Err(DropReason::NatNoAddress));
+    assert_eq!(g.set_nat_address(None), None);
+    assert_eq!(g.set_nat_address(Some(old)), Some(0));
+    assert_eq!(send(&mut g, 5001), Ok(old), "and back");
+    assert_eq!(gw().set_nat_address(Some(new)), None, "a routed zone has no NAT address");
 }

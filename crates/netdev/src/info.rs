@@ -103,13 +103,23 @@ pub(crate) fn set_admin_up_on(fd: RawFd, ifname: &IfName, name: &str) -> Result<
 pub fn ipv4_address(name: &str) -> Result<Option<std::net::Ipv4Addr>, NetdevError> {
     let ifname = IfName::new(name)?;
     let sock = sys::ioctl_socket().map_err(|e| NetdevError::io("socket", name, e))?;
-    let mut req = sys::ifreq(&ifname);
-    match sys::ioctl_ifreq(sock.as_raw_fd(), libc::SIOCGIFADDR, &mut req) {
+    ipv4_on(sock.as_raw_fd(), &ifname, name)
+}
+
+/// [`ipv4_address`] on an already open socket: an `AF_INET` one, or an `AF_PACKET` one (the
+/// kernel hands `SIOCGIFADDR` on to IPv4), whose namespace decides which device is meant.
+pub(crate) fn ipv4_on(
+    fd: RawFd,
+    ifname: &IfName,
+    name: &str,
+) -> Result<Option<std::net::Ipv4Addr>, NetdevError> {
+    let mut req = sys::ifreq(ifname);
+    match sys::ioctl_ifreq(fd, libc::SIOCGIFADDR, &mut req) {
         Ok(()) => {}
         Err(e) if is_no_device(&e) || sys::errno(&e) == libc::EADDRNOTAVAIL => return Ok(None),
         Err(e) => return Err(NetdevError::io("SIOCGIFADDR", name, e)),
     }
-    // SAFETY: SIOCGIFADDR filled the address member with a sockaddr_in (AF_INET socket).
+    // SAFETY: SIOCGIFADDR filled the address member with a sockaddr_in.
     let sa = unsafe { req.ifr_ifru.ifru_addr };
     if i32::from(sa.sa_family) != libc::AF_INET {
         return Ok(None);
@@ -117,6 +127,17 @@ pub fn ipv4_address(name: &str) -> Result<Option<std::net::Ipv4Addr>, NetdevErro
     // sockaddr_in: family (2 bytes), port (2), then the address in network order.
     let b = sa.sa_data;
     Ok(Some(std::net::Ipv4Addr::new(b[2] as u8, b[3] as u8, b[4] as u8, b[5] as u8)))
+}
+
+/// The MTU of `ifname` read on socket `fd`; `Ok(None)` when the device does not exist.
+pub(crate) fn mtu_on(fd: RawFd, ifname: &IfName, name: &str) -> Result<Option<u32>, NetdevError> {
+    let mut req = sys::ifreq(ifname);
+    match sys::ioctl_ifreq(fd, libc::SIOCGIFMTU, &mut req) {
+        // SAFETY: SIOCGIFMTU filled the mtu member.
+        Ok(()) => Ok(Some(unsafe { req.ifr_ifru.ifru_mtu }.max(0) as u32)),
+        Err(e) if is_no_device(&e) => Ok(None),
+        Err(e) => Err(NetdevError::io("SIOCGIFMTU", name, e)),
+    }
 }
 
 /// Reads the ifindex of `ifname` on socket `fd`; `NoSuchDevice` when it does not exist.

@@ -22,7 +22,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::error::NetdevError;
-use crate::info::ifindex_on;
+use crate::info::{ifindex_on, ipv4_on, mtu_on};
 use crate::l3tun_shield;
 use crate::name::IfName;
 use crate::sys;
@@ -62,8 +62,18 @@ pub struct L3Drops {
     pub rx_outgoing: u64,
     /// Packets given to [`L3Uplink::send_ip`] that are not IPv4 or IPv6.
     pub tx_not_ip: u64,
-    /// Packets the kernel did not take (queue full, device down).
+    /// Packets the kernel did not take (queue full, device down, bigger than its MTU).
     pub tx_dropped: u64,
+}
+
+/// What a VPN client may change on its device while the uplink is open (OpenVPN sets the
+/// MTU and, on a reconnect, a new address): read on demand, see [`L3Uplink::facts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceFacts {
+    /// The device's MTU: the largest IP packet it carries. None: not readable now.
+    pub mtu: Option<u32>,
+    /// Its (first) IPv4 address, as `SIOCGIFADDR` reports it; None: it has none.
+    pub ipv4: Option<std::net::Ipv4Addr>,
 }
 
 /// An AF_PACKET `SOCK_DGRAM` socket bound to one existing L3 device; non-blocking.
@@ -159,6 +169,18 @@ impl L3Uplink {
         }
     }
 
+    /// The device's MTU and IPv4 address now: two ioctls on the uplink's own socket (so in its
+    /// namespace), for a caller that polls them now and then, not per packet. What cannot be
+    /// read (the device is going away) is None.
+    pub fn facts(&self) -> DeviceFacts {
+        let Ok(ifname) = IfName::new(&self.name) else { return DeviceFacts::default() };
+        let fd = self.fd.as_raw_fd();
+        DeviceFacts {
+            mtu: mtu_on(fd, &ifname, &self.name).ok().flatten(),
+            ipv4: ipv4_on(fd, &ifname, &self.name).ok().flatten(),
+        }
+    }
+
     /// Sends one IP packet out of the device (to the VPN client); the protocol (IPv4 or IPv6)
     /// comes from the version nibble. `Ok(true)` if the kernel took it; `Ok(false)` if it was
     /// dropped and counted (not IP, queue full, device down); [`NetdevError::DeviceGone`] once
@@ -189,7 +211,9 @@ impl L3Uplink {
         let e = std::io::Error::last_os_error();
         match sys::errno(&e) {
             errno if self.vanished(errno) => Err(NetdevError::DeviceGone(self.name.clone())),
-            libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::EINTR => {
+            // EMSGSIZE: bigger than the device's MTU, which its VPN client lowered since the
+            // caller last read it (`facts`).
+            libc::EAGAIN | libc::ENOBUFS | libc::ENETDOWN | libc::EINTR | libc::EMSGSIZE => {
                 self.drops.tx_dropped += 1;
                 Ok(false)
             }

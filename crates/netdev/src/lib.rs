@@ -29,7 +29,7 @@ pub use adopt::Labelled;
 pub use batch::{RxBatch, HEADROOM, MAX_FRAME};
 pub use error::NetdevError;
 pub use info::{interface_info, ipv4_address, set_admin_up, InterfaceInfo};
-pub use l3tun::{L3Drops, L3Uplink, LinkState, L3_MAX_BATCH};
+pub use l3tun::{DeviceFacts, L3Drops, L3Uplink, LinkState, L3_MAX_BATCH};
 pub use name::{IfName, MAX_NAME_LEN};
 pub use system::SystemPort;
 pub use tap::TapPort;

@@ -219,3 +219,25 @@ fn sends_carry_the_protocol_of_their_version_nibble_and_ipv6_arrives() {
     tun_write(&tun, &framed).unwrap();
     assert_eq!(uplink_recv_until(&mut up, WAIT, |p| p == v6), Some(v6));
 }
+
+/// What the VPN client changes on its device is what `facts` reads next (the zone's MTU and
+/// NAT address follow it); a packet bigger than the device's MTU is a counted drop
+/// (EMSGSIZE: the client lowered the MTU since the caller last read it).
+#[test]
+fn facts_follow_the_device_and_an_oversize_send_is_a_counted_drop() {
+    if !require_root("facts_follow_the_device_and_an_oversize_send_is_a_counted_drop") {
+        return;
+    }
+    let (ns, name, _tun) = tun_in_ns("l3f");
+    let mut up = ns.run_in(|| L3Uplink::open(&name)).unwrap().unwrap();
+    assert_eq!(up.facts(), netdev::DeviceFacts { mtu: Some(1500), ipv4: None });
+    ns.exec(&["ip", "link", "set", &name, "mtu", "1280"]).unwrap();
+    ns.exec(&["ip", "addr", "add", "198.18.77.1/32", "peer", "198.18.77.2", "dev", &name]).unwrap();
+    let want = netdev::DeviceFacts { mtu: Some(1280), ipv4: Some(std::net::Ipv4Addr::from(A)) };
+    assert_eq!(up.facts(), want);
+    let big = udp_packet(A, B, &[0xab; 1372]);
+    assert_eq!(big.len(), 1400);
+    assert!(!up.send_ip(&big).unwrap(), "bigger than the MTU: dropped, not an error");
+    assert_eq!(up.drops().tx_dropped, 1);
+    assert!(up.send_ip(&udp_packet(A, B, b"fits")).unwrap(), "a small one still goes");
+}

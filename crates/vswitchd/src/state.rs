@@ -79,14 +79,17 @@ pub enum VpnUplink {
     Tun(String),
 }
 
-/// The zone DHCP server's settings from the Interface options; the rest (router, DNS, MTU)
-/// comes from the gateway and the wg-quick file.
+/// The zone DHCP server's settings from the Interface options; the rest (router, MTU, and
+/// DNS unless `dns` names servers) comes from the gateway and the wg-quick file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DhcpOptions {
     /// `options:dhcp_range=FIRST-LAST`, inclusive.
     pub range: (Ipv4Addr, Ipv4Addr),
     /// `options:dhcp_static=MAC=IP,...`: the zones file's `[[vm]] ip`s.
     pub statics: Vec<(packet::MacAddr, Ipv4Addr)>,
+    /// `options:dhcp_dns=IP,...` (the zones file's `dhcp.dns`): the DNS servers offered;
+    /// empty: the wg-quick file's `DNS` line (a tun uplink has none).
+    pub dns: Vec<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

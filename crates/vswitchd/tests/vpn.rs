@@ -328,7 +328,8 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
     d.vsctl(&["set", "Interface", &vm_port, &format!("external_ids:attached-mac={mac}")])
         .expect("attached-mac");
     let vpn_port = unique("vpn");
-    let extra = ["options:dhcp_range=198.18.50.100-198.18.50.110"];
+    // The zone's own DNS (the zones file's dhcp.dns) overrides the wg-quick DNS line's 198.18.60.53.
+    let extra = ["options:dhcp_range=198.18.50.100-198.18.50.110", "options:dhcp_dns=198.18.60.54"];
     add_vpn_port_with(&d, &bridge, &vpn_port, &s.our_conf, &extra).expect("add the VPN port");
     wait_ports_up(&d, &[&vm_port]);
     assert!(
@@ -338,10 +339,12 @@ fn the_zone_dhcp_server_leases_and_snooping_binds() {
         d.log()
     );
 
-    let script = write_file(s._dir.path(), "udhcpc.sh", UDHCPC_SCRIPT, 0o755).display().to_string();
+    let (script, offered) = udhcpc_script_recording_dns(s._dir.path());
     let out =
         vm.exec(&["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "10", "-T", "1", "-s", &script]);
     assert!(out.is_ok(), "no lease: {out:?}\n{:?}\n{}", d.port(&vpn_port), d.log());
+    let offered = std::fs::read_to_string(offered).unwrap_or_default();
+    assert_eq!(offered.trim(), "198.18.60.54", "options:dhcp_dns overrides the wg-quick DNS line");
     let addrs = vm.exec(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).unwrap();
     let leased = addrs.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or_default().to_string();
     eprintln!("udhcpc leased {leased} from the zone's gateway");

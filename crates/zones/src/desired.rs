@@ -4,6 +4,8 @@
 //! Every row carries `external_ids:rvswitch-zone=ZONE` so that later plans know what zones
 //! created (and may change or remove) and what belongs to someone else.
 
+use std::net::Ipv4Addr;
+
 use serde::Serialize;
 
 use crate::live::{Map, DESCRIPTION_KEY, PORTGROUPS_KEY, RELEASED_KEY, ROLE_KEY, VM_IPS_KEY, ZONE_KEY};
@@ -196,8 +198,9 @@ fn desired_uplink(z: &Zone, u: &Uplink, vms: &[crate::model::Vm]) -> DesiredUpli
     DesiredUplink { nic: u.nic.clone(), vlans: access(tag), kind: "rvswitch-vpn".into(), options }
 }
 
-/// The gateway's IP services as Interface options: `nat=true`, `dhcp_range=FIRST-LAST` and
-/// `dhcp_static=MAC=IP,...` (the zone's VMs with an `ip`, their static leases).
+/// The gateway's IP services as Interface options: `nat=true`, `dhcp_range=FIRST-LAST`,
+/// `dhcp_static=MAC=IP,...` (the zone's VMs with an `ip`, their static leases) and
+/// `dhcp_dns=IP,...` (the DNS servers offered).
 fn service_options(z: &Zone, vms: &[crate::model::Vm]) -> Map {
     let mut m = Map::new();
     if z.services.nat {
@@ -212,6 +215,10 @@ fn service_options(z: &Zone, vms: &[crate::model::Vm]) -> Map {
             .collect();
         if !statics.is_empty() {
             m.insert("dhcp_static".into(), statics.join(","));
+        }
+        if !z.services.dns.is_empty() {
+            let dns: Vec<String> = z.services.dns.iter().map(Ipv4Addr::to_string).collect();
+            m.insert("dhcp_dns".into(), dns.join(","));
         }
     }
     m

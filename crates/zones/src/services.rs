@@ -1,6 +1,7 @@
 //! The zone keys for the gateway's IP services: `nat = true` (the zone's VMs share the
-//! tunnel address) and `dhcp = { range = ["first", "last"] }` (a DHCP server hands out that
-//! range), plus a VM's fixed `ip`, its static lease. Kept apart from the zone's other keys:
+//! tunnel address) and `dhcp = { range = ["first", "last"], dns = [...] }` (a DHCP server
+//! hands out that range and offers those DNS servers), plus a VM's fixed `ip`, its static
+//! lease. Kept apart from the zone's other keys:
 //! shape here, the range rules themselves in `l3::dhcp` (their one owner).
 //!
 //! [`in_subnets`] checks what needs the whole zone: that the range and the VMs' addresses
@@ -22,6 +23,8 @@ use crate::raw::{RawVm, RawZone};
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDhcp {
     pub(crate) range: Spanned<Vec<Spanned<String>>>,
+    /// DNS servers offered (option 6); absent: the tunnel's own (wg-quick's DNS line).
+    pub(crate) dns: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A zone's IP services after validation.
@@ -31,6 +34,11 @@ pub struct Services {
     pub nat: bool,
     /// The DHCP server's dynamic range, inclusive; `None`: no DHCP server.
     pub dhcp: Option<DhcpRange>,
+    /// `dhcp.dns`: the DNS servers the DHCP server offers (option 6), in order. Empty: those
+    /// of the wg-quick file's `DNS` line (a tun uplink has none). The only way to give a tun
+    /// zone's VMs a resolver; for WireGuard it overrides the file's. The queries go the way
+    /// of all the zone's traffic: into the tunnel, or nowhere.
+    pub dns: Vec<Ipv4Addr>,
 }
 
 /// A validated dynamic range: in order, IPv4, at most `l3::dhcp::MAX_RANGE` addresses.
@@ -50,7 +58,40 @@ pub(crate) fn zone(
     dhcp: Option<&RawDhcp>,
 ) -> Services {
     let nat = nat.is_some_and(|n| *n.get_ref());
-    Services { nat, dhcp: dhcp.and_then(|d| range(text, r, &d.range)) }
+    let dns = dhcp.and_then(|d| d.dns.as_ref()).map_or_else(Vec::new, |d| dns(text, r, d));
+    Services { nat, dhcp: dhcp.and_then(|d| range(text, r, &d.range)), dns }
+}
+
+/// `dhcp.dns`: at most [`l3::dhcp::MAX_DNS`] unicast IPv4 addresses, none twice. (That none is the
+/// zone's gateway, which answers no DNS, is checked with the zone: [`in_subnets`].)
+fn dns(text: &str, r: &mut Report, raw: &Spanned<Vec<Spanned<String>>>) -> Vec<Ipv4Addr> {
+    if raw.get_ref().len() > l3::dhcp::MAX_DNS {
+        let msg = format!("dhcp dns lists {} servers; at most {}", raw.get_ref().len(), l3::dhcp::MAX_DNS);
+        r.error(Pos::of_span(text, &raw.span()), msg, "keep the two or three the VMs should ask");
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for v in raw.get_ref() {
+        let Some(ip) = ipv4(text, r, v, "DHCP dns") else { continue };
+        let why = if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            Some("is not a unicast address")
+        } else if ip.is_loopback() {
+            Some("is a loopback address: each VM would ask itself")
+        } else if out.contains(&ip) {
+            Some("is listed twice")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => r.error(
+                Pos::of_span(text, &v.span()),
+                format!("DHCP dns {ip} {why}"),
+                "list the DNS servers reachable through the tunnel, e.g. dns = [\"10.0.0.53\"]",
+            ),
+            None => out.push(ip),
+        }
+    }
+    out
 }
 
 fn range(text: &str, r: &mut Report, raw: &Spanned<Vec<Spanned<String>>>) -> Option<DhcpRange> {
@@ -112,6 +153,21 @@ fn vpn_subnet(z: &Zone) -> Option<gateway::Prefix> {
     z.uplink.as_ref()?.vpn.as_ref()?.subnet.parse().ok()
 }
 
+/// The gateway runs no DNS server: a zone whose `dhcp.dns` names it would resolve nothing.
+fn dns_not_gateway(text: &str, r: &mut Report, rd: &RawDhcp, z: &Zone) {
+    let Some(gw) = z.uplink.as_ref().and_then(|u| u.vpn.as_ref()).and_then(|v| v.gateway.parse().ok()) else {
+        return;
+    };
+    let raw = rd.dns.as_ref().map_or(&[][..], |d| d.get_ref().as_slice());
+    for v in raw.iter().filter(|v| v.get_ref().parse::<Ipv4Addr>() == Ok(gw)) {
+        r.error(
+            Pos::of_span(text, &v.span()),
+            format!("DHCP dns {gw} is the zone's gateway, which answers no DNS"),
+            "name the resolver behind the tunnel (the VPN's DNS server)",
+        );
+    }
+}
+
 /// `nat` and `dhcp` need a VPN uplink; the range and every VM `ip` must lie in its subnet
 /// (`raw_*` and the validated lists in the same order).
 pub(crate) fn in_subnets(
@@ -129,6 +185,7 @@ pub(crate) fn in_subnets(
             r.error(Pos::of_span(text, &n.span()), "nat needs a VPN uplink to translate to", fix);
         }
         let (Some(rd), Some(range)) = (rz.dhcp.as_ref(), z.services.dhcp) else { continue };
+        dns_not_gateway(text, r, rd, z);
         let at = Pos::of_span(text, &rd.range.span());
         match subnet {
             None if !has_vpn => r.error(

@@ -296,7 +296,7 @@ fn nat_and_dhcp_reach_the_model() {
 #[test]
 fn defaults_are_routed_without_dhcp() {
     let m = zones::parse(&zone("nat = false"), "z.toml").unwrap();
-    assert_eq!(m.zones[0].services, zones::services::Services { nat: false, dhcp: None });
+    assert_eq!(m.zones[0].services, zones::services::Services { nat: false, dhcp: None, dns: vec![] });
     let m = zones::parse(&zone(""), "z.toml").unwrap();
     assert_eq!(m.zones[0].services, zones::services::Services::default());
 }
@@ -315,6 +315,46 @@ fn range_needs_two_ipv4_addresses_in_order() {
     one(
         &zone("dhcp = { range = [\"198.0.0.1\", \"198.2.0.0\"] }"),
         "z.toml:3:18: DHCP range: range 198.0.0.1-198.2.0.0 holds more than 65536",
+    );
+}
+
+/// `dhcp.dns`: the DNS servers the zone's DHCP server offers (a tun zone's only source of
+/// them), reaching the gateway port as `options:dhcp_dns`.
+#[test]
+fn dhcp_dns_servers_are_checked_and_reach_the_port_options() {
+    let tun = "uplink = { tun = \"tun0\" }\nsubnet = \"198.18.0.0/24\"\ngateway = \"198.18.0.1\"\n";
+    let text = format!(
+        "[[zone]]\nname = \"intranet\"\ndhcp = {{ range = [\"198.18.0.100\", \"198.18.0.199\"], dns = [\"198.18.60.53\", \"198.19.0.53\"] }}\n{tun}"
+    );
+    let m = zones::parse(&text, "z.toml").unwrap();
+    let want = [Ipv4Addr::new(198, 18, 60, 53), Ipv4Addr::new(198, 19, 0, 53)];
+    assert_eq!(m.zones[0].services.dns, want);
+    let d = zones::desired::desired(&m);
+    let opts = &d[0].uplink.as_ref().unwrap().options;
+    assert_eq!(opts.get("dhcp_dns").map(String::as_str), Some("198.18.60.53,198.19.0.53"));
+    assert_eq!(opts.get("tun").map(String::as_str), Some("tun0"));
+    let no_dns =
+        zones::parse(&zone("dhcp = { range = [\"198.18.0.100\", \"198.18.0.199\"] }"), "z.toml").unwrap();
+    assert!(!zones::desired::desired(&no_dns)[0].uplink.as_ref().unwrap().options.contains_key("dhcp_dns"));
+
+    let dhcp = |dns: &str| {
+        zone(&format!("dhcp = {{ range = [\"198.18.0.100\", \"198.18.0.199\"], dns = [{dns}] }}"))
+    };
+    one(&dhcp("\"ns1\""), "z.toml:3:59: DHCP dns: \"ns1\" is not an IPv4 address");
+    one(&dhcp("\"fd00::53\""), "z.toml:3:59: DHCP dns: \"fd00::53\" is not an IPv4 address");
+    one(&dhcp("\"255.255.255.255\""), "z.toml:3:59: DHCP dns 255.255.255.255 is not a unicast address");
+    one(&dhcp("\"224.0.0.251\""), "z.toml:3:59: DHCP dns 224.0.0.251 is not a unicast address");
+    one(&dhcp("\"127.0.0.53\""), "z.toml:3:59: DHCP dns 127.0.0.53 is a loopback address");
+    one(&dhcp("\"198.18.60.53\", \"198.18.60.53\""), "z.toml:3:75: DHCP dns 198.18.60.53 is listed twice");
+    one(
+        &dhcp("\"198.18.0.1\""),
+        "z.toml:3:59: DHCP dns 198.18.0.1 is the zone's gateway, which answers no DNS",
+    );
+    let nine: Vec<String> = (1..=9).map(|i| format!("\"198.18.60.{i}\"")).collect();
+    one(&dhcp(&nine.join(", ")), "z.toml:3:58: dhcp dns lists 9 servers; at most 8");
+    one(
+        &zone("dhcp = { range = [\"198.18.0.100\", \"198.18.0.199\"], dns = \"198.18.60.53\" }"),
+        "z.toml:3:",
     );
 }
 

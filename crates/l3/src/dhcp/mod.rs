@@ -30,6 +30,9 @@ pub type UnixSecs = u64;
 
 /// The largest dynamic range accepted (a /16): allocation walks the range.
 pub const MAX_RANGE: u32 = 1 << 16;
+/// Most DNS servers a zone's server offers (option 6 could carry 63; resolvers use the
+/// first three): the zones file and the Interface options both hold to it.
+pub const MAX_DNS: usize = 8;
 /// How long an offered address is held for the client it was offered to.
 pub const OFFER_HOLD_SECS: u64 = 60;
 /// How long a declined address (RFC 2131 §3.1.5: someone else uses it) is not offered.
@@ -244,6 +247,12 @@ impl DhcpServer {
 
     pub fn counters(&self) -> DhcpCounters {
         self.counters
+    }
+
+    /// The MTU offered from now on (option 26): the tunnel's changed. Leases already given
+    /// learn it when they renew.
+    pub fn set_mtu(&mut self, mtu: Option<u16>) {
+        self.cfg.mtu = mtu;
     }
 
     /// Bound, unexpired leases: what port security should hold now.

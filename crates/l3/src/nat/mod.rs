@@ -125,6 +125,8 @@ pub struct NatCounters {
     pub fragment: u64,
     pub malformed: u64,
     pub unsupported: u64,
+    /// Mappings dropped because the public address changed ([`Nat::readdress`]).
+    pub readdressed: u64,
 }
 
 impl NatCounters {
@@ -194,6 +196,23 @@ impl Nat {
     /// The mappings, in no particular order (for `rvsctl zones show`).
     pub fn mappings(&self) -> impl Iterator<Item = &Mapping> {
         self.table.mappings()
+    }
+
+    /// The tunnel's address changed (a VPN client reconnected with a new one): new flows
+    /// leave as `public`. Every mapping is dropped — each one is a port on the old address,
+    /// which the far side can no longer reach us at, so its flow is dead whatever we keep —
+    /// and counted `readdressed`; returns how many. The same address again changes nothing.
+    pub fn readdress(&mut self, public: Ipv4Addr) -> usize {
+        if public == self.cfg.public {
+            return 0;
+        }
+        let (created, expired) = (self.table.created, self.table.expired);
+        let dropped = self.table.len();
+        self.cfg.public = public;
+        self.table = Table::new(&self.cfg);
+        (self.table.created, self.table.expired) = (created, expired);
+        self.counters.readdressed += dropped as u64;
+        dropped
     }
 
     /// Removes idle mappings; the caller runs it now and then (its timer, e.g. every second).

@@ -39,6 +39,26 @@ fn literal_udp_goes_out_as_the_tunnel_address() {
 }
 
 #[test]
+fn a_new_address_drops_the_old_mappings_and_new_flows_use_it() {
+    let mut n = nat();
+    let mut p = DNS_OUT;
+    n.outbound(&mut p, 0).unwrap();
+    assert_eq!(n.readdress(addr("198.19.0.2")), 0, "the same address changes nothing");
+    assert_eq!(n.len(), 1);
+    assert_eq!(n.readdress(addr("198.19.0.6")), 1, "the one mapping on the old address goes");
+    assert_eq!((n.len(), n.counters().readdressed, n.counters().created), (0, 1, 1));
+    let mut late = testpkt::udp((addr("198.19.9.9"), 53), (addr("198.19.0.2"), 5353), b"ok");
+    assert_eq!(n.inbound(&mut late, 10), Err(NatDrop::NoMapping), "a reply to the old address");
+    let mut p = DNS_OUT;
+    n.outbound(&mut p, 20).unwrap();
+    assert_eq!(ports(&p).0, addr("198.19.0.6"), "a new flow leaves as the new address");
+    assert!(checksums_ok(&p));
+    let mut reply = testpkt::udp((addr("198.19.9.9"), 53), (addr("198.19.0.6"), 5353), b"ok");
+    assert_eq!(n.inbound(&mut reply, 30), Ok(addr("198.18.0.10")));
+    assert_eq!(n.counters().created, 2);
+}
+
+#[test]
 fn two_vms_on_one_port_get_two_mappings() {
     let mut n = nat();
     let far = (addr("198.19.9.9"), 80);

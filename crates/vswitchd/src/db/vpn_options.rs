@@ -8,7 +8,7 @@ use gateway::Prefix;
 use crate::state::{DhcpOptions, VpnOptions, VpnUplink};
 
 /// A VPN gateway port's `options`: `wireguard` (the wg-quick file) or `tun` (a device), `subnet`, `gateway`,
-/// `subnet6` and `gateway6` (optional), `nat`, `dhcp_range`, `dhcp_static`.
+/// `subnet6` and `gateway6` (optional), `nat`, `dhcp_range`, `dhcp_static`, `dhcp_dns`.
 pub(super) fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String> {
     let get = |k: &str| {
         options
@@ -32,7 +32,11 @@ pub(super) fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String>
     };
     let dhcp = match opt("dhcp_range") {
         None => None,
-        Some(r) => Some(DhcpOptions { range: dhcp_range(r)?, statics: dhcp_statics(opt("dhcp_static"))? }),
+        Some(r) => Some(DhcpOptions {
+            range: dhcp_range(r)?,
+            statics: dhcp_statics(opt("dhcp_static"))?,
+            dns: dhcp_dns(opt("dhcp_dns"), gateway)?,
+        }),
     };
     let v6 = vpn_v6(opt("subnet6"), opt("gateway6"), nat)?;
     Ok(VpnOptions { uplink, subnet, gateway, v6, nat, dhcp })
@@ -85,6 +89,33 @@ fn dhcp_range(r: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
     Ok((first, last))
 }
 
+/// `IP,IP`: the DNS servers the DHCP server offers (the zones file's `dhcp.dns`); empty or
+/// absent: the tunnel's (wg-quick's DNS line). Unicast, not loopback, not the gateway (which
+/// answers no DNS), at most `l3::dhcp::MAX_DNS` — the rules the zones file states.
+fn dhcp_dns(s: Option<&str>, gateway: Ipv4Addr) -> Result<Vec<Ipv4Addr>, String> {
+    let entries: Vec<&str> = s.unwrap_or("").split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    if entries.len() > l3::dhcp::MAX_DNS {
+        return Err(format!(
+            "options:dhcp_dns lists {} servers; at most {}",
+            entries.len(),
+            l3::dhcp::MAX_DNS
+        ));
+    }
+    let mut out: Vec<Ipv4Addr> = Vec::new();
+    for e in entries {
+        let ip: Ipv4Addr =
+            e.parse().map_err(|_| format!("options:dhcp_dns entry {e:?} must be an IPv4 address"))?;
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() || ip == gateway
+        {
+            return Err(format!("options:dhcp_dns {ip} is not a DNS server the zone can reach"));
+        }
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
+}
+
 /// `MAC=IP,MAC=IP`; empty or absent: none.
 fn dhcp_statics(s: Option<&str>) -> Result<Vec<(packet::MacAddr, Ipv4Addr)>, String> {
     let entries = s.unwrap_or("").split(',').map(str::trim).filter(|e| !e.is_empty());
@@ -134,6 +165,26 @@ mod tests {
         assert!(vpn_of(&o(&tun)).unwrap_err().starts_with("options:tun \"tun/0\""));
         let both = [&good[..], &[("tun", "tun0")]].concat();
         assert!(vpn_of(&o(&both)).unwrap_err().contains("exclude each other"));
+    }
+
+    #[test]
+    fn dhcp_dns_is_a_list_of_reachable_ipv4_servers() {
+        let dhcp = |dns: &str| {
+            let base =
+                [&GOOD[..3], &[("dhcp_range", "198.18.0.100-198.18.0.110"), ("dhcp_dns", dns)]].concat();
+            vpn_of(&o(&base)).map(|v| v.dhcp.unwrap().dns)
+        };
+        let two = [Ipv4Addr::new(198, 18, 60, 53), Ipv4Addr::new(198, 19, 0, 53)];
+        assert_eq!(dhcp("198.18.60.53, 198.19.0.53").unwrap(), two);
+        assert!(dhcp("").unwrap().is_empty(), "empty: the tunnel's own");
+        let without = [&GOOD[..3], &[("dhcp_range", "198.18.0.100-198.18.0.110")]].concat();
+        assert!(vpn_of(&o(&without)).unwrap().dhcp.unwrap().dns.is_empty());
+        assert!(dhcp("ns1").unwrap_err().contains("\"ns1\" must be an IPv4 address"));
+        for bad in ["198.18.0.1", "127.0.0.53", "0.0.0.0", "224.0.0.1", "255.255.255.255"] {
+            assert!(dhcp(bad).unwrap_err().contains("not a DNS server the zone can reach"), "{bad}");
+        }
+        let nine: Vec<String> = (1..=9).map(|i| format!("198.18.60.{i}")).collect();
+        assert!(dhcp(&nine.join(",")).unwrap_err().contains("at most 8"));
     }
 
     #[test]

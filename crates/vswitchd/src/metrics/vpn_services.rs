@@ -38,7 +38,9 @@ pub fn encode(vpns: &[VpnSample], enc: &mut DescriptorEncoder) -> Result<(), std
     family(enc, "vpn_nat_translations_created", "NAT translations made.", counter("nat-created"))?;
     let help =
         "Packets the NAT would not translate (table full, no mapping, fragment, malformed, unsupported).";
-    family(enc, "vpn_nat_translations_refused", help, counter("nat-refused"))
+    family(enc, "vpn_nat_translations_refused", help, counter("nat-refused"))?;
+    let help = "NAT translations dropped because the tunnel's address changed (a VPN client's new address).";
+    family(enc, "vpn_nat_translations_readdressed", help, counter("nat-readdressed"))
 }
 
 #[cfg(test)]
@@ -54,14 +56,15 @@ mod tests {
             services: known(&[("dhcp-offered".to_string(), 3), ("dhcp-acked".to_string(), 2)].into()),
             ..Default::default()
         };
-        let nat_status = [("nat-active", 4), ("nat-created", 9), ("nat-refused", 1), ("bogus", 5)];
+        let nat_status =
+            [("nat-active", 4), ("nat-created", 9), ("nat-refused", 1), ("nat-readdressed", 2), ("bogus", 5)];
         let nat = VpnSample {
             bridge: "br0".into(),
             port: "vpn1".into(),
             services: known(&nat_status.iter().map(|(k, n)| (k.to_string(), *n)).collect()),
             ..Default::default()
         };
-        assert_eq!(nat.services.len(), 3, "unknown names are not exported");
+        assert_eq!(nat.services.len(), 4, "unknown names are not exported");
         let text = Sample { vpns: vec![dhcp, nat], ..Default::default() }.render();
         for want in [
             r#"rvswitch_vpn_dhcp_leases_total{bridge="br0",port="vpn0",event="offered"} 3"#,
@@ -70,6 +73,7 @@ mod tests {
             r#"rvswitch_vpn_nat_translations_active{bridge="br0",port="vpn1"} 4"#,
             r#"rvswitch_vpn_nat_translations_created_total{bridge="br0",port="vpn1"} 9"#,
             r#"rvswitch_vpn_nat_translations_refused_total{bridge="br0",port="vpn1"} 1"#,
+            r#"rvswitch_vpn_nat_translations_readdressed_total{bridge="br0",port="vpn1"} 2"#,
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }

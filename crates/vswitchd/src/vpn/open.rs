@@ -68,6 +68,9 @@ struct TunnelFacts {
     allowed: Vec<Prefix>,
     mtu: u16,
     nat_address: Option<Ipv4Addr>,
+    /// The NAT address follows a device (a tun): without one now, the port opens anyway and
+    /// the zone's packets wait for it (`nat-no-address`).
+    nat_follows_device: bool,
     dns: Vec<Ipv4Addr>,
 }
 
@@ -111,6 +114,7 @@ fn open_wireguard(
         allowed: conf.peer.allowed_ips.clone(),
         mtu: conf.interface.mtu.unwrap_or(gateway::DEFAULT_TUNNEL_MTU),
         nat_address: conf.interface.addresses.iter().find_map(|p| ipv4(p.addr())),
+        nat_follows_device: false,
         dns: conf.interface.dns.iter().copied().filter_map(ipv4).collect(),
     };
     let (gw, leases) = gateway(name, opts, facts, state_dir)?;
@@ -121,7 +125,8 @@ fn open_wireguard(
 /// A VPN client's tun device `dev`: opened now if it exists (else at a later tick; the zone
 /// is closed meanwhile). Everything goes into it (the client decides where); the MTU is the
 /// device's, or [`gateway::DEFAULT_TUNNEL_MTU`] while it is absent; NAT translates to its
-/// IPv4 address, so NAT needs the device with an address when the port opens.
+/// IPv4 address. Both are read again every tick (the port follows them), so a device that
+/// is absent or has no address yet only delays the zone.
 fn open_tun(
     name: &str,
     dev: &str,
@@ -139,6 +144,7 @@ fn open_tun(
             .collect(),
         mtu: info.map_or(gateway::DEFAULT_TUNNEL_MTU, |i| u16::try_from(i.mtu).unwrap_or(u16::MAX)),
         nat_address: if opts.nat { netdev::ipv4_address(dev).map_err(tun_err)? } else { None },
+        nat_follows_device: true,
         dns: Vec::new(),
     };
     let (gw, leases) = gateway(name, opts, facts, state_dir)?;
@@ -179,12 +185,17 @@ fn gateway(
     };
     let mut gw = Gateway::new(spec);
     if opts.nat {
-        let public = facts.nat_address.ok_or_else(|| VpnOpenError::NoNatAddress(facts.source.clone()))?;
+        let public = match facts.nat_address {
+            Some(a) => a,
+            // Unspecified: no address to translate to yet (see Gateway::set_nat_address).
+            None if facts.nat_follows_device => Ipv4Addr::UNSPECIFIED,
+            None => return Err(VpnOpenError::NoNatAddress(facts.source.clone())),
+        };
         gw = gw.with_nat(Nat::new(NatConfig::new(public)));
     }
     let Some(d) = &opts.dhcp else { return Ok((gw, None)) };
-    let mut server =
-        dhcp_server(opts, d, facts.dns, facts.mtu).map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
+    let mut server = dhcp_server(opts, d, offered_dns(&d.dns, facts.dns), facts.mtu)
+        .map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
     let leases = state_dir.map(|dir| dir.join(format!("dhcp-{name}.leases")));
     if let Some(text) = leases.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
         let now =
@@ -199,8 +210,8 @@ fn gateway(
     Ok((gw.with_dhcp(server), leases))
 }
 
-/// Router = the gateway, DNS = the tunnel's (wg-quick's DNS line), MTU = the tunnel's (the
-/// VMs then never send what the tunnel cannot carry).
+/// Router = the gateway, DNS = `dns` (the zones file's, else wg-quick's DNS line), MTU = the
+/// tunnel's (the VMs then never send what the tunnel cannot carry).
 fn dhcp_server(
     opts: &VpnOptions,
     d: &DhcpOptions,
@@ -216,6 +227,16 @@ fn dhcp_server(
         lease_secs: LEASE_SECS,
         statics: d.statics.clone(),
     })
+}
+
+/// The DNS servers the zone's DHCP offers: the zones file's `dhcp.dns` (`options:dhcp_dns`)
+/// if it names any, else the tunnel's own (wg-quick's `DNS` line; a tun has none).
+fn offered_dns(zone: &[Ipv4Addr], tunnel: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    if zone.is_empty() {
+        tunnel
+    } else {
+        zone.to_vec()
+    }
 }
 
 /// An hour, dnsmasq's default.
@@ -240,6 +261,14 @@ mod tests {
         assert_eq!(a, gateway_mac("vpn-intranet"));
         assert_ne!(a, gateway_mac("vpn-other"));
         assert_eq!(a.0[0] & 0x03, 0x02, "locally administered, unicast");
+    }
+
+    #[test]
+    fn the_zones_dns_overrides_the_tunnels() {
+        let (zone, wg) = (Ipv4Addr::new(198, 18, 60, 53), Ipv4Addr::new(198, 18, 61, 53));
+        assert_eq!(offered_dns(&[zone], vec![wg]), [zone], "the zones file's wins");
+        assert_eq!(offered_dns(&[], vec![wg]), [wg], "else wg-quick's DNS line");
+        assert!(offered_dns(&[], vec![]).is_empty(), "a tun zone without dhcp.dns offers none");
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl<T: Transport> GatewayPort<T> {
                 warn!(port = self.name, "cannot poll the reopened tunnel: {e}");
             }
         }
+        self.follow_device();
         let up = self.is_up(now);
         if up != self.was_up {
             let endpoint = self.uplink.endpoint();
@@ -147,6 +148,36 @@ impl<T: Transport> GatewayPort<T> {
         self.gw.expire(clock);
         self.save_leases(clock);
         self.publish(up);
+    }
+
+    /// The zone follows what the VPN client changed on its device since the last tick (read
+    /// by the transport once per tick, not per packet): the MTU (fragmentation, ICMP errors,
+    /// MSS clamp, RAs, DHCP's option 26) and, in NAT mode, the address new flows leave as.
+    fn follow_device(&mut self) {
+        let Some(facts) = self.uplink.device_facts() else { return };
+        if let Some(mtu) = facts.mtu {
+            let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+            let old = self.gw.spec().mtu;
+            if self.gw.set_mtu(mtu) {
+                info!(
+                    port = self.name,
+                    old,
+                    new = self.gw.spec().mtu,
+                    "tunnel MTU changed; the zone follows"
+                );
+            }
+        }
+        let old = self.gw.nat().map(|n| n.config().public);
+        if let Some(dropped) = self.gw.set_nat_address(facts.ipv4) {
+            let new = facts.ipv4.map_or("none".to_string(), |a| a.to_string());
+            info!(
+                port = self.name,
+                old = ?old,
+                new,
+                dropped,
+                "tunnel address changed: new flows leave as the new one; the old one's translations are dropped"
+            );
+        }
     }
 
     /// A gratuitous ARP to the zone at start and every [`ANNOUNCE`] (see `Gateway::announce`).

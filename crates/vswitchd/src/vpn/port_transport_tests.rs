@@ -29,6 +29,8 @@ struct Script {
     to_deliver: Vec<Vec<u8>>,
     /// A descriptor the next tick reports as reopened.
     reopened: Option<RawFd>,
+    /// What the transport's device says (a tun's MTU and address).
+    facts: Option<netdev::DeviceFacts>,
 }
 
 struct Scripted(Arc<Mutex<Script>>);
@@ -65,18 +67,26 @@ impl Transport for Scripted {
     fn stats(&self) -> TransportStats {
         TransportStats { rx_bytes: 7, send_lost: 2, ..TransportStats::default() }
     }
+    fn device_facts(&self) -> Option<netdev::DeviceFacts> {
+        self.0.lock().unwrap().facts
+    }
 }
 
 fn port() -> (GatewayPort<Scripted>, Arc<Mutex<Script>>) {
+    port_with(|gw| gw)
+}
+
+/// The port over a gateway `build` may add services to.
+fn port_with(build: impl FnOnce(Gateway) -> Gateway) -> (GatewayPort<Scripted>, Arc<Mutex<Script>>) {
     let script = Arc::new(Mutex::new(Script::default()));
-    let gw = Gateway::new(GatewaySpec {
+    let gw = build(Gateway::new(GatewaySpec {
         mac: MacAddr([2, 0, 0, 0, 0, 1]),
         ip: Ipv4Addr::new(198, 18, 0, 1),
         subnet: "198.18.0.0/24".parse().unwrap(),
         allowed: vec!["0.0.0.0/0".parse().unwrap()],
         mtu: 1500,
         v6: None,
-    });
+    }));
     (GatewayPort::new("vpn-test", Scripted(script.clone()), gw).unwrap(), script)
 }
 
@@ -164,4 +174,34 @@ fn a_reopened_descriptor_joins_the_poll_set() {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
     let n = port.epoll.wait(&mut events, 1000);
     assert!(events[..n].iter().any(|e| e.u64 == super::TOKEN_TUNNEL), "the new fd is polled");
+}
+
+/// What the VPN client changes on its device reaches the gateway at the next tick: the MTU,
+/// and the NAT's address (the old one's mappings dropped, counted in the status).
+#[test]
+fn the_devices_mtu_and_address_reach_the_gateway_at_the_next_tick() {
+    let old = Ipv4Addr::new(198, 19, 0, 2);
+    let nat = l3::nat::Nat::new(l3::nat::NatConfig::new(old));
+    let (mut port, script) = port_with(|gw| gw.with_nat(nat));
+    script.lock().unwrap().up = true;
+    send(&mut port, &echo());
+    assert_eq!(&script.lock().unwrap().sent[0][12..16], &old.octets(), "leaves as the address at open");
+    let new = Ipv4Addr::new(198, 19, 0, 6);
+    script.lock().unwrap().facts = Some(netdev::DeviceFacts { mtu: Some(1300), ipv4: Some(new) });
+    send(&mut port, &echo());
+    assert_eq!(port.gw.spec().mtu, 1500, "nothing changes between ticks");
+    port.tick(Instant::now());
+    assert_eq!(port.gw.spec().mtu, 1300);
+    send(&mut port, &echo());
+    let sent = script.lock().unwrap().sent.clone();
+    assert_eq!(
+        (sent.len(), &sent[2][12..16]),
+        (3, &new.octets()[..]),
+        "a new flow leaves as the new address"
+    );
+    port.tick(Instant::now());
+    assert_eq!(port.shared().get().services.get("nat-readdressed"), Some(&1), "the echo's mapping");
+    script.lock().unwrap().facts = None;
+    port.tick(Instant::now());
+    assert_eq!(port.gw.spec().mtu, 1300, "no device: the last values stay");
 }

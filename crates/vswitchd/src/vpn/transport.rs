@@ -6,7 +6,7 @@
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use netdev::NetdevError;
+use netdev::{DeviceFacts, NetdevError};
 
 /// One tunnel as the gateway port drives it. Everything runs on the forwarding thread and must
 /// not block.
@@ -43,6 +43,15 @@ pub trait Transport: Send {
 
     /// Counters and handshake age for `rvsctl show`.
     fn stats(&self) -> TransportStats;
+
+    /// The MTU and IPv4 address of the tunnel's device as of the last [`Transport::tick`],
+    /// for a transport whose device the VPN client may change under us (a tun: OpenVPN sets
+    /// its MTU, a reconnect may bring a new address). The port makes the zone follow them
+    /// (MTU, MSS clamp, ICMP errors, DHCP's MTU option; the NAT's address). None: fixed by
+    /// configuration (WireGuard's wg-quick file), or no device now (the last values stay).
+    fn device_facts(&self) -> Option<DeviceFacts> {
+        None
+    }
 }
 
 /// What a transport reports beside up/down.

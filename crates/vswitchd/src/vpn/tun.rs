@@ -5,12 +5,14 @@
 //! The kill switch follows the device: up only while it exists, is admin-up and has carrier
 //! (a tun has carrier while a process holds it). Gone (the client exited, or restarted and
 //! deleted it) closes the uplink; a device by the same name is opened afresh (a new ifindex)
-//! at the next tick. The state is read once per tick, not per packet.
+//! at the next tick. The state is read once per tick, not per packet; so are the device's
+//! MTU and IPv4 address, which the client may change while it runs (the port makes the zone
+//! follow them: [`Transport::device_facts`]).
 
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use netdev::{L3Uplink, LinkState, NetdevError, L3_MAX_BATCH};
+use netdev::{DeviceFacts, L3Uplink, LinkState, NetdevError, L3_MAX_BATCH};
 use tracing::{debug, info, warn};
 
 use super::transport::{Transport, TransportStats};
@@ -31,8 +33,15 @@ pub struct TunUplink {
     last_error: Option<String>,
     rx_bytes: u64,
     tx_bytes: u64,
+    /// The device's MTU and address as of the last tick (what the VPN client set).
+    facts: DeviceFacts,
     /// Non-IP and cut packets of uplinks already closed (the open one counts its own).
     closed_bad: u64,
+    /// Zone packets the devices of uplinks already closed did not take (the open one counts
+    /// its own `tx_dropped`): part of `send-lost`.
+    closed_lost: u64,
+    /// Sends that failed otherwise (an error the uplink does not count): `send-lost` too.
+    send_errors: u64,
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
 }
@@ -49,7 +58,10 @@ impl TunUplink {
             last_error: None,
             rx_bytes: 0,
             tx_bytes: 0,
+            facts: DeviceFacts::default(),
             closed_bad: 0,
+            closed_lost: 0,
+            send_errors: 0,
             bufs: vec![vec![0; RX_BUF]; RX_BATCH.min(L3_MAX_BATCH)],
             lens: vec![0; RX_BATCH.min(L3_MAX_BATCH)],
         };
@@ -66,7 +78,9 @@ impl TunUplink {
 
     fn adopt(&mut self, mut link: L3Uplink) {
         self.state = link.state();
-        info!(dev = self.dev, ifindex = link.ifindex(), state = ?self.state, "tun uplink opened");
+        self.facts = link.facts();
+        let (mtu, ipv4) = (self.facts.mtu, self.facts.ipv4);
+        info!(dev = self.dev, ifindex = link.ifindex(), state = ?self.state, ?mtu, ?ipv4, "tun uplink opened");
         self.link = Some(link);
         self.last_error = None;
     }
@@ -76,6 +90,7 @@ impl TunUplink {
         if let Some(link) = self.link.take() {
             let d = link.drops();
             self.closed_bad += d.rx_not_ip + d.rx_truncated;
+            self.closed_lost += d.tx_dropped;
             info!(
                 dev = self.dev,
                 ifindex = link.ifindex(),
@@ -116,6 +131,9 @@ impl Transport for TunUplink {
     fn tick(&mut self, _now: Instant) -> Option<RawFd> {
         if let Some(link) = &mut self.link {
             self.state = link.state();
+            if self.state != LinkState::Gone {
+                self.facts = link.facts();
+            }
         }
         if self.state == LinkState::Gone {
             self.close();
@@ -134,7 +152,10 @@ impl Transport for TunUplink {
             Ok(true) => self.tx_bytes += ip.len() as u64,
             Ok(false) => {}
             Err(NetdevError::DeviceGone(_)) => self.close(),
-            Err(e) => debug!(dev = self.dev, "tun uplink send failed: {e}"),
+            Err(e) => {
+                self.send_errors += 1;
+                debug!(dev = self.dev, "tun uplink send failed: {e}");
+            }
         }
     }
 
@@ -171,9 +192,12 @@ impl Transport for TunUplink {
             rx_bytes: self.rx_bytes,
             tx_bytes: self.tx_bytes,
             bad_datagrams: self.closed_bad + open.rx_not_ip + open.rx_truncated,
-            // The uplink counts what the kernel refused itself (`L3Drops::tx_dropped`).
-            send_lost: 0,
+            send_lost: self.closed_lost + open.tx_dropped + self.send_errors,
         }
+    }
+
+    fn device_facts(&self) -> Option<DeviceFacts> {
+        self.link.as_ref().map(|_| self.facts)
     }
 }
 
@@ -194,5 +218,44 @@ mod tests {
         }
         assert!(TunUplink::open("lo").is_err(), "loopback is no VPN device");
         assert!(matches!(TunUplink::open("a/b"), Err(NetdevError::InvalidName { .. })));
+    }
+
+    /// A real device in a namespace of the test's own: a persistent tun nobody holds, left
+    /// admin-down, so the kernel refuses every send (ENETDOWN) — what a full queue (ENOBUFS)
+    /// is to the transport too. Those are the port's `send-lost`; the MTU and address the
+    /// "VPN client" sets are read at the next tick.
+    #[test]
+    fn refused_sends_are_send_lost_and_the_devices_mtu_and_address_are_read_each_tick() {
+        if !testbed::require_root(
+            "refused_sends_are_send_lost_and_the_devices_mtu_and_address_are_read_each_tick",
+        ) {
+            return;
+        }
+        let ns = testbed::Netns::new("tunu").expect("netns");
+        let dev = testbed::unique("tu");
+        ns.exec(&["ip", "tuntap", "add", "dev", &dev, "mode", "tun"]).expect("ip tuntap add");
+        ns.exec(&["ip", "link", "set", "dev", &dev, "mtu", "1400"]).unwrap();
+        let mut t = ns.run_in(|| TunUplink::open(&dev)).unwrap().expect("open the tun");
+        let now = Instant::now();
+        assert!(!t.is_up(now), "admin-down and held by no process");
+        assert_eq!(t.device_facts(), Some(DeviceFacts { mtu: Some(1400), ipv4: None }));
+        // IPv4, 20 bytes, 198.18.77.2 → 198.18.60.10 (the uplink only checks the version).
+        let ip = [0x45, 0, 0, 20, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 77, 2, 198, 18, 60, 10];
+        for _ in 0..3 {
+            t.send(&ip, now);
+        }
+        let st = t.stats();
+        assert_eq!((st.send_lost, st.tx_bytes), (3, 0), "{st:?}");
+
+        ns.exec(&["ip", "link", "set", "dev", &dev, "mtu", "1300"]).unwrap();
+        ns.exec(&["ip", "addr", "add", "198.18.77.1/32", "dev", &dev]).unwrap();
+        assert_eq!(t.tick(now), None);
+        let want = DeviceFacts { mtu: Some(1300), ipv4: Some(std::net::Ipv4Addr::new(198, 18, 77, 1)) };
+        assert_eq!(t.device_facts(), Some(want), "read again at the tick");
+
+        ns.exec(&["ip", "link", "del", "dev", &dev]).unwrap();
+        t.tick(now);
+        assert_eq!(t.device_facts(), None, "no device, nothing to follow");
+        assert_eq!(t.stats().send_lost, 3, "the closed uplink's count is kept");
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod office;
+pub mod openvpn;
 pub mod ovsdb_server;
 pub mod underlay;
 pub mod wg_office;

@@ -150,6 +150,14 @@ pub fn setup_with(address: &str) -> Setup {
 pub const UDHCPC_SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in bound|renew) ip addr flush dev \"$interface\"; \
 ip addr add \"$ip/$mask\" dev \"$interface\"; ip route replace default via \"$router\" ;; esac\n";
 
+/// [`UDHCPC_SCRIPT`] that also writes the DNS servers it was offered (busybox's `$dns`) to
+/// `dir/dns.txt`; returns the script's path and that file's.
+pub fn udhcpc_script_recording_dns(dir: &Path) -> (String, std::path::PathBuf) {
+    let record = dir.join("dns.txt");
+    let text = UDHCPC_SCRIPT.replace(" ;; esac", &format!("; echo \"$dns\" > {} ;; esac", record.display()));
+    (write_file(dir, "udhcpc-dns.sh", &text, 0o755).display().to_string(), record)
+}
+
 /// The DHCP range of the zones file's VPN zone.
 pub const DHCP_FIRST: &str = "198.18.50.100";
 pub const DHCP_LAST: &str = "198.18.50.110";
