@@ -12,7 +12,9 @@ use std::sync::Arc;
 use packet::{EthernetHeader, MacAddr};
 use serde::{Deserialize, Serialize};
 
-use crate::{Bridge, DropReason, Encap, MacStats, Millis, Output, PortSpec, PortVlan, Verdict, VlanMode};
+use crate::{
+    Bridge, DropReason, Encap, MacStats, Millis, MirrorSpec, Output, PortSpec, PortVlan, Verdict, VlanMode,
+};
 
 /// The pipeline stage a step belongs to, in pipeline order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +127,9 @@ impl Bridge {
         let ports = self.ports().iter().map(|p| PortSpec { counters: Arc::default(), ..p.clone() }).collect();
         // Same names and VLAN rules: reconfigure keeps every learned address.
         copy.reconfigure(self.settings().clone(), ports);
+        let mirrors =
+            self.mirrors().specs().iter().map(|m| MirrorSpec { counters: Arc::default(), ..m.clone() });
+        copy.set_mirrors(mirrors.collect());
         copy
     }
 }
