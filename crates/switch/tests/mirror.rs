@@ -149,3 +149,22 @@ fn security_drops_are_not_mirrored() {
     br.process(0, &frame(MacAddr::BROADCAST, mac(1), None), 0, &mut out);
     assert_eq!(copies(&out, 2).len(), 1);
 }
+
+#[test]
+fn trace_shows_the_copies_and_leaves_mirror_counters_alone() {
+    let mut br = bridge(vec![MirrorSpec { name: "m0".into(), src: vec![A], ..to(MON) }]);
+    let t = br.trace(A, &frame(MacAddr::BROADCAST, mac(1), None), 0);
+    let step = |stage| t.steps.iter().find(|s| s.stage == stage).cloned().unwrap_or_else(|| panic!("{t:#?}"));
+    assert_eq!(step(switch::Stage::Mirror).rule, "selected by mirror(s) m0");
+    assert_eq!(step(switch::Stage::Mirror).result, "one copy to mon");
+    assert!(step(switch::Stage::Egress).result.contains("mirror output (reserved): mon"), "{t:#?}");
+    assert!(t.outputs.iter().any(|o| o.port == "mon" && o.vid == Some(10)), "{t:#?}");
+    assert_eq!(br.mirrors().specs()[0].counters.read(), (0, 0), "trace counted on the live mirror");
+    let t = br.trace(B, &frame(MacAddr::BROADCAST, mac(2), None), 0);
+    assert!(t.steps.iter().any(|s| s.result == "no mirror selects this frame"), "{t:#?}");
+    let t = br.trace(MON, &frame(MacAddr::BROADCAST, mac(9), None), 0);
+    assert!(matches!(t.verdict, switch::TraceVerdict::Drop { reason: DropReason::MirrorOutput }), "{t:#?}");
+    let mut out = Vec::new();
+    br.process(A, &frame(MacAddr::BROADCAST, mac(1), None), 0, &mut out);
+    assert_eq!(br.mirrors().specs()[0].counters.read().0, 1);
+}

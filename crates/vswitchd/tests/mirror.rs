@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, Vm};
+use common::{Daemon, Launch, Vm};
 use packet::{EthernetHeader, MacAddr, VlanTag};
 use testbed::{frame_capture, marked_frame, markers_in, require_root, send_frame, unique, wait_until};
 
@@ -82,10 +82,12 @@ struct Setup {
 }
 
 impl Setup {
-    /// a, b: access 10; c: access 20; mon: a trunk (every VLAN), the monitor port.
-    fn new() -> Setup {
+    /// a, b: access 10; c: access 20; mon: a trunk (every VLAN), the monitor port. `args`:
+    /// more rvswitchd arguments (none: the default datapath mode).
+    fn new(args: &[&str]) -> Setup {
         let (a, b, c, mon) = (Vm::new(1), Vm::new(2), Vm::new(3), Vm::new(9));
-        let d = Daemon::start("");
+        let launch = Launch { args: args.iter().map(|a| a.to_string()).collect(), ..Launch::default() };
+        let d = Daemon::start_with(launch, "");
         let br = unique("brm");
         d.vsctl(&["add-br", &br]).unwrap();
         for (vm, tag) in [(&a, "tag=10"), (&b, "tag=10"), (&c, "tag=20")] {
@@ -103,12 +105,14 @@ impl Setup {
         }
     }
 
-    /// `ovs-vsctl -- --id=@p get Port MON [-- --id=@s get Port A] -- --id=@m create Mirror
-    /// name=NAME COLUMNS output-port=@p -- OP Bridge BR mirrors ...`.
+    /// `ovs-vsctl -- --id=@p get Port MON -- --id=@s get Port A -- --id=@d get Port B
+    /// -- --id=@m create Mirror name=NAME COLUMNS output-port=@p -- add Bridge BR mirrors @m`
+    /// (`set Bridge BR mirrors=@m` unless `add`).
     fn mirror(&self, name: &str, columns: &[&str], add: bool) {
         let name = format!("name={name}");
         let mut args = vec!["--", "--id=@p", "get", "Port", &self.mon.port, "--", "--id=@s", "get", "Port"];
-        args.extend([self.a.port.as_str(), "--", "--id=@m", "create", "Mirror", &name]);
+        args.extend([self.a.port.as_str(), "--", "--id=@d", "get", "Port", &self.b.port]);
+        args.extend(["--", "--id=@m", "create", "Mirror", &name]);
         args.extend(columns);
         args.extend(["output-port=@p", "--"]);
         if add {
@@ -128,24 +132,18 @@ impl Setup {
     }
 }
 
-#[test]
-fn ovs_vsctl_mirrors_copy_exactly_the_selected_frames() {
-    if !require_root("ovs_vsctl_mirrors_copy_exactly_the_selected_frames") || !common::have_ovs_vsctl() {
-        return;
-    }
-    let s = Setup::new();
-    let (a, b, mon) = (&s.a, &s.b, &s.mon);
-    let kernel = s.kernel();
-    println!("kernel fast path: {kernel}");
+const ONCE: [(u16, usize); 5] = [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)];
 
-    // select_all: every echo request and reply once, tagged with VLAN 10 on the trunk.
+/// select_all: 5 pings a → b put each echo request and reply on the monitor port once, tagged
+/// VLAN 10; Mirror statistics count them; the output port's own frames are dropped.
+fn select_all_copies_each_frame_once(s: &Setup) {
+    let (a, b, mon) = (&s.a, &s.b, &s.mon);
     s.mirror("m0", &["select-all=true"], false);
     let fast_before = s.fast_rx(a);
     let (answered, echoes) = mirrored_ping(a, b, mon, 5);
     assert_eq!(answered, 5, "log:\n{}", s.d.log());
-    let once: Vec<(u16, usize)> = (1..=5).map(|q| (q, 1)).collect();
-    assert_eq!(counts(&echoes, 8), once, "requests on the monitor port: {echoes:?}");
-    assert_eq!(counts(&echoes, 0), once, "replies on the monitor port: {echoes:?}");
+    assert_eq!(counts(&echoes, 8), ONCE, "requests on the monitor port: {echoes:?}");
+    assert_eq!(counts(&echoes, 0), ONCE, "replies on the monitor port: {echoes:?}");
     assert!(echoes.iter().all(|e| e.2.map(|t| t.vid) == Some(10)), "{echoes:?}");
     assert_eq!(s.fast_rx(a), fast_before, "a mirrored port stays off the kernel fast path");
 
@@ -160,20 +158,68 @@ fn ovs_vsctl_mirrors_copy_exactly_the_selected_frames() {
     let drops = s.d.port(&mon.port).statistics.drops.get("mirror-output").copied().unwrap_or(0);
     assert!(drops >= 1, "{:?}", s.d.port(&mon.port).statistics);
 
-    // select_src_port only: a → b requests, not b → a replies. b's broadcasts (not selected)
-    // reach a but not the reserved monitor port.
-    s.vsctl(&["clear", "Bridge", &s.br, "mirrors"]);
-    s.mirror("m1", &["select-src-port=@s"], true);
+    // A second mirror to the same port that also selects a's frames: still one copy each.
+    s.mirror("m0b", &["select-src-port=@s"], true);
     let (answered, echoes) = mirrored_ping(a, b, mon, 5);
     assert_eq!(answered, 5);
-    assert_eq!(counts(&echoes, 8), once, "{echoes:?}");
+    assert_eq!((counts(&echoes, 8), counts(&echoes, 0)), (ONCE.to_vec(), ONCE.to_vec()), "{echoes:?}");
+}
+
+#[test]
+fn ovs_vsctl_select_all_mirror_copies_each_frame_once() {
+    if !require_root("ovs_vsctl_select_all_mirror_copies_each_frame_once") || !common::have_ovs_vsctl() {
+        return;
+    }
+    let s = Setup::new(&[]);
+    println!("kernel fast path: {}", s.kernel());
+    select_all_copies_each_frame_once(&s);
+}
+
+#[test]
+fn select_all_mirror_in_userspace_mode() {
+    if !require_root("select_all_mirror_in_userspace_mode") || !common::have_ovs_vsctl() {
+        return;
+    }
+    let s = Setup::new(&["--datapath=userspace"]);
+    assert!(!s.kernel());
+    select_all_copies_each_frame_once(&s);
+}
+
+#[test]
+fn ovs_vsctl_mirror_selectors_and_clear() {
+    if !require_root("ovs_vsctl_mirror_selectors_and_clear") || !common::have_ovs_vsctl() {
+        return;
+    }
+    let s = Setup::new(&[]);
+    let (a, b, mon) = (&s.a, &s.b, &s.mon);
+    let kernel = s.kernel();
+    let clear = || s.vsctl(&["clear", "Bridge", &s.br, "mirrors"]);
+
+    // select_src_port only: a → b requests, not b → a replies. b's broadcasts (not selected)
+    // reach a but not the reserved monitor port.
+    s.mirror("m1", &["select-src-port=@s"], false);
+    let (answered, echoes) = mirrored_ping(a, b, mon, 5);
+    assert_eq!(answered, 5, "log:\n{}", s.d.log());
+    assert_eq!(counts(&echoes, 8), ONCE, "{echoes:?}");
     assert_eq!(counts(&echoes, 0), vec![], "replies are not received on a: {echoes:?}");
     assert!(broadcast_reaches(b, a, 2));
     assert!(!broadcast_reaches(b, mon, 3), "normal flooding reached the mirror's output port");
 
+    // select_dst_port only: what the switch sends to a (the replies).
+    clear();
+    s.mirror("m2", &["select-dst-port=@s"], false);
+    let (_, echoes) = mirrored_ping(a, b, mon, 5);
+    assert_eq!((counts(&echoes, 8), counts(&echoes, 0)), (vec![], ONCE.to_vec()), "{echoes:?}");
+
+    // Both on a (the README's example), and a request matching src a and dst b: once each.
+    clear();
+    s.mirror("m3", &["select-src-port=@s", "select-dst-port=@s,@d"], true);
+    let (_, echoes) = mirrored_ping(a, b, mon, 5);
+    assert_eq!((counts(&echoes, 8), counts(&echoes, 0)), (ONCE.to_vec(), ONCE.to_vec()), "{echoes:?}");
+
     // select_vlan=20: VLAN 10 pings are not copied, VLAN 20 frames are (tagged 20).
-    s.vsctl(&["clear", "Bridge", &s.br, "mirrors"]);
-    s.mirror("m2", &["select-all=true", "select-vlan=20"], false);
+    clear();
+    s.mirror("m4", &["select-all=true", "select-vlan=20"], false);
     let (answered, echoes) = mirrored_ping(a, b, mon, 3);
     assert_eq!((answered, echoes.len()), (3, 0), "{echoes:?}");
     let mut raw = mon.raw();
@@ -183,7 +229,7 @@ fn ovs_vsctl_mirrors_copy_exactly_the_selected_frames() {
 
     // Clearing the mirrors stops the copies; the monitor port is a plain trunk again (normal
     // flooding reaches it) and, with the kernel fast path, a ↔ b goes back to the kernel.
-    s.vsctl(&["clear", "Bridge", &s.br, "mirrors"]);
+    clear();
     assert_eq!(s.d.vsctl(&["list", "Mirror"]).unwrap(), "", "the unreferenced Mirror rows are gone");
     let fast_before = s.fast_rx(a);
     let (answered, echoes) = mirrored_ping(a, b, mon, 5);
@@ -192,4 +238,23 @@ fn ovs_vsctl_mirrors_copy_exactly_the_selected_frames() {
     if kernel {
         assert!(s.fast_rx(a) > fast_before, "a ↔ b not back on the kernel fast path");
     }
+}
+
+/// A Mirror with only `output_vlan` (RSPAN) is not supported: it copies nothing, and the log
+/// says so.
+#[test]
+fn rspan_mirror_has_no_effect_and_says_so() {
+    if !require_root("rspan_mirror_has_no_effect_and_says_so") || !common::have_ovs_vsctl() {
+        return;
+    }
+    let s = Setup::new(&[]);
+    let args = ["--", "--id=@m", "create", "Mirror", "name=rspan", "select-all=true", "output-vlan=99"];
+    let mut args = args.to_vec();
+    args.extend(["--", "set", "Bridge", &s.br, "mirrors=@m"]);
+    s.vsctl(&args);
+    let (answered, echoes) = mirrored_ping(&s.a, &s.b, &s.mon, 3);
+    assert_eq!((answered, echoes.len()), (3, 0), "{echoes:?}");
+    let said = "mirror rspan: output_vlan 99 (RSPAN) is not supported by rvswitch";
+    assert!(wait_until(Duration::from_secs(5), || s.d.log().contains(said)), "log:\n{}", s.d.log());
+    assert_eq!(s.d.vsctl(&["get", "Mirror", "rspan", "statistics"]).unwrap(), "{}");
 }

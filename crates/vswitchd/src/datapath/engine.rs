@@ -435,6 +435,13 @@ impl Engine {
     /// ports in `held` (kept off before) that no mirror involves any more are taken on again.
     fn mirrors_off_fast_path(&mut self, held: &std::collections::HashSet<String>) {
         let Some(f) = self.fast.as_mut() else { return };
+        let leaving = |br: &BridgeRt| {
+            (0..br.kifs.len()).any(|s| br.kifs[s].is_some() && br.bridge.mirrors().involves(s))
+        };
+        if self.bridges.iter().any(leaving) {
+            // What the kernel forwarded for them so far is counted before their counters go.
+            f.fold_counters(&self.bridges);
+        }
         let mut again = Vec::new();
         for (b, br) in self.bridges.iter_mut().enumerate() {
             for s in 0..br.kifs.len() {
