@@ -240,6 +240,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mirror_rows_and_bridge_mirrors_are_read() {
+        let uuid = |u: &str| json!(["uuid", u]);
+        let set = |items: Vec<Value>| json!(["set", items]);
+        let bridge = json!({"_uuid": uuid("b"), "name": "br0", "ports": set(vec![]), "mirrors": uuid("m")});
+        let mirror = json!({
+            "_uuid": uuid("m"), "name": "m0", "select_all": false,
+            "select_src_port": set(vec![uuid("p1"), uuid("p2")]), "select_dst_port": uuid("p3"),
+            "select_vlan": set(vec![json!(10), json!(20)]), "output_port": uuid("p4"), "output_vlan": set(vec![]),
+        });
+        let rows = |r: Vec<Value>| json!({ "rows": r });
+        let reply = json!([rows(vec![]), rows(vec![bridge]), rows(vec![]), rows(vec![]), rows(vec![mirror])]);
+        let s = Snapshot::parse(&reply).unwrap();
+        assert_eq!(s.bridges["b"].mirrors, ["m"]);
+        let m = &s.mirrors["m"];
+        assert_eq!(
+            (m.name.as_str(), m.select_all, m.output_port.as_deref(), m.output_vlan),
+            ("m0", false, Some("p4"), None)
+        );
+        assert_eq!(
+            (m.select_src_port.len(), m.select_dst_port.as_slice(), m.select_vlan.as_slice()),
+            (2, &["p3".to_string()][..], &[10, 20][..])
+        );
+    }
+
+    #[test]
     fn malformed_replies_are_errors_not_empty_snapshots() {
         assert!(matches!(Snapshot::parse(&json!({"error": "x"})), Err(DbError::BadReply(_))));
         let e = Snapshot::parse(&json!([{"error": "not allowed"}])).unwrap_err();
