@@ -5,8 +5,11 @@ use std::sync::Arc;
 use packet::{EthernetHeader, MacAddr, VlanTag, VLAN_TAG_LEN};
 
 use crate::events::EventQueue;
+use crate::mirror::{MirrorSpec, Mirrors};
 use crate::security::{self, Bindings, IpPrefix, LeaseEntry, Policy, PortSecurity};
-use crate::{DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan, SwitchEvent};
+use crate::{
+    DropReason, FdbEntry, MacStats, MacTable, Millis, PortCounters, PortVlan, SwitchEvent, VlanMode,
+};
 
 /// Bridge-wide knobs (OvS `other_config:mac-aging-time`, `mac-table-size`, `forward-bpdu`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +83,9 @@ pub struct Bridge {
     events: EventQueue,
     /// Port security compiled per slot; rebuilt with `ports`.
     policies: Vec<Policy>,
+    /// Port mirroring by slot; cleared by [`Bridge::reconfigure`] (slots change), set with
+    /// [`Bridge::set_mirrors`].
+    mirrors: Mirrors,
 }
 
 impl Bridge {
@@ -90,7 +96,20 @@ impl Bridge {
         let mut events = EventQueue::default();
         events.reset_ports(ports.len());
         let policies = security::compile(&ports);
-        Bridge { settings, ports, macs, bindings, events, policies }
+        Bridge { settings, ports, macs, bindings, events, policies, mirrors: Mirrors::default() }
+    }
+
+    /// Replaces the bridge's mirrors (slots as in the current port list). Addresses learned on a
+    /// port that is now a mirror's output are forgotten: nothing but copies may go there.
+    pub fn set_mirrors(&mut self, specs: Vec<MirrorSpec>) {
+        self.mirrors = Mirrors::new(specs, self.ports.len());
+        for slot in (0..self.ports.len()).filter(|&s| self.mirrors.is_output(s)) {
+            self.macs.flush_port(slot as u32);
+        }
+    }
+
+    pub fn mirrors(&self) -> &Mirrors {
+        &self.mirrors
     }
 
     pub fn ports(&self) -> &[PortSpec] {
@@ -125,6 +144,7 @@ impl Bridge {
         self.events.reset_ports(ports.len());
         self.policies = security::compile(&ports);
         self.ports = ports;
+        self.mirrors = Mirrors::default();
     }
 
     /// Hands the events recorded since the last call to `f`, oldest first (call after each
@@ -202,6 +222,9 @@ impl Bridge {
             in_port.counters.count_drop(reason, 1);
             Verdict::Drop(reason)
         };
+        if self.mirrors.is_output(in_slot) {
+            return drop(DropReason::MirrorOutput);
+        }
         let Ok(eth) = EthernetHeader::parse(frame) else {
             return drop(DropReason::Runt);
         };
@@ -226,29 +249,58 @@ impl Bridge {
         }
         let pcp = eth.vlan.map(|t| t.pcp).unwrap_or(0);
         let ingress_tagged = eth.vlan.is_some();
-
         let known = if eth.dst.is_multicast() { None } else { self.macs.lookup(vlan, eth.dst, now) };
-        match known {
-            Some(slot) if slot as usize == in_slot => drop(DropReason::DestinationOnIngress),
-            Some(slot) => {
-                let slot = slot as usize;
-                if let Some(encap) = self.ports.get(slot).and_then(|p| egress(p, vlan, pcp)) {
-                    out.push(Output { slot, encap });
-                }
-                Verdict::Forward { vlan, ingress_tagged, flooded: false }
+        let known = known.map(|s| s as usize).filter(|&s| !self.mirrors.is_output(s));
+        if known == Some(in_slot) {
+            return drop(DropReason::DestinationOnIngress);
+        }
+        self.outputs(in_slot, known, vlan, pcp, out);
+        if !self.mirrors.is_empty() {
+            self.mirror(in_slot, vlan, pcp, frame.len(), ingress_tagged, out);
+        }
+        Verdict::Forward { vlan, ingress_tagged, flooded: known.is_none() }
+    }
+
+    /// The normal outputs: the learned port, or every other port carrying `vlan` but mirror
+    /// outputs (flood).
+    fn outputs(&self, in_slot: usize, known: Option<usize>, vlan: u16, pcp: u8, out: &mut Vec<Output>) {
+        if let Some(slot) = known {
+            if let Some(encap) = self.ports.get(slot).and_then(|p| egress(p, vlan, pcp)) {
+                out.push(Output { slot, encap });
             }
-            None => {
-                for (slot, port) in self.ports.iter().enumerate() {
-                    if slot == in_slot {
-                        continue;
-                    }
-                    if let Some(encap) = egress(port, vlan, pcp) {
-                        out.push(Output { slot, encap });
-                    }
-                }
-                Verdict::Forward { vlan, ingress_tagged, flooded: true }
+            return;
+        }
+        for (slot, port) in self.ports.iter().enumerate() {
+            if slot == in_slot || self.mirrors.is_output(slot) {
+                continue;
+            }
+            if let Some(encap) = egress(port, vlan, pcp) {
+                out.push(Output { slot, encap });
             }
         }
+    }
+
+    /// Appends one copy per output port of the mirrors that select this frame, with the VLAN
+    /// it has at the bridge (see [`mirror_encap`]), and counts them on the mirrors.
+    fn mirror(&self, in_slot: usize, vlan: u16, pcp: u8, len: usize, tagged: bool, out: &mut Vec<Output>) {
+        let mask = self.mirrors.select(in_slot, vlan, out.iter().map(|o| o.slot));
+        if mask == 0 {
+            return;
+        }
+        for slot in self.mirrors.outputs(mask) {
+            if let Some(port) = self.ports.get(slot) {
+                out.push(Output { slot, encap: mirror_encap(&port.vlan, vlan, pcp) });
+            }
+        }
+        let ports = &self.ports;
+        self.mirrors.count(mask, |slot| {
+            let pushed = ports.get(slot).is_some_and(|p| mirror_encap(&p.vlan, vlan, pcp).is_tagged());
+            match (tagged, pushed) {
+                (false, true) => len + VLAN_TAG_LEN,
+                (true, false) => len.saturating_sub(VLAN_TAG_LEN),
+                _ => len,
+            }
+        });
     }
 
     /// Marks `mac` as seen on `slot` at `now`, as a frame from it would: the kernel fast path
@@ -266,6 +318,23 @@ impl Bridge {
     /// The port a MAC was learned on, for `trace`.
     pub fn lookup(&self, vlan: u16, mac: MacAddr, now: Millis) -> Option<&PortSpec> {
         self.macs.lookup(vlan, mac, now).and_then(|s| self.ports.get(s as usize))
+    }
+}
+
+/// How a mirror copy leaves its output port, as OvS sends it (its `output_vlan_to_vid`): an
+/// access port, or a native-untagged port in its own VLAN, gets it untagged; any other gets it
+/// tagged with the frame's VLAN at the bridge (VLAN 0: untagged), whether or not the port's
+/// `trunks` list that VLAN — a mirror port sees every VLAN its mirrors select.
+fn mirror_encap(port: &PortVlan, vlan: u16, pcp: u8) -> Encap {
+    let untagged = match port.mode() {
+        VlanMode::Access => true,
+        VlanMode::NativeUntagged => port.tag() == Some(vlan),
+        VlanMode::Trunk | VlanMode::NativeTagged => false,
+    };
+    if untagged || vlan == 0 {
+        Encap::Untagged
+    } else {
+        Encap::Tagged(VlanTag { pcp, dei: false, vid: vlan }.tci())
     }
 }
 

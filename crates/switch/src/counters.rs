@@ -42,10 +42,12 @@ pub enum DropReason {
     PortMacLimit,
     /// Larger than a tunnel port's underlay carries once encapsulated (50 bytes for VXLAN).
     TooBigForUnderlay,
+    /// Received on a mirror's output port, which is reserved for mirroring (as OvS drops it).
+    MirrorOutput,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Runt,
         DropReason::MulticastSource,
         DropReason::VlanNotAllowed,
@@ -62,6 +64,7 @@ impl DropReason {
         DropReason::HiddenTag,
         DropReason::PortMacLimit,
         DropReason::TooBigForUnderlay,
+        DropReason::MirrorOutput,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -82,6 +85,7 @@ impl DropReason {
             DropReason::HiddenTag => "hidden-tag",
             DropReason::PortMacLimit => "port-mac-limit",
             DropReason::TooBigForUnderlay => "too-big-for-underlay",
+            DropReason::MirrorOutput => "mirror-output",
         }
     }
 

@@ -10,6 +10,7 @@ mod counters;
 mod events;
 mod keyed_hash;
 mod mac_table;
+mod mirror;
 mod security;
 mod trace;
 mod vlan;
@@ -20,6 +21,7 @@ pub use events::{
     SwitchEvent, MAX_MOVES_PER_SECOND, MAX_PENDING as MAX_PENDING_EVENTS, SECURITY_EVENT_INTERVAL_MS,
 };
 pub use mac_table::{FdbEntry, MacStats, MacTable};
+pub use mirror::{MirrorCounters, MirrorSpec, Mirrors, MAX_MIRRORS};
 pub use security::{
     parse_allowed_ips, BindingEntry, BindingSource, IpPrefix, LeaseEntry, PortSecurity, PortSecurityEntry,
     SecurityConfigError, SecurityMode,

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use packet::{EthernetHeader, MacAddr};
 use serde::{Deserialize, Serialize};
 
-use crate::{Bridge, DropReason, Encap, MacStats, Millis, Output, PortSpec, PortVlan, Verdict, VlanMode};
+use crate::{
+    Bridge, DropReason, Encap, MacStats, Millis, MirrorSpec, Output, PortSpec, PortVlan, Verdict, VlanMode,
+};
 
 /// The pipeline stage a step belongs to, in pipeline order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,8 @@ pub enum Stage {
     Learn,
     Lookup,
     Egress,
+    /// Port mirroring: which mirrors copy the frame where, or the output port's own drop.
+    Mirror,
     /// A drop the stages above do not explain themselves.
     Verdict,
 }
@@ -125,6 +129,9 @@ impl Bridge {
         let ports = self.ports().iter().map(|p| PortSpec { counters: Arc::default(), ..p.clone() }).collect();
         // Same names and VLAN rules: reconfigure keeps every learned address.
         copy.reconfigure(self.settings().clone(), ports);
+        let mirrors =
+            self.mirrors().specs().iter().map(|m| MirrorSpec { counters: Arc::default(), ..m.clone() });
+        copy.set_mirrors(mirrors.collect());
         copy
     }
 }
@@ -177,6 +184,11 @@ impl Ctx<'_> {
             steps.push(step(Stage::Source, "a source MAC must be unicast", "group bit set: dropped"));
             return steps;
         }
+        if drop == Some(DropReason::MirrorOutput) {
+            let rule = format!("port {} is a mirror's output port, reserved for mirroring", port.name);
+            steps.push(step(Stage::Mirror, rule, "frames received on it are dropped"));
+            return steps;
+        }
         let vid = eth.vlan.map(|t| t.vid);
         let vlan = port.vlan.ingress_vlan(vid);
         steps.push(step(Stage::IngressVlan, vlan_rule(port), ingress_result(vid, vlan)));
@@ -210,8 +222,32 @@ impl Ctx<'_> {
         steps.push(self.lookup_step(vlan, eth.dst, drop));
         if drop.is_none() {
             steps.push(self.egress_step(vlan, outs));
+            steps.extend(self.mirror_step(vlan, outs));
         }
         steps
+    }
+
+    /// Which mirrors select the frame and where their copies go (none: the bridge has no
+    /// mirrors).
+    fn mirror_step(&self, vlan: u16, outs: &[Output]) -> Option<TraceStep> {
+        let mirrors = self.copy.mirrors();
+        if mirrors.is_empty() {
+            return None;
+        }
+        let normal = outs.iter().map(|o| o.slot).filter(|s| !mirrors.is_output(*s));
+        let mask = mirrors.select(self.in_slot, vlan, normal);
+        let names: Vec<&str> = (0..mirrors.specs().len())
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| mirrors.specs()[i].name.as_str())
+            .collect();
+        if names.is_empty() {
+            return Some(step(Stage::Mirror, "bridge mirrors", "no mirror selects this frame"));
+        }
+        let ports = self.copy.ports();
+        let to: Vec<&str> =
+            mirrors.outputs(mask).filter_map(|s| ports.get(s)).map(|p| p.name.as_str()).collect();
+        let rule = format!("selected by mirror(s) {}", names.join(", "));
+        Some(step(Stage::Mirror, rule, format!("one copy to {}", to.join(", "))))
     }
 
     fn learn_step(&self, vlan: u16, src: MacAddr, port: &PortSpec) -> TraceStep {
@@ -258,12 +294,25 @@ impl Ctx<'_> {
             .filter(|(s, p)| *s != self.in_slot && p.vlan.egress_vid(vlan).is_none())
             .map(|(_, p)| p.name.as_str())
             .collect();
-        let mut result = match outs.len() {
+        let mirrors = self.copy.mirrors();
+        let reserved: Vec<&str> = self
+            .orig
+            .ports()
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| *s != self.in_slot && mirrors.is_output(*s))
+            .map(|(_, p)| p.name.as_str())
+            .collect();
+        let normal = outs.iter().filter(|o| !mirrors.is_output(o.slot)).count();
+        let mut result = match normal {
             0 => "no port to send to".to_string(),
             n => format!("{n} output(s)"),
         };
         if !skipped.is_empty() {
             let _ = write!(result, "; not in VLAN {vlan}: {}", skipped.join(", "));
+        }
+        if !reserved.is_empty() {
+            let _ = write!(result, "; mirror output (reserved): {}", reserved.join(", "));
         }
         step(Stage::Egress, rule, result)
     }

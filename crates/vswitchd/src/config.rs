@@ -192,7 +192,7 @@ pub fn parse(text: &str, file: &str) -> Result<DesiredState, ConfigError> {
             }
         }
         seen_ports.insert(name.clone());
-        bridges.push(DesiredBridge { name: name.clone(), settings, ports });
+        bridges.push(DesiredBridge { name: name.clone(), settings, ports, mirrors: Vec::new() });
     }
     Ok(DesiredState { bridges })
 }

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply, VpnStatus};
 use netdev::{interface_info, InterfaceInfo, NetdevError, TunnelEndpoints};
-use switch::{PortCounters, PortSpec};
+use switch::{MirrorCounters, MirrorSpec, PortCounters, PortSpec};
 use tracing::{debug, info, warn};
 
 use crate::datapath::{Datapath, NoAnswer, PortLink, Topology, TopologyBridge, TopologyPort};
 use crate::device::Device;
 use crate::fdstore::{FdStore, Kept};
-use crate::state::{DesiredPort, DesiredState, PortKind};
+use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
 use crate::vpn::VpnShared;
 pub use diff::{diff, Change, Changes};
 
@@ -66,6 +66,8 @@ pub struct Reconciler {
     endpoints: TunnelEndpoints,
     /// Where ports keep state across restarts (the zone DHCP leases): the database's directory.
     state_dir: Option<std::path::PathBuf>,
+    /// Each running mirror's counters, by Mirror UUID (kept while the mirror is configured).
+    mirrors: HashMap<String, Arc<MirrorCounters>>,
 }
 
 impl Reconciler {
@@ -83,6 +85,7 @@ impl Reconciler {
             kept,
             endpoints: TunnelEndpoints::default(),
             state_dir: None,
+            mirrors: HashMap::new(),
         }
     }
 
@@ -155,16 +158,46 @@ impl Reconciler {
                 link: rt.link.clone(),
             }
         };
-        let bridges = new
+        let mut bridges: Vec<TopologyBridge> = new
             .bridges
             .iter()
             .map(|b| TopologyBridge {
                 name: b.name.clone(),
                 settings: b.settings.clone(),
                 ports: b.ports.iter().map(&mut port).collect(),
+                mirrors: Vec::new(),
             })
             .collect();
+        let live: std::collections::HashSet<&str> =
+            new.bridges.iter().flat_map(|b| b.mirrors.iter().map(|m| m.uuid.as_str())).collect();
+        self.mirrors.retain(|uuid, _| live.contains(uuid.as_str()));
+        for (tb, b) in bridges.iter_mut().zip(&new.bridges) {
+            tb.mirrors = self.mirror_specs(b);
+        }
         Topology { bridges }
+    }
+
+    /// The bridge's mirrors with their ports as slots (the index in the bridge's port list),
+    /// each with its counters (kept across changes while the Mirror row exists).
+    fn mirror_specs(&mut self, b: &DesiredBridge) -> Vec<MirrorSpec> {
+        let slot = |name: &String| b.ports.iter().position(|p| &p.name == name);
+        b.mirrors
+            .iter()
+            .map(|m| MirrorSpec {
+                name: m.name.clone(),
+                select_all: m.select_all,
+                src: m.src.iter().filter_map(slot).collect(),
+                dst: m.dst.iter().filter_map(slot).collect(),
+                vlans: m.vlans.clone(),
+                output: slot(&m.output),
+                counters: self.mirrors.entry(m.uuid.clone()).or_default().clone(),
+            })
+            .collect()
+    }
+
+    /// `(tx_packets, tx_bytes)` of the running mirror with this Mirror UUID.
+    pub fn mirror_stats(&self, uuid: &str) -> Option<(u64, u64)> {
+        self.mirrors.get(uuid).map(|c| c.read())
     }
 
     fn wait_for_datapath(&self) {

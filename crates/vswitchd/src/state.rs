@@ -98,6 +98,24 @@ pub struct DesiredBridge {
     pub settings: BridgeSettings,
     /// The bridge's internal port comes first.
     pub ports: Vec<DesiredPort>,
+    /// Port mirrors (OvS Mirror rows of Bridge `mirrors`) that take effect; see [`DesiredMirror`].
+    pub mirrors: Vec<DesiredMirror>,
+}
+
+/// A mirror the switch runs: ports by name (the bridge's own ports only; a name the bridge
+/// does not have selects nothing), `output` always set (a mirror without an output port does
+/// nothing and is left out by the planner).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DesiredMirror {
+    /// The Mirror row's UUID (where its `statistics` go).
+    pub uuid: String,
+    pub name: String,
+    pub select_all: bool,
+    pub src: Vec<String>,
+    pub dst: Vec<String>,
+    /// Empty: every VLAN.
+    pub vlans: Vec<u16>,
+    pub output: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

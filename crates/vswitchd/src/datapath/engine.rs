@@ -366,7 +366,19 @@ impl Engine {
         let mut devs: HashMap<String, Box<dyn Netdev>> = HashMap::new();
         let mut kifs: HashMap<String, u32> = HashMap::new();
         let mut old: HashMap<String, Bridge> = HashMap::new();
+        // Ports a mirror kept off the kernel fast path: the fast path takes them on again once
+        // no mirror involves them.
+        let mut held = std::collections::HashSet::new();
         for br in self.bridges.drain(..) {
+            let mirrors = br.bridge.mirrors();
+            held.extend(
+                br.bridge
+                    .ports()
+                    .iter()
+                    .enumerate()
+                    .filter(|(s, _)| mirrors.involves(*s))
+                    .map(|(_, p)| p.name.clone()),
+            );
             for ((spec, dev), kif) in br.bridge.ports().iter().zip(br.devs).zip(br.kifs) {
                 if let Some(dev) = dev {
                     devs.insert(spec.name.clone(), dev);
@@ -380,13 +392,14 @@ impl Engine {
         self.by_name.clear();
         for (b, tb) in t.bridges.iter().enumerate() {
             let specs: Vec<_> = tb.ports.iter().map(|p| p.spec.clone()).collect();
-            let bridge = match old.remove(&tb.name) {
+            let mut bridge = match old.remove(&tb.name) {
                 Some(mut br) => {
                     br.reconfigure(tb.settings.clone(), specs);
                     br
                 }
                 None => Bridge::new(tb.settings.clone(), specs),
             };
+            bridge.set_mirrors(tb.mirrors.clone());
             let mut rt = BridgeRt {
                 name: tb.name.clone(),
                 bridge,
@@ -408,12 +421,46 @@ impl Engine {
             }
             self.bridges.push(rt);
         }
+        self.mirrors_off_fast_path(&held);
         // The program leaves removed ports' devices (and no entry points at them) before the
         // devices close.
         self.sync_fast();
         // Whatever is left belongs to removed ports: dropping closes them.
         close_all(devs.into_values().collect());
         self.epoll_dirty = true;
+    }
+
+    /// Ports a mirror involves (selected, output, or any port of a bridge with a select-all
+    /// mirror) leave the kernel fast path, so the pipeline sees — and mirrors — every frame;
+    /// ports in `held` (kept off before) that no mirror involves any more are taken on again.
+    fn mirrors_off_fast_path(&mut self, held: &std::collections::HashSet<String>) {
+        let Some(f) = self.fast.as_mut() else { return };
+        let leaving = |br: &BridgeRt| {
+            (0..br.kifs.len()).any(|s| br.kifs[s].is_some() && br.bridge.mirrors().involves(s))
+        };
+        if self.bridges.iter().any(leaving) {
+            // What the kernel forwarded for them so far is counted before their counters go.
+            f.fold_counters(&self.bridges);
+        }
+        let mut again = Vec::new();
+        for (b, br) in self.bridges.iter_mut().enumerate() {
+            for s in 0..br.kifs.len() {
+                let involved = br.bridge.mirrors().involves(s);
+                if let (true, Some(kif)) = (involved, br.kifs[s]) {
+                    f.release(kif);
+                    br.kifs[s] = None;
+                    debug!(port = br.bridge.ports()[s].name, "mirrored: off the kernel fast path");
+                } else if !involved && br.devs[s].is_some() && held.contains(&br.bridge.ports()[s].name) {
+                    again.push((b, s));
+                }
+            }
+        }
+        for (b, s) in again {
+            if let Some(dev) = self.bridges[b].devs[s].take() {
+                self.attach_fast(b, s, dev.as_ref());
+                self.bridges[b].devs[s] = Some(dev);
+            }
+        }
     }
 
     fn detach(&mut self, b: usize, s: usize) {
@@ -435,6 +482,9 @@ impl Engine {
         let br = &mut self.bridges[b];
         if let Some(old) = br.kifs[s].take() {
             f.release(old);
+        }
+        if br.bridge.mirrors().involves(s) {
+            return; // every frame through the pipeline, which mirrors it
         }
         br.kifs[s] = f.adopt(dev);
         if let Some(kif) = br.kifs[s] {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use fastpath::pins::PinDir;
 use netdev::Netdev;
-use switch::{BridgeSettings, FdbEntry, MacStats, PortSecurityEntry, PortSpec, Trace};
+use switch::{BridgeSettings, FdbEntry, MacStats, MirrorSpec, PortSecurityEntry, PortSpec, Trace};
 
 use crate::events::feed::{self, EventFeed};
 use crate::service::watchdog::Heartbeat;
@@ -51,6 +51,8 @@ pub struct TopologyBridge {
     pub name: String,
     pub settings: BridgeSettings,
     pub ports: Vec<TopologyPort>,
+    /// Port mirrors, slots as in `ports`.
+    pub mirrors: Vec<MirrorSpec>,
 }
 
 #[derive(Debug)]

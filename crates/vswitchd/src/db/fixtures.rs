@@ -18,6 +18,7 @@ pub fn snap(ifaces: &[(&str, &str, Option<i64>, Option<i64>)]) -> Snapshot {
         other_config: vec![],
         external_ids: vec![],
         datapath_id: None,
+        mirrors: vec![],
     };
     let bridges = HashMap::from([("b".to_string(), bridge)]);
     let (mut ports, mut rows) = (HashMap::new(), HashMap::new());
@@ -60,8 +61,14 @@ pub fn plan_for(names: &[&str]) -> Plan {
         .collect();
     Plan {
         desired: DesiredState {
-            bridges: vec![DesiredBridge { name: "br0".into(), settings: BridgeSettings::default(), ports }],
+            bridges: vec![DesiredBridge {
+                name: "br0".into(),
+                settings: BridgeSettings::default(),
+                ports,
+                mirrors: vec![],
+            }],
         },
         rejected: vec![],
+        mirror_notes: vec![],
     }
 }

@@ -7,6 +7,7 @@ mod datum;
 mod error;
 #[cfg(test)]
 mod fixtures;
+mod mirrors;
 mod plan;
 pub mod remote;
 mod root;
@@ -51,9 +52,10 @@ const STATS_INTERVAL: Duration = Duration::from_secs(5);
 fn monitor_request() -> Value {
     json!({
         "Open_vSwitch": {"columns": ["bridges", "next_cfg"]},
-        "Bridge": {"columns": ["name", "ports", "other_config"]},
+        "Bridge": {"columns": ["name", "ports", "other_config", "mirrors"]},
         "Port": {"columns": ["name", "interfaces", "tag", "trunks", "vlan_mode"]},
-        "Interface": {"columns": ["name", "type", "ofport_request", "other_config", "external_ids", "options"]}
+        "Interface": {"columns": ["name", "type", "ofport_request", "other_config", "external_ids", "options"]},
+        "Mirror": {"columns": snapshot::MIRROR_COLUMNS}
     })
 }
 
@@ -151,6 +153,9 @@ impl DbSync {
         for r in &self.plan.rejected {
             debug!(iface = r.iface_uuid, "not configurable: {}", r.error);
         }
+        for note in &self.plan.mirror_notes {
+            warn!("{note}");
+        }
         self.assigned = self.ofports.assign(&self.snapshot, &self.plan);
         let changes = rec.apply(self.plan.desired.clone());
         self.write_status(rec);
@@ -188,6 +193,7 @@ impl DbSync {
             ofports: &self.assigned,
             status: &|name| rec.iface_status(name),
             stats_due,
+            mirror_stats: &|uuid| rec.mirror_stats(uuid),
         };
         let (ops, written) = status_ops(&input, &self.written);
         if ops.is_empty() {

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use switch::{BridgeSettings, PortVlan, VlanConfigError, VlanMode};
 
+use super::mirrors::mirrors_of;
 use super::scope::Scope;
 use super::security::{security_of, with_zone_ips};
 use super::snapshot::{BridgeRow, Snapshot};
@@ -38,6 +39,8 @@ pub enum Unsupported {
 pub struct Plan {
     pub desired: DesiredState,
     pub rejected: Vec<Rejected>,
+    /// Mirror rows that are ignored or partly honoured, and why (logged at warn).
+    pub mirror_notes: Vec<String>,
 }
 
 /// Interface `type` (and, for tunnels, `options`) → port kind; OvS's "" means a system device.
@@ -162,7 +165,9 @@ pub fn plan_scoped(s: &Snapshot, scope: &Scope) -> Plan {
                 Err(e) => reject(iface_uuid, format!("port {}: {e}", p.name)),
             }
         }
-        bridges.push(DesiredBridge { name: b.name.clone(), settings: settings_of(b), ports });
+        let (mirrors, notes) = mirrors_of(s, b, &ports);
+        plan.mirror_notes.extend(notes);
+        bridges.push(DesiredBridge { name: b.name.clone(), settings: settings_of(b), ports, mirrors });
     }
     plan.desired = DesiredState { bridges };
     plan

@@ -69,6 +69,7 @@ mod tests {
             other_config: vec![],
             external_ids: host.map(|h| ids(&[(BRIDGE_HOST_KEY, h)])).unwrap_or_default(),
             datapath_id: None,
+            mirrors: vec![],
         }
     }
 

@@ -26,6 +26,21 @@ pub struct BridgeRow {
     pub other_config: Vec<(String, String)>,
     pub external_ids: Vec<(String, String)>,
     pub datapath_id: Option<String>,
+    /// Mirror UUIDs (Bridge `mirrors`).
+    pub mirrors: Vec<String>,
+}
+
+/// A Mirror row (port mirroring, SPAN); port references are Port UUIDs.
+#[derive(Clone, Debug, Default)]
+pub struct MirrorRow {
+    pub uuid: String,
+    pub name: String,
+    pub select_all: bool,
+    pub select_src_port: Vec<String>,
+    pub select_dst_port: Vec<String>,
+    pub select_vlan: Vec<i64>,
+    pub output_port: Option<String>,
+    pub output_vlan: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +74,7 @@ pub struct Snapshot {
     pub bridges: HashMap<String, BridgeRow>,
     pub ports: HashMap<String, PortRow>,
     pub ifaces: HashMap<String, IfaceRow>,
+    pub mirrors: HashMap<String, MirrorRow>,
     bridge_names: HashMap<String, String>,
     port_names: HashMap<String, String>,
     iface_names: HashMap<String, String>,
@@ -66,12 +82,17 @@ pub struct Snapshot {
 
 /// The tables and columns a snapshot reads, in the order [`Snapshot::parse`] expects them: the
 /// selects of [`Snapshot::read`] and the monitor of a remote database are both made from it.
-pub const COLUMNS: [(&str, &[&str]); 4] = [
+pub const COLUMNS: [(&str, &[&str]); 5] = [
     ("Open_vSwitch", &["bridges", "next_cfg", "cur_cfg", "external_ids"]),
-    ("Bridge", &["name", "ports", "other_config", "external_ids", "datapath_id"]),
+    ("Bridge", &["name", "ports", "other_config", "external_ids", "datapath_id", "mirrors"]),
     ("Port", &["name", "interfaces", "tag", "trunks", "vlan_mode"]),
     ("Interface", &["name", "type", "ofport", "ofport_request", "other_config", "external_ids", "options"]),
+    ("Mirror", &MIRROR_COLUMNS),
 ];
+
+/// The Mirror columns the switch is configured from (not `statistics`: we write those).
+pub const MIRROR_COLUMNS: [&str; 7] =
+    ["name", "select_all", "select_src_port", "select_dst_port", "select_vlan", "output_port", "output_vlan"];
 
 impl Snapshot {
     pub fn read(session: &Session) -> Result<Snapshot, DbError> {
@@ -106,6 +127,7 @@ impl Snapshot {
                 other_config: string_map(&r["other_config"]),
                 external_ids: string_map(&r["external_ids"]),
                 datapath_id: opt_str(&r["datapath_id"]).map(str::to_string),
+                mirrors: uuids(&r["mirrors"]),
             })
             .map(|b| (b.uuid.clone(), b))
             .collect();
@@ -135,7 +157,15 @@ impl Snapshot {
             })
             .map(|i| (i.uuid.clone(), i))
             .collect();
-        Ok(Snapshot::new(ovs, bridges, ports, ifaces))
+        // A reply without the Mirror select (an older caller's shape) reads as no mirrors.
+        let mirrors = rows(4).map(|rows| rows.iter().map(|r| mirror_row(uuid_of(r), r)).collect());
+        Ok(Snapshot::new(ovs, bridges, ports, ifaces).with_mirrors(mirrors.unwrap_or_default()))
+    }
+
+    /// The same snapshot with these Mirror rows (by UUID).
+    pub fn with_mirrors(mut self, mirrors: HashMap<String, MirrorRow>) -> Snapshot {
+        self.mirrors = mirrors;
+        self
     }
 
     pub fn new(
@@ -147,7 +177,16 @@ impl Snapshot {
         let bridge_names = bridges.values().map(|b| (b.name.clone(), b.uuid.clone())).collect();
         let port_names = ports.values().map(|p| (p.name.clone(), p.uuid.clone())).collect();
         let iface_names = ifaces.values().map(|i| (i.name.clone(), i.uuid.clone())).collect();
-        Snapshot { ovs, bridges, ports, ifaces, bridge_names, port_names, iface_names }
+        Snapshot {
+            ovs,
+            bridges,
+            ports,
+            ifaces,
+            mirrors: HashMap::new(),
+            bridge_names,
+            port_names,
+            iface_names,
+        }
     }
 
     /// Bridges in use (referenced from the root row), sorted by name for stable output.
@@ -171,6 +210,20 @@ impl Snapshot {
     }
 }
 
+fn mirror_row(uuid: String, r: &Value) -> (String, MirrorRow) {
+    let row = MirrorRow {
+        uuid: uuid.clone(),
+        name: r["name"].as_str().unwrap_or_default().to_string(),
+        select_all: r["select_all"].as_bool().unwrap_or(false),
+        select_src_port: uuids(&r["select_src_port"]),
+        select_dst_port: uuids(&r["select_dst_port"]),
+        select_vlan: ints(&r["select_vlan"]),
+        output_port: uuids(&r["output_port"]).into_iter().next(),
+        output_vlan: opt_int(&r["output_vlan"]),
+    };
+    (uuid, row)
+}
+
 /// One transaction of selects, one per table of [`COLUMNS`].
 pub fn read_ops() -> Value {
     let mut ops = vec![json!("Open_vSwitch")];
@@ -185,6 +238,31 @@ pub fn read_ops() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_rows_and_bridge_mirrors_are_read() {
+        let uuid = |u: &str| json!(["uuid", u]);
+        let set = |items: Vec<Value>| json!(["set", items]);
+        let bridge = json!({"_uuid": uuid("b"), "name": "br0", "ports": set(vec![]), "mirrors": uuid("m")});
+        let mirror = json!({
+            "_uuid": uuid("m"), "name": "m0", "select_all": false,
+            "select_src_port": set(vec![uuid("p1"), uuid("p2")]), "select_dst_port": uuid("p3"),
+            "select_vlan": set(vec![json!(10), json!(20)]), "output_port": uuid("p4"), "output_vlan": set(vec![]),
+        });
+        let rows = |r: Vec<Value>| json!({ "rows": r });
+        let reply = json!([rows(vec![]), rows(vec![bridge]), rows(vec![]), rows(vec![]), rows(vec![mirror])]);
+        let s = Snapshot::parse(&reply).unwrap();
+        assert_eq!(s.bridges["b"].mirrors, ["m"]);
+        let m = &s.mirrors["m"];
+        assert_eq!(
+            (m.name.as_str(), m.select_all, m.output_port.as_deref(), m.output_vlan),
+            ("m0", false, Some("p4"), None)
+        );
+        assert_eq!(
+            (m.select_src_port.len(), m.select_dst_port.as_slice(), m.select_vlan.as_slice()),
+            (2, &["p3".to_string()][..], &[10, 20][..])
+        );
+    }
 
     #[test]
     fn malformed_replies_are_errors_not_empty_snapshots() {

@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 
 use serde_json::{json, Value};
 
+use super::datum::map;
 use super::plan::Plan;
 use super::snapshot::Snapshot;
 use super::writeback::{datapath_id, iface_row, statistics, update, OFPORT_FAILED};
@@ -24,6 +25,8 @@ pub struct WriteCache {
     /// the others when statistics are due and only if they changed: an idle port's row is not
     /// rewritten (copied whole by the database) every time.
     stats: HashMap<String, u64>,
+    /// Digest of the Mirror `statistics` last written, by Mirror UUID.
+    mirror_stats: HashMap<String, u64>,
     /// The root row (UUID) that carries our version and capabilities.
     announced: Option<String>,
     /// `datapath_id` written since the snapshot was read, by Bridge UUID (the snapshot still
@@ -36,6 +39,7 @@ pub struct WriteCache {
 pub struct Written {
     rows: Vec<(String, u64)>,
     stats: Vec<(String, u64)>,
+    mirror_stats: Vec<(String, u64)>,
     announced: Option<String>,
     dpids: Vec<(String, String)>,
     /// The configuration number written as `cur_cfg`.
@@ -48,6 +52,7 @@ impl WriteCache {
     pub fn remember(&mut self, w: Written, snap: &Snapshot) {
         self.rows.extend(w.rows);
         self.stats.extend(w.stats);
+        self.mirror_stats.extend(w.mirror_stats);
         self.dpids.extend(w.dpids);
         if w.announced.is_some() {
             self.announced = w.announced;
@@ -55,6 +60,7 @@ impl WriteCache {
         let live = &snap.ifaces;
         self.rows.retain(|u, _| live.contains_key(u));
         self.stats.retain(|u, _| live.contains_key(u));
+        self.mirror_stats.retain(|u, _| snap.mirrors.contains_key(u));
         self.dpids.retain(|u, _| snap.bridges.contains_key(u));
     }
 }
@@ -69,6 +75,8 @@ pub struct StatusInput<'a> {
     pub status: &'a dyn Fn(&str) -> Option<IfaceStatus>,
     /// Whether the periodic statistics write is due.
     pub stats_due: bool,
+    /// `(tx_packets, tx_bytes)` of a running mirror, by Mirror UUID.
+    pub mirror_stats: &'a dyn Fn(&str) -> Option<(u64, u64)>,
 }
 
 /// The row operations (without the database name and lock assertion; empty: nothing to write)
@@ -77,6 +85,7 @@ pub fn status_ops(input: &StatusInput<'_>, cache: &WriteCache) -> (Vec<Value>, W
     let mut ops = Vec::new();
     let mut w = Written::default();
     port_ops(input, cache, &mut ops, &mut w);
+    mirror_ops(input, cache, &mut ops, &mut w);
     for r in &input.plan.rejected {
         let row = iface_row(OFPORT_FAILED, None, Some(&r.error));
         let d = digest(&row);
@@ -124,6 +133,25 @@ fn port_ops(input: &StatusInput<'_>, cache: &WriteCache, ops: &mut Vec<Value>, w
                     w.dpids.push((row.uuid.clone(), dpid));
                 }
             }
+        }
+    }
+}
+
+/// Mirror `statistics` (`tx_packets`, `tx_bytes`, as ovs-vswitchd writes them) of every
+/// running mirror: in the first write, then when due and changed. A mirror that has no effect
+/// (no output port) gets none.
+fn mirror_ops(input: &StatusInput<'_>, cache: &WriteCache, ops: &mut Vec<Value>, w: &mut Written) {
+    for m in input.plan.desired.bridges.iter().flat_map(|b| &b.mirrors) {
+        let written = cache.mirror_stats.get(&m.uuid);
+        if !(input.stats_due || written.is_none()) || !input.snapshot.mirrors.contains_key(&m.uuid) {
+            continue;
+        }
+        let Some((packets, bytes)) = (input.mirror_stats)(&m.uuid) else { continue };
+        let stats = map([("tx_packets".to_string(), packets), ("tx_bytes".to_string(), bytes)]);
+        let d = digest(&stats);
+        if written != Some(&d) {
+            ops.push(update("Mirror", &m.uuid, json!({ "statistics": stats })));
+            w.mirror_stats.push((m.uuid.clone(), d));
         }
     }
 }
@@ -183,7 +211,14 @@ mod tests {
     /// Runs the planner once and, like a committed transaction, remembers what it wrote.
     fn write(s: &mut Snapshot, plan: &Plan, cache: &mut WriteCache, stats_due: bool) -> Vec<Value> {
         let ofports = ofports();
-        let input = StatusInput { snapshot: s, plan, ofports: &ofports, status: &up, stats_due };
+        let input = StatusInput {
+            snapshot: s,
+            plan,
+            ofports: &ofports,
+            status: &up,
+            stats_due,
+            mirror_stats: &|_| None,
+        };
         let (ops, w) = status_ops(&input, cache);
         if let (Some(cfg), Some(ovs)) = (w.cur_cfg, s.ovs.as_mut()) {
             ovs.cur_cfg = cfg;
@@ -211,6 +246,51 @@ mod tests {
     }
 
     #[test]
+    fn mirror_statistics_are_written_like_interface_statistics() {
+        use crate::db::snapshot::MirrorRow;
+        use crate::state::DesiredMirror;
+        let s = snap(&[("l", "br0", None, None), ("a", "vnet0", None, None)]);
+        let mut s = s.with_mirrors(HashMap::from([(
+            "m".to_string(),
+            MirrorRow { uuid: "m".into(), ..MirrorRow::default() },
+        )]));
+        let mut plan = plan_for(&["br0", "vnet0"]);
+        let mirror = DesiredMirror { uuid: "m".into(), output: "vnet0".into(), ..DesiredMirror::default() };
+        plan.desired.bridges[0].mirrors.push(mirror);
+        let ofports = ofports();
+        let cache = WriteCache::default();
+        let counts = std::cell::Cell::new((3u64, 180u64));
+        let stats = |u: &str| (u == "m").then(|| counts.get());
+        let run = |s: &Snapshot, cache: &mut WriteCache, due: bool| {
+            let input = StatusInput {
+                snapshot: s,
+                plan: &plan,
+                ofports: &ofports,
+                status: &up,
+                stats_due: due,
+                mirror_stats: &stats,
+            };
+            let (ops, w) = status_ops(&input, cache);
+            cache.remember(w, s);
+            updates(&ops)
+                .into_iter()
+                .filter(|(t, _, _)| t == "Mirror")
+                .map(|(_, u, r)| (u, r))
+                .collect::<Vec<_>>()
+        };
+        let mut cache = cache;
+        let first = run(&s, &mut cache, false);
+        assert_eq!(first.len(), 1, "a new mirror's statistics at once");
+        assert_eq!(first[0].1["statistics"], json!(["map", [["tx_packets", 3], ["tx_bytes", 180]]]));
+        assert!(run(&s, &mut cache, true).is_empty(), "due, but unchanged");
+        counts.set((4, 240));
+        assert!(run(&s, &mut cache, false).is_empty(), "changed, not due");
+        assert_eq!(run(&s, &mut cache, true).len(), 1);
+        s.mirrors.clear();
+        assert!(run(&s, &mut cache, true).is_empty(), "a row that is gone is not updated");
+    }
+
+    #[test]
     fn a_new_interface_gets_statistics_in_its_first_write() {
         let (mut s, plan) =
             (snap(&[("l", "br0", None, None), ("a", "vnet0", None, None)]), plan_for(&["br0", "vnet0"]));
@@ -233,8 +313,14 @@ mod tests {
             })
         };
         let ofports = ofports();
-        let input =
-            StatusInput { snapshot: &s, plan: &plan, ofports: &ofports, status: &busy, stats_due: true };
+        let input = StatusInput {
+            snapshot: &s,
+            plan: &plan,
+            ofports: &ofports,
+            status: &busy,
+            stats_due: true,
+            mirror_stats: &|_| None,
+        };
         assert_eq!(stats_written(&status_ops(&input, &cache).0), ["a"], "due: the changed ones");
     }
 
@@ -263,8 +349,14 @@ mod tests {
             updates(ops).into_iter().filter_map(|(_, _, r)| r.get("cur_cfg").cloned()).collect()
         };
         let ofports = ofports();
-        let input =
-            StatusInput { snapshot: &s, plan: &plan, ofports: &ofports, status: &up, stats_due: false };
+        let input = StatusInput {
+            snapshot: &s,
+            plan: &plan,
+            ofports: &ofports,
+            status: &up,
+            stats_due: false,
+            mirror_stats: &|_| None,
+        };
         let (ops, w) = status_ops(&input, &WriteCache::default());
         assert_eq!((cur_cfg(&ops), w.cur_cfg), (vec![json!(3)], Some(3)));
         // Not committed (nothing remembered): the next write carries it again.
@@ -302,8 +394,14 @@ mod tests {
             Some(st)
         };
         let ofports = ofports();
-        let input =
-            StatusInput { snapshot: &s, plan: &plan, ofports: &ofports, status: &failed, stats_due: false };
+        let input = StatusInput {
+            snapshot: &s,
+            plan: &plan,
+            ofports: &ofports,
+            status: &failed,
+            stats_due: false,
+            mirror_stats: &|_| None,
+        };
         let ops = updates(&status_ops(&input, &WriteCache::default()).0);
         let row =
             ops.iter().find(|(_, u, r)| u == "a" && r.get("ofport").is_some()).map(|(_, _, r)| r).unwrap();

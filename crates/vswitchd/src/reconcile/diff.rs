@@ -167,7 +167,7 @@ mod tests {
     fn bridge(name: &str, ports: Vec<DesiredPort>) -> DesiredBridge {
         let mut all = vec![port(name, PortKind::Internal, 1)];
         all.extend(ports);
-        DesiredBridge { name: name.into(), settings: BridgeSettings::default(), ports: all }
+        DesiredBridge { name: name.into(), settings: BridgeSettings::default(), ports: all, mirrors: vec![] }
     }
 
     fn state(bridges: Vec<DesiredBridge>) -> DesiredState {

@@ -76,6 +76,7 @@ impl Rig {
                 name: name.to_string(),
                 settings: BridgeSettings::default(),
                 ports,
+                mirrors: Vec::new(),
             });
         }
         self.command(Command::Topology(Arc::new(t)));
