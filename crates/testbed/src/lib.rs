@@ -5,6 +5,7 @@
 mod capture;
 mod child;
 mod cmd;
+mod files;
 pub mod frames;
 mod guest;
 mod host_lock;
@@ -23,6 +24,7 @@ mod wait;
 pub use capture::{frame_capture, frame_capture_counted, frame_capture_until, send_frame};
 pub use child::ChildGuard;
 pub use cmd::{promtool_check_metrics, run, run_quiet_ok};
+pub use files::{wg_keypair, write_file};
 pub use guest::{
     boot_guest, build_initramfs, build_initramfs_with, guest_init, require_vm_assets, vm_assets,
     VIRTIO_NET_MODULES,

@@ -5,15 +5,12 @@
 //! (nothing of the zone on the WAN link in the clear, `vpn-down` counted) and traffic resumes
 //! when the server is back. Skipped, with the reason, when wireguard-go or wg is missing.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ctl::protocol::{Request, ShowReply, VpnStatus};
 use packet::{ipv4, EthernetHeader, ETHERTYPE_IPV4};
-use testbed::{frame_capture, unique, wait_until, ChildGuard, Netns, Veth};
+use testbed::{frame_capture, unique, wait_until, wg_keypair, write_file, ChildGuard, Netns, Veth};
 
 use super::{attach, Attachment, Ctl, Vm};
 
@@ -116,19 +113,20 @@ pub fn act(ctl: &Ctl, dir: &Path, zones: &str, others: &[Vm]) -> anyhow::Result<
         return Ok((true, None));
     }
     println!("\n== VPN egress: zone {ZONE}, uplink = rvswitch's built-in WireGuard to an office server");
-    let (server_key, server_pub) = keypair()?;
-    let (our_key, our_pub) = keypair()?;
-    let server_conf = private_file(
+    let (server_key, server_pub) = wg_keypair()?;
+    let (our_key, our_pub) = wg_keypair()?;
+    let server_conf = write_file(
         dir,
         "office-server.conf",
         &format!("[Interface]\nPrivateKey = {server_key}\nListenPort = {OFFICE_PORT}\n\n[Peer]\nPublicKey = {our_pub}\nAllowedIPs = 198.18.50.0/24\n"),
+        0o600,
     )?;
     let mut office = Office::build(server_conf)?;
     println!(
         "   office namespace: wireguard-go at {OFFICE_WAN}:{OFFICE_PORT}, office LAN host {OFFICE_HOST}"
     );
     // The wg-quick file a company hands its staff; rvswitch refuses it unless it is 0600.
-    let wg_quick = private_file(
+    let wg_quick = write_file(
         dir,
         "office.conf",
         &format!(
@@ -136,6 +134,7 @@ pub fn act(ctl: &Ctl, dir: &Path, zones: &str, others: &[Vm]) -> anyhow::Result<
              [Peer]\nPublicKey = {server_pub}\nEndpoint = {OFFICE_WAN}:{OFFICE_PORT}\n\
              AllowedIPs = 198.18.60.0/24\nPersistentKeepalive = 25\n"
         ),
+        0o600,
     )?;
     let zone = format!(
         "\n[[zone]]\nname = \"{ZONE}\"\ndescription = \"Company LAN over WireGuard\"\n\
@@ -292,25 +291,4 @@ fn is_wireguard(f: &[u8]) -> bool {
                 ip.protocol() == 17 && ip.payload().get(2..4) == Some(&OFFICE_PORT.to_be_bytes()[..])
             })
     })
-}
-
-/// A WireGuard key pair from `wg genkey` / `wg pubkey`.
-fn keypair() -> anyhow::Result<(String, String)> {
-    let private = String::from_utf8(Command::new("wg").arg("genkey").output()?.stdout)?.trim().to_string();
-    let mut child = Command::new("wg").arg("pubkey").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("wg pubkey: no stdin"))?
-        .write_all(private.as_bytes())?;
-    let public = String::from_utf8(child.wait_with_output()?.stdout)?.trim().to_string();
-    Ok((private, public))
-}
-
-/// Writes a key-bearing file, mode 0600.
-fn private_file(dir: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
-    let path = dir.join(name);
-    std::fs::write(&path, text)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(path)
 }

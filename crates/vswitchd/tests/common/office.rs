@@ -2,7 +2,6 @@
 //! tun uplink): a WAN link from the host to an office namespace, the office LAN host behind it,
 //! the intranet VM namespace, and the checks both kill-switch tests make.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -69,12 +68,9 @@ pub fn office() -> Office {
     Office { office, lan, _wan: wan, _lan_link: lan_link, host_wan, office_wan }
 }
 
-/// Writes `text` to `dir/name` with `mode`.
+/// Writes `text` to `dir/name` with `mode` (testbed's, failing the test on an error).
 pub fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
+    testbed::write_file(dir, name, text, mode).expect("write a test file")
 }
 
 /// The intranet VM: a namespace on an access port of the zone's VLAN, default route via the

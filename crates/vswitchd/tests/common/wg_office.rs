@@ -2,10 +2,8 @@
 //! server in its namespace (see office.rs), keys, the wg-quick file and zones file the host's
 //! zone uses, DHCP VMs. Shared by vpn.rs (namespace VMs), vpn_host_leg.rs and vpn_real_vm.rs.
 
-use std::io::Write;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -28,19 +26,9 @@ pub fn have_tools(test: &str) -> bool {
         && super::have_ovs_vsctl()
 }
 
-/// A WireGuard key pair from `wg genkey` / `wg pubkey`.
+/// A WireGuard key pair (testbed's, failing the test on an error).
 pub fn keypair() -> (String, String) {
-    let private = Command::new("wg").arg("genkey").output().expect("wg genkey");
-    let private = String::from_utf8(private.stdout).unwrap().trim().to_string();
-    let mut child = Command::new("wg")
-        .arg("pubkey")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("wg pubkey");
-    child.stdin.take().unwrap().write_all(private.as_bytes()).unwrap();
-    let public = child.wait_with_output().expect("wg pubkey output");
-    (private, String::from_utf8(public.stdout).unwrap().trim().to_string())
+    testbed::wg_keypair().expect("wg genkey / wg pubkey")
 }
 
 /// A UDP port free on the host right now (for our ListenPort, so the test can aim at it).
