@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_directory_outside_bpffs_cannot_hold_pins() {
-        let dir = tempfile_dir();
+        let dir = tempfile_dir("outside");
         let p = PinDir::new(dir.join("pins"));
         assert!(matches!(p.create(), Err(Error::Pins { .. })));
         p.remove().unwrap();
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn unlink_removes_every_pin_and_directory_and_nothing_foreign() {
-        let dir = tempfile_dir().join("unlink");
+        let dir = tempfile_dir("unlink");
         let p = PinDir::new(&dir);
         for d in [p.maps(), p.links()] {
             std::fs::create_dir_all(d).unwrap();
@@ -212,8 +212,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    fn tempfile_dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("fastpath-pins-{}", std::process::id()));
+    /// One directory per test: tests run in parallel threads of one process, so a shared one
+    /// let one test's cleanup delete the other's files mid-assertion (a CI failure, once).
+    fn tempfile_dir(test: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("fastpath-pins-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
     }
