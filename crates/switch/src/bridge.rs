@@ -70,6 +70,30 @@ pub enum Verdict {
         /// Flooded (broadcast, multicast or unknown unicast) rather than sent to a learned port.
         flooded: bool,
     },
+    /// Normal forwarding dropped it for `reason` (already counted), but mirrors selected it:
+    /// send only the copies in `out`. OvS mirrors what arrives on a selected port whatever
+    /// normal forwarding then does with it, so a monitor sees two hosts that share the port.
+    Mirrored { reason: DropReason, vlan: u16, ingress_tagged: bool },
+}
+
+impl Verdict {
+    /// Whether `out` holds copies to send, and if so, whether the frame arrived tagged.
+    pub fn sends(self) -> Option<bool> {
+        match self {
+            Verdict::Forward { ingress_tagged, .. } | Verdict::Mirrored { ingress_tagged, .. } => {
+                Some(ingress_tagged)
+            }
+            Verdict::Drop(_) => None,
+        }
+    }
+
+    /// The drop reason normal forwarding gave it (also for a frame only mirrors get).
+    pub fn drop_reason(self) -> Option<DropReason> {
+        match self {
+            Verdict::Drop(reason) | Verdict::Mirrored { reason, .. } => Some(reason),
+            Verdict::Forward { .. } => None,
+        }
+    }
 }
 
 /// The pipeline state of one bridge: its ports and its MAC table. `Clone` is for `trace`, which
@@ -252,13 +276,38 @@ impl Bridge {
         let known = if eth.dst.is_multicast() { None } else { self.macs.lookup(vlan, eth.dst, now) };
         let known = known.map(|s| s as usize).filter(|&s| !self.mirrors.is_output(s));
         if known == Some(in_slot) {
-            return drop(DropReason::DestinationOnIngress);
+            return self.mirror_only(in_slot, vlan, pcp, frame.len(), ingress_tagged, out);
         }
         self.outputs(in_slot, known, vlan, pcp, out);
         if !self.mirrors.is_empty() {
             self.mirror(in_slot, vlan, pcp, frame.len(), ingress_tagged, out);
         }
         Verdict::Forward { vlan, ingress_tagged, flooded: known.is_none() }
+    }
+
+    /// A frame whose destination was learned on its own ingress port: normal forwarding drops
+    /// it, and only the mirrors that select it by its source port (or all) get a copy.
+    fn mirror_only(
+        &self,
+        in_slot: usize,
+        vlan: u16,
+        pcp: u8,
+        len: usize,
+        tagged: bool,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let reason = DropReason::DestinationOnIngress;
+        if let Some(p) = self.ports.get(in_slot) {
+            p.counters.count_drop(reason, 1);
+        }
+        if !self.mirrors.is_empty() {
+            self.mirror(in_slot, vlan, pcp, len, tagged, out);
+        }
+        if out.is_empty() {
+            Verdict::Drop(reason)
+        } else {
+            Verdict::Mirrored { reason, vlan, ingress_tagged: tagged }
+        }
     }
 
     /// The normal outputs: the learned port, or every other port carrying `vlan` but mirror

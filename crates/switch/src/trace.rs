@@ -115,7 +115,7 @@ impl Bridge {
             steps: ctx.steps(eth, verdict, &outs),
             outputs: outs.iter().map(|o| ctx.output(o, pcp)).collect(),
             verdict: match verdict {
-                Verdict::Drop(reason) => TraceVerdict::Drop { reason },
+                Verdict::Drop(reason) | Verdict::Mirrored { reason, .. } => TraceVerdict::Drop { reason },
                 Verdict::Forward { vlan, flooded, .. } => TraceVerdict::Forward { vlan, flooded },
             },
             path: "userspace".to_string(),
@@ -166,10 +166,7 @@ fn step(stage: Stage, rule: impl Into<String>, result: impl Into<String>) -> Tra
 
 impl Ctx<'_> {
     fn steps(&self, eth: Option<EthernetHeader>, verdict: Verdict, outs: &[Output]) -> Vec<TraceStep> {
-        let drop = match verdict {
-            Verdict::Drop(r) => Some(r),
-            Verdict::Forward { .. } => None,
-        };
+        let drop = verdict.drop_reason();
         let Some(port) = self.orig.ports().get(self.in_slot) else {
             return vec![step(Stage::Parse, "ingress port", "no such port on this bridge")];
         };
@@ -222,8 +219,9 @@ impl Ctx<'_> {
         steps.push(self.lookup_step(vlan, eth.dst, drop));
         if drop.is_none() {
             steps.push(self.egress_step(vlan, outs));
-            steps.extend(self.mirror_step(vlan, outs));
         }
+        // Mirrors still see a frame dropped for a destination on its own port.
+        steps.extend(self.mirror_step(vlan, outs));
         steps
     }
 

@@ -33,7 +33,7 @@ fn vms() -> Bridge {
 
 fn process(br: &mut Bridge, slot: usize, f: &[u8], now: u64) -> Result<(), DropReason> {
     match br.process(slot, f, now, &mut Vec::new()) {
-        Verdict::Drop(r) => Err(r),
+        Verdict::Drop(r) | Verdict::Mirrored { reason: r, .. } => Err(r),
         Verdict::Forward { .. } => Ok(()),
     }
 }

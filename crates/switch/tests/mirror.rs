@@ -168,3 +168,44 @@ fn trace_shows_the_copies_and_leaves_mirror_counters_alone() {
     br.process(A, &frame(MacAddr::BROADCAST, mac(1), None), 0, &mut out);
     assert_eq!(br.mirrors().specs()[0].counters.read().0, 1);
 }
+
+#[test]
+fn a_frame_to_its_own_port_is_dropped_but_still_mirrored_by_source() {
+    // Two hosts behind the trunk (another switch): normal forwarding drops what one sends the
+    // other, and a mirror of the trunk's traffic still sees it, as OvS's does.
+    let by_source = MirrorSpec { src: vec![TRUNK], ..to(MON) };
+    let by_destination = MirrorSpec { dst: vec![TRUNK], ..to(MON_ACCESS) };
+    let mut br = bridge(vec![by_source, by_destination]);
+    let mut out = Vec::new();
+    br.process(TRUNK, &frame(MacAddr::BROADCAST, mac(7), Some(10)), 0, &mut out);
+    let v = br.process(TRUNK, &frame(mac(7), mac(8), Some(10)), 1, &mut out);
+    assert_eq!(
+        v,
+        Verdict::Mirrored { reason: DropReason::DestinationOnIngress, vlan: 10, ingress_tagged: true }
+    );
+    let tag10 = Encap::Tagged(VlanTag { pcp: 3, dei: false, vid: 10 }.tci());
+    assert_eq!(
+        out,
+        vec![Output { slot: MON, encap: tag10 }],
+        "only the copy; the destination mirror sees no output"
+    );
+    assert_eq!(br.ports()[TRUNK].counters.drops(DropReason::DestinationOnIngress), 1);
+    assert_eq!(br.mirrors().specs()[0].counters.read(), (2, 64 + 64));
+    assert_eq!(br.mirrors().specs()[1].counters.read(), (0, 0));
+
+    let t = br.trace(TRUNK, &frame(mac(7), mac(8), Some(10)), 2);
+    assert_eq!(t.summary(), "drop: destination-on-ingress");
+    assert_eq!(t.outputs.iter().map(|o| o.port.as_str()).collect::<Vec<_>>(), ["mon"]);
+    let mirror = t.steps.last().expect("steps");
+    assert_eq!(
+        (mirror.rule.as_str(), mirror.result.as_str()),
+        ("selected by mirror(s) m", "one copy to mon")
+    );
+
+    // Without a mirror that selects it, it stays a plain drop with nothing to send.
+    let mut plain = bridge(vec![MirrorSpec { dst: vec![TRUNK], ..to(MON) }]);
+    plain.process(TRUNK, &frame(MacAddr::BROADCAST, mac(7), Some(10)), 0, &mut out);
+    let v = plain.process(TRUNK, &frame(mac(7), mac(8), Some(10)), 1, &mut out);
+    assert_eq!(v, Verdict::Drop(DropReason::DestinationOnIngress));
+    assert!(out.is_empty());
+}

@@ -54,7 +54,7 @@ fn bridge(ips: &str) -> Bridge {
 
 fn from_a(br: &mut Bridge, f: &[u8]) -> Result<(), DropReason> {
     match br.process(0, f, 1, &mut Vec::new()) {
-        Verdict::Drop(r) => Err(r),
+        Verdict::Drop(r) | Verdict::Mirrored { reason: r, .. } => Err(r),
         Verdict::Forward { .. } => Ok(()),
     }
 }

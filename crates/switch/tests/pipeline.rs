@@ -202,6 +202,7 @@ proptest::proptest! {
                     proptest::prop_assert!(out.is_empty());
                     proptest::prop_assert_eq!(br.ports()[*in_slot].counters.snapshot().total_drops(), before + 1);
                 }
+                Verdict::Mirrored { .. } => proptest::prop_assert!(false, "mirrored with no mirrors"),
                 Verdict::Forward { vlan, .. } => {
                     for o in &out {
                         proptest::prop_assert_ne!(o.slot, *in_slot);

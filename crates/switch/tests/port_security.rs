@@ -52,7 +52,7 @@ fn bridge(a: PortSecurity) -> Bridge {
 fn run(br: &mut Bridge, slot: usize, f: &[u8], now: u64) -> Result<usize, DropReason> {
     let mut out = Vec::new();
     match br.process(slot, f, now, &mut out) {
-        Verdict::Drop(r) => Err(r),
+        Verdict::Drop(r) | Verdict::Mirrored { reason: r, .. } => Err(r),
         Verdict::Forward { .. } => Ok(out.len()),
     }
 }

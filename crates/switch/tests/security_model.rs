@@ -229,7 +229,7 @@ proptest! {
     fn pipeline_matches_the_model(c in case()) {
         let mut br = bridge(&c);
         let got = match br.process(0, &build(&c), 2, &mut Vec::new()) {
-            Verdict::Drop(r) => Err(r),
+            Verdict::Drop(r) | Verdict::Mirrored { reason: r, .. } => Err(r),
             Verdict::Forward { .. } => Ok(()),
         };
         prop_assert_eq!(got, model(&c), "{:?}", c);

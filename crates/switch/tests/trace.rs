@@ -127,7 +127,7 @@ proptest! {
         prop_assert_eq!(&br.fdb(100), &fdb_before);
         let v = br.process(in_slot, &f, 100, &mut out);
         let expected = match v {
-            Verdict::Drop(reason) => TraceVerdict::Drop { reason },
+            Verdict::Drop(reason) | Verdict::Mirrored { reason, .. } => TraceVerdict::Drop { reason },
             Verdict::Forward { vlan, flooded, .. } => TraceVerdict::Forward { vlan, flooded },
         };
         prop_assert_eq!(t.verdict, expected);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netdev::{Netdev, RxBatch};
-use switch::{Bridge, DropReason, Output, Verdict};
+use switch::{Bridge, DropReason, Output};
 use tracing::{debug, info, warn};
 
 use super::affinity::SenderAffinity;
@@ -590,7 +590,7 @@ fn forward_batch(
     let slots = br.devs.len();
     tx.reset(slots);
     for i in 0..n {
-        if let Verdict::Forward { ingress_tagged, .. } = br.bridge.process(in_slot, rx.frame(i), now, outs) {
+        if let Some(ingress_tagged) = br.bridge.process(in_slot, rx.frame(i), now, outs).sends() {
             for o in outs.iter() {
                 tx.push(o.slot, TxItem { frame: i as u16, ingress_tagged, encap: o.encap });
             }
