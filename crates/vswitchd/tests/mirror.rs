@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{Daemon, Launch, Vm};
 use packet::{EthernetHeader, MacAddr, VlanTag};
-use testbed::{frame_capture, marked_frame, markers_in, require_root, send_frame, unique, wait_until};
+use testbed::{frame_capture, marked_frame, markers_in, require_root, send_frame, unique, wait_until, Netns};
 
 /// Echo requests (ICMP type 8) and replies (type 0) among `frames`: (type, sequence, tag).
 fn icmp_echoes(frames: &[Vec<u8>]) -> Vec<(u8, u16, Option<VlanTag>)> {
@@ -33,8 +33,12 @@ fn icmp_echoes(frames: &[Vec<u8>]) -> Vec<(u8, u16, Option<VlanTag>)> {
 
 /// Pings `count` times from `a` to `b`; returns how many were answered.
 fn ping(a: &Vm, b: &Vm, count: u32) -> u32 {
+    ping_ip(&a.ns, &b.ip, count)
+}
+
+fn ping_ip(from: &Netns, ip: &str, count: u32) -> u32 {
     let n = count.to_string();
-    let text = match a.ns.exec(&["ping", "-c", &n, "-i", "0.2", "-W", "2", &b.ip]) {
+    let text = match from.exec(&["ping", "-c", &n, "-i", "0.2", "-W", "2", ip]) {
         Ok(t) => t,
         Err(e) => e.to_string(),
     };
@@ -257,4 +261,54 @@ fn rspan_mirror_has_no_effect_and_says_so() {
     let said = "mirror rspan: output_vlan 99 (RSPAN) is not supported by rvswitch";
     assert!(wait_until(Duration::from_secs(5), || s.d.log().contains(said)), "log:\n{}", s.d.log());
     assert_eq!(s.d.vsctl(&["get", "Mirror", "rspan", "statistics"]).unwrap(), "{}");
+}
+
+/// Turns `a`'s namespace into a hub segment behind its switch port: a Linux bridge with ageing
+/// 0 (it floods every frame, as a hub) joins a's link to the switch and veths to two new hosts,
+/// 198.18.0.6 and .7. (Not a itself: the bridge would keep frames for its own MAC.)
+fn hub_behind(a: &Vm) -> [Netns; 2] {
+    let ip = |args: &[&str]| a.ns.exec(args).unwrap_or_else(|e| panic!("{e}"));
+    ip(&["ip", "addr", "flush", "dev", "eth0"]);
+    ip(&["ip", "link", "add", "seg", "type", "bridge", "ageing_time", "0"]);
+    ip(&["ip", "link", "set", "eth0", "master", "seg"]);
+    ip(&["ip", "link", "set", "seg", "up"]);
+    [6u8, 7].map(|n| {
+        let host = Netns::new("hub").expect("netns");
+        let link = format!("x{n}");
+        ip(&["ip", "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", host.name()]);
+        ip(&["ip", "link", "set", &link, "master", "seg", "up"]);
+        host.exec(&["ip", "link", "set", "eth0", "address", &format!("02:00:00:00:00:0{n}")]).expect("mac");
+        host.addr_up("eth0", &format!("198.18.0.{n}/24")).expect("address");
+        host
+    })
+}
+
+/// Two hosts behind one switch port (a hub): the switch drops what one sends the other (the
+/// destination was learned on the ingress port), and a mirror selecting that port as a source
+/// still copies every such frame, as OvS's does.
+#[test]
+fn frames_between_two_hosts_behind_one_port_are_mirrored_by_source() {
+    if !require_root("frames_between_two_hosts_behind_one_port_are_mirrored_by_source")
+        || !common::have_ovs_vsctl()
+    {
+        return;
+    }
+    let s = Setup::new(&[]);
+    let [h1, _h2] = hub_behind(&s.a);
+    assert_eq!(ping_ip(&h1, "198.18.0.7", 2), 2, "the hub segment works");
+    s.mirror("hub", &["select-src-port=@s"], false);
+    let hairpin = || s.d.port(&s.a.port).statistics.drops.get("destination-on-ingress").copied().unwrap_or(0);
+    let before = hairpin();
+    let mut raw = s.mon.raw();
+    let answered = ping_ip(&h1, "198.18.0.7", 5);
+    let echoes = icmp_echoes(&frame_capture(&mut raw, Duration::from_millis(1500), 1000));
+    assert_eq!(answered, 5, "log:\n{}", s.d.log());
+    assert_eq!(counts(&echoes, 8), ONCE, "requests between the hub's hosts on the monitor: {echoes:?}");
+    assert_eq!(counts(&echoes, 0), ONCE, "replies between the hub's hosts on the monitor: {echoes:?}");
+    assert!(echoes.iter().all(|e| e.2.map(|t| t.vid) == Some(10)), "{echoes:?}");
+    let drops = hairpin();
+    assert!(
+        drops >= before + 10,
+        "the switch forwarded none of them: destination-on-ingress {before} → {drops}"
+    );
 }
