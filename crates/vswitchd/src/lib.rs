@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod control;
+pub mod control_loop;
 pub mod daemon;
 pub mod datapath;
 pub mod db;

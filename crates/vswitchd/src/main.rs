@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -16,11 +14,10 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 use vswitchd::control::{self, lock};
+use vswitchd::control_loop::ControlLoop;
 use vswitchd::daemon::Daemon;
 use vswitchd::daemon::ReloadError;
-use vswitchd::datapath::{
-    default_pin_dir, release_freed_heap, tune_heap, Datapath, DatapathMode, DatapathOptions, TRIM_TICKS,
-};
+use vswitchd::datapath::{default_pin_dir, tune_heap, Datapath, DatapathMode, DatapathOptions};
 use vswitchd::db::{ensure_root_row, lock_name, DbError, DbSync, RemoteOptions, Scope};
 use vswitchd::events::{self, EventRing};
 use vswitchd::fdstore::{self, FdStore, Kept};
@@ -30,11 +27,6 @@ use vswitchd::service::watchdog::Heartbeat;
 use vswitchd::service::{self, Service, ServiceArgs};
 use vswitchd::unpin::{UnpinFirst, Unpinned};
 use vswitchd::{metrics, unixctl};
-
-/// How often devices are re-checked and status written back (ovs-vswitchd: about once a second).
-const TICK: Duration = Duration::from_secs(1);
-/// Longest the control loop takes to notice a stop.
-const STOP_LATENCY: Duration = Duration::from_millis(50);
 
 #[derive(Parser)]
 #[command(name = "rvswitchd", version, about = "rvswitch: a memory-safe userspace virtual switch")]
@@ -255,38 +247,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let control_beat = Heartbeat::new();
     service.ready(&serving, vec![forwarding_beat, control_beat.clone()])?;
 
-    // The control loop: apply database changes as they are announced; every TICK re-check
+    // The control loop: apply database changes as they are announced; every tick re-check
     // devices and write status back.
-    let stopping = Arc::new(AtomicBool::new(false));
-    let control_loop = {
-        let (shared, stopping, beat) = (shared.clone(), stopping.clone(), control_beat);
-        std::thread::Builder::new().name("db-sync".into()).spawn(move || {
-            let mut last_tick = Instant::now();
-            let mut ticks = 0u32;
-            while !stopping.load(Ordering::Relaxed) {
-                // In slices, so a stop (or an upgrade) is seen within STOP_LATENCY, not a TICK.
-                let wait = TICK.saturating_sub(last_tick.elapsed()).min(STOP_LATENCY);
-                match notes.recv_timeout(wait) {
-                    Ok(_) => {
-                        while notes.try_recv().is_ok() {}
-                        lock(&shared).sync();
-                        release_freed_heap();
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-                if last_tick.elapsed() >= TICK {
-                    last_tick = Instant::now();
-                    lock(&shared).tick();
-                    beat.beat();
-                    ticks = ticks.wrapping_add(1);
-                    if ticks % TRIM_TICKS == 1 {
-                        release_freed_heap();
-                    }
-                }
-            }
-        })?
-    };
+    let control_loop = ControlLoop::start(shared.clone(), notes, control_beat)?;
 
     let mut signals = signals;
     let mut upgrade = false;
@@ -313,8 +276,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    stopping.store(true, Ordering::Relaxed);
-    let _ = control_loop.join();
+    control_loop.stop();
     if let Some(path) = &appctl {
         let _ = std::fs::remove_file(path);
     }
