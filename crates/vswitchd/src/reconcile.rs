@@ -417,14 +417,20 @@ impl Reconciler {
         ShowReply { config_file, bridges }
     }
 
-    /// A running mirror as `rvsctl show` lists it, with the counters its statistics come from.
+    /// A running mirror as `rvsctl show` lists it, with the counters its statistics come from;
+    /// ports sorted by name (the row's sets are in UUID order, which would shuffle the text).
     fn mirror_status(&self, m: &DesiredMirror) -> MirrorStatus {
         let (tx_packets, tx_bytes) = self.mirror_stats(&m.uuid).unwrap_or_default();
+        let sorted = |ports: &[String]| {
+            let mut v = ports.to_vec();
+            v.sort();
+            v
+        };
         MirrorStatus {
             name: m.name.clone(),
             select_all: m.select_all,
-            select_src_port: m.src.clone(),
-            select_dst_port: m.dst.clone(),
+            select_src_port: sorted(&m.src),
+            select_dst_port: sorted(&m.dst),
             select_vlan: m.vlans.clone(),
             output_port: m.output.clone(),
             tx_packets,
