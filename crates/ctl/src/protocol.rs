@@ -9,7 +9,8 @@ pub const MAX_LINE: usize = 1 << 20;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
-    /// Bridges, ports, VLAN settings, link state and counters.
+    /// Bridges, ports, VLAN settings, link state and counters; mirrors; a VPN port's tunnel
+    /// and MTU.
     Show,
     /// The MAC table of one bridge.
     FdbShow { bridge: String },
