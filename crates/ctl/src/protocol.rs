@@ -9,7 +9,8 @@ pub const MAX_LINE: usize = 1 << 20;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
-    /// Bridges, ports, VLAN settings, link state and counters.
+    /// Bridges, ports, VLAN settings, link state and counters; mirrors; a VPN port's tunnel
+    /// and MTU.
     Show,
     /// The MAC table of one bridge.
     FdbShow { bridge: String },
@@ -122,6 +123,30 @@ pub struct BridgeStatus {
     pub mac_aging_time: u64,
     pub mac_table_size: usize,
     pub ports: Vec<PortStatus>,
+    /// The mirrors the bridge runs (a Mirror row that has no effect, e.g. without an output
+    /// port, is not among them); absent from older daemons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorStatus>,
+}
+
+/// A running port mirror, with the Mirror table's column names: what it selects, where the
+/// copies go, and its `statistics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorStatus {
+    pub name: String,
+    pub select_all: bool,
+    /// Ports whose received frames are copied (by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select_src_port: Vec<String>,
+    /// Ports whose sent frames are copied (by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select_dst_port: Vec<String>,
+    /// Only frames in these VLANs; empty: every VLAN.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub select_vlan: Vec<u16>,
+    pub output_port: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +200,11 @@ pub struct VpnStatus {
     /// `DHCP_COUNTERS` and `NAT_COUNTERS`), only for the services the zone runs.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub services: std::collections::BTreeMap<String, u64>,
+    /// The MTU the zone follows (fragmentation, ICMP errors, MSS clamp, DHCP option 26): a
+    /// tun uplink's device MTU as last read (every 250 ms), WireGuard's configured one.
+    /// Absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

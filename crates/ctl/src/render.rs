@@ -4,7 +4,9 @@ use std::fmt::Write;
 
 use switch::Stage;
 
-use crate::protocol::{BindingSource, FdbReply, PortStatus, SecurityReply, ShowReply, Trace, VpnStatus};
+use crate::protocol::{
+    BindingSource, FdbReply, MirrorStatus, PortStatus, SecurityReply, ShowReply, Trace, VpnStatus,
+};
 
 /// `rvsctl security show`: one block per port, one line per binding.
 pub fn security(reply: &SecurityReply) -> String {
@@ -71,18 +73,48 @@ pub fn show(reply: &ShowReply) -> String {
                 vpn(&mut s, v);
             }
         }
+        for m in &br.mirrors {
+            mirror(&mut s, m);
+        }
     }
     s
 }
 
-/// A VPN gateway port's tunnel: state, peer, handshake age, bytes, gateway drops.
+/// A running mirror under its bridge, with the Mirror table's column names (as `ovs-vsctl
+/// list Mirror` prints them, ports by name): only the selectors that are set.
+fn mirror(s: &mut String, m: &MirrorStatus) {
+    let _ = writeln!(s, "    Mirror {}", m.name);
+    if m.select_all {
+        let _ = writeln!(s, "        select_all: true");
+    }
+    for (column, ports) in [("select_src_port", &m.select_src_port), ("select_dst_port", &m.select_dst_port)]
+    {
+        if !ports.is_empty() {
+            let _ = writeln!(s, "        {column}: {}", ports.join(" "));
+        }
+    }
+    if !m.select_all && m.select_src_port.is_empty() && m.select_dst_port.is_empty() {
+        // OvS's reading too: VLANs alone select nothing.
+        let _ = writeln!(s, "        selects nothing (no select_all, select_src_port or select_dst_port)");
+    }
+    if !m.select_vlan.is_empty() {
+        let vlans: Vec<String> = m.select_vlan.iter().map(u16::to_string).collect();
+        let _ = writeln!(s, "        select_vlan: {}", vlans.join(","));
+    }
+    let _ = writeln!(s, "        output_port: {}", m.output_port);
+    let _ = writeln!(s, "        tx: {} pkts {} bytes", m.tx_packets, m.tx_bytes);
+}
+
+/// A VPN gateway port's tunnel: state, peer, handshake age, the MTU the zone follows, bytes,
+/// gateway drops.
 fn vpn(s: &mut String, v: &VpnStatus) {
+    let mtu = v.mtu.map(|m| format!("  mtu: {m}")).unwrap_or_default();
     if v.transport == "tun" {
         // A VPN client's device: rvswitch sees no handshake.
-        let _ = writeln!(s, "        vpn: {}  tun device: {}", v.state, v.endpoint);
+        let _ = writeln!(s, "        vpn: {}  tun device: {}{mtu}", v.state, v.endpoint);
     } else {
         let age = v.last_handshake_secs.map_or("never".to_string(), |a| format!("{a} s ago"));
-        let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}", v.state, v.endpoint);
+        let _ = writeln!(s, "        vpn: {}  endpoint: {}  last handshake: {age}{mtu}", v.state, v.endpoint);
     }
     let _ = writeln!(
         s,
@@ -246,6 +278,7 @@ mod event_tests {
                 mac_aging_time: 300,
                 mac_table_size: 8192,
                 ports: vec![port(fast)],
+                mirrors: vec![],
             }],
         };
         assert!(show(&reply(7)).contains("        rx by path: kernel 7, userspace 3\n"));
@@ -284,7 +317,7 @@ mod event_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{BridgeStatus, CounterSnapshot};
+    use crate::protocol::{BridgeStatus, CounterSnapshot, MirrorStatus};
 
     #[test]
     fn show_prints_a_vpn_ports_tunnel() {
@@ -298,6 +331,7 @@ mod tests {
             bad_datagrams: 3,
             drops: [("vpn-down".to_string(), 7)].into(),
             services: [("dhcp-acked".to_string(), 2), ("dhcp-offered".to_string(), 2)].into(),
+            mtu: None,
         };
         let port = PortStatus {
             name: "wg-intranet".into(),
@@ -312,7 +346,8 @@ mod tests {
             vpn: Some(vpn.clone()),
         };
         let mut on_tun = port.clone();
-        on_tun.vpn = Some(VpnStatus { transport: "tun".into(), endpoint: "tun0".into(), ..vpn });
+        on_tun.vpn =
+            Some(VpnStatus { transport: "tun".into(), endpoint: "tun0".into(), mtu: Some(1300), ..vpn });
         let reply = ShowReply {
             config_file: None,
             bridges: vec![BridgeStatus {
@@ -320,10 +355,11 @@ mod tests {
                 mac_aging_time: 300,
                 mac_table_size: 8192,
                 ports: vec![port, on_tun],
+                mirrors: vec![],
             }],
         };
         let text = show(&reply);
-        assert!(text.contains("        vpn: down  tun device: tun0\n"), "{text}");
+        assert!(text.contains("        vpn: down  tun device: tun0  mtu: 1300\n"), "{text}");
         assert!(
             text.contains("        vpn: down  endpoint: 198.19.200.2:51820  last handshake: 42 s ago\n"),
             "{text}"
@@ -331,5 +367,95 @@ mod tests {
         assert!(text.contains("tunnel rx: 1000 bytes   tx: 2000 bytes   bad datagrams: 3\n"), "{text}");
         assert!(text.contains("gateway drops: vpn-down=7\n"), "{text}");
         assert!(text.contains("        services: dhcp-acked=2 dhcp-offered=2\n"), "{text}");
+    }
+
+    fn bridge_with(mirrors: Vec<MirrorStatus>) -> ShowReply {
+        let port = PortStatus {
+            name: "mon0".into(),
+            kind: "system".into(),
+            vlan_mode: "trunk".into(),
+            tag: None,
+            trunks: vec![],
+            link_state: "up".into(),
+            ifindex: None,
+            error: None,
+            statistics: CounterSnapshot::default(),
+            vpn: None,
+        };
+        let bridge = BridgeStatus {
+            name: "br0".into(),
+            mac_aging_time: 300,
+            mac_table_size: 8192,
+            ports: vec![port],
+            mirrors,
+        };
+        ShowReply { config_file: None, bridges: vec![bridge] }
+    }
+
+    #[test]
+    fn show_lists_a_bridges_mirrors_after_its_ports() {
+        let span = MirrorStatus {
+            name: "span".into(),
+            select_src_port: vec!["vnet0".into()],
+            select_dst_port: vec!["vnet0".into(), "vnet1".into()],
+            select_vlan: vec![10, 20],
+            output_port: "mon0".into(),
+            tx_packets: 10,
+            tx_bytes: 980,
+            ..Default::default()
+        };
+        let all = MirrorStatus {
+            name: "all".into(),
+            select_all: true,
+            output_port: "mon0".into(),
+            ..Default::default()
+        };
+        let text = show(&bridge_with(vec![all, span]));
+        let want = "    Mirror all\n        select_all: true\n        output_port: mon0\n        tx: 0 pkts 0 bytes\n\
+                    \x20   Mirror span\n        select_src_port: vnet0\n        select_dst_port: vnet0 vnet1\n\
+                    \x20       select_vlan: 10,20\n        output_port: mon0\n        tx: 10 pkts 980 bytes\n";
+        assert!(text.ends_with(want), "{text}");
+        assert!(text.find("    Port mon0").unwrap() < text.find("    Mirror all").unwrap(), "{text}");
+        assert!(!show(&bridge_with(vec![])).contains("Mirror"), "no mirrors: no Mirror block");
+    }
+
+    #[test]
+    fn a_mirror_without_selectors_says_it_selects_nothing() {
+        let vlan_only = MirrorStatus {
+            name: "v".into(),
+            select_vlan: vec![30],
+            output_port: "mon0".into(),
+            ..Default::default()
+        };
+        let text = show(&bridge_with(vec![vlan_only]));
+        assert!(
+            text.contains("        selects nothing (no select_all, select_src_port or select_dst_port)\n"),
+            "{text}"
+        );
+        assert!(text.contains("        select_vlan: 30\n"), "{text}");
+    }
+
+    #[test]
+    fn show_json_carries_mirrors_and_the_vpn_mtu_and_reads_older_replies() {
+        let m = MirrorStatus {
+            name: "m".into(),
+            select_all: true,
+            output_port: "mon0".into(),
+            ..Default::default()
+        };
+        let reply = bridge_with(vec![m]);
+        let v = serde_json::to_value(&reply).unwrap();
+        assert_eq!(v["bridges"][0]["mirrors"][0]["output_port"], "mon0");
+        assert_eq!(v["bridges"][0]["mirrors"][0]["select_all"], true);
+        assert_eq!(serde_json::from_value::<ShowReply>(v).unwrap(), reply);
+        // An older daemon's reply: no mirrors, no mtu.
+        let mut old = serde_json::to_value(bridge_with(vec![])).unwrap();
+        assert!(old["bridges"][0].get("mirrors").is_none(), "empty mirrors are left out");
+        old["bridges"][0]["ports"][0]["vpn"] = serde_json::json!({
+            "state": "up", "endpoint": "tun0", "rx_bytes": 0, "tx_bytes": 0, "bad_datagrams": 0, "drops": {}
+        });
+        let parsed: ShowReply = serde_json::from_value(old).unwrap();
+        assert_eq!(parsed.bridges[0].ports[0].vpn.as_ref().map(|v| v.mtu), Some(None));
+        assert!(parsed.bridges[0].mirrors.is_empty());
     }
 }

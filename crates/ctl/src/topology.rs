@@ -290,6 +290,7 @@ mod tests {
             mac_aging_time: 300,
             mac_table_size: 8192,
             ports: vec![port("vnet0", true), port("vnet1", false), uplink],
+            mirrors: vec![],
         };
         ShowReply { config_file: None, bridges: vec![br] }
     }

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ctl::protocol::{
-    BridgeStatus, CounterSnapshot, FdbEntry, FdbReply, PortStatus, Reply, Request, ShowReply, VpnStatus,
+    BridgeStatus, CounterSnapshot, FdbEntry, FdbReply, MirrorStatus, PortStatus, Reply, Request, ShowReply,
+    VpnStatus,
 };
 
 /// A zone's VPN gateway port, tunnel up.
@@ -34,6 +35,25 @@ fn vpn_port() -> PortStatus {
 fn sample_show() -> ShowReply {
     let mut show = one_port_show();
     show.bridges[0].ports.push(vpn_port());
+    let mut on_tun = vpn_port();
+    on_tun.name = "vpn-tun".into();
+    on_tun.vpn = Some(VpnStatus {
+        transport: "tun".into(),
+        state: "up".into(),
+        endpoint: "tun7".into(),
+        mtu: Some(1300),
+        ..Default::default()
+    });
+    show.bridges[0].ports.push(on_tun);
+    show.bridges[0].mirrors.push(MirrorStatus {
+        name: "span0".into(),
+        select_src_port: vec!["vnet0".into()],
+        select_vlan: vec![10],
+        output_port: "vpn-office".into(),
+        tx_packets: 4,
+        tx_bytes: 392,
+        ..Default::default()
+    });
     show
 }
 
@@ -63,6 +83,7 @@ fn one_port_show() -> ShowReply {
                 },
                 vpn: None,
             }],
+            mirrors: vec![],
         }],
     }
 }
@@ -169,6 +190,9 @@ fn show_text_and_json() {
         "link: down",
         "No such device",
         "drop reasons: runt=2",
+        "vpn: up  tun device: tun7  mtu: 1300\n",
+        "    Mirror span0\n        select_src_port: vnet0\n        select_vlan: 10\n",
+        "        output_port: vpn-office\n        tx: 4 pkts 392 bytes\n",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

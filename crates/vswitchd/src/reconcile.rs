@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctl::protocol::{BridgeStatus, CounterSnapshot, FdbReply, PortStatus, ShowReply, VpnStatus};
+use ctl::protocol::{
+    BridgeStatus, CounterSnapshot, FdbReply, MirrorStatus, PortStatus, ShowReply, VpnStatus,
+};
 use netdev::{interface_info, InterfaceInfo, NetdevError, TunnelEndpoints};
 use switch::{MirrorCounters, MirrorSpec, PortCounters, PortSpec};
 use tracing::{debug, info, warn};
@@ -17,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::datapath::{Datapath, NoAnswer, PortLink, Topology, TopologyBridge, TopologyPort};
 use crate::device::Device;
 use crate::fdstore::{FdStore, Kept};
-use crate::state::{DesiredBridge, DesiredPort, DesiredState, PortKind};
+use crate::state::{DesiredBridge, DesiredMirror, DesiredPort, DesiredState, PortKind};
 use crate::vpn::VpnShared;
 pub use diff::{diff, Change, Changes};
 
@@ -351,15 +353,18 @@ impl Reconciler {
         // nothing, which is not an error.
         let info = rt.info.as_ref().filter(|i| Some(i.ifindex) == rt.ifindex);
         let owned = rt.kind != PortKind::System;
+        let vpn = rt.vpn.as_ref().map(VpnShared::get);
         Some(IfaceStatus {
             ifindex: rt.ifindex,
             mac: info.map(|i| i.mac),
-            mtu: info.map(|i| i.mtu),
+            // A VPN port has no device of its own: its MTU is the one its zone follows (a tun
+            // uplink's, read every tick), so `ovs-vsctl get Interface vpn0 mtu` shows it.
+            mtu: info.map(|i| i.mtu).or(vpn.as_ref().and_then(|v| v.mtu)),
             admin_up: attached && (owned || info.is_some_and(|i| i.admin_up)),
             link_up: attached && (owned || info.is_some_and(|i| i.carrier)),
             error: rt.error.clone(),
             counters: rt.counters.snapshot(),
-            vpn: rt.vpn.as_ref().map(VpnShared::get),
+            vpn,
         })
     }
 
@@ -406,9 +411,31 @@ impl Reconciler {
                 mac_aging_time: b.settings.mac_aging_ms / 1000,
                 mac_table_size: b.settings.mac_table_size,
                 ports: b.ports.iter().map(|p| self.port_status(p)).collect(),
+                mirrors: b.mirrors.iter().map(|m| self.mirror_status(m)).collect(),
             })
             .collect();
         ShowReply { config_file, bridges }
+    }
+
+    /// A running mirror as `rvsctl show` lists it, with the counters its statistics come from;
+    /// ports sorted by name (the row's sets are in UUID order, which would shuffle the text).
+    fn mirror_status(&self, m: &DesiredMirror) -> MirrorStatus {
+        let (tx_packets, tx_bytes) = self.mirror_stats(&m.uuid).unwrap_or_default();
+        let sorted = |ports: &[String]| {
+            let mut v = ports.to_vec();
+            v.sort();
+            v
+        };
+        MirrorStatus {
+            name: m.name.clone(),
+            select_all: m.select_all,
+            select_src_port: sorted(&m.src),
+            select_dst_port: sorted(&m.dst),
+            select_vlan: m.vlans.clone(),
+            output_port: m.output.clone(),
+            tx_packets,
+            tx_bytes,
+        }
     }
 
     fn port_status(&self, p: &DesiredPort) -> PortStatus {

@@ -11,19 +11,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{bridge_config, have_ovs_vsctl, have_rvsctl, rvsctl_path, wait_ports_up, Daemon, Vm};
+use common::{bridge_config, have_ovs_vsctl, have_rvsctl, rvsctl, rvsctl_path, wait_ports_up, Daemon, Vm};
 use ctl::protocol::{Event, EventKind, EventsReply, Request};
 use packet::MacAddr;
 use testbed::frames::{eth, udp4};
 use testbed::{require_root, send_frame, unique, wait_until, ChildGuard};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn rvsctl(d: &Daemon, args: &[&str]) -> String {
-    let out = Command::new(rvsctl_path()).arg("--socket").arg(&d.socket).args(args).output().expect("rvsctl");
-    assert!(out.status.success(), "rvsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn events(d: &Daemon) -> Vec<Event> {
     let req = Request::Events { from: 0, wait_ms: 0 };

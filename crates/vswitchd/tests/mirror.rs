@@ -76,6 +76,26 @@ fn broadcast_reaches(from: &Vm, to: &Vm, marker: u32) -> bool {
     markers_in(&got).iter().any(|(m, _)| *m == marker)
 }
 
+/// The `Mirror NAME` block of `rvsctl show` text (its heading and the lines indented under it);
+/// empty if there is none.
+fn mirror_block(text: &str, name: &str) -> String {
+    let heading = format!("    Mirror {name}");
+    let mut lines = text.lines().skip_while(|l| *l != heading);
+    let Some(first) = lines.next() else { return String::new() };
+    let body = lines.take_while(|l| l.starts_with("        "));
+    std::iter::once(first).chain(body).map(|l| format!("{l}\n")).collect()
+}
+
+/// `(packets, bytes)` of a mirror block's `tx: N pkts M bytes` line.
+fn mirror_tx(block: &str) -> Option<(u64, u64)> {
+    let line = block.lines().find_map(|l| l.trim().strip_prefix("tx: "))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words[..] {
+        [p, "pkts", b, "bytes"] => Some((p.parse().ok()?, b.parse().ok()?)),
+        _ => None,
+    }
+}
+
 struct Setup {
     d: Daemon,
     br: String,
@@ -127,6 +147,14 @@ impl Setup {
         self.vsctl(&args);
     }
 
+    /// The mirror's block in `rvsctl show`, which must be there.
+    fn shown(&self, name: &str) -> String {
+        let text = common::rvsctl_show(&self.d);
+        let block = mirror_block(&text, name);
+        assert!(!block.is_empty(), "no Mirror {name} in rvsctl show:\n{text}");
+        block
+    }
+
     fn fast_rx(&self, vm: &Vm) -> u64 {
         self.d.port(&vm.port).statistics.fast_rx_packets
     }
@@ -156,6 +184,15 @@ fn select_all_copies_each_frame_once(s: &Setup) {
     assert!(wait_until(Duration::from_secs(12), || tx().is_some_and(|n| n >= 10)), "statistics {:?}", tx());
     let bytes = s.d.vsctl(&["get", "Mirror", "m0", "statistics:tx_bytes"]).unwrap();
     assert!(bytes.parse::<u64>().is_ok_and(|n| n >= 10 * 98), "tx_bytes {bytes}");
+
+    // rvsctl show lists it under the bridge, with the live counters (at least what the
+    // database was last told).
+    let block = s.shown("m0");
+    let want = format!("    Mirror m0\n        select_all: true\n        output_port: {}\n", mon.port);
+    assert!(block.starts_with(&want), "{block}");
+    let (pkts, bytes) = mirror_tx(&block).unwrap_or_else(|| panic!("no tx line: {block}"));
+    assert!(pkts >= tx().unwrap_or(u64::MAX) && bytes >= pkts * 60, "{block}");
+    println!("rvsctl show:\n{block}");
 
     // Frames sent into the output port are dropped and counted, not flooded.
     assert!(!broadcast_reaches(mon, b, 1), "a frame from the monitor port was forwarded");
@@ -220,6 +257,21 @@ fn ovs_vsctl_mirror_selectors_and_clear() {
     s.mirror("m3", &["select-src-port=@s", "select-dst-port=@s,@d"], true);
     let (_, echoes) = mirrored_ping(a, b, mon, 5);
     assert_eq!((counts(&echoes, 8), counts(&echoes, 0)), (ONCE.to_vec(), ONCE.to_vec()), "{echoes:?}");
+    let mut both = [a.port.clone(), b.port.clone()];
+    both.sort();
+    let want = format!(
+        "    Mirror m3\n        select_src_port: {}\n        select_dst_port: {}\n        output_port: {}\n",
+        a.port,
+        both.join(" "),
+        mon.port
+    );
+    let block = s.shown("m3");
+    assert!(block.starts_with(&want), "{block}");
+    assert!(mirror_tx(&block).is_some_and(|(p, _)| p >= 10), "10 echoes copied: {block}");
+    let listed: Vec<_> =
+        s.d.show().bridges.into_iter().filter(|b| b.name == s.br).flat_map(|b| b.mirrors).collect();
+    assert_eq!(listed.len(), 1, "the --json form has it too: {listed:?}");
+    assert_eq!((listed[0].name.as_str(), &listed[0].select_dst_port[..]), ("m3", &both[..]));
 
     // select_vlan=20: VLAN 10 pings are not copied, VLAN 20 frames are (tagged 20).
     clear();
@@ -230,11 +282,15 @@ fn ovs_vsctl_mirror_selectors_and_clear() {
     send_frame(&mut s.c.raw(), &marked_frame(s.c.mac, MacAddr::BROADCAST, None, 4)).unwrap();
     let got = markers_in(&frame_capture(&mut raw, Duration::from_millis(500), 200));
     assert_eq!(got, vec![(4, Some(VlanTag::vid(20).unwrap()))], "VLAN 20 copy");
+    let block = s.shown("m4");
+    assert!(block.contains("        select_all: true\n        select_vlan: 20\n"), "{block}");
 
     // Clearing the mirrors stops the copies; the monitor port is a plain trunk again (normal
     // flooding reaches it) and, with the kernel fast path, a ↔ b goes back to the kernel.
     clear();
     assert_eq!(s.d.vsctl(&["list", "Mirror"]).unwrap(), "", "the unreferenced Mirror rows are gone");
+    let text = common::rvsctl_show(&s.d);
+    assert!(!text.contains("    Mirror "), "no mirror is listed after clear:\n{text}");
     let fast_before = s.fast_rx(a);
     let (answered, echoes) = mirrored_ping(a, b, mon, 5);
     assert_eq!((answered, echoes.len()), (5, 0), "copies after clear: {echoes:?}");
@@ -261,6 +317,8 @@ fn rspan_mirror_has_no_effect_and_says_so() {
     let said = "mirror rspan: output_vlan 99 (RSPAN) is not supported by rvswitch";
     assert!(wait_until(Duration::from_secs(5), || s.d.log().contains(said)), "log:\n{}", s.d.log());
     assert_eq!(s.d.vsctl(&["get", "Mirror", "rspan", "statistics"]).unwrap(), "{}");
+    let text = common::rvsctl_show(&s.d);
+    assert!(mirror_block(&text, "rspan").is_empty(), "a mirror without effect is not listed:\n{text}");
 }
 
 /// Turns `a`'s namespace into a hub segment behind its switch port: a Linux bridge with ageing

@@ -1,6 +1,7 @@
 //! What the VPN client changes on its tun while the zone runs, against Debian's real OpenVPN
 //! (the office's server and the host's client of `common::openvpn`): a new MTU (`ip link set
-//! mtu`) is followed by the zone's fragmentation-needed errors and MSS clamp; a new address
+//! mtu`) is followed by the zone's fragmentation-needed errors and MSS clamp, and shown (the
+//! port's Interface `mtu` as Debian's ovs-vsctl reads it, `rvsctl show`); a new address
 //! (`ip addr`) by a NAT zone's new flows, the old address's translations dropped and counted.
 //! And DNS for a tun zone: the zones file's `dhcp.dns` reaches a DHCP client in the VM, its
 //! queries reach the office's resolver through the tunnel, and nowhere while the tun is gone.
@@ -17,7 +18,7 @@ use testbed::{frame_capture_until, require_program, unique, wait_until, Netns, V
 use common::office::*;
 use common::openvpn::*;
 use common::wg_office::{dhcp_vm, udhcpc_script_recording_dns, zones_cmd};
-use common::{bridge_config, wait_ports_up, Daemon};
+use common::{bridge_config, rvsctl_show, wait_ports_up, Daemon};
 
 /// A second address of the office LAN host: a destination the VM has no path-MTU for yet, so
 /// the MSS its SYNs carry is its own 1460 and what the office sees is the gateway's clamp.
@@ -85,6 +86,9 @@ fn a_nat_zone_follows_the_tuns_new_mtu_and_new_address() {
     assert!(before.contains(" 0% packet loss"), "a 1400-byte DF ping at MTU 1500: {before}");
     let unclamped = office_sees_syn_mss(&office.lan, &vm, OFFICE_HOST2);
     assert!(unclamped.is_some_and(|m| m > 1260), "at MTU 1500: {unclamped:?}");
+    let mtu_of = |d: &Daemon| d.vsctl(&["get", "Interface", &port, "mtu"]).unwrap_or_else(|e| e);
+    let at_open = wait_until(Duration::from_secs(10), || mtu_of(&d) == "1500");
+    assert!(at_open, "Interface mtu at open: {:?}", mtu_of(&d));
     testbed::run("ip", &["link", "set", "dev", &dev, "mtu", "1300"]).expect("set the tun's MTU");
     let mut said = String::new();
     let frag_needed = wait_until(Duration::from_secs(10), || {
@@ -92,6 +96,17 @@ fn a_nat_zone_follows_the_tuns_new_mtu_and_new_address() {
         said.contains("Frag needed and DF set (mtu = 1300)")
     });
     assert!(frag_needed, "the gateway must answer with the new MTU: {said}\n{}", d.log());
+    // Shown where users look: ovs-vsctl (the status write-back) and rvsctl show.
+    let shown = format!("vpn: up  tun device: {dev}  mtu: 1300\n");
+    let followed =
+        wait_until(Duration::from_secs(10), || mtu_of(&d) == "1300" && rvsctl_show(&d).contains(&shown));
+    assert!(
+        followed,
+        "ovs-vsctl get Interface {port} mtu: {:?}; rvsctl show:\n{}",
+        mtu_of(&d),
+        rvsctl_show(&d)
+    );
+    eprintln!("ovs-vsctl get Interface {port} mtu: {}; rvsctl show: {}", mtu_of(&d), shown.trim());
     eprintln!("tun MTU 1500 → 1300: a 1400-byte DF ping now gets: {}", said.lines().nth(1).unwrap_or(""));
     let clamped = office_sees_syn_mss(&office.lan, &vm, OFFICE_HOST2);
     assert_eq!(clamped, Some(1260), "the office sees the SYN clamped to the new MTU − 40");
@@ -139,6 +154,7 @@ fn a_nat_zone_follows_the_tuns_new_mtu_and_new_address() {
     let again =
         wait_until(Duration::from_secs(10), || df_ping(&vm, OFFICE_HOST2, 1372).contains(" 0% packet loss"));
     assert!(again, "MTU 1500 again after the reconnect: {}", df_ping(&vm, OFFICE_HOST2, 1372));
+    assert!(wait_until(Duration::from_secs(10), || mtu_of(&d) == "1500"), "Interface mtu {:?}", mtu_of(&d));
     let (_, peer) = iperf(&vm, &office.lan, OFFICE_HOST);
     eprintln!("reconnected as {third}: the office sees {peer}; nat-readdressed {}", readdressed());
     assert_eq!(peer, third, "after a reconnect, new flows leave as the new tun's address");

@@ -35,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Bridges, ports, VLAN settings, link state and counters.
+    /// Bridges, ports, VLAN settings, link state and counters; mirrors; a VPN port's tunnel
+    /// and MTU.
     Show,
     /// The forwarding database (learned MAC addresses).
     Fdb {

@@ -408,4 +408,39 @@ mod tests {
         assert_eq!(row["ofport"], -1);
         assert!(row["error"].as_str().unwrap().contains("No such device"), "{row}");
     }
+
+    /// A VPN port's MTU (what its tun uplink's device says, every tick) reaches Interface
+    /// `mtu` when it changes, and an unchanged one costs no write.
+    #[test]
+    fn a_changed_mtu_rewrites_the_row_once() {
+        let s = snap(&[("l", "br0", None, None), ("a", "vpn0", None, None)]);
+        let plan = plan_for(&["br0", "vpn0"]);
+        let ofports = ofports();
+        let mtu = std::cell::Cell::new(1500);
+        let status = |name: &str| {
+            let mut st = up(name)?;
+            st.mtu = Some(mtu.get());
+            Some(st)
+        };
+        let mut cache = WriteCache::default();
+        let mut run = || {
+            let input = StatusInput {
+                snapshot: &s,
+                plan: &plan,
+                ofports: &ofports,
+                status: &status,
+                stats_due: false,
+                mirror_stats: &|_| None,
+            };
+            let (ops, w) = status_ops(&input, &cache);
+            cache.remember(w, &s);
+            let rows = updates(&ops).into_iter().filter(|(_, u, r)| u == "a" && r.get("mtu").is_some());
+            rows.map(|(_, _, r)| r["mtu"].clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(), [json!(1500)], "the first write");
+        assert!(run().is_empty(), "unchanged: nothing written");
+        mtu.set(1300);
+        assert_eq!(run(), [json!(1300)], "the new MTU");
+        assert!(run().is_empty());
+    }
 }

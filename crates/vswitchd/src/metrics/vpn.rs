@@ -134,11 +134,18 @@ mod tests {
             bad_datagrams: 5,
             drops: [("vpn-down".to_string(), 3), ("gso-unsegmented".to_string(), 1)].into(),
             services: Default::default(),
+            mtu: Some(1420),
         };
         let never =
             VpnStatus { state: "down".into(), endpoint: "198.18.61.1:51820".into(), ..Default::default() };
         let ports = vec![vpn_port("vnet0", None), vpn_port("vpn0", Some(up)), vpn_port("vpn1", Some(never))];
-        vec![BridgeStatus { name: "br0".into(), mac_aging_time: 300, mac_table_size: 8192, ports }]
+        vec![BridgeStatus {
+            name: "br0".into(),
+            mac_aging_time: 300,
+            mac_table_size: 8192,
+            ports,
+            mirrors: vec![],
+        }]
     }
 
     #[test]

@@ -112,8 +112,13 @@ mod tests {
             statistics: CounterSnapshot { rx_packets: 4, ..Default::default() },
             vpn: None,
         };
-        let br =
-            BridgeStatus { name: "br0".into(), mac_aging_time: 300, mac_table_size: 8192, ports: vec![port] };
+        let br = BridgeStatus {
+            name: "br0".into(),
+            mac_aging_time: 300,
+            mac_table_size: 8192,
+            ports: vec![port],
+            mirrors: vec![],
+        };
         let ofports = HashMap::from([("vnet0".to_string(), 1)]);
         assert_eq!(
             dpif_show(&[br], &ofports),

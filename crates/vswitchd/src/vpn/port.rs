@@ -218,6 +218,7 @@ impl<T: Transport> GatewayPort<T> {
             bad_datagrams: st.bad_datagrams,
             drops,
             services: self.gw.service_counters().into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
+            mtu: Some(u32::from(self.gw.spec().mtu)),
         });
     }
 

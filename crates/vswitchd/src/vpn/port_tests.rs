@@ -148,6 +148,7 @@ fn show_of(port: &VpnPort) -> Vec<ctl::protocol::BridgeStatus> {
         mac_aging_time: 300,
         mac_table_size: 8192,
         ports: vec![p],
+        mirrors: vec![],
     }]
 }
 

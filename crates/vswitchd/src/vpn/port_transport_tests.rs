@@ -190,8 +190,10 @@ fn the_devices_mtu_and_address_reach_the_gateway_at_the_next_tick() {
     script.lock().unwrap().facts = Some(netdev::DeviceFacts { mtu: Some(1300), ipv4: Some(new) });
     send(&mut port, &echo());
     assert_eq!(port.gw.spec().mtu, 1500, "nothing changes between ticks");
+    assert_eq!(port.shared().get().mtu, Some(1500), "published: the MTU at open");
     port.tick(Instant::now());
     assert_eq!(port.gw.spec().mtu, 1300);
+    assert_eq!(port.shared().get().mtu, Some(1300), "published for rvsctl show and Interface mtu");
     send(&mut port, &echo());
     let sent = script.lock().unwrap().sent.clone();
     assert_eq!(

@@ -415,6 +415,24 @@ pub fn rvsctl_path() -> PathBuf {
     std::path::Path::new(env!("CARGO_BIN_EXE_rvswitchd")).with_file_name("rvsctl")
 }
 
+/// Runs rvsctl against `d`'s control socket; its stdout (it must succeed).
+pub fn rvsctl(d: &Daemon, args: &[&str]) -> String {
+    let out = Command::new(rvsctl_path()).arg("--socket").arg(&d.socket).args(args).output().expect("rvsctl");
+    assert!(out.status.success(), "rvsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What `rvsctl show` prints for `d`: the rvsctl binary's output where it is built (always
+/// under CI: the workspace build makes it), else, outside CI, the same rendering
+/// (`ctl::render::show`) of the daemon's reply, so `cargo test -p vswitchd` still checks it.
+pub fn rvsctl_show(d: &Daemon) -> String {
+    if rvsctl_path().exists() || testbed::under_ci() {
+        return rvsctl(d, &["show"]);
+    }
+    eprintln!("rvsctl not built beside rvswitchd (cargo build -p ctl): rendering the show reply in-process");
+    ctl::render::show(&d.show())
+}
+
 /// Whether rvsctl is there to run (under CI it must be); else a skip for `test`.
 pub fn have_rvsctl(test: &str) -> bool {
     rvsctl_path().exists() || testbed::skip(test, "rvsctl not built beside rvswitchd (cargo build -p ctl)")
