@@ -104,7 +104,13 @@ fn router_advertisements_on_solicitation_and_periodically() {
 /// repeat, more than the limit) is left out.
 #[test]
 fn router_advertisements_name_the_zones_dns_servers() {
-    let dns = [a("2001:db8:60::53"), a("fe80::53"), a("2001:db8:50::1"), a("2001:db8:60::54"), a("2001:db8:60::53")];
+    let dns = [
+        a("2001:db8:60::53"),
+        a("fe80::53"),
+        a("2001:db8:50::1"),
+        a("2001:db8:60::54"),
+        a("2001:db8:60::53"),
+    ];
     let mut g = gw().with_dns6(&dns);
     assert_eq!(g.dns6(), [a("2001:db8:60::53"), a("2001:db8:60::54")]);
     let mut out = [0u8; 512];
@@ -113,7 +119,8 @@ fn router_advertisements_name_the_zones_dns_servers() {
     let mut f = from_vm(MacAddr([0x33, 0x33, 0, 0, 0, 2]), RS_FROM_VM);
     let FromZone::Reply(n) = g.zone_frame(&mut f, true, NOW, &mut out) else { panic!("no RA") };
     assert_eq!(out[14 + 104..n], RA_RDNSS_FROM_GW[104..], "the solicited RA names them too");
-    let many: Vec<Ipv6Addr> = (1..=20u16).map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0x60, 0, 0, 0, 0, i)).collect();
+    let many: Vec<Ipv6Addr> =
+        (1..=20u16).map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0x60, 0, 0, 0, 0, i)).collect();
     assert_eq!(gw().with_dns6(&many).dns6(), &many[..l3::nd::MAX_RDNSS]);
 }
 

@@ -85,7 +85,8 @@ fn multicast_addresses() {
 /// [`MAX_RDNSS`] addresses, so the RA stays bounded whatever the caller hands in.
 #[test]
 fn rdnss_option_is_bounded_and_framed_as_rfc_8106_says() {
-    let many: Vec<Ipv6Addr> = (1..=20u16).map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0x60, 0, 0, 0, 0, i)).collect();
+    let many: Vec<Ipv6Addr> =
+        (1..=20u16).map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0x60, 0, 0, 0, 0, i)).collect();
     let advert = Advert {
         mac: GW_MAC,
         mtu: 1420,
