@@ -4,7 +4,9 @@
 //! what is wrong. An accepted file must be usable end to end: its libvirt XML renders, its plan
 //! against a fresh database (root row only) has no conflict, that plan's one transaction
 //! commits on the real OVSDB engine with the `Open_vSwitch` schema and leaves it consistent,
-//! and planning again afterwards finds nothing to do.
+//! and planning again afterwards finds nothing to do. And the daemon takes what was applied:
+//! rvswitchd's own planner over that database refuses no interface, and each VPN zone's
+//! gateway port carries the zone's DNS servers (`dhcp.dns`: IPv4 for DHCP, IPv6 for the RAs).
 
 use serde_json::{json, Value};
 use zones::live::LiveDb;
@@ -46,6 +48,24 @@ fn accepted(model: &zones::Model) {
     let again = zones::plan::plan(&desired, &live(&db), "fuzz")
         .unwrap_or_else(|c| panic!("re-planning after apply conflicts: {c:?}"));
     assert!(again.changes.is_empty(), "applied plan is not idempotent: {:?}", again.changes);
+    daemon_takes(model, &db);
+}
+
+/// rvswitchd's view of the applied database: nothing refused, and every VPN zone's DNS
+/// servers are the gateway port's, in order, each family in its place.
+fn daemon_takes(model: &zones::Model, db: &std::sync::Arc<ovsdb::Database>) {
+    let snapshot = vswitchd::db::Snapshot::read(&db.session()).expect("rvswitchd reads the database");
+    let plan = vswitchd::db::plan(&snapshot);
+    assert!(plan.rejected.is_empty(), "rvswitchd refuses what the zones file applied: {:?}", plan.rejected);
+    for (zone, d) in model.zones.iter().zip(zones::desired::desired(model)) {
+        let Some(up) = d.uplink.filter(|u| u.kind == "rvswitch-vpn") else { continue };
+        let port = plan.desired.ports().find(|(_, p)| p.name == up.nic).map(|(_, p)| p);
+        let vpn = port.and_then(|p| p.vpn.as_ref()).unwrap_or_else(|| panic!("no VPN port {}", up.nic));
+        let (dns, dns6) = vpn.dhcp.as_ref().map_or((&[][..], &[][..]), |h| (&h.dns[..], &h.dns6[..]));
+        let s = &zone.services;
+        let want = if s.dhcp.is_some() { (&s.dns[..], &s.dns6[..]) } else { (&[][..], &[][..]) };
+        assert_eq!((dns, dns6), want, "zone {}'s DNS servers at its gateway port", zone.name);
+    }
 }
 
 fn transact(db: &ovsdb::Database, ops: Vec<Value>) -> Value {
