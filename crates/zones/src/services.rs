@@ -35,14 +35,14 @@ pub struct Services {
     pub nat: bool,
     /// The DHCP server's dynamic range, inclusive; `None`: no DHCP server.
     pub dhcp: Option<DhcpRange>,
-    /// `dhcp.dns`: the DNS servers the DHCP server offers (option 6), in order. Empty: those
-    /// of the wg-quick file's `DNS` line (a tun uplink has none). The only way to give a tun
-    /// zone's VMs a resolver; for WireGuard it overrides the file's. The queries go the way
-    /// of all the zone's traffic: into the tunnel, or nowhere.
+    /// `dhcp.dns`: the DNS servers the DHCP server offers (option 6), in order. Empty, and
+    /// `dns6` too: those of the wg-quick file's `DNS` line (a tun uplink has none). The only
+    /// way to give a tun zone's VMs a resolver; for WireGuard it overrides the file's. The
+    /// queries go the way of all the zone's traffic: into the tunnel, or nowhere.
     pub dns: Vec<Ipv4Addr>,
     /// `dhcp.dns`'s IPv6 servers, in order: the gateway's router advertisements name them
-    /// (RDNSS, RFC 8106), as DHCP option 6 names the IPv4 ones. Empty: the wg-quick file's
-    /// IPv6 ones, also when `dns` is empty (one list overrides the tunnel's, both families).
+    /// (RDNSS, RFC 8106), as DHCP option 6 names the IPv4 ones. Empty, and `dns` too: the
+    /// wg-quick file's IPv6 ones (the list, of either family, replaces the tunnel's whole).
     pub dns6: Vec<Ipv6Addr>,
 }
 
@@ -80,7 +80,9 @@ fn dns(text: &str, r: &mut Report, raw: &Spanned<Vec<Spanned<String>>>) -> (Vec<
     for v in raw.get_ref() {
         let Some(ip) = dns_ip(text, r, v) else { continue };
         let why = match ip {
-            IpAddr::V4(ip) => dns4_problem(ip).or(v4.contains(&ip).then_some("is listed twice")),
+            IpAddr::V4(ip) => {
+                l3::dhcp::dns_server_problem(ip).or(v4.contains(&ip).then_some("is listed twice"))
+            }
             IpAddr::V6(ip) => {
                 l3::nd::dns_server_problem(ip).or(v6.contains(&ip).then_some("is listed twice"))
             }
@@ -96,17 +98,6 @@ fn dns(text: &str, r: &mut Report, raw: &Spanned<Vec<Spanned<String>>>) -> (Vec<
         }
     }
     (v4, v6)
-}
-
-/// Why an IPv4 `ip` cannot be a DNS server the VMs ask, if it cannot.
-fn dns4_problem(ip: Ipv4Addr) -> Option<&'static str> {
-    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-        Some("is not a unicast address")
-    } else if ip.is_loopback() {
-        Some("is a loopback address: each VM would ask itself")
-    } else {
-        None
-    }
 }
 
 /// A `dhcp.dns` entry: an IPv4 address (DHCP option 6) or an IPv6 one (the RAs' RDNSS).

@@ -386,7 +386,10 @@ fn dhcp_dns_takes_ipv6_servers_for_the_router_advertisements() {
     let opts = &d[0].uplink.as_ref().unwrap().options;
     assert_eq!(opts["dhcp_dns"], "198.18.60.53,2001:db8:60::53,fd00::53", "IPv4 first, then IPv6");
     let only6 = zones::parse(&dhcp("\"2001:db8:60::53\""), "z.toml").unwrap();
-    assert!(only6.zones[0].services.dns.is_empty(), "an IPv6-only list leaves DHCP the tunnel's IPv4 ones");
+    assert!(
+        only6.zones[0].services.dns.is_empty(),
+        "IPv6 only: no IPv4 DNS by DHCP (the list replaces the tunnel's whole)"
+    );
     assert_eq!(
         zones::desired::desired(&only6)[0].uplink.as_ref().unwrap().options["dhcp_dns"],
         "2001:db8:60::53"
