@@ -59,7 +59,7 @@ fn zones_corpus() {
 #[test]
 fn zones_seeds_include_accepted_files() {
     let text = |name| String::from_utf8(seed("zones", name)).expect("UTF-8 seed");
-    for name in ["zones.toml", "vm-and-uplink.toml", "vpn-tun.toml"] {
+    for name in ["zones.toml", "vm-and-uplink.toml", "vpn-tun.toml", "vpn6-dns.toml"] {
         assert!(zones::parse(&text(name), name).is_ok(), "{name} is refused");
     }
     assert!(zones::parse(&text("errors.toml"), "errors.toml").map_err(|d| d.len()).unwrap_err() >= 3);

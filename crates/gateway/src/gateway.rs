@@ -66,6 +66,8 @@ pub struct Gateway {
     pub(crate) services: Services,
     /// When the next unsolicited Router Advertisement is due (monotonic ms).
     pub(crate) next_advert_ms: u64,
+    /// The IPv6 DNS servers the RAs name ([`Gateway::with_dns6`]).
+    pub(crate) dns6: Vec<std::net::Ipv6Addr>,
 }
 
 impl Gateway {
@@ -77,6 +79,7 @@ impl Gateway {
             drops: Drops::default(),
             services,
             next_advert_ms: 0,
+            dns6: Vec::new(),
         }
     }
 

@@ -17,5 +17,5 @@ pub use gateway::{FromTunnel, FromZone, Gateway, GatewaySpec, MIN_MTU};
 pub use neighbours::Neighbours;
 pub use prefix::{Prefix, PrefixError};
 pub use services::{Now, DEFAULT_TUNNEL_MTU};
-pub use v6::{GatewayV6, ADVERT_INTERVAL_MS, ROUTER_LIFETIME_SECS};
+pub use v6::{GatewayV6, ADVERT_INTERVAL_MS, DNS_LIFETIME_SECS, ROUTER_LIFETIME_SECS};
 pub use wgconf::{WgConfError, WgConfig};

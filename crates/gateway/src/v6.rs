@@ -1,5 +1,6 @@
 //! The gateway's IPv6 side (routed mode only): neighbor discovery in the zone (NA for its
-//! address and its link-local one, RA with the zone's prefix and the tunnel MTU, NS to find
+//! address and its link-local one, RA with the zone's prefix, the tunnel MTU and the zone's
+//! IPv6 DNS servers (RFC 8106 RDNSS), NS to find
 //! VMs), and routing between the zone's `subnet6` and the tunnel like IPv4. A zone without
 //! `subnet6` drops all IPv6 (`ipv6-unsupported`), and a NAT zone too (`nat-ipv6`: the NAT
 //! translates IPv4 only), so no VM's IPv6 can leave untranslated or around the tunnel.
@@ -18,6 +19,13 @@ pub const ROUTER_LIFETIME_SECS: u16 = 1800;
 /// Unsolicited RAs this often (RFC 4861's MinRtrAdvInterval for the 600 s maximum); a VM
 /// that solicits gets one at once.
 pub const ADVERT_INTERVAL_MS: u64 = 200_000;
+
+/// RFC 4861's default MaxRtrAdvInterval (the one our [`ADVERT_INTERVAL_MS`] is the minimum of).
+const MAX_RTR_ADV_INTERVAL_SECS: u32 = 600;
+/// Seconds VMs keep the RDNSS servers after an RA: RFC 8106 §5.1 says at least 3 ×
+/// MaxRtrAdvInterval, so two lost unsolicited RAs do not leave a VM without a resolver. Equal
+/// to the router lifetime: the servers are reached through this router and expire with it.
+pub const DNS_LIFETIME_SECS: u32 = 3 * MAX_RTR_ADV_INTERVAL_SECS;
 
 /// The zone's routed IPv6: the gateway's address (`gateway6`) in `subnet6`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +90,29 @@ impl Gateway {
         }
     }
 
-    fn advert(&self, v6: GatewayV6) -> Advert {
+    /// The IPv6 DNS servers the RAs name (RDNSS, RFC 8106): at most [`nd::MAX_RDNSS`] (the rest
+    /// are left out), none that [`nd::dns_server_problem`] refuses nor the gateway's own
+    /// address (it answers no DNS). The caller checked them already; this keeps the RA true
+    /// whatever it is handed.
+    pub fn with_dns6(mut self, servers: &[Ipv6Addr]) -> Gateway {
+        let gw = self.spec.v6.map(|v6| v6.ip);
+        let mut dns: Vec<Ipv6Addr> = Vec::new();
+        for &ip in servers {
+            if nd::dns_server_problem(ip).is_none() && Some(ip) != gw && !dns.contains(&ip) {
+                dns.push(ip);
+            }
+        }
+        dns.truncate(nd::MAX_RDNSS);
+        self.dns6 = dns;
+        self
+    }
+
+    /// The IPv6 DNS servers the RAs name.
+    pub fn dns6(&self) -> &[Ipv6Addr] {
+        &self.dns6
+    }
+
+    fn advert(&self, v6: GatewayV6) -> Advert<'_> {
         // [`Gateway::v6`] let only an IPv6 subnet through.
         let prefix = match v6.subnet.addr() {
             IpAddr::V6(a) => a,
@@ -94,6 +124,8 @@ impl Gateway {
             prefix,
             prefix_len: v6.subnet.len(),
             router_lifetime: ROUTER_LIFETIME_SECS,
+            dns: &self.dns6,
+            dns_lifetime: DNS_LIFETIME_SECS,
         }
     }
 

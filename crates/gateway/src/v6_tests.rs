@@ -12,6 +12,7 @@ const NOW: Now = Now { ms: 1_000, unix: 1_764_590_000 };
 const NS_FROM_VM: &[u8] = include_bytes!("../../l3/testdata/nd-ns-from-vm.bin");
 const NA_FROM_GW: &[u8] = include_bytes!("../../l3/testdata/nd-na-from-gw.bin");
 const RA_FROM_GW: &[u8] = include_bytes!("../../l3/testdata/nd-ra-from-gw.bin");
+const RA_RDNSS_FROM_GW: &[u8] = include_bytes!("../../l3/testdata/nd-ra-rdnss-from-gw.bin");
 const RS_FROM_VM: &[u8] = include_bytes!("../../l3/testdata/nd-rs-from-vm.bin");
 
 fn a(s: &str) -> Ipv6Addr {
@@ -96,6 +97,31 @@ fn router_advertisements_on_solicitation_and_periodically() {
     assert_eq!(g.advertise(ADVERT_INTERVAL_MS - 1, &mut out), None);
     assert!(g.advertise(ADVERT_INTERVAL_MS, &mut out).is_some());
     assert_eq!(Gateway::new(GatewaySpec { v6: None, ..spec(&[]) }).advertise(0, &mut out), None);
+}
+
+/// The zone's IPv6 DNS servers ride in every RA (RDNSS, lifetime [`DNS_LIFETIME_SECS`]), on
+/// solicitation and periodically; what no VM could use (the gateway itself, link-local, a
+/// repeat, more than the limit) is left out.
+#[test]
+fn router_advertisements_name_the_zones_dns_servers() {
+    let dns = [
+        a("2001:db8:60::53"),
+        a("fe80::53"),
+        a("2001:db8:50::1"),
+        a("2001:db8:60::54"),
+        a("2001:db8:60::53"),
+    ];
+    let mut g = gw().with_dns6(&dns);
+    assert_eq!(g.dns6(), [a("2001:db8:60::53"), a("2001:db8:60::54")]);
+    let mut out = [0u8; 512];
+    assert_eq!(g.advertise(0, &mut out), Some(14 + RA_RDNSS_FROM_GW.len()));
+    assert_eq!(&out[14..14 + RA_RDNSS_FROM_GW.len()], RA_RDNSS_FROM_GW);
+    let mut f = from_vm(MacAddr([0x33, 0x33, 0, 0, 0, 2]), RS_FROM_VM);
+    let FromZone::Reply(n) = g.zone_frame(&mut f, true, NOW, &mut out) else { panic!("no RA") };
+    assert_eq!(out[14 + 104..n], RA_RDNSS_FROM_GW[104..], "the solicited RA names them too");
+    let many: Vec<Ipv6Addr> =
+        (1..=20u16).map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0x60, 0, 0, 0, 0, i)).collect();
+    assert_eq!(gw().with_dns6(&many).dns6(), &many[..l3::nd::MAX_RDNSS]);
 }
 
 #[test]

@@ -7,7 +7,7 @@ const PUB: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 fn good() -> String {
     format!(
         "# office VPN\n[Interface]\nPrivateKey = {PRIV}\nAddress = 198.18.9.2/32, fd00::2/128\n\
-         DNS = 198.18.9.53, corp.example\nMTU = 1420\nPostUp = iptables -A FORWARD\n\n\
+         DNS = 198.18.9.53, corp.example, fd00::53\nMTU = 1420\nPostUp = iptables -A FORWARD\n\n\
          [Peer]\nPublicKey = {PUB}\nPresharedKey = {PUB}\nEndpoint = 198.19.0.1:51820\n\
          AllowedIPs = 198.18.9.0/24\nAllowedIPs = 198.18.10.0/24 # second line adds\n\
          PersistentKeepalive = 25\n"
@@ -23,7 +23,8 @@ fn a_full_file_parses() {
     let c = parse(&good(), "office.conf").unwrap();
     assert_eq!(c.interface.private_key[0], 0xc8);
     assert_eq!(c.interface.addresses.len(), 2);
-    assert_eq!(c.interface.dns, vec!["198.18.9.53".parse::<IpAddr>().unwrap()]);
+    let dns: Vec<IpAddr> = ["198.18.9.53", "fd00::53"].iter().map(|a| a.parse().unwrap()).collect();
+    assert_eq!(c.interface.dns, dns, "both families kept (IPv6 for the RAs), the search domain not");
     assert_eq!(c.interface.mtu, Some(1420));
     assert_eq!(c.peer.endpoint.as_deref(), Some("198.19.0.1:51820"));
     assert_eq!(c.peer.allowed_ips.len(), 2);

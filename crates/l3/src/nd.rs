@@ -18,6 +18,11 @@ const OPT_PREFIX_INFO: u8 = 3;
 /// Redirect (RFC 4861 §4.5): like an RA, only a router sends it.
 const REDIRECT: u8 = 137;
 const OPT_MTU: u8 = 5;
+/// Recursive DNS Server option (RFC 8106 §5.1).
+const OPT_RDNSS: u8 = 25;
+/// The most DNS servers one RA names: the zones file's limit (`l3::dhcp::MAX_DNS`), so an RA
+/// stays at most 104 + 8 + 16 × 8 = 240 bytes, far below the 1280-byte IPv6 minimum MTU.
+pub const MAX_RDNSS: usize = crate::dhcp::MAX_DNS;
 /// NA flags: router, solicited, override.
 const NA_ROUTER: u8 = 0x80;
 const NA_SOLICITED: u8 = 0x40;
@@ -124,9 +129,28 @@ pub fn neighbor_solicit(from: Ipv6Addr, target: Ipv6Addr, mac: MacAddr) -> Vec<u
     packet_of(from, solicited_node(target), m)
 }
 
+/// Why `ip` cannot be a zone's IPv6 DNS server, if it cannot: the one rule the zones file,
+/// the daemon's options and the wg-quick `DNS` line share. Link-local is refused too (RFC
+/// 8106 allows it): the zone's link holds only the gateway, which answers no DNS, and VMs,
+/// which have global addresses from the prefix to be named by instead — and a tunnel's
+/// link-local address means nothing on the zone's link.
+pub fn dns_server_problem(ip: Ipv6Addr) -> Option<&'static str> {
+    if ip.is_unspecified() || ip.is_multicast() {
+        Some("is not a unicast address")
+    } else if ip.is_loopback() {
+        Some("is a loopback address: each VM would ask itself")
+    } else if ip.is_unicast_link_local() {
+        Some("is link-local: name the server by a global address")
+    } else if ip.to_ipv4_mapped().is_some() {
+        Some("is an IPv4-mapped address: write it as IPv4")
+    } else {
+        None
+    }
+}
+
 /// What the gateway advertises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Advert {
+pub struct Advert<'a> {
     pub mac: MacAddr,
     /// The tunnel MTU: guests never send what it cannot carry.
     pub mtu: u32,
@@ -135,11 +159,16 @@ pub struct Advert {
     pub prefix_len: u8,
     /// Seconds guests keep the gateway as a default router.
     pub router_lifetime: u16,
+    /// The zone's IPv6 DNS servers (RFC 8106 RDNSS); empty: no RDNSS option. Only the first
+    /// [`MAX_RDNSS`] are sent.
+    pub dns: &'a [Ipv6Addr],
+    /// Seconds guests may use `dns` after this RA (RFC 8106 §5.1's Lifetime).
+    pub dns_lifetime: u32,
 }
 
 /// A Router Advertisement from the link-local `from` (RFC 4861 §4.2 requires one) to `to`
 /// (all nodes, or a soliciting VM): hop limit 64 for guests, no DHCPv6 flags, the source
-/// link-layer address, the MTU and the prefix.
+/// link-layer address, the MTU, the prefix and the DNS servers.
 pub fn router_advert(from: Ipv6Addr, to: Ipv6Addr, a: &Advert) -> Vec<u8> {
     let mut m = vec![icmpv6::ROUTER_ADVERT, 0, 0, 0, 64, 0];
     m.extend_from_slice(&a.router_lifetime.to_be_bytes());
@@ -153,7 +182,24 @@ pub fn router_advert(from: Ipv6Addr, to: Ipv6Addr, a: &Advert) -> Vec<u8> {
     m.extend_from_slice(&PREFERRED_SECS.to_be_bytes());
     m.extend_from_slice(&[0; 4]);
     m.extend_from_slice(&network(a.prefix, a.prefix_len).octets());
+    m.extend_from_slice(&rdnss_option(a.dns, a.dns_lifetime));
     packet_of(from, to, m)
+}
+
+/// The RDNSS option (RFC 8106 §5.1): type, length in units of 8 octets (1 + 2 per address),
+/// 2 reserved bytes, the lifetime, the addresses. Empty when there are none (the option
+/// must carry at least one), at most [`MAX_RDNSS`] addresses.
+fn rdnss_option(dns: &[Ipv6Addr], lifetime: u32) -> Vec<u8> {
+    let dns = &dns[..dns.len().min(MAX_RDNSS)];
+    if dns.is_empty() {
+        return Vec::new();
+    }
+    // At most 1 + 2 × 8 = 17 units: fits the length byte.
+    let units = u8::try_from(1 + 2 * dns.len()).unwrap_or(u8::MAX);
+    let mut o = vec![OPT_RDNSS, units, 0, 0];
+    o.extend_from_slice(&lifetime.to_be_bytes());
+    dns.iter().for_each(|d| o.extend_from_slice(&d.octets()));
+    o
 }
 
 fn link_addr_option(kind: u8, mac: MacAddr) -> [u8; 8] {
@@ -171,7 +217,7 @@ fn packet_of(src: Ipv6Addr, dst: Ipv6Addr, mut m: Vec<u8>) -> Vec<u8> {
     let sum = checksum::finish(checksum::pseudo_v6(src, dst, ipv6::NEXT_ICMPV6, m.len()) + checksum::sum(&m));
     m[icmpv6::field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
     let mut p = vec![0u8; ipv6::HEADER_LEN];
-    // The messages above are at most 64 bytes, so the header always fits.
+    // The messages above are at most 200 bytes, so the header always fits.
     let _ = ipv6::write_header(&mut p, (src, dst), ipv6::NEXT_ICMPV6, HOP_LIMIT, m.len());
     p.extend_from_slice(&m);
     p

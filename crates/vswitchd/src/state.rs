@@ -87,9 +87,12 @@ pub struct DhcpOptions {
     pub range: (Ipv4Addr, Ipv4Addr),
     /// `options:dhcp_static=MAC=IP,...`: the zones file's `[[vm]] ip`s.
     pub statics: Vec<(packet::MacAddr, Ipv4Addr)>,
-    /// `options:dhcp_dns=IP,...` (the zones file's `dhcp.dns`): the DNS servers offered;
+    /// `options:dhcp_dns=IP,...` (the zones file's `dhcp.dns`): the IPv4 DNS servers offered;
     /// empty: the wg-quick file's `DNS` line (a tun uplink has none).
     pub dns: Vec<Ipv4Addr>,
+    /// The IPv6 ones of `options:dhcp_dns`: the RAs name them (RDNSS, RFC 8106). When both
+    /// lists are empty, the wg-quick file's `DNS` line supplies both families.
+    pub dns6: Vec<std::net::Ipv6Addr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -461,14 +461,54 @@ fn echo6(frames: &[Vec<u8>], src: &str, dst: &str) -> usize {
     frames.iter().filter(|f| echo(f) == Some(true)).count()
 }
 
+/// The `Recursive DNS server` lines Debian's rdisc6 prints for the router advertisement it
+/// solicits in `vm` (RFC 8106 RDNSS), and its whole output.
+fn rdnss_servers(vm: &Netns) -> (Vec<String>, String) {
+    let out =
+        vm.exec(&["rdisc6", "-n", "-1", "-r", "3", "-w", "2000", "eth0"]).unwrap_or_else(|e| e.to_string());
+    let servers = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Recursive DNS server"))
+        .map(|rest| rest.trim_start_matches([' ', ':']).trim().to_string())
+        .collect();
+    (servers, out)
+}
+
+/// The zone's IPv6 DNS servers in the gateway's RAs, as rdisc6 reads them in the VM: first
+/// the wg-quick file's `DNS` line's IPv6 server (the zone names none), then, once
+/// `options:dhcp_dns` names some (the zones file's `dhcp.dns`), those instead.
+fn check_rdnss(d: &Daemon, vm: &Netns, vpn_port: &str) {
+    let (servers, out) = rdnss_servers(vm);
+    assert_eq!(servers, [OFFICE_DNS6], "the wg-quick DNS line's IPv6 server in the RA:\n{out}");
+    assert!(out.contains("1800 (0x00000708) seconds"), "RDNSS lifetime 3 × MaxRtrAdvInterval:\n{out}");
+    eprintln!("rdisc6 in the VM: Recursive DNS server {}", servers.join(", "));
+    let zone_dns = [
+        "options:dhcp_range=198.18.50.100-198.18.50.110",
+        "options:dhcp_dns=198.18.60.54,2001:db8:60::54,2001:db8:60::55",
+    ];
+    let set = [&["set", "Interface", vpn_port][..], &zone_dns[..]].concat();
+    d.vsctl(&set).expect("set options:dhcp_dns");
+    let want = ["2001:db8:60::54", "2001:db8:60::55"];
+    let mut last = String::new();
+    let zones = wait_until(Duration::from_secs(30), || {
+        let (servers, out) = rdnss_servers(vm);
+        last = out;
+        servers == want
+    });
+    assert!(zones, "options:dhcp_dns's IPv6 servers replace the tunnel's in the RA:\n{last}\n{}", d.log());
+    eprintln!("rdisc6 in the VM after options:dhcp_dns: Recursive DNS server {}", want.join(", "));
+}
+
 /// Routed IPv6 (`options:subnet6`/`gateway6`): the VM configures an address by SLAAC from the
-/// gateway's RA (default route via its link-local), pings the office host, which sees the VM's
+/// gateway's RA (default route via its link-local), learns the zone's IPv6 DNS servers from it
+/// (rdisc6, [`check_rdnss`]), pings the office host, which sees the VM's
 /// own address; an oversize packet gets Packet Too Big with the tunnel MTU. Then the server
 /// dies while the tunnel is idle: the probe takes it down without any zone traffic, and with
 /// the VM pinging over IPv6 nothing of the zone shows on the WAN, the host or another zone.
 #[test]
 fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
-    if !have_tools("ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down") {
+    let test = "ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down";
+    if !have_tools(test) || !require_program(test, "rdisc6", "-V", "ndisc6") {
         return;
     }
     let s = setup();
@@ -536,6 +576,7 @@ fn ipv6_through_the_gateway_and_an_idle_dead_tunnel_goes_down() {
     let back = wait_vpn_state(&d, &vpn_port, "up", Duration::from_secs(60));
     assert!(back, "tunnel not back: {:?}", d.port(&vpn_port));
     assert!(vm.ping(OFFICE_HOST6, 3), "no IPv6 after the server returned");
+    check_rdnss(&d, &vm, &vpn_port);
 }
 
 /// Receives UDP on the office host for `secs` seconds; prints each datagram's length, one a line.

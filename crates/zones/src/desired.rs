@@ -4,7 +4,7 @@
 //! Every row carries `external_ids:rvswitch-zone=ZONE` so that later plans know what zones
 //! created (and may change or remove) and what belongs to someone else.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -200,7 +200,11 @@ fn desired_uplink(z: &Zone, u: &Uplink, vms: &[crate::model::Vm]) -> DesiredUpli
 
 /// The gateway's IP services as Interface options: `nat=true`, `dhcp_range=FIRST-LAST`,
 /// `dhcp_static=MAC=IP,...` (the zone's VMs with an `ip`, their static leases) and
-/// `dhcp_dns=IP,...` (the DNS servers offered).
+/// `dhcp_dns=IP,...` (the DNS servers offered: IPv4 ones first, by DHCP, then IPv6 ones, by
+/// the RAs). One key for both families, not a second `ra_dns`: it mirrors the zones file's one
+/// `dhcp.dns` list (one limit, one override of the tunnel's), an IPv4-only list stays exactly
+/// as it was, and a daemon too old for IPv6 refuses the port naming the entry instead of
+/// ignoring an unknown key and leaving the VMs without the resolver.
 fn service_options(z: &Zone, vms: &[crate::model::Vm]) -> Map {
     let mut m = Map::new();
     if z.services.nat {
@@ -216,8 +220,9 @@ fn service_options(z: &Zone, vms: &[crate::model::Vm]) -> Map {
         if !statics.is_empty() {
             m.insert("dhcp_static".into(), statics.join(","));
         }
-        if !z.services.dns.is_empty() {
-            let dns: Vec<String> = z.services.dns.iter().map(Ipv4Addr::to_string).collect();
+        let v4 = z.services.dns.iter().map(Ipv4Addr::to_string);
+        let dns: Vec<String> = v4.chain(z.services.dns6.iter().map(Ipv6Addr::to_string)).collect();
+        if !dns.is_empty() {
             m.insert("dhcp_dns".into(), dns.join(","));
         }
     }

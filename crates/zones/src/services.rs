@@ -9,7 +9,7 @@
 //! a VPN uplink whose gateway serves them.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -23,7 +23,8 @@ use crate::raw::{RawVm, RawZone};
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDhcp {
     pub(crate) range: Spanned<Vec<Spanned<String>>>,
-    /// DNS servers offered (option 6); absent: the tunnel's own (wg-quick's DNS line).
+    /// DNS servers offered: IPv4 by DHCP option 6, IPv6 in the RAs (RDNSS); absent: the
+    /// tunnel's own (wg-quick's DNS line).
     pub(crate) dns: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
@@ -34,11 +35,15 @@ pub struct Services {
     pub nat: bool,
     /// The DHCP server's dynamic range, inclusive; `None`: no DHCP server.
     pub dhcp: Option<DhcpRange>,
-    /// `dhcp.dns`: the DNS servers the DHCP server offers (option 6), in order. Empty: those
-    /// of the wg-quick file's `DNS` line (a tun uplink has none). The only way to give a tun
-    /// zone's VMs a resolver; for WireGuard it overrides the file's. The queries go the way
-    /// of all the zone's traffic: into the tunnel, or nowhere.
+    /// `dhcp.dns`: the DNS servers the DHCP server offers (option 6), in order. Empty, and
+    /// `dns6` too: those of the wg-quick file's `DNS` line (a tun uplink has none). The only
+    /// way to give a tun zone's VMs a resolver; for WireGuard it overrides the file's. The
+    /// queries go the way of all the zone's traffic: into the tunnel, or nowhere.
     pub dns: Vec<Ipv4Addr>,
+    /// `dhcp.dns`'s IPv6 servers, in order: the gateway's router advertisements name them
+    /// (RDNSS, RFC 8106), as DHCP option 6 names the IPv4 ones. Empty, and `dns` too: the
+    /// wg-quick file's IPv6 ones (the list, of either family, replaces the tunnel's whole).
+    pub dns6: Vec<Ipv6Addr>,
 }
 
 /// A validated dynamic range: in order, IPv4, at most `l3::dhcp::MAX_RANGE` addresses.
@@ -58,40 +63,54 @@ pub(crate) fn zone(
     dhcp: Option<&RawDhcp>,
 ) -> Services {
     let nat = nat.is_some_and(|n| *n.get_ref());
-    let dns = dhcp.and_then(|d| d.dns.as_ref()).map_or_else(Vec::new, |d| dns(text, r, d));
-    Services { nat, dhcp: dhcp.and_then(|d| range(text, r, &d.range)), dns }
+    let (dns, dns6) = dhcp.and_then(|d| d.dns.as_ref()).map_or_else(Default::default, |d| dns(text, r, d));
+    Services { nat, dhcp: dhcp.and_then(|d| range(text, r, &d.range)), dns, dns6 }
 }
 
-/// `dhcp.dns`: at most [`l3::dhcp::MAX_DNS`] unicast IPv4 addresses, none twice. (That none is the
-/// zone's gateway, which answers no DNS, is checked with the zone: [`in_subnets`].)
-fn dns(text: &str, r: &mut Report, raw: &Spanned<Vec<Spanned<String>>>) -> Vec<Ipv4Addr> {
+/// `dhcp.dns`: at most [`l3::dhcp::MAX_DNS`] unicast addresses in all, IPv4 or IPv6, none
+/// twice. (That none is the zone's gateway, which answers no DNS, and that IPv6 ones have a
+/// `subnet6` to be advertised in, is checked with the zone: [`in_subnets`].)
+fn dns(text: &str, r: &mut Report, raw: &Spanned<Vec<Spanned<String>>>) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
     if raw.get_ref().len() > l3::dhcp::MAX_DNS {
         let msg = format!("dhcp dns lists {} servers; at most {}", raw.get_ref().len(), l3::dhcp::MAX_DNS);
         r.error(Pos::of_span(text, &raw.span()), msg, "keep the two or three the VMs should ask");
-        return Vec::new();
+        return (v4, v6);
     }
-    let mut out = Vec::new();
     for v in raw.get_ref() {
-        let Some(ip) = ipv4(text, r, v, "DHCP dns") else { continue };
-        let why = if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-            Some("is not a unicast address")
-        } else if ip.is_loopback() {
-            Some("is a loopback address: each VM would ask itself")
-        } else if out.contains(&ip) {
-            Some("is listed twice")
-        } else {
-            None
+        let Some(ip) = dns_ip(text, r, v) else { continue };
+        let why = match ip {
+            IpAddr::V4(ip) => {
+                l3::dhcp::dns_server_problem(ip).or(v4.contains(&ip).then_some("is listed twice"))
+            }
+            IpAddr::V6(ip) => {
+                l3::nd::dns_server_problem(ip).or(v6.contains(&ip).then_some("is listed twice"))
+            }
         };
-        match why {
-            Some(why) => r.error(
+        match (why, ip) {
+            (Some(why), _) => r.error(
                 Pos::of_span(text, &v.span()),
                 format!("DHCP dns {ip} {why}"),
-                "list the DNS servers reachable through the tunnel, e.g. dns = [\"10.0.0.53\"]",
+                "list the DNS servers reachable through the tunnel, e.g. dns = [\"10.0.0.53\", \"2001:db8::53\"]",
             ),
-            None => out.push(ip),
+            (None, IpAddr::V4(ip)) => v4.push(ip),
+            (None, IpAddr::V6(ip)) => v6.push(ip),
         }
     }
-    out
+    (v4, v6)
+}
+
+/// A `dhcp.dns` entry: an IPv4 address (DHCP option 6) or an IPv6 one (the RAs' RDNSS).
+fn dns_ip(text: &str, r: &mut Report, v: &Spanned<String>) -> Option<IpAddr> {
+    let parsed = v.get_ref().parse::<IpAddr>();
+    if parsed.is_err() {
+        r.error(
+            Pos::of_span(text, &v.span()),
+            format!("DHCP dns: \"{}\" is not an IPv4 or IPv6 address", v.get_ref().escape_debug()),
+            "write an address, like \"198.18.0.53\" or \"2001:db8::53\" (a name would need DNS itself)",
+        );
+    }
+    parsed.ok()
 }
 
 fn range(text: &str, r: &mut Report, raw: &Spanned<Vec<Spanned<String>>>) -> Option<DhcpRange> {
@@ -153,18 +172,30 @@ fn vpn_subnet(z: &Zone) -> Option<gateway::Prefix> {
     z.uplink.as_ref()?.vpn.as_ref()?.subnet.parse().ok()
 }
 
-/// The gateway runs no DNS server: a zone whose `dhcp.dns` names it would resolve nothing.
-fn dns_not_gateway(text: &str, r: &mut Report, rd: &RawDhcp, z: &Zone) {
-    let Some(gw) = z.uplink.as_ref().and_then(|u| u.vpn.as_ref()).and_then(|v| v.gateway.parse().ok()) else {
-        return;
-    };
+/// The gateway runs no DNS server: a zone whose `dhcp.dns` names it (by its IPv4 `gateway`
+/// or its IPv6 `gateway6`) would resolve nothing. And IPv6 servers reach the VMs only in the
+/// router advertisements of a zone with `subnet6`: without one, they would be dropped silently.
+fn dns_in_zone(text: &str, r: &mut Report, rd: &RawDhcp, z: &Zone) {
+    let Some(vpn) = z.uplink.as_ref().and_then(|u| u.vpn.as_ref()) else { return };
+    let gw4 = vpn.gateway.parse::<Ipv4Addr>().ok().map(IpAddr::from);
+    let gw6 = vpn.v6.as_ref().and_then(|(_, g)| g.parse::<Ipv6Addr>().ok()).map(IpAddr::from);
     let raw = rd.dns.as_ref().map_or(&[][..], |d| d.get_ref().as_slice());
-    for v in raw.iter().filter(|v| v.get_ref().parse::<Ipv4Addr>() == Ok(gw)) {
-        r.error(
-            Pos::of_span(text, &v.span()),
-            format!("DHCP dns {gw} is the zone's gateway, which answers no DNS"),
-            "name the resolver behind the tunnel (the VPN's DNS server)",
-        );
+    for v in raw {
+        let Ok(ip) = v.get_ref().parse::<IpAddr>() else { continue };
+        let at = Pos::of_span(text, &v.span());
+        if Some(ip) == gw4 || Some(ip) == gw6 {
+            r.error(
+                at,
+                format!("DHCP dns {ip} is the zone's gateway, which answers no DNS"),
+                "name the resolver behind the tunnel (the VPN's DNS server)",
+            );
+        } else if ip.is_ipv6() && vpn.v6.is_none() {
+            r.error(
+                at,
+                format!("DHCP dns {ip} is IPv6, but zone {} has no subnet6 whose router advertisements would name it", z.name),
+                "give the zone subnet6 and gateway6, or list only IPv4 servers",
+            );
+        }
     }
 }
 
@@ -185,7 +216,7 @@ pub(crate) fn in_subnets(
             r.error(Pos::of_span(text, &n.span()), "nat needs a VPN uplink to translate to", fix);
         }
         let (Some(rd), Some(range)) = (rz.dhcp.as_ref(), z.services.dhcp) else { continue };
-        dns_not_gateway(text, r, rd, z);
+        dns_in_zone(text, r, rd, z);
         let at = Pos::of_span(text, &rd.range.span());
         match subnet {
             None if !has_vpn => r.error(

@@ -296,7 +296,10 @@ fn nat_and_dhcp_reach_the_model() {
 #[test]
 fn defaults_are_routed_without_dhcp() {
     let m = zones::parse(&zone("nat = false"), "z.toml").unwrap();
-    assert_eq!(m.zones[0].services, zones::services::Services { nat: false, dhcp: None, dns: vec![] });
+    assert_eq!(
+        m.zones[0].services,
+        zones::services::Services { nat: false, dhcp: None, dns: vec![], dns6: vec![] }
+    );
     let m = zones::parse(&zone(""), "z.toml").unwrap();
     assert_eq!(m.zones[0].services, zones::services::Services::default());
 }
@@ -340,8 +343,11 @@ fn dhcp_dns_servers_are_checked_and_reach_the_port_options() {
     let dhcp = |dns: &str| {
         zone(&format!("dhcp = {{ range = [\"198.18.0.100\", \"198.18.0.199\"], dns = [{dns}] }}"))
     };
-    one(&dhcp("\"ns1\""), "z.toml:3:59: DHCP dns: \"ns1\" is not an IPv4 address");
-    one(&dhcp("\"fd00::53\""), "z.toml:3:59: DHCP dns: \"fd00::53\" is not an IPv4 address");
+    one(&dhcp("\"ns1\""), "z.toml:3:59: DHCP dns: \"ns1\" is not an IPv4 or IPv6 address");
+    one(
+        &dhcp("\"fd00::53\""),
+        "z.toml:3:59: DHCP dns fd00::53 is IPv6, but zone intranet has no subnet6 whose router advertisements",
+    );
     one(&dhcp("\"255.255.255.255\""), "z.toml:3:59: DHCP dns 255.255.255.255 is not a unicast address");
     one(&dhcp("\"224.0.0.251\""), "z.toml:3:59: DHCP dns 224.0.0.251 is not a unicast address");
     one(&dhcp("\"127.0.0.53\""), "z.toml:3:59: DHCP dns 127.0.0.53 is a loopback address");
@@ -356,6 +362,58 @@ fn dhcp_dns_servers_are_checked_and_reach_the_port_options() {
         &zone("dhcp = { range = [\"198.18.0.100\", \"198.18.0.199\"], dns = \"198.18.60.53\" }"),
         "z.toml:3:",
     );
+}
+
+/// IPv6 servers in `dhcp.dns` (the gateway's RAs name them, RFC 8106 RDNSS): same list, same
+/// limit, same rules as IPv4 where they apply, plus: not link-local, not the zone's `gateway6`,
+/// and only in a zone with `subnet6`.
+#[test]
+fn dhcp_dns_takes_ipv6_servers_for_the_router_advertisements() {
+    let v6 = "subnet6 = \"2001:db8:50::/64\"\ngateway6 = \"2001:db8:50::1\"\n";
+    let dhcp = |dns: &str| {
+        format!(
+            "[[zone]]\nname = \"intranet\"\ndhcp = {{ range = [\"198.18.0.100\", \"198.18.0.199\"], dns = [{dns}] }}\n{v6}{VPN_KEYS}"
+        )
+    };
+    let m = zones::parse(&dhcp("\"2001:db8:60::53\", \"198.18.60.53\", \"fd00::53\""), "z.toml").unwrap();
+    let s = &m.zones[0].services;
+    assert_eq!(s.dns, [Ipv4Addr::new(198, 18, 60, 53)]);
+    assert_eq!(
+        s.dns6,
+        ["2001:db8:60::53".parse::<std::net::Ipv6Addr>().unwrap(), "fd00::53".parse().unwrap()]
+    );
+    let d = zones::desired::desired(&m);
+    let opts = &d[0].uplink.as_ref().unwrap().options;
+    assert_eq!(opts["dhcp_dns"], "198.18.60.53,2001:db8:60::53,fd00::53", "IPv4 first, then IPv6");
+    let only6 = zones::parse(&dhcp("\"2001:db8:60::53\""), "z.toml").unwrap();
+    assert!(
+        only6.zones[0].services.dns.is_empty(),
+        "IPv6 only: no IPv4 DNS by DHCP (the list replaces the tunnel's whole)"
+    );
+    assert_eq!(
+        zones::desired::desired(&only6)[0].uplink.as_ref().unwrap().options["dhcp_dns"],
+        "2001:db8:60::53"
+    );
+
+    one(&dhcp("\"fe80::53\""), "z.toml:3:59: DHCP dns fe80::53 is link-local");
+    one(&dhcp("\"::1\""), "z.toml:3:59: DHCP dns ::1 is a loopback address");
+    one(&dhcp("\"ff02::fb\""), "z.toml:3:59: DHCP dns ff02::fb is not a unicast address");
+    one(&dhcp("\"::\""), "z.toml:3:59: DHCP dns :: is not a unicast address");
+    one(
+        &dhcp("\"::ffff:198.18.60.53\""),
+        "z.toml:3:59: DHCP dns ::ffff:198.18.60.53 is an IPv4-mapped address",
+    );
+    one(&dhcp("\"fd00::53\", \"fd00:0::53\""), "z.toml:3:71: DHCP dns fd00::53 is listed twice");
+    one(
+        &dhcp("\"2001:db8:50:0::1\""),
+        "z.toml:3:59: DHCP dns 2001:db8:50::1 is the zone's gateway, which answers no DNS",
+    );
+    one(&dhcp("\"198.18.0.1\""), "z.toml:3:59: DHCP dns 198.18.0.1 is the zone's gateway");
+    one(&dhcp("\"2001:db8::zz\""), "z.toml:3:59: DHCP dns: \"2001:db8::zz\" is not an IPv4 or IPv6 address");
+    let nine: Vec<String> = (1..=9)
+        .map(|i| format!("\"{}\"", if i % 2 == 0 { format!("fd00::{i}") } else { format!("198.18.60.{i}") }))
+        .collect();
+    one(&dhcp(&nine.join(", ")), "z.toml:3:58: dhcp dns lists 9 servers; at most 8");
 }
 
 #[test]

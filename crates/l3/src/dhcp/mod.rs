@@ -38,6 +38,18 @@ pub const OFFER_HOLD_SECS: u64 = 60;
 /// How long a declined address (RFC 2131 §3.1.5: someone else uses it) is not offered.
 pub const DECLINE_HOLD_SECS: u64 = 600;
 
+/// Why `ip` cannot be a DNS server a zone's VMs ask, if it cannot: the rule the zones file and
+/// the daemon's options share (IPv6's is [`crate::nd::dns_server_problem`]).
+pub fn dns_server_problem(ip: Ipv4Addr) -> Option<&'static str> {
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+        Some("is not a unicast address")
+    } else if ip.is_loopback() {
+        Some("is a loopback address: each VM would ask itself")
+    } else {
+        None
+    }
+}
+
 /// A zone's DHCP settings, from the zones file and the VPN's wg-quick file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DhcpConfig {

@@ -1,7 +1,7 @@
 //! A VPN gateway port's Interface `options`, checked whole: a bad one refuses the port with
 //! a message naming the option (in the Interface's `error` column).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use gateway::Prefix;
 
@@ -30,15 +30,14 @@ pub(super) fn vpn_of(options: &[(String, String)]) -> Result<VpnOptions, String>
         Some("true") => true,
         Some(v) => return Err(format!("options:nat {v:?} must be true or false")),
     };
+    let v6 = vpn_v6(opt("subnet6"), opt("gateway6"), nat)?;
     let dhcp = match opt("dhcp_range") {
         None => None,
-        Some(r) => Some(DhcpOptions {
-            range: dhcp_range(r)?,
-            statics: dhcp_statics(opt("dhcp_static"))?,
-            dns: dhcp_dns(opt("dhcp_dns"), gateway)?,
-        }),
+        Some(r) => {
+            let (dns, dns6) = dhcp_dns(opt("dhcp_dns"), gateway, v6)?;
+            Some(DhcpOptions { range: dhcp_range(r)?, statics: dhcp_statics(opt("dhcp_static"))?, dns, dns6 })
+        }
     };
-    let v6 = vpn_v6(opt("subnet6"), opt("gateway6"), nat)?;
     Ok(VpnOptions { uplink, subnet, gateway, v6, nat, dhcp })
 }
 
@@ -89,10 +88,15 @@ fn dhcp_range(r: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
     Ok((first, last))
 }
 
-/// `IP,IP`: the DNS servers the DHCP server offers (the zones file's `dhcp.dns`); empty or
-/// absent: the tunnel's (wg-quick's DNS line). Unicast, not loopback, not the gateway (which
-/// answers no DNS), at most `l3::dhcp::MAX_DNS` — the rules the zones file states.
-fn dhcp_dns(s: Option<&str>, gateway: Ipv4Addr) -> Result<Vec<Ipv4Addr>, String> {
+/// `IP,IP`: the DNS servers the zone offers (the zones file's `dhcp.dns`), IPv4 ones by DHCP,
+/// IPv6 ones in the RAs (RDNSS); empty or absent: the tunnel's (wg-quick's DNS line). At most
+/// `l3::dhcp::MAX_DNS` in all; unicast, not loopback, not the gateway (which answers no DNS);
+/// IPv6 ones not link-local and only with `v6` — the rules the zones file states.
+fn dhcp_dns(
+    s: Option<&str>,
+    gateway: Ipv4Addr,
+    v6: Option<gateway::GatewayV6>,
+) -> Result<(Vec<Ipv4Addr>, Vec<Ipv6Addr>), String> {
     let entries: Vec<&str> = s.unwrap_or("").split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
     if entries.len() > l3::dhcp::MAX_DNS {
         return Err(format!(
@@ -101,19 +105,41 @@ fn dhcp_dns(s: Option<&str>, gateway: Ipv4Addr) -> Result<Vec<Ipv4Addr>, String>
             l3::dhcp::MAX_DNS
         ));
     }
-    let mut out: Vec<Ipv4Addr> = Vec::new();
+    let (mut v4, mut v6s): (Vec<Ipv4Addr>, Vec<Ipv6Addr>) = (Vec::new(), Vec::new());
     for e in entries {
-        let ip: Ipv4Addr =
-            e.parse().map_err(|_| format!("options:dhcp_dns entry {e:?} must be an IPv4 address"))?;
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() || ip == gateway
-        {
-            return Err(format!("options:dhcp_dns {ip} is not a DNS server the zone can reach"));
-        }
-        if !out.contains(&ip) {
-            out.push(ip);
+        let ip: IpAddr =
+            e.parse().map_err(|_| format!("options:dhcp_dns entry {e:?} must be an IPv4 or IPv6 address"))?;
+        let unreachable = || format!("options:dhcp_dns {ip} is not a DNS server the zone can reach");
+        match ip {
+            IpAddr::V4(ip) => {
+                if ip.is_unspecified()
+                    || ip.is_broadcast()
+                    || ip.is_multicast()
+                    || ip.is_loopback()
+                    || ip == gateway
+                {
+                    return Err(unreachable());
+                }
+                if !v4.contains(&ip) {
+                    v4.push(ip);
+                }
+            }
+            IpAddr::V6(ip) => {
+                let Some(zone6) = v6 else {
+                    return Err(format!(
+                        "options:dhcp_dns {ip} is IPv6, but there is no options:subnet6 to advertise it in"
+                    ));
+                };
+                if l3::nd::dns_server_problem(ip).is_some() || ip == zone6.ip {
+                    return Err(unreachable());
+                }
+                if !v6s.contains(&ip) {
+                    v6s.push(ip);
+                }
+            }
         }
     }
-    Ok(out)
+    Ok((v4, v6s))
 }
 
 /// `MAC=IP,MAC=IP`; empty or absent: none.
@@ -179,12 +205,33 @@ mod tests {
         assert!(dhcp("").unwrap().is_empty(), "empty: the tunnel's own");
         let without = [&GOOD[..3], &[("dhcp_range", "198.18.0.100-198.18.0.110")]].concat();
         assert!(vpn_of(&o(&without)).unwrap().dhcp.unwrap().dns.is_empty());
-        assert!(dhcp("ns1").unwrap_err().contains("\"ns1\" must be an IPv4 address"));
+        assert!(dhcp("ns1").unwrap_err().contains("\"ns1\" must be an IPv4 or IPv6 address"));
         for bad in ["198.18.0.1", "127.0.0.53", "0.0.0.0", "224.0.0.1", "255.255.255.255"] {
             assert!(dhcp(bad).unwrap_err().contains("not a DNS server the zone can reach"), "{bad}");
         }
         let nine: Vec<String> = (1..=9).map(|i| format!("198.18.60.{i}")).collect();
         assert!(dhcp(&nine.join(",")).unwrap_err().contains("at most 8"));
+    }
+
+    /// IPv6 entries of `options:dhcp_dns` go to the RAs (`dns6`), IPv4 ones to DHCP; the list
+    /// limit covers both; an IPv6 server needs `subnet6` and may not be the gateway's address.
+    #[test]
+    fn dhcp_dns_ipv6_servers_are_for_the_router_advertisements() {
+        let dhcp = |v6: bool, dns: &str| {
+            let zone = if v6 { &GOOD[..] } else { &GOOD[..3] };
+            let base = [zone, &[("dhcp_range", "198.18.0.100-198.18.0.110"), ("dhcp_dns", dns)]].concat();
+            vpn_of(&o(&base)).map(|v| v.dhcp.map(|d| (d.dns, d.dns6)).unwrap())
+        };
+        let six: Ipv6Addr = "2001:db8:60::53".parse().unwrap();
+        let (v4, v6) = dhcp(true, "198.18.60.53, 2001:db8:60::53,2001:db8:60:0::53").unwrap();
+        assert_eq!((v4, v6), (vec![Ipv4Addr::new(198, 18, 60, 53)], vec![six]));
+        assert!(dhcp(false, "2001:db8:60::53").unwrap_err().contains("no options:subnet6"));
+        for bad in ["2001:db8:50::1", "fe80::53", "::1", "ff02::1", "::", "::ffff:198.18.60.53"] {
+            assert!(dhcp(true, bad).unwrap_err().contains("not a DNS server the zone can reach"), "{bad}");
+        }
+        let nine: Vec<String> = (1..=9).map(|i| format!("2001:db8:60::{i}")).collect();
+        assert!(dhcp(true, &nine.join(",")).unwrap_err().contains("at most 8"));
+        assert!(dhcp(true, "198.18.60.53").unwrap().1.is_empty(), "an IPv4-only list parses as before");
     }
 
     #[test]

@@ -62,7 +62,8 @@ pub fn open(name: &str, opts: &VpnOptions, state_dir: Option<&Path>) -> Result<V
 }
 
 /// What the tunnel tells the gateway: where it routes, its MTU, the address NAT translates
-/// to, the DNS servers the zone's DHCP offers; `source` names it in errors.
+/// to, its DNS servers (wg-quick's `DNS` line: IPv4 for the zone's DHCP, IPv6 for its RAs);
+/// `source` names it in errors.
 struct TunnelFacts {
     source: String,
     allowed: Vec<Prefix>,
@@ -71,7 +72,7 @@ struct TunnelFacts {
     /// The NAT address follows a device (a tun): without one now, the port opens anyway and
     /// the zone's packets wait for it (`nat-no-address`).
     nat_follows_device: bool,
-    dns: Vec<Ipv4Addr>,
+    dns: Vec<IpAddr>,
 }
 
 /// The built-in WireGuard: the wg-quick file (refusing a readable key), the peer resolved,
@@ -115,7 +116,7 @@ fn open_wireguard(
         mtu: conf.interface.mtu.unwrap_or(gateway::DEFAULT_TUNNEL_MTU),
         nat_address: conf.interface.addresses.iter().find_map(|p| ipv4(p.addr())),
         nat_follows_device: false,
-        dns: conf.interface.dns.iter().copied().filter_map(ipv4).collect(),
+        dns: conf.interface.dns.clone(),
     };
     let (gw, leases) = gateway(name, opts, facts, state_dir)?;
     let port = VpnPort::new(name, WireGuard::new(tunn, sock, endpoint), gw).map_err(io("epoll/timerfd"))?;
@@ -184,6 +185,11 @@ fn gateway(
         v6: opts.v6,
     };
     let mut gw = Gateway::new(spec);
+    let zone_dns = opts.dhcp.as_ref().map_or((&[][..], &[][..]), |d| (&d.dns[..], &d.dns6[..]));
+    let (dns, dns6) = offered_dns(zone_dns, &facts.dns);
+    if opts.v6.is_some() {
+        gw = advertise_dns(gw, name, &facts.source, &dns6);
+    }
     if opts.nat {
         let public = match facts.nat_address {
             Some(a) => a,
@@ -194,8 +200,7 @@ fn gateway(
         gw = gw.with_nat(Nat::new(NatConfig::new(public)));
     }
     let Some(d) = &opts.dhcp else { return Ok((gw, None)) };
-    let mut server = dhcp_server(opts, d, offered_dns(&d.dns, facts.dns), facts.mtu)
-        .map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
+    let mut server = dhcp_server(opts, d, dns, facts.mtu).map_err(|e| VpnOpenError::Dhcp(e, name.into()))?;
     let leases = state_dir.map(|dir| dir.join(format!("dhcp-{name}.leases")));
     if let Some(text) = leases.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
         let now =
@@ -229,14 +234,29 @@ fn dhcp_server(
     })
 }
 
-/// The DNS servers the zone's DHCP offers: the zones file's `dhcp.dns` (`options:dhcp_dns`)
-/// if it names any, else the tunnel's own (wg-quick's `DNS` line; a tun has none).
-fn offered_dns(zone: &[Ipv4Addr], tunnel: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
-    if zone.is_empty() {
-        tunnel
-    } else {
-        zone.to_vec()
+/// The gateway whose RAs name `dns6` (RDNSS); says so when it had to leave some out.
+fn advertise_dns(gw: Gateway, name: &str, source: &str, dns6: &[Ipv6Addr]) -> Gateway {
+    let gw = gw.with_dns6(dns6);
+    if gw.dns6().len() < dns6.len() {
+        let (sent, max) = (gw.dns6(), l3::nd::MAX_RDNSS);
+        warn!(port = name, "{source}: of the IPv6 DNS servers {dns6:?} the RAs name {sent:?} (none link-local, at most {max})");
     }
+    gw
+}
+
+/// The DNS servers the zone offers, (IPv4 for DHCP, IPv6 for the RAs): the zones file's
+/// `dhcp.dns` (`options:dhcp_dns`) if it names any, of either family, else the tunnel's own
+/// (wg-quick's `DNS` line; a tun has none). One list replaces the other whole: a zones file
+/// that names only an IPv4 resolver does not get the office's IPv6 one mixed in.
+fn offered_dns(zone: (&[Ipv4Addr], &[Ipv6Addr]), tunnel: &[IpAddr]) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    if !zone.0.is_empty() || !zone.1.is_empty() {
+        return (zone.0.to_vec(), zone.1.to_vec());
+    }
+    let v6 = tunnel.iter().filter_map(|a| match a {
+        IpAddr::V6(a) => Some(*a),
+        IpAddr::V4(_) => None,
+    });
+    (tunnel.iter().copied().filter_map(ipv4).collect(), v6.collect())
 }
 
 /// An hour, dnsmasq's default.
@@ -266,9 +286,13 @@ mod tests {
     #[test]
     fn the_zones_dns_overrides_the_tunnels() {
         let (zone, wg) = (Ipv4Addr::new(198, 18, 60, 53), Ipv4Addr::new(198, 18, 61, 53));
-        assert_eq!(offered_dns(&[zone], vec![wg]), [zone], "the zones file's wins");
-        assert_eq!(offered_dns(&[], vec![wg]), [wg], "else wg-quick's DNS line");
-        assert!(offered_dns(&[], vec![]).is_empty(), "a tun zone without dhcp.dns offers none");
+        let (zone6, wg6): (Ipv6Addr, Ipv6Addr) =
+            ("2001:db8:60::53".parse().unwrap(), "fd00::53".parse().unwrap());
+        let tunnel = [wg.into(), wg6.into()];
+        assert_eq!(offered_dns((&[zone], &[]), &tunnel), (vec![zone], vec![]), "the zones file's wins whole");
+        assert_eq!(offered_dns((&[], &[zone6]), &tunnel), (vec![], vec![zone6]), "in either family");
+        assert_eq!(offered_dns((&[], &[]), &tunnel), (vec![wg], vec![wg6]), "else wg-quick's DNS line");
+        assert_eq!(offered_dns((&[], &[]), &[]), (vec![], vec![]), "a tun zone without dhcp.dns offers none");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub const ZONE6: &str = "2001:db8:50::/64";
 pub const GATEWAY6: &str = "2001:db8:50::1";
 pub const OFFICE_LAN6: &str = "2001:db8:60::/64";
 pub const OFFICE_HOST6: &str = "2001:db8:60::10";
+/// The office's IPv6 DNS server, as the wg-quick file's `DNS` line names it (nothing answers
+/// on it: the tests read what the gateway's RAs tell the VM).
+pub const OFFICE_DNS6: &str = "2001:db8:60::53";
 /// The WAN link's /30 in the root namespace (the only addresses this test puts there): one per
 /// test and process, from 198.19.128.0/17, so parallel tests and runs do not share a route.
 pub fn wan_addresses() -> (String, String) {

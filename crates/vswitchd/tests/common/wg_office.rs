@@ -125,7 +125,7 @@ pub fn setup_with(address: &str) -> Setup {
     let listen_port = free_udp_port();
     let ours = format!(
         "[Interface]\nPrivateKey = {our_priv}\nAddress = {address}/32, 2001:db8:50::2/128\n\
-         ListenPort = {listen_port}\nDNS = 198.18.60.53\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
+         ListenPort = {listen_port}\nDNS = 198.18.60.53, {OFFICE_DNS6}\nMTU = 1420\n\n[Peer]\nPublicKey = {office_pub}\n\
          Endpoint = {}:{OFFICE_PORT}\nAllowedIPs = 198.18.60.0/24, {OFFICE_LAN6}\nPersistentKeepalive = 25\n",
         office.office_wan
     );
