@@ -53,19 +53,16 @@ fn accepted(model: &zones::Model) {
 
 /// rvswitchd's view of the applied database: every VPN zone's gateway port is taken (its
 /// options parse) and carries the zone's DNS servers, in order, each family in its place.
-/// Zones whose bridge or port name rvswitchd's `check_ifname` refuses are left out: that is
-/// the known disagreement with `netdev::IfName` on non-ASCII names (DESIGN.md), which
-/// rejects the whole bridge and would hide what this checks.
+/// A name the zones file accepted must be one rvswitchd takes too (both use `netdev::IfName`).
 fn daemon_takes(model: &zones::Model, db: &std::sync::Arc<ovsdb::Database>) {
     let snapshot = vswitchd::db::Snapshot::read(&db.session()).expect("rvswitchd reads the database");
     let plan = vswitchd::db::plan(&snapshot);
-    let named = |n: &str| vswitchd::config::check_ifname(n).is_ok();
+    let taken = |n: &str| assert!(vswitchd::config::check_ifname(n).is_ok(), "zones accepted {n:?}; rvswitchd refuses it");
     for d in zones::desired::desired(model) {
         let zone = model.zones.iter().find(|z| z.name == d.zone).expect("a desired zone is a zone");
-        let Some(up) = d.uplink.filter(|u| u.kind == "rvswitch-vpn" && named(&u.nic)) else { continue };
-        if !named(&d.bridge) {
-            continue;
-        }
+        taken(&d.bridge);
+        let Some(up) = d.uplink.filter(|u| u.kind == "rvswitch-vpn") else { continue };
+        taken(&up.nic);
         let port = plan.desired.ports().find(|(_, p)| p.name == up.nic).map(|(_, p)| p);
         let Some(vpn) = port.and_then(|p| p.vpn.as_ref()) else {
             panic!("rvswitchd does not take VPN port {}: {:?}", up.nic, plan.rejected)

@@ -15,8 +15,12 @@ pub struct IfName {
 }
 
 impl IfName {
-    /// Validates `name` with the kernel's own rules (`dev_valid_name`): 1..=15 bytes, not `.` or
-    /// `..`, no `/`, `:`, NUL or whitespace.
+    /// Validates `name` with the kernel's own rules (`dev_valid_name`: 1..=15 bytes, not `.` or
+    /// `..`, no `/`, `:`, NUL or whitespace), and one of ours on top: printable ASCII only. The
+    /// kernel takes any other byte, but a name with control characters or a non-ASCII look-alike
+    /// (a Cyrillic `е` in `eth0`) is one no log, `rvsctl show` or libvirt XML shows faithfully.
+    /// This is the one interface-name rule: the config file, the database plan and the zones
+    /// file all use it, so what one accepts the others do too.
     pub fn new(name: &str) -> Result<IfName, NetdevError> {
         let invalid =
             |reason: &'static str| NetdevError::InvalidName { name: name.escape_debug().to_string(), reason };
@@ -38,6 +42,9 @@ impl IfName {
         }
         if name.chars().any(char::is_whitespace) {
             return Err(invalid("contains whitespace"));
+        }
+        if !raw.iter().all(u8::is_ascii_graphic) {
+            return Err(invalid("contains a control or non-ASCII character"));
         }
         let mut bytes = [0u8; MAX_NAME_LEN];
         bytes[..raw.len()].copy_from_slice(raw);
@@ -64,9 +71,23 @@ mod tests {
 
     #[test]
     fn rejects_bad_names_without_panicking() {
-        for bad in
-            ["", "abcdefghijklmnop", "a/b", "a:b", "a\0b", "a b", "a\tb", "a\n", ".", "..", "ééééééééé"]
-        {
+        for bad in [
+            "",
+            "abcdefghijklmnop",
+            "a/b",
+            "a:b",
+            "a\0b",
+            "a b",
+            "a\tb",
+            "a\n",
+            ".",
+            "..",
+            "ééééééééé",
+            "bré-a",
+            "\u{435}th0",
+            "a\u{7}",
+            "a\u{7f}",
+        ] {
             let err = IfName::new(bad).unwrap_err();
             assert!(matches!(err, NetdevError::InvalidName { .. }), "{bad:?}: {err}");
             assert!(err.to_string().contains("invalid network device name"));

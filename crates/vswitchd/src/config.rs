@@ -197,20 +197,14 @@ pub fn parse(text: &str, file: &str) -> Result<DesiredState, ConfigError> {
     Ok(DesiredState { bridges })
 }
 
-/// Linux interface names: 1..=15 bytes, no '/', ':', whitespace or NUL.
+/// Whether `name` can name a bridge or port: `netdev::IfName`'s rule (the one owner), with its
+/// reason when not.
 pub fn check_ifname(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > 15 {
-        return Err("must be 1 to 15 bytes (a Linux interface name)");
+    match netdev::IfName::new(name) {
+        Ok(_) => Ok(()),
+        Err(netdev::NetdevError::InvalidName { reason, .. }) => Err(reason),
+        Err(_) => Err("not a Linux interface name"),
     }
-    if name == "."
-        || name == ".."
-        || name
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0 || !b.is_ascii_graphic())
-    {
-        return Err("may not contain '/', ':', whitespace or control characters");
-    }
-    Ok(())
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -287,7 +287,7 @@ impl Checker<'_> {
             self.r.error(
                 pos,
                 format!("{source} is not a valid interface name: {e}"),
-                "use 1-15 bytes without '/', ':', NUL or whitespace",
+                "use 1-15 printable ASCII bytes without '/', ':' or spaces",
             );
         }
     }

@@ -83,6 +83,11 @@ fn long_bridge_name_is_refused_with_a_suggestion_never_truncated() {
 #[test]
 fn bridge_name_must_be_an_interface_name() {
     one("[[zone]]\nname = \"a\"\nbridge = \"br a\"\n", "z.toml:3:10: bridge is not a valid interface name");
+    // The kernel would take it, rvswitchd would not (netdev::IfName is both sides' rule): the
+    // zones file refuses it first, instead of a plan the daemon then rejects.
+    let e = errs("[[zone]]\nname = \"a\"\nbridge = \"bré-a\"\n");
+    assert!(e[0].starts_with("z.toml:3:10: bridge is not a valid interface name"), "{}", e[0]);
+    assert!(e[0].contains("non-ASCII"), "{}", e[0]);
 }
 
 #[test]
