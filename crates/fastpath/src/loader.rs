@@ -38,7 +38,8 @@ impl TcLink {
     /// Takes the program off the device. Closing the last fd of a link detaches it there and
     /// then (an RCU grace period under the RTNL lock: serial, ~15 ms each here); a pinned link
     /// loses its fd first and then its pin, and the kernel detaches it from a work queue, so
-    /// this returns at once.
+    /// this returns at once — unless a clean stop unlinked the pins first (`vswitchd::unpin`),
+    /// when the fd is the last reference and the close is the serial kind (1000: 16.5 s).
     fn detach(self) {
         if let Hold::Pinned(link, path) = self.link {
             drop(link);
@@ -335,9 +336,9 @@ impl Drop for FastPath {
     }
 }
 
-/// Detaches links, from several threads when there are many. Owned links still detach one at
-/// a time (the kernel serialises them on the RTNL lock: 1000 took 14–17 s here), pinned ones
-/// return at once. The calling thread works too, so every link is detached even if no thread
+/// Detaches links, from several threads when there are many. Owned links (and pinned ones whose
+/// pins a clean stop already unlinked) still detach one at a time (the kernel serialises them
+/// on the RTNL lock: 1000 took 14–17 s here), pinned ones return at once. The calling thread works too, so every link is detached even if no thread
 /// can be spawned.
 fn drop_links(links: Vec<TcLink>) {
     let threads = links.len().min(DETACHERS);
