@@ -57,7 +57,9 @@ fn accepted(model: &zones::Model) {
 fn daemon_takes(model: &zones::Model, db: &std::sync::Arc<ovsdb::Database>) {
     let snapshot = vswitchd::db::Snapshot::read(&db.session()).expect("rvswitchd reads the database");
     let plan = vswitchd::db::plan(&snapshot);
-    let taken = |n: &str| assert!(vswitchd::config::check_ifname(n).is_ok(), "zones accepted {n:?}; rvswitchd refuses it");
+    let taken = |n: &str| {
+        assert!(vswitchd::config::check_ifname(n).is_ok(), "zones accepted {n:?}; rvswitchd refuses it")
+    };
     for d in zones::desired::desired(model) {
         let zone = model.zones.iter().find(|z| z.name == d.zone).expect("a desired zone is a zone");
         taken(&d.bridge);
